@@ -1,0 +1,161 @@
+// swift-tools-version:6.0
+// The Pomerium access proxy in Swift. The package has no package dependencies: C libraries come
+// from Debian through the system-library targets at the top of the graph.
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny")
+]
+
+let package = Package(
+    name: "pomerium",
+    products: [
+        .executable(name: "pomerium", targets: ["pomerium"])
+    ],
+    targets: [
+        // MARK: C libraries from Debian
+
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CNghttp2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        // No pkgConfig: hiredis's .pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM drops with a warning.
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        // Linux headers that Glibc's module map leaves out: epoll, eventfd, timerfd, inotify, accept4.
+        .systemLibrary(name: "CLinux"),
+
+        // MARK: Foundation layers
+
+        .target(name: "PomeriumLogging", swiftSettings: swiftSettings),
+        .target(name: "PomeriumCore", dependencies: ["PomeriumLogging"], swiftSettings: swiftSettings),
+        .target(
+            name: "PomeriumCrypto",
+            dependencies: ["COpenSSL", "PomeriumCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PomeriumConfig",
+            dependencies: ["CYAML", "CLinux", "PomeriumCore", "PomeriumCrypto", "PomeriumLogging"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Network core
+
+        .target(name: "PomeriumHTTP", dependencies: ["PomeriumCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "PomeriumNet",
+            dependencies: ["CLinux", "PomeriumCore", "PomeriumCrypto", "PomeriumLogging"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PomeriumHTTPServer",
+            dependencies: ["PomeriumNet", "PomeriumHTTP", "PomeriumCore", "PomeriumLogging"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PomeriumHTTPClient",
+            dependencies: ["PomeriumNet", "PomeriumHTTP", "PomeriumCore", "PomeriumCrypto", "PomeriumLogging"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Sessions and stores
+
+        .target(
+            name: "PomeriumSessions",
+            dependencies: ["PomeriumCore", "PomeriumCrypto", "PomeriumHTTP", "PomeriumLogging"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PomeriumSessionsLMDB",
+            dependencies: ["CLMDB", "PomeriumSessions", "PomeriumCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PomeriumSessionsRedis",
+            dependencies: [
+                "CHiredis", "CLinux", "PomeriumSessions", "PomeriumCore", "PomeriumCrypto", "PomeriumLogging",
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: The executable
+
+        .executableTarget(
+            name: "pomerium",
+            dependencies: [
+                "PomeriumLogging", "PomeriumCore", "PomeriumConfig", "PomeriumCrypto",
+                "PomeriumHTTP", "PomeriumNet", "PomeriumHTTPServer", "PomeriumHTTPClient",
+                "PomeriumSessions", "PomeriumSessionsLMDB", "PomeriumSessionsRedis",
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests
+
+        .target(
+            name: "PomeriumTestSupport",
+            dependencies: ["PomeriumLogging", "PomeriumCore", "PomeriumSessions"],
+            path: "Tests/PomeriumTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SystemLibraryTests",
+            dependencies: ["COpenSSL", "CNghttp2", "CYAML", "CLMDB", "CHiredis", "CLinux"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "PomeriumLoggingTests", dependencies: ["PomeriumLogging"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PomeriumCoreTests",
+            dependencies: ["PomeriumCore", "PomeriumTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumCryptoTests",
+            dependencies: ["PomeriumCrypto", "PomeriumTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumConfigTests",
+            dependencies: ["PomeriumConfig", "PomeriumTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumHTTPTests",
+            dependencies: ["PomeriumHTTP", "PomeriumTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumNetTests",
+            dependencies: ["PomeriumNet", "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumSessionsTests",
+            dependencies: [
+                "PomeriumSessions", "PomeriumSessionsLMDB", "PomeriumSessionsRedis", "PomeriumTestSupport",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FixtureTests",
+            dependencies: ["PomeriumTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

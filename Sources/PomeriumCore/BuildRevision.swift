@@ -1,0 +1,2 @@
+// Overwritten by scripts/build-info.sh before release builds.
+let buildRevision = "unknown"

@@ -1,0 +1,40 @@
+import Glibc
+import Synchronization
+
+/// Wall-clock time as whole and fractional Unix seconds. Logic targets read time only through a
+/// `WallClock`, so tests can move it.
+public protocol WallClock: Sendable {
+    /// Seconds since the Unix epoch.
+    func now() -> Double
+}
+
+extension WallClock {
+    /// Whole seconds since the Unix epoch, as JWT `iat`/`exp` use.
+    public func unixSeconds() -> Int64 { Int64(now().rounded(.down)) }
+}
+
+/// The system's real-time clock.
+public struct SystemWallClock: WallClock {
+    public init() {}
+
+    public func now() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1_000_000_000
+    }
+}
+
+/// A clock that stands still until a test advances it.
+public final class ManualWallClock: WallClock {
+    private let current: Mutex<Double>
+
+    public init(now: Double = 1_700_000_000) { current = Mutex(now) }
+
+    public func now() -> Double { current.withLock { $0 } }
+
+    /// Moves the clock forward by `seconds`.
+    public func advance(by seconds: Double) { current.withLock { $0 += seconds } }
+
+    /// Sets the clock to `seconds` since the epoch.
+    public func set(_ seconds: Double) { current.withLock { $0 = seconds } }
+}

@@ -1,0 +1,2 @@
+// Placeholder until this target's issue lands; the helper that builds it deletes this file.
+enum PomeriumHTTPServerPlaceholder {}

@@ -1,0 +1,126 @@
+import Foundation
+import Glibc
+
+/// A server process started for one test. Its output goes to a log file that failure messages
+/// name. `stop()` ends it with SIGTERM, then SIGKILL after a grace period; `deinit` does the same
+/// so a test that throws still leaves no process behind.
+///
+/// The process is started with `posix_spawn` and an empty signal mask: a test runner's threads may
+/// block SIGTERM, and a child inherits that mask, so Foundation's `Process` left children deaf to it.
+public final class ManagedProcess: @unchecked Sendable {
+    // @unchecked: `exitStatus` and `reaped` are only touched under `lock`; the rest is immutable.
+    public let name: String
+    public let logFile: URL
+    public let processIdentifier: pid_t
+    private let lock = NSLock()
+    private var reaped = false
+    private var exitStatus: Int32 = 0
+
+    /// Starts `executable` with `arguments`. `environment` adds to the test's own environment.
+    public init(
+        name: String,
+        executable: URL,
+        arguments: [String],
+        environment: [String: String] = [:],
+        logDirectory: URL
+    ) throws {
+        self.name = name
+        self.logFile = logDirectory.appendingPathComponent("\(name).log")
+        let logDescriptor = open(logFile.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard logDescriptor >= 0 else { throw FixtureError("\(name): cannot create log file \(logFile.path)") }
+        defer { close(logDescriptor) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, logDescriptor, 1)
+        posix_spawn_file_actions_adddup2(&actions, logDescriptor, 2)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        var defaultSignals = sigset_t()
+        sigemptyset(&defaultSignals)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] {
+            sigaddset(&defaultSignals, signal)
+        }
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
+        // A process group of its own, so stop() also reaches the server's own children.
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(
+            &attributes,
+            Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)
+        )
+
+        let fullEnvironment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let argv = ([executable.path] + arguments).map { strdup($0) } + [nil]
+        let envp = fullEnvironment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv + envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable.path, &actions, &attributes, argv, envp)
+        guard result == 0 else {
+            throw FixtureError("\(name): cannot start \(executable.path): \(String(cString: strerror(result)))")
+        }
+        processIdentifier = pid
+    }
+
+    deinit { stop() }
+
+    /// Whether the process has not exited yet.
+    public var isRunning: Bool {
+        lock.withLock { !reapIfExited(blocking: false) }
+    }
+
+    /// The log file's text, for failure messages.
+    public var output: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
+    /// Waits until 127.0.0.1:`port` accepts connections, or fails with the process's output.
+    public func waitUntilListening(port: Int, timeoutSeconds: Double = 20) throws {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while Date() < deadline {
+            if LoopbackPort.isListening(port) { return }
+            if !isRunning {
+                let status = lock.withLock { exitStatus }
+                throw FixtureError("\(name) exited (wait status \(status)) before listening on \(port):\n\(output)")
+            }
+            usleep(50_000)
+        }
+        throw FixtureError("\(name) did not listen on 127.0.0.1:\(port) within \(timeoutSeconds) s:\n\(output)")
+    }
+
+    /// Sends `signal` to the process without waiting.
+    public func send(signal: Int32) {
+        if isRunning { kill(processIdentifier, signal) }
+    }
+
+    /// Ends the process group: SIGTERM, then SIGKILL after `graceSeconds`, and reaps the process.
+    public func stop(graceSeconds: Double = 5) {
+        guard isRunning else { return }
+        kill(-processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(graceSeconds)
+        while isRunning && Date() < deadline { usleep(10_000) }
+        if isRunning {
+            kill(-processIdentifier, SIGKILL)
+            lock.withLock { _ = reapIfExited(blocking: true) }
+        }
+    }
+
+    /// Reaps the child if it has exited; returns whether it has. Call under `lock`.
+    private func reapIfExited(blocking: Bool) -> Bool {
+        if reaped { return true }
+        var status: Int32 = 0
+        let result = waitpid(processIdentifier, &status, blocking ? 0 : WNOHANG)
+        if result == processIdentifier || (result < 0 && errno == ECHILD) {
+            reaped = true
+            exitStatus = status
+            return true
+        }
+        return false
+    }
+}
