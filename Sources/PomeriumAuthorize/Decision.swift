@@ -71,7 +71,7 @@ public enum DecisionReason: String, Sendable, Hashable, CaseIterable {
         case .denyUnauthenticated:
             self == .noSession ? "Sign in to continue." : "Your session is no longer valid. Sign in again."
         case .denyForbidden:
-            "You do not have access to this page. Ask your administrator if you think you should."
+            "You do not have access to this page."
         }
     }
 }
