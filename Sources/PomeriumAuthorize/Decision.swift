@@ -1,15 +1,15 @@
-/// What the proxy does with a request.
+/// The action the proxy takes on a request.
 public enum DecisionOutcome: String, Sendable, Hashable, CaseIterable {
     /// Forward the request.
     case allow
-    /// No usable session: redirect to sign-in, or answer 401 to XHR and JSON clients. An expired session is
+    /// No usable session: redirect to sign-in, or respond with 401 to XHR and JSON clients. An expired session is
     /// refreshed first and the request evaluated again.
     case denyUnauthenticated = "deny-unauthenticated"
-    /// The session is valid but the policy does not grant this request: answer 403.
+    /// The session is valid but the policy does not grant this request: respond with 403.
     case denyForbidden = "deny-forbidden"
 }
 
-/// Why the evaluator decided as it did. The raw value is a stable kebab-case code for logs and metrics labels;
+/// The cause of a decision. The raw value is a stable kebab-case code for logs and metrics labels;
 /// `publicMessage` is the text for the error page.
 public enum DecisionReason: String, Sendable, Hashable, CaseIterable {
     /// The route sets `allow_public_unauthenticated_access`.

@@ -21,10 +21,16 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
     /// Parses `text`, or returns nil when it is not an address by the rules above.
     public init?(_ text: String) {
         guard !text.containsWhitespaceOrControl else { return nil }
-        let parts = text.utf8.split(separator: UInt8(ascii: "@"), omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
-        localPart = String(decoding: parts[0], as: UTF8.self)
-        domain = String(decoding: parts[1], as: UTF8.self).asciiLowercased
+        let bytes = text.utf8
+        guard let at = bytes.firstIndex(of: UInt8(ascii: "@")), at == bytes.lastIndex(of: UInt8(ascii: "@")) else {
+            return nil
+        }
+        let domainStart = bytes.index(after: at)
+        guard at != bytes.startIndex, domainStart != bytes.endIndex else { return nil }
+        // Slicing the UTF-8 view keeps byte positions exact; String subscripts would round to grapheme boundaries
+        // when a combining mark follows the `@`.
+        localPart = String(decoding: bytes[..<at], as: UTF8.self)
+        domain = String(decoding: bytes[domainStart...], as: UTF8.self).asciiLowercased
     }
 
     /// The address as `local@domain`, with the domain lower-cased.

@@ -34,7 +34,11 @@ extension String {
 
     /// Whether the string contains a space, a control character or any other Unicode whitespace.
     var containsWhitespaceOrControl: Bool {
-        unicodeScalars.contains { scalar in
+        // ASCII text, the common case, needs no Unicode property lookups.
+        guard utf8.contains(where: { $0 >= 0x80 }) else {
+            return utf8.contains { $0 <= 0x20 || $0 == 0x7F }
+        }
+        return unicodeScalars.contains { scalar in
             scalar.value <= 0x20 || scalar.value == 0x7F || scalar.properties.isWhitespace
                 || scalar.properties.generalCategory == .control
         }

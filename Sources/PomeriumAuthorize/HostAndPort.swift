@@ -2,7 +2,7 @@
 ///
 /// The host is lower-cased in ASCII. An IPv6 literal keeps its brackets (`[::1]`). A trailing dot is kept, so
 /// `app.example.test.` stays a different name from `app.example.test`: browsers give the two separate origins and
-/// cookie jars, and a route never answers for a name its `from` does not spell.
+/// cookie jars, and a route never matches a name its `from` does not spell.
 public struct HostAndPort: Hashable, Sendable, CustomStringConvertible {
     /// The lower-cased host name, IPv4 address or bracketed IPv6 address.
     public let host: String
@@ -16,18 +16,23 @@ public struct HostAndPort: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses a `Host` header value or the authority of a URL: `host`, `host:port`, `[v6]` or `[v6]:port`.
     ///
-    /// Returns nil for anything else, which the router treats as "no route": an empty host, characters outside
-    /// letters, digits, `-`, `.` and `_` (user info, spaces, percent-encoding and non-ASCII names included; an
-    /// internationalised name must arrive in its `xn--` form), an empty port, a port with a leading zero, or a port
-    /// outside 1–65535.
+    /// Returns nil for anything else, which the router treats as "no route". That covers an empty host, an empty
+    /// port, a port with a leading zero and a port outside 1–65535. It also covers any character other than letters,
+    /// digits, `-`, `.` and `_`, so user info, spaces, percent-encoding and non-ASCII names are rejected. An
+    /// internationalised name must arrive in its `xn--` form.
     public init?(parsing text: String) {
-        let bytes = Array(text.utf8)
+        var text = text
+        guard let parsed = text.withUTF8({ Self.parse($0) }) else { return nil }
+        self = parsed
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> HostAndPort? {
         var hostEnd = bytes.count
         var portStart: Int?
 
         if bytes.first == UInt8(ascii: "[") {
             guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return nil }
-            guard Self.isIPv6Literal(bytes[1..<close]) else { return nil }
+            guard isIPv6Literal(bytes[1..<close]) else { return nil }
             hostEnd = close + 1
             if hostEnd < bytes.count {
                 guard bytes[hostEnd] == UInt8(ascii: ":") else { return nil }
@@ -38,16 +43,16 @@ public struct HostAndPort: Hashable, Sendable, CustomStringConvertible {
                 hostEnd = colon
                 portStart = colon + 1
             }
-            guard hostEnd > 0, bytes[0..<hostEnd].allSatisfy(Self.isHostNameByte) else { return nil }
+            guard hostEnd > 0, bytes[0..<hostEnd].allSatisfy(isHostNameByte) else { return nil }
         }
 
         var port: Int?
         if let portStart {
-            guard let parsed = Self.parsePort(bytes[portStart...]) else { return nil }
+            guard let parsed = parsePort(bytes[portStart...]) else { return nil }
             port = parsed
         }
-        self.host = String(decoding: bytes[0..<hostEnd], as: UTF8.self).asciiLowercased
-        self.port = port
+        let host = String(decoding: bytes[0..<hostEnd], as: UTF8.self).asciiLowercased
+        return HostAndPort(host: host, port: port)
     }
 
     /// `host` or `host:port`.
@@ -56,7 +61,7 @@ public struct HostAndPort: Hashable, Sendable, CustomStringConvertible {
         return "\(host):\(port)"
     }
 
-    static func isHostNameByte(_ byte: UInt8) -> Bool {
+    private static func isHostNameByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"):
@@ -68,7 +73,7 @@ public struct HostAndPort: Hashable, Sendable, CustomStringConvertible {
 
     /// Checks the characters between the brackets: hex digits, colons and dots (for an embedded IPv4 tail), with at
     /// least two colons. Zone identifiers (`%25eth0`) are rejected because a zone means nothing in a `Host` header.
-    private static func isIPv6Literal(_ bytes: ArraySlice<UInt8>) -> Bool {
+    private static func isIPv6Literal(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Bool {
         guard bytes.count >= 2, bytes.count <= 45 else { return false }
         var colons = 0
         for byte in bytes {
@@ -86,7 +91,7 @@ public struct HostAndPort: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Parses a decimal port of 1–65535 written without a leading zero.
-    static func parsePort(_ bytes: ArraySlice<UInt8>) -> Int? {
+    private static func parsePort(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Int? {
         guard !bytes.isEmpty, bytes.count <= 5, bytes.first != UInt8(ascii: "0") else { return nil }
         var value = 0
         for byte in bytes {

@@ -5,7 +5,7 @@ import PomeriumCore
 ///
 /// Differences from Pomerium v0.7, on purpose:
 /// - Only the matched route grants access. v0.7 checked every route whose `from` host equalled the request host, so
-///   routes sharing a host granted the union of their lists; here a grant on one route never opens another, even
+///   routes sharing a host granted the union of their lists. Here a grant on one route never opens another, even
 ///   on the same host with a different `path` or `prefix`.
 /// - While an administrator impersonates, the decision uses the impersonated email and groups only. v0.7 also kept
 ///   the administrator's own grants, although its documentation said the administrator becomes subject to the
@@ -46,11 +46,15 @@ public struct PolicyEvaluator: Sendable {
 
     /// Decides a request to a policy route.
     ///
-    /// Steps, first decisive one wins: the route must match the request; an administrator path needs an
-    /// administrator; a public route allows; a genuine preflight on a `cors_allow_preflight` route allows; a
-    /// missing, not-yet-valid or expired session asks for sign-in; a route without allow lists forbids; an
-    /// impersonating non-administrator is forbidden; then users, domains and groups are checked in that order
-    /// against the effective identity.
+    /// The steps run in this order, and the first one that decides wins:
+    /// 1. A route that does not match the request's host and path is forbidden.
+    /// 2. A path under `/.pomerium/admin` needs a session of an administrator.
+    /// 3. A public route allows.
+    /// 4. A genuine preflight on a `cors_allow_preflight` route allows.
+    /// 5. A missing, not-yet-valid or expired session leads to sign-in.
+    /// 6. A route without allow lists is forbidden.
+    /// 7. An impersonating non-administrator is forbidden.
+    /// 8. Users, domains and groups are checked in that order against the effective identity.
     ///
     /// - Parameters:
     ///   - route: the route the router matched for this request, never a list of routes.
@@ -114,7 +118,7 @@ public struct PolicyEvaluator: Sendable {
         }
     }
 
-    /// Whether `email` parses as an address listed in `administrators`.
+    /// Returns whether `email` parses as an address listed in `administrators`.
     public func isAdministrator(_ email: String) -> Bool {
         guard let address = EmailAddress(email) else { return false }
         return administratorSet.contains(address)

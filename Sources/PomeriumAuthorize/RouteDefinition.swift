@@ -25,8 +25,8 @@ public struct RouteDefinition: Sendable, Hashable {
     public var host: String
     /// The port of `from`, or nil when `from` has none. A port equal to the scheme's default port is treated as nil.
     public var port: Int?
-    /// `prefix`: the request path must start with this string (a plain string prefix, as in Pomerium v0.8, so
-    /// `/app` also matches `/apple`; write `/app/` to stop at a segment boundary).
+    /// `prefix`: the request path must start with this string. It is a plain string prefix, as in Pomerium v0.8, so
+    /// `/app` also matches `/apple`, and `/app/` stops at a segment boundary.
     public var prefix: String?
     /// `path`: the request path must equal this string.
     public var path: String?

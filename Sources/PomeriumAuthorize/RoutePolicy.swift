@@ -7,7 +7,7 @@ import PomeriumCore
 /// that port. Host names compare after ASCII lower-casing; there are no wildcards, and a trailing dot is a different
 /// name. Pomerium v0.7 routed a portless `from` for any request port but then authorized against the full
 /// `host:port`, so `https://app` reached on :8443 routed but was always denied (a sign-in redirect loop). Here one
-/// rule serves both steps: the evaluator only ever sees the route the router matched, so routing and authorization
+/// rule serves both steps: the evaluator only ever receives the route the router matched, so routing and authorization
 /// cannot disagree, and a portless `from` on a non-default port answers "route unknown" instead of looping.
 ///
 /// Path rule (Pomerium v0.8 `prefix`, `path`, `regex`): every matcher that is set must match the normalised path,
@@ -148,7 +148,7 @@ public struct RoutePolicy: Sendable {
         !userSet.isEmpty || !domainSet.isEmpty || !groupSet.isEmpty
     }
 
-    /// The `Host` keys this route answers for: `host` and `host:defaultPort` for a default-port route, only
+    /// The `Host` keys this route matches: `host` and `host:defaultPort` for a default-port route, only
     /// `host:port` otherwise.
     public var hostKeys: [HostAndPort] {
         if let port {
@@ -157,7 +157,7 @@ public struct RoutePolicy: Sendable {
         return [HostAndPort(host: host, port: nil), HostAndPort(host: host, port: scheme.defaultPort)]
     }
 
-    /// Whether a request for `requestHost` (already parsed) is for this route's host and port.
+    /// Returns whether `requestHost`, already parsed, has this route's host and port.
     public func matchesHost(_ requestHost: HostAndPort) -> Bool {
         guard ExactText(requestHost.host) == ExactText(host) else { return false }
         if let port {
@@ -166,7 +166,7 @@ public struct RoutePolicy: Sendable {
         return requestHost.port == nil || requestHost.port == scheme.defaultPort
     }
 
-    /// Whether every path matcher that is set accepts `path`, which the HTTP layer has already normalised.
+    /// Returns whether every path matcher that is set accepts `path`, which the HTTP layer has already normalised.
     public func matchesPath(_ path: String) -> Bool {
         if let exact = self.path, !path.utf8.elementsEqual(exact.utf8) {
             return false
@@ -180,7 +180,7 @@ public struct RoutePolicy: Sendable {
         return true
     }
 
-    /// Whether the request's `Host` value and normalised path both match this route.
+    /// Returns whether the request's `Host` value and normalised path both match this route.
     public func matches(host hostHeader: String, path: String) -> Bool {
         guard let requestHost = HostAndPort(parsing: hostHeader) else { return false }
         return matchesHost(requestHost) && matchesPath(path)
@@ -240,7 +240,7 @@ private final class CompiledPathRegex: @unchecked Sendable {
         _ = matchesWhole("/")
     }
 
-    /// Whether the whole of `path` matches. A matching error counts as no match.
+    /// Returns whether the whole of `path` matches. A matching error counts as no match.
     ///
     /// NOTE: Swift's `Regex` engine backtracks, so a pattern with nested quantifiers such as `(a+)+$` can take time
     /// exponential in the path length. The patterns come from the operator, the paths from clients; the HTTP layer's

@@ -4,8 +4,8 @@ import PomeriumCore
 /// accept it (see `RoutePolicy` for both rules).
 ///
 /// Lookup is one dictionary access on the parsed `host:port` key, followed by the path matchers of only the routes
-/// registered under that key, so the cost per request depends on how many routes share the request's host, not on
-/// the size of the policy.
+/// registered under that key. The cost per request therefore depends on how many routes share the request's host,
+/// not on the size of the policy.
 public struct Router: Sendable {
     /// The routes in configuration order.
     public let routes: [RoutePolicy]
@@ -14,7 +14,7 @@ public struct Router: Sendable {
 
     /// The result of a lookup, with the work it took.
     public struct Lookup: Sendable {
-        /// The first matching route, or nil when no route matched (the proxy answers 404 "route unknown").
+        /// The first matching route, or nil when no route matched (the proxy then returns 404 "route unknown").
         public let route: RoutePolicy?
         /// How many routes had their path matchers evaluated. Host lookup itself is a single dictionary access.
         public let pathMatcherEvaluations: Int

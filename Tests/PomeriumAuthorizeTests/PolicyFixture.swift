@@ -68,7 +68,7 @@ extension AccessRequest {
 }
 
 extension SessionIdentity {
-    /// A session valid for an hour around `PolicyFixture.now`.
+    /// Returns a session that is valid from a minute before `PolicyFixture.now` to an hour after it.
     static func user(
         _ email: String,
         groups: [String] = [],
