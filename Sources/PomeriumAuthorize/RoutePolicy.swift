@@ -2,13 +2,15 @@ import PomeriumCore
 
 /// A validated policy route: its host key, compiled path matchers and allow lists.
 ///
-/// Host rule. A `from` without a port (or with its scheme's default port, 80 or 443) matches a request whose
+/// Host rule. A `from` without a port, or with its scheme's default port (80 or 443), matches a request whose
 /// `Host` has no port or has that default port. A `from` with any other port matches only a `Host` with exactly
-/// that port. Host names compare after ASCII lower-casing; there are no wildcards, and a trailing dot is a different
-/// name. Pomerium v0.7 routed a portless `from` for any request port but then authorized against the full
-/// `host:port`, so `https://app` reached on :8443 routed but was always denied (a sign-in redirect loop). Here one
-/// rule serves both steps: the evaluator only ever receives the route the router matched, so routing and authorization
-/// cannot disagree, and a portless `from` on a non-default port answers "route unknown" instead of looping.
+/// that port. Host names compare after ASCII lower-casing. There are no wildcards, and a trailing dot makes a
+/// different name.
+///
+/// Pomerium v0.7 routed a portless `from` for any request port but then authorized against the full `host:port`,
+/// so `https://app` reached on :8443 was routed and then always denied, which looped through sign-in. Here one rule
+/// serves both steps, because the evaluator receives only the route the router matched and re-checks it with the
+/// same rule. A portless `from` requested on a non-default port gets "route unknown" instead of a loop.
 ///
 /// Path rule (Pomerium v0.8 `prefix`, `path`, `regex`): every matcher that is set must match the normalised path,
 /// and a route with none matches every path.
@@ -50,77 +52,8 @@ public struct RoutePolicy: Sendable {
         }
         let host = Self.validateHost(definition.host, route: route, problems: &problems)
         let port = Self.validatePort(definition.port, scheme: definition.scheme, route: route, problems: &problems)
-
-        for (name, value) in [("prefix", definition.prefix), ("path", definition.path)] {
-            guard let value else { continue }
-            if !value.hasPrefix("/") {
-                problems.append(
-                    PomeriumError(
-                        .routePathInvalid,
-                        "\(route): \(name) \"\(value)\" is invalid; it must start with \"/\", or remove the key"
-                    ))
-            }
-        }
-
-        var regex: CompiledPathRegex?
-        if let pattern = definition.regex {
-            do {
-                regex = try CompiledPathRegex(pattern)
-            } catch {
-                problems.append(
-                    PomeriumError(
-                        .routeRegexInvalid,
-                        "\(route): regex \"\(pattern)\" does not compile (\(error)); fix the pattern or remove the key"
-                    ))
-            }
-        }
-
-        let hasAllowList =
-            !definition.allowedUsers.isEmpty || !definition.allowedDomains.isEmpty || !definition.allowedGroups.isEmpty
-        if definition.allowPublicUnauthenticatedAccess && hasAllowList {
-            problems.append(
-                PomeriumError(
-                    .routePublicWithAllowList,
-                    "\(route) sets allow_public_unauthenticated_access together with allowed_users, allowed_domains "
-                        + "or allowed_groups; remove the allow lists or the public access"
-                ))
-        }
-
-        var userSet = Set<EmailAddress>()
-        for user in definition.allowedUsers {
-            if let address = EmailAddress(user) {
-                userSet.insert(address)
-            } else {
-                problems.append(
-                    PomeriumError(
-                        .routeAllowedUserInvalid,
-                        "\(route): allowed_users entry \"\(user)\" is not an email address; write it as local@domain "
-                            + "with exactly one \"@\" and no spaces"
-                    ))
-            }
-        }
-
-        var domains: [String] = []
-        for domain in definition.allowedDomains {
-            if domain.isEmpty || domain.contains("@") || domain.containsWhitespaceOrControl {
-                problems.append(
-                    PomeriumError(
-                        .routeAllowedDomainInvalid,
-                        "\(route): allowed_domains entry \"\(domain)\" is invalid; write the bare domain, such as "
-                            + "example.com, without \"@\" or spaces"
-                    ))
-            } else {
-                domains.append(domain.asciiLowercased)
-            }
-        }
-
-        for group in definition.allowedGroups where group.isEmpty {
-            problems.append(
-                PomeriumError(
-                    .routeAllowedGroupInvalid,
-                    "\(route): allowed_groups contains an empty entry; remove it"
-                ))
-        }
+        let regex = Self.validatePathMatchers(definition, route: route, problems: &problems)
+        let (userSet, domains) = Self.validateAllowLists(definition, route: route, problems: &problems)
 
         guard problems.isEmpty else { throw PolicyError(problems: problems) }
 
@@ -185,42 +118,6 @@ public struct RoutePolicy: Sendable {
         guard let requestHost = HostAndPort(parsing: hostHeader) else { return false }
         return matchesHost(requestHost) && matchesPath(path)
     }
-
-    private static func validateHost(_ text: String, route: String, problems: inout [PomeriumError]) -> String {
-        let fix: String
-        if text.isEmpty {
-            fix = "set the host of the from URL"
-        } else if text.contains("*") {
-            fix = "wildcard hosts are not supported; list each host as its own route"
-        } else if text.hasSuffix(".") {
-            fix = "remove the trailing dot"
-        } else if !text.utf8.allSatisfy({ $0 < 0x80 }) {
-            fix = "write an internationalised name in its ASCII xn-- form"
-        } else if let parsed = HostAndPort(parsing: text) {
-            guard parsed.port != nil else { return parsed.host }
-            fix = "give the port in the port field, not in the host"
-        } else {
-            fix = "use letters, digits, \"-\", \".\" and \"_\", or a bracketed IPv6 address"
-        }
-        problems.append(PomeriumError(.routeHostInvalid, "\(route): from host \"\(text)\" is invalid; \(fix)"))
-        return text
-    }
-
-    private static func validatePort(
-        _ port: Int?,
-        scheme: RouteScheme,
-        route: String,
-        problems: inout [PomeriumError]
-    ) -> Int? {
-        guard let port else { return nil }
-        guard (1...65_535).contains(port) else {
-            problems.append(
-                PomeriumError(.routePortInvalid, "\(route): from port \(port) is invalid; use a port from 1 to 65535")
-            )
-            return nil
-        }
-        return port == scheme.defaultPort ? nil : port
-    }
 }
 
 /// A `regex` path matcher, compiled once when the route is built.
@@ -228,7 +125,7 @@ public struct RoutePolicy: Sendable {
 /// `Regex` is not declared `Sendable`, but a compiled `Regex` is immutable and its lazily lowered program is
 /// published with an atomic compare-and-exchange in the standard library's string-processing module, so concurrent
 /// matching is safe. The initializer forces that lowering, so the first request pays no compile cost.
-private final class CompiledPathRegex: @unchecked Sendable {
+final class CompiledPathRegex: @unchecked Sendable {
     private let regex: Regex<AnyRegexOutput>
 
     init(_ pattern: String) throws {

@@ -163,6 +163,87 @@ struct RouterTests {
         }
     }
 
+    struct ShadowCase: Sendable, CustomTestStringConvertible {
+        let name: String
+        let earlier: RouteDefinition
+        let later: RouteDefinition
+        let shadowed: Bool
+        var testDescription: String { name }
+    }
+
+    static let shadowCases: [ShadowCase] = [
+        ShadowCase(
+            name: "same from twice", earlier: RouteDefinition(id: "first", host: "a.example.test"),
+            later: RouteDefinition(id: "second", host: "a.example.test"), shadowed: true),
+        ShadowCase(
+            name: "same from, explicit default port",
+            earlier: RouteDefinition(id: "first", host: "a.example.test"),
+            later: RouteDefinition(id: "second", host: "a.example.test", port: 443), shadowed: true),
+        ShadowCase(
+            name: "catch-all before prefix", earlier: RouteDefinition(id: "first", host: "a.example.test"),
+            later: RouteDefinition(id: "second", host: "a.example.test", prefix: "/api/"), shadowed: true),
+        ShadowCase(
+            name: "shorter prefix before longer prefix",
+            earlier: RouteDefinition(id: "first", host: "a.example.test", prefix: "/api"),
+            later: RouteDefinition(id: "second", host: "a.example.test", prefix: "/api/v1/"), shadowed: true),
+        ShadowCase(
+            name: "prefix before exact path under it",
+            earlier: RouteDefinition(id: "first", host: "a.example.test", prefix: "/api/"),
+            later: RouteDefinition(id: "second", host: "a.example.test", path: "/api/health"), shadowed: true),
+        ShadowCase(
+            name: "same regex", earlier: RouteDefinition(id: "first", host: "a.example.test", regex: "/r/[0-9]+"),
+            later: RouteDefinition(id: "second", host: "a.example.test", regex: "/r/[0-9]+"), shadowed: true),
+        ShadowCase(
+            name: "longer prefix before shorter prefix",
+            earlier: RouteDefinition(id: "first", host: "a.example.test", prefix: "/api/v1/"),
+            later: RouteDefinition(id: "second", host: "a.example.test", prefix: "/api"), shadowed: false),
+        ShadowCase(
+            name: "different exact paths",
+            earlier: RouteDefinition(id: "first", host: "a.example.test", path: "/a"),
+            later: RouteDefinition(id: "second", host: "a.example.test", path: "/b"), shadowed: false),
+        ShadowCase(
+            name: "exact path before prefix",
+            earlier: RouteDefinition(id: "first", host: "a.example.test", path: "/api/"),
+            later: RouteDefinition(id: "second", host: "a.example.test", prefix: "/api/"), shadowed: false),
+        ShadowCase(
+            name: "different regexes",
+            earlier: RouteDefinition(id: "first", host: "a.example.test", regex: "/r/.*"),
+            later: RouteDefinition(id: "second", host: "a.example.test", regex: "/r/[0-9]+"), shadowed: false),
+        ShadowCase(
+            name: "regex before catch-all", earlier: RouteDefinition(id: "first", host: "a.example.test", regex: "/.*"),
+            later: RouteDefinition(id: "second", host: "a.example.test"), shadowed: false),
+        ShadowCase(
+            name: "different hosts", earlier: RouteDefinition(id: "first", host: "a.example.test"),
+            later: RouteDefinition(id: "second", host: "b.example.test"), shadowed: false),
+        ShadowCase(
+            name: "http and https on one host",
+            earlier: RouteDefinition(id: "first", scheme: .http, host: "a.example.test"),
+            later: RouteDefinition(id: "second", scheme: .https, host: "a.example.test"), shadowed: false),
+        ShadowCase(
+            name: "same host, different ports",
+            earlier: RouteDefinition(id: "first", host: "a.example.test", port: 8443),
+            later: RouteDefinition(id: "second", host: "a.example.test", port: 9443), shadowed: false),
+    ]
+
+    @Test("shadowed routes are reported", arguments: shadowCases)
+    func shadowedRoutes(_ testCase: ShadowCase) throws {
+        let router = try Router(definitions: [testCase.earlier, testCase.later])
+        let expected = testCase.shadowed ? [Router.Shadowing(routeID: "second", shadowedByID: "first")] : []
+        #expect(router.shadowedRoutes == expected)
+    }
+
+    @Test("route shadowed on only some keys is not reported")
+    func partlyShadowed() throws {
+        // The https route matches a.example.test and a.example.test:443. The http route before it takes only the
+        // portless key, so requests with :443 still reach the https route.
+        let router = try Router(definitions: [
+            RouteDefinition(id: "http", scheme: .http, host: "a.example.test"),
+            RouteDefinition(id: "https", scheme: .https, host: "a.example.test"),
+            RouteDefinition(id: "https-again", scheme: .https, host: "a.example.test", prefix: "/x"),
+        ])
+        #expect(router.shadowedRoutes == [Router.Shadowing(routeID: "https-again", shadowedByID: "http")])
+    }
+
     static func distinctHostRoutes(count: Int) throws -> Router {
         let definitions = (0..<count).map { index in
             RouteDefinition(id: "route-\(index)", host: "app\(index).example.test", prefix: "/")
