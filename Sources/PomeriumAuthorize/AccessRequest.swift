@@ -43,6 +43,9 @@ public struct AccessRequest: Sendable, Hashable {
 
     /// Whether the path is under `/.pomerium/admin`, the administrator endpoints such as impersonation.
     public var isAdminPath: Bool {
-        path == PolicyEvaluator.adminPathPrefix || path.hasPrefix(PolicyEvaluator.adminPathPrefix + "/")
+        let prefix = PolicyEvaluator.adminPathPrefix.utf8
+        guard path.utf8.starts(with: prefix) else { return false }
+        let rest = path.utf8.dropFirst(prefix.count)
+        return rest.isEmpty || rest.first == UInt8(ascii: "/")
     }
 }

@@ -8,9 +8,9 @@ import PomeriumCore
 ///   routes sharing a host granted the union of their lists. Here a grant on one route never opens another, even
 ///   on the same host with a different `path` or `prefix`.
 /// - While an administrator impersonates, the decision uses the impersonated email and groups only. v0.7 also kept
-///   the administrator's own grants, although its documentation said the administrator becomes subject to the
-///   impersonated user's policy; this follows the documentation. Impersonation is honoured only while the real email
-///   is listed in `administrators`.
+///   the administrator's own grants, although its documentation states that the administrator becomes subject to
+///   the impersonated user's policy. This evaluator follows the documentation. Impersonation is honoured only while
+///   the real email is listed in `administrators`.
 /// - A path under `/.pomerium/admin` needs the real email in `administrators` on every route, public routes
 ///   included, and that check adds to the route's rules instead of replacing them.
 public struct PolicyEvaluator: Sendable {
