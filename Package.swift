@@ -94,6 +94,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Policy
+
+        .target(name: "PomeriumAuthorize", dependencies: ["PomeriumCore"], swiftSettings: swiftSettings),
+
         // MARK: The executable
 
         .executableTarget(
@@ -150,6 +154,11 @@ let package = Package(
             dependencies: [
                 "PomeriumSessions", "PomeriumSessionsLMDB", "PomeriumSessionsRedis", "PomeriumTestSupport",
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumAuthorizeTests",
+            dependencies: ["PomeriumAuthorize"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

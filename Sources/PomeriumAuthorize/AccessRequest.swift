@@ -1,0 +1,51 @@
+/// The parts of an HTTP request that the access decision reads.
+public struct AccessRequest: Sendable, Hashable {
+    /// The request method, case-sensitive as HTTP methods are (`OPTIONS`, not `options`).
+    public let method: String
+    /// The `Host` header value (or the authority of the forward-auth `uri`), with or without a port.
+    public let host: String
+    /// The path, already normalised by the HTTP layer, without the query.
+    public let path: String
+    /// Whether this is a genuine CORS preflight: method `OPTIONS` with non-empty `Origin` and
+    /// `Access-Control-Request-Method` headers.
+    public let isCORSPreflight: Bool
+
+    /// Creates a request from its method, host, path and the two headers that mark a CORS preflight.
+    /// - Parameters:
+    ///   - origin: the `Origin` header value, or nil when absent.
+    ///   - accessControlRequestMethod: the `Access-Control-Request-Method` header value, or nil when absent.
+    public init(
+        method: String,
+        host: String,
+        path: String,
+        origin: String? = nil,
+        accessControlRequestMethod: String? = nil
+    ) {
+        self.method = method
+        self.host = host
+        self.path = path
+        self.isCORSPreflight = Self.isCORSPreflight(
+            method: method,
+            origin: origin,
+            accessControlRequestMethod: accessControlRequestMethod
+        )
+    }
+
+    /// Whether a request with this method and these header values is a CORS preflight (Fetch standard, "CORS-preflight
+    /// request"): `OPTIONS` with both headers present and non-empty. An `OPTIONS` request missing either header is an
+    /// ordinary request and needs a session.
+    public static func isCORSPreflight(method: String, origin: String?, accessControlRequestMethod: String?) -> Bool {
+        guard method == "OPTIONS" else { return false }
+        guard let origin, !origin.isEmpty else { return false }
+        guard let accessControlRequestMethod, !accessControlRequestMethod.isEmpty else { return false }
+        return true
+    }
+
+    /// Whether the path is under `/.pomerium/admin`, the administrator endpoints such as impersonation.
+    public var isAdminPath: Bool {
+        let prefix = PolicyEvaluator.adminPathPrefix.utf8
+        guard path.utf8.starts(with: prefix) else { return false }
+        let rest = path.utf8.dropFirst(prefix.count)
+        return rest.isEmpty || rest.first == UInt8(ascii: "/")
+    }
+}

@@ -1,0 +1,47 @@
+/// An email address as the policy compares it: a local part kept exactly as written and a domain lower-cased in
+/// ASCII.
+///
+/// Matching rules:
+/// - The text must contain exactly one `@` with a non-empty local part and a non-empty domain, and no whitespace or
+///   control characters. Anything else is not an address and matches no `allowed_users`, `allowed_domains` or
+///   `administrators` entry (`a@b@c`, `@example.test`, `alice@`, the empty string).
+/// - The domain is compared after mapping ASCII `A`–`Z` to `a`–`z`, because DNS names are case-insensitive.
+///   Non-ASCII characters in the domain are compared byte for byte, without Unicode case folding or normalisation,
+///   so an internationalised look-alike never matches an ASCII domain.
+/// - The local part is compared byte for byte, case included, as Pomerium v0.7 does. RFC 5321 section 2.4 leaves
+///   the local part's case to the receiving mail system, so the proxy does not merge `Alice@` and `alice@`, which
+///   a provider may hand to two different people. Operators write `allowed_users` in the case their identity
+///   provider puts in the `email` claim.
+public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
+    /// The part before the `@`, exactly as given.
+    public let localPart: String
+    /// The part after the `@`, with ASCII letters lower-cased.
+    public let domain: String
+
+    /// Parses `text`, or returns nil when it is not an address by the rules above.
+    public init?(_ text: String) {
+        guard !text.containsWhitespaceOrControl else { return nil }
+        let bytes = text.utf8
+        guard let at = bytes.firstIndex(of: UInt8(ascii: "@")), at == bytes.lastIndex(of: UInt8(ascii: "@")) else {
+            return nil
+        }
+        let domainStart = bytes.index(after: at)
+        guard at != bytes.startIndex, domainStart != bytes.endIndex else { return nil }
+        // Slicing the UTF-8 view keeps byte positions exact; String subscripts would round to grapheme boundaries
+        // when a combining mark follows the `@`.
+        localPart = String(decoding: bytes[..<at], as: UTF8.self)
+        domain = String(decoding: bytes[domainStart...], as: UTF8.self).asciiLowercased
+    }
+
+    /// The address as `local@domain`, with the domain lower-cased.
+    public var description: String { "\(localPart)@\(domain)" }
+
+    public static func == (lhs: EmailAddress, rhs: EmailAddress) -> Bool {
+        ExactText(lhs.localPart) == ExactText(rhs.localPart) && ExactText(lhs.domain) == ExactText(rhs.domain)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(ExactText(localPart))
+        hasher.combine(ExactText(domain))
+    }
+}

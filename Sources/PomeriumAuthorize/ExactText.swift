@@ -1,0 +1,46 @@
+/// A string compared and hashed by its UTF-8 bytes.
+///
+/// Swift's `String` equality follows Unicode canonical equivalence, so a precomposed `é` equals `e` followed by a
+/// combining acute accent. Policy matching must not merge two spellings that an identity provider may treat as
+/// different users or groups, so the evaluator keeps its sets keyed by this type instead.
+struct ExactText: Hashable, Sendable {
+    let text: String
+
+    init(_ text: String) { self.text = text }
+
+    static func == (lhs: ExactText, rhs: ExactText) -> Bool {
+        lhs.text.utf8.elementsEqual(rhs.text.utf8)
+    }
+
+    func hash(into hasher: inout Hasher) {
+        var copy = text
+        copy.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        hasher.combine(text.utf8.count)
+    }
+}
+
+extension String {
+    /// The string with ASCII `A`–`Z` mapped to `a`–`z` and every other character kept as it is.
+    ///
+    /// Full Unicode lower-casing would fold look-alikes into ASCII (the Kelvin sign U+212A lower-cases to `k`), which
+    /// would let a different internationalised domain name match an allowed ASCII domain.
+    var asciiLowercased: String {
+        guard utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return self }
+        let bytes = utf8.map { byte in
+            byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Whether the string contains a space, a control character or any other Unicode whitespace.
+    var containsWhitespaceOrControl: Bool {
+        // ASCII text, the common case, needs no Unicode property lookups.
+        guard utf8.contains(where: { $0 >= 0x80 }) else {
+            return utf8.contains { $0 <= 0x20 || $0 == 0x7F }
+        }
+        return unicodeScalars.contains { scalar in
+            scalar.value <= 0x20 || scalar.value == 0x7F || scalar.properties.isWhitespace
+                || scalar.properties.generalCategory == .control
+        }
+    }
+}

@@ -1,0 +1,165 @@
+import PomeriumCore
+
+/// The access decision for one request. Pure: it does no I/O, writes no logs and reads no clock, so the caller
+/// passes the time and logs the returned reason.
+///
+/// Differences from Pomerium v0.7, on purpose:
+/// - Only the matched route grants access. v0.7 checked every route whose `from` host equalled the request host, so
+///   routes sharing a host granted the union of their lists. Here a grant on one route never opens another, even
+///   on the same host with a different `path` or `prefix`.
+/// - While an administrator impersonates, the decision uses the impersonated email and groups only. v0.7 also kept
+///   the administrator's own grants, although its documentation states that the administrator becomes subject to
+///   the impersonated user's policy. This evaluator follows the documentation. Impersonation is honoured only while
+///   the real email is listed in `administrators`.
+/// - A path under `/.pomerium/admin` needs the real email in `administrators` on every route, public routes
+///   included, and that check adds to the route's rules instead of replacing them.
+public struct PolicyEvaluator: Sendable {
+    /// The path of the administrator endpoints, such as `/.pomerium/admin/impersonate`.
+    public static let adminPathPrefix = "/.pomerium/admin"
+
+    /// The `administrators` entries as configured.
+    public let administrators: [String]
+    private let administratorSet: Set<EmailAddress>
+
+    /// Validates the global `administrators` list.
+    ///
+    /// - Throws: `PolicyError` naming every entry that is not an email address.
+    public init(administrators: [String]) throws(PolicyError) {
+        var problems: [PomeriumError] = []
+        var set = Set<EmailAddress>()
+        for entry in administrators {
+            if let address = EmailAddress(entry) {
+                set.insert(address)
+            } else {
+                problems.append(
+                    PomeriumError(
+                        .administratorInvalid,
+                        "administrators entry \"\(entry)\" is not an email address; write it as local@domain with "
+                            + "exactly one \"@\" and no spaces"
+                    ))
+            }
+        }
+        guard problems.isEmpty else { throw PolicyError(problems: problems) }
+        self.administrators = administrators
+        self.administratorSet = set
+    }
+
+    /// Decides a request to a policy route.
+    ///
+    /// The steps run in this order, and the first one that decides wins:
+    /// 1. A route that does not match the request's host and path is forbidden.
+    /// 2. A path under `/.pomerium/admin` needs a session of an administrator.
+    /// 3. A public route allows.
+    /// 4. A genuine preflight on a `cors_allow_preflight` route allows.
+    /// 5. A missing, not-yet-valid or expired session leads to sign-in.
+    /// 6. A route without allow lists is forbidden.
+    /// 7. An impersonating non-administrator is forbidden.
+    /// 8. Users, domains and groups are checked in that order against the effective identity.
+    ///
+    /// - Parameters:
+    ///   - route: the route the router matched for this request, never a list of routes.
+    ///   - session: the verified route session, or nil when the request has none.
+    ///   - now: the current time in Unix seconds.
+    public func evaluate(
+        route: RoutePolicy,
+        request: AccessRequest,
+        session: SessionIdentity?,
+        now: Int64
+    ) -> Decision {
+        guard route.matches(host: request.host, path: request.path) else {
+            return Decision(.routeMismatch)
+        }
+        if request.isAdminPath {
+            let adminDecision = evaluateAdminEndpoint(session: session, now: now)
+            guard adminDecision.isAllowed else { return adminDecision }
+        }
+        if route.allowPublicUnauthenticatedAccess {
+            return Decision(.publicRoute)
+        }
+        if route.corsAllowPreflight && request.isCORSPreflight {
+            return Decision(.corsPreflight)
+        }
+        let identity: SessionIdentity
+        switch Self.checkSession(session, now: now) {
+        case .usable(let usable): identity = usable
+        case .denied(let denial): return denial
+        }
+        guard route.hasAllowList else {
+            return Decision(.routeHasNoAllowList)
+        }
+        if identity.isImpersonating {
+            guard isAdministrator(identity.email) else { return Decision(.impersonationNotAllowed) }
+            let granted = Self.grant(
+                route: route,
+                email: identity.impersonatedEmail ?? "",
+                groups: identity.impersonatedGroups,
+                reasons: (.impersonatedUserAllowed, .impersonatedDomainAllowed, .impersonatedGroupAllowed)
+            )
+            return Decision(granted ?? .noAllowRuleMatched)
+        }
+        let granted = Self.grant(
+            route: route,
+            email: identity.email,
+            groups: identity.groups,
+            reasons: (.userAllowed, .domainAllowed, .groupAllowed)
+        )
+        return Decision(granted ?? .noAllowRuleMatched)
+    }
+
+    /// Decides a request to an administrator endpoint that the proxy serves itself (under `/.pomerium/admin`) on any
+    /// host. No route is consulted. The real email decides, also while impersonating, so an administrator can always
+    /// end an impersonation.
+    public func evaluateAdminEndpoint(session: SessionIdentity?, now: Int64) -> Decision {
+        switch Self.checkSession(session, now: now) {
+        case .usable(let usable):
+            return Decision(isAdministrator(usable.email) ? .administratorAllowed : .adminRequired)
+        case .denied(let denial):
+            return denial
+        }
+    }
+
+    /// Returns whether `email` parses as an address listed in `administrators`.
+    public func isAdministrator(_ email: String) -> Bool {
+        guard let address = EmailAddress(email) else { return false }
+        return administratorSet.contains(address)
+    }
+
+    private enum SessionCheck {
+        case usable(SessionIdentity)
+        case denied(Decision)
+    }
+
+    /// Denies a session that is missing, not yet valid (`now < nbf`) or expired (`now >= exp`), with no leeway.
+    private static func checkSession(_ session: SessionIdentity?, now: Int64) -> SessionCheck {
+        guard let session else { return .denied(Decision(.noSession)) }
+        if let notBefore = session.notBefore, now < notBefore {
+            return .denied(Decision(.sessionNotYetValid))
+        }
+        if let expiresAt = session.expiresAt, now >= expiresAt {
+            return .denied(Decision(.sessionExpired))
+        }
+        return .usable(session)
+    }
+
+    /// Returns the reason for the first of the route's lists that admits `email` or one of `groups`: users, then
+    /// domains, then groups. Returns nil when none does.
+    private static func grant(
+        route: RoutePolicy,
+        email: String,
+        groups: [String],
+        reasons: (user: DecisionReason, domain: DecisionReason, group: DecisionReason)
+    ) -> DecisionReason? {
+        if let address = EmailAddress(email) {
+            if route.userSet.contains(address) {
+                return reasons.user
+            }
+            if route.domainSet.contains(ExactText(address.domain)) {
+                return reasons.domain
+            }
+        }
+        if !route.groupSet.isEmpty, groups.contains(where: { route.groupSet.contains(ExactText($0)) }) {
+            return reasons.group
+        }
+        return nil
+    }
+}

@@ -1,0 +1,152 @@
+import PomeriumCore
+
+/// A validated policy route: its host key, compiled path matchers and allow lists.
+///
+/// Host rule. A `from` without a port, or with its scheme's default port (80 or 443), matches a request whose
+/// `Host` has no port or has that default port. A `from` with any other port matches only a `Host` with exactly
+/// that port. Host names compare after ASCII lower-casing. There are no wildcards, and a trailing dot makes a
+/// different name.
+///
+/// Pomerium v0.7 routed a portless `from` for any request port but then authorized against the full `host:port`,
+/// so `https://app` reached on :8443 was routed and then always denied, which looped through sign-in. Here one rule
+/// serves both steps, because the evaluator receives only the route the router matched and re-checks it with the
+/// same rule. A portless `from` requested on a non-default port gets "route unknown" instead of a loop.
+///
+/// Path rule (Pomerium v0.8 `prefix`, `path`, `regex`): every matcher that is set must match the normalised path,
+/// and a route with none matches every path.
+public struct RoutePolicy: Sendable {
+    public let id: String
+    public let scheme: RouteScheme
+    /// The lower-cased `from` host.
+    public let host: String
+    /// The `from` port, or nil for the scheme's default port.
+    public let port: Int?
+    public let prefix: String?
+    public let path: String?
+    /// The `regex` pattern as configured.
+    public let regexPattern: String?
+    /// The `allowed_users` entries as configured.
+    public let allowedUsers: [String]
+    /// The `allowed_domains` entries, lower-cased.
+    public let allowedDomains: [String]
+    /// The `allowed_groups` entries as configured.
+    public let allowedGroups: [String]
+    public let allowPublicUnauthenticatedAccess: Bool
+    public let corsAllowPreflight: Bool
+    public let allowWebsockets: Bool
+
+    private let regex: CompiledPathRegex?
+    let userSet: Set<EmailAddress>
+    let domainSet: Set<ExactText>
+    let groupSet: Set<ExactText>
+
+    /// Validates `definition` and compiles its regex once.
+    ///
+    /// - Throws: `PolicyError` listing every problem, each naming the route id, the value and the fix.
+    public init(_ definition: RouteDefinition) throws(PolicyError) {
+        var problems: [PomeriumError] = []
+        let route = "route \"\(definition.id)\""
+
+        if definition.id.isEmpty {
+            problems.append(PomeriumError(.routeIDInvalid, "a route has an empty id; give every route a unique id"))
+        }
+        let host = Self.validateHost(definition.host, route: route, problems: &problems)
+        let port = Self.validatePort(definition.port, scheme: definition.scheme, route: route, problems: &problems)
+        let regex = Self.validatePathMatchers(definition, route: route, problems: &problems)
+        let (userSet, domains) = Self.validateAllowLists(definition, route: route, problems: &problems)
+
+        guard problems.isEmpty else { throw PolicyError(problems: problems) }
+
+        self.id = definition.id
+        self.scheme = definition.scheme
+        self.host = host
+        self.port = port
+        self.prefix = definition.prefix
+        self.path = definition.path
+        self.regexPattern = definition.regex
+        self.regex = regex
+        self.allowedUsers = definition.allowedUsers
+        self.allowedDomains = domains
+        self.allowedGroups = definition.allowedGroups
+        self.allowPublicUnauthenticatedAccess = definition.allowPublicUnauthenticatedAccess
+        self.corsAllowPreflight = definition.corsAllowPreflight
+        self.allowWebsockets = definition.allowWebsockets
+        self.userSet = userSet
+        self.domainSet = Set(domains.map(ExactText.init))
+        self.groupSet = Set(definition.allowedGroups.map(ExactText.init))
+    }
+
+    /// Whether the route sets at least one of `allowed_users`, `allowed_domains` and `allowed_groups`.
+    public var hasAllowList: Bool {
+        !userSet.isEmpty || !domainSet.isEmpty || !groupSet.isEmpty
+    }
+
+    /// The `Host` keys this route matches: `host` and `host:defaultPort` for a default-port route, only
+    /// `host:port` otherwise.
+    public var hostKeys: [HostAndPort] {
+        if let port {
+            return [HostAndPort(host: host, port: port)]
+        }
+        return [HostAndPort(host: host, port: nil), HostAndPort(host: host, port: scheme.defaultPort)]
+    }
+
+    /// Returns whether `requestHost`, already parsed, has this route's host and port.
+    public func matchesHost(_ requestHost: HostAndPort) -> Bool {
+        guard ExactText(requestHost.host) == ExactText(host) else { return false }
+        if let port {
+            return requestHost.port == port
+        }
+        return requestHost.port == nil || requestHost.port == scheme.defaultPort
+    }
+
+    /// Returns whether every path matcher that is set accepts `path`, which the HTTP layer has already normalised.
+    public func matchesPath(_ path: String) -> Bool {
+        if let exact = self.path, !path.utf8.elementsEqual(exact.utf8) {
+            return false
+        }
+        if let prefix, !path.utf8.starts(with: prefix.utf8) {
+            return false
+        }
+        if let regex, !regex.matchesWhole(path) {
+            return false
+        }
+        return true
+    }
+
+    /// Returns whether the request's `Host` value and normalised path both match this route.
+    public func matches(host hostHeader: String, path: String) -> Bool {
+        guard let requestHost = HostAndPort(parsing: hostHeader) else { return false }
+        return matchesHost(requestHost) && matchesPath(path)
+    }
+}
+
+/// A `regex` path matcher, compiled once when the route is built.
+///
+/// `Regex` is not declared `Sendable`, but a compiled `Regex` is immutable and its lazily lowered program is
+/// published with an atomic compare-and-exchange in the standard library's string-processing module, so concurrent
+/// matching is safe. The initializer forces that lowering, so the first request pays no compile cost.
+final class CompiledPathRegex: @unchecked Sendable {
+    private let regex: Regex<AnyRegexOutput>
+
+    init(_ pattern: String) throws {
+        if pattern.isEmpty {
+            throw EmptyPatternError()
+        }
+        // Unicode-scalar semantics make `.` match one code point, as Go's RE2 did for Pomerium v0.8.
+        regex = try Regex<AnyRegexOutput>(pattern).matchingSemantics(.unicodeScalar)
+        _ = matchesWhole("/")
+    }
+
+    /// Returns whether the whole of `path` matches. A matching error counts as no match.
+    ///
+    /// NOTE: Swift's `Regex` engine backtracks, so a pattern with nested quantifiers such as `(a+)+$` can take time
+    /// exponential in the path length. The patterns come from the operator, the paths from clients; the HTTP layer's
+    /// request-line limit is what bounds the cost.
+    func matchesWhole(_ path: String) -> Bool {
+        (try? regex.wholeMatch(in: path)) != nil
+    }
+
+    private struct EmptyPatternError: Error, CustomStringConvertible {
+        var description: String { "the pattern is empty" }
+    }
+}

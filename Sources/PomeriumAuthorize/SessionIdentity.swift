@@ -1,0 +1,48 @@
+/// The identity claims of a route session whose signature the session layer has already verified.
+///
+/// A request without any session passes nil to the evaluator instead.
+public struct SessionIdentity: Sendable, Hashable {
+    /// The `email` claim of the signed-in user (the real user, also while impersonating).
+    public var email: String
+    /// The `groups` claim.
+    public var groups: [String]
+    /// The `sub` claim. Recorded for callers' logs; the decision does not read it.
+    public var subject: String
+    /// The `user` claim, if the provider sent one. The decision does not read it: `allowed_users` matches emails
+    /// only, as in Pomerium v0.7.
+    public var user: String?
+    /// The `impersonate_email` claim; nil or empty when not impersonating a user.
+    public var impersonatedEmail: String?
+    /// The `impersonate_groups` claim; empty when not impersonating groups.
+    public var impersonatedGroups: [String]
+    /// The `nbf` claim in Unix seconds, if present.
+    public var notBefore: Int64?
+    /// The `exp` claim in Unix seconds, if present. A session without `exp` does not expire here, as in v0.7.
+    public var expiresAt: Int64?
+
+    public init(
+        email: String,
+        groups: [String] = [],
+        subject: String = "",
+        user: String? = nil,
+        impersonatedEmail: String? = nil,
+        impersonatedGroups: [String] = [],
+        notBefore: Int64? = nil,
+        expiresAt: Int64? = nil
+    ) {
+        self.email = email
+        self.groups = groups
+        self.subject = subject
+        self.user = user
+        self.impersonatedEmail = impersonatedEmail
+        self.impersonatedGroups = impersonatedGroups
+        self.notBefore = notBefore
+        self.expiresAt = expiresAt
+    }
+
+    /// Whether an administrator has set an impersonated email or groups. Empty values mean impersonation is off,
+    /// because the impersonation form clears it by submitting both empty.
+    public var isImpersonating: Bool {
+        !(impersonatedEmail ?? "").isEmpty || !impersonatedGroups.isEmpty
+    }
+}
