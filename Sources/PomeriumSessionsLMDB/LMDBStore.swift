@@ -12,7 +12,9 @@ import Synchronization
 /// `sweepInterval`. Every write is one committed LMDB transaction, synced to disk before the call
 /// returns, so it survives a crash of the process (SIGKILL) or the machine. Several processes may
 /// open the same file; LMDB's lock file coordinates them, and locks taken through this store are
-/// visible to all of them.
+/// visible to all of them. One process opens a path at most once at a time: LMDB's locks break
+/// when a process closes a second descriptor of the same file, so a second open in the same
+/// process fails with `invalidConfiguration`.
 ///
 /// Threading, following LMDB's rules (lmdb.h, "Caveats"):
 /// - `MDB_NOTLS` ties a read transaction's reader slot to the transaction object instead of the
@@ -35,6 +37,7 @@ public final class LMDBStore: KeyValueStore, @unchecked Sendable {
     public let sweepInterval: Duration
     private let clock: any WallClock
     private let environment: OpaquePointer
+    private let fileIdentity: FileIdentity
     private let environmentLock: ReadWriteLock
     private let nextSweep: Mutex<Double>
 
@@ -62,6 +65,21 @@ public final class LMDBStore: KeyValueStore, @unchecked Sendable {
                     + "65536 bytes and not above the maximum"
             )
         }
+        let registration = try OpenFiles.register(path: path) { () throws(StoreError) -> OpaquePointer in
+            try LMDBStore.openEnvironment(path: path, initialMapSize: initialMapSize)
+        }
+        self.path = path
+        self.maximumMapSize = maximumMapSize
+        self.sweepInterval = sweepInterval
+        self.clock = clock
+        self.environment = registration.environment
+        self.fileIdentity = registration.identity
+        self.environmentLock = ReadWriteLock()
+        self.nextSweep = Mutex(clock.now() + StoreLimits.seconds(sweepInterval))
+        try sweepExpired()
+    }
+
+    private static func openEnvironment(path: String, initialMapSize: Int) throws(StoreError) -> OpaquePointer {
         var created: OpaquePointer?
         var status = mdb_env_create(&created)
         guard status == 0, let environment = created else {
@@ -82,18 +100,13 @@ public final class LMDBStore: KeyValueStore, @unchecked Sendable {
         // Reader slots of processes that died (SIGKILL) would otherwise pin old pages forever.
         var deadReaders: Int32 = 0
         mdb_reader_check(environment, &deadReaders)
-
-        self.path = path
-        self.maximumMapSize = maximumMapSize
-        self.sweepInterval = sweepInterval
-        self.clock = clock
-        self.environment = environment
-        self.environmentLock = ReadWriteLock()
-        self.nextSweep = Mutex(clock.now() + StoreLimits.seconds(sweepInterval))
-        try sweepExpired()
+        return environment
     }
 
-    deinit { mdb_env_close(environment) }
+    deinit {
+        mdb_env_close(environment)
+        OpenFiles.unregister(fileIdentity)
+    }
 
     /// The current size of the memory map in bytes.
     public var mapSize: Int {
@@ -104,7 +117,8 @@ public final class LMDBStore: KeyValueStore, @unchecked Sendable {
         }
     }
 
-    /// The number of entries in the file, expired ones and locks included, for tests and monitoring.
+    /// The number of entries in the file, expired ones, locks and the sweep's marker record
+    /// included, for tests and monitoring.
     public func entryCount() throws(StoreError) -> Int {
         try read { (transaction, database) throws(StoreError) in
             var statistics = MDB_stat()
@@ -187,7 +201,17 @@ public final class LMDBStore: KeyValueStore, @unchecked Sendable {
             }
             guard status == MDB_NOTFOUND else { throw LMDBStore.error(status, "sweep expired entries in \(path)") }
         }
+        // LMDB reuses a page freed by transaction N only from transaction N+2 on, so a write after
+        // the sweep would still find a full map. One more small commit makes the freed pages usable;
+        // if even that does not fit, the next write reports the store full.
+        let marker = LMDBRecord.encode(expiresAt: now + 3_600_000, payload: [])
+        try? write(sweepWhenFull: false) { (transaction, database) throws(StoreError) in
+            try put(LMDBStore.sweepMarkerKey, marker, transaction, database)
+        }
     }
+
+    /// The key of the record that each sweep rewrites.
+    static let sweepMarkerKey = "\u{1}swept"
 
     // MARK: Transactions
 
@@ -448,5 +472,56 @@ final class ReadWriteLock: @unchecked Sendable {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return body()
+    }
+}
+
+/// A file's device and inode numbers, which identify it under any path.
+struct FileIdentity: Hashable {
+    var device: UInt64
+    var inode: UInt64
+
+    init?(path: String) {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        device = UInt64(status.st_dev)
+        inode = UInt64(status.st_ino)
+    }
+}
+
+/// The LMDB files this process has open, so a second open of the same file is refused before it
+/// can break the first one's locks.
+enum OpenFiles {
+    private static let open = Mutex<Set<FileIdentity>>([])
+
+    static func register(
+        path: String,
+        opening: () throws(StoreError) -> OpaquePointer
+    ) throws(StoreError) -> (environment: OpaquePointer, identity: FileIdentity) {
+        let result: Result<(OpaquePointer, FileIdentity), StoreError> = open.withLock { files in
+            if let existing = FileIdentity(path: path), files.contains(existing) {
+                return .failure(
+                    StoreError(
+                        .invalidConfiguration,
+                        "cache_store_path \(path) is already open in this process; open each store file once"))
+            }
+            let environment: OpaquePointer
+            do throws(StoreError) {
+                environment = try opening()
+            } catch {
+                return .failure(error)
+            }
+            guard let identity = FileIdentity(path: path) else {
+                mdb_env_close(environment)
+                return .failure(StoreError(.unavailable, "cannot stat cache_store_path \(path) after opening it"))
+            }
+            files.insert(identity)
+            return .success((environment, identity))
+        }
+        let (environment, identity) = try result.get()
+        return (environment, identity)
+    }
+
+    static func unregister(_ identity: FileIdentity) {
+        _ = open.withLock { $0.remove(identity) }
     }
 }
