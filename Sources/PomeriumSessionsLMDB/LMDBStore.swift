@@ -347,7 +347,8 @@ public final class LMDBStore: KeyValueStore, @unchecked Sendable {
     {
         var keyCopy = key
         let result: Result<LMDBRecord?, StoreError> = keyCopy.withUTF8 { keyBytes in
-            var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+            var keyValue = MDB_val(
+                mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
             var data = MDB_val()
             let status = mdb_get(transaction, database, &keyValue, &data)
             if status == MDB_NOTFOUND { return .success(nil) }
@@ -365,7 +366,8 @@ public final class LMDBStore: KeyValueStore, @unchecked Sendable {
             record.withUnsafeBytes { recordBytes in
                 var keyValue = MDB_val(
                     mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
-                var data = MDB_val(mv_size: recordBytes.count, mv_data: UnsafeMutableRawPointer(mutating: recordBytes.baseAddress))
+                var data = MDB_val(
+                    mv_size: recordBytes.count, mv_data: UnsafeMutableRawPointer(mutating: recordBytes.baseAddress))
                 return mdb_put(transaction, database, &keyValue, &data, 0)
             }
         }
@@ -375,7 +377,8 @@ public final class LMDBStore: KeyValueStore, @unchecked Sendable {
     private func remove(_ key: String, _ transaction: OpaquePointer, _ database: MDB_dbi) throws(StoreError) {
         var keyCopy = key
         let status = keyCopy.withUTF8 { keyBytes in
-            var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+            var keyValue = MDB_val(
+                mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
             return mdb_del(transaction, database, &keyValue, nil)
         }
         guard status == 0 || status == MDB_NOTFOUND else { throw LMDBStore.error(status, "delete from \(path)") }
@@ -427,7 +430,9 @@ struct LMDBRecord {
         var bytes = [UInt8]()
         bytes.reserveCapacity(8 + payload.count)
         let bits = UInt64(bitPattern: expiresAt)
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            bytes.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift)))
+        }
         bytes.append(contentsOf: payload)
         return bytes
     }

@@ -36,7 +36,8 @@ public struct RedisConfiguration: Sendable {
     public init(address: String, password: String? = nil) throws(StoreError) {
         let trimmed = address.trimmingSpaces()
         guard !trimmed.isEmpty else {
-            throw StoreError(.invalidConfiguration, "cache_store_address is empty: set it to host:port or a redis:// URL")
+            throw StoreError(
+                .invalidConfiguration, "cache_store_address is empty: set it to host:port or a redis:// URL")
         }
         var rest = Substring(trimmed)
         var useTLS = false

@@ -35,7 +35,8 @@ public struct RedisPipeline<Tag> {
             slots.append(.authenticate)
         }
         if configuration.database != 0 {
-            RESPEncoder.encodeCommand([Array("SELECT".utf8), Array(String(configuration.database).utf8)], into: &outbound)
+            RESPEncoder.encodeCommand(
+                [Array("SELECT".utf8), Array(String(configuration.database).utf8)], into: &outbound)
             slots.append(.selectDatabase)
         }
         pendingHandshakeReplies = slots.count

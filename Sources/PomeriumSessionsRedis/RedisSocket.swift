@@ -10,7 +10,8 @@ struct RedisSocket {
     /// Resolves `host` and starts a non-blocking connect to one of its addresses, chosen by
     /// `addressIndex` so that successive attempts try each address in turn. Completion is reported
     /// by `poll` (POLLOUT) and checked with `connectionError()`.
-    static func connect(host: String, port: Int, addressIndex: Int, endpoint: String) throws(StoreError) -> RedisSocket {
+    static func connect(host: String, port: Int, addressIndex: Int, endpoint: String) throws(StoreError) -> RedisSocket
+    {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -33,7 +34,8 @@ struct RedisSocket {
         let address = addresses[addressIndex % addresses.count].pointee
 
         let descriptor = socket(
-            address.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+            address.ai_family,
+            Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
                 | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else {
             throw StoreError(.unavailable, "cannot create a socket for Redis at \(endpoint): \(errnoText())")

@@ -15,9 +15,11 @@ import Testing
     func sharedSuite(_ testCase: KeyValueStoreSuite.Case) async throws {
         let clock = ManualWallClock()
         let path = try temporaryPath()
-        let suite = KeyValueStoreSuite(ttl: .seconds(10), advanceTime: { clock.advance(by: StoreLimits.seconds($0)) }) {
-            try LMDBStore(path: path, clock: clock)
-        }
+        let suite = KeyValueStoreSuite(
+            ttl: .seconds(10),
+            advanceTime: { clock.advance(by: StoreLimits.seconds($0)) },
+            makeStore: { try LMDBStore(path: path, clock: clock) }
+        )
         try await suite.run(testCase)
     }
 
@@ -170,7 +172,8 @@ import Testing
         var buffer = [CChar](repeating: 0, count: 4096)
         let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard length > 0 else { throw FixtureError("cannot read /proc/self/exe") }
-        let executable = URL(fileURLWithPath: String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        let executable = URL(
+            fileURLWithPath: String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self))
         // …/debug/pomeriumPackageTests.xctest: the helper sits in the same folder.
         let candidate = executable.deletingLastPathComponent().appendingPathComponent("StoreCrashHelper")
         guard FileManager.default.isExecutableFile(atPath: candidate.path) else {

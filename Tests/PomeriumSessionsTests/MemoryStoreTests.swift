@@ -7,9 +7,11 @@ import Testing
     @Test(arguments: KeyValueStoreSuite.Case.allCases)
     func sharedSuite(_ testCase: KeyValueStoreSuite.Case) async throws {
         let clock = ManualWallClock()
-        let suite = KeyValueStoreSuite(ttl: .seconds(10), advanceTime: { clock.advance(by: StoreLimits.seconds($0)) }) {
-            try MemoryStore(clock: clock)
-        }
+        let suite = KeyValueStoreSuite(
+            ttl: .seconds(10),
+            advanceTime: { clock.advance(by: StoreLimits.seconds($0)) },
+            makeStore: { try MemoryStore(clock: clock) }
+        )
         try await suite.run(testCase)
     }
 

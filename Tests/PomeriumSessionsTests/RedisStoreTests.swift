@@ -23,9 +23,11 @@ import Testing
         try await Fixtures.withRedis { server in
             let store = try RedisStore(configuration: Self.configuration(port: server.port))
             defer { store.shutdown() }
-            let suite = KeyValueStoreSuite(ttl: .seconds(2), advanceTime: { try await Task.sleep(for: $0) }) {
-                store
-            }
+            let suite = KeyValueStoreSuite(
+                ttl: .seconds(2),
+                advanceTime: { try await Task.sleep(for: $0) },
+                makeStore: { store }
+            )
             try await suite.run(testCase)
         }
     }
@@ -199,7 +201,11 @@ import Testing
             // After SIGCONT the client reconnects by itself.
             var recovered = false
             for _ in 0..<100 where !recovered {
-                if (try? await store.get("k")) == [1] { recovered = true } else { try await Task.sleep(for: .milliseconds(20)) }
+                if (try? await store.get("k")) == [1] {
+                    recovered = true
+                } else {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
             }
             #expect(recovered)
         }
