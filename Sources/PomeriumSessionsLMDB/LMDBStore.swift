@@ -256,8 +256,8 @@ public final class LMDBStore: KeyValueStore, @unchecked Sendable {
         }
     }
 
-    /// Runs `body` in a write transaction and commits it. When the map is full, the map doubles (up
-    /// to `maximumMapSize`) and the transaction runs again; at the maximum, expired entries are
+    /// Runs `body` in a write transaction and commits it. When the map is full, the map doubles up
+    /// to `maximumMapSize` and the transaction runs again. At the maximum, expired entries are
     /// swept once before a `full` error.
     @discardableResult
     private func write<T>(

@@ -77,11 +77,11 @@ public struct RESPParser: Sendable {
     public struct Limits: Sendable {
         /// The largest bulk string. Redis's own default `proto-max-bulk-len` is 512 MiB.
         public var maximumBulkBytes = 64 * 1024 * 1024
-        /// The most elements in one array.
+        /// The maximum number of elements in one array.
         public var maximumArrayCount = 1 << 20
         /// The deepest nesting of arrays.
         public var maximumDepth = 16
-        /// The longest simple string, error or integer line.
+        /// The maximum length of a simple string, error or integer line.
         public var maximumLineBytes = 64 * 1024
 
         public init() {}

@@ -19,7 +19,7 @@ public struct RedisConfiguration: Sendable {
     public var commandTimeout: Duration = .seconds(5)
     /// The first delay before reconnecting after a failure; it doubles per failure.
     public var minimumBackoff: Duration = .milliseconds(50)
-    /// The longest delay between reconnect attempts.
+    /// The maximum delay between reconnect attempts.
     public var maximumBackoff: Duration = .seconds(2)
 
     public init(host: String, port: Int = 6379, database: Int = 0, username: String? = nil, password: String? = nil) {

@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// NOTE: `RedisConnection` drives its socket from a dedicated thread with `poll`, because the
 /// project's epoll event loop is not available to this module yet. Moving the connection onto a
-/// loop means implementing this protocol there; `RedisPipeline` already holds all protocol state.
+/// loop means implementing this protocol there; `RedisPipeline` already contains all protocol state.
 protocol RedisTransport: Sendable {
     /// Sends one command and returns its reply, or an error once the command timeout has passed,
     /// the connection failed, or Redis is known to be unreachable.
@@ -23,8 +23,8 @@ protocol RedisTransport: Sendable {
 ///
 /// Commands from any task are queued and written in batches; replies complete them in order.
 /// When the connection fails, every waiting command fails, and the thread reconnects after an
-/// exponential backoff with jitter (`minimumBackoff` doubling up to `maximumBackoff`; the first
-/// retry after a working connection drops is immediate). While Redis is unreachable between
+/// exponential backoff with jitter: `minimumBackoff`, doubling up to `maximumBackoff`. The first
+/// retry after a working connection drops is immediate. While Redis is unreachable between
 /// attempts, commands fail at once with the last connection error instead of waiting.
 final class RedisConnection: RedisTransport, @unchecked Sendable {
     // @unchecked: `shared` is a Mutex, `wakeDescriptor` and `configuration` never change, and

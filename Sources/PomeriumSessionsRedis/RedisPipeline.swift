@@ -2,7 +2,7 @@ import PomeriumSessions
 
 /// The protocol state of one Redis connection, with no I/O: the handshake (AUTH, SELECT), the
 /// bytes waiting to be written, and the commands waiting for replies in order. Any number of
-/// commands may be in flight (pipelining); Redis answers them in the order they were sent.
+/// commands may be in flight (pipelining); Redis replies to them in the order they were sent.
 ///
 /// The I/O layer calls `submit` for each command, writes `outbound` and reports it with
 /// `consumeOutbound`, and feeds every byte read to `receive`, which returns the tags of completed
@@ -68,7 +68,7 @@ public struct RedisPipeline<Tag> {
     /// Feeds bytes read from the connection. Returns the commands that completed, oldest first.
     ///
     /// - Throws: `StoreError` of kind `authenticationFailed` or `invalidConfiguration` when the
-    ///   handshake fails, or `protocolError` when the bytes are not valid RESP or answer nothing.
+    ///   handshake fails, or `protocolError` when the bytes are not valid RESP or reply to no command.
     ///   The connection must then be closed and every pending tag failed.
     public mutating func receive<Bytes: Sequence<UInt8>>(_ bytes: Bytes) throws(StoreError) -> [(Tag, RESPValue)] {
         parser.append(bytes)

@@ -45,7 +45,7 @@ public final class RedisStore: KeyValueStore {
     /// Fails every waiting command and stops reconnecting. Later calls fail with `unavailable`.
     public func shutdown() { transport.shutdown() }
 
-    /// Sends PING and returns when Redis answers, as v0.7 did at startup.
+    /// Sends PING and returns when Redis replies, as v0.7 did at startup.
     public func ping() async throws(StoreError) {
         let reply = try await command("PING", ["PING"])
         guard case .simpleString("PONG") = reply else { throw unexpected(reply, "PING") }

@@ -144,10 +144,10 @@ import Testing
             logDirectory: directory)
         let deadline = Date().addingTimeInterval(30)
         while Self.committedIndexes(process.output).count < 200 && process.isRunning && Date() < deadline {
-            usleep(5000)
+            try await Task.sleep(for: .milliseconds(5))
         }
         process.send(signal: SIGKILL)
-        while process.isRunning { usleep(1000) }
+        while process.isRunning { try await Task.sleep(for: .milliseconds(1)) }
         let committed = Self.committedIndexes(process.output)
         #expect(committed.count >= 200, "helper output: \(process.output.suffix(500))")
         #expect(committed.count < 100_000, "the helper was killed before it finished")

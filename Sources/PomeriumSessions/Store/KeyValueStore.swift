@@ -6,8 +6,8 @@
 /// `redis` (`RedisStore`).
 ///
 /// Locks live in a namespace of their own: a lock named `k` and a value under key `k` do not
-/// collide. A lock is a lease: `acquireLock` succeeds only when no unexpired lease exists, only the
-/// owner token that took it can release it, and the lease frees itself when its TTL passes, so a
+/// collide. A lock is a lease. `acquireLock` succeeds only when no unexpired lease exists, and only
+/// the owner token that took it can release it. The lease frees itself when its TTL passes, so a
 /// crashed owner blocks others for at most that TTL.
 public protocol KeyValueStore: Sendable {
     /// Returns the value stored under `key`, or `nil` when the key is missing or expired.

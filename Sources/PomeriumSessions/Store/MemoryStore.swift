@@ -26,7 +26,7 @@ public final class MemoryStore: KeyValueStore {
     private let clock: any WallClock
     private let state: Mutex<LRUState>
 
-    /// Creates an empty store that holds at most `byteBudget` bytes of keys, values and overhead.
+    /// Creates an empty store that keeps at most `byteBudget` bytes of keys, values and overhead.
     public init(byteBudget: Int = MemoryStore.defaultByteBudget, clock: any WallClock = SystemWallClock())
         throws(StoreError)
     {

@@ -4,7 +4,7 @@ public struct StoreError: Error, Equatable, CustomStringConvertible, Sendable {
     public enum Kind: String, Sendable, Equatable {
         /// The store cannot be reached or opened; retrying later may succeed.
         case unavailable
-        /// The store did not answer within the configured timeout.
+        /// The store did not reply within the configured timeout.
         case timeout
         /// The store has no room for the write (Redis `maxmemory`, LMDB map size, memory budget).
         case full
@@ -18,7 +18,7 @@ public struct StoreError: Error, Equatable, CustomStringConvertible, Sendable {
         case invalidConfiguration
         /// The store rejected the credentials (Redis AUTH).
         case authenticationFailed
-        /// The store answered something this client does not understand, or failed internally.
+        /// The store sent a reply this client does not understand, or failed internally.
         case protocolError
     }
 
