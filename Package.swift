@@ -153,7 +153,22 @@ let package = Package(
             name: "PomeriumSessionsTests",
             dependencies: [
                 "PomeriumSessions", "PomeriumSessionsLMDB", "PomeriumSessionsRedis", "PomeriumTestSupport",
+                "StoreCrashHelper",
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Writes LMDB entries until a test kills it with SIGKILL.
+        .executableTarget(
+            name: "StoreCrashHelper",
+            dependencies: ["PomeriumSessions", "PomeriumSessionsLMDB"],
+            path: "Tests/StoreCrashHelper",
+            swiftSettings: swiftSettings
+        ),
+        // Get and set throughput of each store: swift run -c release StoreBench
+        .executableTarget(
+            name: "StoreBench",
+            dependencies: ["PomeriumSessions", "PomeriumSessionsLMDB", "PomeriumSessionsRedis", "PomeriumTestSupport"],
+            path: "Benchmarks/StoreBench",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,260 @@
+import Foundation
+import Glibc
+import PomeriumLogging
+import PomeriumSessions
+import PomeriumSessionsRedis
+import PomeriumTestSupport
+import Testing
+
+/// The Redis store against a real `redis-server` on a loopback port. Redis keeps its own time, so
+/// TTL cases wait for real. The TTL is 2 s, so a check half way through keeps a second of margin
+/// when parallel tests slow the machine down. The suite runs serialized because those real waits
+/// and the fixtures' blocking start-up waits would otherwise starve each other of threads.
+@Suite(.serialized) struct RedisStoreTests {
+    private static func configuration(port: Int, commandTimeout: Duration = .seconds(2)) throws -> RedisConfiguration {
+        var configuration = try RedisConfiguration(address: "127.0.0.1:\(port)")
+        configuration.commandTimeout = commandTimeout
+        configuration.connectTimeout = .seconds(1)
+        configuration.maximumBackoff = .milliseconds(200)
+        return configuration
+    }
+
+    @Test(arguments: KeyValueStoreSuite.Case.allCases)
+    func sharedSuite(_ testCase: KeyValueStoreSuite.Case) async throws {
+        try await Fixtures.withRedis { server in
+            let store = try RedisStore(configuration: Self.configuration(port: server.port))
+            defer { store.shutdown() }
+            let suite = KeyValueStoreSuite(
+                ttl: .seconds(2),
+                advanceTime: { try await Task.sleep(for: $0) },
+                makeStore: { store }
+            )
+            try await suite.run(testCase)
+        }
+    }
+
+    @Test func pingAnswers() async throws {
+        try await Fixtures.withRedis { server in
+            let store = try RedisStore(address: "redis://127.0.0.1:\(server.port)/0")
+            try await store.ping()
+        }
+    }
+
+    @Test func entriesCarryATTLInRedis() async throws {
+        try await Fixtures.withRedis { server in
+            let store = try RedisStore(configuration: Self.configuration(port: server.port))
+            try await store.set("session", value: [1], ttl: .seconds(100))
+            let ttl = try RedisCLI.run(port: server.port, ["PTTL", "session"])
+            let milliseconds = try #require(Int(ttl.trimmingCharacters(in: .whitespacesAndNewlines)))
+            #expect(milliseconds > 90_000)
+            #expect(milliseconds <= 100_000)
+        }
+    }
+
+    @Test func selectsTheConfiguredDatabase() async throws {
+        try await Fixtures.withRedis { server in
+            let store = try RedisStore(address: "redis://127.0.0.1:\(server.port)/3")
+            try await store.set("in-three", value: Array("x".utf8), ttl: .seconds(60))
+            #expect(try RedisCLI.run(port: server.port, ["-n", "3", "GET", "in-three"]).hasPrefix("x"))
+            #expect(try RedisCLI.run(port: server.port, ["-n", "0", "EXISTS", "in-three"]).hasPrefix("0"))
+        }
+    }
+
+    @Test func databaseOutOfRangeIsAConfigurationError() async throws {
+        try await Fixtures.withRedis { server in
+            let store = try RedisStore(address: "redis://127.0.0.1:\(server.port)/99")
+            let error = await #expect(throws: StoreError.self) { try await store.ping() }
+            #expect(error?.kind == .invalidConfiguration)
+            #expect(error?.message.contains("database 99") == true)
+        }
+    }
+
+    @Test func passwordAuthenticates() async throws {
+        try await Fixtures.withRedis(extraArguments: ["--requirepass", "s3cret-pass"]) { server in
+            let store = try RedisStore(address: "127.0.0.1:\(server.port)", password: "s3cret-pass")
+            try await store.set("k", value: [1], ttl: .seconds(60))
+            #expect(try await store.get("k") == [1])
+        }
+    }
+
+    @Test func userAndPasswordAuthenticate() async throws {
+        let acl = ["--user", "pomerium", "on", ">user-pass", "~*", "+@all"]
+        try await Fixtures.withRedis(extraArguments: acl) { server in
+            let store = try RedisStore(address: "redis://pomerium:user-pass@127.0.0.1:\(server.port)")
+            try await store.set("k", value: [2], ttl: .seconds(60))
+            #expect(try await store.get("k") == [2])
+        }
+    }
+
+    @Test func wrongPasswordNamesTheSettingNotThePassword() async throws {
+        try await Fixtures.withRedis(extraArguments: ["--requirepass", "right-pass"]) { server in
+            let store = try RedisStore(
+                configuration: Self.configuration(port: server.port).withPassword("wrong-pass-123"))
+            let error = await #expect(throws: StoreError.self) { try await store.get("k") }
+            #expect(error?.kind == .authenticationFailed)
+            #expect(error?.message.contains("cache_store_password") == true)
+            #expect(error?.message.contains("wrong-pass-123") == false)
+            #expect(error?.message.contains("right-pass") == false)
+        }
+    }
+
+    @Test func missingPasswordNamesTheSetting() async throws {
+        try await Fixtures.withRedis(extraArguments: ["--requirepass", "right-pass"]) { server in
+            let store = try RedisStore(configuration: Self.configuration(port: server.port))
+            let error = await #expect(throws: StoreError.self) { try await store.get("k") }
+            #expect(error?.kind == .authenticationFailed)
+            #expect(error?.message.contains("set cache_store_password") == true)
+        }
+    }
+
+    @Test func fullRedisReportsFull() async throws {
+        let arguments = ["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"]
+        try await Fixtures.withRedis(extraArguments: arguments) { server in
+            let store = try RedisStore(configuration: Self.configuration(port: server.port))
+            let value = [UInt8](repeating: 7, count: 64 * 1024)
+            var fullError: StoreError?
+            for index in 0..<200 {
+                do throws(StoreError) {
+                    try await store.set("entry-\(index)", value: value, ttl: .seconds(60))
+                } catch {
+                    fullError = error
+                    break
+                }
+            }
+            let error = try #require(fullError)
+            #expect(error.kind == .full)
+            #expect(error.message.contains("maxmemory"))
+            // Redis's own overhead may fill 1 MB before the first write, so entry-0 may be missing.
+            await #expect(throws: Never.self, "reads still work") { _ = try await store.get("entry-0") }
+        }
+    }
+
+    @Test func tlsAddressIsRejectedClearly() {
+        let error = #expect(throws: StoreError.self) { try RedisStore(address: "rediss://127.0.0.1:6380") }
+        #expect(error?.kind == .invalidConfiguration)
+        #expect(error?.message.contains("TLS to Redis is not available in this build") == true)
+    }
+
+    @Test func nothingListeningFailsQuickly() async throws {
+        let port = try LoopbackPort.allocate()
+        let store = try RedisStore(configuration: Self.configuration(port: port))
+        defer { store.shutdown() }
+        let start = ContinuousClock.now
+        let error = await #expect(throws: StoreError.self) { try await store.get("k") }
+        #expect(error?.kind == .unavailable)
+        #expect(error?.message.contains("127.0.0.1:\(port)") == true)
+        #expect(ContinuousClock.now - start < .seconds(2))
+    }
+
+    @Test func killAndRestartRecovers() async throws {
+        var server = try Fixtures.startRedis()
+        defer { server.process.stop() }
+        let store = try RedisStore(configuration: Self.configuration(port: server.port, commandTimeout: .seconds(1)))
+        defer { store.shutdown() }
+        try await store.set("before", value: [1], ttl: .seconds(60))
+
+        var successes = 0
+        var failures: [StoreError.Kind: Int] = [:]
+        var restarted = false
+        var successAfterRestart = false
+        let start = ContinuousClock.now
+        for index in 0..<2000 where ContinuousClock.now - start < .seconds(10) {
+            if index == 300 {
+                server.process.send(signal: SIGKILL)
+                while server.process.isRunning { try await Task.sleep(for: .milliseconds(1)) }
+            }
+            if index == 700 {
+                server = try Fixtures.startRedis(port: server.port)
+                restarted = true
+            }
+            do throws(StoreError) {
+                try await store.set("load-\(index % 50)", value: Array("\(index)".utf8), ttl: .seconds(60))
+                _ = try await store.get("load-\(index % 50)")
+                successes += 1
+                if restarted { successAfterRestart = true }
+            } catch {
+                failures[error.kind, default: 0] += 1
+            }
+            if index >= 300 && !restarted { try await Task.sleep(for: .milliseconds(2)) }
+            if restarted && successAfterRestart && index > 1000 { break }
+            if restarted && !successAfterRestart { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(successes >= 300)
+        #expect((failures[.unavailable] ?? 0) > 0, "errors while Redis was down: \(failures)")
+        #expect(successAfterRestart, "the store reconnected after the restart")
+        #expect(try await store.get("load-1") != nil)
+    }
+
+    @Test func stalledServerTimesOut() async throws {
+        try await Fixtures.withRedis { server in
+            let store = try RedisStore(
+                configuration: Self.configuration(port: server.port, commandTimeout: .milliseconds(500)))
+            defer { store.shutdown() }
+            try await store.set("k", value: [1], ttl: .seconds(60))
+            server.process.send(signal: SIGSTOP)
+            let start = ContinuousClock.now
+            let error = await #expect(throws: StoreError.self) { try await store.get("k") }
+            let elapsed = ContinuousClock.now - start
+            server.process.send(signal: SIGCONT)
+            #expect(error?.kind == .timeout)
+            #expect(elapsed >= .milliseconds(400))
+            // Well under the time a hang would take, with slack for a loaded two-core test machine.
+            #expect(elapsed < .seconds(4))
+            // After SIGCONT the client reconnects by itself.
+            var recovered = false
+            for _ in 0..<100 where !recovered {
+                if (try? await store.get("k")) == [1] {
+                    recovered = true
+                } else {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            #expect(recovered)
+        }
+    }
+
+    @Test func concurrentCommandsArePipelined() async throws {
+        try await Fixtures.withRedis { server in
+            let store = try RedisStore(configuration: Self.configuration(port: server.port))
+            defer { store.shutdown() }
+            let mismatches = try await withThrowingTaskGroup(of: Int.self) { group in
+                for task in 0..<32 {
+                    group.addTask {
+                        var mismatches = 0
+                        for index in 0..<100 {
+                            let value = Array("\(task)-\(index)".utf8)
+                            try await store.set("p-\(task)-\(index)", value: value, ttl: .seconds(60))
+                            if try await store.get("p-\(task)-\(index)") != value { mismatches += 1 }
+                        }
+                        return mismatches
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(mismatches == 0)
+        }
+    }
+}
+
+extension RedisConfiguration {
+    fileprivate func withPassword(_ password: String) -> RedisConfiguration {
+        var copy = self
+        copy.password = password
+        return copy
+    }
+}
+
+/// Runs `redis-cli` against a test server, to check what the store wrote.
+enum RedisCLI {
+    static func run(port: Int, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = try Fixtures.findExecutable("redis-cli")
+        process.arguments = ["-h", "127.0.0.1", "-p", String(port)] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
