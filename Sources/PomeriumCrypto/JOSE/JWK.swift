@@ -146,11 +146,11 @@ public struct JWKSet: Sendable, Equatable {
         JSONWriter.encode(.object(JSONObject([("keys", .array(keys.map { .object($0.jsonObject) }))])))
     }
 
-    /// The keys that may verify a token with this header: those with the header's `kid` when it has
-    /// one, otherwise all keys, in both cases only keys that suit the algorithm.
+    /// The keys that may verify a token with this header: when it has a `kid`, the keys with that
+    /// `kid` and keys without one; otherwise all keys. In both cases only keys that suit the algorithm.
     public func candidates(keyID: String?, algorithm: JWSAlgorithm) -> [JWK] {
         keys.filter { key in
-            if let keyID, key.keyID != keyID { return false }
+            if let keyID, let ownID = key.keyID, ownID != keyID { return false }
             return key.suits(algorithm)
         }
     }
