@@ -17,7 +17,8 @@ public struct CallbackPayloadCodec: Sendable {
 
     public init(sharedSecret: [UInt8], logger: Logger) throws {
         guard sharedSecret.count == 32 else {
-            throw PomeriumError("shared-secret-invalid", "shared_secret must decode to 32 bytes, got \(sharedSecret.count)")
+            throw PomeriumError(
+                "shared-secret-invalid", "shared_secret must decode to 32 bytes, got \(sharedSecret.count)")
         }
         key = try AEADKey(secret: sharedSecret, purpose: "callback-payload")
         self.logger = logger

@@ -28,8 +28,8 @@ public final class IdentityAssertionSigner: Sendable {
 
     private struct Entry {
         let assertion: String
-        /// The claims the assertion was signed over; a changed session is signed again.
-        let claims: [UInt8]
+        /// The session the assertion was signed for; a changed session is signed again.
+        let session: SessionState
         let validUntil: Int64
     }
 
@@ -63,18 +63,20 @@ public final class IdentityAssertionSigner: Sendable {
     /// signed before and the entry is still fresh. `sessionID` identifies the session, for example
     /// its `jti` or `ati`. The session's OAuth token is never included.
     public func assertion(for session: SessionState, sessionID: String, route: String) throws -> String {
-        let claims = session.routeSession.jsonBytes()
+        let routeSession = session.routeSession
         let key = CacheKey(sessionID: sessionID, route: route)
         let now = clock.unixSeconds()
         let cached = cache.withLock { cache -> String? in
-            guard let entry = cache.entries[key], entry.validUntil > now, entry.claims == claims else { return nil }
+            guard let entry = cache.entries[key], entry.validUntil > now, entry.session == routeSession else {
+                return nil
+            }
             return entry.assertion
         }
         if let cached { return cached }
 
-        let assertion = try JWS.sign(payload: claims, with: signingKey, encodedHeader: encodedHeader)
+        let assertion = try JWS.sign(payload: routeSession.jsonBytes(), with: signingKey, encodedHeader: encodedHeader)
         guard let expiry = session.expiry, expiry - refreshMargin > now else { return assertion }
-        let entry = Entry(assertion: assertion, claims: claims, validUntil: expiry - refreshMargin)
+        let entry = Entry(assertion: assertion, session: routeSession, validUntil: expiry - refreshMargin)
         cache.withLock { cache in
             if cache.entries.updateValue(entry, forKey: key) == nil {
                 cache.insertionOrder.append(key)

@@ -80,7 +80,8 @@ public struct OAuthStateCodec: Sendable {
         logger: Logger
     ) throws {
         guard cookieSecret.count == 32 else {
-            throw PomeriumError("cookie-secret-invalid", "cookie_secret must decode to 32 bytes, got \(cookieSecret.count)")
+            throw PomeriumError(
+                "cookie-secret-invalid", "cookie_secret must decode to 32 bytes, got \(cookieSecret.count)")
         }
         stateKey = try AEADKey(secret: cookieSecret, purpose: "oauth-state")
         cookieKey = try AEADKey(secret: cookieSecret, purpose: "csrf-cookie")
@@ -106,7 +107,8 @@ public struct OAuthStateCodec: Sendable {
         // Strict would withhold the cookie on the identity provider's cross-site redirect back.
         let sameSite: SetCookie.SameSite? = settings.sameSite == .strict ? .lax : settings.sameSite
         let cookie = SetCookie(
-            name: settings.csrfName, value: "v1." + Base64.urlUnpadded.encode(sealed), path: "/", domain: settings.domain,
+            name: settings.csrfName, value: "v1." + Base64.urlUnpadded.encode(sealed), path: "/",
+            domain: settings.domain,
             maxAge: Self.csrfCookieLifetime, secure: settings.secure, httpOnly: true, sameSite: sameSite)
         do {
             return (secret, try cookie.serialized())
@@ -119,7 +121,8 @@ public struct OAuthStateCodec: Sendable {
     public func existingCSRFSecret(fromCookies cookies: [(name: String, value: String)]) -> CSRFSecret? {
         for cookie in cookies where cookie.name == settings.csrfName {
             guard cookie.value.hasPrefix("v1."), let sealed = Base64.urlUnpadded.decode(cookie.value.dropFirst(3)),
-                let bytes = try? cookieKey.open(sealed, associatedData: Array(settings.csrfName.utf8)), bytes.count == 32
+                let bytes = try? cookieKey.open(sealed, associatedData: Array(settings.csrfName.utf8)),
+                bytes.count == 32
             else {
                 logger.logRejection(SessionRejection(Self.csrfArtefact, .decryptionFailed))
                 continue

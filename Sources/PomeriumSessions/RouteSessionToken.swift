@@ -21,7 +21,8 @@ public enum AudienceHost {
 /// against the clock with no leeway, and requires the request host in `aud`.
 public struct RouteSessionTokenCodec: Sendable {
     static let artefact = "route-session-token"
-    private static let encodedHeader = JWS.encodeHeader(JSONObject([("alg", .string("HS256")), ("typ", .string("JWT"))]))
+    private static let encodedHeader = JWS.encodeHeader(
+        JSONObject([("alg", .string("HS256")), ("typ", .string("JWT"))]))
 
     private let key: HMACKey
     private let verifier: JWSVerifier
@@ -30,7 +31,8 @@ public struct RouteSessionTokenCodec: Sendable {
 
     public init(sharedSecret: [UInt8], clock: any WallClock, logger: Logger) throws {
         guard sharedSecret.count == 32 else {
-            throw PomeriumError("shared-secret-invalid", "shared_secret must decode to 32 bytes, got \(sharedSecret.count)")
+            throw PomeriumError(
+                "shared-secret-invalid", "shared_secret must decode to 32 bytes, got \(sharedSecret.count)")
         }
         key = try HMACKey(key: sharedSecret, digest: .sha256)
         verifier = try JWSVerifier(hmacKey: key)
@@ -62,7 +64,8 @@ public struct RouteSessionTokenCodec: Sendable {
             parsed = try verifier.verify(compact: token)
         } catch {
             switch error {
-            case .algorithmNotAllowed, .unsupportedAlgorithm: throw SessionRejection(Self.artefact, .algorithmNotAllowed)
+            case .algorithmNotAllowed, .unsupportedAlgorithm:
+                throw SessionRejection(Self.artefact, .algorithmNotAllowed)
             case .invalidSignature, .noMatchingKey: throw SessionRejection(Self.artefact, .badSignature)
             case .malformed, .unsupportedCriticalHeader: throw SessionRejection(Self.artefact, .malformed)
             }
@@ -137,10 +140,14 @@ public struct SessionLoader: Sendable {
         }
         if let authorization = request.authorization {
             if let token = Self.credential(authorization, scheme: "pomerium") {
-                return (try? tokens.verify(token, audienceHost: request.audienceHost)).map { ($0, .authorizationPomerium) }
+                return (try? tokens.verify(token, audienceHost: request.audienceHost)).map {
+                    ($0, .authorizationPomerium)
+                }
             }
             if let token = Self.credential(authorization, scheme: "bearer") {
-                return (try? tokens.verify(token, audienceHost: request.audienceHost)).map { ($0, .authorizationBearer) }
+                return (try? tokens.verify(token, audienceHost: request.audienceHost)).map {
+                    ($0, .authorizationBearer)
+                }
             }
         }
         if let parameter = request.sessionQueryParameter {

@@ -17,13 +17,21 @@ public struct SessionCookieCodec: Sendable {
     private let key: AEADKey
     private let clock: any WallClock
     private let logger: Logger
+    private let openedCache: OpenedCookieCache
 
     static let artefact = "session-cookie"
     private static let singlePrefix = Array("v1.".utf8)
     private static let chunkedPrefix = Array("v1c".utf8)
 
-    /// Creates a codec for the decoded `cookie_secret`, which must be 32 bytes.
-    public init(cookieSecret: [UInt8], settings: CookieSettings, clock: any WallClock, logger: Logger) throws {
+    /// Creates a codec for the decoded `cookie_secret`, which must be 32 bytes. Up to
+    /// `openedCacheCapacity` opened sessions are kept by cookie text (0 turns the cache off).
+    public init(
+        cookieSecret: [UInt8],
+        settings: CookieSettings,
+        clock: any WallClock,
+        logger: Logger,
+        openedCacheCapacity: Int = 4096
+    ) throws {
         guard cookieSecret.count == 32 else {
             throw PomeriumError(
                 "cookie-secret-invalid",
@@ -36,6 +44,7 @@ public struct SessionCookieCodec: Sendable {
         self.settings = settings
         self.clock = clock
         self.logger = logger
+        self.openedCache = OpenedCookieCache(capacity: max(0, openedCacheCapacity))
     }
 
     // MARK: Writing
@@ -59,7 +68,8 @@ public struct SessionCookieCodec: Sendable {
             used = pieces.count
             for (index, piece) in pieces.enumerated() {
                 let value = index == 0 ? "v1c\(pieces.count)." + text(piece) : text(piece)
-                headers.append(try serialize(settings.setCookie(name: settings.chunkName(index), value: value, now: now)))
+                headers.append(
+                    try serialize(settings.setCookie(name: settings.chunkName(index), value: value, now: now)))
             }
         }
         for index in used..<settings.maximumChunks {
@@ -132,7 +142,7 @@ public struct SessionCookieCodec: Sendable {
     /// Opens one candidate; throws `SessionRejection` with the reason.
     func open(base value: String, cookies: [(name: String, value: String)]) throws -> SessionState {
         let utf8 = Array(value.utf8)
-        var body: [UInt8]
+        let body: [UInt8]
         if utf8.starts(with: Self.singlePrefix) {
             body = Array(utf8.dropFirst(3))
         } else if utf8.starts(with: Self.chunkedPrefix) {
@@ -140,22 +150,29 @@ public struct SessionCookieCodec: Sendable {
         } else {
             throw SessionRejection(Self.artefact, .unsupportedVersion)
         }
+        let cacheKey = String(decoding: body, as: UTF8.self)
+        if let cached = openedCache.session(for: cacheKey) { return cached }
         guard let sealed = Base64.urlUnpadded.decode(bytes: body) else {
             throw SessionRejection(Self.artefact, .malformed)
         }
-        body.removeAll()
         let plaintext: [UInt8]
         do {
             plaintext = try key.open(sealed, associatedData: Array(settings.name.utf8))
         } catch {
             throw SessionRejection(Self.artefact, .decryptionFailed)
         }
+        let session: SessionState
         do {
-            return try SessionState(json: plaintext)
+            session = try SessionState(json: plaintext)
         } catch {
             throw SessionRejection(Self.artefact, .invalidClaims)
         }
+        openedCache.store(session, for: cacheKey)
+        return session
     }
+
+    /// The number of sessions in the opened-cookie cache.
+    var openedCacheCount: Int { openedCache.count }
 
     private func joinChunks(_ base: [UInt8], cookies: [(name: String, value: String)]) throws -> [UInt8] {
         guard let dot = base.firstIndex(of: UInt8(ascii: ".")), dot > 3, dot <= 5,
@@ -167,7 +184,8 @@ public struct SessionCookieCodec: Sendable {
         pieces[0] = Array(base[(dot + 1)...])
         let prefix = settings.name + "_"
         for cookie in cookies where cookie.name.hasPrefix(prefix) {
-            guard let index = Int(cookie.name.dropFirst(prefix.count)), String(index) == cookie.name.dropFirst(prefix.count)
+            guard let index = Int(cookie.name.dropFirst(prefix.count)),
+                String(index) == cookie.name.dropFirst(prefix.count)
             else { continue }
             guard index >= 1 else { continue }
             guard index < count else { throw SessionRejection(Self.artefact, .chunkUnexpected) }

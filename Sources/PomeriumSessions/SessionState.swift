@@ -129,7 +129,11 @@ extension SessionState {
             case "iss": issuer = try Self.string(value, key)
             case "sub": subject = try Self.string(value, key)
             case "aud":
-                if case .string(let single) = value { audience = [single] } else { audience = try Self.strings(value, key) }
+                if case .string(let single) = value {
+                    audience = [single]
+                } else {
+                    audience = try Self.strings(value, key)
+                }
             case "exp": expiry = try Self.seconds(value, key)
             case "nbf": notBefore = try Self.seconds(value, key)
             case "iat": issuedAt = try Self.seconds(value, key)
@@ -148,7 +152,9 @@ extension SessionState {
             case "ati": accessTokenID = try Self.string(value, key)
             case "act", "access_token":
                 if case .null = value { continue }
-                guard let token = value.objectValue else { throw SessionDecodingError(reason: "\(key) is not an object") }
+                guard let token = value.objectValue else {
+                    throw SessionDecodingError(reason: "\(key) is not an object")
+                }
                 oauthToken = try Self.oauthToken(token)
             default: continue
             }

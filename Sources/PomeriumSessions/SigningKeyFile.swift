@@ -20,7 +20,9 @@ public enum SigningKeyFile {
         let temporary = "\(path).tmp-\(getpid())-\(Base64.urlUnpadded.encode(try SecureRandom.bytes(6)))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
-            throw KeyError("cannot create signing key file \(temporary): \(String(cString: strerror(errno))); check that the folder exists and is writable")
+            throw KeyError(
+                "cannot create signing key file \(temporary): \(String(cString: strerror(errno))); check that the folder exists and is writable"
+            )
         }
         defer { unlink(temporary) }
         var bytes = Array(pem.utf8)
@@ -48,7 +50,8 @@ public enum SigningKeyFile {
         }
         if status.st_mode & 0o077 != 0 {
             logger.warning(
-                "signing key file is readable by other users; restrict it with chmod 600", metadata: ["path": .string(path)])
+                "signing key file is readable by other users; restrict it with chmod 600",
+                metadata: ["path": .string(path)])
         }
         guard let handle = fopen(path, "r") else {
             throw KeyError("cannot open signing key file \(path): \(String(cString: strerror(errno)))")
@@ -67,7 +70,8 @@ public enum SigningKeyFile {
             guard key.curve == .p256 else { throw KeyError("the key is not on P-256") }
             return key
         } catch {
-            throw KeyError("signing key file \(path) holds no usable P-256 key (\(error)); delete it to generate a new one")
+            throw KeyError(
+                "signing key file \(path) holds no usable P-256 key (\(error)); delete it to generate a new one")
         }
     }
 }

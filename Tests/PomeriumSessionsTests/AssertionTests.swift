@@ -65,7 +65,8 @@ struct AssertionTests {
         try await withThrowingTaskGroup(of: String.self) { group in
             for index in 0..<200 {
                 group.addTask {
-                    try signer.assertion(for: SessionFixtures.sampleSession(), sessionID: "s\(index % 30)", route: "app")
+                    try signer.assertion(
+                        for: SessionFixtures.sampleSession(), sessionID: "s\(index % 30)", route: "app")
                 }
             }
             for try await assertion in group {
@@ -118,7 +119,9 @@ struct JWKSTests {
         let signer = try IdentityAssertionSigner(signingKey: current, clock: ManualWallClock())
         #expect(parsed.keys[0].keyID == signer.keyID)
         #expect(!String(decoding: set.jsonBytes, as: UTF8.self).contains("\"d\""))
-        #expect(try JWKSet(json: AssertionKeySet(current: current.publicKey, previous: current.publicKey).jsonBytes).keys.count == 1)
+        #expect(
+            try JWKSet(json: AssertionKeySet(current: current.publicKey, previous: current.publicKey).jsonBytes).keys
+                .count == 1)
     }
 }
 
@@ -150,7 +153,9 @@ struct AssertionKeyFileTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("signing.pem").path
         try "garbage".write(toFile: path, atomically: true, encoding: .utf8)
-        #expect(throws: KeyError.self) { try SigningKeyFile.loadOrCreate(path: path, logger: .inMemory(store: .init())) }
+        #expect(throws: KeyError.self) {
+            try SigningKeyFile.loadOrCreate(path: path, logger: .inMemory(store: .init()))
+        }
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "garbage")
         #expect(throws: KeyError.self) {
             try SigningKeyFile.loadOrCreate(path: folder.path + "/missing/key.pem", logger: .inMemory(store: .init()))

@@ -12,10 +12,11 @@ struct ClaimHeadersTests {
         let headers = ClaimHeaders.headers(
             claims: session.routeSession.claims,
             names: ["email", "groups", "exp", "email_verified", "given_name", "missing", "act"])
-        #expect(headers.map(\.name) == [
-            "X-Pomerium-Claim-Email", "X-Pomerium-Claim-Groups", "X-Pomerium-Claim-Exp",
-            "X-Pomerium-Claim-Email_verified", "X-Pomerium-Claim-Given_name",
-        ])
+        #expect(
+            headers.map(\.name) == [
+                "X-Pomerium-Claim-Email", "X-Pomerium-Claim-Groups", "X-Pomerium-Claim-Exp",
+                "X-Pomerium-Claim-Email_verified", "X-Pomerium-Claim-Given_name",
+            ])
         #expect(headers.map(\.value) == ["user@example.test", "group-0,group-1,group-2", "1700003600", "true", "Ann"])
     }
 
@@ -30,7 +31,9 @@ struct ClaimHeadersTests {
 
     @Test("values that could split a header and invalid names are left out")
     func injection() {
-        let claims = JSONObject([("email", .string("a@b\r\nX-Evil: 1")), ("bad name", .string("x")), ("ok", .string("y"))])
+        let claims = JSONObject([
+            ("email", .string("a@b\r\nX-Evil: 1")), ("bad name", .string("x")), ("ok", .string("y")),
+        ])
         let headers = ClaimHeaders.headers(claims: claims, names: ["email", "bad name", "ok"])
         #expect(headers.map(\.name) == ["X-Pomerium-Claim-Ok"])
     }

@@ -44,12 +44,15 @@ struct CookieTests {
     func attributes() throws {
         let header = try codec().setCookieHeaders(for: SessionState())[0]
         #expect(header.hasPrefix("_pomerium=v1."))
-        for attribute in ["; Path=/", "; Expires=Wed, 15 Nov 2023 12:13:20 GMT", "; HttpOnly", "; Secure", "; SameSite=Lax"] {
+        for attribute in [
+            "; Path=/", "; Expires=Wed, 15 Nov 2023 12:13:20 GMT", "; HttpOnly", "; Secure", "; SameSite=Lax",
+        ] {
             #expect(header.contains(attribute), "\(attribute)")
         }
         #expect(!header.contains("Domain="))
         let custom = CookieSettings(
-            name: "_custom", domain: "example.test", secure: false, httpOnly: false, expireSeconds: 60, sameSite: .strict)
+            name: "_custom", domain: "example.test", secure: false, httpOnly: false, expireSeconds: 60,
+            sameSite: .strict)
         let other = try codec(settings: custom).setCookieHeaders(for: SessionState())[0]
         #expect(other.hasPrefix("_custom=v1."))
         #expect(other.contains("; Domain=example.test"))
@@ -138,7 +141,8 @@ struct CookieTests {
             altered[index] = alphabet[(alphabet.firstIndex(of: value[index])! + 1) % alphabet.count]
             let text = String(decoding: altered, as: UTF8.self)
             let decodable = Base64.urlUnpadded.decode(bytes: altered[3...]) != nil
-            try expectRejected([("_pomerium", text)], reason: decodable ? .decryptionFailed : .malformed, secrets: [text])
+            try expectRejected(
+                [("_pomerium", text)], reason: decodable ? .decryptionFailed : .malformed, secrets: [text])
             rejected += 1
         }
         #expect(rejected == value.count - 3)
@@ -150,16 +154,19 @@ struct CookieTests {
         let value = sent[0].value
         let truncated = String(value.dropLast(4))
         let canonical = Base64.urlUnpadded.decode(truncated.dropFirst(3)) != nil
-        try expectRejected([("_pomerium", truncated)], reason: canonical ? .decryptionFailed : .malformed, secrets: [value])
+        try expectRejected(
+            [("_pomerium", truncated)], reason: canonical ? .decryptionFailed : .malformed, secrets: [value])
         try expectRejected([("_pomerium", "v2." + value.dropFirst(3))], reason: .unsupportedVersion, secrets: [value])
         try expectRejected([("_pomerium", "garbage")], reason: .unsupportedVersion, secrets: [])
         try expectRejected([("_pomerium", "v1.")], reason: .decryptionFailed, secrets: [])
         let foreign = cookies(
-            from: try codec(secret: [UInt8](repeating: 9, count: 32)).setCookieHeaders(for: SessionFixtures.sampleSession()))
+            from: try codec(secret: [UInt8](repeating: 9, count: 32)).setCookieHeaders(
+                for: SessionFixtures.sampleSession()))
         try expectRejected(foreign, reason: .decryptionFailed, secrets: [foreign[0].value])
         // A value sealed for another cookie name does not open under this one.
         let renamed = cookies(
-            from: try codec(settings: CookieSettings(name: "_other")).setCookieHeaders(for: SessionFixtures.sampleSession()))
+            from: try codec(settings: CookieSettings(name: "_other")).setCookieHeaders(
+                for: SessionFixtures.sampleSession()))
         try expectRejected([("_pomerium", renamed[0].value)], reason: .decryptionFailed, secrets: [renamed[0].value])
     }
 
@@ -205,5 +212,33 @@ struct CookieTests {
         let good = cookies(from: try codec.setCookieHeaders(for: session))
         #expect(codec.session(fromCookies: [("_pomerium", "v1.AAAA")] + good) == session)
         #expect(codec.session(fromCookies: [("other", "x")]) == nil)
+    }
+}
+
+@Suite("Opened-cookie cache")
+struct CookieCacheTests {
+    @Test("a repeated cookie is served from the bounded cache, a tampered one is not")
+    func cache() throws {
+        let clock = ManualWallClock(now: SessionFixtures.now)
+        let codec = try SessionCookieCodec(
+            cookieSecret: SessionFixtures.cookieSecret, settings: CookieSettings(), clock: clock,
+            logger: .inMemory(store: .init()), openedCacheCapacity: 2)
+        var values: [String] = []
+        for index in 0..<3 {
+            var session = SessionFixtures.sampleSession()
+            session.id = "s\(index)"
+            let header = try codec.setCookieHeaders(for: session)[0]
+            values.append(String(header.split(separator: ";")[0].split(separator: "=", maxSplits: 1)[1]))
+        }
+        #expect(codec.session(fromCookies: [("_pomerium", values[0])])?.id == "s0")
+        #expect(codec.openedCacheCount == 1)
+        #expect(codec.session(fromCookies: [("_pomerium", values[0])])?.id == "s0")
+        #expect(codec.openedCacheCount == 1)
+        _ = codec.session(fromCookies: [("_pomerium", values[1])])
+        _ = codec.session(fromCookies: [("_pomerium", values[2])])
+        #expect(codec.openedCacheCount == 2)
+        var altered = Array(values[0].utf8)
+        altered[10] = altered[10] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        #expect(codec.session(fromCookies: [("_pomerium", String(decoding: altered, as: UTF8.self))]) == nil)
     }
 }

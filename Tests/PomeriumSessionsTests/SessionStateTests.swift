@@ -40,7 +40,8 @@ struct SessionStateTests {
 
     @Test("aud as a string, fractional times and legacy access_token decode")
     func lenientForms() throws {
-        let json = #"{"aud":"one.example.test","exp":1700000000.9,"access_token":{"access_token":"a","expiry":5},"x":[1]}"#
+        let json =
+            #"{"aud":"one.example.test","exp":1700000000.9,"access_token":{"access_token":"a","expiry":5},"x":[1]}"#
         let session = try SessionState(json: Array(json.utf8))
         #expect(session.audience == ["one.example.test"])
         #expect(session.expiry == 1_700_000_000)
@@ -50,7 +51,9 @@ struct SessionStateTests {
 
     @Test("wrong member types are rejected")
     func wrongTypes() {
-        for json in [#"{"exp":"soon"}"#, #"{"groups":"admins"}"#, #"{"email":1}"#, #"{"programatic":"yes"}"#, "[]", "{"] {
+        for json in [
+            #"{"exp":"soon"}"#, #"{"groups":"admins"}"#, #"{"email":1}"#, #"{"programatic":"yes"}"#, "[]", "{",
+        ] {
             #expect(throws: SessionDecodingError.self, "\(json)") { try SessionState(json: Array(json.utf8)) }
         }
     }

@@ -47,7 +47,8 @@ func expectLoggedOnce(
     for entry in entries {
         for secret in secrets where !secret.isEmpty {
             let probe = String(secret.prefix(24))
-            #expect(!entry.jsonLine.contains(probe), "log line contains secret material", sourceLocation: sourceLocation)
+            #expect(
+                !entry.jsonLine.contains(probe), "log line contains secret material", sourceLocation: sourceLocation)
         }
     }
 }

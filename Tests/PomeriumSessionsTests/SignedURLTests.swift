@@ -19,14 +19,20 @@ struct SignedURLTests {
 
     func signed() throws -> HTTPURL {
         try signer().sign(
-            HTTPURL(parsing: "https://authn.example.test/.pomerium/sign_in?pomerium_redirect_uri=https%3A%2F%2Fapp.example.test%2Fx%3Fy%3D1&b=2"))
+            HTTPURL(
+                parsing:
+                    "https://authn.example.test/.pomerium/sign_in?pomerium_redirect_uri=https%3A%2F%2Fapp.example.test%2Fx%3Fy%3D1&b=2"
+            ))
     }
 
     @Test("signing adds sorted parameters and validates")
     func roundTrip() throws {
         let url = try signed()
         let query = try URLQuery(parsing: url.query ?? "")
-        #expect(query.map(\.name) == ["b", "pomerium_expiry", "pomerium_issued", "pomerium_redirect_uri", "pomerium_signature"])
+        #expect(
+            query.map(\.name) == [
+                "b", "pomerium_expiry", "pomerium_issued", "pomerium_redirect_uri", "pomerium_signature",
+            ])
         #expect(query.value(for: "pomerium_issued") == "1700000000")
         #expect(query.value(for: "pomerium_expiry") == "1700000300")
         #expect(query.value(for: "pomerium_signature")?.hasSuffix("=") == true)
@@ -53,7 +59,8 @@ struct SignedURLTests {
     }
 
     func expectRejected(
-        _ url: HTTPURL, scheme: String? = nil, reason: RejectionReason, sourceLocation: SourceLocation = #_sourceLocation
+        _ url: HTTPURL, scheme: String? = nil, reason: RejectionReason,
+        sourceLocation: SourceLocation = #_sourceLocation
     ) throws {
         let store = InMemoryLogHandler.Store()
         let signer = try signer(store: store)
@@ -62,7 +69,8 @@ struct SignedURLTests {
                 scheme: scheme ?? url.scheme, hostAndPort: url.hostAndPort, path: url.path, rawQuery: url.query ?? "")
         }
         let signature = try URLQuery(parsing: try self.signed().query ?? "").value(for: "pomerium_signature") ?? ""
-        expectLoggedOnce(store, artefact: "signed-url", reason: reason, without: [signature], sourceLocation: sourceLocation)
+        expectLoggedOnce(
+            store, artefact: "signed-url", reason: reason, without: [signature], sourceLocation: sourceLocation)
     }
 
     func modified(_ url: HTTPURL, _ change: (inout URLQuery) -> Void) throws -> HTTPURL {
@@ -79,11 +87,15 @@ struct SignedURLTests {
         for name in ["pomerium_issued", "pomerium_expiry", "pomerium_signature"] {
             try expectRejected(try modified(url) { $0.remove(name: name) }, reason: .missingParameter)
             try expectRejected(
-                try modified(url) { $0.append(name: name, value: $0.value(for: name) ?? "") }, reason: .duplicateParameter)
+                try modified(url) { $0.append(name: name, value: $0.value(for: name) ?? "") },
+                reason: .duplicateParameter)
         }
-        try expectRejected(try modified(url) { $0.set(name: "pomerium_issued", value: "1699999999") }, reason: .badSignature)
-        try expectRejected(try modified(url) { $0.set(name: "pomerium_expiry", value: "1700000301") }, reason: .badSignature)
-        try expectRejected(try modified(url) { $0.set(name: "pomerium_issued", value: "+1700000000") }, reason: .malformed)
+        try expectRejected(
+            try modified(url) { $0.set(name: "pomerium_issued", value: "1699999999") }, reason: .badSignature)
+        try expectRejected(
+            try modified(url) { $0.set(name: "pomerium_expiry", value: "1700000301") }, reason: .badSignature)
+        try expectRejected(
+            try modified(url) { $0.set(name: "pomerium_issued", value: "+1700000000") }, reason: .malformed)
         try expectRejected(try modified(url) { $0.set(name: "pomerium_expiry", value: "soon") }, reason: .malformed)
         try expectRejected(try modified(url) { $0.set(name: "pomerium_signature", value: "AAAA") }, reason: .malformed)
         try expectRejected(
@@ -130,7 +142,8 @@ struct SignedURLTests {
         try signer().validate(plain)
         // v0.7 rebuilt every URL with https and so rejected this one.
         let secure = try signed()
-        try signer().validate(scheme: "http", hostAndPort: secure.hostAndPort, path: secure.path, rawQuery: secure.query!)
+        try signer().validate(
+            scheme: "http", hostAndPort: secure.hostAndPort, path: secure.path, rawQuery: secure.query!)
         try expectRejected(plain, scheme: "https", reason: .badSignature)
     }
 

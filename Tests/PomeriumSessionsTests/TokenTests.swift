@@ -72,7 +72,8 @@ struct TokenTests {
         // ES256 signed with a key of the attacker's choosing.
         let attacker = try ECPrivateKey.generate()
         try expectRejected(
-            try JWS.sign(payload: session.routeSession.jsonBytes(), with: .ecdsa(attacker)), reason: .algorithmNotAllowed)
+            try JWS.sign(payload: session.routeSession.jsonBytes(), with: .ecdsa(attacker)),
+            reason: .algorithmNotAllowed)
         // Wrong key.
         try expectRejected(try codec(secret: [UInt8](repeating: 5, count: 32)).sign(session), reason: .badSignature)
         // Truncated signature, payload swapped, missing part.
@@ -81,7 +82,8 @@ struct TokenTests {
         var other = session
         other.email = "admin@example.test"
         try expectRejected(
-            "\(parts[0]).\(Base64.urlUnpadded.encode(other.routeSession.jsonBytes())).\(parts[2])", reason: .badSignature)
+            "\(parts[0]).\(Base64.urlUnpadded.encode(other.routeSession.jsonBytes())).\(parts[2])",
+            reason: .badSignature)
         try expectRejected("\(parts[0]).\(parts[1])", reason: .malformed)
         // Expired, not yet valid, wrong audience, missing exp.
         clock.set(Double(session.expiry!))
@@ -113,18 +115,38 @@ struct TokenTests {
         let host = "app.example.test:8443"
 
         let fromCookie = loader.load(
-            SessionRequest(cookies: [("_pomerium", String(cookieValue))], authorization: "Pomerium \(token)", audienceHost: host))
+            SessionRequest(
+                cookies: [("_pomerium", String(cookieValue))], authorization: "Pomerium \(token)", audienceHost: host))
         #expect(fromCookie?.source == .cookie)
         #expect(fromCookie?.session == session)
-        #expect(loader.load(SessionRequest(cookies: [], authorization: "Pomerium \(token)", audienceHost: host))?.source == .authorizationPomerium)
-        #expect(loader.load(SessionRequest(cookies: [], authorization: "pomerium \(token)", audienceHost: host))?.source == .authorizationPomerium)
-        #expect(loader.load(SessionRequest(cookies: [], authorization: "Bearer \(token)", audienceHost: host))?.source == .authorizationBearer)
-        #expect(loader.load(SessionRequest(cookies: [], sessionQueryParameter: token, audienceHost: host))?.source == .queryParameter)
+        #expect(
+            loader.load(SessionRequest(cookies: [], authorization: "Pomerium \(token)", audienceHost: host))?.source
+                == .authorizationPomerium)
+        #expect(
+            loader.load(SessionRequest(cookies: [], authorization: "pomerium \(token)", audienceHost: host))?.source
+                == .authorizationPomerium)
+        #expect(
+            loader.load(SessionRequest(cookies: [], authorization: "Bearer \(token)", audienceHost: host))?.source
+                == .authorizationBearer)
+        #expect(
+            loader.load(SessionRequest(cookies: [], sessionQueryParameter: token, audienceHost: host))?.source
+                == .queryParameter)
         #expect(loader.load(SessionRequest(cookies: [], authorization: "Basic abc", audienceHost: host)) == nil)
         // The first source present decides: a broken cookie is no session even with a valid header.
-        #expect(loader.load(SessionRequest(cookies: [("_pomerium", "v1.AAAA")], authorization: "Pomerium \(token)", audienceHost: host)) == nil)
-        #expect(loader.load(SessionRequest(cookies: [], authorization: "Pomerium garbage", sessionQueryParameter: token, audienceHost: host)) == nil)
-        #expect(loader.load(SessionRequest(cookies: [], authorization: "Pomerium \(token)", audienceHost: "other.example.test")) == nil)
+        #expect(
+            loader.load(
+                SessionRequest(
+                    cookies: [("_pomerium", "v1.AAAA")], authorization: "Pomerium \(token)", audienceHost: host)) == nil
+        )
+        #expect(
+            loader.load(
+                SessionRequest(
+                    cookies: [], authorization: "Pomerium garbage", sessionQueryParameter: token, audienceHost: host))
+                == nil)
+        #expect(
+            loader.load(
+                SessionRequest(cookies: [], authorization: "Pomerium \(token)", audienceHost: "other.example.test"))
+                == nil)
     }
 
     @Test("authorization scheme parsing")
@@ -144,7 +166,8 @@ struct TokenCallbackAndStateTests {
     @Test("callback payload round trip and tampering")
     func callbackPayload() throws {
         let store = InMemoryLogHandler.Store()
-        let codec = try CallbackPayloadCodec(sharedSecret: SessionFixtures.sharedSecret, logger: .inMemory(store: store))
+        let codec = try CallbackPayloadCodec(
+            sharedSecret: SessionFixtures.sharedSecret, logger: .inMemory(store: store))
         let token = "header.payload.signature-secret"
         let sealed = try codec.seal(routeToken: token)
         #expect(sealed.hasSuffix("=") || sealed.utf8.count % 4 == 0)
@@ -155,14 +178,20 @@ struct TokenCallbackAndStateTests {
         var flipped = Array(sealed.utf8)
         flipped[10] = flipped[10] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
         mutations.append(String(decoding: flipped, as: UTF8.self))
-        let other = try CallbackPayloadCodec(sharedSecret: [UInt8](repeating: 1, count: 32), logger: .inMemory(store: .init()))
+        let other = try CallbackPayloadCodec(
+            sharedSecret: [UInt8](repeating: 1, count: 32), logger: .inMemory(store: .init()))
         mutations.append(try other.seal(routeToken: token))
         for mutation in mutations {
             let local = InMemoryLogHandler.Store()
-            let checker = try CallbackPayloadCodec(sharedSecret: SessionFixtures.sharedSecret, logger: .inMemory(store: local))
+            let checker = try CallbackPayloadCodec(
+                sharedSecret: SessionFixtures.sharedSecret, logger: .inMemory(store: local))
             #expect(throws: SessionRejection.self) { try checker.open(mutation) }
             #expect(local.all.count == 1)
-            #expect(!local.all.contains { $0.jsonLine.contains("signature-secret") || (!mutation.isEmpty && $0.jsonLine.contains(mutation.prefix(20))) })
+            #expect(
+                !local.all.contains {
+                    $0.jsonLine.contains("signature-secret")
+                        || (!mutation.isEmpty && $0.jsonLine.contains(mutation.prefix(20)))
+                })
         }
         #expect(throws: SessionRejection("callback-payload", .tooLarge)) {
             try codec.open(String(repeating: "A", count: 70_000))
@@ -233,7 +262,8 @@ struct TokenCallbackAndStateTests {
 
         func check(_ state: String, _ cookies: [(name: String, value: String)], _ reason: RejectionReason) throws {
             let store = InMemoryLogHandler.Store()
-            expectStateRejected(state, cookies: cookies, reason: reason, codec: try stateCodec(store: store), store: store)
+            expectStateRejected(
+                state, cookies: cookies, reason: reason, codec: try stateCodec(store: store), store: store)
         }
         // Tampered ciphertext.
         var bytes = Base64.url.decode(state)!
@@ -242,7 +272,9 @@ struct TokenCallbackAndStateTests {
         // Timestamp rewritten.
         let text = String(decoding: Base64.url.decode(state)!, as: UTF8.self)
         let fields = text.split(separator: "|", maxSplits: 2)
-        let rewritten = Array("\(fields[0])|\(Int64(SessionFixtures.now) + 1)|".utf8) + Array(Base64.url.decode(state)!.dropFirst(fields[0].utf8.count + fields[1].utf8.count + 2))
+        let rewritten =
+            Array("\(fields[0])|\(Int64(SessionFixtures.now) + 1)|".utf8)
+            + Array(Base64.url.decode(state)!.dropFirst(fields[0].utf8.count + fields[1].utf8.count + 2))
         try check(Base64.url.encode(rewritten), [cookie], .decryptionFailed)
         // Another browser's CSRF cookie, and none at all.
         let (_, otherCookieHeader) = try setup.csrfSecret(fromCookies: [])

@@ -133,7 +133,9 @@ public struct JWKSet: Sendable, Equatable {
         }
         var keys: [JWK] = []
         for entry in entries {
-            guard let member = entry.objectValue else { throw KeyError("invalid JWKS document: a key is not an object") }
+            guard let member = entry.objectValue else {
+                throw KeyError("invalid JWKS document: a key is not an object")
+            }
             let type = member["kty"]?.stringValue
             guard type == "EC" || type == "RSA" || type == "OKP" else { continue }
             keys.append(try JWK(json: member))
