@@ -151,9 +151,9 @@ public struct HTTPRequestParser: Sendable {
         let afterMethod = line[(firstSpace + 1)...]
         guard let secondSpace = afterMethod.firstIndex(of: ASCII.space) else { throw HTTPParseError(.invalidTarget) }
         let targetBytes = afterMethod[afterMethod.startIndex..<secondSpace]
-        let version = try StartLineSyntax.parseVersion(afterMethod[(secondSpace + 1)...])
         let method = HTTPMethod(validatedBytes: methodBytes)
         let targetForm = try HTTPRequestTarget.parse(targetBytes, method: method)
+        let version = try StartLineSyntax.parseVersion(afterMethod[(secondSpace + 1)...])
         let headers = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
         try checkHost(headers, version: version)
         return HTTPRequestHead(

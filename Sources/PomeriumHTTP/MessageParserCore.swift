@@ -120,12 +120,11 @@ struct SectionScanner {
                         return .incomplete
                     }
                     guard storage[base + index + 1] == ASCII.lf else { return .failed(.bareCarriageReturn) }
-                }
-                if inStartLine {
-                    if index - lineStart >= limits.maxStartLineLength {
+                } else if inStartLine {
+                    if index - lineStart + 1 > limits.maxStartLineLength {
                         return .failed(.requestLineTooLong)
                     }
-                } else if index - sectionStart >= limits.maxHeaderSectionSize {
+                } else if index - sectionStart + 1 > limits.maxHeaderSectionSize {
                     return .failed(.headerSectionTooLarge)
                 }
                 index += 1
