@@ -24,9 +24,9 @@ private func parseRequest(_ slices: [ArraySlice<UInt8>], limits: HTTPParserLimit
     return events
 }
 
-/// Fuzzes the request parser. The first input byte picks a slicing pattern; the parser must give the
-/// same events for the whole input and for the sliced one, and every head it accepts must encode
-/// and parse back to the same head.
+/// Fuzzes the request parser. The first input byte picks a slicing pattern and the body limit. The
+/// parser must give the same events for the whole input and for the sliced one. Every head it
+/// accepts must encode and parse back to the same head.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzRequestParser(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = fuzzInput(data, size)

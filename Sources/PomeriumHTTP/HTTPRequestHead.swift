@@ -74,8 +74,8 @@ public enum HTTPRequestTarget: Hashable, Sendable {
 
 /// Parsing of `uri-host [":" port]`, the syntax of the `Host` header and of authority-form targets.
 enum HostSyntax {
-    /// The lowercased host (IPv6 without brackets) and port, or nil when the syntax is invalid.
-    /// An empty input yields an empty host, which `Host` allows for targets without an authority.
+    /// Parses the lowercased host (IPv6 without brackets) and port, or returns nil when the syntax
+    /// is invalid. An empty input yields an empty host, which `Host` allows for targets without an authority.
     static func parse(_ bytes: ArraySlice<UInt8>) -> (host: String, port: Int?)? {
         if bytes.isEmpty { return ("", nil) }
         let hostEnd: Int
@@ -183,7 +183,7 @@ public struct HTTPRequestHead: Hashable, Sendable {
         return version.isAtLeastHTTP11 || tokens.contains("keep-alive")
     }
 
-    /// Whether the request asks to switch protocols: an `Upgrade` field named in `Connection`
+    /// Whether the request is a request to switch protocols: an `Upgrade` field named in `Connection`
     /// (RFC 9110 §7.8), or a `CONNECT` request.
     public var isUpgradeRequest: Bool {
         if method == .connect { return true }

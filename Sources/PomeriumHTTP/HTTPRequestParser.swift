@@ -6,8 +6,8 @@
 ///   rejected with 400, so no two parsers on the path can disagree about where a line ends.
 /// - `Content-Length` must be one field with plain digits. A comma list, even of equal values
 ///   (RFC 9110 §8.6 allows accepting it), and a second `Content-Length` field are rejected with 400.
-/// - `Transfer-Encoding` must be exactly `chunked`; any other coding gets 501, `chunked` twice or
-///   not last gets 400, and together with `Content-Length` or in an HTTP/1.0 request it gets 400.
+/// - `Transfer-Encoding` must be exactly `chunked`. Any other coding gets 501. A repeated `chunked`
+///   gets 400, and so does `Transfer-Encoding` with `Content-Length` or in an HTTP/1.0 request.
 /// - Obsolete line folding, whitespace before the colon, control characters in field values and
 ///   non-token field names get 400. Up to 8 empty lines before the request line are skipped.
 /// - The request line is `method SP target SP version` with exactly one space each; targets may
@@ -15,11 +15,11 @@
 /// - HTTP/1.x with x above 1 is handled as HTTP/1.1 (RFC 9112 §2.3); other major versions get 505.
 /// - Duplicate slashes in the path are kept here; `PathNormalization` decides about them.
 ///
-/// After a request that asks to switch protocols (`Upgrade` with `Connection: upgrade`, or
+/// After a request to switch protocols (`Upgrade` with `Connection: upgrade`, or
 /// `CONNECT`), the parser stops at the end of that request: the caller either calls
 /// `takeRemainingBytes()` to start a tunnel or `resumeAfterDeclinedUpgrade()` to keep parsing HTTP.
 public struct HTTPRequestParser: Sendable {
-    /// What the parser found in the bytes fed so far.
+    /// An event from the bytes fed so far.
     public enum Event: Hashable, Sendable {
         /// A complete request head. Body events follow, then `end`.
         case head(HTTPRequestHead)
@@ -27,7 +27,7 @@ public struct HTTPRequestParser: Sendable {
         case body([UInt8])
         /// The end of the request, with the trailer fields of a chunked body (usually none).
         case end(trailers: HTTPHeaders)
-        /// The request is invalid. The parser stops: answer `error.status` and close the connection.
+        /// The request is invalid. The parser stops, and the server sends `error.status` and closes.
         case error(HTTPParseError)
     }
 
@@ -69,7 +69,7 @@ public struct HTTPRequestParser: Sendable {
         return false
     }
 
-    /// Whether the parser stopped after a request that asks to switch protocols.
+    /// Whether the parser stopped after a request to switch protocols.
     public var isAwaitingUpgradeDecision: Bool {
         if case .awaitingUpgradeDecision = state { return true }
         return false

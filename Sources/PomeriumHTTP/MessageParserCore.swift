@@ -27,7 +27,8 @@ public struct HTTPParserLimits: Sendable, Hashable {
     }
 }
 
-/// The most empty lines tolerated before a start line (RFC 9112 §2.2 asks to ignore at least one).
+/// The maximum number of empty lines skipped before a start line. RFC 9112 §2.2 requires skipping at
+/// least one, and a bound keeps a client from holding the parser with endless CRLFs.
 private let maxLeadingEmptyLines = 8
 
 /// Bytes received and not yet consumed. `readIndex` is the first unconsumed byte.
@@ -173,7 +174,7 @@ enum FieldLineParser {
     }
 }
 
-/// How the body of a message is delimited (RFC 9112 §6.3).
+/// The delimiting of a message body (RFC 9112 §6.3).
 enum BodyFraming: Equatable {
     case none
     case fixed(Int)
@@ -188,7 +189,7 @@ enum FramingRules {
     static func checkTransferEncoding(_ headers: HTTPHeaders) throws(HTTPParseError) {
         var codings: [ArraySlice<UInt8>] = []
         for field in headers where field.hasName("Transfer-Encoding") {
-            for element in Array(field.value.utf8).split(separator: ASCII.comma, omittingEmptySubsequences: false) {
+            for element in Array(field.value.utf8).split(separator: ASCII.comma) {
                 var trimmed = element[...]
                 while let first = trimmed.first, ASCII.isWhitespace(first) { trimmed = trimmed.dropFirst() }
                 while let last = trimmed.last, ASCII.isWhitespace(last) { trimmed = trimmed.dropLast() }
@@ -207,7 +208,7 @@ enum FramingRules {
         guard codings.count == 1 else { throw HTTPParseError(.invalidTransferEncoding) }
     }
 
-    /// The value of the single `Content-Length` field, or nil when there is none. Rejects repeated
+    /// Parses the single `Content-Length` field, returning nil when there is none. Rejects repeated
     /// fields and any value that is not plain digits, including a comma list of equal values.
     static func contentLength(_ headers: HTTPHeaders) throws(HTTPParseError) -> Int? {
         var found: String?
@@ -410,7 +411,8 @@ struct BodyDecoder {
 
 /// `quoted-string` of RFC 9110 §5.6.4.
 enum QuotedStringSyntax {
-    /// The index after a token or quoted string starting at `start`, or nil when neither starts there.
+    /// Finds the index after a token or quoted string starting at `start`, or returns nil when
+    /// neither starts there.
     static func endOfTokenOrQuotedString(_ bytes: ArraySlice<UInt8>, from start: Int) -> Int? {
         guard start < bytes.endIndex else { return nil }
         if bytes[start] != ASCII.quote {

@@ -150,3 +150,18 @@ struct HTTPTypesTests {
         #expect(!notUpgrade.isUpgradeRequest)
     }
 }
+
+@Suite("Hop-by-hop fields")
+struct HopByHopTests {
+    @Test("standard and named fields removed")
+    func removed() {
+        var headers: HTTPHeaders = [
+            "Host": "h", "Connection": "keep-alive, X-Private", "Keep-Alive": "timeout=5", "x-private": "1",
+            "Transfer-Encoding": "chunked", "Upgrade": "websocket", "TE": "trailers", "Trailer": "X",
+            "Proxy-Authorization": "Basic eA==", "Proxy-Connection": "close", "Proxy-Authenticate": "Basic",
+            "Accept": "*/*",
+        ]
+        headers.removeHopByHopFields()
+        #expect(headers.map(\.name) == ["Host", "Accept"])
+    }
+}
