@@ -91,10 +91,13 @@ public struct HTTPRequestParser: Sendable {
                 return fail(kind)
             case .complete(let length):
                 do {
-                    let head = try parseHead(scanner.lines)
-                    let framing = try bodyFraming(of: head)
+                    let (head, fields) = try parseHead(scanner.lines)
+                    let framing = try bodyFraming(of: head, fields: fields)
+                    let isUpgrade =
+                        head.method == .connect
+                        || (fields.hasUpgrade && head.headers.containsToken("upgrade", name: "Connection"))
                     buffer.readIndex += length
-                    state = .body(BodyDecoder(framing: framing), isUpgrade: head.isUpgradeRequest)
+                    state = .body(BodyDecoder(framing: framing), isUpgrade: isUpgrade)
                     return .head(head)
                 } catch {
                     return fail(error.kind)
@@ -138,7 +141,7 @@ public struct HTTPRequestParser: Sendable {
         return .error(HTTPParseError(kind))
     }
 
-    private func parseHead(_ lines: [Range<Int>]) throws(HTTPParseError) -> HTTPRequestHead {
+    private func parseHead(_ lines: [Range<Int>]) throws(HTTPParseError) -> (HTTPRequestHead, FramingFields) {
         let base = buffer.readIndex
         let bytes = buffer.bytes
         let requestLine = lines[0]
@@ -154,40 +157,37 @@ public struct HTTPRequestParser: Sendable {
         let method = HTTPMethod(validatedBytes: methodBytes)
         let targetForm = try HTTPRequestTarget.parse(targetBytes, method: method)
         let version = try StartLineSyntax.parseVersion(afterMethod[(secondSpace + 1)...])
-        let headers = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
-        try checkHost(headers, version: version)
-        return HTTPRequestHead(
+        let (headers, fields) = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
+        try checkHost(fields, version: version)
+        let head = HTTPRequestHead(
             method: method, target: String(decoding: targetBytes, as: UTF8.self), targetForm: targetForm,
             version: version, headers: headers)
+        return (head, fields)
     }
 
     /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`; any request has at most one,
     /// and its value must be `uri-host [":" port]` (empty is allowed).
-    private func checkHost(_ headers: HTTPHeaders, version: HTTPVersion) throws(HTTPParseError) {
-        var host: String?
-        for field in headers where field.hasName("Host") {
-            guard host == nil else { throw HTTPParseError(.multipleHost) }
-            host = field.value
-        }
-        guard let host else {
+    private func checkHost(_ fields: FramingFields, version: HTTPVersion) throws(HTTPParseError) {
+        if fields.hostCount > 1 { throw HTTPParseError(.multipleHost) }
+        if fields.hostCount == 0 {
             if version.isAtLeastHTTP11 { throw HTTPParseError(.missingHost) }
             return
         }
-        guard HostSyntax.parse(Array(host.utf8)[...]) != nil else { throw HTTPParseError(.invalidHost) }
+        guard HostSyntax.isValid(buffer.bytes[fields.hostValue]) else { throw HTTPParseError(.invalidHost) }
     }
 
     /// RFC 9112 §6.3 for requests: chunked when `Transfer-Encoding` is present, else the
     /// `Content-Length`, else no body.
-    private func bodyFraming(of head: HTTPRequestHead) throws(HTTPParseError) -> BodyFraming {
-        if head.headers.contains(name: "Transfer-Encoding") {
-            if head.headers.contains(name: "Content-Length") {
+    private func bodyFraming(of head: HTTPRequestHead, fields: FramingFields) throws(HTTPParseError) -> BodyFraming {
+        if fields.hasTransferEncoding {
+            if fields.contentLengthCount > 0 {
                 throw HTTPParseError(.contentLengthWithTransferEncoding)
             }
             if !head.version.isAtLeastHTTP11 { throw HTTPParseError(.transferEncodingInHTTP10) }
             try FramingRules.checkTransferEncoding(head.headers)
             return .chunked
         }
-        guard let length = try FramingRules.contentLength(head.headers) else { return .none }
+        guard let length = try FramingRules.contentLength(fields, in: buffer.bytes) else { return .none }
         if let max = limits.maxBodySize, length > max { throw HTTPParseError(.bodyTooLarge) }
         return length == 0 ? .none : .fixed(length)
     }
