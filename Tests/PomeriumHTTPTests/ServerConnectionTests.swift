@@ -203,6 +203,28 @@ struct ServerConnectionTests {
         #expect(body == [.requestBody(Array("abc".utf8)), .requestEnd(trailers: HTTPHeaders())])
     }
 
+    @Test("no 100-continue without body")
+    func continueWithoutBody() {
+        var connection = HTTPServerConnection()
+        _ = received(&connection, "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n")
+        #expect(connection.handlerReadsBody() == [])
+    }
+
+    @Test("partial head for timeouts")
+    func partialHead() {
+        var connection = HTTPServerConnection()
+        #expect(!connection.hasPartialRequestHead)
+        #expect(connection.isIdle)
+        _ = received(&connection, "GET / HT")
+        #expect(connection.hasPartialRequestHead)
+        #expect(!connection.isIdle)
+        let timeout = String(
+            decoding: HTTPServerConnection.errorResponse(status: 408, message: "request\r\ntimed out"), as: UTF8.self)
+        #expect(timeout.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
+        #expect(timeout.contains("Content-Length: 19\r\n"))
+        #expect(timeout.hasSuffix("\r\n\r\nrequest  timed out\n"))
+    }
+
     @Test("no 100-continue after final head")
     func continueAfterHead() throws {
         var connection = HTTPServerConnection()
