@@ -1,7 +1,7 @@
 /// An ordered list of header fields that keeps the order, the case of names, and repeated names as
 /// received. Lookups compare names case-insensitively (RFC 9110 §5.1).
 ///
-/// The list itself accepts any strings; the encoders reject names that are not tokens and values
+/// The list itself accepts any strings. The encoders reject names that are not tokens and values
 /// with CR, LF, NUL or other control characters before anything reaches the wire.
 public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, ExpressibleByDictionaryLiteral {
     /// One field line.

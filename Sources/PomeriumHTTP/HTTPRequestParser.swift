@@ -10,7 +10,7 @@
 ///   gets 400, and so does `Transfer-Encoding` with `Content-Length` or in an HTTP/1.0 request.
 /// - Obsolete line folding, whitespace before the colon, control characters in field values and
 ///   non-token field names get 400. Up to 8 empty lines before the request line are skipped.
-/// - The request line is `method SP target SP version` with exactly one space each; targets may
+/// - The request line is `method SP target SP version` with exactly one space each. Targets may
 ///   contain only RFC 3986 characters, so a raw space, `"`, `<`, `\` or `#` gets 400.
 /// - HTTP/1.x with x above 1 is handled as HTTP/1.1 (RFC 9112 §2.3); other major versions get 505.
 /// - Duplicate slashes in the path are kept here; `PathNormalization` decides about them.

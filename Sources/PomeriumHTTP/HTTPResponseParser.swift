@@ -1,6 +1,5 @@
 /// An incremental HTTP/1.1 response parser (RFC 9112) for the client side. Before the bytes of a
-/// response arrive, the caller records the method of the request it answers with
-/// `expectResponse(to:)`, because a `HEAD` response has no body and a `2xx` to `CONNECT` opens a
+/// response arrive, the caller records the method of its request with `expectResponse(to:)`, because a `HEAD` response has no body and a `2xx` to `CONNECT` opens a
 /// tunnel. Responses arrive in request order, so several requests may be outstanding.
 ///
 /// It applies the request parser's line rules (CRLF only, no folding, no control characters) and
@@ -144,7 +143,7 @@ public struct HTTPResponseParser: Sendable {
             state = .upgraded
             return .upgrade(head)
         }
-        // RFC 9112 §6.3: a response to HEAD has no body whatever its framing fields say.
+        // RFC 9112 §6.3: a response to HEAD has no body, whatever its framing fields contain.
         let bodyFraming = method == .head ? .none : try bodyFraming(of: head, fields: fields)
         isCloseDelimited = bodyFraming == .closeDelimited
         state = .body(BodyDecoder(framing: bodyFraming))
@@ -163,7 +162,7 @@ public struct HTTPResponseParser: Sendable {
     }
 
     /// RFC 9112 §6.3 for final responses to requests other than `HEAD`. 204 and 304 responses have no
-    /// body whatever their framing fields say.
+    /// body, whatever their framing fields contain.
     private func bodyFraming(of head: HTTPResponseHead, fields: FramingFields) throws(HTTPParseError) -> BodyFraming {
         if head.status == 204 || head.status == 304 { return .none }
         if fields.hasTransferEncoding {
