@@ -120,10 +120,12 @@ public struct SetCookie: Hashable, Sendable {
         value.utf8.allSatisfy { CookieSyntax.isCookieOctet($0) || $0 == ASCII.space || $0 == ASCII.comma }
     }
 
-    /// The `Set-Cookie` field value. Throws when a part would break the field or the cookie's scope.
+    /// Serialises the cookie as a `Set-Cookie` field value. Throws when a part would break the field
+    /// or the cookie's scope.
     public func serialized() throws(CookieError) -> String {
         guard Self.isValidName(name) else { throw CookieError(.invalidName) }
         guard Self.isValidValue(value) else { throw CookieError(.invalidValue) }
+        try checkNamePrefix()
         var text = name + "="
         // Go's net/http quotes values with a space or comma, which cookie-octet excludes.
         if value.utf8.contains(where: { $0 == ASCII.space || $0 == ASCII.comma }) {
@@ -131,6 +133,7 @@ public struct SetCookie: Hashable, Sendable {
         } else {
             text += value
         }
+
         if let path {
             guard path.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F && $0 != ASCII.semicolon }) else {
                 throw CookieError(.invalidPath)
@@ -148,6 +151,7 @@ public struct SetCookie: Hashable, Sendable {
         if let maxAge {
             text += "; Max-Age=" + String(max(0, maxAge))
         }
+
         if httpOnly { text += "; HttpOnly" }
         if secure { text += "; Secure" }
         if let sameSite {
@@ -155,6 +159,19 @@ public struct SetCookie: Hashable, Sendable {
             text += "; SameSite=" + sameSite.rawValue
         }
         return text
+    }
+
+    /// Checks the rules browsers apply to the name prefixes of RFC 6265bis §4.1.3: `__Secure-` needs
+    /// `Secure`, and `__Host-` needs `Secure`, `Path=/` and no `Domain`. Browsers match them
+    /// case-insensitively and drop cookies that break them, so this fails early instead.
+    private func checkNamePrefix() throws(CookieError) {
+        let lowercaseName = ASCII.lowercased(name)
+        if lowercaseName.hasPrefix("__secure-") && !secure {
+            throw CookieError(.securePrefixRequirements)
+        }
+        if lowercaseName.hasPrefix("__host-") && (!secure || path != "/" || domain != nil) {
+            throw CookieError(.hostPrefixRequirements)
+        }
     }
 
     /// A host name of letters, digits, `-` and `.` with labels of 1 to 63 bytes, or an IPv4
@@ -180,6 +197,8 @@ public struct CookieError: Error, Hashable, Sendable, CustomStringConvertible {
         case invalidPath
         case invalidDomain
         case sameSiteNoneWithoutSecure
+        case securePrefixRequirements
+        case hostPrefixRequirements
     }
 
     public let kind: Kind
@@ -195,6 +214,9 @@ public struct CookieError: Error, Hashable, Sendable, CustomStringConvertible {
         case .invalidPath: return "invalid cookie path: remove ';' and control characters"
         case .invalidDomain: return "invalid cookie domain: use a host name or an IPv4 address"
         case .sameSiteNoneWithoutSecure: return "SameSite=None requires Secure: set secure or pick Lax"
+        case .securePrefixRequirements: return "a cookie named __Secure-* requires Secure: set secure"
+        case .hostPrefixRequirements:
+            return "a cookie named __Host-* requires Secure, Path=/ and no Domain: set them or rename the cookie"
         }
     }
 }

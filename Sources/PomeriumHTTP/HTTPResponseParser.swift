@@ -1,6 +1,5 @@
 /// An incremental HTTP/1.1 response parser (RFC 9112) for the client side. Before the bytes of a
-/// response arrive, the caller records the method of the request it answers with
-/// `expectResponse(to:)`, because a `HEAD` response has no body and a `2xx` to `CONNECT` opens a
+/// response arrive, the caller records the method of its request with `expectResponse(to:)`, because a `HEAD` response has no body and a `2xx` to `CONNECT` opens a
 /// tunnel. Responses arrive in request order, so several requests may be outstanding.
 ///
 /// It applies the request parser's line rules (CRLF only, no folding, no control characters) and
@@ -88,9 +87,10 @@ public struct HTTPResponseParser: Sendable {
                     return fail(kind == .requestLineTooLong ? .invalidStatusLine : kind)
                 case .complete(let length):
                     do {
-                        let head = try parseHead(scanner.lines)
+                        let (head, fields) = try parseHead(scanner.lines)
+                        let event = try classify(head, fields: fields)
                         buffer.readIndex += length
-                        return try classify(head)
+                        return event
                     } catch {
                         return fail(error.kind)
                     }
@@ -128,7 +128,7 @@ public struct HTTPResponseParser: Sendable {
     }
 
     /// Decides the event for a parsed head and the framing of what follows it.
-    private mutating func classify(_ head: HTTPResponseHead) throws(HTTPParseError) -> Event {
+    private mutating func classify(_ head: HTTPResponseHead, fields: FramingFields) throws(HTTPParseError) -> Event {
         if head.status == 101 {
             state = .upgraded
             consumePendingMethod()
@@ -143,9 +143,10 @@ public struct HTTPResponseParser: Sendable {
             state = .upgraded
             return .upgrade(head)
         }
-        let framing = try bodyFraming(of: head, method: method)
-        isCloseDelimited = framing == .closeDelimited
-        state = .body(BodyDecoder(framing: framing))
+        // RFC 9112 §6.3: a response to HEAD has no body, whatever its framing fields contain.
+        let bodyFraming = method == .head ? .none : try bodyFraming(of: head, fields: fields)
+        isCloseDelimited = bodyFraming == .closeDelimited
+        state = .body(BodyDecoder(framing: bodyFraming))
         return .head(head)
     }
 
@@ -160,25 +161,26 @@ public struct HTTPResponseParser: Sendable {
         return method
     }
 
-    /// RFC 9112 §6.3 for responses.
-    private func bodyFraming(of head: HTTPResponseHead, method: HTTPMethod) throws(HTTPParseError) -> BodyFraming {
-        if method == .head || head.status == 204 || head.status == 304 { return .none }
-        if head.headers.contains(name: "Transfer-Encoding") {
-            if head.headers.contains(name: "Content-Length") {
+    /// RFC 9112 §6.3 for final responses to requests other than `HEAD`. 204 and 304 responses have no
+    /// body, whatever their framing fields contain.
+    private func bodyFraming(of head: HTTPResponseHead, fields: FramingFields) throws(HTTPParseError) -> BodyFraming {
+        if head.status == 204 || head.status == 304 { return .none }
+        if fields.hasTransferEncoding {
+            if fields.contentLengthCount > 0 {
                 throw HTTPParseError(.contentLengthWithTransferEncoding)
             }
             if !head.version.isAtLeastHTTP11 { throw HTTPParseError(.transferEncodingInHTTP10) }
             try FramingRules.checkTransferEncoding(head.headers)
             return .chunked
         }
-        guard let length = try FramingRules.contentLength(head.headers) else { return .closeDelimited }
+        guard let length = try FramingRules.contentLength(fields, in: buffer.bytes) else { return .closeDelimited }
         if let max = limits.maxBodySize, length > max { throw HTTPParseError(.bodyTooLarge) }
         return length == 0 ? .none : .fixed(length)
     }
 
     /// Parses `HTTP-version SP 3DIGIT [SP reason-phrase]`. A missing space before an empty
     /// reason is accepted because common servers omit it.
-    private func parseHead(_ lines: [Range<Int>]) throws(HTTPParseError) -> HTTPResponseHead {
+    private func parseHead(_ lines: [Range<Int>]) throws(HTTPParseError) -> (HTTPResponseHead, FramingFields) {
         let base = buffer.readIndex
         let bytes = buffer.bytes
         let statusLine = lines[0]
@@ -205,8 +207,8 @@ public struct HTTPResponseParser: Sendable {
             guard reasonBytes.allSatisfy(ASCII.isFieldValueCharacter) else { throw HTTPParseError(.invalidStatusLine) }
             reason = String(decoding: reasonBytes, as: UTF8.self)
         }
-        let headers = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
-        return HTTPResponseHead(status: status, reason: reason, version: version, headers: headers)
+        let (headers, fields) = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
+        return (HTTPResponseHead(status: status, reason: reason, version: version, headers: headers), fields)
     }
 }
 
@@ -215,6 +217,7 @@ extension HTTPResponseHead {
     /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`. A close-delimited body
     /// also ends the connection; `HTTPResponseParser.isCloseDelimited` reports that.
     public var keepAlive: Bool {
+        guard headers.contains(name: "Connection") else { return version.isAtLeastHTTP11 }
         let tokens = headers.tokens(name: "Connection")
         if tokens.contains("close") { return false }
         return version.isAtLeastHTTP11 || tokens.contains("keep-alive")

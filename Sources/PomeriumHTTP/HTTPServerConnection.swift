@@ -10,10 +10,10 @@
 ///   `maxPipelinedBytes` wait.
 /// - `Expect: 100-continue` (RFC 9110 §10.1.1) sends `100 Continue` only once the handler starts
 ///   reading the body, and never after the final response head. Any other expectation gets 417.
-/// - Response framing: the connection owns it. A `Transfer-Encoding` from the handler is dropped;
-///   a `Content-Length` from the handler is kept and enforced; without one, the body is chunked
-///   for HTTP/1.1 clients and close-delimited for HTTP/1.0. `HEAD`, 204 and 304 responses never
-///   carry body bytes.
+/// - Response framing: the connection owns it. A `Transfer-Encoding` from the handler is dropped.
+///   A `Content-Length` from the handler is kept and enforced. Without one, the body is chunked for
+///   HTTP/1.1 clients and close-delimited for HTTP/1.0. `HEAD`, 204 and 304 responses never carry
+///   body bytes.
 /// - Upgrades: a request with `Upgrade` (or `CONNECT`) turns the connection into a tunnel only
 ///   when the handler writes a 101 (or a 2xx to `CONNECT`), that is after the upstream agreed.
 /// - A response that starts before the request body is complete closes the connection when it
@@ -22,8 +22,8 @@
 public struct HTTPServerConnection: Sendable {
     public struct Configuration: Sendable, Hashable {
         public var limits: HTTPParserLimits
-        /// How many bytes of pipelined requests may wait while a response is in progress before
-        /// the connection asks the owner to stop reading.
+        /// The maximum number of bytes of pipelined requests that may wait while a response is in
+        /// progress. Beyond it the connection returns `pauseReading`.
         public var maxPipelinedBytes: Int
 
         public init(limits: HTTPParserLimits = HTTPParserLimits(), maxPipelinedBytes: Int = 64 * 1024) {
@@ -125,6 +125,13 @@ public struct HTTPServerConnection: Sendable {
     /// which an idle timeout may close the connection without losing a request.
     public var isIdle: Bool {
         if case .idle = state { return parser.isIdle }
+        return false
+    }
+
+    /// Whether part of a request head has arrived but not all of it. A header timeout in this state
+    /// should send a 408 (built by `errorResponse(status:message:)`) before closing.
+    public var hasPartialRequestHead: Bool {
+        if case .idle = state { return parser.bufferedByteCount > 0 }
         return false
     }
 
@@ -281,7 +288,7 @@ public struct HTTPServerConnection: Sendable {
             }
             actions.append(.write(output))
         case .fixed(let remaining) where remaining > 0:
-            // The body fell short of its Content-Length: only closing tells the client.
+            // The body fell short of its Content-Length, and only closing signals that to the client.
             exchange.closeAfterResponse = true
         case .fixed, .none, .closeDelimited:
             break
@@ -363,10 +370,11 @@ public struct HTTPServerConnection: Sendable {
         }
     }
 
-    /// Starts the exchange for `head`, or returns the error to answer instead.
+    /// Starts the exchange for `head`, or returns the error to send instead.
     private mutating func startExchange(_ head: HTTPRequestHead, actions: inout [Action]) -> HTTPParseError? {
         var expectsContinue = false
-        for expectation in head.headers.tokens(name: "Expect") {
+        let expectations = head.headers.contains(name: "Expect") ? head.headers.tokens(name: "Expect") : []
+        for expectation in expectations {
             guard expectation == "100-continue" else { return HTTPParseError(.expectationFailed) }
             // RFC 9110 §10.1.1: a server ignores 100-continue from an HTTP/1.0 client.
             expectsContinue = head.version.isAtLeastHTTP11
@@ -379,25 +387,33 @@ public struct HTTPServerConnection: Sendable {
         return nil
     }
 
-    /// Answers `error` with its status and reason, then closes.
+    /// Sends an error response with the status and reason of `error`, then closes.
     private mutating func fail(_ error: HTTPParseError, actions: inout [Action]) {
         state = .closed
         actions.append(.write(Self.errorResponse(error)))
         actions.append(.close)
     }
 
-    /// The bytes of a plain-text error response that closes the connection.
+    /// Builds a plain-text error response for a parse error, which closes the connection.
     public static func errorResponse(_ error: HTTPParseError) -> [UInt8] {
-        let body = Array("\(error.reason)\n".utf8)
+        errorResponse(status: error.status, message: error.reason)
+    }
+
+    /// Builds a plain-text error response that closes the connection, for example the 408 the owner
+    /// sends when a request head times out. `message` must not contain received bytes, and control
+    /// characters in it become spaces. A status outside 100...999 becomes 500.
+    public static func errorResponse(status: Int, message: String) -> [UInt8] {
+        let safeMessage = message.utf8.map { $0 < 0x20 || $0 == 0x7F ? ASCII.space : $0 }
+        let body = safeMessage + [ASCII.lf]
         let head = HTTPResponseHead(
-            status: error.status,
+            status: (100...999).contains(status) ? status : 500,
             headers: [
                 "Content-Type": "text/plain; charset=utf-8",
                 "Content-Length": String(body.count),
                 "Connection": "close",
             ])
         var bytes: [UInt8] = []
-        // The head has fixed, valid fields, so encoding cannot fail.
+        // The status is in range and the fields are fixed and valid, so encoding cannot fail.
         try? HTTPEncoder.encode(head, into: &bytes)
         return bytes + body
     }
