@@ -126,6 +126,11 @@ struct NodeDecoder {
     mutating func url(_ node: ConfigNode, key: String, example: String) -> ConfigURL? {
         guard let value = nonEmptyText(node, key: key) else { return nil }
         if let url = ConfigURL(value) { return url }
+        if value.contains("@") {
+            // The text may carry a password in its user part, so the message does not repeat it.
+            error(key, node.location, "is not a URL with a scheme and a host; write for example \(example)")
+            return nil
+        }
         if !value.contains("://") {
             error(
                 key, node.location,

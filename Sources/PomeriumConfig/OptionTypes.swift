@@ -148,11 +148,12 @@ public struct RedisAddress: Sendable, Hashable {
         self.password = password
     }
 
-    /// Parses `text`; the error says what is wrong with the address.
+    /// Parses `text`; the error says what is wrong with the address without repeating it, because
+    /// the address may hold a password.
     static func parse(_ text: String, password explicitPassword: String?) -> Result<RedisAddress, AddressError> {
         if text.hasPrefix("redis://") || text.hasPrefix("rediss://") {
             guard let components = URLComponents(string: text), let host = components.host, !host.isEmpty else {
-                return .failure(AddressError("\"\(text)\" has no host; write redis://host:6379/0"))
+                return .failure(AddressError("the URL has no host; write redis://host:6379/0"))
             }
             var database = 0
             let path = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
@@ -186,11 +187,11 @@ public struct RedisAddress: Sendable, Hashable {
             (1...65535).contains(port)
         else {
             return .failure(
-                AddressError("\"\(text)\" is not host:port; write localhost:6379 or redis://localhost:6379/0"))
+                AddressError("the address is not host:port; write localhost:6379 or redis://localhost:6379/0"))
         }
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { return .failure(AddressError("\"\(text)\" has no host")) }
+        guard !host.isEmpty else { return .failure(AddressError("the address has no host")) }
         return .success(
             RedisAddress(host: host, port: port, useTLS: false, database: 0, username: nil, password: explicitPassword))
     }
