@@ -208,7 +208,7 @@ public struct ConfigLoader: Sendable {
         }
     }
 
-    /// Decodes an environment variable that holds base64 of a YAML or JSON list (`POLICY`,
+    /// Decodes an environment variable that contains base64 of a YAML or JSON list (`POLICY`,
     /// `CERTIFICATES`); a value that is already YAML or JSON is accepted too.
     private func decodeDocument(_ value: String, name: String, key: String, decoder: inout NodeDecoder) -> ConfigNode? {
         let location = SourceLocation.environment(name: name)

@@ -79,6 +79,7 @@ public final class ConfigReloader: Sendable {
             logger.debug("config unchanged; nothing to reload", metadata: ["checksum": "\(inputs.checksum)"])
             return .unchanged
         }
+
         let result = loader.load(inputs: inputs)
         guard result.isValid else {
             for problem in result.problems {
@@ -96,12 +97,14 @@ public final class ConfigReloader: Sendable {
                 metadata: ["errors": "\(result.errors.count)", "generation": "\(current.generation)"])
             return .rejected(result.problems)
         }
+
         let changed = EffectiveSettings.changedKeys(from: current.options, to: result.options)
         let restartKeys = changed.filter { SettingsCatalog.byKey[$0]?.reload == .restart }
         let hotKeys = changed.filter { SettingsCatalog.byKey[$0]?.reload != .restart }
         let generation = current.generation + 1
         holder.replace(
             ConfigSnapshot(options: result.options, warnings: result.warnings, inputs: inputs, generation: generation))
+
         for problem in result.warnings {
             logger.warning(
                 "config reload: \(problem.message)",

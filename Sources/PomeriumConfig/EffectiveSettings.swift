@@ -1,11 +1,11 @@
 /// The effective value of every setting as text, for `-validate` and for reload change reports.
-/// The display form redacts every secret and shortens PEM texts; the comparison form holds full
-/// values and is never printed.
+/// The display form redacts every secret and shortens PEM texts. The comparison form contains
+/// full values and is never printed.
 public enum EffectiveSettings {
     /// The text written in place of a secret value.
     public static let redacted = "[redacted]"
 
-    /// One line per setting, plus one per route, in catalog order; secrets are redacted.
+    /// Renders one line per setting, plus one per route, in catalog order, with secrets redacted.
     public static func displayLines(_ options: Options) -> [String] {
         var lines: [String] = []
         for descriptor in SettingsCatalog.settings {
@@ -19,12 +19,12 @@ public enum EffectiveSettings {
         return lines
     }
 
-    /// The display lines joined with newlines.
+    /// Renders the display lines as one text, each line ending in a newline.
     public static func render(_ options: Options) -> String {
         displayLines(options).joined(separator: "\n") + "\n"
     }
 
-    /// The keys whose effective values differ between two option sets, in catalog order.
+    /// Returns the keys whose effective values differ between two option sets, in catalog order.
     public static func changedKeys(from old: Options, to new: Options) -> [String] {
         SettingsCatalog.settings.map(\.key).filter { value($0, old, display: false) != value($0, new, display: false) }
     }
@@ -37,6 +37,13 @@ public enum EffectiveSettings {
         guard display, isSecret, !text.isEmpty else { return text }
         if key == "shared_secret", options.sharedSecretIsGenerated { return "\(redacted) (generated for this process)" }
         if key == "signing_key", options.signingKeyIsGenerated { return "\(redacted) (generated for this process)" }
+        if key == "cache_store_address" {
+            // Only the user part of a redis:// URL is secret; the host stays visible.
+            guard let scheme = text.range(of: "://"), let at = text.range(of: "@", options: .backwards) else {
+                return text
+            }
+            return text[..<scheme.upperBound] + redacted + text[at.lowerBound...]
+        }
         if key == "certificates" { return "\(redacted) (\(options.tlsCertificates.count) certificate pairs in total)" }
         return redacted
     }
@@ -128,7 +135,7 @@ public enum EffectiveSettings {
         }
     }
 
-    /// One route on one line: `from`, `to`, and every field that differs from its default.
+    /// Renders one route on one line: `from`, `to`, and every field that differs from its default.
     static func describe(_ route: Route, display: Bool) -> String {
         var parts = ["from=\(route.from.text)", "to=\(route.to.text)"]
         if let prefix = route.prefix { parts.append("prefix=\(prefix)") }

@@ -13,7 +13,7 @@ struct NodeDecoder {
         problems.warning(key, location, message)
     }
 
-    /// The scalar's text; nil for null, and an error for lists and maps.
+    /// Reads a scalar's text. Returns nil for null, and records an error for lists and maps.
     mutating func text(_ node: ConfigNode, key: String) -> String? {
         switch node.value {
         case .scalar(let text): return text
@@ -57,7 +57,7 @@ struct NodeDecoder {
         return duration
     }
 
-    /// A list from a sequence of values, or from one comma-separated value.
+    /// Reads a list from a sequence of values, or from one comma-separated value.
     mutating func list(_ node: ConfigNode, key: String) -> [String]? {
         switch node.value {
         case .null: return nil
@@ -76,7 +76,7 @@ struct NodeDecoder {
         }
     }
 
-    /// A string-to-string map. A single value is read as JSON (`{"K":"V"}`) or as `K:V,K:V`.
+    /// Reads a string-to-string map. A single value is read as JSON (`{"K":"V"}`) or as `K:V,K:V`.
     mutating func map(_ node: ConfigNode, key: String) -> [String: String]? {
         switch node.value {
         case .null: return nil
@@ -122,7 +122,7 @@ struct NodeDecoder {
         return result
     }
 
-    /// An absolute URL with a scheme and a host.
+    /// Reads an absolute URL, which must have a scheme and a host.
     mutating func url(_ node: ConfigNode, key: String, example: String) -> ConfigURL? {
         guard let value = nonEmptyText(node, key: key) else { return nil }
         if let url = ConfigURL(value) { return url }
@@ -143,7 +143,8 @@ struct NodeDecoder {
         return nil
     }
 
-    /// The raw PEM text of a setting that holds base64 of PEM. PEM text written as is is accepted too.
+    /// Decodes a setting that contains base64 of PEM text into the PEM text. PEM text written as is
+    /// is accepted too.
     mutating func base64PEM(_ node: ConfigNode, key: String, fileKey: String?) -> [UInt8]? {
         guard let value = nonEmptyText(node, key: key) else { return nil }
         let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -165,7 +166,7 @@ struct NodeDecoder {
         return decoded
     }
 
-    /// The contents of the file named by a `_file` setting.
+    /// Reads the file named by a `_file` setting.
     mutating func fileContents(_ node: ConfigNode, key: String) -> [UInt8]? {
         guard let path = nonEmptyText(node, key: key) else { return nil }
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -189,8 +190,8 @@ struct NodeDecoder {
 }
 
 extension ConfigNode {
-    /// The same tree with every location replaced: for documents decoded from an environment
-    /// variable, lines become lines inside that variable.
+    /// Returns the tree with every location moved to `base`. For documents decoded from an
+    /// environment variable, file lines become lines inside that variable.
     func relocated(to base: SourceLocation) -> ConfigNode {
         var location = base
         if case .environment(let name, _) = base, case .file(_, let line) = self.location {

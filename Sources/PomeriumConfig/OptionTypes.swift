@@ -1,6 +1,6 @@
 import Foundation
 
-/// Which Pomerium services one process runs (`services`).
+/// The Pomerium services that one process runs (`services`).
 public enum ServiceMode: String, Sendable, CaseIterable {
     case all, authenticate, authorize, cache, proxy
 
@@ -127,7 +127,7 @@ public struct TLSCertificatePair: Sendable, Hashable {
     }
 }
 
-/// Where the Redis cache store listens and how to log in, from `cache_store_address` in one of
+/// The Redis server address and login of the cache store, from `cache_store_address` in one of
 /// the forms `host:port`, `redis://[[user]:password@]host[:port][/db]` or `rediss://...` (TLS).
 public struct RedisAddress: Sendable, Hashable {
     public let host: String
@@ -148,8 +148,8 @@ public struct RedisAddress: Sendable, Hashable {
         self.password = password
     }
 
-    /// Parses `text`; the error says what is wrong with the address without repeating it, because
-    /// the address may hold a password.
+    /// Parses `text`. The error states what is wrong without repeating the address, because the
+    /// address may contain a password.
     static func parse(_ text: String, password explicitPassword: String?) -> Result<RedisAddress, AddressError> {
         if text.hasPrefix("redis://") || text.hasPrefix("rediss://") {
             guard let components = URLComponents(string: text), let host = components.host, !host.isEmpty else {

@@ -25,7 +25,8 @@ enum PropertiesReader {
         return root.node(path: path)
     }
 
-    /// The pairs of the file in order; a later pair with the same key replaces an earlier one, as in Java.
+    /// Splits the file into pairs, in order. A later pair with the same key replaces an earlier one,
+    /// as in Java.
     static func pairs(_ bytes: [UInt8], path: String) throws(ConfigSyntaxError) -> [Pair] {
         var text = bytes
         if text.starts(with: [0xEF, 0xBB, 0xBF]) { text.removeFirst(3) }

@@ -186,11 +186,13 @@ enum TOMLReader {
                 )
             }
             index += isArray ? 2 : 1
+
             var table = root
             for key in keys.dropLast() {
                 table = try descend(table, key, forHeader: true)
             }
             guard let last = keys.last else { throw error("empty table name") }
+
             if isArray {
                 let element = Table(kind: .arrayElement, line: line)
                 switch table.items[last] {
@@ -430,7 +432,7 @@ enum TOMLReader {
             throw error("invalid value \"\(text.prefix(40))\"")
         }
 
-        /// Whether the space at `position` separates a date from a time (`1979-05-27 07:32:00`).
+        /// Returns whether the space at `position` separates a date from a time (`1979-05-27 07:32:00`).
         private static func isDateSpace(_ bytes: [UInt8], _ position: Int, start: Int) -> Bool {
             guard position - start == 10, position + 1 < bytes.count else { return false }
             let next = bytes[position + 1]
@@ -704,7 +706,7 @@ enum TOMLScalars {
         return !text.contains("__")
     }
 
-    /// Whether `text` is a TOML offset date-time, local date-time, local date or local time.
+    /// Returns whether `text` is a TOML offset date-time, local date-time, local date or local time.
     static func isDateTime(_ text: String) -> Bool {
         let characters = Array(text.utf8)
         var position = 0

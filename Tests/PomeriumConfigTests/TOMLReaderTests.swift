@@ -80,7 +80,7 @@ import Testing
         "[[a]]\n[a]", "a = [1]\n[[a]]", "s = \"\\u00\"", "k = \"a\u{01}b\"", "k = 1\r2",
     ]
 
-    /// The same canonical rendering the Python side produces.
+    /// Renders a value in the canonical text that the Python script produces.
     static func canonical(_ value: TOMLReader.Value) -> String {
         switch value {
         case .string(let text): return "s:" + jsonString(text)
