@@ -75,35 +75,44 @@ public final class ConfigWatcher: Sendable {
             descriptors.withLock { $0 = nil }
             finished.withLock { $0 = true }
         }
-        let debounceMilliseconds = Int32(
-            clamping: debounce.components.seconds * 1000 + debounce.components.attoseconds / 1_000_000_000_000_000)
-        var pending = false
+        // A directory that never goes quiet (a log file next to the config) would postpone the
+        // reload forever, so a reload also runs once changes have been pending this long.
+        let maximumDelay = debounce * 10
+        var firstEvent: ContinuousClock.Instant?
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
+            var timeout: Int32 = -1
+            if let firstEvent {
+                let remaining = maximumDelay - (ContinuousClock.now - firstEvent)
+                timeout = max(1, min(Self.milliseconds(debounce), Self.milliseconds(remaining)))
+            }
             var polls = [
                 pollfd(fd: inotify, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: wake, events: Int16(POLLIN), revents: 0),
             ]
-            let ready = poll(&polls, 2, pending ? max(debounceMilliseconds, 1) : -1)
+            let ready = poll(&polls, 2, timeout)
             if ready < 0 {
                 if CLinux_errno() == EINTR { continue }
-                logger.error(
-                    "config watcher stopped: poll failed",
-                    metadata: ["error": .string(String(cString: strerror(CLinux_errno())))])
+                let reason = String(cString: strerror(CLinux_errno()))
+                logger.error("config watcher stopped: poll failed", metadata: ["error": .string(reason)])
                 return
             }
             if polls[1].revents != 0 { return }
             if polls[0].revents != 0 {
-                // Drain every queued event; any change in the directory may concern the file.
+                // Drain every queued event: any change in the directory may concern the file.
                 while read(inotify, &buffer, buffer.count) > 0 {}
-                pending = true
-                continue
+                if firstEvent == nil { firstEvent = .now }
             }
-            if ready == 0, pending {
-                pending = false
-                let outcome = reloader.reload()
-                onOutcome(outcome)
+            guard let pendingSince = firstEvent else { continue }
+            if ready == 0 || ContinuousClock.now - pendingSince >= maximumDelay {
+                firstEvent = nil
+                onOutcome(reloader.reload())
             }
         }
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int32 {
+        let (seconds, attoseconds) = duration.components
+        return Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)
     }
 }

@@ -268,6 +268,25 @@ struct ReloadFixture {
         await Self.stop(watcher)
     }
 
+    @Test func busyDirectoryStillReloads() async throws {
+        let fixture = try ReloadFixture(TestConfig.baseYAML + "cookie_name: _first\n")
+        let (watcher, recorder) = try Self.startWatcher(fixture)
+        try fixture.write(TestConfig.baseYAML + "cookie_name: _second\n")
+        // Another file in the directory changes every few milliseconds, so the directory never
+        // stays quiet for the 30 ms debounce; the reload must still happen.
+        let noise = fixture.directory.appendingPathComponent("access.log")
+        let deadline = ContinuousClock.now + .seconds(10)
+        var count = 0
+        while fixture.holder.current.generation == 1, ContinuousClock.now < deadline {
+            try Data("line \(count)\n".utf8).write(to: noise)
+            count += 1
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(fixture.holder.current.options.cookieName == "_second")
+        #expect(await recorder.wait(count: 1).isEmpty == false)
+        await Self.stop(watcher)
+    }
+
     static func startWatcherWithLongDebounce(_ fixture: ReloadFixture) throws -> (ConfigWatcher, OutcomeRecorder) {
         let recorder = OutcomeRecorder()
         let watcher = ConfigWatcher(
