@@ -237,3 +237,18 @@ public struct ConfigLoader: Sendable {
         }
     }
 }
+
+extension ConfigLoader {
+    /// Loads settings from `text` in `format` instead of a file, with `environment` as the whole
+    /// environment. Problems name the file `config.<format>`. Meant for tests and tools that keep
+    /// the configuration in memory.
+    public static func load(
+        text: String, format: ConfigFileFormat, environment: [String: String] = [:]
+    ) -> ConfigLoadResult {
+        let name = "config." + (ConfigFileFormat.extensions.first { $0.1 == format }?.0 ?? format.rawValue)
+        let loader = ConfigLoader(configFile: name, environment: { environment })
+        let names = Set(SettingsCatalog.settings.map(\.environmentName)).union(removedEnvironmentNames)
+        let relevant = environment.filter { names.contains($0.key) && !$0.value.isEmpty }
+        return loader.load(inputs: ConfigInputs(fileContents: Array(text.utf8), environment: relevant))
+    }
+}

@@ -204,3 +204,18 @@ import Testing
                 == true)
     }
 }
+
+@Suite struct InMemoryLoadTests {
+    @Test func textLoadsLikeAFile() throws {
+        let fromFile = try TestConfig.load(FormatParityTests.toml, name: "config.toml")
+        let fromText = ConfigLoader.load(text: FormatParityTests.toml, format: .toml)
+        #expect(fromText.options == fromFile.options)
+        #expect(fromText.isValid)
+    }
+
+    @Test func problemsNameTheFormat() {
+        let result = ConfigLoader.load(text: "cache_store: nope\n", format: .yaml, environment: ["COOKIE_NAME": "_env"])
+        #expect(result.problems(for: "cache_store").first?.location == .file(path: "config.yaml", line: 1))
+        #expect(result.options.cookieName == "_env")
+    }
+}
