@@ -49,7 +49,8 @@ public struct ConfigReloadReport: Sendable, Equatable {
     public let changedKeys: [String]
     /// Changed keys that apply to the next request or connection.
     public let hotKeys: [String]
-    /// Changed keys that apply only after a restart.
+    /// Changed keys that apply only after a restart. The new snapshot contains their new values, but
+    /// the listeners, stores and clients built at start keep the old ones.
     public let restartKeys: [String]
 }
 
