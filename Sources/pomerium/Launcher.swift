@@ -1,4 +1,5 @@
 import Glibc
+import PomeriumConfig
 import PomeriumCore
 import PomeriumLogging
 
@@ -15,8 +16,46 @@ struct Launcher {
                 return ExitCode.failure
             }
         }
-        // NOTE: settings loading and the services are wired in as their targets land.
+        let result = ConfigLoader(configFile: options.configFile).load()
+        if options.validateOnly {
+            return printValidation(result)
+        }
+        guard result.isValid else {
+            for problem in result.problems {
+                writeStandardError("pomerium: \(problem)\n")
+            }
+            writeStandardError(
+                "pomerium: the configuration is invalid (\(result.errors.count) errors); fix the errors above, "
+                    + "or run with -validate to see the effective settings\n")
+            return ExitCode.failure
+        }
+        for problem in result.warnings {
+            writeStandardError("pomerium: \(problem)\n")
+        }
+        // NOTE: the services are wired in as their targets land; until then a valid configuration
+        // ends here.
         writeStandardError("pomerium: no services are available in this build yet\n")
         return ExitCode.failure
+    }
+
+    /// Prints every problem, the effective settings with secrets redacted, and a summary; starts nothing.
+    private func printValidation(_ result: ConfigLoadResult) -> Int32 {
+        var output = ""
+        for problem in result.problems {
+            output += "\(problem)\n"
+        }
+        if !result.problems.isEmpty { output += "\n" }
+        output += "effective settings (secrets redacted):\n"
+        for line in EffectiveSettings.displayLines(result.options) {
+            output += "  \(line)\n"
+        }
+        output += "\n"
+        if result.isValid {
+            output += "configuration is valid (\(result.warnings.count) warnings)\n"
+        } else {
+            output += "configuration is invalid: \(result.errors.count) errors, \(result.warnings.count) warnings\n"
+        }
+        writeStandardOutput(output)
+        return result.isValid ? ExitCode.success : ExitCode.failure
     }
 }

@@ -1,0 +1,254 @@
+import Foundation
+
+/// The file formats the loader reads, chosen by the file's extension.
+public enum ConfigFileFormat: String, Sendable, CaseIterable {
+    case yaml, json, toml, properties
+
+    /// The extensions of each format, in the order the error message lists them.
+    public static let extensions: [(String, ConfigFileFormat)] = [
+        ("yaml", .yaml), ("yml", .yaml), ("json", .json), ("toml", .toml), ("properties", .properties),
+        ("props", .properties), ("prop", .properties),
+    ]
+
+    /// The format for `path`'s extension, or nil when it is not one of `extensions`.
+    public init?(path: String) {
+        let lowered = (path as NSString).pathExtension.lowercased()
+        guard let match = Self.extensions.first(where: { $0.0 == lowered }) else { return nil }
+        self = match.1
+    }
+
+    func parse(_ bytes: [UInt8], path: String) throws(ConfigSyntaxError) -> ConfigNode {
+        switch self {
+        case .yaml: try YAMLReader.parse(bytes, path: path)
+        case .json: try JSONReader.parse(bytes, path: path)
+        case .toml: try TOMLReader.parse(bytes, path: path)
+        case .properties: try PropertiesReader.parse(bytes, path: path)
+        }
+    }
+}
+
+/// The outcome of one load: the options (best effort even when invalid, for the printer), every
+/// problem, and the inputs it was built from, so a reload can tell whether anything changed.
+public struct ConfigLoadResult: Sendable {
+    public let options: Options
+    public let problems: [ConfigProblem]
+    /// The inputs: file bytes and the environment variables the loader read.
+    public let inputs: ConfigInputs
+
+    /// Whether no problem is an error.
+    public var isValid: Bool { !problems.contains { $0.severity == .error } }
+    public var errors: [ConfigProblem] { problems.filter { $0.severity == .error } }
+    public var warnings: [ConfigProblem] { problems.filter { $0.severity == .warning } }
+}
+
+/// The raw inputs of one load. Two loads with equal inputs produce equal options, so a reload
+/// compares these before doing any work.
+public struct ConfigInputs: Sendable, Equatable {
+    public let fileContents: [UInt8]?
+    /// The environment variables that name settings, and only those.
+    public let environment: [String: String]
+
+    /// A 64-bit FNV-1a checksum of the inputs, for logs and metrics; change detection compares
+    /// the inputs themselves.
+    public var checksum: UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ bytes: some Sequence<UInt8>) {
+            for byte in bytes {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x0000_0100_0000_01b3
+            }
+        }
+        mix(fileContents ?? [])
+        for key in environment.keys.sorted() {
+            mix([0])
+            mix(key.utf8)
+            mix([0])
+            mix(environment[key, default: ""].utf8)
+        }
+        return hash
+    }
+}
+
+/// Reads the settings from the config file and the environment, decodes and validates them.
+/// Precedence: environment variable, then the file, then the built-in default.
+public struct ConfigLoader: Sendable {
+    /// The `-config` file, or nil to read the environment only.
+    public let configFile: String?
+    private let environment: @Sendable () -> [String: String]
+
+    /// The extensions viper accepted in v0.7 that this loader does not read.
+    static let unsupportedExtensions: Set<String> = ["hcl", "dotenv", "env", "ini"]
+
+    /// Environment variables of removed settings; they are reported like the removed file keys.
+    static let removedEnvironmentNames = ["POLICY_FILE", "AUTHENTICATE_INTERNAL_URL", "COOKIE_REFRESH"]
+
+    public init(
+        configFile: String?,
+        environment: @escaping @Sendable () -> [String: String] = { ProcessInfo.processInfo.environment }
+    ) {
+        self.configFile = configFile
+        self.environment = environment
+    }
+
+    /// Reads the file and the environment now and builds the options.
+    public func load() -> ConfigLoadResult {
+        load(inputs: readInputs())
+    }
+
+    /// Reads the file and the relevant environment variables without decoding them.
+    public func readInputs() -> ConfigInputs {
+        let names = Set(SettingsCatalog.settings.map(\.environmentName)).union(Self.removedEnvironmentNames)
+        let environment = self.environment().filter { names.contains($0.key) && !$0.value.isEmpty }
+        let contents = configFile.flatMap { FileManager.default.contents(atPath: $0) }.map { [UInt8]($0) }
+        return ConfigInputs(fileContents: contents, environment: environment)
+    }
+
+    /// Builds the options from inputs already read.
+    public func load(inputs: ConfigInputs) -> ConfigLoadResult {
+        var decoder = NodeDecoder()
+        var settings: [String: ConfigNode] = [:]
+        if let configFile {
+            readFile(configFile, contents: inputs.fileContents, into: &settings, decoder: &decoder)
+        }
+        readEnvironment(inputs.environment, into: &settings, decoder: &decoder)
+        let options = decoder.options(from: settings)
+        return ConfigLoadResult(options: options, problems: decoder.problems.items, inputs: inputs)
+    }
+
+    private func readFile(
+        _ path: String, contents: [UInt8]?, into settings: inout [String: ConfigNode], decoder: inout NodeDecoder
+    ) {
+        let fileLocation = SourceLocation.file(path: path, line: nil)
+        let supported = ConfigFileFormat.extensions.map { "." + $0.0 }.joined(separator: ", ")
+        guard let format = ConfigFileFormat(path: path) else {
+            let fileExtension = (path as NSString).pathExtension.lowercased()
+            if Self.unsupportedExtensions.contains(fileExtension) {
+                decoder.error(
+                    "config file", fileLocation,
+                    "the .\(fileExtension) format is not supported; write the file as one of \(supported)")
+            } else {
+                decoder.error(
+                    "config file", fileLocation,
+                    "cannot tell the format from the extension \"\(fileExtension)\"; rename the file to end in one of \(supported)"
+                )
+            }
+            return
+        }
+        guard let contents else {
+            decoder.error(
+                "config file", fileLocation,
+                "cannot read config file \"\(path)\"; check the -config flag and the file's permissions")
+            return
+        }
+        let root: ConfigNode
+        do throws(ConfigSyntaxError) {
+            root = try format.parse(contents, path: path)
+        } catch {
+            decoder.error("config file", error.location, "invalid \(format.rawValue): \(error.reason)")
+            return
+        }
+        let entries: [ConfigEntry]
+        switch root.value {
+        case .null:
+            entries = []
+        case .mapping(let list):
+            entries = list
+        default:
+            decoder.error(
+                "config file", root.location, "the file must hold a map of settings at the top, not \(root.kindName)")
+            return
+        }
+        let knownKeys = SettingsCatalog.settings.map(\.key)
+        for entry in entries {
+            let key = entry.key.lowercased()
+            if SettingsCatalog.byKey[key] != nil {
+                settings[key] = entry.value
+            } else if let removed = SettingsCatalog.removedKeys[key] {
+                if removed.isError {
+                    decoder.error(entry.key, entry.keyLocation, removed.message)
+                } else {
+                    decoder.warning(entry.key, entry.keyLocation, removed.message)
+                }
+            } else {
+                decoder.unknownKey(
+                    entry.key, fullKey: entry.key, at: entry.keyLocation, known: knownKeys, context: "setting")
+            }
+        }
+    }
+
+    private func readEnvironment(
+        _ environment: [String: String], into settings: inout [String: ConfigNode], decoder: inout NodeDecoder
+    ) {
+        for name in Self.removedEnvironmentNames {
+            guard environment[name] != nil, let removed = SettingsCatalog.removedKeys[name.lowercased()] else {
+                continue
+            }
+            let location = SourceLocation.environment(name: name)
+            let message = removed.message.replacingOccurrences(of: name.lowercased(), with: name)
+            if removed.isError {
+                decoder.error(name, location, message)
+            } else {
+                decoder.warning(name, location, message)
+            }
+        }
+        for descriptor in SettingsCatalog.settings {
+            let name = descriptor.environmentName
+            guard let value = environment[name] else { continue }
+            let location = SourceLocation.environment(name: name)
+            switch descriptor.key {
+            case "policy", "certificates":
+                if let document = decodeDocument(value, name: name, key: descriptor.key, decoder: &decoder) {
+                    settings[descriptor.key] = document
+                } else {
+                    settings[descriptor.key] = nil
+                }
+            default:
+                settings[descriptor.key] = ConfigNode(.scalar(value), location: location)
+            }
+        }
+    }
+
+    /// Decodes an environment variable that contains base64 of a YAML or JSON list (`POLICY`,
+    /// `CERTIFICATES`); a value that is already YAML or JSON is accepted too.
+    private func decodeDocument(_ value: String, name: String, key: String, decoder: inout NodeDecoder) -> ConfigNode? {
+        let location = SourceLocation.environment(name: name)
+        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        var bytes = Array(trimmed.utf8)
+        if let decoded = ValueParsing.base64(trimmed.filter { !$0.isWhitespace }) {
+            bytes = decoded
+        } else if !(trimmed.hasPrefix("[") || trimmed.hasPrefix("-")) {
+            decoder.error(
+                name, location, "is not base64 of a YAML or JSON list; encode the list with: base64 -w0 \(key).yaml")
+            return nil
+        }
+        do throws(ConfigSyntaxError) {
+            let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let node =
+                text.hasPrefix("[")
+                ? try JSONReader.parse(bytes, path: name) : try YAMLReader.parse(bytes, path: name)
+            return node.relocated(to: location)
+        } catch {
+            var line: Int?
+            if case .file(_, let errorLine) = error.location { line = errorLine }
+            decoder.error(
+                name, .environment(name: name, line: line),
+                "does not decode to a valid YAML or JSON list: \(error.reason)")
+            return nil
+        }
+    }
+}
+
+extension ConfigLoader {
+    /// Loads settings from `text` in `format` instead of a file, with `environment` as the whole
+    /// environment. Problems name the file `config.<format>`. Meant for tests and tools that keep
+    /// the configuration in memory.
+    public static func load(
+        text: String, format: ConfigFileFormat, environment: [String: String] = [:]
+    ) -> ConfigLoadResult {
+        let name = "config." + (ConfigFileFormat.extensions.first { $0.1 == format }?.0 ?? format.rawValue)
+        let loader = ConfigLoader(configFile: name, environment: { environment })
+        let names = Set(SettingsCatalog.settings.map(\.environmentName)).union(removedEnvironmentNames)
+        let relevant = environment.filter { names.contains($0.key) && !$0.value.isEmpty }
+        return loader.load(inputs: ConfigInputs(fileContents: Array(text.utf8), environment: relevant))
+    }
+}

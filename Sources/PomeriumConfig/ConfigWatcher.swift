@@ -1,0 +1,118 @@
+import CLinux
+import Foundation
+import Glibc
+import PomeriumCore
+import PomeriumLogging
+import Synchronization
+
+/// Watches the config file's directory with inotify and reloads after changes settle. Watching the
+/// directory, not the file, catches editors that replace the file and the Kubernetes ConfigMap
+/// update, which swaps the `..data` symlink and never writes the file itself.
+public final class ConfigWatcher: Sendable {
+    public let reloader: ConfigReloader
+    /// How long the directory must stay quiet after an event before the reload runs.
+    public let debounce: Duration
+    private let directory: String
+    private let logger: Logger
+    private let onOutcome: @Sendable (ReloadOutcome) -> Void
+    private let descriptors: Mutex<(inotify: Int32, wake: Int32)?> = Mutex(nil)
+    private let finished = Mutex<Bool>(false)
+
+    /// A watcher for the loader's config file; `onOutcome` runs on the watcher thread after each reload.
+    public init(
+        reloader: ConfigReloader, debounce: Duration = .milliseconds(250), logger: Logger,
+        onOutcome: @escaping @Sendable (ReloadOutcome) -> Void = { _ in }
+    ) {
+        self.reloader = reloader
+        self.debounce = debounce
+        self.logger = logger
+        self.onOutcome = onOutcome
+        let path = reloader.loader.configFile ?? "."
+        let parent = (path as NSString).deletingLastPathComponent
+        self.directory = parent.isEmpty ? "." : parent
+    }
+
+    /// Starts the watcher thread.
+    public func start() throws(PomeriumError) {
+        let inotify = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard inotify >= 0 else {
+            throw PomeriumError("config-watch", "inotify_init1 failed: \(String(cString: strerror(CLinux_errno())))")
+        }
+        let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB)
+        guard inotify_add_watch(inotify, directory, mask) >= 0 else {
+            let reason = String(cString: strerror(CLinux_errno()))
+            close(inotify)
+            throw PomeriumError("config-watch", "cannot watch directory \"\(directory)\": \(reason)")
+        }
+        let wake = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard wake >= 0 else {
+            close(inotify)
+            throw PomeriumError("config-watch", "eventfd failed: \(String(cString: strerror(CLinux_errno())))")
+        }
+        descriptors.withLock { $0 = (inotify, wake) }
+        let thread = Thread { [self] in
+            self.run(inotify: inotify, wake: wake)
+        }
+        thread.name = "pomerium-config-watcher"
+        thread.start()
+        logger.info("watching the config directory for changes", metadata: ["directory": .string(directory)])
+    }
+
+    /// Stops the watcher thread; a reload already running completes first.
+    public func stop() {
+        guard let wake = descriptors.withLock({ $0?.wake }) else { return }
+        var one: UInt64 = 1
+        _ = write(wake, &one, 8)
+    }
+
+    /// Whether the watcher thread has exited.
+    public var hasStopped: Bool { finished.withLock { $0 } }
+
+    private func run(inotify: Int32, wake: Int32) {
+        defer {
+            close(inotify)
+            close(wake)
+            descriptors.withLock { $0 = nil }
+            finished.withLock { $0 = true }
+        }
+        // A directory that never goes quiet (a log file next to the config) would postpone the
+        // reload forever, so a reload also runs once changes have been pending this long.
+        let maximumDelay = debounce * 10
+        var firstEvent: ContinuousClock.Instant?
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            var timeout: Int32 = -1
+            if let firstEvent {
+                let remaining = maximumDelay - (ContinuousClock.now - firstEvent)
+                timeout = max(1, min(Self.milliseconds(debounce), Self.milliseconds(remaining)))
+            }
+            var polls = [
+                pollfd(fd: inotify, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wake, events: Int16(POLLIN), revents: 0),
+            ]
+            let ready = poll(&polls, 2, timeout)
+            if ready < 0 {
+                if CLinux_errno() == EINTR { continue }
+                let reason = String(cString: strerror(CLinux_errno()))
+                logger.error("config watcher stopped: poll failed", metadata: ["error": .string(reason)])
+                return
+            }
+            if polls[1].revents != 0 { return }
+            if polls[0].revents != 0 {
+                // Drain every queued event: any change in the directory may concern the file.
+                while read(inotify, &buffer, buffer.count) > 0 {}
+                if firstEvent == nil { firstEvent = .now }
+            }
+            guard let pendingSince = firstEvent else { continue }
+            if ready == 0 || ContinuousClock.now - pendingSince >= maximumDelay {
+                firstEvent = nil
+                onOutcome(reloader.reload())
+            }
+        }
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int32 {
+        let (seconds, attoseconds) = duration.components
+        return Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+    }
+}

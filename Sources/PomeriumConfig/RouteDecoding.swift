@@ -1,0 +1,288 @@
+import Foundation
+import PomeriumCrypto
+
+extension NodeDecoder {
+    /// Decodes the `policy` list. Each route is checked on its own, so one bad route reports its
+    /// problems without hiding those of the others.
+    mutating func routes(_ node: ConfigNode, defaultTimeout: Duration) -> [Route] {
+        let items: [ConfigNode]
+        switch node.value {
+        case .null: return []
+        case .sequence(let list): items = list
+        default:
+            error("policy", node.location, "expects a list of routes but has \(node.kindName); write - from: ... items")
+            return []
+        }
+        var routes: [(route: Route, location: SourceLocation)] = []
+        for (index, item) in items.enumerated() {
+            if let route = route(item, key: "policy[\(index)]", defaultTimeout: defaultTimeout) {
+                routes.append((route, item.location))
+            }
+        }
+        checkOverlaps(routes)
+        return routes.map(\.route)
+    }
+
+    private mutating func route(_ node: ConfigNode, key: String, defaultTimeout: Duration) -> Route? {
+        guard let entries = node.entries else {
+            error(key, node.location, "a route must be a map with from, to and access settings, not \(node.kindName)")
+            return nil
+        }
+        var fields: [String: ConfigNode] = [:]
+        for entry in entries {
+            // Field names match without regard to case, as v0.7's decoder matched them.
+            if SettingsCatalog.routeFields.contains(entry.key.lowercased()) {
+                fields[entry.key.lowercased()] = entry.value
+            } else {
+                unknownKey(
+                    entry.key, fullKey: "\(key).\(entry.key)", at: entry.keyLocation,
+                    known: SettingsCatalog.routeFields,
+                    context: "route field")
+            }
+        }
+        func field(_ name: String) -> String { "\(key).\(name)" }
+
+        let from = fields["from"].flatMap { url($0, key: field("from"), example: "https://app.example.com") }
+        let to = fields["to"].flatMap { url($0, key: field("to"), example: "http://app.internal:8080") }
+        if Self.isBlank(fields["from"]) {
+            error(field("from"), node.location, "is missing; every route needs from: https://public.host")
+        }
+        if Self.isBlank(fields["to"]) {
+            error(field("to"), node.location, "is missing; every route needs to: http://upstream.host")
+        }
+        var hasErrors = from == nil || to == nil
+        if let from, let location = fields["from"]?.location {
+            if !["http", "https"].contains(from.scheme) {
+                error(field("from"), location, "scheme \"\(from.scheme)\" is not supported; write http:// or https://")
+                hasErrors = true
+            }
+            if !from.path.isEmpty, from.path != "/" {
+                error(
+                    field("from"), location,
+                    "has the path \"\(from.path)\", but from matches only scheme, host and port; "
+                        + "move the path to prefix: \(from.path) (or path: for an exact match)")
+                hasErrors = true
+            }
+            if from.query != nil {
+                error(field("from"), location, "has a query string; from matches only scheme, host and port")
+                hasErrors = true
+            }
+        }
+        if let to, let location = fields["to"]?.location, !["http", "https"].contains(to.scheme) {
+            error(field("to"), location, "scheme \"\(to.scheme)\" is not supported; write http:// or https://")
+            hasErrors = true
+        }
+
+        let prefix = fields["prefix"].flatMap { pathSetting($0, key: field("prefix")) }
+        let path = fields["path"].flatMap { pathSetting($0, key: field("path")) }
+        var regex: String?
+        if let node = fields["regex"], let pattern = nonEmptyText(node, key: field("regex")) {
+            do {
+                _ = try NSRegularExpression(pattern: pattern)
+                regex = pattern
+            } catch {
+                self.error(field("regex"), node.location, "\"\(pattern)\" is not a valid regular expression")
+                hasErrors = true
+            }
+        }
+
+        let users = fields["allowed_users"].flatMap { list($0, key: field("allowed_users")) } ?? []
+        let groups = fields["allowed_groups"].flatMap { list($0, key: field("allowed_groups")) } ?? []
+        let domains = fields["allowed_domains"].flatMap { list($0, key: field("allowed_domains")) } ?? []
+        let isPublic =
+            fields["allow_public_unauthenticated_access"].flatMap {
+                bool($0, key: field("allow_public_unauthenticated_access"))
+            } ?? false
+        if isPublic {
+            for (name, values) in [("allowed_users", users), ("allowed_groups", groups), ("allowed_domains", domains)]
+            where !values.isEmpty {
+                error(
+                    field(name), fields[name]?.location ?? node.location,
+                    "the route is public (allow_public_unauthenticated_access: true) and also lists \(name); "
+                        + "a public route admits everyone, so remove \(name) or the public flag")
+                hasErrors = true
+            }
+        } else if users.isEmpty, groups.isEmpty, domains.isEmpty, from != nil {
+            warning(
+                key, node.location,
+                "allows nobody except administrators; add allowed_users, allowed_groups, allowed_domains "
+                    + "or allow_public_unauthenticated_access: true")
+        }
+
+        var timeout = defaultTimeout
+        var hasExplicitTimeout = false
+        if let node = fields["timeout"], let value = duration(node, key: field("timeout")) {
+            timeout = value
+            hasExplicitTimeout = true
+        }
+        let headers = fields["set_request_headers"].flatMap { map($0, key: field("set_request_headers")) } ?? [:]
+
+        let customCA = certificateAuthority(
+            base64: fields["tls_custom_ca"], file: fields["tls_custom_ca_file"], key: field("tls_custom_ca"),
+            fileKey: field("tls_custom_ca_file"))
+        let clientCertificate = certificatePair(
+            certificate: fields["tls_client_cert"], key: fields["tls_client_key"],
+            certificateFile: fields["tls_client_cert_file"], keyFile: fields["tls_client_key_file"],
+            names: (
+                field("tls_client_cert"), field("tls_client_key"), field("tls_client_cert_file"),
+                field("tls_client_key_file")
+            ),
+            fallback: node.location)
+
+        guard !hasErrors, let from, let to else { return nil }
+        var route = Route(from: from, to: to, timeout: timeout)
+        route.prefix = prefix
+        route.path = path
+        route.regex = regex
+        route.allowedUsers = users
+        route.allowedGroups = groups
+        route.allowedDomains = domains
+        route.allowPublicUnauthenticatedAccess = isPublic
+        route.corsAllowPreflight =
+            fields["cors_allow_preflight"].flatMap { bool($0, key: field("cors_allow_preflight")) } ?? false
+        route.hasExplicitTimeout = hasExplicitTimeout
+        route.allowWebsockets = fields["allow_websockets"].flatMap { bool($0, key: field("allow_websockets")) } ?? false
+        route.setRequestHeaders = headers
+        route.preserveHostHeader =
+            fields["preserve_host_header"].flatMap { bool($0, key: field("preserve_host_header")) } ?? false
+        route.tlsSkipVerify = fields["tls_skip_verify"].flatMap { bool($0, key: field("tls_skip_verify")) } ?? false
+        route.tlsServerName = fields["tls_server_name"].flatMap { nonEmptyText($0, key: field("tls_server_name")) }
+        route.tlsCustomCAPEM = customCA
+        route.tlsClientCertificate = clientCertificate
+        return route
+    }
+
+    private static func isBlank(_ node: ConfigNode?) -> Bool {
+        guard let node else { return true }
+        if case .null = node.value { return true }
+        return node.scalar?.isEmpty == true
+    }
+
+    private mutating func pathSetting(_ node: ConfigNode, key: String) -> String? {
+        guard let value = nonEmptyText(node, key: key) else { return nil }
+        guard value.hasPrefix("/") else {
+            error(key, node.location, "\"\(value)\" must start with /; write /\(value)")
+            return nil
+        }
+        return value
+    }
+
+    /// Warns about routes that an earlier route with the same matchers hides.
+    private mutating func checkOverlaps(_ routes: [(route: Route, location: SourceLocation)]) {
+        var seen: [String: Int] = [:]
+        for (index, entry) in routes.enumerated() {
+            let route = entry.route
+            let signature = [
+                route.from.scheme, route.from.authority, route.prefix ?? "", route.path ?? "", route.regex ?? "",
+            ].joined(separator: "\u{0}")
+            if let earlier = seen[signature] {
+                warning(
+                    "policy", entry.location,
+                    "two routes match the same requests (from \(route.from.text)); only the earlier one "
+                        + "(route \(earlier + 1) of the valid routes) is used, so merge or remove this one")
+            } else {
+                seen[signature] = index
+            }
+        }
+    }
+
+    // MARK: PEM settings
+
+    /// CA certificates from a base64 setting or a file setting, checked with OpenSSL.
+    mutating func certificateAuthority(
+        base64: ConfigNode?, file: ConfigNode?, key: String, fileKey: String
+    ) -> String? {
+        var pem: [UInt8]?
+        var location = SourceLocation.defaultValue
+        var usedKey = key
+        if let base64, let decoded = base64PEM(base64, key: key, fileKey: fileKey) {
+            pem = decoded
+            location = base64.location
+            if let file, nonEmptyText(file, key: fileKey) != nil {
+                warning(fileKey, file.location, "is ignored because \(key) is also set; keep only one of them")
+            }
+        } else if let file, let contents = fileContents(file, key: fileKey) {
+            pem = contents
+            location = file.location
+            usedKey = fileKey
+        }
+        guard let pem else { return nil }
+        do throws(ConfigKeyCheckError) {
+            try ConfigKeyCheck.validateCertificateAuthorities(pem: pem)
+        } catch {
+            self.error(usedKey, location, "is not a valid CA certificate list: \(error.reason)")
+            return nil
+        }
+        return String(decoding: pem, as: UTF8.self)
+    }
+
+    /// A certificate chain and its key from a base64 pair or a file pair; both halves are required
+    /// and the key must match the certificate.
+    mutating func certificatePair(
+        certificate: ConfigNode?, key: ConfigNode?, certificateFile: ConfigNode?, keyFile: ConfigNode?,
+        names: (certificate: String, key: String, certificateFile: String, keyFile: String), fallback: SourceLocation
+    ) -> TLSCertificatePair? {
+        let hasBase64Certificate = certificate.flatMap { nonEmptyText($0, key: names.certificate) } != nil
+        let hasBase64Key = key.flatMap { nonEmptyText($0, key: names.key) } != nil
+        let hasFileCertificate = certificateFile.flatMap { nonEmptyText($0, key: names.certificateFile) } != nil
+        let hasFileKey = keyFile.flatMap { nonEmptyText($0, key: names.keyFile) } != nil
+        var certificatePEM: [UInt8]?
+        var keyPEM: [UInt8]?
+        var location = fallback
+        var usedKey = names.certificate
+        if hasBase64Certificate || hasBase64Key {
+            guard hasBase64Certificate, hasBase64Key else {
+                let missing = hasBase64Certificate ? names.key : names.certificate
+                error(
+                    missing, (certificate ?? key)?.location ?? fallback,
+                    "is missing; \(names.certificate) and \(names.key) must be set together")
+                return nil
+            }
+            if hasFileCertificate || hasFileKey {
+                warning(
+                    names.certificateFile, (certificateFile ?? keyFile)?.location ?? fallback,
+                    "is ignored because \(names.certificate) and \(names.key) are set; keep only one pair")
+            }
+            certificatePEM = certificate.flatMap {
+                base64PEM($0, key: names.certificate, fileKey: names.certificateFile)
+            }
+            keyPEM = key.flatMap { base64PEM($0, key: names.key, fileKey: names.keyFile) }
+            location = certificate?.location ?? fallback
+        } else if hasFileCertificate || hasFileKey {
+            guard hasFileCertificate, hasFileKey else {
+                let missing = hasFileCertificate ? names.keyFile : names.certificateFile
+                error(
+                    missing, (certificateFile ?? keyFile)?.location ?? fallback,
+                    "is missing; \(names.certificateFile) and \(names.keyFile) must be set together")
+                return nil
+            }
+            certificatePEM = certificateFile.flatMap { fileContents($0, key: names.certificateFile) }
+            keyPEM = keyFile.flatMap { fileContents($0, key: names.keyFile) }
+            location = certificateFile?.location ?? fallback
+            usedKey = names.certificateFile
+        } else {
+            return nil
+        }
+        guard let certificatePEM, let keyPEM else { return nil }
+        return checkedPair(certificatePEM: certificatePEM, keyPEM: keyPEM, key: usedKey, location: location)
+    }
+
+    mutating func checkedPair(
+        certificatePEM: [UInt8], keyPEM: [UInt8], key: String, location: SourceLocation
+    ) -> TLSCertificatePair? {
+        do throws(ConfigKeyCheckError) {
+            let info = try ConfigKeyCheck.validateCertificateChain(certificatePEM: certificatePEM, keyPEM: keyPEM)
+            if info.isExpired {
+                warning(
+                    key, location,
+                    "the certificate has expired; browsers and clients will reject it until it is renewed")
+            }
+        } catch {
+            self.error(key, location, "the certificate and key do not load: \(error.reason)")
+            return nil
+        }
+        return TLSCertificatePair(
+            certificatePEM: String(decoding: certificatePEM, as: UTF8.self),
+            keyPEM: String(decoding: keyPEM, as: UTF8.self))
+    }
+}
