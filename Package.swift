@@ -74,6 +74,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Identity providers
+
+        .target(
+            name: "PomeriumIdentity",
+            dependencies: ["PomeriumCore", "PomeriumCrypto", "PomeriumLogging"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Sessions and stores
 
         .target(
@@ -150,6 +158,11 @@ let package = Package(
             dependencies: [
                 "PomeriumSessions", "PomeriumSessionsLMDB", "PomeriumSessionsRedis", "PomeriumTestSupport",
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumIdentityTests",
+            dependencies: ["PomeriumIdentity", "PomeriumTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
