@@ -74,4 +74,9 @@ static inline uint64_t CShim_SSL_OP_IGNORE_UNEXPECTED_EOF(void) { return SSL_OP_
 // OPENSSL_free is a macro over CRYPTO_free that adds the file and line.
 static inline void CShim_OPENSSL_free(void *_Nullable pointer) { OPENSSL_free(pointer); }
 
+// EVP_PKEY_PUBLIC_KEY and EVP_PKEY_KEYPAIR are composed from OSSL_KEYMGMT_SELECT_* macros, which
+// Swift does not import.
+static inline int CShim_EVP_PKEY_PUBLIC_KEY(void) { return EVP_PKEY_PUBLIC_KEY; }
+static inline int CShim_EVP_PKEY_KEYPAIR(void) { return EVP_PKEY_KEYPAIR; }
+
 #endif
