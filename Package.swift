@@ -78,7 +78,7 @@ let package = Package(
 
         .target(
             name: "PomeriumIdentity",
-            dependencies: ["PomeriumCore", "PomeriumCrypto", "PomeriumLogging"],
+            dependencies: ["PomeriumCore", "PomeriumCrypto", "PomeriumHTTP", "PomeriumLogging"],
             swiftSettings: swiftSettings
         ),
 

@@ -83,12 +83,13 @@ import Testing
         try allowed.validate()
     }
 
-    @Test func providerURLRejectsUserInfoAndFragment() {
+    @Test func providerURLRejectsUserInfoAndFragment() throws {
         #expect(ProviderURL.parse("https://user:pw@idp.example.test") == nil)
         #expect(ProviderURL.parse("https://idp.example.test/#x") == nil)
         #expect(ProviderURL.parse("ftp://idp.example.test") == nil)
         #expect(ProviderURL.parse("https://idp.example.test:99999") == nil)
         #expect(ProviderURL.parse("https://[::1]:8443/a?b=c")?.port == 8443)
+        #expect(ProviderURL.isLoopback(host: try #require(ProviderURL.parse("http://[::1]:80")).host))
         #expect(ProviderURL.parse("https://IdP.Example.Test")?.host == "idp.example.test")
     }
 

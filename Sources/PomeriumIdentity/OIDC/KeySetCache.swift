@@ -5,7 +5,8 @@ import PomeriumLogging
 /// The provider's signing keys (its JWKS document), fetched on first use, kept for
 /// `maximumAge` seconds, and refetched early when a token names a key the cached set lacks. Those
 /// early refetches happen at most once per `refetchInterval`, so tokens with made-up `kid` values
-/// cannot make the proxy hammer the provider. Concurrent callers share one fetch.
+/// cannot make the proxy hammer the provider; failed fetches are also retried at most once per
+/// interval. Concurrent callers share one fetch.
 actor KeySetCache {
     private let url: String
     private let http: ProviderHTTPClient
@@ -17,6 +18,7 @@ actor KeySetCache {
     private var keySet: JWKSet?
     private var fetchedAt: Double = 0
     private var lastFetchStartedAt: Double?
+    private var lastUnknownKeyRefetchAt: Double?
     private var inFlight: Task<JWKSet, any Error>?
     private var lastFetchError: IdentityError?
     /// Unknown-key lookups turned away by the throttle since the last fetch, for the next log line.
@@ -42,26 +44,29 @@ actor KeySetCache {
     /// throttle; otherwise the current set, which the caller's verification then rejects.
     func keySet(keyID: String?, algorithm: JWSAlgorithm) async throws(IdentityError) -> JWKSet {
         let now = clock.now()
-        let throttled = lastFetchStartedAt.map { now - $0 < refetchInterval } ?? false
+        let fetchedRecently = lastFetchStartedAt.map { now - $0 < refetchInterval } ?? false
         guard let keySet else {
             if let inFlight { return try await Self.value(of: inFlight) }
             // Without any keys, a failed fetch is retried only after the refetch interval.
-            if throttled, let lastFetchError { throw lastFetchError }
+            if fetchedRecently, let lastFetchError { throw lastFetchError }
             return try await fetch(startedAt: now)
         }
         let hasKey = !keySet.candidates(keyID: keyID, algorithm: algorithm).isEmpty
         if hasKey && now - fetchedAt < maximumAge { return keySet }
         if let inFlight { return try await Self.value(of: inFlight) }
-        if throttled {
-            if !hasKey { throttledLookups += 1 }
+        if hasKey {
+            // The set is past its maximum age: refetch, but keep using it while fetches fail.
+            return fetchedRecently ? keySet : try await fetch(startedAt: now)
+        }
+        if let lastUnknownKeyRefetchAt, now - lastUnknownKeyRefetchAt < refetchInterval {
+            throttledLookups += 1
             return keySet
         }
-        if !hasKey {
-            logger.info(
-                "refetching the identity provider's JWKS for an unknown key",
-                metadata: ["jwks_uri": .string(url), "kid": .string(keyID.map { String($0.prefix(64)) } ?? "")]
-            )
-        }
+        lastUnknownKeyRefetchAt = now
+        logger.info(
+            "refetching the identity provider's JWKS for an unknown key",
+            metadata: ["jwks_uri": .string(url), "kid": .string(keyID.map { String($0.prefix(64)) } ?? "")]
+        )
         return try await fetch(startedAt: now)
     }
 
