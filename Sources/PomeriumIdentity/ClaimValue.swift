@@ -82,7 +82,7 @@ public enum ClaimValue: Sendable, Equatable {
     }
 }
 
-/// A short, single-line description of a JSON parsing failure that never quotes the input.
+/// Describes a JSON parsing failure in one short line that never quotes the input.
 func describeJSONError(_ error: any Error) -> String {
     if let error = error as? JSONParseError {
         return "the body is not a JSON object (\(error.reason) at byte \(error.offset))"

@@ -7,11 +7,11 @@ public enum IdentityError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidConfiguration(String)
     /// The provider refused the connection or could not be reached.
     case providerUnreachable(endpoint: String, reason: String)
-    /// The provider did not answer within the configured timeout, in seconds.
+    /// The provider did not respond within the configured timeout, in seconds.
     case timedOut(endpoint: String, seconds: Double)
     /// The transport failed in another way (TLS, malformed HTTP, oversized body).
     case transportFailed(endpoint: String, reason: String)
-    /// The provider answered with a status code this call does not accept.
+    /// The provider responded with a status code this call does not accept.
     case unexpectedStatus(endpoint: String, status: Int)
     /// The body was not the JSON document the call expects.
     case invalidResponse(endpoint: String, reason: String)
@@ -57,9 +57,10 @@ public enum IdentityError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidConfiguration(let message):
             return "invalid identity provider configuration: \(message)"
         case .providerUnreachable(let endpoint, let reason):
-            return "identity provider unreachable at \(endpoint): \(reason); check idp_provider_url and that the provider is running"
+            return
+                "identity provider unreachable at \(endpoint): \(reason); check idp_provider_url and that the provider is running"
         case .timedOut(let endpoint, let seconds):
-            return "identity provider at \(endpoint) did not answer within \(formatSeconds(seconds)) s"
+            return "identity provider at \(endpoint) did not respond within \(formatSeconds(seconds)) s"
         case .transportFailed(let endpoint, let reason):
             return "request to identity provider at \(endpoint) failed: \(reason)"
         case .unexpectedStatus(let endpoint, let status):
@@ -76,7 +77,8 @@ public enum IdentityError: Error, Sendable, Equatable, CustomStringConvertible {
         case .userInfoSubjectMismatch:
             return "userinfo response is for a different subject than the ID token"
         case .revocationNotSupported:
-            return "identity provider does not support token revocation: its discovery document has no revocation_endpoint"
+            return
+                "identity provider does not support token revocation: its discovery document has no revocation_endpoint"
         case .invalidArgument(let message):
             return message
         case .cryptographyFailed(let message):
@@ -197,8 +199,8 @@ public struct OAuthErrorResponse: Sendable, Equatable, CustomStringConvertible {
     public let endpoint: String
     public let status: Int
     public let code: OAuthErrorCode
-    /// The provider's `error_description`, shortened and stripped of control characters; nil when it
-    /// was absent or echoed a value the request sent (so a secret cannot leak through it).
+    /// The provider's `error_description`, shortened and stripped of control characters. It is nil
+    /// when it was absent or contained a value the request sent, so a secret cannot leak through it.
     public let errorDescription: String?
 
     public init(endpoint: String, status: Int, code: OAuthErrorCode, errorDescription: String?) {

@@ -1,6 +1,6 @@
-/// What the authenticate service calls on an identity provider. `OIDCProvider` implements the
-/// generic OpenID Connect flow; provider-specific types (google, azure, ...) can wrap it and add
-/// their group fetchers.
+/// The operations the authenticate service calls on an identity provider. `OIDCProvider` implements
+/// the generic OpenID Connect flow, and provider-specific types (google, azure, ...) can wrap it and
+/// add their group fetchers.
 public protocol IdentityProvider: Sendable {
     /// Prepares the redirect to the provider's login page for the caller's `state`.
     func makeAuthorizationRequest(state: String) throws(IdentityError) -> AuthorizationRequest
@@ -16,7 +16,7 @@ public protocol IdentityProvider: Sendable {
     /// Revokes a token at the provider (RFC 7009).
     func revoke(token: String, hint: TokenTypeHint) async throws(IdentityError)
 
-    /// The provider's RP-initiated logout URL, or nil when the provider offers none.
+    /// Builds the provider's RP-initiated logout URL, or returns nil when the provider offers none.
     func endSessionURL(idTokenHint: String?, postLogoutRedirectURL: String?, state: String?) -> String?
 }
 
@@ -36,8 +36,8 @@ public struct RefreshedSession: Sendable, Equatable {
     /// The new tokens. `refreshToken` is the rotated one when the provider returned one, else the
     /// refresh token that was used.
     public let tokens: OAuthTokens
-    /// The claims of the new ID token, merged with userinfo; nil when the provider returned no ID
-    /// token (Pomerium v0.7 then sends the user back to the provider).
+    /// The claims of the new ID token, merged with userinfo. They are nil when the provider returned
+    /// no ID token, and Pomerium v0.7 then sends the user back to the provider.
     public let claims: IdentityClaims?
 
     public init(tokens: OAuthTokens, claims: IdentityClaims?) {

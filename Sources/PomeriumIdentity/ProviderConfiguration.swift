@@ -1,4 +1,5 @@
-/// How the client authenticates to the token and revocation endpoints (OpenID Connect Core section 9).
+/// The client authentication method at the token and revocation endpoints (OpenID Connect Core
+/// section 9).
 public enum ClientAuthenticationMethod: String, Sendable, CaseIterable {
     /// HTTP Basic with the form-encoded client ID and secret (RFC 6749 section 2.3.1).
     case clientSecretBasic = "client_secret_basic"
@@ -88,12 +89,14 @@ public struct ProviderConfiguration: Sendable {
         var problems: [String] = []
         if issuer.isEmpty {
             problems.append("idp_provider_url is required for idp_provider \(kind.rawValue)")
-        } else if let problem = ProviderURL.problem(issuer, setting: "idp_provider_url", allowsPlainHTTP: allowsPlainHTTP)
+        } else if let problem = ProviderURL.problem(
+            issuer, setting: "idp_provider_url", allowsPlainHTTP: allowsPlainHTTP)
         {
             problems.append(problem)
         }
         if clientID.isEmpty { problems.append("idp_client_id is required") }
         if clientSecret.isEmpty { problems.append("idp_client_secret is required") }
+
         if let problem = ProviderURL.problem(redirectURL, setting: "redirect URL", allowsPlainHTTP: true) {
             problems.append(problem)
         }
@@ -103,6 +106,7 @@ public struct ProviderConfiguration: Sendable {
         if effectiveScopes.contains(where: { $0.isEmpty || $0.contains(" ") }) {
             problems.append("idp_scopes entries must be non-empty and contain no spaces")
         }
+
         if !(requestTimeout > 0) { problems.append("the request timeout must be positive, got \(requestTimeout)") }
         if maximumResponseBytes < 1024 {
             problems.append("the maximum response size must be at least 1024 bytes, got \(maximumResponseBytes)")
@@ -116,6 +120,7 @@ public struct ProviderConfiguration: Sendable {
         if !(keySetMaximumAge >= keySetRefetchInterval) {
             problems.append("the JWKS maximum age must not be shorter than the refetch interval")
         }
+
         if !problems.isEmpty {
             throw .invalidConfiguration(problems.joined(separator: "; "))
         }

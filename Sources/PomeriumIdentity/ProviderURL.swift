@@ -3,7 +3,7 @@ import PomeriumHTTP
 /// Checks and small transformations of provider URLs: absolute `http`/`https`, no user info, no
 /// fragment.
 enum ProviderURL {
-    /// The parsed URL when it is usable as a provider URL, else nil.
+    /// Parses `url` and returns it when it is usable as a provider URL, else nil.
     static func parse(_ url: String) -> HTTPURL? {
         guard let parsed = try? HTTPURL(parsing: url) else { return nil }
         guard parsed.scheme == "http" || parsed.scheme == "https" else { return nil }
@@ -11,31 +11,34 @@ enum ProviderURL {
         return parsed
     }
 
-    /// Whether `host` (as `HTTPURL` stores it: lowercase, IPv6 without brackets) is a loopback host.
+    /// Returns whether `host` is a loopback host. The host is in `HTTPURL` form: lowercase, IPv6 without brackets.
     static func isLoopback(host: String) -> Bool {
         if host == "localhost" || host == "::1" { return true }
         let octets = host.split(separator: ".", omittingEmptySubsequences: false)
         return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
-    /// A message naming `setting` when `url` is unusable as a provider URL, else nil.
+    /// Returns a message naming `setting` when `url` is unusable as a provider URL, else nil.
     static func problem(_ url: String, setting: String, allowsPlainHTTP: Bool) -> String? {
         guard let parts = parse(url) else {
-            return "\(setting) \"\(redactQuery(url))\" is not an absolute http or https URL without user info or fragment"
+            return
+                "\(setting) \"\(redactQuery(url))\" is not an absolute http or https URL without user info or fragment"
         }
         if parts.scheme == "http" && !allowsPlainHTTP && !isLoopback(host: parts.host) {
-            return "\(setting) \"\(redactQuery(url))\" uses plain http; use https (plain http is accepted only for loopback hosts)"
+            return
+                "\(setting) \"\(redactQuery(url))\" uses plain http; use https (plain http is accepted only for loopback hosts)"
         }
         return nil
     }
 
-    /// The URL without query or fragment, for messages: query strings may carry codes or tokens.
+    /// Returns the URL without query or fragment for messages, because query strings may carry codes
+    /// or tokens.
     static func redactQuery(_ url: String) -> String {
         guard let mark = url.firstIndex(where: { $0 == "?" || $0 == "#" }) else { return url }
         return String(url[..<mark])
     }
 
-    /// `url` with the form-encoded `parameters` appended to its query.
+    /// Returns `url` with the form-encoded `parameters` appended to its query.
     static func appendingQuery(_ url: String, _ parameters: [(name: String, value: String)]) -> String {
         guard !parameters.isEmpty else { return url }
         let separator: String

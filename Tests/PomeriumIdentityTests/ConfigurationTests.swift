@@ -26,7 +26,8 @@ import Testing
         #expect(ProviderKind.oidc.defaults.scopes == ["openid", "profile", "email", "offline_access"])
         #expect(ProviderKind.google.defaults.providerURL == "https://accounts.google.com")
         #expect(ProviderKind.google.defaults.scopes == ["openid", "profile", "email"])
-        #expect(ProviderKind.google.defaults.authorizationParameters.map(\.value) == ["offline", "select_account consent"])
+        #expect(
+            ProviderKind.google.defaults.authorizationParameters.map(\.value) == ["offline", "select_account consent"])
         #expect(ProviderKind.azure.defaults.scopes.contains("Group.Read.All"))
         #expect(ProviderKind.azure.defaults.authorizationParameters.map(\.value) == ["offline", "select_account"])
         #expect(ProviderKind.okta.defaults.providerURL == nil)
@@ -118,7 +119,8 @@ import Testing
         #expect(
             TokenEndpointClient.chooseMethod(configured: nil, supported: ["client_secret_post", "client_secret_basic"])
                 == .clientSecretBasic)
-        #expect(TokenEndpointClient.chooseMethod(configured: nil, supported: ["client_secret_post"]) == .clientSecretPost)
+        #expect(
+            TokenEndpointClient.chooseMethod(configured: nil, supported: ["client_secret_post"]) == .clientSecretPost)
         #expect(
             TokenEndpointClient.chooseMethod(configured: .clientSecretPost, supported: ["client_secret_basic"])
                 == .clientSecretPost)

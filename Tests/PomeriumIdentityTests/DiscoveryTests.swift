@@ -69,7 +69,8 @@ import Testing
         let bodies: [[UInt8]] = [Array("not json".utf8), Array("[1,2]".utf8), Array("{\"issuer\":1}".utf8), []]
         for body in bodies {
             #expect(throws: IdentityError.self) {
-                try ProviderMetadata.parse(body, expectedIssuer: TestIssuer.issuer, allowsPlainHTTP: false, endpoint: "d")
+                try ProviderMetadata.parse(
+                    body, expectedIssuer: TestIssuer.issuer, allowsPlainHTTP: false, endpoint: "d")
             }
         }
     }

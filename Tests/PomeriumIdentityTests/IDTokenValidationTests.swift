@@ -26,7 +26,8 @@ import Testing
     @Test func validTokenYieldsClaims() async throws {
         let issuer = try TestIssuer()
         let provider = try await issuer.provider()
-        let claims = try await provider.validateIDToken(try issuer.sign(issuer.claims(["jti": "id-7"])), nonce: "nonce-1")
+        let claims = try await provider.validateIDToken(
+            try issuer.sign(issuer.claims(["jti": "id-7"])), nonce: "nonce-1")
         #expect(claims.subject == "user-123")
         #expect(claims.issuer == TestIssuer.issuer)
         #expect(claims.audience == [TestIssuer.clientID])
@@ -45,12 +46,14 @@ import Testing
     @Test func claimShapesProvidersSend() async throws {
         let issuer = try TestIssuer()
         let provider = try await issuer.provider()
-        let token = try issuer.sign(issuer.claims(["email_verified": "false", "groups": [12, "ops"], "user": "alice"]))
+        let token = try issuer.sign(
+            issuer.claims(["email_verified": "false", "groups": [12, "ops"], "user": "alice"]))
         let claims = try await provider.validateIDToken(token, nonce: "nonce-1")
         #expect(claims.emailVerified == false)
         #expect(claims.groups == ["12", "ops"])
         #expect(claims.user == "alice")
-        let single = try await provider.validateIDToken(try issuer.sign(issuer.claims(["groups": "solo"])), nonce: "nonce-1")
+        let single = try await provider.validateIDToken(
+            try issuer.sign(issuer.claims(["groups": "solo"])), nonce: "nonce-1")
         #expect(single.groups == ["solo"])
     }
 
@@ -75,7 +78,8 @@ import Testing
         #expect(try await rejection(issuer, other) == .audienceMismatch)
         let several = try issuer.sign(issuer.claims(["aud": [TestIssuer.clientID, "api"]]))
         #expect(try await rejection(issuer, several) == .authorizedPartyMismatch)
-        let severalWithAZP = try issuer.sign(issuer.claims(["aud": [TestIssuer.clientID, "api"], "azp": TestIssuer.clientID]))
+        let severalWithAZP = try issuer.sign(
+            issuer.claims(["aud": [TestIssuer.clientID, "api"], "azp": TestIssuer.clientID]))
         #expect(try await rejection(issuer, severalWithAZP) == nil)
         let wrongAZP = try issuer.sign(issuer.claims(["azp": "api"]))
         #expect(try await rejection(issuer, wrongAZP) == .authorizedPartyMismatch)
@@ -98,9 +102,13 @@ import Testing
         let issuer = try TestIssuer()
         let now = issuer.clock.unixSeconds()
         #expect(try await rejection(issuer, try issuer.sign(issuer.claims(["iat": now + 60]))) == nil)
-        #expect(try await rejection(issuer, try issuer.sign(issuer.claims(["iat": now + 61]))) == .issuedInFuture(issuedAt: 0, now: 0))
+        #expect(
+            try await rejection(issuer, try issuer.sign(issuer.claims(["iat": now + 61])))
+                == .issuedInFuture(issuedAt: 0, now: 0))
         #expect(try await rejection(issuer, try issuer.sign(issuer.claims(["nbf": now + 60]))) == nil)
-        #expect(try await rejection(issuer, try issuer.sign(issuer.claims(["nbf": now + 61]))) == .notYetValid(notBefore: 0, now: 0))
+        #expect(
+            try await rejection(issuer, try issuer.sign(issuer.claims(["nbf": now + 61])))
+                == .notYetValid(notBefore: 0, now: 0))
         #expect(try await rejection(issuer, try issuer.sign(issuer.claims(["iat": NSNull()]))) == .missingClaim(""))
     }
 

@@ -13,6 +13,21 @@ import Testing
         #expect(issuer.transport.requests(to: "/jwks").count == 1)
     }
 
+    @Test func concurrentValidationsShareOneFetch() async throws {
+        let issuer = try TestIssuer()
+        let provider = try await issuer.provider()
+        let token = try issuer.sign(issuer.claims())
+        try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<10 {
+                group.addTask { try await provider.validateIDToken(token, nonce: "nonce-1").subject }
+            }
+            for try await subject in group {
+                #expect(subject == "user-123")
+            }
+        }
+        #expect(issuer.transport.requests(to: "/jwks").count == 1)
+    }
+
     @Test func unknownKidRefetchIsThrottled() async throws {
         let issuer = try TestIssuer()
         let provider = try await issuer.provider()
@@ -65,7 +80,9 @@ import Testing
         let issuer = try TestIssuer()
         let provider = try await issuer.provider()
         _ = try await provider.validateIDToken(try issuer.sign(issuer.claims()), nonce: "nonce-1")
-        issuer.transport.route("/jwks") { _ in throw IdentityTransportError.connectionFailed(reason: "connection refused") }
+        issuer.transport.route("/jwks") { _ in
+            throw IdentityTransportError.connectionFailed(reason: "connection refused")
+        }
         issuer.clock.advance(by: 86_400)
         let claims = try await provider.validateIDToken(try issuer.sign(issuer.claims()), nonce: "nonce-1")
         #expect(claims.subject == "user-123")

@@ -161,7 +161,10 @@ import Testing
             let userInfo = try await provider.userInfo(accessToken: again.tokens.accessToken)
             #expect(userInfo["sub"] == .string("bob"))
 
-            await #expect(throws: IdentityError.oauthError(OAuthErrorResponse(endpoint: "", status: 0, code: .invalidGrant, errorDescription: nil))) {
+            await #expect(
+                throws: IdentityError.oauthError(
+                    OAuthErrorResponse(endpoint: "", status: 0, code: .invalidGrant, errorDescription: nil))
+            ) {
                 try await provider.refresh(refreshToken: "not-a-refresh-token", subject: "bob")
             }
         }
@@ -199,7 +202,8 @@ import Testing
             let provider = try await mock.discover()
             let request = try provider.makeAuthorizationRequest(state: "s")
             let callback = try await mock.login(request, as: "bob")
-            _ = try await provider.authenticate(code: callback.code, codeVerifier: request.codeVerifier, nonce: request.nonce)
+            _ = try await provider.authenticate(
+                code: callback.code, codeVerifier: request.codeVerifier, nonce: request.nonce)
             #expect(mock.transport.count(path: "/jwks") == 1)
 
             let now = mock.clock.unixSeconds()

@@ -1,5 +1,6 @@
 import Foundation
 import PomeriumCrypto
+import PomeriumLogging
 import Testing
 
 @testable import PomeriumIdentity
@@ -31,9 +32,42 @@ import Testing
         #expect(userInfoRequest.header("Authorization") == "Bearer at-1")
     }
 
+    @Test func logsNeverContainSecrets() async throws {
+        let issuer = try TestIssuer()
+        let store = InMemoryLogHandler.Store()
+        let idToken = try issuer.sign(issuer.claims())
+        issuer.respondToTokenRequests([
+            "access_token": "at-secret", "token_type": "Bearer", "refresh_token": "rt-secret", "id_token": idToken,
+        ])
+        serveUserInfo(issuer, ["sub": "user-123"])
+        let provider = try await OIDCProvider.discover(
+            configuration: issuer.configuration(),
+            transport: issuer.transport,
+            clock: issuer.clock,
+            logger: Logger.inMemory(store: store)
+        )
+        _ = try await provider.authenticate(code: "code-secret", codeVerifier: "verifier-secret", nonce: "nonce-1")
+        let forged = try issuer.sign(issuer.claims(), key: try ECPrivateKey.generate(curve: .p256), keyID: "other")
+        await #expect(throws: IdentityError.self) { try await provider.validateIDToken(forged, nonce: "nonce-1") }
+        _ = try await provider.refresh(refreshToken: "rt-secret", subject: "user-123")
+
+        let lines = store.all.map(\.jsonLine)
+        #expect(lines.contains { $0.contains("discovered identity provider") })
+        #expect(lines.contains { $0.contains("refetching the identity provider's JWKS") })
+        for line in lines {
+            for secret in [
+                "at-secret", "rt-secret", "code-secret", "verifier-secret", TestIssuer.clientSecret, idToken,
+            ] {
+                #expect(!line.contains(secret), "a log line contains a secret: \(line)")
+            }
+        }
+    }
+
     @Test func userInfoForAnotherSubjectRejected() async throws {
         let issuer = try TestIssuer()
-        issuer.respondToTokenRequests(["access_token": "at-1", "token_type": "Bearer", "id_token": try issuer.sign(issuer.claims())])
+        issuer.respondToTokenRequests([
+            "access_token": "at-1", "token_type": "Bearer", "id_token": try issuer.sign(issuer.claims()),
+        ])
         serveUserInfo(issuer, ["sub": "someone-else", "email": "mallory@example.test"])
         let provider = try await issuer.provider()
         await #expect(throws: IdentityError.userInfoSubjectMismatch) {
@@ -47,7 +81,9 @@ import Testing
 
     @Test func userInfoFailureFailsLogin() async throws {
         let issuer = try TestIssuer()
-        issuer.respondToTokenRequests(["access_token": "at-1", "token_type": "Bearer", "id_token": try issuer.sign(issuer.claims())])
+        issuer.respondToTokenRequests([
+            "access_token": "at-1", "token_type": "Bearer", "id_token": try issuer.sign(issuer.claims()),
+        ])
         issuer.transport.route("/userinfo") { _ in IdentityHTTPResponse(status: 401) }
         let provider = try await issuer.provider()
         await #expect(throws: IdentityError.unexpectedStatus(endpoint: "", status: 401)) {
@@ -57,7 +93,9 @@ import Testing
 
     @Test func signedUserInfoVerified() async throws {
         let issuer = try TestIssuer()
-        issuer.respondToTokenRequests(["access_token": "at-1", "token_type": "Bearer", "id_token": try issuer.sign(issuer.claims())])
+        issuer.respondToTokenRequests([
+            "access_token": "at-1", "token_type": "Bearer", "id_token": try issuer.sign(issuer.claims()),
+        ])
         let signed = try issuer.sign(["sub": "user-123", "groups": ["signed"]])
         issuer.transport.route("/userinfo") { _ in
             IdentityHTTPResponse(status: 200, headers: [("Content-Type", "application/jwt")], body: Array(signed.utf8))
@@ -117,7 +155,8 @@ import Testing
         #expect(refreshed.claims?.groups == ["new-group"])
 
         issuer.respondToTokenRequests([
-            "access_token": "at-2", "token_type": "Bearer", "id_token": try issuer.sign(issuer.claims(["sub": "other"])),
+            "access_token": "at-2", "token_type": "Bearer",
+            "id_token": try issuer.sign(issuer.claims(["sub": "other"])),
         ])
         await #expect(throws: IdentityError.invalidIDToken(.subjectChanged)) {
             try await provider.refresh(refreshToken: "rt-1", subject: "user-123")
@@ -133,12 +172,16 @@ import Testing
     @Test func refreshErrorHidesTheRefreshToken() async throws {
         let issuer = try TestIssuer()
         let provider = try await issuer.provider()
-        issuer.respondToTokenRequests(status: 400, ["error": "invalid_grant", "error_description": "token rt-secret revoked"])
+        issuer.respondToTokenRequests(
+            status: 400, ["error": "invalid_grant", "error_description": "token rt-secret revoked"])
         do {
             _ = try await provider.refresh(refreshToken: "rt-secret", subject: nil)
             Issue.record("a failed refresh returned tokens")
         } catch {
-            #expect(error == .oauthError(OAuthErrorResponse(endpoint: "", status: 0, code: .invalidGrant, errorDescription: nil)))
+            #expect(
+                error
+                    == .oauthError(
+                        OAuthErrorResponse(endpoint: "", status: 0, code: .invalidGrant, errorDescription: nil)))
             #expect(!error.description.contains("rt-secret"))
         }
     }
@@ -205,7 +248,9 @@ import Testing
     @Test func transportFailuresNameTheEndpoint() async throws {
         let issuer = try TestIssuer()
         let provider = try await issuer.provider()
-        issuer.transport.route("/token") { _ in throw IdentityTransportError.connectionFailed(reason: "connection refused") }
+        issuer.transport.route("/token") { _ in
+            throw IdentityTransportError.connectionFailed(reason: "connection refused")
+        }
         do {
             _ = try await provider.exchange(code: "code-1", codeVerifier: nil)
             Issue.record("a refused connection returned tokens")
@@ -233,7 +278,8 @@ import Testing
         var configuration = issuer.configuration()
         configuration.certificateAuthorityPEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
         configuration.maximumResponseBytes = 4096
-        _ = try await OIDCProvider.discover(configuration: configuration, transport: issuer.transport, clock: issuer.clock)
+        _ = try await OIDCProvider.discover(
+            configuration: configuration, transport: issuer.transport, clock: issuer.clock)
         let request = try #require(issuer.transport.requests.first)
         #expect(request.certificateAuthorityPEM == configuration.certificateAuthorityPEM)
         #expect(request.maximumResponseBytes == 4096)

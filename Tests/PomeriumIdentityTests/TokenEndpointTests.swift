@@ -18,7 +18,8 @@ import Testing
         #expect(request.header("Content-Type") == "application/x-www-form-urlencoded")
         #expect(
             request.header("Authorization")
-                == TokenEndpointClient.basicAuthorization(clientID: TestIssuer.clientID, clientSecret: TestIssuer.clientSecret))
+                == TokenEndpointClient.basicAuthorization(
+                    clientID: TestIssuer.clientID, clientSecret: TestIssuer.clientSecret))
         let fields = request.formFields
         #expect(fields["grant_type"] == "authorization_code")
         #expect(fields["code"] == "code-1")
@@ -42,7 +43,9 @@ import Testing
     }
 
     @Test func postChosenWhenProviderListsOnlyPost() async throws {
-        let issuer = try TestIssuer(discoveryOverrides: ["token_endpoint_auth_methods_supported": ["client_secret_post"]])
+        let issuer = try TestIssuer(discoveryOverrides: [
+            "token_endpoint_auth_methods_supported": ["client_secret_post"]
+        ])
         let provider = try await issuer.provider()
         #expect(provider.clientAuthenticationMethod == .clientSecretPost)
     }
@@ -80,7 +83,10 @@ import Testing
             _ = try await provider.exchange(code: "code-1", codeVerifier: "verifier-1")
             Issue.record("an error response was accepted")
         } catch {
-            #expect(error == .oauthError(OAuthErrorResponse(endpoint: "", status: 0, code: .invalidClient, errorDescription: nil)))
+            #expect(
+                error
+                    == .oauthError(
+                        OAuthErrorResponse(endpoint: "", status: 0, code: .invalidClient, errorDescription: nil)))
             #expect(!error.description.contains(TestIssuer.clientSecret))
             #expect(!error.description.contains("code-1"))
             #expect(error.description.contains("invalid_client"))
@@ -134,7 +140,9 @@ import Testing
     @Test func emptyCodeRejectedWithoutARequest() async throws {
         let issuer = try TestIssuer()
         let provider = try await issuer.provider()
-        await #expect(throws: IdentityError.invalidArgument("")) { try await provider.exchange(code: "", codeVerifier: nil) }
+        await #expect(throws: IdentityError.invalidArgument("")) {
+            try await provider.exchange(code: "", codeVerifier: nil)
+        }
         #expect(issuer.transport.requests(to: "/token").isEmpty)
     }
 }

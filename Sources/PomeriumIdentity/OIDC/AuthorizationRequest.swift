@@ -26,7 +26,7 @@ enum AuthorizationSecrets {
         }
     }
 
-    /// The S256 challenge: base64url without padding of SHA-256 over the ASCII verifier.
+    /// Computes the S256 challenge: base64url without padding of SHA-256 over the ASCII verifier.
     static func codeChallenge(verifier: String) throws(IdentityError) -> String {
         do {
             return Base64.urlUnpadded.encode(try Digest.sha256(Array(verifier.utf8)))

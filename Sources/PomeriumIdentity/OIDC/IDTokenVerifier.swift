@@ -9,7 +9,7 @@ struct IDTokenVerifier: Sendable {
     let allowedAlgorithms: Set<JWSAlgorithm>
     let keys: KeySetCache
 
-    /// The allow-list for a provider's advertised algorithms; empty when none is supported.
+    /// Returns the allow-list for a provider's advertised algorithms, which is empty when none is supported.
     static func allowedAlgorithms(advertised: [String]) -> Set<JWSAlgorithm> {
         Set(advertised.compactMap(JWSAlgorithm.init(rawValue:))).intersection(JWSAlgorithm.identityProvider)
     }

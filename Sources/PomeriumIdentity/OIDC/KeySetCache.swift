@@ -5,8 +5,8 @@ import PomeriumLogging
 /// The provider's signing keys (its JWKS document), fetched on first use, kept for
 /// `maximumAge` seconds, and refetched early when a token names a key the cached set lacks. Those
 /// early refetches happen at most once per `refetchInterval`, so tokens with made-up `kid` values
-/// cannot make the proxy hammer the provider; failed fetches are also retried at most once per
-/// interval. Concurrent callers share one fetch.
+/// cannot make the proxy hammer the provider. Failed fetches are also retried at most once per
+/// interval, and concurrent callers share one fetch.
 actor KeySetCache {
     private let url: String
     private let http: ProviderHTTPClient
@@ -40,8 +40,8 @@ actor KeySetCache {
         self.logger = logger
     }
 
-    /// A key set that has a key for `keyID` and `algorithm` when one can be had within the refetch
-    /// throttle; otherwise the current set, which the caller's verification then rejects.
+    /// Returns a key set with a key for `keyID` and `algorithm` when the throttle allows the fetch
+    /// that finds one. Otherwise it returns the current set, and the caller's verification rejects the token.
     func keySet(keyID: String?, algorithm: JWSAlgorithm) async throws(IdentityError) -> JWKSet {
         let now = clock.now()
         let fetchedRecently = lastFetchStartedAt.map { now - $0 < refetchInterval } ?? false

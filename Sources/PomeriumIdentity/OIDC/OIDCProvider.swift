@@ -122,7 +122,8 @@ public final class OIDCProvider: IdentityProvider {
     /// Whether the authorization request carries a PKCE challenge: PKCE is on in the configuration and
     /// the provider either does not list its challenge methods or lists S256.
     public var sendsPKCE: Bool {
-        configuration.usesPKCE && (metadata.codeChallengeMethods.isEmpty || metadata.codeChallengeMethods.contains("S256"))
+        configuration.usesPKCE
+            && (metadata.codeChallengeMethods.isEmpty || metadata.codeChallengeMethods.contains("S256"))
     }
 
     public func makeAuthorizationRequest(state: String) throws(IdentityError) -> AuthorizationRequest {

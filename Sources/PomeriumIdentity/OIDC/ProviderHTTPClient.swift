@@ -52,7 +52,8 @@ struct ProviderHTTPClient: Sendable {
         )
         let response: IdentityHTTPResponse
         do {
-            response = try await transport.send(request)
+            let transport = self.transport
+            response = try await Deadline.run(seconds: timeout) { try await transport.send(request) }
         } catch let error as IdentityTransportError {
             switch error {
             case .connectionFailed(let reason):
@@ -79,7 +80,7 @@ struct ProviderHTTPClient: Sendable {
         return response
     }
 
-    /// The body of a `200` response parsed as a JSON object.
+    /// Parses the body of a `200` response as a JSON object.
     func jsonObject(_ response: IdentityHTTPResponse, endpoint url: String) throws(IdentityError)
         -> [String: ClaimValue]
     {

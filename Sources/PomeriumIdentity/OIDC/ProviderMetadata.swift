@@ -39,7 +39,7 @@ public struct ProviderMetadata: Sendable, Equatable {
         self.codeChallengeMethods = codeChallengeMethods
     }
 
-    /// The discovery URL for `issuer`: the issuer without a trailing slash plus
+    /// Returns the discovery URL for `issuer`: the issuer without a trailing slash plus
     /// `/.well-known/openid-configuration`.
     public static func discoveryURL(issuer: String) -> String {
         var base = issuer

@@ -23,7 +23,7 @@ struct TokenEndpointClient: Sendable {
         return .clientSecretBasic
     }
 
-    /// The `Authorization` value for `client_secret_basic`: both parts are form-encoded before they
+    /// Builds the `Authorization` value for `client_secret_basic`. Both parts are form-encoded before they
     /// are joined with `:` and base64-encoded (RFC 6749 section 2.3.1), so a `:` in the ID survives.
     static func basicAuthorization(clientID: String, clientSecret: String) -> String {
         let credentials = FormEncoding.escape(clientID) + ":" + FormEncoding.escape(clientSecret)
@@ -60,7 +60,8 @@ struct TokenEndpointClient: Sendable {
         return try OAuthTokens.parse(object, now: clock.unixSeconds(), endpoint: ProviderURL.redactQuery(url))
     }
 
-    /// An OAuth error response when the body has an `error` code, else an unexpected-status error.
+    /// Maps an error response to an OAuth error when the body has an `error` code, else to an
+    /// unexpected-status error.
     static func error(for response: IdentityHTTPResponse, endpoint url: String, secrets: [String]) -> IdentityError {
         let endpoint = ProviderURL.redactQuery(url)
         guard let object = try? ClaimValue.parseObject(response.body),
@@ -86,7 +87,8 @@ struct TokenEndpointClient: Sendable {
         for secret in secrets where !secret.isEmpty && text.contains(secret) {
             return nil
         }
-        let printable = String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value < 0x7F }))
+        let printable = String(
+            String.UnicodeScalarView(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value < 0x7F }))
         let trimmed = printable.count > 200 ? String(printable.prefix(200)) + "..." : printable
         return trimmed.isEmpty ? nil : trimmed
     }

@@ -29,8 +29,9 @@ public enum ProviderKind: String, Sendable, CaseIterable {
     }
 }
 
-/// Where a provider's group memberships come from. Group fetchers other than `claim` are not built
-/// yet; the session layer reads `groups` from the ID token and userinfo for every provider today.
+/// The source of a provider's group memberships.
+// NOTE: only `claim` is implemented. For every provider, `groups` comes from the ID token and
+// userinfo until the Google, Azure, Okta, OneLogin and GitLab group fetchers are built.
 public enum GroupSource: Sendable, Equatable {
     /// The `groups` claim of the ID token or userinfo, as the provider sends it.
     case claim

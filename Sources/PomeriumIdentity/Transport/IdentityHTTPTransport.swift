@@ -53,7 +53,7 @@ public struct IdentityHTTPRequest: Sendable {
         self.certificateAuthorityPEM = certificateAuthorityPEM
     }
 
-    /// The value of the first header named `name`, compared case-insensitively.
+    /// Returns the value of the first header named `name`, compared case-insensitively.
     public func header(_ name: String) -> String? {
         headers.first { $0.name.lowercased() == name.lowercased() }?.value
     }
@@ -71,7 +71,7 @@ public struct IdentityHTTPResponse: Sendable {
         self.body = body
     }
 
-    /// The value of the first header named `name`, compared case-insensitively.
+    /// Returns the value of the first header named `name`, compared case-insensitively.
     public func header(_ name: String) -> String? {
         headers.first { $0.name.lowercased() == name.lowercased() }?.value
     }

@@ -14,7 +14,7 @@ final class LoopbackTestTransport: IdentityHTTPTransport {
     /// `METHOD path` of every request sent, in order.
     var requestLines: [String] { log.withLock { $0 } }
 
-    /// How many requests went to `path` (query excluded).
+    /// Counts the requests sent to `path` (query excluded).
     func count(path: String) -> Int {
         requestLines.filter { line in
             let target = line.split(separator: " ").dropFirst().first.map(String.init) ?? ""
@@ -95,7 +95,9 @@ private struct BlockingExchange {
         var entry = pollfd(fd: descriptor, events: events, revents: 0)
         let ready = poll(&entry, 1, Int32(min(remaining * 1000, Double(Int32.max)).rounded(.up)))
         if ready == 0 { throw IdentityTransportError.timedOut }
-        if ready < 0 && errno != EINTR { throw IdentityTransportError.connectionFailed(reason: "poll failed: errno \(errno)") }
+        if ready < 0 && errno != EINTR {
+            throw IdentityTransportError.connectionFailed(reason: "poll failed: errno \(errno)")
+        }
     }
 
     private func connect(host: String, port: UInt16) throws {
@@ -128,13 +130,16 @@ private struct BlockingExchange {
     private func write(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+            let written = bytes.withUnsafeBytes {
+                Glibc.send(descriptor, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            }
             if written > 0 {
                 offset += written
             } else if errno == EAGAIN || errno == EINTR {
                 try wait(for: Int16(POLLOUT))
             } else {
-                throw IdentityTransportError.connectionFailed(reason: "write failed: \(String(cString: strerror(errno)))")
+                throw IdentityTransportError.connectionFailed(
+                    reason: "write failed: \(String(cString: strerror(errno)))")
             }
         }
     }
@@ -158,13 +163,16 @@ private struct BlockingExchange {
         var headEnd: Int?
         while headEnd == nil {
             let chunk = try readSome()
-            if chunk.isEmpty { throw IdentityTransportError.malformedResponse(reason: "connection closed in the header") }
+            if chunk.isEmpty {
+                throw IdentityTransportError.malformedResponse(reason: "connection closed in the header")
+            }
             received += chunk
             headEnd = Self.find([13, 10, 13, 10], in: received)
             if headEnd == nil && received.count > 65_536 {
                 throw IdentityTransportError.malformedResponse(reason: "header larger than 64 KiB")
             }
         }
+
         let headerBytes = received[..<headEnd!]
         var rest = Array(received[(headEnd! + 4)...])
         let lines = String(decoding: headerBytes, as: UTF8.self).components(separatedBy: "\r\n")
@@ -177,8 +185,10 @@ private struct BlockingExchange {
             guard let colon = line.firstIndex(of: ":") else {
                 throw IdentityTransportError.malformedResponse(reason: "header line without a colon")
             }
-            headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+            headers.append(
+                (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
         }
+
         let response = IdentityHTTPResponse(status: status, headers: headers)
         let transferEncoding = response.header("Transfer-Encoding")?.lowercased() ?? ""
         var body: [UInt8]
@@ -191,7 +201,9 @@ private struct BlockingExchange {
             guard length <= limit else { throw IdentityTransportError.responseTooLarge }
             while rest.count < length {
                 let chunk = try readSome()
-                if chunk.isEmpty { throw IdentityTransportError.malformedResponse(reason: "body shorter than Content-Length") }
+                if chunk.isEmpty {
+                    throw IdentityTransportError.malformedResponse(reason: "body shorter than Content-Length")
+                }
                 rest += chunk
             }
             body = Array(rest.prefix(length))
@@ -248,7 +260,8 @@ private struct BlockingExchange {
 
     private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
         guard haystack.count >= needle.count else { return nil }
-        for start in 0...(haystack.count - needle.count) where haystack[start..<(start + needle.count)].elementsEqual(needle) {
+        for start in 0...(haystack.count - needle.count)
+        where haystack[start..<(start + needle.count)].elementsEqual(needle) {
             return start
         }
         return nil

@@ -69,7 +69,7 @@ struct MockProviderSession {
         return (code, state)
     }
 
-    /// The `kid` of the mock's first JWKS key.
+    /// Fetches the `kid` of the mock's first JWKS key.
     func publishedKeyID() async throws -> String {
         let response = try await transport.send(
             IdentityHTTPRequest(method: .get, url: issuer + "/jwks", timeout: 5, maximumResponseBytes: 1 << 20)
@@ -102,7 +102,7 @@ struct MockProviderSession {
 }
 
 /// A TCP listener on a free loopback port that accepts connections into its backlog but never
-/// answers, to test timeouts.
+/// responds, to test timeouts.
 final class SilentListener {
     let port: Int
     private let descriptor: Int32

@@ -34,10 +34,12 @@ final class TestIssuer: Sendable {
         )
         published.withLock { $0 = [(signingKey, keyID)] }
         transport.route("/.well-known/openid-configuration") { [discoveryBody] _ in
-            IdentityHTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array(discoveryBody))
+            IdentityHTTPResponse(
+                status: 200, headers: [("Content-Type", "application/json")], body: Array(discoveryBody))
         }
         transport.route("/jwks") { [self] _ in
-            IdentityHTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: self.keySetDocument())
+            IdentityHTTPResponse(
+                status: 200, headers: [("Content-Type", "application/json")], body: self.keySetDocument())
         }
     }
 
@@ -124,27 +126,27 @@ final class TestIssuer: Sendable {
         return claims
     }
 
-    /// A compact ES256 token over `claims`, signed by `key` (default: the published key) under `keyID`.
+    /// Signs a compact ES256 token over `claims`, signed by `key` (default: the published key) under `keyID`.
     func sign(_ claims: [String: Any], key: ECPrivateKey? = nil, keyID: String? = nil) throws -> String {
         let payload = try JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys])
         return try JWS.sign(payload: Array(payload), with: .ecdsa(key ?? signingKey), keyID: keyID ?? self.keyID)
     }
 
-    /// A token whose header and signature are given as raw text, for algorithm-confusion tests.
+    /// Builds a token whose header and signature are given as raw text, for algorithm-confusion tests.
     static func unsignedToken(header: String, claims: [String: Any], signature: String = "") throws -> String {
         let payload = try JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys])
         return Base64.urlUnpadded.encode(Array(header.utf8)) + "." + Base64.urlUnpadded.encode(Array(payload)) + "."
             + signature
     }
 
-    /// Makes the token endpoint answer with `body` (a JSON object) and `status`.
+    /// Makes the token endpoint respond with `body` (a JSON object) and `status`.
     func respondToTokenRequests(status: Int = 200, _ body: [String: Any]) {
         let response = IdentityHTTPResponse.json(body, status: status)
         transport.route("/token") { _ in response }
     }
 }
 
-/// A transport that answers from per-path handlers and records every request.
+/// A transport that responds from per-path handlers and records every request.
 final class CannedTransport: IdentityHTTPTransport {
     typealias Handler = @Sendable (IdentityHTTPRequest) throws -> IdentityHTTPResponse
 
@@ -206,7 +208,7 @@ enum FormFields {
         text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? text
     }
 
-    /// The query fields of a URL.
+    /// Decodes the query fields of a URL.
     static func query(of url: String) -> [String: String] {
         guard let mark = url.firstIndex(of: "?") else { return [:] }
         return decode(String(url[url.index(after: mark)...]))
