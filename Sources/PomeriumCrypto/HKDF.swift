@@ -27,7 +27,8 @@ public enum HKDF {
         let status = withContiguousBytes(key) { keyBytes in
             withContiguousBytes(info) { infoBytes in
                 var parameters = [
-                    OSSL_PARAM_construct_utf8_string(cString("digest"), UnsafeMutablePointer(mutating: digest.cName), 0),
+                    OSSL_PARAM_construct_utf8_string(
+                        cString("digest"), UnsafeMutablePointer(mutating: digest.cName), 0),
                     OSSL_PARAM_construct_octet_string(
                         cString("key"), UnsafeMutableRawPointer(mutating: keyBytes.baseAddress), keyBytes.count),
                     OSSL_PARAM_construct_octet_string(

@@ -69,7 +69,9 @@ struct RFCVectorTests {
         let verifier = JWSVerifier(publicKey: .rsa(key), allowedAlgorithms: [.rs256])
         _ = try verifier.verify(compact: Array(RFCVectors.a2Token.utf8))
         let psOnly = JWSVerifier(publicKey: .rsa(key), allowedAlgorithms: [.ps256])
-        #expect(throws: JWSError.algorithmNotAllowed(.rs256)) { try psOnly.verify(compact: Array(RFCVectors.a2Token.utf8)) }
+        #expect(throws: JWSError.algorithmNotAllowed(.rs256)) {
+            try psOnly.verify(compact: Array(RFCVectors.a2Token.utf8))
+        }
     }
 
     @Test("RFC 7515 A.3 ES256 verifies")
@@ -190,7 +192,8 @@ struct JWSRejectionTests {
         let verifier = JWSVerifier(publicKey: .ec(ecKey.publicKey), allowedAlgorithms: [.es256])
         let valid = try JWS.sign(payload: Array("{}".utf8), with: .ecdsa(ecKey))
         let cases: [String] = [
-            "", "a.b", "a.b.c.d", String(valid.dropLast(10)), valid + "=", valid.replacingOccurrences(of: ".", with: ".."),
+            "", "a.b", "a.b.c.d", String(valid.dropLast(10)), valid + "=",
+            valid.replacingOccurrences(of: ".", with: ".."),
             "!!!" + valid,
         ]
         for text in cases {
@@ -242,7 +245,8 @@ struct JWKTests {
     func rejects() {
         for document in [
             "[]", "{}", #"{"keys":{}}"#, #"{"keys":[1]}"#, #"{"keys":[{"kty":"EC","crv":"P-521","x":"AA","y":"AA"}]}"#,
-            #"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#, #"{"keys":[{"kty":"OKP","crv":"X25519","x":"AA"}]}"#,
+            #"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#,
+            #"{"keys":[{"kty":"OKP","crv":"X25519","x":"AA"}]}"#,
         ] {
             #expect(throws: KeyError.self, "\(document)") { try JWKSet(json: Array(document.utf8)) }
         }
@@ -290,7 +294,8 @@ struct PythonCrossCheckTests {
         }
         let hmacToken = try #require(object["hs256"]?.stringValue)
         #expect(throws: JWSError.algorithmNotAllowed(.hs256)) { try verifier.verify(compact: Array(hmacToken.utf8)) }
-        let hmac = try JWSVerifier(hmacKey: HMACKey(key: Array(String(repeating: "k", count: 32).utf8), digest: .sha256))
+        let hmac = try JWSVerifier(
+            hmacKey: HMACKey(key: Array(String(repeating: "k", count: 32).utf8), digest: .sha256))
         _ = try hmac.verify(compact: Array(hmacToken.utf8))
     }
 
@@ -305,11 +310,13 @@ struct PythonCrossCheckTests {
         let es256 = try JWS.sign(payload: payload, with: .ecdsa(p256), keyID: "p256", type: "JWT")
         let es384 = try JWS.sign(payload: payload, with: .ecdsa(p384), keyID: "p384")
         let hs256 = try JWS.sign(
-            payload: payload, with: .hs256(HMACKey(key: Array(String(repeating: "s", count: 32).utf8), digest: .sha256)))
+            payload: payload, with: .hs256(HMACKey(key: Array(String(repeating: "s", count: 32).utf8), digest: .sha256))
+        )
         let input = JSONWriter.encode(
             .object(
                 JSONObject([
-                    ("jwks", try JSONParser.parse(set.jsonBytes())), ("es256", .string(es256)), ("es384", .string(es384)),
+                    ("jwks", try JSONParser.parse(set.jsonBytes())), ("es256", .string(es256)),
+                    ("es384", .string(es384)),
                     ("hs256", .string(hs256)),
                 ])))
         let output = try PythonRunner.run(

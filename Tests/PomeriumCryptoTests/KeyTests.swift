@@ -48,7 +48,9 @@ struct KeyTests {
     @Test("PEM parsing rejects garbage and encrypted keys")
     func pemRejects() throws {
         #expect(throws: KeyError.self) { try ECPrivateKey(pem: "not a key") }
-        #expect(throws: KeyError.self) { try PublicKey(pem: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n") }
+        #expect(throws: KeyError.self) {
+            try PublicKey(pem: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+        }
         let encrypted = try PythonRunner.run(
             """
             from cryptography.hazmat.primitives.asymmetric import ec

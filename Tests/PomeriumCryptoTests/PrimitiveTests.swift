@@ -19,7 +19,10 @@ private func bytes(hex text: String) -> [UInt8] {
 struct Base64Tests {
     @Test("RFC 4648 section 10 vectors")
     func rfcVectors() {
-        let cases = [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")]
+        let cases = [
+            ("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ]
         for (plain, encoded) in cases {
             #expect(Base64.standard.encode(Array(plain.utf8)) == encoded)
             #expect(Base64.standard.decode(encoded) == Array(plain.utf8))
@@ -70,14 +73,17 @@ struct DigestTests {
     @Test("SHA-2 digests of abc")
     func shaVectors() throws {
         let abc = Array("abc".utf8)
-        #expect(hex(try Digest.hash(.sha256, abc)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            hex(try Digest.hash(.sha256, abc)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(
             hex(try Digest.hash(.sha384, abc))
                 == "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7")
         #expect(
-            hex(try Digest.hash(.sha512, abc)).hasPrefix("ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"))
+            hex(try Digest.hash(.sha512, abc)).hasPrefix(
+                "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"))
         #expect(
-            hex(try Digest.hash(.sha512_256, abc)) == "53048e2681941ef99b2e29b76b4c7dabe4c2d0c634fc6d46e0e2f13107e7af23")
+            hex(try Digest.hash(.sha512_256, abc)) == "53048e2681941ef99b2e29b76b4c7dabe4c2d0c634fc6d46e0e2f13107e7af23"
+        )
     }
 
     @Test("HMAC-SHA-256 RFC 4231 test case 2")
@@ -173,9 +179,13 @@ struct AEADTests {
         let sealed = try key.seal(Array("x".utf8), associatedData: Array("a".utf8))
         #expect(throws: AEADError.authenticationFailed) { try key.open(sealed, associatedData: Array("b".utf8)) }
         let otherPurpose = try AEADKey(secret: secret, purpose: "two")
-        #expect(throws: AEADError.authenticationFailed) { try otherPurpose.open(sealed, associatedData: Array("a".utf8)) }
+        #expect(throws: AEADError.authenticationFailed) {
+            try otherPurpose.open(sealed, associatedData: Array("a".utf8))
+        }
         let otherSecret = try AEADKey(secret: [UInt8](repeating: 8, count: 32), purpose: "one")
-        #expect(throws: AEADError.authenticationFailed) { try otherSecret.open(sealed, associatedData: Array("a".utf8)) }
+        #expect(throws: AEADError.authenticationFailed) {
+            try otherSecret.open(sealed, associatedData: Array("a".utf8))
+        }
     }
 
     @Test("truncated input and short secrets are rejected")
@@ -183,7 +193,9 @@ struct AEADTests {
         let key = try AEADKey(secret: secret, purpose: "test")
         let sealed = try key.seal([UInt8]())
         #expect(throws: AEADError.tooShort(AEADKey.overhead - 1)) { try key.open(sealed.dropLast()) }
-        #expect(throws: AEADError.secretTooShort(31)) { try AEADKey(secret: [UInt8](repeating: 1, count: 31), purpose: "x") }
+        #expect(throws: AEADError.secretTooShort(31)) {
+            try AEADKey(secret: [UInt8](repeating: 1, count: 31), purpose: "x")
+        }
     }
 
     @Test("two seals of one plaintext differ")

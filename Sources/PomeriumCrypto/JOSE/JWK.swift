@@ -133,7 +133,9 @@ public struct JWKSet: Sendable, Equatable {
         }
         var keys: [JWK] = []
         for entry in entries {
-            guard let member = entry.objectValue else { throw KeyError("invalid JWKS document: a key is not an object") }
+            guard let member = entry.objectValue else {
+                throw KeyError("invalid JWKS document: a key is not an object")
+            }
             let type = member["kty"]?.stringValue
             guard type == "EC" || type == "RSA" || type == "OKP" else { continue }
             keys.append(try JWK(json: member))
@@ -146,11 +148,11 @@ public struct JWKSet: Sendable, Equatable {
         JSONWriter.encode(.object(JSONObject([("keys", .array(keys.map { .object($0.jsonObject) }))])))
     }
 
-    /// The keys that may verify a token with this header: those with the header's `kid` when it has
-    /// one, otherwise all keys, in both cases only keys that suit the algorithm.
+    /// The keys that may verify a token with this header: when it has a `kid`, the keys with that
+    /// `kid` and keys without one; otherwise all keys. In both cases only keys that suit the algorithm.
     public func candidates(keyID: String?, algorithm: JWSAlgorithm) -> [JWK] {
         keys.filter { key in
-            if let keyID, key.keyID != keyID { return false }
+            if let keyID, let ownID = key.keyID, ownID != keyID { return false }
             return key.suits(algorithm)
         }
     }

@@ -65,7 +65,9 @@ final class EVPKey: @unchecked Sendable {
         // The builder also keeps value pointers until OSSL_PARAM_BLD_to_param, so octet strings are
         // copied into buffers that outlive that call.
         var buffers: [UnsafeMutableRawBufferPointer] = []
-        defer { buffers.forEach { $0.deallocate() } }
+        defer {
+            for buffer in buffers { buffer.deallocate() }
+        }
         for parameter in parameters {
             let pushed: Int32
             switch parameter {

@@ -45,7 +45,9 @@ public final class RSAPublicKey: Sendable, Equatable {
     }
 
     /// Whether an RSASSA-PKCS1-v1_5 signature verifies over `data`.
-    public func verifyPKCS1(signature: some Collection<UInt8>, for data: some Collection<UInt8>, digest: DigestAlgorithm)
+    public func verifyPKCS1(
+        signature: some Collection<UInt8>, for data: some Collection<UInt8>, digest: DigestAlgorithm
+    )
         -> Bool
     {
         key.verify(signature, over: data, digest: digest) { context in
@@ -134,10 +136,12 @@ public enum PublicKey: Sendable, Equatable {
         }
         let key = EVPKey(parsed)
         if key.isA("EC") {
-            guard let name = key.stringParameter(OSSL_PKEY_PARAM_GROUP_NAME), let curve = ECCurve(groupName: name) else {
+            guard let name = key.stringParameter(OSSL_PKEY_PARAM_GROUP_NAME), let curve = ECCurve(groupName: name)
+            else {
                 throw KeyError("invalid public key: the EC curve is not P-256 or P-384")
             }
-            self = .ec(try ECPublicKey(uncompressedPoint: try key.octetParameter(OSSL_PKEY_PARAM_PUB_KEY), curve: curve))
+            self = .ec(
+                try ECPublicKey(uncompressedPoint: try key.octetParameter(OSSL_PKEY_PARAM_PUB_KEY), curve: curve))
         } else if key.isA("RSA") {
             self = .rsa(try RSAPublicKey(key: key))
         } else if key.isA("ED25519") {
