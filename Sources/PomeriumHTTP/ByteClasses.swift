@@ -104,17 +104,26 @@ enum ASCII {
 
     /// Compares two strings byte by byte with ASCII letters folded to lowercase.
     static func equalsIgnoringCase(_ lhs: String, _ rhs: String) -> Bool {
-        var lhs = lhs
-        var rhs = rhs
-        return lhs.withUTF8 { left in
-            rhs.withUTF8 { right in
-                guard left.count == right.count else { return false }
-                for index in 0..<left.count where lowercased(left[index]) != lowercased(right[index]) {
-                    return false
-                }
-                return true
+        let left = lhs.utf8
+        let right = rhs.utf8
+        guard left.count == right.count else { return false }
+        let contiguous = left.withContiguousStorageIfAvailable { leftBytes in
+            right.withContiguousStorageIfAvailable { rightBytes in
+                equalsIgnoringCase(leftBytes, rightBytes)
             }
         }
+        if let result = contiguous ?? nil { return result }
+        return left.elementsEqual(right) { lowercased($0) == lowercased($1) }
+    }
+
+    /// Compares two byte sequences of equal length with ASCII letters folded to lowercase.
+    @inline(__always)
+    static func equalsIgnoringCase(_ left: UnsafeBufferPointer<UInt8>, _ right: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard left.count == right.count else { return false }
+        for index in 0..<left.count where left[index] != right[index] {
+            if lowercased(left[index]) != lowercased(right[index]) { return false }
+        }
+        return true
     }
 
     static func lowercased(_ text: String) -> String {

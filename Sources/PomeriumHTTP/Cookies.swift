@@ -120,7 +120,8 @@ public struct SetCookie: Hashable, Sendable {
         value.utf8.allSatisfy { CookieSyntax.isCookieOctet($0) || $0 == ASCII.space || $0 == ASCII.comma }
     }
 
-    /// The `Set-Cookie` field value. Throws when a part would break the field or the cookie's scope.
+    /// Serialises the cookie as a `Set-Cookie` field value. Throws when a part would break the field
+    /// or the cookie's scope.
     public func serialized() throws(CookieError) -> String {
         guard Self.isValidName(name) else { throw CookieError(.invalidName) }
         guard Self.isValidValue(value) else { throw CookieError(.invalidValue) }
@@ -131,6 +132,7 @@ public struct SetCookie: Hashable, Sendable {
         } else {
             text += value
         }
+
         if let path {
             guard path.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F && $0 != ASCII.semicolon }) else {
                 throw CookieError(.invalidPath)
@@ -148,6 +150,7 @@ public struct SetCookie: Hashable, Sendable {
         if let maxAge {
             text += "; Max-Age=" + String(max(0, maxAge))
         }
+
         if httpOnly { text += "; HttpOnly" }
         if secure { text += "; Secure" }
         if let sameSite {

@@ -94,10 +94,14 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
     public func tokens(name: String) -> [String] {
         var result: [String] = []
         for field in fields where ASCII.equalsIgnoringCase(field.name, name) {
-            for element in field.value.utf8.split(separator: ASCII.comma) {
-                let trimmed = element.drop(while: ASCII.isWhitespace).reversed().drop(while: ASCII.isWhitespace)
-                if trimmed.isEmpty { continue }
-                result.append(String(decoding: trimmed.reversed().map(ASCII.lowercased), as: UTF8.self))
+            let bytes = Array(field.value.utf8)
+            for element in bytes.split(separator: ASCII.comma) {
+                var start = element.startIndex
+                var end = element.endIndex
+                while start < end, ASCII.isWhitespace(bytes[start]) { start += 1 }
+                while end > start, ASCII.isWhitespace(bytes[end - 1]) { end -= 1 }
+                if start == end { continue }
+                result.append(String(decoding: bytes[start..<end].map(ASCII.lowercased), as: UTF8.self))
             }
         }
         return result
@@ -113,5 +117,23 @@ extension HTTPHeaders.Field {
     /// Whether this field's name equals `name`, compared case-insensitively.
     public func hasName(_ name: String) -> Bool {
         ASCII.equalsIgnoringCase(self.name, name)
+    }
+}
+
+extension HTTPHeaders {
+    /// The hop-by-hop fields of RFC 9110 §7.6.1 plus the legacy `Proxy-Connection` and `Keep-Alive`,
+    /// the list Go's `httputil.ReverseProxy` removes.
+    public static let hopByHopFieldNames = [
+        "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
+        "Transfer-Encoding", "Upgrade",
+    ]
+
+    /// Removes the hop-by-hop fields and every field that `Connection` names, as a proxy must before
+    /// forwarding a message (RFC 9110 §7.6.1).
+    public mutating func removeHopByHopFields() {
+        let named = tokens(name: "Connection")
+        removeAll { field in
+            Self.hopByHopFieldNames.contains { field.hasName($0) } || named.contains { field.hasName($0) }
+        }
     }
 }

@@ -74,17 +74,29 @@ public enum HTTPRequestTarget: Hashable, Sendable {
 
 /// Parsing of `uri-host [":" port]`, the syntax of the `Host` header and of authority-form targets.
 enum HostSyntax {
-    /// The lowercased host (IPv6 without brackets) and port, or nil when the syntax is invalid.
-    /// An empty input yields an empty host, which `Host` allows for targets without an authority.
+    /// Parses the lowercased host (IPv6 without brackets) and port, or returns nil when the syntax
+    /// is invalid. An empty input yields an empty host, which `Host` allows for targets without an authority.
     static func parse(_ bytes: ArraySlice<UInt8>) -> (host: String, port: Int?)? {
-        if bytes.isEmpty { return ("", nil) }
+        guard let parts = split(bytes) else { return nil }
+        let host = String(decoding: bytes[parts.host].map(ASCII.lowercased), as: UTF8.self)
+        return (host, parts.port)
+    }
+
+    /// Whether `bytes` is a valid `Host` value, checked without building strings.
+    static func isValid(_ bytes: ArraySlice<UInt8>) -> Bool {
+        split(bytes) != nil
+    }
+
+    /// Finds the host (without brackets) and parses the port, or returns nil when the syntax is invalid.
+    private static func split(_ bytes: ArraySlice<UInt8>) -> (host: Range<Int>, port: Int?)? {
+        if bytes.isEmpty { return (bytes.startIndex..<bytes.startIndex, nil) }
         let hostEnd: Int
-        let host: String
+        let host: Range<Int>
         if bytes.first == ASCII.openBracket {
             guard let close = bytes.firstIndex(of: ASCII.closeBracket),
                 IPAddressSyntax.isIPv6(bytes[(bytes.startIndex + 1)..<close])
             else { return nil }
-            host = String(decoding: bytes[(bytes.startIndex + 1)..<close].map(ASCII.lowercased), as: UTF8.self)
+            host = (bytes.startIndex + 1)..<close
             hostEnd = close + 1
             guard hostEnd == bytes.endIndex || bytes[hostEnd] == ASCII.colon else { return nil }
         } else {
@@ -98,7 +110,7 @@ enum HostSyntax {
             } catch {
                 return nil
             }
-            host = String(decoding: name.map(ASCII.lowercased), as: UTF8.self)
+            host = bytes.startIndex..<hostEnd
         }
         guard hostEnd < bytes.endIndex else { return (host, nil) }
         let digits = bytes[(hostEnd + 1)...]
@@ -178,12 +190,13 @@ public struct HTTPRequestHead: Hashable, Sendable {
     /// Whether the client asks for a persistent connection: HTTP/1.1 unless `Connection: close`,
     /// HTTP/1.0 only with `Connection: keep-alive` (RFC 9112 §9.3).
     public var keepAlive: Bool {
+        guard headers.contains(name: "Connection") else { return version.isAtLeastHTTP11 }
         let tokens = headers.tokens(name: "Connection")
         if tokens.contains("close") { return false }
         return version.isAtLeastHTTP11 || tokens.contains("keep-alive")
     }
 
-    /// Whether the request asks to switch protocols: an `Upgrade` field named in `Connection`
+    /// Whether the request is a request to switch protocols: an `Upgrade` field named in `Connection`
     /// (RFC 9110 §7.8), or a `CONNECT` request.
     public var isUpgradeRequest: Bool {
         if method == .connect { return true }
@@ -219,6 +232,7 @@ public enum HTTPStatusReason {
         switch status {
         case 100: return "Continue"
         case 101: return "Switching Protocols"
+        case 103: return "Early Hints"
         case 200: return "OK"
         case 201: return "Created"
         case 202: return "Accepted"

@@ -6,8 +6,8 @@
 ///   rejected with 400, so no two parsers on the path can disagree about where a line ends.
 /// - `Content-Length` must be one field with plain digits. A comma list, even of equal values
 ///   (RFC 9110 §8.6 allows accepting it), and a second `Content-Length` field are rejected with 400.
-/// - `Transfer-Encoding` must be exactly `chunked`; any other coding gets 501, `chunked` twice or
-///   not last gets 400, and together with `Content-Length` or in an HTTP/1.0 request it gets 400.
+/// - `Transfer-Encoding` must be exactly `chunked`. Any other coding gets 501. A repeated `chunked`
+///   gets 400, and so does `Transfer-Encoding` with `Content-Length` or in an HTTP/1.0 request.
 /// - Obsolete line folding, whitespace before the colon, control characters in field values and
 ///   non-token field names get 400. Up to 8 empty lines before the request line are skipped.
 /// - The request line is `method SP target SP version` with exactly one space each; targets may
@@ -15,11 +15,11 @@
 /// - HTTP/1.x with x above 1 is handled as HTTP/1.1 (RFC 9112 §2.3); other major versions get 505.
 /// - Duplicate slashes in the path are kept here; `PathNormalization` decides about them.
 ///
-/// After a request that asks to switch protocols (`Upgrade` with `Connection: upgrade`, or
+/// After a request to switch protocols (`Upgrade` with `Connection: upgrade`, or
 /// `CONNECT`), the parser stops at the end of that request: the caller either calls
 /// `takeRemainingBytes()` to start a tunnel or `resumeAfterDeclinedUpgrade()` to keep parsing HTTP.
 public struct HTTPRequestParser: Sendable {
-    /// What the parser found in the bytes fed so far.
+    /// An event from the bytes fed so far.
     public enum Event: Hashable, Sendable {
         /// A complete request head. Body events follow, then `end`.
         case head(HTTPRequestHead)
@@ -27,7 +27,7 @@ public struct HTTPRequestParser: Sendable {
         case body([UInt8])
         /// The end of the request, with the trailer fields of a chunked body (usually none).
         case end(trailers: HTTPHeaders)
-        /// The request is invalid. The parser stops: answer `error.status` and close the connection.
+        /// The request is invalid. The parser stops, and the server sends `error.status` and closes.
         case error(HTTPParseError)
     }
 
@@ -69,7 +69,7 @@ public struct HTTPRequestParser: Sendable {
         return false
     }
 
-    /// Whether the parser stopped after a request that asks to switch protocols.
+    /// Whether the parser stopped after a request to switch protocols.
     public var isAwaitingUpgradeDecision: Bool {
         if case .awaitingUpgradeDecision = state { return true }
         return false
@@ -91,10 +91,13 @@ public struct HTTPRequestParser: Sendable {
                 return fail(kind)
             case .complete(let length):
                 do {
-                    let head = try parseHead(scanner.lines)
-                    let framing = try bodyFraming(of: head)
+                    let (head, fields) = try parseHead(scanner.lines)
+                    let framing = try bodyFraming(of: head, fields: fields)
+                    let isUpgrade =
+                        head.method == .connect
+                        || (fields.hasUpgrade && head.headers.containsToken("upgrade", name: "Connection"))
                     buffer.readIndex += length
-                    state = .body(BodyDecoder(framing: framing), isUpgrade: head.isUpgradeRequest)
+                    state = .body(BodyDecoder(framing: framing), isUpgrade: isUpgrade)
                     return .head(head)
                 } catch {
                     return fail(error.kind)
@@ -138,7 +141,7 @@ public struct HTTPRequestParser: Sendable {
         return .error(HTTPParseError(kind))
     }
 
-    private func parseHead(_ lines: [Range<Int>]) throws(HTTPParseError) -> HTTPRequestHead {
+    private func parseHead(_ lines: [Range<Int>]) throws(HTTPParseError) -> (HTTPRequestHead, FramingFields) {
         let base = buffer.readIndex
         let bytes = buffer.bytes
         let requestLine = lines[0]
@@ -151,43 +154,40 @@ public struct HTTPRequestParser: Sendable {
         let afterMethod = line[(firstSpace + 1)...]
         guard let secondSpace = afterMethod.firstIndex(of: ASCII.space) else { throw HTTPParseError(.invalidTarget) }
         let targetBytes = afterMethod[afterMethod.startIndex..<secondSpace]
-        let version = try StartLineSyntax.parseVersion(afterMethod[(secondSpace + 1)...])
         let method = HTTPMethod(validatedBytes: methodBytes)
         let targetForm = try HTTPRequestTarget.parse(targetBytes, method: method)
-        let headers = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
-        try checkHost(headers, version: version)
-        return HTTPRequestHead(
+        let version = try StartLineSyntax.parseVersion(afterMethod[(secondSpace + 1)...])
+        let (headers, fields) = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
+        try checkHost(fields, version: version)
+        let head = HTTPRequestHead(
             method: method, target: String(decoding: targetBytes, as: UTF8.self), targetForm: targetForm,
             version: version, headers: headers)
+        return (head, fields)
     }
 
     /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`; any request has at most one,
     /// and its value must be `uri-host [":" port]` (empty is allowed).
-    private func checkHost(_ headers: HTTPHeaders, version: HTTPVersion) throws(HTTPParseError) {
-        var host: String?
-        for field in headers where field.hasName("Host") {
-            guard host == nil else { throw HTTPParseError(.multipleHost) }
-            host = field.value
-        }
-        guard let host else {
+    private func checkHost(_ fields: FramingFields, version: HTTPVersion) throws(HTTPParseError) {
+        if fields.hostCount > 1 { throw HTTPParseError(.multipleHost) }
+        if fields.hostCount == 0 {
             if version.isAtLeastHTTP11 { throw HTTPParseError(.missingHost) }
             return
         }
-        guard HostSyntax.parse(Array(host.utf8)[...]) != nil else { throw HTTPParseError(.invalidHost) }
+        guard HostSyntax.isValid(buffer.bytes[fields.hostValue]) else { throw HTTPParseError(.invalidHost) }
     }
 
     /// RFC 9112 §6.3 for requests: chunked when `Transfer-Encoding` is present, else the
     /// `Content-Length`, else no body.
-    private func bodyFraming(of head: HTTPRequestHead) throws(HTTPParseError) -> BodyFraming {
-        if head.headers.contains(name: "Transfer-Encoding") {
-            if head.headers.contains(name: "Content-Length") {
+    private func bodyFraming(of head: HTTPRequestHead, fields: FramingFields) throws(HTTPParseError) -> BodyFraming {
+        if fields.hasTransferEncoding {
+            if fields.contentLengthCount > 0 {
                 throw HTTPParseError(.contentLengthWithTransferEncoding)
             }
             if !head.version.isAtLeastHTTP11 { throw HTTPParseError(.transferEncodingInHTTP10) }
             try FramingRules.checkTransferEncoding(head.headers)
             return .chunked
         }
-        guard let length = try FramingRules.contentLength(head.headers) else { return .none }
+        guard let length = try FramingRules.contentLength(fields, in: buffer.bytes) else { return .none }
         if let max = limits.maxBodySize, length > max { throw HTTPParseError(.bodyTooLarge) }
         return length == 0 ? .none : .fixed(length)
     }

@@ -88,9 +88,10 @@ public struct HTTPResponseParser: Sendable {
                     return fail(kind == .requestLineTooLong ? .invalidStatusLine : kind)
                 case .complete(let length):
                     do {
-                        let head = try parseHead(scanner.lines)
+                        let (head, fields) = try parseHead(scanner.lines)
+                        let event = try classify(head, fields: fields)
                         buffer.readIndex += length
-                        return try classify(head)
+                        return event
                     } catch {
                         return fail(error.kind)
                     }
@@ -128,7 +129,7 @@ public struct HTTPResponseParser: Sendable {
     }
 
     /// Decides the event for a parsed head and the framing of what follows it.
-    private mutating func classify(_ head: HTTPResponseHead) throws(HTTPParseError) -> Event {
+    private mutating func classify(_ head: HTTPResponseHead, fields: FramingFields) throws(HTTPParseError) -> Event {
         if head.status == 101 {
             state = .upgraded
             consumePendingMethod()
@@ -143,9 +144,10 @@ public struct HTTPResponseParser: Sendable {
             state = .upgraded
             return .upgrade(head)
         }
-        let framing = try bodyFraming(of: head, method: method)
-        isCloseDelimited = framing == .closeDelimited
-        state = .body(BodyDecoder(framing: framing))
+        // RFC 9112 §6.3: a response to HEAD has no body whatever its framing fields say.
+        let bodyFraming = method == .head ? .none : try bodyFraming(of: head, fields: fields)
+        isCloseDelimited = bodyFraming == .closeDelimited
+        state = .body(BodyDecoder(framing: bodyFraming))
         return .head(head)
     }
 
@@ -160,25 +162,26 @@ public struct HTTPResponseParser: Sendable {
         return method
     }
 
-    /// RFC 9112 §6.3 for responses.
-    private func bodyFraming(of head: HTTPResponseHead, method: HTTPMethod) throws(HTTPParseError) -> BodyFraming {
-        if method == .head || head.status == 204 || head.status == 304 { return .none }
-        if head.headers.contains(name: "Transfer-Encoding") {
-            if head.headers.contains(name: "Content-Length") {
+    /// RFC 9112 §6.3 for final responses to requests other than `HEAD`. 204 and 304 responses have no
+    /// body whatever their framing fields say.
+    private func bodyFraming(of head: HTTPResponseHead, fields: FramingFields) throws(HTTPParseError) -> BodyFraming {
+        if head.status == 204 || head.status == 304 { return .none }
+        if fields.hasTransferEncoding {
+            if fields.contentLengthCount > 0 {
                 throw HTTPParseError(.contentLengthWithTransferEncoding)
             }
             if !head.version.isAtLeastHTTP11 { throw HTTPParseError(.transferEncodingInHTTP10) }
             try FramingRules.checkTransferEncoding(head.headers)
             return .chunked
         }
-        guard let length = try FramingRules.contentLength(head.headers) else { return .closeDelimited }
+        guard let length = try FramingRules.contentLength(fields, in: buffer.bytes) else { return .closeDelimited }
         if let max = limits.maxBodySize, length > max { throw HTTPParseError(.bodyTooLarge) }
         return length == 0 ? .none : .fixed(length)
     }
 
     /// Parses `HTTP-version SP 3DIGIT [SP reason-phrase]`. A missing space before an empty
     /// reason is accepted because common servers omit it.
-    private func parseHead(_ lines: [Range<Int>]) throws(HTTPParseError) -> HTTPResponseHead {
+    private func parseHead(_ lines: [Range<Int>]) throws(HTTPParseError) -> (HTTPResponseHead, FramingFields) {
         let base = buffer.readIndex
         let bytes = buffer.bytes
         let statusLine = lines[0]
@@ -205,8 +208,8 @@ public struct HTTPResponseParser: Sendable {
             guard reasonBytes.allSatisfy(ASCII.isFieldValueCharacter) else { throw HTTPParseError(.invalidStatusLine) }
             reason = String(decoding: reasonBytes, as: UTF8.self)
         }
-        let headers = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
-        return HTTPResponseHead(status: status, reason: reason, version: version, headers: headers)
+        let (headers, fields) = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
+        return (HTTPResponseHead(status: status, reason: reason, version: version, headers: headers), fields)
     }
 }
 
@@ -215,6 +218,7 @@ extension HTTPResponseHead {
     /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`. A close-delimited body
     /// also ends the connection; `HTTPResponseParser.isCloseDelimited` reports that.
     public var keepAlive: Bool {
+        guard headers.contains(name: "Connection") else { return version.isAtLeastHTTP11 }
         let tokens = headers.tokens(name: "Connection")
         if tokens.contains("close") { return false }
         return version.isAtLeastHTTP11 || tokens.contains("keep-alive")

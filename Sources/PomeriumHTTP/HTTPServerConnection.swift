@@ -366,7 +366,8 @@ public struct HTTPServerConnection: Sendable {
     /// Starts the exchange for `head`, or returns the error to answer instead.
     private mutating func startExchange(_ head: HTTPRequestHead, actions: inout [Action]) -> HTTPParseError? {
         var expectsContinue = false
-        for expectation in head.headers.tokens(name: "Expect") {
+        let expectations = head.headers.contains(name: "Expect") ? head.headers.tokens(name: "Expect") : []
+        for expectation in expectations {
             guard expectation == "100-continue" else { return HTTPParseError(.expectationFailed) }
             // RFC 9110 §10.1.1: a server ignores 100-continue from an HTTP/1.0 client.
             expectsContinue = head.version.isAtLeastHTTP11

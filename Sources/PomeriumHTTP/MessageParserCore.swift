@@ -27,7 +27,8 @@ public struct HTTPParserLimits: Sendable, Hashable {
     }
 }
 
-/// The most empty lines tolerated before a start line (RFC 9112 §2.2 asks to ignore at least one).
+/// The maximum number of empty lines skipped before a start line. RFC 9112 §2.2 requires skipping at
+/// least one, and a bound keeps a client from holding the parser with endless CRLFs.
 private let maxLeadingEmptyLines = 8
 
 /// Bytes received and not yet consumed. `readIndex` is the first unconsumed byte.
@@ -82,6 +83,7 @@ struct SectionScanner {
 
     init(hasStartLine: Bool) {
         self.hasStartLine = hasStartLine
+        lines.reserveCapacity(16)
     }
 
     private var inStartLine: Bool { hasStartLine && lines.isEmpty }
@@ -92,6 +94,22 @@ struct SectionScanner {
         return buffer.bytes.withUnsafeBufferPointer { storage in
             var index = scanned
             while index < end {
+                // Skip to the next CR or LF, then check the length limits once for the whole run.
+                var probe = index
+                while probe < end {
+                    let candidate = storage[base + probe]
+                    if candidate == ASCII.cr || candidate == ASCII.lf { break }
+                    probe += 1
+                }
+                if probe > index {
+                    if inStartLine {
+                        if probe - lineStart > limits.maxStartLineLength { return .failed(.requestLineTooLong) }
+                    } else if probe - sectionStart > limits.maxHeaderSectionSize {
+                        return .failed(.headerSectionTooLarge)
+                    }
+                    index = probe
+                    if index == end { break }
+                }
                 let byte = storage[base + index]
                 if byte == ASCII.lf {
                     guard index > lineStart, storage[base + index - 1] == ASCII.cr else {
@@ -121,13 +139,6 @@ struct SectionScanner {
                     }
                     guard storage[base + index + 1] == ASCII.lf else { return .failed(.bareCarriageReturn) }
                 }
-                if inStartLine {
-                    if index - lineStart >= limits.maxStartLineLength {
-                        return .failed(.requestLineTooLong)
-                    }
-                } else if index - sectionStart >= limits.maxHeaderSectionSize {
-                    return .failed(.headerSectionTooLarge)
-                }
                 index += 1
             }
             scanned = index
@@ -136,45 +147,92 @@ struct SectionScanner {
     }
 }
 
+/// The fields that decide framing and routing, found while the field lines are parsed, so the
+/// parsers need no further passes over the headers. Ranges index the parser buffer.
+struct FramingFields {
+    var hostCount = 0
+    var hostValue: Range<Int> = 0..<0
+    var contentLengthCount = 0
+    var contentLengthValue: Range<Int> = 0..<0
+    var hasTransferEncoding = false
+    var hasUpgrade = false
+}
+
 /// Field-line parsing shared by header and trailer sections (RFC 9112 §5).
 enum FieldLineParser {
+    private static let host = Array("host".utf8)
+    private static let contentLength = Array("content-length".utf8)
+    private static let transferEncoding = Array("transfer-encoding".utf8)
+    private static let upgrade = Array("upgrade".utf8)
+
     /// Parses `lines` of `bytes` into fields. Rejects line folding, whitespace before the colon,
     /// names that are not tokens and values with control characters other than HTAB.
     static func parse(
         _ lines: ArraySlice<Range<Int>>, in bytes: [UInt8], base: Int
-    ) throws(HTTPParseError) -> HTTPHeaders {
+    ) throws(HTTPParseError) -> (headers: HTTPHeaders, framing: FramingFields) {
         var headers = HTTPHeaders(reservingCapacity: lines.count)
-        for line in lines {
-            let start = base + line.lowerBound
-            let end = base + line.upperBound
-            if ASCII.isWhitespace(bytes[start]) { throw HTTPParseError(.obsoleteLineFolding) }
-            var colon = start
-            while colon < end, bytes[colon] != ASCII.colon {
-                let byte = bytes[colon]
-                if ASCII.isWhitespace(byte) { throw HTTPParseError(.whitespaceBeforeColon) }
-                guard ASCII.isTokenCharacter(byte) else { throw HTTPParseError(.invalidHeaderName) }
-                colon += 1
+        var framing = FramingFields()
+        let result: HTTPParseError.Kind? = bytes.withUnsafeBufferPointer { storage in
+            for line in lines {
+                let start = base + line.lowerBound
+                let end = base + line.upperBound
+                if ASCII.isWhitespace(storage[start]) { return .obsoleteLineFolding }
+                var colon = start
+                while colon < end, storage[colon] != ASCII.colon {
+                    let byte = storage[colon]
+                    if ASCII.isWhitespace(byte) { return .whitespaceBeforeColon }
+                    guard ASCII.isTokenCharacter(byte) else { return .invalidHeaderName }
+                    colon += 1
+                }
+                guard colon < end, colon > start else { return .invalidHeaderName }
+                var valueStart = colon + 1
+                var valueEnd = end
+                while valueStart < valueEnd, ASCII.isWhitespace(storage[valueStart]) { valueStart += 1 }
+                while valueEnd > valueStart, ASCII.isWhitespace(storage[valueEnd - 1]) { valueEnd -= 1 }
+                for index in valueStart..<valueEnd where !ASCII.isFieldValueCharacter(storage[index]) {
+                    return .invalidHeaderValue
+                }
+                let name = UnsafeBufferPointer(rebasing: storage[start..<colon])
+                record(name: name, value: valueStart..<valueEnd, in: &framing)
+                // NOTE: obs-text bytes that are not UTF-8 become U+FFFD here, so a proxy forwards
+                // such values altered rather than byte for byte.
+                headers.add(
+                    name: String(decoding: name, as: UTF8.self),
+                    value: String(
+                        decoding: UnsafeBufferPointer(rebasing: storage[valueStart..<valueEnd]), as: UTF8.self)
+                )
             }
-            guard colon < end, colon > start else { throw HTTPParseError(.invalidHeaderName) }
-            var valueStart = colon + 1
-            var valueEnd = end
-            while valueStart < valueEnd, ASCII.isWhitespace(bytes[valueStart]) { valueStart += 1 }
-            while valueEnd > valueStart, ASCII.isWhitespace(bytes[valueEnd - 1]) { valueEnd -= 1 }
-            for index in valueStart..<valueEnd where !ASCII.isFieldValueCharacter(bytes[index]) {
-                throw HTTPParseError(.invalidHeaderValue)
-            }
-            // NOTE: obs-text bytes that are not UTF-8 become U+FFFD here, so a proxy forwards
-            // such values altered rather than byte for byte.
-            headers.add(
-                name: String(decoding: bytes[start..<colon], as: UTF8.self),
-                value: String(decoding: bytes[valueStart..<valueEnd], as: UTF8.self)
-            )
+            return nil
         }
-        return headers
+        if let result { throw HTTPParseError(result) }
+        return (headers, framing)
+    }
+
+    @inline(__always)
+    private static func record(name: UnsafeBufferPointer<UInt8>, value: Range<Int>, in framing: inout FramingFields) {
+        switch name.count {
+        case 4 where matches(name, host):
+            framing.hostCount += 1
+            framing.hostValue = value
+        case 7 where matches(name, upgrade):
+            framing.hasUpgrade = true
+        case 14 where matches(name, contentLength):
+            framing.contentLengthCount += 1
+            framing.contentLengthValue = value
+        case 17 where matches(name, transferEncoding):
+            framing.hasTransferEncoding = true
+        default:
+            break
+        }
+    }
+
+    @inline(__always)
+    private static func matches(_ name: UnsafeBufferPointer<UInt8>, _ lowercaseName: [UInt8]) -> Bool {
+        lowercaseName.withUnsafeBufferPointer { ASCII.equalsIgnoringCase(name, $0) }
     }
 }
 
-/// How the body of a message is delimited (RFC 9112 §6.3).
+/// The delimiting of a message body (RFC 9112 §6.3).
 enum BodyFraming: Equatable {
     case none
     case fixed(Int)
@@ -189,7 +247,7 @@ enum FramingRules {
     static func checkTransferEncoding(_ headers: HTTPHeaders) throws(HTTPParseError) {
         var codings: [ArraySlice<UInt8>] = []
         for field in headers where field.hasName("Transfer-Encoding") {
-            for element in Array(field.value.utf8).split(separator: ASCII.comma, omittingEmptySubsequences: false) {
+            for element in Array(field.value.utf8).split(separator: ASCII.comma) {
                 var trimmed = element[...]
                 while let first = trimmed.first, ASCII.isWhitespace(first) { trimmed = trimmed.dropFirst() }
                 while let last = trimmed.last, ASCII.isWhitespace(last) { trimmed = trimmed.dropLast() }
@@ -208,8 +266,15 @@ enum FramingRules {
         guard codings.count == 1 else { throw HTTPParseError(.invalidTransferEncoding) }
     }
 
-    /// The value of the single `Content-Length` field, or nil when there is none. Rejects repeated
+    /// Parses the single `Content-Length` field, returning nil when there is none. Rejects repeated
     /// fields and any value that is not plain digits, including a comma list of equal values.
+    static func contentLength(_ framing: FramingFields, in bytes: [UInt8]) throws(HTTPParseError) -> Int? {
+        guard framing.contentLengthCount > 0 else { return nil }
+        guard framing.contentLengthCount == 1 else { throw HTTPParseError(.multipleContentLength) }
+        return try parseContentLength(bytes[framing.contentLengthValue])
+    }
+
+    /// Parses the single `Content-Length` field of a head built in code, such as a handler's response.
     static func contentLength(_ headers: HTTPHeaders) throws(HTTPParseError) -> Int? {
         var found: String?
         for field in headers where field.hasName("Content-Length") {
@@ -217,8 +282,11 @@ enum FramingRules {
             found = field.value
         }
         guard let found else { return nil }
-        let digits = found.utf8
-        // 18 digits always fit in Int64, so the arithmetic below cannot overflow.
+        return try parseContentLength(found.utf8)
+    }
+
+    /// Parses a `Content-Length` value: 1 to 18 digits, so the arithmetic cannot overflow Int64.
+    static func parseContentLength(_ digits: some Collection<UInt8>) throws(HTTPParseError) -> Int {
         guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy(ASCII.isDigit) else {
             throw HTTPParseError(.invalidContentLength)
         }
@@ -328,7 +396,8 @@ struct BodyDecoder {
                     let trailers: HTTPHeaders
                     do {
                         trailers = try FieldLineParser.parse(
-                            scanner.lines[...], in: buffer.bytes, base: buffer.readIndex)
+                            scanner.lines[...], in: buffer.bytes, base: buffer.readIndex
+                        ).headers
                     } catch {
                         return .failed(error.kind)
                     }
@@ -411,7 +480,8 @@ struct BodyDecoder {
 
 /// `quoted-string` of RFC 9110 §5.6.4.
 enum QuotedStringSyntax {
-    /// The index after a token or quoted string starting at `start`, or nil when neither starts there.
+    /// Finds the index after a token or quoted string starting at `start`, or returns nil when
+    /// neither starts there.
     static func endOfTokenOrQuotedString(_ bytes: ArraySlice<UInt8>, from start: Int) -> Int? {
         guard start < bytes.endIndex else { return nil }
         if bytes[start] != ASCII.quote {

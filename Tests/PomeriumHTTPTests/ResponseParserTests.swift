@@ -1,0 +1,205 @@
+import PomeriumHTTP
+import Testing
+
+private func parseResponses(
+    _ text: String, methods: [HTTPMethod] = [.get], finish: Bool = false, limits: HTTPParserLimits = .init()
+) -> [HTTPResponseParser.Event] {
+    var parser = HTTPResponseParser(limits: limits)
+    for method in methods { parser.expectResponse(to: method) }
+    parser.feed(Array(text.utf8))
+    var events: [HTTPResponseParser.Event] = []
+    while let event = parser.next() { events.append(event) }
+    if finish {
+        parser.finish()
+        while let event = parser.next() { events.append(event) }
+    }
+    return events
+}
+
+private func responseError(_ events: [HTTPResponseParser.Event]) -> HTTPParseError.Kind? {
+    for event in events {
+        if case .error(let error) = event { return error.kind }
+    }
+    return nil
+}
+
+@Suite("Response parser")
+struct ResponseParserTests {
+    @Test("content-length response")
+    func contentLength() throws {
+        let events = parseResponses("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nhi")
+        #expect(events.count == 3)
+        guard case .head(let head) = events[0] else {
+            Issue.record("expected a head")
+            return
+        }
+        #expect(head.status == 200)
+        #expect(head.reason == "OK")
+        #expect(head.headers.first(name: "x-a") == "b")
+        #expect(head.keepAlive)
+        #expect(events[1] == .body(Array("hi".utf8)))
+        #expect(events[2] == .end(trailers: HTTPHeaders()))
+    }
+
+    @Test("chunked response with trailers")
+    func chunked() {
+        let events = parseResponses(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1;e\r\nc\r\n0\r\nT: v\r\n\r\n")
+        #expect(events.count == 4)
+        #expect(events[1] == .body(Array("ab".utf8)))
+        #expect(events[2] == .body(Array("c".utf8)))
+        #expect(events[3] == .end(trailers: ["T": "v"]))
+    }
+
+    @Test("HEAD response has no body")
+    func headResponse() {
+        let events = parseResponses(
+            "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
+            methods: [.head, .get])
+        #expect(events.count == 5)
+        #expect(events[1] == .end(trailers: HTTPHeaders()))
+        #expect(events[3] == .body([UInt8(ascii: "x")]))
+    }
+
+    @Test("204 and 304 have no body")
+    func noContent() {
+        let events = parseResponses(
+            "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+            methods: [.get, .get])
+        #expect(events.count == 4)
+        #expect(events[1] == .end(trailers: HTTPHeaders()))
+        #expect(events[3] == .end(trailers: HTTPHeaders()))
+    }
+
+    @Test("100 Continue then final response")
+    func continueThenFinal() {
+        let events = parseResponses(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s>\r\n\r\n"
+                + "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+            methods: [.post])
+        #expect(events.count == 4)
+        guard case .informational(let first) = events[0], case .informational(let second) = events[1],
+            case .head(let final) = events[2]
+        else {
+            Issue.record("expected two interim heads and a final head")
+            return
+        }
+        #expect(first.status == 100)
+        #expect(second.headers.first(name: "Link") == "</s>")
+        #expect(final.status == 201)
+    }
+
+    @Test("101 hands over raw bytes")
+    func switchingProtocols() {
+        var parser = HTTPResponseParser()
+        parser.expectResponse(to: .get)
+        parser.feed(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\u{81}\u{0}".utf8))
+        guard case .upgrade(let head)? = parser.next() else {
+            Issue.record("expected an upgrade event")
+            return
+        }
+        #expect(head.status == 101)
+        #expect(parser.next() == nil)
+        #expect(parser.takeRemainingBytes() == Array("\u{81}\u{0}".utf8))
+    }
+
+    @Test("2xx to CONNECT opens a tunnel")
+    func connectTunnel() {
+        let events = parseResponses("HTTP/1.1 200 Connection established\r\n\r\ntunnel", methods: [.connect])
+        #expect(events.count == 1)
+        guard case .upgrade = events[0] else {
+            Issue.record("expected an upgrade event")
+            return
+        }
+    }
+
+    @Test("close-delimited body")
+    func closeDelimited() {
+        var parser = HTTPResponseParser()
+        parser.expectResponse(to: .get)
+        parser.feed(Array("HTTP/1.0 200 OK\r\n\r\npart one ".utf8))
+        var events: [HTTPResponseParser.Event] = []
+        while let event = parser.next() { events.append(event) }
+        parser.feed(Array("part two".utf8))
+        while let event = parser.next() { events.append(event) }
+        #expect(parser.isCloseDelimited)
+        #expect(events.count == 3)
+        parser.finish()
+        #expect(parser.next() == .end(trailers: HTTPHeaders()))
+        #expect(parser.next() == nil)
+    }
+
+    @Test("status line without reason")
+    func noReason() {
+        let events = parseResponses(
+            "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\nHTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n",
+            methods: [.get, .get])
+        #expect(events.count == 4)
+        guard case .head(let head) = events[2] else {
+            Issue.record("expected a head")
+            return
+        }
+        #expect(head.status == 404)
+        #expect(head.reason == "")
+    }
+
+    @Test("HTTP/1.0 response keep-alive")
+    func http10KeepAlive() {
+        let events = parseResponses("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")
+        guard case .head(let head) = events[0] else {
+            Issue.record("expected a head")
+            return
+        }
+        #expect(head.keepAlive)
+        let closing = parseResponses("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        guard case .head(let closingHead) = closing[0] else {
+            Issue.record("expected a head")
+            return
+        }
+        #expect(!closingHead.keepAlive)
+    }
+
+    @Test(
+        "response rejections",
+        arguments: [
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                HTTPParseError.Kind.contentLengthWithTransferEncoding
+            ),
+            ("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", .multipleContentLength),
+            ("HTTP/1.1 200 OK\r\nContent-Length: 1,1\r\n\r\n", .invalidContentLength),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", .unsupportedTransferCoding),
+            ("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", .transferEncodingInHTTP10),
+            ("HTTP/1.1 2000 OK\r\n\r\n", .invalidStatusLine),
+            ("HTTP/1.1 099 Low\r\n\r\n", .invalidStatusLine),
+            ("HTTP/1.1 20x OK\r\n\r\n", .invalidStatusLine),
+            ("HTTP/2 200 OK\r\n\r\n", .invalidStatusLine),
+            ("ICY 200 OK\r\n\r\n", .invalidStatusLine),
+            ("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", .bareLineFeed),
+            ("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", .obsoleteLineFolding),
+            ("HTTP/1.1 200 OK\r\nX : a\r\n\r\n", .whitespaceBeforeColon),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", .invalidChunkSize),
+        ])
+    func rejections(_ response: String, _ kind: HTTPParseError.Kind) {
+        #expect(responseError(parseResponses(response)) == kind)
+    }
+
+    @Test("response without request")
+    func unexpected() {
+        #expect(responseError(parseResponses("HTTP/1.1 200 OK\r\n\r\n", methods: [])) == .unexpectedResponse)
+    }
+
+    @Test("truncated response")
+    func truncated() {
+        let events = parseResponses("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", finish: true)
+        #expect(responseError(events) == .incompleteMessage)
+        let noHead = parseResponses("", finish: true)
+        #expect(responseError(noHead) == .incompleteMessage)
+    }
+
+    @Test("body limit on close-delimited body")
+    func closeDelimitedLimit() {
+        let events = parseResponses("HTTP/1.1 200 OK\r\n\r\n0123456789", limits: HTTPParserLimits(maxBodySize: 4))
+        #expect(responseError(events) == .bodyTooLarge)
+    }
+}
