@@ -114,6 +114,8 @@ public enum IDTokenRejection: Sendable, Equatable, CustomStringConvertible {
     case nonceMismatch
     /// A refreshed ID token names a different `sub` than the session's.
     case subjectChanged
+    /// The `at_hash` claim does not match the access token issued with the ID token.
+    case accessTokenHashMismatch
 
     /// A stable kebab-case code; equality compares it, so the values inside do not matter.
     public var code: String {
@@ -131,6 +133,7 @@ public enum IDTokenRejection: Sendable, Equatable, CustomStringConvertible {
         case .missingClaim: return "missing-claim"
         case .nonceMismatch: return "nonce-mismatch"
         case .subjectChanged: return "subject-changed"
+        case .accessTokenHashMismatch: return "at-hash-mismatch"
         }
     }
 
@@ -151,6 +154,7 @@ public enum IDTokenRejection: Sendable, Equatable, CustomStringConvertible {
         case .missingClaim(let name): return "claim \"\(name)\" is missing or has the wrong type"
         case .nonceMismatch: return "nonce does not match the authorization request"
         case .subjectChanged: return "refreshed token is for a different subject"
+        case .accessTokenHashMismatch: return "at_hash does not match the access token"
         }
     }
 }

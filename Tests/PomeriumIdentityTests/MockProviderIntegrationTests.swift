@@ -38,6 +38,13 @@ import Testing
             #expect(session.tokens.expiry != nil)
             #expect(mock.transport.count(path: "/userinfo") == 1)
             #expect(mock.transport.count(path: "/jwks") == 1)
+
+            // The mock's ID tokens carry at_hash, so the check above ran; another access token fails it.
+            let idToken = try #require(session.tokens.idToken)
+            #expect(try await provider.validateIDToken(idToken, nonce: request.nonce).all["at_hash"] != nil)
+            await #expect(throws: IdentityError.invalidIDToken(.accessTokenHashMismatch)) {
+                try await provider.validateIDToken(idToken, nonce: request.nonce, accessToken: "another-token")
+            }
         }
     }
 

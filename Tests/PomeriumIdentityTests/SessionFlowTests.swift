@@ -113,6 +113,55 @@ import Testing
         }
     }
 
+    @Test func accessTokenHashChecked() async throws {
+        let issuer = try TestIssuer()
+        let hash = try Digest.sha256(Array("at-1".utf8))
+        let atHash = Base64.urlUnpadded.encode(hash.prefix(16))
+        issuer.respondToTokenRequests([
+            "access_token": "at-1", "token_type": "Bearer",
+            "id_token": try issuer.sign(issuer.claims(["at_hash": atHash])),
+        ])
+        serveUserInfo(issuer, ["sub": "user-123"])
+        let provider = try await issuer.provider()
+        let session = try await provider.authenticate(code: "c", codeVerifier: nil, nonce: "nonce-1")
+        #expect(session.claims.subject == "user-123")
+
+        issuer.respondToTokenRequests([
+            "access_token": "at-other", "token_type": "Bearer",
+            "id_token": try issuer.sign(issuer.claims(["at_hash": atHash])),
+        ])
+        await #expect(throws: IdentityError.invalidIDToken(.accessTokenHashMismatch)) {
+            try await provider.authenticate(code: "c", codeVerifier: nil, nonce: "nonce-1")
+        }
+        issuer.respondToTokenRequests([
+            "access_token": "at-1", "token_type": "Bearer", "id_token": try issuer.sign(issuer.claims(["at_hash": 5])),
+        ])
+        await #expect(throws: IdentityError.invalidIDToken(.accessTokenHashMismatch)) {
+            try await provider.authenticate(code: "c", codeVerifier: nil, nonce: "nonce-1")
+        }
+    }
+
+    @Test func signedUserInfoForAnotherClientRejected() async throws {
+        let issuer = try TestIssuer()
+        issuer.respondToTokenRequests([
+            "access_token": "at-1", "token_type": "Bearer", "id_token": try issuer.sign(issuer.claims()),
+        ])
+        let provider = try await issuer.provider()
+        for claims: [String: Any] in [
+            ["sub": "user-123", "aud": "other-client"],
+            ["sub": "user-123", "iss": "https://other.example.test"],
+        ] {
+            let signed = try issuer.sign(claims)
+            issuer.transport.route("/userinfo") { _ in
+                IdentityHTTPResponse(
+                    status: 200, headers: [("Content-Type", "application/jwt")], body: Array(signed.utf8))
+            }
+            await #expect(throws: IdentityError.invalidResponse(endpoint: "", reason: "")) {
+                try await provider.authenticate(code: "c", codeVerifier: nil, nonce: "nonce-1")
+            }
+        }
+    }
+
     @Test func missingIDTokenFailsLogin() async throws {
         let issuer = try TestIssuer()
         issuer.respondToTokenRequests(["access_token": "at-1", "token_type": "Bearer"])

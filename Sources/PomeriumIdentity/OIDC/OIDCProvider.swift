@@ -166,7 +166,7 @@ public final class OIDCProvider: IdentityProvider {
                 reason: "the token response has no id_token; check that idp_scopes contains openid"
             )
         }
-        var claims = try await validateIDToken(idToken, nonce: nonce)
+        var claims = try await validateIDToken(idToken, nonce: nonce, accessToken: tokens.accessToken)
         if metadata.userInfoEndpoint != nil {
             claims = try claims.merging(userInfo: try await userInfo(accessToken: tokens.accessToken))
         }
@@ -191,11 +191,16 @@ public final class OIDCProvider: IdentityProvider {
     }
 
     /// Verifies an ID token's signature and claims. `nonce` is the authorization request's nonce, or
-    /// nil on refresh.
-    public func validateIDToken(_ idToken: String, nonce: String?) async throws(IdentityError) -> IdentityClaims {
-        let payload = try await verifier.verifiedPayload(idToken)
+    /// nil on refresh. When `accessToken` is given, an `at_hash` claim must match it.
+    public func validateIDToken(_ idToken: String, nonce: String?, accessToken: String? = nil)
+        async throws(IdentityError) -> IdentityClaims
+    {
+        let token = try await verifier.verify(idToken)
+        if let accessToken {
+            try IDTokenVerifier.checkAccessTokenHash(token, accessToken: accessToken)
+        }
         return try claimChecks.check(
-            payload,
+            token.payload,
             now: clock.unixSeconds(),
             expectedNonce: nonce,
             nonceEquals: AuthorizationSecrets.nonceEquals
@@ -214,9 +219,22 @@ public final class OIDCProvider: IdentityProvider {
         let contentType = response.header("Content-Type")?.lowercased() ?? ""
         if response.status == 200 && contentType.hasPrefix("application/jwt") {
             let compact = String(decoding: response.body, as: UTF8.self).trimmingWhitespace()
-            return try await verifier.verifiedPayload(compact)
+            return try checkSignedUserInfo(try await verifier.verify(compact).payload)
         }
         return try http.jsonObject(response, endpoint: url)
+    }
+
+    /// Checks `iss` and `aud` of a signed userinfo response when present (OpenID Connect Core
+    /// section 5.3.2), so a response signed for another client is not accepted.
+    private func checkSignedUserInfo(_ claims: [String: ClaimValue]) throws(IdentityError) -> [String: ClaimValue] {
+        let endpoint = ProviderURL.redactQuery(metadata.userInfoEndpoint ?? "")
+        if let issuer = claims["iss"], issuer != .string(metadata.issuer) {
+            throw .invalidResponse(endpoint: endpoint, reason: "the signed userinfo response has another issuer")
+        }
+        if let audience = claims["aud"], !(audience.stringList ?? []).contains(configuration.clientID) {
+            throw .invalidResponse(endpoint: endpoint, reason: "the signed userinfo response is for another client")
+        }
+        return claims
     }
 
     // MARK: Refresh
@@ -236,7 +254,7 @@ public final class OIDCProvider: IdentityProvider {
         guard let idToken = tokens.idToken else {
             return RefreshedSession(tokens: tokens, claims: nil)
         }
-        var claims = try await validateIDToken(idToken, nonce: nil)
+        var claims = try await validateIDToken(idToken, nonce: nil, accessToken: tokens.accessToken)
         if let subject, claims.subject != subject {
             throw .invalidIDToken(.subjectChanged)
         }
