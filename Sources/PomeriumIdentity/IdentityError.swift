@@ -204,7 +204,7 @@ public struct OAuthErrorResponse: Sendable, Equatable, CustomStringConvertible {
     public let status: Int
     public let code: OAuthErrorCode
     /// The provider's `error_description`, shortened and stripped of control characters. It is nil
-    /// when it was absent or contained a value the request sent, so a secret cannot leak through it.
+    /// when it was absent or contained a code, token or secret that the request sent.
     public let errorDescription: String?
 
     public init(endpoint: String, status: Int, code: OAuthErrorCode, errorDescription: String?) {

@@ -1,4 +1,6 @@
+import Foundation
 import PomeriumCrypto
+import PomeriumTestSupport
 import Testing
 
 @testable import PomeriumIdentity
@@ -29,6 +31,19 @@ import Testing
         #expect(verifier.count == 43)
         #expect(verifier.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
         let expected = Base64.urlUnpadded.encode(try Digest.sha256(Array(verifier.utf8)))
+        #expect(FormFields.query(of: request.url)["code_challenge"] == expected)
+    }
+
+    @Test func pkceChallengeMatchesPythonHashlib() async throws {
+        let provider = try await TestIssuer().provider()
+        let request = try provider.makeAuthorizationRequest(state: "s")
+        let verifier = try #require(request.codeVerifier)
+        let script = """
+            import base64, hashlib, sys
+            digest = hashlib.sha256(sys.stdin.read().encode("ascii")).digest()
+            print(base64.urlsafe_b64encode(digest).decode().rstrip("="))
+            """
+        let expected = try PythonRunner.run(script, input: verifier).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(FormFields.query(of: request.url)["code_challenge"] == expected)
     }
 

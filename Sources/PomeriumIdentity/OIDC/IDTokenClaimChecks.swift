@@ -17,7 +17,7 @@ struct IDTokenClaimChecks: Sendable {
             throw .invalidIDToken(.missingClaim("iss"))
         }
         guard tokenIssuer == issuer else {
-            throw .invalidIDToken(.issuerMismatch(expected: issuer, actual: tokenIssuer))
+            throw .invalidIDToken(.issuerMismatch(expected: issuer, actual: String(tokenIssuer.prefix(200))))
         }
         guard case .string(let subject)? = claims["sub"], !subject.isEmpty else {
             throw .invalidIDToken(.missingClaim("sub"))

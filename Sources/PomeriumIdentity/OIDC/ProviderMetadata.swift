@@ -101,7 +101,7 @@ public struct ProviderMetadata: Sendable, Equatable {
             throw invalid("the discovery document has no issuer")
         }
         guard issuer == expectedIssuer else {
-            throw .issuerMismatch(expected: expectedIssuer, actual: issuer)
+            throw .issuerMismatch(expected: expectedIssuer, actual: String(issuer.prefix(200)))
         }
         return ProviderMetadata(
             issuer: issuer,
