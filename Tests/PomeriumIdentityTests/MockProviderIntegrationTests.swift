@@ -293,3 +293,78 @@ import Testing
         }
     }
 }
+
+/// The generic provider against `oidc-provider-mock` extended with RFC 7009 revocation and
+/// refresh-token rotation, which the mock itself lacks.
+@Suite(.serialized) struct RevokingProviderIntegrationTests {
+    private func signIn(_ mock: MockProviderSession) async throws -> (OIDCProvider, AuthenticatedSession) {
+        let provider = try await mock.discover()
+        let request = try provider.makeAuthorizationRequest(state: "s")
+        let callback = try await mock.login(request, as: "dave")
+        let session = try await provider.authenticate(
+            code: callback.code,
+            codeVerifier: request.codeVerifier,
+            nonce: request.nonce
+        )
+        return (provider, session)
+    }
+
+    @Test func revocationStopsBothTokens() async throws {
+        try await RevokingMockProvider.run { port in
+            let mock = MockProviderSession(port: port)
+            let (provider, session) = try await signIn(mock)
+            #expect(provider.metadata.revocationEndpoint == mock.issuer + "/oauth2/revoke")
+            let refreshToken = try #require(session.tokens.refreshToken)
+            _ = try await provider.userInfo(accessToken: session.tokens.accessToken)
+
+            try await provider.revoke(token: session.tokens.accessToken, hint: .accessToken)
+            await #expect(throws: IdentityError.unexpectedStatus(endpoint: "", status: 401)) {
+                try await provider.userInfo(accessToken: session.tokens.accessToken)
+            }
+
+            try await provider.revoke(token: refreshToken, hint: .refreshToken)
+            await #expect(
+                throws: IdentityError.oauthError(
+                    OAuthErrorResponse(endpoint: "", status: 0, code: .invalidGrant, errorDescription: nil))
+            ) {
+                try await provider.refresh(refreshToken: refreshToken, subject: "dave")
+            }
+
+            // RFC 7009: an unknown or already revoked token is not an error.
+            try await provider.revoke(token: refreshToken, hint: .refreshToken)
+
+            let log = try await mock.transport.send(
+                IdentityHTTPRequest(
+                    method: .get,
+                    url: mock.issuer + "/test/revocations",
+                    timeout: 5,
+                    maximumResponseBytes: 4096
+                )
+            )
+            let recorded = try JSONSerialization.jsonObject(with: Data(log.body)) as? [String: [String]]
+            #expect(recorded?["revocations"] == ["access_token", "refresh_token", "refresh_token"])
+        }
+    }
+
+    @Test func refreshRotationKeepsTheNewToken() async throws {
+        try await RevokingMockProvider.run { port in
+            let mock = MockProviderSession(port: port)
+            let (provider, session) = try await signIn(mock)
+            let first = try #require(session.tokens.refreshToken)
+
+            let rotated = try await provider.refresh(refreshToken: first, subject: "dave")
+            let second = try #require(rotated.tokens.refreshToken)
+            #expect(second != first)
+
+            await #expect(
+                throws: IdentityError.oauthError(
+                    OAuthErrorResponse(endpoint: "", status: 0, code: .invalidGrant, errorDescription: nil))
+            ) {
+                try await provider.refresh(refreshToken: first, subject: "dave")
+            }
+            let again = try await provider.refresh(refreshToken: second, subject: "dave")
+            #expect(again.tokens.refreshToken != second)
+            _ = try await provider.userInfo(accessToken: again.tokens.accessToken)
+        }
+    }
+}

@@ -7,12 +7,16 @@ import PomeriumTestSupport
 /// Drives `oidc-provider-mock` for integration tests: presets users and logs in without a browser
 /// by posting the login form the way a user would.
 struct MockProviderSession {
-    let server: RunningServer
+    let port: Int
     let transport = LoopbackTestTransport()
     /// A clock at the real time, because the mock stamps its tokens with the real time.
     let clock = ManualWallClock(now: SystemWallClock().now())
 
-    var issuer: String { server.baseURL }
+    init(port: Int) { self.port = port }
+
+    init(server: RunningServer) { self.init(port: server.port) }
+
+    var issuer: String { "http://127.0.0.1:\(port)" }
 
     func configuration(timeout: Double = 5) -> ProviderConfiguration {
         ProviderConfiguration(
@@ -31,9 +35,9 @@ struct MockProviderSession {
     /// Stores claims for `subject` with the mock's `PUT /users/<sub>`.
     func presetUser(_ subject: String, claims: [String: Any]) throws {
         let body = String(decoding: try JSONSerialization.data(withJSONObject: claims), as: UTF8.self)
-        let connection = try LoopbackConnection(port: server.port)
+        let connection = try LoopbackConnection(port: port)
         try connection.send(
-            "PUT /users/\(subject) HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\nConnection: close\r\n"
+            "PUT /users/\(subject) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
                 + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
         )
         let response = connection.receive()
