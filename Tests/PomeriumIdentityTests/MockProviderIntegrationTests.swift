@@ -294,9 +294,9 @@ import Testing
     }
 }
 
-/// The generic provider against `oidc-provider-mock` extended with RFC 7009 revocation and
-/// refresh-token rotation, which the mock itself lacks.
-@Suite(.serialized) struct RevokingProviderIntegrationTests {
+/// The generic provider against `oidc-provider-mock` extended with RFC 7009 revocation, refresh-token
+/// rotation and PKCE enforcement, which the mock itself lacks.
+@Suite(.serialized) struct ExtendedProviderIntegrationTests {
     private func signIn(_ mock: MockProviderSession) async throws -> (OIDCProvider, AuthenticatedSession) {
         let provider = try await mock.discover()
         let request = try provider.makeAuthorizationRequest(state: "s")
@@ -310,7 +310,7 @@ import Testing
     }
 
     @Test func revocationStopsBothTokens() async throws {
-        try await RevokingMockProvider.run { port in
+        try await ExtendedMockProvider.run { port in
             let mock = MockProviderSession(port: port)
             let (provider, session) = try await signIn(mock)
             #expect(provider.metadata.revocationEndpoint == mock.issuer + "/oauth2/revoke")
@@ -347,7 +347,7 @@ import Testing
     }
 
     @Test func refreshRotationKeepsTheNewToken() async throws {
-        try await RevokingMockProvider.run { port in
+        try await ExtendedMockProvider.run { port in
             let mock = MockProviderSession(port: port)
             let (provider, session) = try await signIn(mock)
             let first = try #require(session.tokens.refreshToken)
@@ -365,6 +365,38 @@ import Testing
             let again = try await provider.refresh(refreshToken: second, subject: "dave")
             #expect(again.tokens.refreshToken != second)
             _ = try await provider.userInfo(accessToken: again.tokens.accessToken)
+        }
+    }
+
+    @Test func pkceVerifierEnforced() async throws {
+        try await ExtendedMockProvider.run { port in
+            let mock = MockProviderSession(port: port)
+            let provider = try await mock.discover()
+            #expect(provider.metadata.codeChallengeMethods == ["S256"])
+            let invalidGrant = IdentityError.oauthError(
+                OAuthErrorResponse(endpoint: "", status: 0, code: .invalidGrant, errorDescription: nil)
+            )
+
+            let request = try provider.makeAuthorizationRequest(state: "s")
+            let callback = try await mock.login(request, as: "dave")
+            await #expect(throws: invalidGrant) {
+                try await provider.exchange(code: callback.code, codeVerifier: "a-wrong-verifier")
+            }
+
+            let second = try provider.makeAuthorizationRequest(state: "s")
+            let secondCallback = try await mock.login(second, as: "dave")
+            await #expect(throws: invalidGrant) {
+                try await provider.exchange(code: secondCallback.code, codeVerifier: nil)
+            }
+
+            let third = try provider.makeAuthorizationRequest(state: "s")
+            let thirdCallback = try await mock.login(third, as: "dave")
+            let session = try await provider.authenticate(
+                code: thirdCallback.code,
+                codeVerifier: third.codeVerifier,
+                nonce: third.nonce
+            )
+            #expect(session.claims.subject == "dave")
         }
     }
 }
