@@ -1,5 +1,6 @@
 import Foundation
 import PomeriumCore
+import PomeriumLogging
 import Testing
 
 @testable import PomeriumIdentity
@@ -107,5 +108,36 @@ import Testing
             #expect(error == .invalidConfiguration(""))
             #expect(error.description.contains("HS256"))
         }
+    }
+
+    @Test func discoveryWarnsAboutMissingFeatures() async throws {
+        let issuer = try TestIssuer(discoveryOverrides: [
+            "code_challenge_methods_supported": ["plain"], "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        ])
+        let store = InMemoryLogHandler.Store()
+        _ = try await OIDCProvider.discover(
+            configuration: issuer.configuration(method: .clientSecretPost, kind: .google),
+            transport: issuer.transport,
+            clock: issuer.clock,
+            logger: Logger.inMemory(store: store)
+        )
+        let warnings = store.all.filter { $0.level == .warning }.map(\.message)
+        #expect(warnings.contains { $0.contains("PKCE") })
+        #expect(warnings.contains { $0.contains("client authentication method") })
+        #expect(warnings.contains { $0.contains("group fetching") })
+        #expect(warnings.count == 3)
+    }
+
+    @Test func discoveryOfCompleteProviderWarnsNothing() async throws {
+        let issuer = try TestIssuer()
+        let store = InMemoryLogHandler.Store()
+        _ = try await OIDCProvider.discover(
+            configuration: issuer.configuration(),
+            transport: issuer.transport,
+            clock: issuer.clock,
+            logger: Logger.inMemory(store: store)
+        )
+        #expect(store.all.filter { $0.level == .warning }.isEmpty)
+        #expect(store.all.contains { $0.message == "discovered identity provider" })
     }
 }

@@ -56,8 +56,32 @@ public final class OIDCProvider: IdentityProvider {
                 "userinfo": .string(metadata.userInfoEndpoint == nil ? "no" : "yes"),
                 "revocation": .string(metadata.revocationEndpoint == nil ? "no" : "yes"),
                 "end_session": .string(metadata.endSessionEndpoint == nil ? "no" : "yes"),
+                "pkce": .string(provider.sendsPKCE ? "S256" : "off"),
             ]
         )
+        if configuration.usesPKCE && !provider.sendsPKCE {
+            logger.warning(
+                "identity provider does not support PKCE S256; authorization requests carry no code challenge",
+                metadata: ["code_challenge_methods": .string(metadata.codeChallengeMethods.joined(separator: ","))]
+            )
+        }
+        if let configured = configuration.clientAuthenticationMethod,
+            !metadata.tokenEndpointAuthMethods.contains(configured.rawValue)
+        {
+            logger.warning(
+                "identity provider does not list the configured client authentication method",
+                metadata: [
+                    "configured": .string(configured.rawValue),
+                    "supported": .string(metadata.tokenEndpointAuthMethods.joined(separator: ",")),
+                ]
+            )
+        }
+        if configuration.kind.defaults.groupSource != .claim {
+            logger.warning(
+                "group fetching for this idp_provider is not implemented; groups come from the groups claim",
+                metadata: ["idp_provider": .string(configuration.kind.rawValue)]
+            )
+        }
         return provider
     }
 
