@@ -47,19 +47,25 @@ public final class OIDCProvider: IdentityProvider {
             clock: clock,
             logger: logger
         )
+        provider.logDiscovery()
+        return provider
+    }
+
+    /// Logs the discovered provider and warns about features it lacks.
+    private func logDiscovery() {
         logger.info(
             "discovered identity provider",
             metadata: [
                 "issuer": .string(metadata.issuer),
-                "algorithms": .string(provider.allowedAlgorithms.map(\.rawValue).sorted().joined(separator: ",")),
-                "client_authentication": .string(provider.clientAuthenticationMethod.rawValue),
+                "algorithms": .string(allowedAlgorithms.map(\.rawValue).sorted().joined(separator: ",")),
+                "client_authentication": .string(clientAuthenticationMethod.rawValue),
                 "userinfo": .string(metadata.userInfoEndpoint == nil ? "no" : "yes"),
                 "revocation": .string(metadata.revocationEndpoint == nil ? "no" : "yes"),
                 "end_session": .string(metadata.endSessionEndpoint == nil ? "no" : "yes"),
-                "pkce": .string(provider.sendsPKCE ? "S256" : "off"),
+                "pkce": .string(sendsPKCE ? "S256" : "off"),
             ]
         )
-        if configuration.usesPKCE && !provider.sendsPKCE {
+        if configuration.usesPKCE && !sendsPKCE {
             logger.warning(
                 "identity provider does not support PKCE S256; authorization requests carry no code challenge",
                 metadata: ["code_challenge_methods": .string(metadata.codeChallengeMethods.joined(separator: ","))]
@@ -82,7 +88,6 @@ public final class OIDCProvider: IdentityProvider {
                 metadata: ["idp_provider": .string(configuration.kind.rawValue)]
             )
         }
-        return provider
     }
 
     /// A provider from already known metadata, for tests and for callers that cache discovery.
@@ -101,7 +106,8 @@ public final class OIDCProvider: IdentityProvider {
         guard !allowed.isEmpty else {
             let advertised = metadata.idTokenSigningAlgorithms.map { String($0.prefix(16)) }.joined(separator: ", ")
             throw .invalidConfiguration(
-                "the provider signs ID tokens only with [\(advertised)]; supported are ES256, ES384, RS256, PS256, EdDSA"
+                "the provider signs ID tokens only with [\(advertised)], none of which is accepted; "
+                    + "configure it to use ES256, ES384, RS256, PS256 or EdDSA (HS256 and none are never accepted)"
             )
         }
         self.configuration = configuration
