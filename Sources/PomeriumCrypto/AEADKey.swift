@@ -157,7 +157,7 @@ public final class AEADKey: @unchecked Sendable {
     }
 }
 
-/// Why a sealed message could not be opened, or a key not created.
+/// A failure to open a sealed message or to create a key.
 public enum AEADError: Error, Equatable, CustomStringConvertible, Sendable {
     /// The secret has fewer than 32 bytes (the count is given).
     case secretTooShort(Int)

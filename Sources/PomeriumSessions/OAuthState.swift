@@ -52,7 +52,7 @@ public final class InMemoryStateReplayGuard: StateReplayGuard {
 
 /// The OAuth `state` parameter and the `<cookie_name>_csrf` cookie that binds it to the browser.
 ///
-/// The CSRF cookie holds 32 random bytes sealed under a key derived from `cookie_secret`. The state
+/// The CSRF cookie contains 32 random bytes sealed under a key derived from `cookie_secret`. The state
 /// is base64url with padding of `<nonce>|<unix seconds>|<sealed return URL>`, where the return URL is
 /// sealed with associated data `<nonce>|<seconds>|<cookie bytes>`. A state therefore opens only with
 /// the cookie of the browser that started the flow, only within 5 minutes either side of its

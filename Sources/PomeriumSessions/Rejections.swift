@@ -1,6 +1,6 @@
 import PomeriumLogging
 
-/// Why a session artefact (cookie, signed URL, token, state) was rejected. The raw value is a stable
+/// The reason a session artefact (cookie, signed URL, token, state) was rejected. The raw value is a stable
 /// kebab-case reason code for logs; no case carries the artefact's text.
 public enum RejectionReason: String, Error, Sendable, CustomStringConvertible {
     case malformed = "malformed"

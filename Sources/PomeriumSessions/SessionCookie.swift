@@ -9,8 +9,8 @@ import PomeriumLogging
 /// Format, version 1: a single cookie `<name>=v1.<sealed>`, where `<sealed>` is base64url without
 /// padding of the sealed claims, with the cookie name as associated data so a value cannot move to
 /// another cookie. When the `Set-Cookie` line would exceed 3800 bytes, the text after `v1.` is cut
-/// into pieces: the base cookie holds `v1c<count>.<piece 0>` and `<name>_1` ... `<name>_<count-1>`
-/// hold the other pieces. A reader needs every piece exactly once and no chunk cookie beyond the
+/// into pieces: the base cookie contains `v1c<count>.<piece 0>` and `<name>_1` ... `<name>_<count-1>`
+/// contain the other pieces. A reader needs every piece exactly once and no chunk cookie beyond the
 /// count; anything else, and any failed decryption, is "no session".
 public struct SessionCookieCodec: Sendable {
     public let settings: CookieSettings

@@ -63,7 +63,7 @@ public struct SessionState: Sendable, Equatable {
     }
 }
 
-/// Why session claims could not be decoded.
+/// A failure to decode session claims.
 public struct SessionDecodingError: Error, Equatable, Sendable, CustomStringConvertible {
     public let reason: String
     public var description: String { "invalid session claims: \(reason)" }

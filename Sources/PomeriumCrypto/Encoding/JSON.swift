@@ -73,7 +73,7 @@ public struct JSONObject: Sendable, Equatable {
     }
 }
 
-/// Why JSON text was rejected; the offset is in bytes from the start.
+/// A rejection of JSON text, with the offset in bytes from the start.
 public struct JSONParseError: Error, CustomStringConvertible, Sendable, Equatable {
     public let reason: String
     public let offset: Int

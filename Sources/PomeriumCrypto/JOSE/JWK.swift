@@ -116,7 +116,7 @@ public struct JWKSet: Sendable, Equatable {
 
     public init(keys: [JWK]) { self.keys = keys }
 
-    /// Parses a JWKS document. Keys of unsupported types are skipped, as RFC 7517 section 5 asks,
+    /// Parses a JWKS document. Keys of unsupported types are skipped, as RFC 7517 section 5 recommends,
     /// so a provider that adds a new key type does not break sign-in.
     ///
     /// - Throws: `KeyError` when the document is not JSON or has no `keys` array, or when a key of a

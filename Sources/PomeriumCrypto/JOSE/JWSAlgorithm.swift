@@ -19,7 +19,7 @@ public enum JWSAlgorithm: String, Sendable, CaseIterable, Hashable {
     public static let identityProvider: Set<JWSAlgorithm> = [.es256, .es384, .rs256, .ps256, .edDSA]
 }
 
-/// Why a JWS was rejected. Each case is a stable reason code for logs; none carries token text.
+/// A JWS rejection. Each case is a stable reason code for logs; none carries token text.
 public enum JWSError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The compact serialisation or a JSON part is malformed (the detail names which part).
     case malformed(String)

@@ -125,9 +125,9 @@ public enum PublicKey: Sendable, Equatable {
     case rsa(RSAPublicKey)
     case ed25519(Ed25519PublicKey)
 
-    /// Parses a SubjectPublicKeyInfo PEM (`PUBLIC KEY`) holding an EC, RSA or Ed25519 key.
+    /// Parses a SubjectPublicKeyInfo PEM (`PUBLIC KEY`) containing an EC, RSA or Ed25519 key.
     ///
-    /// - Throws: `KeyError` when the text holds no such key.
+    /// - Throws: `KeyError` when the text contains no such key.
     public init(pem: String) throws {
         let parsed = BIOBuffer.read(pem) { bio in PEM_read_bio_PUBKEY(bio, nil, noPassword, nil) }
         guard let parsed else {
