@@ -125,6 +125,7 @@ public struct SetCookie: Hashable, Sendable {
     public func serialized() throws(CookieError) -> String {
         guard Self.isValidName(name) else { throw CookieError(.invalidName) }
         guard Self.isValidValue(value) else { throw CookieError(.invalidValue) }
+        try checkNamePrefix()
         var text = name + "="
         // Go's net/http quotes values with a space or comma, which cookie-octet excludes.
         if value.utf8.contains(where: { $0 == ASCII.space || $0 == ASCII.comma }) {
@@ -160,6 +161,19 @@ public struct SetCookie: Hashable, Sendable {
         return text
     }
 
+    /// Checks the rules browsers apply to the name prefixes of RFC 6265bis §4.1.3: `__Secure-` needs
+    /// `Secure`, and `__Host-` needs `Secure`, `Path=/` and no `Domain`. Browsers match them
+    /// case-insensitively and drop cookies that break them, so this fails early instead.
+    private func checkNamePrefix() throws(CookieError) {
+        let lowercaseName = ASCII.lowercased(name)
+        if lowercaseName.hasPrefix("__secure-") && !secure {
+            throw CookieError(.securePrefixRequirements)
+        }
+        if lowercaseName.hasPrefix("__host-") && (!secure || path != "/" || domain != nil) {
+            throw CookieError(.hostPrefixRequirements)
+        }
+    }
+
     /// A host name of letters, digits, `-` and `.` with labels of 1 to 63 bytes, or an IPv4
     /// address; 253 bytes at most.
     private static func isValidDomain(_ domain: String) -> Bool {
@@ -183,6 +197,8 @@ public struct CookieError: Error, Hashable, Sendable, CustomStringConvertible {
         case invalidPath
         case invalidDomain
         case sameSiteNoneWithoutSecure
+        case securePrefixRequirements
+        case hostPrefixRequirements
     }
 
     public let kind: Kind
@@ -198,6 +214,9 @@ public struct CookieError: Error, Hashable, Sendable, CustomStringConvertible {
         case .invalidPath: return "invalid cookie path: remove ';' and control characters"
         case .invalidDomain: return "invalid cookie domain: use a host name or an IPv4 address"
         case .sameSiteNoneWithoutSecure: return "SameSite=None requires Secure: set secure or pick Lax"
+        case .securePrefixRequirements: return "a cookie named __Secure-* requires Secure: set secure"
+        case .hostPrefixRequirements:
+            return "a cookie named __Host-* requires Secure, Path=/ and no Domain: set them or rename the cookie"
         }
     }
 }

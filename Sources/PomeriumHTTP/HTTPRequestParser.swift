@@ -25,7 +25,8 @@ public struct HTTPRequestParser: Sendable {
         case head(HTTPRequestHead)
         /// Body bytes after transfer decoding; never empty.
         case body([UInt8])
-        /// The end of the request, with the trailer fields of a chunked body (usually none).
+        /// The end of the request, with the trailer fields of a chunked body (usually none). Trailers
+        /// are never merged into the head, so they cannot change framing or routing.
         case end(trailers: HTTPHeaders)
         /// The request is invalid. The parser stops, and the server sends `error.status` and closes.
         case error(HTTPParseError)

@@ -128,6 +128,13 @@ public struct HTTPServerConnection: Sendable {
         return false
     }
 
+    /// Whether part of a request head has arrived but not all of it, the state in which a header
+    /// timeout should answer 408 (with `errorResponse(status:message:)`) before closing.
+    public var hasPartialRequestHead: Bool {
+        if case .idle = state { return parser.bufferedByteCount > 0 }
+        return false
+    }
+
     // MARK: Socket events
 
     /// Processes bytes read from the socket.
@@ -387,18 +394,26 @@ public struct HTTPServerConnection: Sendable {
         actions.append(.close)
     }
 
-    /// The bytes of a plain-text error response that closes the connection.
+    /// The bytes of a plain-text error response for a parse error, which closes the connection.
     public static func errorResponse(_ error: HTTPParseError) -> [UInt8] {
-        let body = Array("\(error.reason)\n".utf8)
+        errorResponse(status: error.status, message: error.reason)
+    }
+
+    /// The bytes of a plain-text error response that closes the connection, for example a 408 the
+    /// owner sends when a request head times out. `message` must not contain received bytes; control
+    /// characters in it are replaced by spaces.
+    public static func errorResponse(status: Int, message: String) -> [UInt8] {
+        let safeMessage = message.utf8.map { $0 < 0x20 || $0 == 0x7F ? ASCII.space : $0 }
+        let body = safeMessage + [ASCII.lf]
         let head = HTTPResponseHead(
-            status: error.status,
+            status: (100...999).contains(status) ? status : 500,
             headers: [
                 "Content-Type": "text/plain; charset=utf-8",
                 "Content-Length": String(body.count),
                 "Connection": "close",
             ])
         var bytes: [UInt8] = []
-        // The head has fixed, valid fields, so encoding cannot fail.
+        // The status is in range and the fields are fixed and valid, so encoding cannot fail.
         try? HTTPEncoder.encode(head, into: &bytes)
         return bytes + body
     }

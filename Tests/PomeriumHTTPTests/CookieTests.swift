@@ -93,6 +93,13 @@ struct SetCookieTests {
         }
     }
 
+    @Test("prefixed names with their attributes")
+    func prefixes() throws {
+        #expect(try SetCookie(name: "__Secure-a", value: "v", secure: true).serialized() == "__Secure-a=v; Secure")
+        let host = SetCookie(name: "__Host-a", value: "v", path: "/", secure: true)
+        #expect(try host.serialized() == "__Host-a=v; Path=/; Secure")
+    }
+
     @Test("space or comma value is quoted")
     func quotedValue() throws {
         #expect(try SetCookie(name: "a", value: "b c,d").serialized() == "a=\"b c,d\"")
@@ -118,6 +125,14 @@ struct SetCookieTests {
             (SetCookie(name: "a", value: "v", domain: "-a.test"), .invalidDomain),
             (SetCookie(name: "a", value: "v", domain: ""), .invalidDomain),
             (SetCookie(name: "a", value: "v", domain: "."), .invalidDomain),
+            (SetCookie(name: "__Secure-a", value: "v"), .securePrefixRequirements),
+            (SetCookie(name: "__secure-a", value: "v"), .securePrefixRequirements),
+            (SetCookie(name: "__Host-a", value: "v", path: "/"), .hostPrefixRequirements),
+            (SetCookie(name: "__Host-a", value: "v", secure: true), .hostPrefixRequirements),
+            (
+                SetCookie(name: "__HOST-a", value: "v", path: "/", domain: "example.test", secure: true),
+                .hostPrefixRequirements
+            ),
         ])
     func invalid(_ cookie: SetCookie, _ kind: CookieError.Kind) {
         #expect(throws: CookieError(kind)) { try cookie.serialized() }

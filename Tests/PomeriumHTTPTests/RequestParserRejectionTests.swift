@@ -90,6 +90,13 @@ let framingRejections: [RejectionCase] = [
         "Transfer-Encoding chunked twice", "POST / HTTP/1.1\r\n\(host)Transfer-Encoding: chunked, chunked\r\n\r\n",
         .invalidTransferEncoding, 400),
     RejectionCase(
+        "Transfer-Encoding chunked in two fields",
+        "POST / HTTP/1.1\r\n\(host)Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        .invalidTransferEncoding, 400),
+    RejectionCase(
+        "Transfer-Encoding quoted", "POST / HTTP/1.1\r\n\(host)Transfer-Encoding: \"chunked\"\r\n\r\n",
+        .invalidTransferEncoding, 400),
+    RejectionCase(
         "Transfer-Encoding with parameter", "POST / HTTP/1.1\r\n\(host)Transfer-Encoding: chunked;q=1\r\n\r\n",
         .invalidTransferEncoding, 400),
     RejectionCase(
@@ -128,6 +135,10 @@ let lineRejections: [RejectionCase] = [
     RejectionCase("space before colon", "GET / HTTP/1.1\r\n\(host)X-A : b\r\n\r\n", .whitespaceBeforeColon, 400),
     RejectionCase("tab before colon", "GET / HTTP/1.1\r\n\(host)X-A\t: b\r\n\r\n", .whitespaceBeforeColon, 400),
     RejectionCase("space inside field name", "GET / HTTP/1.1\r\n\(host)X A: b\r\n\r\n", .whitespaceBeforeColon, 400),
+    RejectionCase(
+        "non-ASCII in field name",
+        bytes: Array("GET / HTTP/1.1\r\n\(host)X-".utf8) + [0xC3, 0xA9] + Array(": b\r\n\r\n".utf8),
+        .invalidHeaderName, 400),
     RejectionCase("separator in field name", "GET / HTTP/1.1\r\n\(host)X(A): b\r\n\r\n", .invalidHeaderName, 400),
     RejectionCase("empty field name", "GET / HTTP/1.1\r\n\(host): b\r\n\r\n", .invalidHeaderName, 400),
     RejectionCase("field line without colon", "GET / HTTP/1.1\r\n\(host)NoColon\r\n\r\n", .invalidHeaderName, 400),

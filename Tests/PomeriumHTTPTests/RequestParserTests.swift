@@ -200,6 +200,21 @@ struct RequestParserValidTests {
         #expect(head.target == "/next")
     }
 
+    @Test("Transfer-Encoding with tab and case")
+    func transferEncodingVariants() {
+        let events = parseRequests(
+            "POST / HTTP/1.1\r\nHost: h\r\ntransfer-encoding:\t CHUNKED \r\n\r\n1\r\nx\r\n0\r\n\r\n")
+        #expect(events.count == 3)
+        #expect(events[1] == .body([UInt8(ascii: "x")]))
+    }
+
+    @Test("empty Host accepted without authority")
+    func emptyHost() throws {
+        let head = try #require(heads(parseRequests("GET / HTTP/1.1\r\nHost:\r\n\r\n")).first)
+        #expect(head.headers.first(name: "Host") == "")
+        #expect(head.authority == nil)
+    }
+
     @Test("clean close between requests")
     func cleanClose() {
         let events = parseRequests("GET / HTTP/1.1\r\nHost: h\r\n\r\n", finish: true)

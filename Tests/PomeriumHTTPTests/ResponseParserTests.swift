@@ -113,6 +113,24 @@ struct ResponseParserTests {
         }
     }
 
+    @Test("CONNECT 2xx ignores framing fields")
+    func connectIgnoresFraming() {
+        let events = parseResponses(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", methods: [.connect])
+        guard case .upgrade? = events.first else {
+            Issue.record("expected an upgrade event")
+            return
+        }
+        #expect(events.count == 1)
+    }
+
+    @Test("HEAD response ignores framing fields")
+    func headIgnoresFraming() {
+        let events = parseResponses("HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\n", methods: [.head])
+        #expect(events.count == 2)
+        #expect(events.last == .end(trailers: HTTPHeaders()))
+    }
+
     @Test("close-delimited body")
     func closeDelimited() {
         var parser = HTTPResponseParser()

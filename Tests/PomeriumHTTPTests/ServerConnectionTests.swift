@@ -121,6 +121,63 @@ struct ServerConnectionTests {
         #expect(startedTargets(try connection.finishResponse()) == ["/3"])
     }
 
+    @Test("pipelined request with body")
+    func pipelinedBody() throws {
+        var connection = HTTPServerConnection()
+        let first = received(
+            &connection,
+            "POST /1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabcPOST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyz"
+        )
+        #expect(first.contains(.requestBody(Array("abc".utf8))))
+        #expect(!first.contains(.requestBody(Array("xyz".utf8))))
+        #expect(!connection.isIdle)
+        _ = try connection.writeHead(okHead)
+        _ = try connection.writeBody(Array("ok".utf8))
+        let second = try connection.finishResponse()
+        #expect(startedTargets(second) == ["/2"])
+        #expect(second.contains(.requestBody(Array("xyz".utf8))))
+        #expect(second.last == .requestEnd(trailers: HTTPHeaders()))
+    }
+
+    @Test("same actions at any slicing")
+    func anySlicing() throws {
+        let input = Array(
+            ("POST /1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+                + "GET /2 HTTP/1.1\r\nHost: h\r\n\r\n").utf8)
+        func run(_ sliceSize: Int) throws -> [String] {
+            var connection = HTTPServerConnection()
+            var log: [String] = []
+            var body: [UInt8] = []
+            var offset = 0
+            while offset < input.count {
+                let end = min(input.count, offset + sliceSize)
+                for action in connection.bytesReceived(input[offset..<end]) {
+                    switch action {
+                    case .startRequest(let head): log.append("start \(head.target)")
+                    case .requestBody(let bytes): body += bytes
+                    case .requestEnd:
+                        log.append("end \(String(decoding: body, as: UTF8.self))")
+                        body = []
+                        _ = try connection.writeHead(okHead)
+                        _ = try connection.writeBody(Array("ok".utf8))
+                        for next in try connection.finishResponse() {
+                            if case .startRequest(let head) = next { log.append("start \(head.target)") }
+                            if case .requestEnd = next { log.append("end ") }
+                        }
+                    default: log.append("\(action)")
+                    }
+                }
+                offset = end
+            }
+            return log
+        }
+        let whole = try run(input.count)
+        #expect(whole == ["start /1", "end abc", "start /2", "end "])
+        for size in 1..<8 {
+            #expect(try run(size) == whole, "slice size \(size)")
+        }
+    }
+
     @Test("pipelined bytes pause reading")
     func pipelineBackpressure() throws {
         var connection = HTTPServerConnection(configuration: .init(maxPipelinedBytes: 40))
@@ -144,6 +201,28 @@ struct ServerConnectionTests {
         #expect(connection.handlerReadsBody() == [])
         let body = received(&connection, "abc")
         #expect(body == [.requestBody(Array("abc".utf8)), .requestEnd(trailers: HTTPHeaders())])
+    }
+
+    @Test("no 100-continue without body")
+    func continueWithoutBody() {
+        var connection = HTTPServerConnection()
+        _ = received(&connection, "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n")
+        #expect(connection.handlerReadsBody() == [])
+    }
+
+    @Test("partial head for timeouts")
+    func partialHead() {
+        var connection = HTTPServerConnection()
+        #expect(!connection.hasPartialRequestHead)
+        #expect(connection.isIdle)
+        _ = received(&connection, "GET / HT")
+        #expect(connection.hasPartialRequestHead)
+        #expect(!connection.isIdle)
+        let timeout = String(
+            decoding: HTTPServerConnection.errorResponse(status: 408, message: "request\r\ntimed out"), as: UTF8.self)
+        #expect(timeout.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
+        #expect(timeout.contains("Content-Length: 19\r\n"))
+        #expect(timeout.hasSuffix("\r\n\r\nrequest  timed out\n"))
     }
 
     @Test("no 100-continue after final head")
