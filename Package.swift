@@ -74,6 +74,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Identity providers
+
+        .target(
+            name: "PomeriumIdentity",
+            dependencies: ["PomeriumCore", "PomeriumCrypto", "PomeriumHTTP", "PomeriumLogging"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Sessions and stores
 
         .target(
@@ -174,6 +182,11 @@ let package = Package(
         .testTarget(
             name: "PomeriumAuthorizeTests",
             dependencies: ["PomeriumAuthorize"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumIdentityTests",
+            dependencies: ["PomeriumIdentity", "PomeriumTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
