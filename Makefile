@@ -22,7 +22,7 @@ bench: release
 	scripts/bench.sh
 
 fuzz:
-	scripts/fuzz.sh
+	for target in request response text; do scripts/fuzz.sh $$target $${FUZZ_SECONDS:-300} || exit 1; done
 
 format:
 	swift format format -i --parallel -r Sources Tests Package.swift

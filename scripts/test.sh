@@ -31,6 +31,11 @@ if [ "${SKIP_RELEASE:-0}" != 1 ]; then
   swift test -c release --skip-build -Xswiftc -enable-testing
 fi
 
+step "fuzzing the HTTP/1.1 parsers (bounded: ${FUZZ_SECONDS:-60} s per target)"
+for target in request response text; do
+  scripts/fuzz.sh "$target" "${FUZZ_SECONDS:-60}" | tail -n 1
+done
+
 step "Python integration tests"
 swift build -c release --product pomerium
 export POMERIUM_BINARY="$ROOT/.build/release/pomerium"
