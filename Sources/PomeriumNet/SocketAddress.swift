@@ -26,7 +26,9 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
             }
             let after = hostPart[hostPart.index(after: close)...]
             hostPart = hostPart[hostPart.index(after: hostPart.startIndex)..<close]
-            if after.hasPrefix(":") { portPart = after.dropFirst() } else if !after.isEmpty {
+            if after.hasPrefix(":") {
+                portPart = after.dropFirst()
+            } else if !after.isEmpty {
                 throw SocketAddressError(text, "expected ':PORT' after ']'")
             }
         } else if hostPart.filter({ $0 == ":" }).count == 1, let colon = hostPart.firstIndex(of: ":") {
@@ -63,7 +65,9 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
             let (bytes, port) = withUnsafePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
                     var address = pointer.pointee.sin6_addr
-                    return (withUnsafeBytes(of: &address) { Array($0) }, Int(UInt16(bigEndian: pointer.pointee.sin6_port)))
+                    return (
+                        withUnsafeBytes(of: &address) { Array($0) }, Int(UInt16(bigEndian: pointer.pointee.sin6_port))
+                    )
                 }
             }
             self.init(host: .ipv6(bytes), port: port)

@@ -73,12 +73,19 @@ public enum Syscall {
     }
 
     /// Accepts one connection as a non-blocking, close-on-exec socket.
-    public static func accept(_ descriptor: Int32) throws -> IOResult<Int32> {
-        let result = try retrying("accept4") {
-            Int(CLinux_accept4(descriptor, nil, nil, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)))
+    public static func accept(_ descriptor: Int32) throws -> IOResult<(Int32, SocketAddress)> {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = try withUnsafeMutablePointer(to: &storage) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                try retrying("accept4") {
+                    let flags = Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
+                    return Int(CLinux_accept4(descriptor, address, &length, flags))
+                }
+            }
         }
         switch result {
-        case .value(let fd): return .value(Int32(fd))
+        case .value(let fd): return .value((Int32(fd), SocketAddress(storage: storage)))
         case .wouldBlock: return .wouldBlock
         }
     }
