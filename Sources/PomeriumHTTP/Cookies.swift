@@ -1,0 +1,200 @@
+/// One `name=value` pair from a `Cookie` header. The value is as sent, without surrounding quotes
+/// and without percent-decoding.
+public struct HTTPCookie: Hashable, Sendable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// Parsing of `Cookie` request headers (RFC 6265 §5.4 syntax, read tolerantly like browsers and
+/// Go's `net/http` send and read them).
+public enum CookieParser {
+    /// Parses one `Cookie` header value into pairs in order. Pairs split on `;`; spaces and tabs
+    /// around names and values are dropped; a value in double quotes loses the quotes. A pair whose
+    /// name is not a token, that has no `=`, or whose value has a byte outside `cookie-octet`
+    /// (space and comma are tolerated inside, as Go does) is skipped, never fatal.
+    public static func parse(_ header: String) -> [HTTPCookie] {
+        var cookies: [HTTPCookie] = []
+        for part in header.utf8.split(separator: ASCII.semicolon, omittingEmptySubsequences: true) {
+            if let cookie = parsePair(part) { cookies.append(cookie) }
+        }
+        return cookies
+    }
+
+    /// Parses every `Cookie` field of `headers`, in order. HTTP/2 clients may split cookies across
+    /// several fields.
+    public static func parse(headers: HTTPHeaders) -> [HTTPCookie] {
+        var cookies: [HTTPCookie] = []
+        for field in headers where field.hasName("Cookie") {
+            cookies.append(contentsOf: parse(field.value))
+        }
+        return cookies
+    }
+
+    /// Joins pairs back into a `Cookie` header value, `name=value` separated by `; `.
+    public static func headerValue(_ cookies: [HTTPCookie]) -> String {
+        cookies.map { "\($0.name)=\($0.value)" }.joined(separator: "; ")
+    }
+
+    private static func parsePair(_ part: Substring.UTF8View) -> HTTPCookie? {
+        let trimmed = trim(part[...])
+        guard let equals = trimmed.firstIndex(of: ASCII.equals) else { return nil }
+        let name = trim(trimmed[trimmed.startIndex..<equals])
+        guard !name.isEmpty, name.allSatisfy(ASCII.isTokenCharacter) else { return nil }
+        var value = trim(trimmed[trimmed.index(after: equals)...])
+        if value.count >= 2, value.first == ASCII.quote, value.last == ASCII.quote {
+            value = value.dropFirst().dropLast()
+        }
+        guard value.allSatisfy({ CookieSyntax.isCookieOctet($0) || $0 == ASCII.space || $0 == ASCII.comma }) else {
+            return nil
+        }
+        return HTTPCookie(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+    }
+
+    private static func trim(_ bytes: Substring.UTF8View.SubSequence) -> Substring.UTF8View.SubSequence {
+        var result = bytes
+        while let first = result.first, ASCII.isWhitespace(first) { result = result.dropFirst() }
+        while let last = result.last, ASCII.isWhitespace(last) { result = result.dropLast() }
+        return result
+    }
+}
+
+/// Byte classes of RFC 6265 §4.1.1.
+enum CookieSyntax {
+    /// `cookie-octet`: visible ASCII except `"`, `,`, `;` and `\`.
+    static func isCookieOctet(_ byte: UInt8) -> Bool {
+        byte >= 0x21 && byte <= 0x7E && byte != ASCII.quote && byte != ASCII.comma && byte != ASCII.semicolon
+            && byte != ASCII.backslash
+    }
+}
+
+/// A cookie the server sets, serialised as one `Set-Cookie` field value (RFC 6265 §4.1).
+public struct SetCookie: Hashable, Sendable {
+    /// The `SameSite` attribute (RFC 6265bis).
+    public enum SameSite: String, Hashable, Sendable {
+        case lax = "Lax"
+        case strict = "Strict"
+        case none = "None"
+    }
+
+    public var name: String
+    public var value: String
+    public var path: String?
+    /// The `Domain` attribute; nil makes a host-only cookie. A leading dot is dropped on output.
+    public var domain: String?
+    /// The `Expires` attribute as Unix seconds.
+    public var expires: Int64?
+    /// The `Max-Age` attribute in seconds; zero or negative values are written as `Max-Age=0`,
+    /// which deletes the cookie at once.
+    public var maxAge: Int?
+    public var secure: Bool
+    public var httpOnly: Bool
+    public var sameSite: SameSite?
+
+    public init(
+        name: String, value: String, path: String? = nil, domain: String? = nil, expires: Int64? = nil,
+        maxAge: Int? = nil, secure: Bool = false, httpOnly: Bool = false, sameSite: SameSite? = nil
+    ) {
+        self.name = name
+        self.value = value
+        self.path = path
+        self.domain = domain
+        self.expires = expires
+        self.maxAge = maxAge
+        self.secure = secure
+        self.httpOnly = httpOnly
+        self.sameSite = sameSite
+    }
+
+    /// Whether `name` is a valid cookie name: a non-empty token.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy(ASCII.isTokenCharacter)
+    }
+
+    /// Whether `value` can be written: `cookie-octet`s, plus spaces and commas, which force quotes.
+    public static func isValidValue(_ value: String) -> Bool {
+        value.utf8.allSatisfy { CookieSyntax.isCookieOctet($0) || $0 == ASCII.space || $0 == ASCII.comma }
+    }
+
+    /// The `Set-Cookie` field value. Throws when a part would break the field or the cookie's scope.
+    public func serialized() throws(CookieError) -> String {
+        guard Self.isValidName(name) else { throw CookieError(.invalidName) }
+        guard Self.isValidValue(value) else { throw CookieError(.invalidValue) }
+        var text = name + "="
+        // Go's net/http quotes values with a space or comma, which cookie-octet excludes.
+        if value.utf8.contains(where: { $0 == ASCII.space || $0 == ASCII.comma }) {
+            text += "\"" + value + "\""
+        } else {
+            text += value
+        }
+        if let path {
+            guard path.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F && $0 != ASCII.semicolon }) else {
+                throw CookieError(.invalidPath)
+            }
+            text += "; Path=" + path
+        }
+        if let domain {
+            let trimmed = domain.hasPrefix(".") ? String(domain.dropFirst()) : domain
+            guard Self.isValidDomain(trimmed) else { throw CookieError(.invalidDomain) }
+            text += "; Domain=" + trimmed
+        }
+        if let expires {
+            text += "; Expires=" + HTTPDate.imfFixdate(unixSeconds: expires)
+        }
+        if let maxAge {
+            text += "; Max-Age=" + String(max(0, maxAge))
+        }
+        if httpOnly { text += "; HttpOnly" }
+        if secure { text += "; Secure" }
+        if let sameSite {
+            guard sameSite != .none || secure else { throw CookieError(.sameSiteNoneWithoutSecure) }
+            text += "; SameSite=" + sameSite.rawValue
+        }
+        return text
+    }
+
+    /// A host name of letters, digits, `-` and `.` with labels of 1 to 63 bytes, or an IPv4
+    /// address; 253 bytes at most.
+    private static func isValidDomain(_ domain: String) -> Bool {
+        let bytes = Array(domain.utf8)
+        guard !bytes.isEmpty, bytes.count <= 253 else { return false }
+        if IPAddressSyntax.isIPv4(bytes[...]) { return true }
+        for label in bytes.split(separator: ASCII.dot, omittingEmptySubsequences: false) {
+            guard (1...63).contains(label.count), label.first != UInt8(ascii: "-"), label.last != UInt8(ascii: "-"),
+                label.allSatisfy({ ASCII.isAlpha($0) || ASCII.isDigit($0) || $0 == UInt8(ascii: "-") })
+            else { return false }
+        }
+        return true
+    }
+}
+
+/// A `SetCookie` that cannot be serialised. The message names the attribute, not its value.
+public struct CookieError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: Hashable, Sendable {
+        case invalidName
+        case invalidValue
+        case invalidPath
+        case invalidDomain
+        case sameSiteNoneWithoutSecure
+    }
+
+    public let kind: Kind
+
+    public init(_ kind: Kind) {
+        self.kind = kind
+    }
+
+    public var description: String {
+        switch kind {
+        case .invalidName: return "invalid cookie name: use a non-empty token without spaces or separators"
+        case .invalidValue: return "invalid cookie value: use visible ASCII without '\"', ';' or '\\'"
+        case .invalidPath: return "invalid cookie path: remove ';' and control characters"
+        case .invalidDomain: return "invalid cookie domain: use a host name or an IPv4 address"
+        case .sameSiteNoneWithoutSecure: return "SameSite=None requires Secure: set secure or pick Lax"
+        }
+    }
+}

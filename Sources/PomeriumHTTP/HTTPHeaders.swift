@@ -1,0 +1,117 @@
+/// An ordered list of header fields that keeps the order, the case of names, and repeated names as
+/// received. Lookups compare names case-insensitively (RFC 9110 §5.1).
+///
+/// The list itself accepts any strings; the encoders reject names that are not tokens and values
+/// with CR, LF, NUL or other control characters before anything reaches the wire.
+public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, ExpressibleByDictionaryLiteral {
+    /// One field line.
+    public struct Field: Sendable, Hashable {
+        public var name: String
+        public var value: String
+
+        public init(name: String, value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    private var fields: [Field]
+
+    public init() {
+        fields = []
+    }
+
+    public init(_ fields: [(name: String, value: String)]) {
+        self.fields = fields.map { Field(name: $0.name, value: $0.value) }
+    }
+
+    public init(dictionaryLiteral elements: (String, String)...) {
+        fields = elements.map { Field(name: $0.0, value: $0.1) }
+    }
+
+    init(reservingCapacity capacity: Int) {
+        fields = []
+        fields.reserveCapacity(capacity)
+    }
+
+    public var startIndex: Int { fields.startIndex }
+    public var endIndex: Int { fields.endIndex }
+    public subscript(position: Int) -> Field { fields[position] }
+
+    /// Appends a field after all existing ones, keeping any earlier field with the same name.
+    public mutating func add(name: String, value: String) {
+        fields.append(Field(name: name, value: value))
+    }
+
+    /// Removes every field named `name` and appends one field with `value`.
+    public mutating func replaceOrAdd(name: String, value: String) {
+        if let index = fields.firstIndex(where: { ASCII.equalsIgnoringCase($0.name, name) }) {
+            fields[index].value = value
+            var next = index + 1
+            while next < fields.count {
+                if ASCII.equalsIgnoringCase(fields[next].name, name) {
+                    fields.remove(at: next)
+                } else {
+                    next += 1
+                }
+            }
+        } else {
+            add(name: name, value: value)
+        }
+    }
+
+    /// Removes every field named `name`.
+    public mutating func remove(name: String) {
+        fields.removeAll { ASCII.equalsIgnoringCase($0.name, name) }
+    }
+
+    /// Removes every field for which `shouldRemove` returns true.
+    public mutating func removeAll(where shouldRemove: (Field) throws -> Bool) rethrows {
+        try fields.removeAll(where: shouldRemove)
+    }
+
+    /// The value of the first field named `name`.
+    public func first(name: String) -> String? {
+        fields.first { ASCII.equalsIgnoringCase($0.name, name) }?.value
+    }
+
+    /// The values of every field named `name`, in order.
+    public subscript(name: String) -> [String] {
+        fields.compactMap { ASCII.equalsIgnoringCase($0.name, name) ? $0.value : nil }
+    }
+
+    public func contains(name: String) -> Bool {
+        fields.contains { ASCII.equalsIgnoringCase($0.name, name) }
+    }
+
+    /// The number of fields named `name`.
+    public func count(name: String) -> Int {
+        fields.reduce(0) { $0 + (ASCII.equalsIgnoringCase($1.name, name) ? 1 : 0) }
+    }
+
+    /// The comma-separated list elements of every field named `name`, trimmed and lowercased, with
+    /// empty elements dropped (RFC 9110 §5.6.1). Suits `Connection`, `Transfer-Encoding`, `Upgrade`.
+    public func tokens(name: String) -> [String] {
+        var result: [String] = []
+        for field in fields where ASCII.equalsIgnoringCase(field.name, name) {
+            for element in field.value.utf8.split(separator: ASCII.comma) {
+                let trimmed = element.drop(while: ASCII.isWhitespace).reversed().drop(while: ASCII.isWhitespace)
+                if trimmed.isEmpty { continue }
+                result.append(String(decoding: trimmed.reversed().map(ASCII.lowercased), as: UTF8.self))
+            }
+        }
+        return result
+    }
+
+    /// Whether a comma-separated list field named `name` contains `token`, compared case-insensitively.
+    public func containsToken(_ token: String, name: String) -> Bool {
+        tokens(name: name).contains { ASCII.equalsIgnoringCase($0, token) }
+    }
+}
+
+extension HTTPHeaders.Field {
+    /// Whether this field's name equals `name`, compared case-insensitively.
+    public func hasName(_ name: String) -> Bool {
+        ASCII.equalsIgnoringCase(self.name, name)
+    }
+}

@@ -1,0 +1,211 @@
+/// An incremental HTTP/1.1 request parser (RFC 9112) for the server side. It owns no socket:
+/// the caller feeds received bytes in slices of any size, down to one byte, and pulls events.
+///
+/// Choices where the RFCs leave room, all on the side of rejecting:
+/// - Line endings must be CRLF. A bare LF (RFC 9112 §2.2 allows accepting it) and a bare CR are
+///   rejected with 400, so no two parsers on the path can disagree about where a line ends.
+/// - `Content-Length` must be one field with plain digits. A comma list, even of equal values
+///   (RFC 9110 §8.6 allows accepting it), and a second `Content-Length` field are rejected with 400.
+/// - `Transfer-Encoding` must be exactly `chunked`; any other coding gets 501, `chunked` twice or
+///   not last gets 400, and together with `Content-Length` or in an HTTP/1.0 request it gets 400.
+/// - Obsolete line folding, whitespace before the colon, control characters in field values and
+///   non-token field names get 400. Up to 8 empty lines before the request line are skipped.
+/// - The request line is `method SP target SP version` with exactly one space each; targets may
+///   contain only RFC 3986 characters, so a raw space, `"`, `<`, `\` or `#` gets 400.
+/// - HTTP/1.x with x above 1 is handled as HTTP/1.1 (RFC 9112 §2.3); other major versions get 505.
+/// - Duplicate slashes in the path are kept here; `PathNormalization` decides about them.
+///
+/// After a request that asks to switch protocols (`Upgrade` with `Connection: upgrade`, or
+/// `CONNECT`), the parser stops at the end of that request: the caller either calls
+/// `takeRemainingBytes()` to start a tunnel or `resumeAfterDeclinedUpgrade()` to keep parsing HTTP.
+public struct HTTPRequestParser: Sendable {
+    /// What the parser found in the bytes fed so far.
+    public enum Event: Hashable, Sendable {
+        /// A complete request head. Body events follow, then `end`.
+        case head(HTTPRequestHead)
+        /// Body bytes after transfer decoding; never empty.
+        case body([UInt8])
+        /// The end of the request, with the trailer fields of a chunked body (usually none).
+        case end(trailers: HTTPHeaders)
+        /// The request is invalid. The parser stops: answer `error.status` and close the connection.
+        case error(HTTPParseError)
+    }
+
+    private enum State {
+        case head(SectionScanner)
+        case body(BodyDecoder, isUpgrade: Bool)
+        case awaitingUpgradeDecision
+        case upgraded
+        case failed
+    }
+
+    public let limits: HTTPParserLimits
+    private var buffer = ParserBuffer()
+    private var state: State = .head(SectionScanner(hasStartLine: true))
+    private var inputClosed = false
+
+    public init(limits: HTTPParserLimits = HTTPParserLimits()) {
+        self.limits = limits
+    }
+
+    /// Appends received bytes. Events become available through `next()`.
+    public mutating func feed(_ bytes: some Sequence<UInt8>) {
+        guard !inputClosed else { return }
+        buffer.append(bytes)
+    }
+
+    /// Records that the peer closed its sending side. A request cut short then yields an
+    /// `incompleteMessage` error; a connection closed between requests yields no event.
+    public mutating func finish() {
+        inputClosed = true
+    }
+
+    /// The number of received bytes not yet turned into events.
+    public var bufferedByteCount: Int { buffer.readableCount }
+
+    /// Whether the parser is between requests with nothing buffered, so closing loses nothing.
+    public var isIdle: Bool {
+        if case .head = state { return buffer.readableCount == 0 }
+        return false
+    }
+
+    /// Whether the parser stopped after a request that asks to switch protocols.
+    public var isAwaitingUpgradeDecision: Bool {
+        if case .awaitingUpgradeDecision = state { return true }
+        return false
+    }
+
+    /// Returns the next event, or nil when more bytes are needed (or the parser has stopped after
+    /// an error, an upgrade request or the end of input).
+    public mutating func next() -> Event? {
+        switch state {
+        case .failed, .upgraded, .awaitingUpgradeDecision:
+            return nil
+        case .head(var scanner):
+            switch scanner.scan(buffer, limits: limits) {
+            case .incomplete:
+                state = .head(scanner)
+                if inputClosed && buffer.readableCount > 0 { return fail(.incompleteMessage) }
+                return nil
+            case .failed(let kind):
+                return fail(kind)
+            case .complete(let length):
+                do {
+                    let head = try parseHead(scanner.lines)
+                    let framing = try bodyFraming(of: head)
+                    buffer.readIndex += length
+                    state = .body(BodyDecoder(framing: framing), isUpgrade: head.isUpgradeRequest)
+                    return .head(head)
+                } catch {
+                    return fail(error.kind)
+                }
+            }
+        case .body(var decoder, let isUpgrade):
+            let step = decoder.step(&buffer, limits: limits, inputClosed: inputClosed)
+            switch step {
+            case .needMore:
+                state = .body(decoder, isUpgrade: isUpgrade)
+                return nil
+            case .failed(let kind):
+                return fail(kind)
+            case .body(let bytes):
+                state = .body(decoder, isUpgrade: isUpgrade)
+                return .body(bytes)
+            case .end(let trailers):
+                state = isUpgrade ? .awaitingUpgradeDecision : .head(SectionScanner(hasStartLine: true))
+                return .end(trailers: trailers)
+            }
+        }
+    }
+
+    /// Stops parsing and returns every byte received after the upgrade request, which belongs to
+    /// the new protocol. Later `feed` calls are ignored; the caller forwards bytes directly.
+    public mutating func takeRemainingBytes() -> [UInt8] {
+        state = .upgraded
+        inputClosed = true
+        return buffer.takeAll()
+    }
+
+    /// Continues parsing HTTP after the upstream refused to switch protocols.
+    public mutating func resumeAfterDeclinedUpgrade() {
+        if case .awaitingUpgradeDecision = state {
+            state = .head(SectionScanner(hasStartLine: true))
+        }
+    }
+
+    private mutating func fail(_ kind: HTTPParseError.Kind) -> Event {
+        state = .failed
+        return .error(HTTPParseError(kind))
+    }
+
+    private func parseHead(_ lines: [Range<Int>]) throws(HTTPParseError) -> HTTPRequestHead {
+        let base = buffer.readIndex
+        let bytes = buffer.bytes
+        let requestLine = lines[0]
+        let line = bytes[(base + requestLine.lowerBound)..<(base + requestLine.upperBound)]
+        guard let firstSpace = line.firstIndex(of: ASCII.space) else { throw HTTPParseError(.invalidMethod) }
+        let methodBytes = line[line.startIndex..<firstSpace]
+        guard !methodBytes.isEmpty, methodBytes.allSatisfy(ASCII.isTokenCharacter) else {
+            throw HTTPParseError(.invalidMethod)
+        }
+        let afterMethod = line[(firstSpace + 1)...]
+        guard let secondSpace = afterMethod.firstIndex(of: ASCII.space) else { throw HTTPParseError(.invalidTarget) }
+        let targetBytes = afterMethod[afterMethod.startIndex..<secondSpace]
+        let version = try StartLineSyntax.parseVersion(afterMethod[(secondSpace + 1)...])
+        let method = HTTPMethod(validatedBytes: methodBytes)
+        let targetForm = try HTTPRequestTarget.parse(targetBytes, method: method)
+        let headers = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
+        try checkHost(headers, version: version)
+        return HTTPRequestHead(
+            method: method, target: String(decoding: targetBytes, as: UTF8.self), targetForm: targetForm,
+            version: version, headers: headers)
+    }
+
+    /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`; any request has at most one,
+    /// and its value must be `uri-host [":" port]` (empty is allowed).
+    private func checkHost(_ headers: HTTPHeaders, version: HTTPVersion) throws(HTTPParseError) {
+        var host: String?
+        for field in headers where field.hasName("Host") {
+            guard host == nil else { throw HTTPParseError(.multipleHost) }
+            host = field.value
+        }
+        guard let host else {
+            if version.isAtLeastHTTP11 { throw HTTPParseError(.missingHost) }
+            return
+        }
+        guard HostSyntax.parse(Array(host.utf8)[...]) != nil else { throw HTTPParseError(.invalidHost) }
+    }
+
+    /// RFC 9112 §6.3 for requests: chunked when `Transfer-Encoding` is present, else the
+    /// `Content-Length`, else no body.
+    private func bodyFraming(of head: HTTPRequestHead) throws(HTTPParseError) -> BodyFraming {
+        if head.headers.contains(name: "Transfer-Encoding") {
+            if head.headers.contains(name: "Content-Length") {
+                throw HTTPParseError(.contentLengthWithTransferEncoding)
+            }
+            if !head.version.isAtLeastHTTP11 { throw HTTPParseError(.transferEncodingInHTTP10) }
+            try FramingRules.checkTransferEncoding(head.headers)
+            return .chunked
+        }
+        guard let length = try FramingRules.contentLength(head.headers) else { return .none }
+        if let max = limits.maxBodySize, length > max { throw HTTPParseError(.bodyTooLarge) }
+        return length == 0 ? .none : .fixed(length)
+    }
+}
+
+/// Start-line pieces shared by the request and response parsers.
+enum StartLineSyntax {
+    /// Parses `HTTP/DIGIT.DIGIT` (RFC 9112 §2.3). Malformed text throws `invalidVersion`, and a
+    /// major version other than 1 throws `unsupportedVersion`.
+    static func parseVersion(_ bytes: ArraySlice<UInt8>) throws(HTTPParseError) -> HTTPVersion {
+        guard bytes.count == 8, bytes.starts(with: "HTTP/".utf8) else { throw HTTPParseError(.invalidVersion) }
+        let start = bytes.startIndex
+        let major = bytes[start + 5]
+        let minor = bytes[start + 7]
+        guard ASCII.isDigit(major), bytes[start + 6] == ASCII.dot, ASCII.isDigit(minor) else {
+            throw HTTPParseError(.invalidVersion)
+        }
+        guard major == UInt8(ascii: "1") else { throw HTTPParseError(.unsupportedVersion) }
+        return HTTPVersion(major: 1, minor: Int(minor &- UInt8(ascii: "0")))
+    }
+}

@@ -1,0 +1,222 @@
+/// An incremental HTTP/1.1 response parser (RFC 9112) for the client side. Before the bytes of a
+/// response arrive, the caller records the method of the request it answers with
+/// `expectResponse(to:)`, because a `HEAD` response has no body and a `2xx` to `CONNECT` opens a
+/// tunnel. Responses arrive in request order, so several requests may be outstanding.
+///
+/// It applies the request parser's line rules (CRLF only, no folding, no control characters) and
+/// its `Content-Length` and `Transfer-Encoding` rules. A response with neither field runs until the
+/// connection closes (RFC 9112 §6.3 rule 8). A `Transfer-Encoding` that does not end in `chunked`
+/// would also run to the close (rule 4), but it is rejected, because this parser decodes no other
+/// coding. Errors here mean the upstream misbehaved: a proxy answers its own client 502 whatever
+/// `HTTPParseError.status` says.
+public struct HTTPResponseParser: Sendable {
+    public enum Event: Hashable, Sendable {
+        /// An interim 1xx response other than 101; the final response follows.
+        case informational(HTTPResponseHead)
+        /// The head of the final response. Body events follow, then `end`.
+        case head(HTTPResponseHead)
+        /// Body bytes after transfer decoding; never empty.
+        case body([UInt8])
+        /// The end of the response, with the trailer fields of a chunked body (usually none).
+        case end(trailers: HTTPHeaders)
+        /// The peer switched protocols (101, or 2xx to `CONNECT`). The parser stops; take the bytes
+        /// that follow the head with `takeRemainingBytes()`.
+        case upgrade(HTTPResponseHead)
+        /// The response is invalid; the parser stops and the connection cannot be reused.
+        case error(HTTPParseError)
+    }
+
+    private enum State {
+        case head(SectionScanner)
+        case body(BodyDecoder)
+        case upgraded
+        case failed
+    }
+
+    public let limits: HTTPParserLimits
+    private var buffer = ParserBuffer()
+    private var state: State = .head(SectionScanner(hasStartLine: true))
+    private var inputClosed = false
+    private var pendingMethods: [HTTPMethod] = []
+    private var pendingMethodIndex = 0
+
+    /// Whether the current or last response body runs until the connection closes, in which case
+    /// the connection cannot carry another request.
+    public private(set) var isCloseDelimited = false
+
+    public init(limits: HTTPParserLimits = HTTPParserLimits()) {
+        self.limits = limits
+    }
+
+    /// Records that a request with `method` was sent and its response is expected next in line.
+    public mutating func expectResponse(to method: HTTPMethod) {
+        pendingMethods.append(method)
+    }
+
+    /// The number of requests whose final response head has not arrived yet.
+    public var outstandingRequestCount: Int { pendingMethods.count - pendingMethodIndex }
+
+    public mutating func feed(_ bytes: some Sequence<UInt8>) {
+        guard !inputClosed else { return }
+        buffer.append(bytes)
+    }
+
+    /// Records that the peer closed the connection: a close-delimited body ends, anything else
+    /// incomplete becomes an `incompleteMessage` error.
+    public mutating func finish() {
+        inputClosed = true
+    }
+
+    /// Returns the next event, or nil when more bytes are needed or the parser has stopped.
+    public mutating func next() -> Event? {
+        while true {
+            switch state {
+            case .failed, .upgraded:
+                return nil
+            case .head(var scanner):
+                if buffer.readableCount > 0 && outstandingRequestCount == 0 {
+                    return fail(.unexpectedResponse)
+                }
+                switch scanner.scan(buffer, limits: limits) {
+                case .incomplete:
+                    state = .head(scanner)
+                    if inputClosed && (buffer.readableCount > 0 || outstandingRequestCount > 0) {
+                        return fail(.incompleteMessage)
+                    }
+                    return nil
+                case .failed(let kind):
+                    return fail(kind == .requestLineTooLong ? .invalidStatusLine : kind)
+                case .complete(let length):
+                    do {
+                        let head = try parseHead(scanner.lines)
+                        buffer.readIndex += length
+                        return try classify(head)
+                    } catch {
+                        return fail(error.kind)
+                    }
+                }
+            case .body(var decoder):
+                let step = decoder.step(&buffer, limits: limits, inputClosed: inputClosed)
+                switch step {
+                case .needMore:
+                    state = .body(decoder)
+                    return nil
+                case .failed(let kind):
+                    return fail(kind)
+                case .body(let bytes):
+                    state = .body(decoder)
+                    return .body(bytes)
+                case .end(let trailers):
+                    state = .head(SectionScanner(hasStartLine: true))
+                    if isCloseDelimited { state = .failed }
+                    return .end(trailers: trailers)
+                }
+            }
+        }
+    }
+
+    /// Returns the bytes received after a 101 or `CONNECT` response head, which belong to the tunnel.
+    public mutating func takeRemainingBytes() -> [UInt8] {
+        state = .upgraded
+        inputClosed = true
+        return buffer.takeAll()
+    }
+
+    private mutating func fail(_ kind: HTTPParseError.Kind) -> Event {
+        state = .failed
+        return .error(HTTPParseError(kind))
+    }
+
+    /// Decides the event for a parsed head and the framing of what follows it.
+    private mutating func classify(_ head: HTTPResponseHead) throws(HTTPParseError) -> Event {
+        if head.status == 101 {
+            state = .upgraded
+            consumePendingMethod()
+            return .upgrade(head)
+        }
+        if head.isInformational {
+            state = .head(SectionScanner(hasStartLine: true))
+            return .informational(head)
+        }
+        let method = consumePendingMethod()
+        if method == .connect && (200..<300).contains(head.status) {
+            state = .upgraded
+            return .upgrade(head)
+        }
+        let framing = try bodyFraming(of: head, method: method)
+        isCloseDelimited = framing == .closeDelimited
+        state = .body(BodyDecoder(framing: framing))
+        return .head(head)
+    }
+
+    @discardableResult
+    private mutating func consumePendingMethod() -> HTTPMethod {
+        let method = pendingMethods[pendingMethodIndex]
+        pendingMethodIndex += 1
+        if pendingMethodIndex == pendingMethods.count {
+            pendingMethods.removeAll(keepingCapacity: true)
+            pendingMethodIndex = 0
+        }
+        return method
+    }
+
+    /// RFC 9112 §6.3 for responses.
+    private func bodyFraming(of head: HTTPResponseHead, method: HTTPMethod) throws(HTTPParseError) -> BodyFraming {
+        if method == .head || head.status == 204 || head.status == 304 { return .none }
+        if head.headers.contains(name: "Transfer-Encoding") {
+            if head.headers.contains(name: "Content-Length") {
+                throw HTTPParseError(.contentLengthWithTransferEncoding)
+            }
+            if !head.version.isAtLeastHTTP11 { throw HTTPParseError(.transferEncodingInHTTP10) }
+            try FramingRules.checkTransferEncoding(head.headers)
+            return .chunked
+        }
+        guard let length = try FramingRules.contentLength(head.headers) else { return .closeDelimited }
+        if let max = limits.maxBodySize, length > max { throw HTTPParseError(.bodyTooLarge) }
+        return length == 0 ? .none : .fixed(length)
+    }
+
+    /// Parses `HTTP-version SP 3DIGIT [SP reason-phrase]`. A missing space before an empty
+    /// reason is accepted because common servers omit it.
+    private func parseHead(_ lines: [Range<Int>]) throws(HTTPParseError) -> HTTPResponseHead {
+        let base = buffer.readIndex
+        let bytes = buffer.bytes
+        let statusLine = lines[0]
+        let line = bytes[(base + statusLine.lowerBound)..<(base + statusLine.upperBound)]
+        guard line.count >= 12, line[line.startIndex + 8] == ASCII.space else {
+            throw HTTPParseError(.invalidStatusLine)
+        }
+        let version: HTTPVersion
+        do {
+            version = try StartLineSyntax.parseVersion(line[line.startIndex..<(line.startIndex + 8)])
+        } catch {
+            throw HTTPParseError(.invalidStatusLine)
+        }
+        let codeStart = line.startIndex + 9
+        let codeBytes = line[codeStart..<(codeStart + 3)]
+        guard codeBytes.allSatisfy(ASCII.isDigit), codeBytes.first != UInt8(ascii: "0") else {
+            throw HTTPParseError(.invalidStatusLine)
+        }
+        let status = codeBytes.reduce(0) { $0 * 10 + Int($1 &- UInt8(ascii: "0")) }
+        var reason = ""
+        if line.count > 12 {
+            guard line[codeStart + 3] == ASCII.space else { throw HTTPParseError(.invalidStatusLine) }
+            let reasonBytes = line[(codeStart + 4)...]
+            guard reasonBytes.allSatisfy(ASCII.isFieldValueCharacter) else { throw HTTPParseError(.invalidStatusLine) }
+            reason = String(decoding: reasonBytes, as: UTF8.self)
+        }
+        let headers = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
+        return HTTPResponseHead(status: status, reason: reason, version: version, headers: headers)
+    }
+}
+
+extension HTTPResponseHead {
+    /// Whether the server allows another request on the connection: HTTP/1.1 unless
+    /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`. A close-delimited body
+    /// also ends the connection; `HTTPResponseParser.isCloseDelimited` reports that.
+    public var keepAlive: Bool {
+        let tokens = headers.tokens(name: "Connection")
+        if tokens.contains("close") { return false }
+        return version.isAtLeastHTTP11 || tokens.contains("keep-alive")
+    }
+}

@@ -1,0 +1,438 @@
+/// Limits that bound the memory one message can make a parser hold.
+public struct HTTPParserLimits: Sendable, Hashable {
+    /// The maximum length of the request line or status line in bytes, without CRLF. A longer
+    /// request line gets 414.
+    public var maxStartLineLength: Int
+    /// The maximum number of header field lines, and separately of trailer field lines. More get 431.
+    public var maxHeaderCount: Int
+    /// The maximum size in bytes of the header section after the start line, CRLFs included, and
+    /// separately of the trailer section. A larger section gets 431.
+    public var maxHeaderSectionSize: Int
+    /// The maximum length in bytes of a chunk-size line with its extensions, without CRLF.
+    public var maxChunkLineLength: Int
+    /// The maximum body size in bytes after transfer decoding, or nil for no limit. A larger body
+    /// gets 413: at the head when `Content-Length` shows it, else when the chunk that crosses the
+    /// limit arrives.
+    public var maxBodySize: Int?
+
+    public init(
+        maxStartLineLength: Int = 8 * 1024, maxHeaderCount: Int = 100, maxHeaderSectionSize: Int = 64 * 1024,
+        maxChunkLineLength: Int = 4 * 1024, maxBodySize: Int? = nil
+    ) {
+        self.maxStartLineLength = maxStartLineLength
+        self.maxHeaderCount = maxHeaderCount
+        self.maxHeaderSectionSize = maxHeaderSectionSize
+        self.maxChunkLineLength = maxChunkLineLength
+        self.maxBodySize = maxBodySize
+    }
+}
+
+/// The most empty lines tolerated before a start line (RFC 9112 §2.2 asks to ignore at least one).
+private let maxLeadingEmptyLines = 8
+
+/// Bytes received and not yet consumed. `readIndex` is the first unconsumed byte.
+struct ParserBuffer {
+    var bytes: [UInt8] = []
+    var readIndex = 0
+
+    var readableCount: Int { bytes.count - readIndex }
+
+    mutating func append(_ data: some Sequence<UInt8>) {
+        if readIndex == bytes.count {
+            bytes.removeAll(keepingCapacity: true)
+            readIndex = 0
+        } else if readIndex >= 4096 && readIndex * 2 >= bytes.count {
+            bytes.removeSubrange(0..<readIndex)
+            readIndex = 0
+        }
+        bytes.append(contentsOf: data)
+    }
+
+    /// Removes and returns up to `count` readable bytes.
+    mutating func take(upTo count: Int) -> [UInt8] {
+        let length = min(count, readableCount)
+        let result = Array(bytes[readIndex..<(readIndex + length)])
+        readIndex += length
+        return result
+    }
+
+    mutating func takeAll() -> [UInt8] {
+        take(upTo: readableCount)
+    }
+}
+
+/// Finds the lines of a header or trailer section, CRLF by CRLF, resuming where the previous
+/// call stopped so that feeding one byte at a time stays linear. Offsets are relative to the
+/// buffer's `readIndex`, which does not move while a section is scanned.
+struct SectionScanner {
+    enum Result {
+        case incomplete
+        /// The section ends `length` bytes after `readIndex`, final empty line included.
+        case complete(length: Int)
+        case failed(HTTPParseError.Kind)
+    }
+
+    /// Whether the first line is a start line, which has its own limit and may follow empty lines.
+    let hasStartLine: Bool
+    private(set) var lines: [Range<Int>] = []
+    private var scanned = 0
+    private var lineStart = 0
+    private var sectionStart = 0
+    private var leadingEmptyLines = 0
+
+    init(hasStartLine: Bool) {
+        self.hasStartLine = hasStartLine
+    }
+
+    private var inStartLine: Bool { hasStartLine && lines.isEmpty }
+
+    mutating func scan(_ buffer: ParserBuffer, limits: HTTPParserLimits) -> Result {
+        let base = buffer.readIndex
+        let end = buffer.bytes.count - base
+        return buffer.bytes.withUnsafeBufferPointer { storage in
+            var index = scanned
+            while index < end {
+                let byte = storage[base + index]
+                if byte == ASCII.lf {
+                    guard index > lineStart, storage[base + index - 1] == ASCII.cr else {
+                        return .failed(.bareLineFeed)
+                    }
+                    let line = lineStart..<(index - 1)
+                    lineStart = index + 1
+                    if line.isEmpty {
+                        if inStartLine {
+                            leadingEmptyLines += 1
+                            if leadingEmptyLines > maxLeadingEmptyLines { return .failed(.tooManyEmptyLines) }
+                        } else {
+                            return .complete(length: index + 1)
+                        }
+                    } else {
+                        if inStartLine { sectionStart = index + 1 }
+                        lines.append(line)
+                        if lines.count - (hasStartLine ? 1 : 0) > limits.maxHeaderCount {
+                            return .failed(.tooManyHeaders)
+                        }
+                    }
+                } else if byte == ASCII.cr {
+                    if index + 1 == end {
+                        // The next byte decides whether this CR is part of a CRLF.
+                        scanned = index
+                        return .incomplete
+                    }
+                    guard storage[base + index + 1] == ASCII.lf else { return .failed(.bareCarriageReturn) }
+                }
+                if inStartLine {
+                    if index - lineStart >= limits.maxStartLineLength {
+                        return .failed(.requestLineTooLong)
+                    }
+                } else if index - sectionStart >= limits.maxHeaderSectionSize {
+                    return .failed(.headerSectionTooLarge)
+                }
+                index += 1
+            }
+            scanned = index
+            return .incomplete
+        }
+    }
+}
+
+/// Field-line parsing shared by header and trailer sections (RFC 9112 §5).
+enum FieldLineParser {
+    /// Parses `lines` of `bytes` into fields. Rejects line folding, whitespace before the colon,
+    /// names that are not tokens and values with control characters other than HTAB.
+    static func parse(
+        _ lines: ArraySlice<Range<Int>>, in bytes: [UInt8], base: Int
+    ) throws(HTTPParseError) -> HTTPHeaders {
+        var headers = HTTPHeaders(reservingCapacity: lines.count)
+        for line in lines {
+            let start = base + line.lowerBound
+            let end = base + line.upperBound
+            if ASCII.isWhitespace(bytes[start]) { throw HTTPParseError(.obsoleteLineFolding) }
+            var colon = start
+            while colon < end, bytes[colon] != ASCII.colon {
+                let byte = bytes[colon]
+                if ASCII.isWhitespace(byte) { throw HTTPParseError(.whitespaceBeforeColon) }
+                guard ASCII.isTokenCharacter(byte) else { throw HTTPParseError(.invalidHeaderName) }
+                colon += 1
+            }
+            guard colon < end, colon > start else { throw HTTPParseError(.invalidHeaderName) }
+            var valueStart = colon + 1
+            var valueEnd = end
+            while valueStart < valueEnd, ASCII.isWhitespace(bytes[valueStart]) { valueStart += 1 }
+            while valueEnd > valueStart, ASCII.isWhitespace(bytes[valueEnd - 1]) { valueEnd -= 1 }
+            for index in valueStart..<valueEnd where !ASCII.isFieldValueCharacter(bytes[index]) {
+                throw HTTPParseError(.invalidHeaderValue)
+            }
+            // NOTE: obs-text bytes that are not UTF-8 become U+FFFD here, so a proxy forwards
+            // such values altered rather than byte for byte.
+            headers.add(
+                name: String(decoding: bytes[start..<colon], as: UTF8.self),
+                value: String(decoding: bytes[valueStart..<valueEnd], as: UTF8.self)
+            )
+        }
+        return headers
+    }
+}
+
+/// How the body of a message is delimited (RFC 9112 §6.3).
+enum BodyFraming: Equatable {
+    case none
+    case fixed(Int)
+    case chunked
+    case closeDelimited
+}
+
+/// Framing rules that request and response parsing share.
+enum FramingRules {
+    /// Checks `Transfer-Encoding`: every list element must be a bare token, the only coding
+    /// accepted is `chunked`, and it must appear exactly once, last.
+    static func checkTransferEncoding(_ headers: HTTPHeaders) throws(HTTPParseError) {
+        var codings: [ArraySlice<UInt8>] = []
+        for field in headers where field.hasName("Transfer-Encoding") {
+            for element in Array(field.value.utf8).split(separator: ASCII.comma, omittingEmptySubsequences: false) {
+                var trimmed = element[...]
+                while let first = trimmed.first, ASCII.isWhitespace(first) { trimmed = trimmed.dropFirst() }
+                while let last = trimmed.last, ASCII.isWhitespace(last) { trimmed = trimmed.dropLast() }
+                if trimmed.isEmpty { continue }
+                guard trimmed.allSatisfy(ASCII.isTokenCharacter) else {
+                    throw HTTPParseError(.invalidTransferEncoding)
+                }
+                codings.append(trimmed)
+            }
+        }
+        guard !codings.isEmpty else { throw HTTPParseError(.invalidTransferEncoding) }
+        let isChunked: (ArraySlice<UInt8>) -> Bool = {
+            $0.count == 7 && $0.map(ASCII.lowercased).elementsEqual("chunked".utf8)
+        }
+        if codings.contains(where: { !isChunked($0) }) { throw HTTPParseError(.unsupportedTransferCoding) }
+        guard codings.count == 1 else { throw HTTPParseError(.invalidTransferEncoding) }
+    }
+
+    /// The value of the single `Content-Length` field, or nil when there is none. Rejects repeated
+    /// fields and any value that is not plain digits, including a comma list of equal values.
+    static func contentLength(_ headers: HTTPHeaders) throws(HTTPParseError) -> Int? {
+        var found: String?
+        for field in headers where field.hasName("Content-Length") {
+            guard found == nil else { throw HTTPParseError(.multipleContentLength) }
+            found = field.value
+        }
+        guard let found else { return nil }
+        let digits = found.utf8
+        // 18 digits always fit in Int64, so the arithmetic below cannot overflow.
+        guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy(ASCII.isDigit) else {
+            throw HTTPParseError(.invalidContentLength)
+        }
+        return digits.reduce(0) { $0 * 10 + Int($1 &- UInt8(ascii: "0")) }
+    }
+}
+
+/// Decodes a message body by its framing, producing body bytes and the end with trailers.
+struct BodyDecoder {
+    enum Step {
+        case body([UInt8])
+        case end(HTTPHeaders)
+        case needMore
+        case failed(HTTPParseError.Kind)
+    }
+
+    private enum State {
+        case fixed(remaining: Int)
+        case chunkSizeLine(scanned: Int)
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers(SectionScanner)
+        case closeDelimited
+        case done
+    }
+
+    private var state: State
+    private var received = 0
+
+    init(framing: BodyFraming) {
+        switch framing {
+        case .none: state = .fixed(remaining: 0)
+        case .fixed(let length): state = .fixed(remaining: length)
+        case .chunked: state = .chunkSizeLine(scanned: 0)
+        case .closeDelimited: state = .closeDelimited
+        }
+    }
+
+    /// Advances by what `buffer` holds. `inputClosed` is set once the peer has closed its side.
+    mutating func step(_ buffer: inout ParserBuffer, limits: HTTPParserLimits, inputClosed: Bool) -> Step {
+        while true {
+            switch state {
+            case .done:
+                return .needMore
+            case .fixed(let remaining):
+                if remaining == 0 {
+                    state = .done
+                    return .end(HTTPHeaders())
+                }
+                if buffer.readableCount == 0 { return inputClosed ? .failed(.incompleteMessage) : .needMore }
+                let bytes = buffer.take(upTo: remaining)
+                state = .fixed(remaining: remaining - bytes.count)
+                return .body(bytes)
+            case .closeDelimited:
+                if buffer.readableCount > 0 {
+                    let bytes = buffer.takeAll()
+                    received += bytes.count
+                    if let max = limits.maxBodySize, received > max { return .failed(.bodyTooLarge) }
+                    return .body(bytes)
+                }
+                guard inputClosed else { return .needMore }
+                state = .done
+                return .end(HTTPHeaders())
+            case .chunkSizeLine(let scanned):
+                switch scanChunkSizeLine(buffer, scanned: scanned, limits: limits) {
+                case .needMore(let newScanned):
+                    state = .chunkSizeLine(scanned: newScanned)
+                    return inputClosed ? .failed(.incompleteMessage) : .needMore
+                case .failed(let kind):
+                    return .failed(kind)
+                case .size(let size, let lineLength):
+                    buffer.readIndex += lineLength
+                    if size == 0 {
+                        state = .trailers(SectionScanner(hasStartLine: false))
+                    } else {
+                        received += size
+                        if let max = limits.maxBodySize, received > max { return .failed(.bodyTooLarge) }
+                        state = .chunkData(remaining: size)
+                    }
+                }
+            case .chunkData(let remaining):
+                if buffer.readableCount == 0 { return inputClosed ? .failed(.incompleteMessage) : .needMore }
+                let bytes = buffer.take(upTo: remaining)
+                state = remaining == bytes.count ? .chunkDataEnd : .chunkData(remaining: remaining - bytes.count)
+                return .body(bytes)
+            case .chunkDataEnd:
+                if buffer.readableCount < 2 {
+                    if buffer.readableCount == 1 && buffer.bytes[buffer.readIndex] != ASCII.cr {
+                        return .failed(.missingChunkTerminator)
+                    }
+                    return inputClosed ? .failed(.incompleteMessage) : .needMore
+                }
+                guard buffer.bytes[buffer.readIndex] == ASCII.cr, buffer.bytes[buffer.readIndex + 1] == ASCII.lf else {
+                    return .failed(.missingChunkTerminator)
+                }
+                buffer.readIndex += 2
+                state = .chunkSizeLine(scanned: 0)
+            case .trailers(var scanner):
+                let result = scanner.scan(buffer, limits: limits)
+                switch result {
+                case .incomplete:
+                    state = .trailers(scanner)
+                    return inputClosed ? .failed(.incompleteMessage) : .needMore
+                case .failed(let kind):
+                    return .failed(kind)
+                case .complete(let length):
+                    let trailers: HTTPHeaders
+                    do {
+                        trailers = try FieldLineParser.parse(
+                            scanner.lines[...], in: buffer.bytes, base: buffer.readIndex)
+                    } catch {
+                        return .failed(error.kind)
+                    }
+                    buffer.readIndex += length
+                    state = .done
+                    return .end(trailers)
+                }
+            }
+        }
+    }
+
+    private enum ChunkLine {
+        case needMore(scanned: Int)
+        case failed(HTTPParseError.Kind)
+        /// The chunk size and the length of the line including CRLF.
+        case size(Int, lineLength: Int)
+    }
+
+    private func scanChunkSizeLine(_ buffer: ParserBuffer, scanned: Int, limits: HTTPParserLimits) -> ChunkLine {
+        let bytes = buffer.bytes
+        let base = buffer.readIndex
+        var index = base + scanned
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == ASCII.lf {
+                guard index > base, bytes[index - 1] == ASCII.cr else { return .failed(.bareLineFeed) }
+                return parseChunkSizeLine(bytes[base..<(index - 1)], lineLength: index + 1 - base)
+            }
+            if byte == ASCII.cr {
+                if index + 1 == bytes.count { return .needMore(scanned: index - base) }
+                if bytes[index + 1] != ASCII.lf { return .failed(.bareCarriageReturn) }
+            }
+            if index - base >= limits.maxChunkLineLength { return .failed(.chunkLineTooLong) }
+            index += 1
+        }
+        return .needMore(scanned: index - base)
+    }
+
+    /// Parses `chunk-size [ chunk-ext ]` (RFC 9112 §7.1): hex digits, then any number of
+    /// `BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ]`. Extensions are checked and dropped.
+    private func parseChunkSizeLine(_ line: ArraySlice<UInt8>, lineLength: Int) -> ChunkLine {
+        var index = line.startIndex
+        var size = 0
+        while index < line.endIndex, let digit = ASCII.hexValue(line[index]) {
+            // Beyond 2^59 the next shift could overflow; no real chunk is that large.
+            guard size < 1 << 59 else { return .failed(.invalidChunkSize) }
+            size = size << 4 | Int(digit)
+            index += 1
+        }
+        guard index > line.startIndex else { return .failed(.invalidChunkSize) }
+        var sawExtension = false
+        while index < line.endIndex {
+            let whitespaceStart = index
+            while index < line.endIndex, ASCII.isWhitespace(line[index]) { index += 1 }
+            guard index < line.endIndex else {
+                return index == whitespaceStart ? .size(size, lineLength: lineLength) : .failed(.invalidChunkExtension)
+            }
+            guard line[index] == ASCII.semicolon else {
+                return .failed(sawExtension || index != whitespaceStart ? .invalidChunkExtension : .invalidChunkSize)
+            }
+            sawExtension = true
+            index += 1
+            while index < line.endIndex, ASCII.isWhitespace(line[index]) { index += 1 }
+            let nameStart = index
+            while index < line.endIndex, ASCII.isTokenCharacter(line[index]) { index += 1 }
+            guard index > nameStart else { return .failed(.invalidChunkExtension) }
+            var lookahead = index
+            while lookahead < line.endIndex, ASCII.isWhitespace(line[lookahead]) { lookahead += 1 }
+            guard lookahead < line.endIndex, line[lookahead] == ASCII.equals else { continue }
+            index = lookahead + 1
+            while index < line.endIndex, ASCII.isWhitespace(line[index]) { index += 1 }
+            guard let valueEnd = QuotedStringSyntax.endOfTokenOrQuotedString(line, from: index) else {
+                return .failed(.invalidChunkExtension)
+            }
+            index = valueEnd
+        }
+        return .size(size, lineLength: lineLength)
+    }
+}
+
+/// `quoted-string` of RFC 9110 §5.6.4.
+enum QuotedStringSyntax {
+    /// The index after a token or quoted string starting at `start`, or nil when neither starts there.
+    static func endOfTokenOrQuotedString(_ bytes: ArraySlice<UInt8>, from start: Int) -> Int? {
+        guard start < bytes.endIndex else { return nil }
+        if bytes[start] != ASCII.quote {
+            var index = start
+            while index < bytes.endIndex, ASCII.isTokenCharacter(bytes[index]) { index += 1 }
+            return index > start ? index : nil
+        }
+        var index = start + 1
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            switch byte {
+            case ASCII.quote:
+                return index + 1
+            case ASCII.backslash:
+                guard index + 1 < bytes.endIndex, ASCII.isFieldValueCharacter(bytes[index + 1]) else { return nil }
+                index += 2
+            default:
+                guard ASCII.isFieldValueCharacter(byte) else { return nil }
+                index += 1
+            }
+        }
+        return nil
+    }
+}
