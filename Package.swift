@@ -73,6 +73,20 @@ let package = Package(
             dependencies: ["PomeriumNet", "PomeriumHTTP", "PomeriumCore", "PomeriumCrypto", "PomeriumLogging"],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "PomeriumReverseProxy",
+            dependencies: ["PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet", "PomeriumLogging"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "NetBench",
+            dependencies: [
+                "PomeriumReverseProxy", "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet",
+                "PomeriumCrypto", "PomeriumLogging",
+            ],
+            path: "Benchmarks/NetBench",
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Sessions and stores
 
@@ -142,7 +156,9 @@ let package = Package(
         ),
         .testTarget(
             name: "PomeriumNetTests",
-            dependencies: ["PomeriumNet", "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumTestSupport"],
+            dependencies: [
+                "PomeriumNet", "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumReverseProxy", "PomeriumTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

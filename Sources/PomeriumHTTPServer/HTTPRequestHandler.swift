@@ -126,6 +126,12 @@ public final class HTTPResponder {
         connection.stream.write(bytes)
     }
 
+    /// Closes the tunnel once queued bytes are out.
+    public func closeTunnel() {
+        guard isCurrent, connection.isTunnel else { return }
+        connection.stream.closeAfterFlush()
+    }
+
     /// Sends EOF to the client once queued tunnel bytes are out.
     public func tunnelFinish() {
         guard isCurrent, connection.isTunnel else { return }
