@@ -110,6 +110,13 @@ final class HTTPClientConnection: StreamConnectionDelegate {
             request?.tunnelUpstreamFinished()
             return
         }
+        if let request, !request.receivedAnyResponseByte {
+            // Closed before any response byte: the request may be retried on a fresh connection.
+            self.request = nil
+            request.connectionLost(beforeResponse: true, reused: wasReused)
+            close()
+            return
+        }
         parser.finish()
         pump()
         if !isClosed {

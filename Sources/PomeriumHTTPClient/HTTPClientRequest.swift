@@ -209,6 +209,11 @@ public final class HTTPClientRequest {
         }
         deadline = MonotonicClock.nanoseconds() &+ UInt64(seconds * 1_000_000_000)
         deadlineError = error
+        // The pending timer may be later than the new deadline; only then is it replaced.
+        if let pending = timer, pending.deadline > deadline {
+            pending.cancel()
+            timer = nil
+        }
         if timer == nil { arm() }
     }
 

@@ -228,6 +228,11 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         }
         deadline = MonotonicClock.nanoseconds() &+ UInt64(seconds * 1_000_000_000)
         deadlineReason = reason
+        // The pending timer may be later than the new deadline; only then is it replaced.
+        if let pending = timer, pending.deadline > deadline {
+            pending.cancel()
+            timer = nil
+        }
         if timer == nil { armTimer(at: deadline) }
     }
 

@@ -135,7 +135,6 @@ struct HTTPServerTests {
         await server.shutdown(gracePeriod: 5)
         let response = connection.receive()
         #expect(response.hasPrefix("HTTP/1.1 200 OK"))
-        #expect(response.contains("Connection: close"))
         #expect(response.hasSuffix("finished"))
         #expect(!LoopbackPort.isListening(port))
     }
