@@ -47,42 +47,55 @@ public enum HTTPServerError: Error, Sendable, CustomStringConvertible {
 
 /// Handler-facing side of a connection for the current request.
 public final class HTTPResponder {
-    unowned let connection: HTTPServerConnectionHandler
+    // Weak: a handler may outlive its connection, for example while an upstream call finishes.
+    private weak var weakConnection: HTTPServerConnectionHandler?
     let generation: Int
+    public let loop: EventLoop
+    /// The client's address.
+    public let remoteAddress: SocketAddress?
+    /// Whether the request arrived over TLS.
+    public let isTLS: Bool
+    /// The SNI name the client sent, over TLS.
+    public let serverName: String?
 
     init(connection: HTTPServerConnectionHandler, generation: Int) {
-        self.connection = connection
+        weakConnection = connection
         self.generation = generation
+        loop = connection.stream.loop
+        remoteAddress = connection.stream.remoteAddress
+        isTLS = connection.stream.tls != nil
+        serverName = connection.stream.tls?.serverName
     }
 
-    private var isCurrent: Bool { connection.generation == generation && !connection.isClosed }
+    /// The connection, while this responder's exchange is still its current one.
+    private var live: HTTPServerConnectionHandler? {
+        guard let connection = weakConnection, connection.generation == generation, !connection.isClosed else {
+            return nil
+        }
+        return connection
+    }
 
-    public var loop: EventLoop { connection.stream.loop }
-    /// The client's address.
-    public var remoteAddress: SocketAddress? { connection.stream.remoteAddress }
-    /// Whether the request arrived over TLS.
-    public var isTLS: Bool { connection.stream.tls != nil }
-    /// The SNI name the client sent, over TLS.
-    public var serverName: String? { connection.stream.tls?.serverName }
+    private var isCurrent: Bool { live != nil }
+
     /// Whether more response bytes may be written without growing the buffer past its mark.
-    public var isWritable: Bool { isCurrent && connection.stream.isWritable }
+    public var isWritable: Bool { live?.stream.isWritable ?? false }
     /// Whether the exchange is still live (the client is connected and the response not finished).
     public var isActive: Bool { isCurrent }
 
     /// Writes the response head. A 101 (or 2xx to CONNECT) switches the connection to a tunnel.
     public func writeHead(_ head: HTTPResponseHead) {
-        guard isCurrent else { return }
+        guard let connection = live else { return }
         connection.writeHead(head)
     }
 
     public func writeBody(_ bytes: some Collection<UInt8>) {
-        guard isCurrent else { return }
+        guard let connection = live else { return }
         connection.writeBody(bytes)
     }
 
     /// Ends the response; the connection moves on to the next request or closes.
     public func finish(trailers: HTTPHeaders = HTTPHeaders()) {
-        guard isCurrent else { return }
+        guard let connection = live else { return }
         connection.finishResponse(trailers: trailers)
     }
 
@@ -97,44 +110,44 @@ public final class HTTPResponder {
 
     /// Closes the connection at once, for a failure after the response head went out.
     public func abort() {
-        guard isCurrent else { return }
+        guard let connection = live else { return }
         connection.abort()
     }
 
     /// Signals that the handler is ready for the request body; sends `100 Continue` when asked for.
     public func readRequestBody() {
-        guard isCurrent else { return }
+        guard let connection = live else { return }
         connection.handlerReadsBody()
     }
 
     /// Stops reading the socket until `resumeRequestBody`, for request-body backpressure.
     public func pauseRequestBody() {
-        guard isCurrent else { return }
+        guard let connection = live else { return }
         connection.handlerPausedReading = true
         connection.updateReading()
     }
 
     public func resumeRequestBody() {
-        guard isCurrent else { return }
+        guard let connection = live else { return }
         connection.handlerPausedReading = false
         connection.updateReading()
     }
 
     /// Writes raw tunnel bytes to the client after a switch of protocols.
     public func tunnelWrite(_ bytes: some Collection<UInt8>) {
-        guard isCurrent, connection.isTunnel else { return }
+        guard let connection = live, connection.isTunnel else { return }
         connection.stream.write(bytes)
     }
 
     /// Closes the tunnel once queued bytes are out.
     public func closeTunnel() {
-        guard isCurrent, connection.isTunnel else { return }
+        guard let connection = live, connection.isTunnel else { return }
         connection.stream.closeAfterFlush()
     }
 
     /// Sends EOF to the client once queued tunnel bytes are out.
     public func tunnelFinish() {
-        guard isCurrent, connection.isTunnel else { return }
+        guard let connection = live, connection.isTunnel else { return }
         connection.tunnelFinishedByHandler()
     }
 }

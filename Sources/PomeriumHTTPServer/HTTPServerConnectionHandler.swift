@@ -71,6 +71,15 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
             handler?.tunnelClientFinished()
             return
         }
+        if phase == .handling, let handler {
+            // EOF while the response is pending: treat the client as gone, as Go's net/http and
+            // nginx do, so the handler can cancel upstream work. A client that half-closes after
+            // its request loses its response.
+            self.handler = nil
+            handler.requestFailed(.clientDisconnected)
+            stream.close()
+            return
+        }
         perform(machine.peerClosed())
     }
 
