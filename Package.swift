@@ -75,7 +75,9 @@ let package = Package(
         ),
         .target(
             name: "PomeriumReverseProxy",
-            dependencies: ["PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet", "PomeriumLogging"],
+            dependencies: [
+                "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet", "PomeriumLogging",
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -157,7 +159,8 @@ let package = Package(
         .testTarget(
             name: "PomeriumNetTests",
             dependencies: [
-                "PomeriumNet", "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumReverseProxy", "PomeriumTestSupport",
+                "PomeriumNet", "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumReverseProxy",
+                "PomeriumTestSupport",
             ],
             swiftSettings: swiftSettings
         ),

@@ -79,13 +79,15 @@ final class HTTPClientLoopState {
         }
         let host = upstream.host
         let port = upstream.port
-        loop.submit({ try HTTPClient.resolve(host: host, port: port) }) { [weak self] result in
-            guard let self, !request.isFinished else { return }
-            switch result {
-            case .success(let address): self.open(request, address: address)
-            case .failure(let error): request.fail(.resolveFailed("\(error)"))
-            }
-        }
+        loop.submit(
+            { try HTTPClient.resolve(host: host, port: port) },
+            completion: { [weak self] result in
+                guard let self, !request.isFinished else { return }
+                switch result {
+                case .success(let address): self.open(request, address: address)
+                case .failure(let error): request.fail(.resolveFailed("\(error)"))
+                }
+            })
     }
 
     private func open(_ request: HTTPClientRequest, address: SocketAddress) {

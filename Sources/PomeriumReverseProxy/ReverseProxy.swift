@@ -136,14 +136,16 @@ final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
             apply(decision)
         case .later(let work):
             responder.pauseRequestBody()
-            loop.submit({ await work() }) { [self] result in
-                guard !finished else { return }
-                switch result {
-                case .success(let decision): apply(decision)
-                case .failure: respondLocally(status: 500, body: "internal error\n")
-                }
-                self.responder?.resumeRequestBody()
-            }
+            loop.submit(
+                { await work() },
+                completion: { [self] result in
+                    guard !finished else { return }
+                    switch result {
+                    case .success(let decision): apply(decision)
+                    case .failure: respondLocally(status: 500, body: "internal error\n")
+                    }
+                    self.responder?.resumeRequestBody()
+                })
         }
     }
 

@@ -57,7 +57,7 @@ struct HTTPClientTests {
         await #expect(throws: HTTPClientError.self) {
             _ = try await client.send(try Self.get("/"), to: try HTTPUpstream(url: "http://127.0.0.1:\(closedPort)"))
         }
-        try await Fixtures.withEchoUpstream { upstream in
+        _ = try await Fixtures.withEchoUpstream { upstream in
             await #expect(throws: HTTPClientError.readTimeout) {
                 _ = try await client.send(
                     try Self.get("/slow/2"), to: try HTTPUpstream(url: upstream.baseURL),
@@ -100,7 +100,8 @@ struct HTTPClientTests {
         try process.run()
         defer { process.terminate() }
         let line = output.fileHandleForReading.availableData
-        let port = try #require(Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let port = try #require(
+            Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
         let group = try EventLoopGroup(loopCount: 1)
         defer { group.shutdown() }
         let client = HTTPClient(group: group)
@@ -122,12 +123,11 @@ struct HTTPClientTests {
     func tlsUpstream() async throws {
         let certificates = try TestCertificates.make()
         let serverTLS = try TLSTests.serverContext(certificates)
-        try await HTTPTesting.withServer(
-            configure: { $0.tls = serverTLS },
-            makeHandler: { _ in
-                ClosureHandler { $0.responder?.respond(status: 200, body: Array("secure".utf8)) }
-            }
-        ) { server in
+        let useTLS: (inout HTTPServerConfiguration) -> Void = { $0.tls = serverTLS }
+        let secure: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in
+            ClosureHandler { $0.responder?.respond(status: 200, body: Array("secure".utf8)) }
+        }
+        try await HTTPTesting.withServer(configure: useTLS, makeHandler: secure) { server in
             let client = HTTPClient(group: server.group)
             let port = server.localAddress.port
             let trusted = try HTTPUpstream(

@@ -95,12 +95,11 @@ struct HTTPServerTests {
 
     @Test("idle and header timeouts close connections")
     func timeouts() async throws {
-        try await HTTPTesting.withServer(
-            configure: {
-                $0.idleTimeout = 0.2
-                $0.readHeaderTimeout = 0.2
-            }, makeHandler: Self.hello
-        ) { server in
+        let shortTimeouts: (inout HTTPServerConfiguration) -> Void = {
+            $0.idleTimeout = 0.2
+            $0.readHeaderTimeout = 0.2
+        }
+        try await HTTPTesting.withServer(configure: shortTimeouts, makeHandler: Self.hello) { server in
             let start = MonotonicClock.nanoseconds()
             let idle = try LoopbackConnection(port: server.localAddress.port)
             #expect(idle.receive() == "")
@@ -144,7 +143,9 @@ struct HTTPServerTests {
         let failures = SharedValue<[String]>([])
         let started = TestSignal()
         let never: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in
-            ClosureHandler(onFailure: { error in failures.update { $0.append("\(error)") } }) { _ in started.fire() }
+            ClosureHandler(
+                onFailure: { error in failures.update { $0.append("\(error)") } },
+                onEnd: { _ in started.fire() })
         }
         let group = try EventLoopGroup(loopCount: 1)
         defer { group.shutdown() }

@@ -62,7 +62,9 @@ struct ReverseProxyTests {
                     "-H", "Expect: 100-continue", "-T", file.path, "\(base)/upload",
                 ])
                 #expect(try HTTPTesting.echo(upload.stdout).body_length == 8_000_000)
-                let download = try await Subprocess.curl(["-o", "/dev/null", "-w", "%{size_download}", "\(base)/size/20000000"])
+                let download = try await Subprocess.curl([
+                    "-o", "/dev/null", "-w", "%{size_download}", "\(base)/size/20000000",
+                ])
                 #expect(download.stdout == "20000000")
                 let head = try await Subprocess.curl(["-I", "\(base)/size/1000"])
                 #expect(head.stdout.contains("Content-Length: 1000"))
@@ -168,7 +170,8 @@ struct ReverseProxyTests {
         try await Fixtures.withEchoUpstream { upstream in
             let decide: ProxyDecide = { context in
                 if context.incoming.path == "/denied" {
-                    return .now(.respond(status: 403, headers: ["Content-Type": "text/plain"], body: Array("no\n".utf8)))
+                    return .now(
+                        .respond(status: 403, headers: ["Content-Type": "text/plain"], body: Array("no\n".utf8)))
                 }
                 if context.incoming.path == "/later" {
                     let route = context.route
@@ -180,7 +183,8 @@ struct ReverseProxyTests {
                     }
                 }
                 guard var route = context.route else { return .now(.respond(status: 500, headers: [:], body: [])) }
-                route.head = (try? HTTPRequestHead(method: .get, target: "/rewritten", headers: route.head.headers))
+                route.head =
+                    (try? HTTPRequestHead(method: .get, target: "/rewritten", headers: route.head.headers))
                     ?? route.head
                 route.head.headers.replaceOrAdd(name: "X-Pomerium-Test", value: "set")
                 return .now(.forward(route))
@@ -206,7 +210,8 @@ struct ReverseProxyTests {
         let certificates = try TestCertificates.make()
         let tls = try TLSTests.serverContext(certificates)
         try await Fixtures.withEchoUpstream { upstream in
-            try await HTTPTesting.withProxy(upstream: upstream.baseURL, serverConfigure: { $0.tls = tls }) { server, _ in
+            try await HTTPTesting.withProxy(upstream: upstream.baseURL, serverConfigure: { $0.tls = tls }) {
+                server, _ in
                 let port = server.localAddress.port
                 for name in ["alpha.example.test", "api.beta.example.test"] {
                     let output = try await Subprocess.curl([

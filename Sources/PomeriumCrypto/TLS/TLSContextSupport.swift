@@ -85,7 +85,7 @@ enum TLSContextSupport {
         let key = try privateKey(fromPEM: keyBytes, what: "private key for \(label)")
         defer { EVP_PKEY_free(key) }
         guard SSL_CTX_use_certificate(context, chain[0]) == 1 else {
-            chain.forEach { X509_free($0) }
+            for certificate in chain { X509_free(certificate) }
             throw TLSError("SSL_CTX_use_certificate for \(label)", OpenSSLError("SSL_CTX_use_certificate"))
         }
         for intermediate in chain.dropFirst() {
@@ -121,7 +121,9 @@ enum TLSContextSupport {
 
     private static func addCertificates(_ bytes: [UInt8], label: String, to context: OpaquePointer) throws {
         let roots = try certificates(fromPEM: bytes, what: "CA bundle \(label)")
-        defer { roots.forEach { X509_free($0) } }
+        defer {
+            for root in roots { X509_free(root) }
+        }
         guard let store = SSL_CTX_get_cert_store(context) else {
             throw TLSError("SSL_CTX_get_cert_store returned no store")
         }

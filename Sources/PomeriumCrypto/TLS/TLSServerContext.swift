@@ -38,8 +38,8 @@ public final class TLSServerContext: @unchecked Sendable {
                 }
             }
         } catch {
-            contexts.forEach { SSL_CTX_free($0) }
-            leaves.forEach { X509_free($0) }
+            for context in contexts { SSL_CTX_free(context) }
+            for leaf in leaves { X509_free(leaf) }
             throw error
         }
         self.contexts = contexts
@@ -53,8 +53,8 @@ public final class TLSServerContext: @unchecked Sendable {
     }
 
     deinit {
-        contexts.forEach { SSL_CTX_free($0) }
-        leaves.forEach { X509_free($0) }
+        for context in contexts { SSL_CTX_free(context) }
+        for leaf in leaves { X509_free(leaf) }
     }
 
     /// The index of the certificate for `serverName`: the first whose names match, else 0.
