@@ -128,10 +128,25 @@ extension AuthenticateService {
                 metadata: ["error": .string(error.code), "ati": .string(session.accessTokenID)])
             throw AuthenticateError.refreshFailed(error.code)
         }
-        guard let claims = result.claims else {
-            throw AuthenticateError.refreshFailed("the identity provider returned no ID token")
+        var refreshed: SessionState
+        if let claims = result.claims {
+            refreshed = Self.sessionState(claims: claims, tokens: result.tokens, issuer: session.issuer)
+        } else {
+            // OpenID Connect Core section 12.2 lets a refresh response omit the ID token; the
+            // identity claims then stay as they were, and the session lasts as long as the new
+            // access token. v0.7 sent the user back to the provider instead.
+            guard let accessExpiry = result.tokens.expiry else {
+                throw AuthenticateError.refreshFailed("the provider returned neither an ID token nor a token lifetime")
+            }
+            refreshed = session
+            refreshed.expiry = accessExpiry
+            refreshed.oauthToken = OAuthToken(
+                accessToken: result.tokens.accessToken,
+                tokenType: result.tokens.tokenType,
+                refreshToken: result.tokens.refreshToken ?? token.refreshToken,
+                expiry: accessExpiry
+            )
         }
-        var refreshed = Self.sessionState(claims: claims, tokens: result.tokens, issuer: session.issuer)
         refreshed.accessTokenID = session.accessTokenID
         refreshed.impersonateEmail = session.impersonateEmail
         refreshed.impersonateGroups = session.impersonateGroups
