@@ -150,6 +150,19 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
         )
     }
 
+    /// Discovers the identity provider that `options` configure, through `transport` (usually a
+    /// `ClientIdentityTransport`). Call it once at startup and pass the result to every service
+    /// built on a reload.
+    public static func discoverProvider(
+        options: Options,
+        transport: any IdentityHTTPTransport,
+        clock: any WallClock = SystemWallClock(),
+        logger: Logger = Logger(label: "pomerium.identity")
+    ) async throws -> OIDCProvider {
+        try await OIDCProvider.discover(
+            configuration: try providerConfiguration(from: options), transport: transport, clock: clock, logger: logger)
+    }
+
     /// The authenticate host as `iss` and `aud` carry it: with the port when it is not the
     /// scheme's default.
     var authenticateAudience: String {

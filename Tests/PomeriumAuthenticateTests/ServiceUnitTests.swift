@@ -267,3 +267,23 @@ final class StubProvider: IdentityProvider {
         }
     }
 }
+
+@Suite struct LoginFlowStoreTests {
+    @Test func loginFlowTakenOnce() async throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let service = try ServiceUnitTests.makeService(clock: clock)
+        var query = URLQuery()
+        query.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
+        let target = try ServiceUnitTests.signed(
+            service, path: AuthenticateService.signInPath, query: query, clock: clock)
+        let response = await service.handle(ServiceUnitTests.request(target))
+        let location = try HTTPURL(parsing: try #require(response.location))
+        let state = try #require(URLQuery(parsingLeniently: location.query ?? "").value(for: "state"))
+
+        let first = try await service.takeLoginFlow(state: state)
+        #expect(first?.nonce == "stub-nonce")
+        #expect(first?.codeVerifier == "stub-verifier")
+        let second = try await service.takeLoginFlow(state: state)
+        #expect(second == nil)
+    }
+}
