@@ -163,6 +163,10 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
             configuration: try providerConfiguration(from: options), transport: transport, clock: clock, logger: logger)
     }
 
+    /// The host name of `authenticate_service_url`, lowercase and without port, for dispatching
+    /// requests by their `Host` header.
+    public var authenticateHost: String { authenticateURL.host }
+
     /// The authenticate host as `iss` and `aud` carry it: with the port when it is not the
     /// scheme's default.
     var authenticateAudience: String {

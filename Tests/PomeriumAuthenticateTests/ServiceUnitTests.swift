@@ -91,6 +91,12 @@ final class StubProvider: IdentityProvider {
         #expect(configuration.scopes == ["openid", "email", "profile", "offline_access"])
     }
 
+    @Test func authenticateHostFromOptions() throws {
+        let service = try Self.makeService()
+        #expect(service.authenticateHost == "authn.example.test")
+        #expect(service.authenticateAudience == "authn.example.test:8443")
+    }
+
     @Test func refreshMarginApplied() throws {
         let clock = ManualWallClock(now: 1_700_000_000)
         let service = try Self.makeService(clock: clock)
