@@ -118,6 +118,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Authenticate service
+
+        .target(
+            name: "PomeriumAuthenticate",
+            dependencies: [
+                "PomeriumConfig", "PomeriumCore", "PomeriumCrypto", "PomeriumHTTP", "PomeriumHTTPClient",
+                "PomeriumHTTPServer", "PomeriumIdentity", "PomeriumLogging", "PomeriumNet", "PomeriumSessions",
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Policy
 
         .target(name: "PomeriumAuthorize", dependencies: ["PomeriumCore"], swiftSettings: swiftSettings),
@@ -206,6 +217,16 @@ let package = Package(
         .testTarget(
             name: "PomeriumIdentityTests",
             dependencies: ["PomeriumIdentity", "PomeriumTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumAuthenticateTests",
+            dependencies: [
+                "PomeriumAuthenticate", "PomeriumConfig", "PomeriumCore", "PomeriumCrypto", "PomeriumHTTP",
+                "PomeriumHTTPClient", "PomeriumHTTPServer", "PomeriumIdentity", "PomeriumLogging", "PomeriumNet",
+                "PomeriumSessions", "PomeriumTestSupport",
+            ],
+            exclude: ["Resources"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
