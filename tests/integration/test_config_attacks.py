@@ -699,7 +699,7 @@ def test_route_ipv6_upstream_accepted(pomerium_binary, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Open bugs found by this attack session.
+# Open bugs. Each test fails today and is marked strict xfail.
 
 
 @pytest.mark.xfail(
@@ -719,7 +719,11 @@ def test_deep_properties_key_does_not_crash(pomerium_binary, tmp_path):
 )
 @pytest.mark.parametrize("form", ["yaml", "json", "properties"])
 def test_large_map_loads_quickly(pomerium_binary, tmp_path, form):
-    count = 20_000 if form == "properties" else 60_000
+    # At these sizes the quadratic loader ran past FAST_SECONDS in release on the two-core development
+    # machine (90,000 YAML headers took 22 s). A linear loader should need about a second, an estimate
+    # from the under 1 s load of 10,000 routes. YAML stays below its 200,000-value limit, which
+    # counts each key and each value.
+    count = {"yaml": 99_000, "json": 150_000, "properties": 40_000}[form]
     if form == "yaml":
         content = "headers:\n" + "".join(f"  X-H{index}: v\n" for index in range(count))
     elif form == "json":
@@ -736,15 +740,19 @@ def test_large_map_loads_quickly(pomerium_binary, tmp_path, form):
 
 
 @pytest.mark.xfail(
-    strict=True, reason="cookie_name is checked Character by Character; 48 MB takes about 11 s in release"
+    strict=True, reason="cookie_name is checked Character by Character, about 10 times slower than parsing"
 )
 def test_huge_cookie_name_checked_quickly(pomerium_binary, tmp_path):
-    path = write(tmp_path, "config.yaml", yaml_text("cookie_name: " + "y" * (48 * 1024 * 1024)))
-    try:
-        result, _ = validate(pomerium_binary, path, timeout=FAST_SECONDS)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"a 48 MB cookie_name took more than {FAST_SECONDS} s")
+    # Compared with the same value under cookie_domain, which is only parsed, so machine load
+    # slows both runs alike. In release the cookie_name run took 3.7 to 3.9 s for 24 MB, cookie_domain 0.5 to 0.6 s.
+    value = "y" * (24 * 1024 * 1024)
+    baseline = write(tmp_path, "domain.yaml", yaml_text("cookie_domain: " + value))
+    checked = write(tmp_path, "name.yaml", yaml_text("cookie_name: " + value))
+    _, baseline_seconds = validate(pomerium_binary, baseline)
+    # A debug build of the current code needed 6 s idle and up to 1 s per MB under load, hence the cut-off.
+    result, checked_seconds = validate(pomerium_binary, checked, timeout=15)
     assert_clean_exit(result)
+    assert checked_seconds < 2 * baseline_seconds + 1.0
 
 
 @pytest.mark.xfail(strict=True, reason="the effective settings print URLs with their userinfo password and query")
@@ -962,3 +970,44 @@ def test_properties_index_with_leading_zeros(pomerium_binary, tmp_path):
     result, _ = validate(pomerium_binary, write(tmp_path, "config.properties", "\n".join(lines) + "\n"))
     assert result.returncode == 0, output_of(result)
     assert "policy: 1 routes" in output_of(result)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="a TOML syntax error quotes the unquoted value, so a secret written without quotes is printed"
+)
+@pytest.mark.parametrize(
+    "line", [f"cookie_secret = {COOKIE_SECRET}", f"idp_client_secret = {IDP_CLIENT_SECRET}"], ids=["cookie", "idp"]
+)
+def test_toml_syntax_error_hides_secret(pomerium_binary, tmp_path, line):
+    result, _ = validate(pomerium_binary, write(tmp_path, "config.toml", line + "\n"))
+    assert result.returncode == 1
+    assert any("invalid toml" in problem for problem in problems_of(result))
+    assert COOKIE_SECRET[:16] not in output_of(result)
+    assert "IDPCANARY" not in output_of(result)
+
+
+@pytest.mark.xfail(strict=True, reason="cookie_domain is not checked, so Set-Cookie attributes can be injected")
+@pytest.mark.parametrize("domain", ['"corp.example.test; SameSite=None"', '"corp example.test"'])
+def test_invalid_cookie_domain_rejected(pomerium_binary, tmp_path, domain):
+    result, _ = validate(pomerium_binary, write(tmp_path, "config.yaml", yaml_text(f"cookie_domain: {domain}")))
+    assert result.returncode == 1
+    assert any("cookie_domain" in line for line in problems_of(result))
+
+
+@pytest.mark.xfail(strict=True, reason="jwt_claims_headers names are not checked as header-name tokens")
+def test_invalid_claim_header_name_rejected(pomerium_binary, tmp_path):
+    extra = 'jwt_claims_headers: ["a b", "x\\r\\ny"]'
+    result, _ = validate(pomerium_binary, write(tmp_path, "config.yaml", yaml_text(extra)))
+    assert result.returncode == 1
+    assert any("jwt_claims_headers" in line for line in problems_of(result))
+
+
+@pytest.mark.xfail(
+    strict=True, reason="listen addresses are not parsed; junk passes and grpc_address gets a misleading warning"
+)
+@pytest.mark.parametrize("extra", ['grpc_address: "junk:port"', 'http_redirect_addr: "junk"'])
+def test_invalid_listen_address_rejected(pomerium_binary, tmp_path, extra):
+    result, _ = validate(pomerium_binary, write(tmp_path, "config.yaml", yaml_text(extra)))
+    assert result.returncode == 1
+    key = extra.split(":", 1)[0]
+    assert any(line.startswith("error:") and key in line for line in problems_of(result))
