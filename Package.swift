@@ -122,6 +122,18 @@ let package = Package(
 
         .target(name: "PomeriumAuthorize", dependencies: ["PomeriumCore"], swiftSettings: swiftSettings),
 
+        // MARK: Proxy
+
+        .target(
+            name: "PomeriumProxy",
+            dependencies: [
+                "PomeriumAuthorize", "PomeriumConfig", "PomeriumSessions", "PomeriumReverseProxy",
+                "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet", "PomeriumCrypto",
+                "PomeriumCore", "PomeriumLogging",
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: The executable
 
         .executableTarget(
@@ -206,6 +218,11 @@ let package = Package(
         .testTarget(
             name: "PomeriumIdentityTests",
             dependencies: ["PomeriumIdentity", "PomeriumTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumProxyTests",
+            dependencies: ["PomeriumProxy", "PomeriumTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
