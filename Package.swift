@@ -222,7 +222,11 @@ let package = Package(
         ),
         .testTarget(
             name: "PomeriumProxyTests",
-            dependencies: ["PomeriumProxy", "PomeriumTestSupport"],
+            dependencies: [
+                "PomeriumProxy", "PomeriumTestSupport", "PomeriumConfig", "PomeriumSessions", "PomeriumAuthorize",
+                "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet", "PomeriumCrypto",
+                "PomeriumCore", "PomeriumLogging",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
