@@ -127,16 +127,15 @@ struct UpstreamRequestBuilder {
     }
 
     /// Keeps a trusted hop's `X-Forwarded-*` and appends the client to `X-Forwarded-For`. For any
-    /// other client, every `X-Forwarded-*`, `Forwarded` and `X-Real-Ip` header is replaced by the
-    /// proxy's own view of the connection.
+    /// other client, every `X-Forwarded-*`, `Forwarded` and `X-Real-Ip` header (also spelled with
+    /// `_`) is replaced by the proxy's own view of the connection.
     private func setForwardingHeaders(_ headers: inout HTTPHeaders, remoteAddress: SocketAddress?, isTLS: Bool) {
         let trusted = service.trustedProxies.trusts(remoteAddress)
         let originalHost = headers.first(name: "Host")
         if !trusted {
             headers.removeAll { field in
-                let name = field.name.lowercased()
-                return name.hasPrefix("x-forwarded-") || name.hasPrefix("x-forwarded_") || name == "forwarded"
-                    || name == "x-real-ip" || name == "x-real_ip"
+                let name = field.name.lowercased().replacingUnderscores()
+                return name.hasPrefix("x-forwarded-") || name == "forwarded" || name == "x-real-ip"
             }
         }
         if let client = remoteAddress?.ipString {
@@ -149,5 +148,13 @@ struct UpstreamRequestBuilder {
         if !headers.contains(name: "X-Forwarded-Proto") {
             headers.add(name: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
         }
+    }
+}
+
+extension String {
+    /// The text with every `_` replaced by `-`, the way some servers read header names.
+    fileprivate func replacingUnderscores() -> String {
+        guard utf8.contains(UInt8(ascii: "_")) else { return self }
+        return String(decoding: utf8.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)
     }
 }
