@@ -10,7 +10,9 @@ import Testing
 struct ProxyUpstreamTests {
     /// Sends a WebSocket handshake for `host` and, when it succeeds, one text message; returns
     /// the response head and the echoed frame.
-    static func webSocketExchange(port: Int, host: String, cookie: String?) async throws -> (head: String, frame: [UInt8]) {
+    static func webSocketExchange(port: Int, host: String, cookie: String?) async throws -> (
+        head: String, frame: [UInt8]
+    ) {
         try await onThread {
             let connection = try RawConnection(port: port)
             var request = "GET /chat HTTP/1.1\r\nHost: \(host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -40,14 +42,16 @@ struct ProxyUpstreamTests {
             try await ProxyHarness.run(config: config) { proxy in
                 let session = proxy.session("alice@corp.test", audience: ["ws.example.test", "plain.example.test"])
                 let cookie = try proxy.cookieHeader(session)
-                let upgraded = try await Self.webSocketExchange(port: proxy.port, host: "ws.example.test", cookie: cookie)
+                let upgraded = try await Self.webSocketExchange(
+                    port: proxy.port, host: "ws.example.test", cookie: cookie)
                 #expect(upgraded.head.hasPrefix("HTTP/1.1 101"))
                 #expect(upgraded.frame == [0x81, 5] + Array("hello".utf8))
                 #expect(!upgraded.head.lowercased().contains("x-pomerium-jwt-assertion"))
 
                 let anonymous = try await Self.webSocketExchange(port: proxy.port, host: "ws.example.test", cookie: nil)
                 #expect(anonymous.head.hasPrefix("HTTP/1.1 302"))
-                let refused = try await Self.webSocketExchange(port: proxy.port, host: "plain.example.test", cookie: cookie)
+                let refused = try await Self.webSocketExchange(
+                    port: proxy.port, host: "plain.example.test", cookie: cookie)
                 #expect(refused.head.hasPrefix("HTTP/1.1 400"))
             }
         }
