@@ -14,6 +14,7 @@ struct UpstreamRequestBuilder {
         route: UpstreamRoute,
         session: SessionState?,
         applySetHeaders: Bool,
+        removeBearer: Bool = false,
         remoteAddress: SocketAddress?,
         isTLS: Bool
     ) throws -> HTTPRequestHead {
@@ -28,7 +29,7 @@ struct UpstreamRequestBuilder {
         }
         Self.removeIdentityHeaders(&headers)
         removeProductCookies(&headers)
-        removeProductAuthorization(&headers)
+        removeProductAuthorization(&headers, removeBearer: removeBearer)
         setForwardingHeaders(&headers, remoteAddress: remoteAddress, isTLS: isTLS)
         if !route.preserveHostHeader {
             headers.replaceOrAdd(name: "Host", value: route.upstream.authority)
@@ -104,14 +105,21 @@ struct UpstreamRequestBuilder {
     }
 
     /// Removes `Authorization: Pomerium <token>`, the product's own credential, which the upstream
-    /// must not be able to replay. Other schemes, `Bearer` included, belong to the application.
-    private func removeProductAuthorization(_ headers: inout HTTPHeaders) {
+    /// must not be able to replay, and `Bearer` when it carried the route session. Any other
+    /// `Authorization` header belongs to the application and stays.
+    private func removeProductAuthorization(_ headers: inout HTTPHeaders, removeBearer: Bool) {
         headers.removeAll { field in
             guard field.hasName("Authorization") else { return false }
-            let value = field.value.utf8
-            guard value.count > 9 else { return false }
-            return value.prefix(9).map { $0 | 0x20 }.elementsEqual("pomerium ".utf8)
+            return Self.hasScheme(field.value, "pomerium ") || (removeBearer && Self.hasScheme(field.value, "bearer "))
         }
+    }
+
+    /// Returns whether `value` starts with `scheme` (lowercase, with its trailing space), compared
+    /// case-insensitively.
+    private static func hasScheme(_ value: String, _ scheme: String) -> Bool {
+        let bytes = value.utf8
+        guard bytes.count > scheme.utf8.count else { return false }
+        return bytes.prefix(scheme.utf8.count).map { $0 | 0x20 }.elementsEqual(scheme.utf8)
     }
 
     /// Drops the `pomerium_session` pairs from a raw query and keeps the other pairs byte for
