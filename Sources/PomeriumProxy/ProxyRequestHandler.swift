@@ -17,6 +17,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     var requestID = ""
     private var startedAt: UInt64 = 0
     private var clientAddress: String?
+    /// The request's cookies, parsed once for session loading and for stripping.
+    private var parsedCookies: [HTTPCookie] = []
     /// The `Host` header value.
     var host = ""
     /// The normalised path that routing, policy and the upstream all see.
@@ -87,7 +89,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         }
 
         let audienceHost = Self.audienceHost(requestHost: host, scheme: route.scheme.rawValue)
-        let cookies = CookieParser.parse(headers: head.headers).map { (name: $0.name, value: $0.value) }
+        parsedCookies = CookieParser.parse(headers: head.headers)
+        let cookies = parsedCookies.map { (name: $0.name, value: $0.value) }
         let query = head.query.map { URLQuery(parsingLeniently: $0) }
         let loaded = service.loader.load(
             SessionRequest(
@@ -216,7 +219,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         do {
             outgoing = try UpstreamRequestBuilder(service: service).build(
                 incoming: head, path: path, route: context.upstream, session: session, applySetHeaders: !preflight,
-                removeBearer: removeBearer,
+                removeBearer: removeBearer, cookies: parsedCookies,
                 remoteAddress: responder.remoteAddress, isTLS: responder.isTLS)
         } catch {
             logger.error(

@@ -14,6 +14,8 @@ struct UpstreamRoute: Sendable {
     /// The `to` URL; its path prefixes the request path and its query merges in.
     let to: HTTPURL
     let upstream: HTTPUpstream
+    /// The `Host` header for the upstream, `upstream.authority` computed once.
+    let hostHeader: String
     let timeouts: HTTPClientTimeouts
     let setRequestHeaders: [(name: String, value: String)]
     let preserveHostHeader: Bool
@@ -91,7 +93,8 @@ struct ProxyRouteTable: Sendable {
         let timeouts = HTTPClientTimeouts(connect: min(10, max(seconds, 1)), read: read, write: 30)
         let headers = route.setRequestHeaders.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
         return UpstreamRoute(
-            id: id, from: route.from, to: to, upstream: upstream, timeouts: timeouts, setRequestHeaders: headers,
+            id: id, from: route.from, to: to, upstream: upstream, hostHeader: upstream.authority, timeouts: timeouts,
+            setRequestHeaders: headers,
             preserveHostHeader: route.preserveHostHeader, allowWebsockets: route.allowWebsockets)
     }
 }

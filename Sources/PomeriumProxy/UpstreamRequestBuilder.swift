@@ -15,6 +15,7 @@ struct UpstreamRequestBuilder {
         session: SessionState?,
         applySetHeaders: Bool,
         removeBearer: Bool = false,
+        cookies: [HTTPCookie]? = nil,
         remoteAddress: SocketAddress?,
         isTLS: Bool
     ) throws -> HTTPRequestHead {
@@ -28,11 +29,11 @@ struct UpstreamRequestBuilder {
             headers.add(name: "Upgrade", value: upgrade)
         }
         Self.removeIdentityHeaders(&headers)
-        removeProductCookies(&headers)
+        removeProductCookies(&headers, parsed: cookies)
         removeProductAuthorization(&headers, removeBearer: removeBearer)
         setForwardingHeaders(&headers, remoteAddress: remoteAddress, isTLS: isTLS)
         if !route.preserveHostHeader {
-            headers.replaceOrAdd(name: "Host", value: route.upstream.authority)
+            headers.replaceOrAdd(name: "Host", value: route.hostHeader)
         }
         if applySetHeaders {
             for header in route.setRequestHeaders {
@@ -85,10 +86,12 @@ struct UpstreamRequestBuilder {
 
     /// Removes the session cookie, its chunks `<name>_1`, `<name>_2`, ... and the CSRF cookie
     /// `<name>_csrf`, matched by exact name; other cookies, such as `<name>_app`, stay.
-    private func removeProductCookies(_ headers: inout HTTPHeaders) {
+    /// `parsed` is the request's cookies when the caller has parsed them already.
+    private func removeProductCookies(_ headers: inout HTTPHeaders, parsed: [HTTPCookie]?) {
         guard headers.contains(name: "Cookie") else { return }
         let name = service.options.cookieName
-        let cookies = CookieParser.parse(headers: headers)
+        let cookies = parsed ?? CookieParser.parse(headers: headers)
+        guard cookies.contains(where: { Self.isProductCookie($0.name, cookieName: name) }) else { return }
         let kept = cookies.filter { !Self.isProductCookie($0.name, cookieName: name) }
         headers.remove(name: "Cookie")
         if !kept.isEmpty {

@@ -215,7 +215,7 @@ final class ProxyHarness: @unchecked Sendable {
         let head = try HTTPRequestHead(method: method, target: path, headers: fields)
         let response = try await client.send(
             head, body: body, to: HTTPUpstream(scheme: .http, host: "127.0.0.1", port: port),
-            timeouts: HTTPClientTimeouts(connect: 5, read: 15, write: 5))
+            timeouts: HTTPClientTimeouts(connect: 10, read: 30, write: 30))
         return ProxyTestResponse(status: response.head.status, headers: response.head.headers, body: response.body)
     }
 
@@ -284,10 +284,9 @@ final class RawConnection: @unchecked Sendable {
                 connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard connected == 0 else {
-            close(descriptor)
-            throw PomeriumError("test-connect", "connect to 127.0.0.1:\(port) failed")
-        }
+        // A throwing initializer of a fully initialised class still runs deinit, which closes the
+        // socket, so closing it here too could close another thread's new descriptor.
+        guard connected == 0 else { throw PomeriumError("test-connect", "connect to 127.0.0.1:\(port) failed") }
     }
 
     deinit { close(descriptor) }
