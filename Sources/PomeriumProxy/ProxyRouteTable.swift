@@ -5,7 +5,7 @@ import PomeriumHTTP
 import PomeriumHTTPClient
 
 /// How the proxy reaches one route's upstream: the `to` URL, its TLS settings, the route's
-/// timeout and the request rewrites it asks for.
+/// timeout and the request rewrites it configures.
 struct UpstreamRoute: Sendable {
     /// The route id shared with the `RoutePolicy` of the same route.
     let id: String
@@ -28,7 +28,7 @@ struct ProxyRouteTable: Sendable {
     let router: Router
     /// Upstream settings by route id.
     let upstreams: [String: UpstreamRoute]
-    /// Every `from` host key, so the proxy endpoints answer only on hosts that have a route.
+    /// Every `from` host key, so the proxy endpoints respond only on hosts that have a route.
     let routeHosts: Set<HostAndPort>
 
     init(policy: [Route]) throws {
@@ -45,7 +45,7 @@ struct ProxyRouteTable: Sendable {
         routeHosts = Set(router.routes.flatMap(\.hostKeys))
     }
 
-    /// Whether some route's `from` matches `host`, the request's `Host` value.
+    /// Returns whether some route's `from` matches `host`, the request's `Host` value.
     func isRouteHost(_ host: String) -> Bool {
         guard let key = HostAndPort(parsing: host) else { return false }
         return routeHosts.contains(key)

@@ -19,8 +19,8 @@ struct ProxyUpstreamTLSTests {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
             process.arguments = arguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
+            // Output is inherited: handing FileHandle.nullDevice to a child lets Foundation close the
+            // shared descriptor, which another test's socket may then reuse.
             try process.run()
             process.waitUntilExit()
             guard process.terminationStatus == 0 else {
