@@ -134,6 +134,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
                 context, session: identified ? session : nil, preflight: decision.reason == .corsPreflight,
                 removeBearer: identified && context.source == .authorizationBearer)
         case .denyUnauthenticated:
+            // NOTE: only cookie sessions are refreshed. The token codec rejects an expired
+            // `Authorization` or query token before policy runs, so scripts get 401 or a redirect.
             if decision.reason == .sessionExpired, !refreshed, context.source == .cookie, let session,
                 !session.accessTokenID.isEmpty
             {

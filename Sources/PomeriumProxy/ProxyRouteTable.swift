@@ -89,6 +89,8 @@ struct ProxyRouteTable: Sendable {
         let upstream = HTTPUpstream(scheme: scheme, host: to.host, port: to.port, tls: tls)
         let seconds = Double(route.timeout.components.seconds) + Double(route.timeout.components.attoseconds) / 1e18
         // A WebSocket route has no route timeout, as in v0.7: a tunnel may stay quiet for long.
+        // NOTE: the timeout bounds each wait for upstream bytes, not the whole exchange, so a
+        // response that keeps streaming is never cut; a slow trickle can outlast `timeout`.
         let read = route.allowWebsockets ? 0 : seconds
         let timeouts = HTTPClientTimeouts(connect: min(10, max(seconds, 1)), read: read, write: 30)
         let headers = route.setRequestHeaders.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
