@@ -133,6 +133,18 @@ let package = Package(
 
         .target(name: "PomeriumAuthorize", dependencies: ["PomeriumCore"], swiftSettings: swiftSettings),
 
+        // MARK: Proxy
+
+        .target(
+            name: "PomeriumProxy",
+            dependencies: [
+                "PomeriumAuthorize", "PomeriumConfig", "PomeriumSessions", "PomeriumReverseProxy",
+                "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet", "PomeriumCrypto",
+                "PomeriumCore", "PomeriumLogging",
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: The executable
 
         .executableTarget(
@@ -227,6 +239,15 @@ let package = Package(
                 "PomeriumSessions", "PomeriumTestSupport",
             ],
             exclude: ["Resources"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumProxyTests",
+            dependencies: [
+                "PomeriumProxy", "PomeriumTestSupport", "PomeriumConfig", "PomeriumSessions", "PomeriumAuthorize",
+                "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet", "PomeriumCrypto",
+                "PomeriumCore", "PomeriumLogging",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -21,8 +21,9 @@ public final class LoopbackConnection {
             }
         }
         guard connected == 0 else {
+            // No close here: the stored properties are set, so deinit runs and closes the socket.
+            // A second close could shut a descriptor that another test has just opened.
             let code = errno
-            close(descriptor)
             throw FixtureError("connect(127.0.0.1:\(port)) failed: errno \(code)")
         }
     }
