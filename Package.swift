@@ -73,6 +73,22 @@ let package = Package(
             dependencies: ["PomeriumNet", "PomeriumHTTP", "PomeriumCore", "PomeriumCrypto", "PomeriumLogging"],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "PomeriumReverseProxy",
+            dependencies: [
+                "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet", "PomeriumLogging",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "NetBench",
+            dependencies: [
+                "PomeriumReverseProxy", "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet",
+                "PomeriumCrypto", "PomeriumLogging",
+            ],
+            path: "Benchmarks/NetBench",
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Identity providers
 
@@ -154,7 +170,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PomeriumNetTests",
-            dependencies: ["PomeriumNet", "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumTestSupport"],
+            dependencies: [
+                "PomeriumNet", "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumReverseProxy",
+                "PomeriumTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,281 @@
+import Glibc
+import PomeriumCrypto
+import PomeriumHTTP
+import PomeriumLogging
+import PomeriumNet
+import Synchronization
+
+/// The idle keep-alive connections of one loop, by upstream. Loop thread only.
+final class HTTPConnectionPool {
+    let loop: EventLoop
+    let maxIdlePerUpstream: Int
+    let idleTimeout: Double
+    private var idle: [HTTPUpstream: [HTTPClientConnection]] = [:]
+
+    init(loop: EventLoop, maxIdlePerUpstream: Int, idleTimeout: Double) {
+        self.loop = loop
+        self.maxIdlePerUpstream = maxIdlePerUpstream
+        self.idleTimeout = idleTimeout
+    }
+
+    func takeIdle(for upstream: HTTPUpstream) -> HTTPClientConnection? {
+        while var list = idle[upstream], let connection = list.popLast() {
+            idle[upstream] = list.isEmpty ? nil : list
+            if !connection.isClosed { return connection }
+        }
+        return nil
+    }
+
+    func release(_ connection: HTTPClientConnection) {
+        var list = idle[connection.upstream] ?? []
+        guard list.count < maxIdlePerUpstream else {
+            connection.close()
+            return
+        }
+        list.append(connection)
+        idle[connection.upstream] = list
+        connection.parkIdle(timeout: idleTimeout)
+    }
+
+    func discard(_ connection: HTTPClientConnection) {
+        guard var list = idle[connection.upstream], let index = list.firstIndex(where: { $0 === connection }) else {
+            return
+        }
+        list.remove(at: index)
+        idle[connection.upstream] = list.isEmpty ? nil : list
+    }
+
+    var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
+}
+
+/// The client's per-loop state: the pool and the way to open connections.
+final class HTTPClientLoopState {
+    let loop: EventLoop
+    let pool: HTTPConnectionPool
+    private let client: HTTPClient
+    /// Connections opened, for tests and metrics.
+    var connectionsOpened = 0
+
+    init(loop: EventLoop, client: HTTPClient) {
+        self.loop = loop
+        self.client = client
+        pool = HTTPConnectionPool(
+            loop: loop, maxIdlePerUpstream: client.maxIdlePerUpstream, idleTimeout: client.idleTimeout)
+    }
+
+    func start(_ request: HTTPClientRequest) {
+        if let connection = pool.takeIdle(for: request.upstream) {
+            request.start(on: connection, reused: true)
+            return
+        }
+        connectFresh(for: request)
+    }
+
+    func connectFresh(for request: HTTPClientRequest) {
+        let upstream = request.upstream
+        if let address = Self.literalAddress(upstream.host, port: upstream.port) {
+            open(request, address: address)
+            return
+        }
+        let host = upstream.host
+        let port = upstream.port
+        loop.submit(
+            { try HTTPClient.resolve(host: host, port: port) },
+            completion: { [weak self] result in
+                guard let self, !request.isFinished else { return }
+                switch result {
+                case .success(let address): self.open(request, address: address)
+                case .failure(let error): request.fail(.resolveFailed("\(error)"))
+                }
+            })
+    }
+
+    private func open(_ request: HTTPClientRequest, address: SocketAddress) {
+        let upstream = request.upstream
+        let connection = HTTPClientConnection(upstream: upstream, pool: pool)
+        do {
+            let tls = try upstream.tls.map { try client.tlsContext(for: $0) }
+            let stream = try StreamConnection.connect(
+                to: address, loop: loop, tls: tls, host: upstream.host, delegate: connection)
+            connection.stream = stream
+            connectionsOpened += 1
+        } catch let error as TLSError {
+            request.fail(.tlsFailed(error.reason))
+            return
+        } catch {
+            request.fail(.connectFailed("\(error)"))
+            return
+        }
+        request.start(on: connection, reused: false)
+    }
+
+    static func literalAddress(_ host: String, port: Int) -> SocketAddress? {
+        if host == "localhost" { return try? SocketAddress(parsing: "127.0.0.1", defaultPort: port) }
+        return try? SocketAddress(parsing: host, defaultPort: port)
+    }
+}
+
+/// An HTTP/1.1 client with a keep-alive pool per event loop and upstream. Start requests on a
+/// loop with `execute`; slow callers can use the async `send`.
+public final class HTTPClient: Sendable {
+    public let group: EventLoopGroup
+    let maxIdlePerUpstream: Int
+    let idleTimeout: Double
+    private let states: Mutex<[Int: LoopBound<HTTPClientLoopState>]> = Mutex([:])
+    private let tlsContexts = Mutex<[TLSClientConfiguration: TLSClientContext]>([:])
+
+    public init(group: EventLoopGroup, maxIdlePerUpstream: Int = 256, idleTimeout: Double = 90) {
+        self.group = group
+        self.maxIdlePerUpstream = maxIdlePerUpstream
+        self.idleTimeout = idleTimeout
+    }
+
+    func state(for loop: EventLoop) -> HTTPClientLoopState {
+        if let existing = states.withLock({ $0[loop.index] }) { return existing.value }
+        let state = HTTPClientLoopState(loop: loop, client: self)
+        states.withLock { $0[loop.index] = LoopBound(state, loop: loop) }
+        return state
+    }
+
+    /// The TLS context for `configuration`, built once and shared by all loops.
+    public func tlsContext(for configuration: TLSClientConfiguration) throws -> TLSClientContext {
+        if let context = tlsContexts.withLock({ $0[configuration] }) { return context }
+        let context = try TLSClientContext(configuration: configuration)
+        tlsContexts.withLock { $0[configuration] = context }
+        return context
+    }
+
+    /// Starts `head` toward `upstream` on `loop`, the caller's loop. A body follows through the
+    /// returned request when the head has `Content-Length` or `Transfer-Encoding: chunked`.
+    /// Loop thread only.
+    @discardableResult
+    public func execute(
+        _ head: HTTPRequestHead,
+        to upstream: HTTPUpstream,
+        on loop: EventLoop,
+        timeouts: HTTPClientTimeouts = HTTPClientTimeouts(),
+        delegate: any HTTPClientDelegate
+    ) -> HTTPClientRequest {
+        let state = state(for: loop)
+        let request = HTTPClientRequest(
+            head: head, upstream: upstream, loop: loop, timeouts: timeouts, client: state, delegate: delegate)
+        state.start(request)
+        return request
+    }
+
+    /// The number of connections `loop` opened, for tests of pool reuse.
+    public func connectionsOpened(on loop: EventLoop) async -> Int {
+        (try? await loop.run { [self] in state(for: loop).connectionsOpened }) ?? 0
+    }
+
+    /// Sends a request with a complete body and collects the response, up to `maxResponseSize`
+    /// bytes. For control-plane calls (identity providers), not for proxying.
+    public func send(
+        _ head: HTTPRequestHead,
+        body: [UInt8] = [],
+        to upstream: HTTPUpstream,
+        timeouts: HTTPClientTimeouts = HTTPClientTimeouts(),
+        maxResponseSize: Int = 8 * 1024 * 1024
+    ) async throws -> HTTPClientResponse {
+        let loop = group.next()
+        var head = head
+        if !body.isEmpty || [HTTPMethod.post, .put, .patch].contains(head.method) {
+            head.headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
+        }
+        if !head.headers.contains(name: "Host") { head.headers.add(name: "Host", value: upstream.authority) }
+        let prepared = head
+        return try await withCheckedThrowingContinuation { continuation in
+            loop.execute { [self] in
+                let collector = ResponseCollector(limit: maxResponseSize) { continuation.resume(with: $0) }
+                let request = execute(prepared, to: upstream, on: loop, timeouts: timeouts, delegate: collector)
+                if !body.isEmpty { request.writeBody(body) }
+                request.endBody()
+            }
+        }
+    }
+
+    /// Resolves `host` with getaddrinfo, preferring IPv4. Blocks, so callers run it in a task.
+    static func resolve(host: String, port: Int) throws -> SocketAddress {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &result)
+        guard status == 0, let first = result else {
+            throw HTTPClientError.resolveFailed("'\(host)': \(String(cString: gai_strerror(status)))")
+        }
+        defer { freeaddrinfo(first) }
+        var candidates: [SocketAddress] = []
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let entry = cursor {
+            if let address = entry.pointee.ai_addr {
+                var storage = sockaddr_storage()
+                withUnsafeMutableBytes(of: &storage) {
+                    $0.copyMemory(
+                        from: UnsafeRawBufferPointer(start: address, count: Int(entry.pointee.ai_addrlen)))
+                }
+                if let parsed = try? SocketAddress(parsing: Self.numericHost(storage), defaultPort: port) {
+                    candidates.append(parsed)
+                }
+            }
+            cursor = entry.pointee.ai_next
+        }
+        guard let chosen = candidates.first(where: { $0.family == AF_INET }) ?? candidates.first else {
+            throw HTTPClientError.resolveFailed("'\(host)' has no address")
+        }
+        return chosen
+    }
+
+    private static func numericHost(_ storage: sockaddr_storage) -> String {
+        var storage = storage
+        var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        _ = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getnameinfo(
+                    $0, socklen_t(MemoryLayout<sockaddr_storage>.size), &buffer, socklen_t(buffer.count), nil, 0,
+                    NI_NUMERICHOST)
+            }
+        }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// A complete response from `HTTPClient.send`.
+public struct HTTPClientResponse: Sendable {
+    public var head: HTTPResponseHead
+    public var body: [UInt8]
+}
+
+final class ResponseCollector: HTTPClientDelegate {
+    private let limit: Int
+    private var head: HTTPResponseHead?
+    private var body: [UInt8] = []
+    private var completion: ((Result<HTTPClientResponse, any Error>) -> Void)?
+
+    init(limit: Int, completion: @escaping (Result<HTTPClientResponse, any Error>) -> Void) {
+        self.limit = limit
+        self.completion = completion
+    }
+
+    func responseHead(_ head: HTTPResponseHead, request: HTTPClientRequest) { self.head = head }
+
+    func responseBody(_ bytes: [UInt8], request: HTTPClientRequest) {
+        guard body.count + bytes.count <= limit else {
+            request.cancel()
+            finish(.failure(HTTPClientError.responseTooLarge(limit)))
+            return
+        }
+        body.append(contentsOf: bytes)
+    }
+
+    func responseEnded(trailers: HTTPHeaders, request: HTTPClientRequest) {
+        guard let head else { return finish(.failure(HTTPClientError.upstreamClosed)) }
+        finish(.success(HTTPClientResponse(head: head, body: body)))
+    }
+
+    func requestFailed(_ error: HTTPClientError, request: HTTPClientRequest) { finish(.failure(error)) }
+
+    private func finish(_ result: Result<HTTPClientResponse, any Error>) {
+        completion?(result)
+        completion = nil
+    }
+}

@@ -1,0 +1,162 @@
+import PomeriumCrypto
+import PomeriumHTTP
+import PomeriumNet
+
+/// One upstream connection: a stream plus a response parser. It carries one request at a time
+/// and returns to its loop's pool when a response ends with keep-alive.
+final class HTTPClientConnection: StreamConnectionDelegate {
+    let upstream: HTTPUpstream
+    let pool: HTTPConnectionPool
+    var stream: StreamConnection?
+    private var parser = HTTPResponseParser()
+    private(set) var request: HTTPClientRequest?
+    private(set) var isOpen = false
+    private(set) var isClosed = false
+    private(set) var isTunnel = false
+    /// Whether this connection carried an earlier request, so a failure may be a stale keep-alive.
+    private(set) var wasReused = false
+    private var idleTimer: LoopTimer?
+
+    init(upstream: HTTPUpstream, pool: HTTPConnectionPool) {
+        self.upstream = upstream
+        self.pool = pool
+    }
+
+    func attach(_ request: HTTPClientRequest, reused: Bool) {
+        idleTimer?.cancel()
+        idleTimer = nil
+        self.request = request
+        wasReused = reused
+        parser.expectResponse(to: request.head.method)
+    }
+
+    func write(_ bytes: [UInt8]) { stream?.write(bytes) }
+
+    func close() {
+        guard !isClosed else { return }
+        stream?.close()
+        isClosed = true
+    }
+
+    /// Waits in the pool; the peer closing or sending anything ends it.
+    func parkIdle(timeout: Double) {
+        request = nil
+        idleTimer = stream?.loop.schedule(after: timeout) { [weak self] in
+            guard let self else { return }
+            self.pool.discard(self)
+            self.close()
+        }
+    }
+
+    var isWritable: Bool { stream?.isWritable ?? false }
+
+    // MARK: StreamConnectionDelegate
+
+    func connectionDidOpen(_ connection: StreamConnection) {
+        isOpen = true
+        request?.connectionOpened()
+    }
+
+    func connection(_ connection: StreamConnection, didRead bytes: UnsafeRawBufferPointer) {
+        guard let request else {
+            // Bytes on an idle connection: the upstream broke the protocol or is closing.
+            pool.discard(self)
+            close()
+            return
+        }
+        if isTunnel {
+            request.tunnelReceived(Array(bytes))
+            return
+        }
+        request.noteResponseProgress()
+        parser.feed(bytes)
+        pump()
+    }
+
+    private func pump() {
+        while let request, !isClosed, !isTunnel, let event = parser.next() {
+            switch event {
+            case .informational:
+                continue
+            case .head(let head):
+                request.receivedHead(head)
+            case .body(let bytes):
+                request.receivedBody(bytes)
+            case .end(let trailers):
+                let reusable = request.responseReusable && !parser.isCloseDelimited
+                self.request = nil
+                request.receivedEnd(trailers: trailers)
+                if reusable && request.requestComplete && !isClosed {
+                    pool.release(self)
+                } else {
+                    close()
+                }
+                return
+            case .upgrade(let head):
+                isTunnel = true
+                request.receivedUpgrade(head, initialBytes: parser.takeRemainingBytes())
+                return
+            case .error(let error):
+                self.request = nil
+                request.fail(.invalidResponse(error.reason))
+                close()
+                return
+            }
+        }
+    }
+
+    func connectionDidReadEOF(_ connection: StreamConnection) {
+        if isTunnel {
+            request?.tunnelUpstreamFinished()
+            return
+        }
+        if let request, !request.receivedAnyResponseByte {
+            // Closed before any response byte: the request may be retried on a fresh connection.
+            self.request = nil
+            request.connectionLost(beforeResponse: true, reused: wasReused)
+            close()
+            return
+        }
+        parser.finish()
+        pump()
+        if !isClosed {
+            if let request {
+                self.request = nil
+                request.connectionLost(beforeResponse: !request.receivedAnyResponseByte, reused: wasReused)
+            } else {
+                pool.discard(self)
+            }
+            close()
+        }
+    }
+
+    func connectionDidDrain(_ connection: StreamConnection) {
+        request?.bodyWritable()
+    }
+
+    func connection(_ connection: StreamConnection, didCloseWith error: (any Error)?) {
+        isClosed = true
+        idleTimer?.cancel()
+        pool.discard(self)
+        guard let request else { return }
+        self.request = nil
+        if isTunnel {
+            request.tunnelUpstreamFinished()
+            request.tunnelClosed()
+            return
+        }
+        if !isOpen {
+            if let tlsError = error as? TLSError {
+                request.fail(.tlsFailed(tlsError.reason))
+            } else {
+                request.fail(.connectFailed(error.map { "\($0)" } ?? "closed"))
+            }
+            return
+        }
+        if let tlsError = error as? TLSError, !request.receivedAnyResponseByte {
+            request.fail(.tlsFailed(tlsError.reason))
+            return
+        }
+        request.connectionLost(beforeResponse: !request.receivedAnyResponseByte, reused: wasReused)
+    }
+}

@@ -1,0 +1,233 @@
+import PomeriumHTTP
+import PomeriumNet
+
+/// One request in flight. Write the body with `writeBody` and `endBody` (or pass it at start),
+/// watch `isWritable` for backpressure, and `cancel()` to abandon it. Loop thread only.
+public final class HTTPClientRequest {
+    public let head: HTTPRequestHead
+    public let upstream: HTTPUpstream
+    public let loop: EventLoop
+    let timeouts: HTTPClientTimeouts
+    private weak var client: HTTPClientLoopState?
+    private var delegate: (any HTTPClientDelegate)?
+    private var connection: HTTPClientConnection?
+    private let chunked: Bool
+    private var bodyBytesSent = 0
+    private(set) var requestComplete = false
+    private(set) var receivedAnyResponseByte = false
+    private(set) var responseReusable = true
+    private var finished = false
+    private var retried = false
+    private var timer: LoopTimer?
+    private var deadline: UInt64 = 0
+    private var deadlineError = HTTPClientError.connectTimeout
+    /// Body written before the connection could take it, kept for a possible retry.
+    private var pendingOutput: [[UInt8]] = []
+
+    init(
+        head: HTTPRequestHead,
+        upstream: HTTPUpstream,
+        loop: EventLoop,
+        timeouts: HTTPClientTimeouts,
+        client: HTTPClientLoopState,
+        delegate: any HTTPClientDelegate
+    ) {
+        self.head = head
+        self.upstream = upstream
+        self.loop = loop
+        self.timeouts = timeouts
+        self.client = client
+        self.delegate = delegate
+        let hasLength = head.headers.contains(name: "Content-Length")
+        chunked = !hasLength && head.headers.containsToken("chunked", name: "Transfer-Encoding")
+        if !hasLength && !chunked { requestComplete = true }
+    }
+
+    /// Whether the body may take more bytes without growing the output buffer past its mark.
+    public var isWritable: Bool { !finished && (connection?.isWritable ?? true) }
+    /// Whether the response or failure was already delivered.
+    public var isFinished: Bool { finished }
+
+    // MARK: Caller API
+
+    public func writeBody(_ bytes: [UInt8]) {
+        guard !finished, !requestComplete, !bytes.isEmpty else { return }
+        var output: [UInt8] = []
+        if chunked {
+            HTTPEncoder.encodeChunk(bytes, into: &output)
+        } else {
+            output = bytes
+        }
+        bodyBytesSent += bytes.count
+        send(output)
+    }
+
+    public func endBody(trailers: HTTPHeaders = HTTPHeaders()) {
+        guard !finished, !requestComplete else { return }
+        requestComplete = true
+        if chunked {
+            var output: [UInt8] = []
+            try? HTTPEncoder.encodeLastChunk(trailers: trailers, into: &output)
+            send(output)
+        }
+    }
+
+    /// Abandons the request and closes its connection, which stops the upstream's work.
+    public func cancel() {
+        guard !finished else { return }
+        finished = true
+        timer?.cancel()
+        delegate = nil
+        connection?.close()
+        connection = nil
+    }
+
+    /// Stops reading the response from the upstream, for backpressure.
+    public func pauseResponse() { connection?.stream?.pauseReading() }
+    public func resumeResponse() { connection?.stream?.resumeReading() }
+
+    /// Writes tunnel bytes to the upstream after an upgrade.
+    public func tunnelWrite(_ bytes: [UInt8]) { connection?.write(bytes) }
+    /// Sends EOF to the upstream once queued tunnel bytes are out.
+    public func tunnelFinish() { connection?.stream?.shutdownOutputAfterFlush() }
+    /// Whether the tunnel's upstream side can take more bytes.
+    public var isTunnelWritable: Bool { connection?.isWritable ?? false }
+
+    // MARK: Connection events
+
+    func start(on connection: HTTPClientConnection, reused: Bool) {
+        self.connection = connection
+        connection.attach(self, reused: reused)
+        var headBytes: [UInt8] = []
+        do {
+            try HTTPEncoder.encode(head, into: &headBytes)
+        } catch {
+            fail(.invalidUpstream("the request head cannot be encoded: \(error)"))
+            return
+        }
+        connection.write(headBytes)
+        for chunk in pendingOutput { connection.write(chunk) }
+        if connection.isOpen {
+            connectionOpened()
+        } else {
+            setDeadline(timeouts.connect, .connectTimeout)
+        }
+    }
+
+    private func send(_ bytes: [UInt8]) {
+        if connection == nil || (!retried && bodyBytesSent <= 64 * 1024) { pendingOutput.append(bytes) }
+        if let connection, connection.isOpen {
+            setDeadline(timeouts.write, .writeTimeout)
+        }
+        connection?.write(bytes)
+    }
+
+    func connectionOpened() {
+        setDeadline(timeouts.read, .readTimeout)
+    }
+
+    func noteResponseProgress() {
+        receivedAnyResponseByte = true
+        setDeadline(timeouts.read, .readTimeout)
+    }
+
+    func bodyWritable() {
+        delegate?.requestBodyWritable(self)
+    }
+
+    func receivedHead(_ head: HTTPResponseHead) {
+        responseReusable = head.keepAlive
+        delegate?.responseHead(head, request: self)
+    }
+
+    func receivedBody(_ bytes: [UInt8]) {
+        delegate?.responseBody(bytes, request: self)
+    }
+
+    func receivedEnd(trailers: HTTPHeaders) {
+        guard !finished else { return }
+        finished = true
+        timer?.cancel()
+        let delegate = self.delegate
+        self.delegate = nil
+        if !requestComplete {
+            // The upstream answered before the whole body went out; the connection cannot be reused.
+            responseReusable = false
+        }
+        connection = nil
+        delegate?.responseEnded(trailers: trailers, request: self)
+    }
+
+    func receivedUpgrade(_ head: HTTPResponseHead, initialBytes: [UInt8]) {
+        timer?.cancel()
+        deadline = 0
+        delegate?.upgraded(head, initialBytes: initialBytes, request: self)
+    }
+
+    func tunnelReceived(_ bytes: [UInt8]) { delegate?.tunnelReceived(bytes, request: self) }
+
+    func tunnelUpstreamFinished() { delegate?.tunnelUpstreamFinished(self) }
+
+    func tunnelClosed() {
+        finished = true
+        delegate = nil
+        connection = nil
+    }
+
+    /// The connection ended without a complete response. A stale pooled connection is retried once
+    /// for an idempotent request whose body is fully known, because the upstream saw nothing.
+    func connectionLost(beforeResponse: Bool, reused: Bool) {
+        guard !finished else { return }
+        connection = nil
+        let idempotent = [HTTPMethod.get, .head, .options, .put, .delete, .trace].contains(head.method)
+        let replayable = bodyBytesSent <= 64 * 1024
+        if beforeResponse && reused && idempotent && replayable && !retried, let client {
+            retried = true
+            client.connectFresh(for: self)
+            return
+        }
+        fail(.upstreamClosed)
+    }
+
+    func fail(_ error: HTTPClientError) {
+        guard !finished else { return }
+        finished = true
+        timer?.cancel()
+        let delegate = self.delegate
+        self.delegate = nil
+        connection?.close()
+        connection = nil
+        delegate?.requestFailed(error, request: self)
+    }
+
+    // MARK: Timeouts
+
+    private func setDeadline(_ seconds: Double, _ error: HTTPClientError) {
+        guard seconds > 0 else {
+            deadline = 0
+            return
+        }
+        deadline = MonotonicClock.nanoseconds() &+ UInt64(seconds * 1_000_000_000)
+        deadlineError = error
+        // The pending timer may be later than the new deadline; only then is it replaced.
+        if let pending = timer, pending.deadline > deadline {
+            pending.cancel()
+            timer = nil
+        }
+        if timer == nil { arm() }
+    }
+
+    private func arm() {
+        let now = MonotonicClock.nanoseconds()
+        timer = loop.schedule(afterNanoseconds: deadline > now ? deadline - now : 0) { [weak self] in
+            guard let self else { return }
+            self.timer = nil
+            guard !self.finished, self.deadline != 0 else { return }
+            if MonotonicClock.nanoseconds() < self.deadline {
+                self.arm()
+            } else {
+                self.fail(self.deadlineError)
+            }
+        }
+    }
+}

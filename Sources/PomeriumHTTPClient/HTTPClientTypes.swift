@@ -1,0 +1,147 @@
+import PomeriumCrypto
+import PomeriumHTTP
+import PomeriumNet
+
+/// Where requests go: scheme, host, port and, for `https`, the TLS settings. Connections are
+/// pooled per upstream value, so two upstreams with different TLS settings never share one.
+public struct HTTPUpstream: Hashable, Sendable, CustomStringConvertible {
+    public enum Scheme: String, Sendable, Hashable {
+        case http
+        case https
+    }
+
+    public var scheme: Scheme
+    public var host: String
+    public var port: Int
+    public var tls: TLSClientConfiguration?
+
+    public init(scheme: Scheme, host: String, port: Int? = nil, tls: TLSClientConfiguration? = nil) {
+        self.scheme = scheme
+        self.host = host
+        self.port = port ?? (scheme == .https ? 443 : 80)
+        self.tls = scheme == .https ? (tls ?? TLSClientConfiguration()) : nil
+    }
+
+    /// Parses `http://host:port` or `https://host:port` (a path after the authority is ignored).
+    public init(url: String, tls: TLSClientConfiguration? = nil) throws {
+        let scheme: Scheme
+        let rest: Substring
+        if url.hasPrefix("http://") {
+            scheme = .http
+            rest = url.dropFirst(7)
+        } else if url.hasPrefix("https://") {
+            scheme = .https
+            rest = url.dropFirst(8)
+        } else {
+            throw HTTPClientError.invalidUpstream("'\(url)' must start with http:// or https://")
+        }
+        let authority = rest.prefix { $0 != "/" && $0 != "?" }
+        guard !authority.isEmpty else { throw HTTPClientError.invalidUpstream("'\(url)' has no host") }
+        var host = authority
+        var port: Int?
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if after.hasPrefix(":") {
+                guard let value = Int(after.dropFirst()), (1...65_535).contains(value) else {
+                    throw HTTPClientError.invalidUpstream("'\(url)' has an invalid port")
+                }
+                port = value
+            }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            guard let value = Int(authority[authority.index(after: colon)...]), (1...65_535).contains(value) else {
+                throw HTTPClientError.invalidUpstream("'\(url)' has an invalid port")
+            }
+            port = value
+        }
+        self.init(scheme: scheme, host: String(host), port: port, tls: tls)
+    }
+
+    /// The `Host` header value for this upstream.
+    public var authority: String {
+        let defaultPort = scheme == .https ? 443 : 80
+        let hostPart = host.contains(":") ? "[\(host)]" : host
+        return port == defaultPort ? hostPart : "\(hostPart):\(port)"
+    }
+
+    public var description: String { "\(scheme.rawValue)://\(authority)" }
+}
+
+/// Timeouts of one request, in seconds; zero disables one.
+public struct HTTPClientTimeouts: Sendable, Hashable {
+    /// Time to establish TCP and TLS.
+    public var connect: Double
+    /// Time without a byte from the upstream while its response is awaited or read.
+    public var read: Double
+    /// Time without progress while the request is being written.
+    public var write: Double
+
+    public init(connect: Double = 10, read: Double = 30, write: Double = 30) {
+        self.connect = connect
+        self.read = read
+        self.write = write
+    }
+}
+
+/// Why a client request failed.
+public enum HTTPClientError: Error, Sendable, CustomStringConvertible, Equatable {
+    case invalidUpstream(String)
+    case resolveFailed(String)
+    case connectFailed(String)
+    case connectTimeout
+    case readTimeout
+    case writeTimeout
+    case tlsFailed(String)
+    /// The upstream closed the connection before the response was complete.
+    case upstreamClosed
+    case invalidResponse(String)
+    case responseTooLarge(Int)
+    case cancelled
+
+    public var description: String {
+        switch self {
+        case .invalidUpstream(let reason): return "invalid upstream: \(reason)"
+        case .resolveFailed(let reason): return "resolving the upstream failed: \(reason)"
+        case .connectFailed(let reason): return "connecting to the upstream failed: \(reason)"
+        case .connectTimeout: return "connecting to the upstream timed out"
+        case .readTimeout: return "the upstream response timed out"
+        case .writeTimeout: return "writing the request to the upstream timed out"
+        case .tlsFailed(let reason): return "TLS with the upstream failed: \(reason)"
+        case .upstreamClosed: return "the upstream closed the connection before the response was complete"
+        case .invalidResponse(let reason): return "the upstream sent an invalid response: \(reason)"
+        case .responseTooLarge(let limit): return "the upstream response exceeds the \(limit)-byte limit"
+        case .cancelled: return "the request was cancelled"
+        }
+    }
+
+    /// Whether the failure is a timeout, which a proxy answers with 504 rather than 502.
+    public var isTimeout: Bool {
+        switch self {
+        case .connectTimeout, .readTimeout, .writeTimeout: return true
+        default: return false
+        }
+    }
+}
+
+/// Callbacks for one client request, made on the loop that started it.
+public protocol HTTPClientDelegate: AnyObject {
+    func responseHead(_ head: HTTPResponseHead, request: HTTPClientRequest)
+    func responseBody(_ bytes: [UInt8], request: HTTPClientRequest)
+    func responseEnded(trailers: HTTPHeaders, request: HTTPClientRequest)
+    func requestFailed(_ error: HTTPClientError, request: HTTPClientRequest)
+    /// The request body may be written again after `request.isWritable` was false.
+    func requestBodyWritable(_ request: HTTPClientRequest)
+    /// The upstream answered 101: from now on `request` is a byte tunnel. `initialBytes` followed
+    /// the response head.
+    func upgraded(_ head: HTTPResponseHead, initialBytes: [UInt8], request: HTTPClientRequest)
+    func tunnelReceived(_ bytes: [UInt8], request: HTTPClientRequest)
+    func tunnelUpstreamFinished(_ request: HTTPClientRequest)
+}
+
+extension HTTPClientDelegate {
+    public func requestBodyWritable(_ request: HTTPClientRequest) {}
+    public func upgraded(_ head: HTTPResponseHead, initialBytes: [UInt8], request: HTTPClientRequest) {}
+    public func tunnelReceived(_ bytes: [UInt8], request: HTTPClientRequest) {}
+    public func tunnelUpstreamFinished(_ request: HTTPClientRequest) {}
+}

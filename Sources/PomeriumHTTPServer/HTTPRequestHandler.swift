@@ -1,0 +1,153 @@
+import PomeriumHTTP
+import PomeriumNet
+
+/// One request's handler, created by the server for each request and called on the connection's
+/// loop. Request body bytes arrive as they are read; call `responder.pauseRequestBody()` when the
+/// consumer falls behind, which stops reading from the socket.
+public protocol HTTPRequestHandler: AnyObject {
+    /// The request head arrived. Respond now, or after the body, through `responder`.
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder)
+    func requestBody(_ bytes: [UInt8])
+    func requestEnded(trailers: HTTPHeaders)
+    /// The exchange ended early: the client disconnected, a timeout fired, or the body was
+    /// malformed. The handler should release what it holds (cancel an upstream request).
+    func requestFailed(_ error: HTTPServerError)
+    /// The response output buffer drained after `responder.isWritable` was false.
+    func responseWritable()
+    /// Tunnel bytes from the client after a 101 or CONNECT 2xx.
+    func tunnelReceived(_ bytes: [UInt8])
+    /// The client stopped sending tunnel bytes (EOF).
+    func tunnelClientFinished()
+}
+
+extension HTTPRequestHandler {
+    public func responseWritable() {}
+    public func tunnelReceived(_ bytes: [UInt8]) {}
+    public func tunnelClientFinished() {}
+}
+
+/// Why the server ended an exchange before the handler finished it.
+public enum HTTPServerError: Error, Sendable, CustomStringConvertible {
+    case clientDisconnected
+    case timeout(String)
+    case malformedRequest(HTTPParseError)
+    case shutdown
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .clientDisconnected: return "the client disconnected"
+        case .timeout(let which): return "the \(which) timeout expired"
+        case .malformedRequest(let error): return "malformed request: \(error.reason)"
+        case .shutdown: return "the server is shutting down"
+        case .io(let message): return message
+        }
+    }
+}
+
+/// Handler-facing side of a connection for the current request.
+public final class HTTPResponder {
+    // Weak: a handler may outlive its connection, for example while an upstream call finishes.
+    private weak var weakConnection: HTTPServerConnectionHandler?
+    let generation: Int
+    public let loop: EventLoop
+    /// The client's address.
+    public let remoteAddress: SocketAddress?
+    /// Whether the request arrived over TLS.
+    public let isTLS: Bool
+    /// The SNI name the client sent, over TLS.
+    public let serverName: String?
+
+    init(connection: HTTPServerConnectionHandler, generation: Int) {
+        weakConnection = connection
+        self.generation = generation
+        loop = connection.stream.loop
+        remoteAddress = connection.stream.remoteAddress
+        isTLS = connection.stream.tls != nil
+        serverName = connection.stream.tls?.serverName
+    }
+
+    /// The connection, while this responder's exchange is still its current one.
+    private var live: HTTPServerConnectionHandler? {
+        guard let connection = weakConnection, connection.generation == generation, !connection.isClosed else {
+            return nil
+        }
+        return connection
+    }
+
+    private var isCurrent: Bool { live != nil }
+
+    /// Whether more response bytes may be written without growing the buffer past its mark.
+    public var isWritable: Bool { live?.stream.isWritable ?? false }
+    /// Whether the exchange is still live (the client is connected and the response not finished).
+    public var isActive: Bool { isCurrent }
+
+    /// Writes the response head. A 101 (or 2xx to CONNECT) switches the connection to a tunnel.
+    public func writeHead(_ head: HTTPResponseHead) {
+        guard let connection = live else { return }
+        connection.writeHead(head)
+    }
+
+    public func writeBody(_ bytes: some Collection<UInt8>) {
+        guard let connection = live else { return }
+        connection.writeBody(bytes)
+    }
+
+    /// Ends the response; the connection moves on to the next request or closes.
+    public func finish(trailers: HTTPHeaders = HTTPHeaders()) {
+        guard let connection = live else { return }
+        connection.finishResponse(trailers: trailers)
+    }
+
+    /// Sends a complete response with a fixed body.
+    public func respond(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
+        var headers = headers
+        headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
+        writeHead(HTTPResponseHead(status: status, headers: headers))
+        if !body.isEmpty { writeBody(body) }
+        finish()
+    }
+
+    /// Closes the connection at once, for a failure after the response head went out.
+    public func abort() {
+        guard let connection = live else { return }
+        connection.abort()
+    }
+
+    /// Signals that the handler is ready for the request body; sends `100 Continue` when asked for.
+    public func readRequestBody() {
+        guard let connection = live else { return }
+        connection.handlerReadsBody()
+    }
+
+    /// Stops reading the socket until `resumeRequestBody`, for request-body backpressure.
+    public func pauseRequestBody() {
+        guard let connection = live else { return }
+        connection.handlerPausedReading = true
+        connection.updateReading()
+    }
+
+    public func resumeRequestBody() {
+        guard let connection = live else { return }
+        connection.handlerPausedReading = false
+        connection.updateReading()
+    }
+
+    /// Writes raw tunnel bytes to the client after a switch of protocols.
+    public func tunnelWrite(_ bytes: some Collection<UInt8>) {
+        guard let connection = live, connection.isTunnel else { return }
+        connection.stream.write(bytes)
+    }
+
+    /// Closes the tunnel once queued bytes are out.
+    public func closeTunnel() {
+        guard let connection = live, connection.isTunnel else { return }
+        connection.stream.closeAfterFlush()
+    }
+
+    /// Sends EOF to the client once queued tunnel bytes are out.
+    public func tunnelFinish() {
+        guard let connection = live, connection.isTunnel else { return }
+        connection.tunnelFinishedByHandler()
+    }
+}

@@ -1,0 +1,293 @@
+import PomeriumCrypto
+import PomeriumHTTP
+import PomeriumNet
+
+/// Drives one client connection: feeds socket bytes to the sans-I/O `HTTPServerConnection`,
+/// performs its actions, calls the request handler, and enforces the server timeouts.
+final class HTTPServerConnectionHandler: StreamConnectionDelegate {
+    let stream: StreamConnection
+    private var machine: HTTPServerConnection
+    private let configuration: HTTPServerConfiguration
+    private let makeHandler: (EventLoop) -> any HTTPRequestHandler
+    private weak var registry: LoopServerState?
+    private var handler: (any HTTPRequestHandler)?
+    private(set) var generation = 0
+    private(set) var isClosed = false
+    private(set) var isTunnel = false
+    var handlerPausedReading = false
+    private var machinePausedReading = false
+    private var draining = false
+    private var headWritten = false
+
+    private enum Phase {
+        case idle
+        case readingHead
+        case readingBody
+        case handling
+    }
+    private var phase = Phase.idle
+    private var deadline: UInt64 = 0
+    private var deadlineReason = "idle"
+    private var timer: LoopTimer?
+
+    init(
+        stream: StreamConnection,
+        configuration: HTTPServerConfiguration,
+        registry: LoopServerState,
+        makeHandler: @escaping (EventLoop) -> any HTTPRequestHandler
+    ) {
+        self.stream = stream
+        self.configuration = configuration
+        self.registry = registry
+        self.makeHandler = makeHandler
+        machine = HTTPServerConnection(configuration: configuration.connection)
+        draining = registry.isDraining
+    }
+
+    var isIdle: Bool { machine.isIdle && handler == nil }
+
+    // MARK: Stream events
+
+    func connectionDidOpen(_ connection: StreamConnection) {
+        setDeadline(configuration.idleTimeout, reason: "idle")
+    }
+
+    func connection(_ connection: StreamConnection, didRead bytes: UnsafeRawBufferPointer) {
+        if isTunnel {
+            handler?.tunnelReceived(Array(bytes))
+            return
+        }
+        if phase == .idle {
+            phase = .readingHead
+            setDeadline(configuration.readHeaderTimeout, reason: "read header")
+        } else if phase == .readingBody {
+            setDeadline(configuration.readTimeout, reason: "read")
+        }
+        perform(machine.bytesReceived(bytes))
+    }
+
+    func connectionDidReadEOF(_ connection: StreamConnection) {
+        if isTunnel {
+            handler?.tunnelClientFinished()
+            return
+        }
+        if phase == .handling, let handler {
+            // EOF while the response is pending: treat the client as gone, as Go's net/http and
+            // nginx do, so the handler can cancel upstream work. A client that half-closes after
+            // its request loses its response.
+            self.handler = nil
+            handler.requestFailed(.clientDisconnected)
+            stream.close()
+            return
+        }
+        perform(machine.peerClosed())
+    }
+
+    func connectionDidDrain(_ connection: StreamConnection) {
+        if phase == .handling && headWritten { setDeadline(configuration.writeTimeout, reason: "write") }
+        handler?.responseWritable()
+    }
+
+    func connection(_ connection: StreamConnection, didCloseWith error: (any Error)?) {
+        isClosed = true
+        timer?.cancel()
+        timer = nil
+        if let handler {
+            self.handler = nil
+            handler.requestFailed(.clientDisconnected)
+        }
+        registry?.remove(self)
+    }
+
+    // MARK: Actions
+
+    private func perform(_ actions: [HTTPServerConnection.Action]) {
+        for action in actions {
+            guard !isClosed else { return }
+            switch action {
+            case .startRequest(let head):
+                generation += 1
+                headWritten = false
+                phase = .readingBody
+                setDeadline(configuration.readTimeout, reason: "read")
+                let handler = makeHandler(stream.loop)
+                self.handler = handler
+                handler.requestStarted(head, responder: HTTPResponder(connection: self, generation: generation))
+            case .requestBody(let bytes):
+                handler?.requestBody(bytes)
+            case .requestEnd(let trailers):
+                phase = .handling
+                clearDeadlineUnlessWriting()
+                handler?.requestEnded(trailers: trailers)
+            case .requestFailed(let error):
+                let failed = handler
+                handler = nil
+                failed?.requestFailed(.malformedRequest(error))
+            case .write(let bytes):
+                stream.write(bytes)
+            case .pauseReading:
+                machinePausedReading = true
+                updateReading()
+            case .resumeReading:
+                machinePausedReading = false
+                updateReading()
+            case .close:
+                timer?.cancel()
+                stream.closeAfterFlush()
+            case .startTunnel(let initialBytes):
+                isTunnel = true
+                timer?.cancel()
+                timer = nil
+                if !initialBytes.isEmpty { handler?.tunnelReceived(initialBytes) }
+            }
+        }
+    }
+
+    func updateReading() {
+        if handlerPausedReading || machinePausedReading {
+            stream.pauseReading()
+        } else {
+            stream.resumeReading()
+        }
+    }
+
+    // MARK: Handler calls
+
+    func writeHead(_ head: HTTPResponseHead) {
+        var head = head
+        if draining && !head.isInformational && head.status != 101 {
+            head.headers.replaceOrAdd(name: "Connection", value: "close")
+        }
+        do {
+            let actions = try machine.writeHead(head)
+            if !head.isInformational || head.status == 101 { headWritten = true }
+            perform(actions)
+            if headWritten && !isTunnel { setDeadline(configuration.writeTimeout, reason: "write") }
+        } catch {
+            registry?.logger.error("response head rejected", metadata: ["error": "\(error)"])
+            abort()
+        }
+    }
+
+    func writeBody(_ bytes: some Collection<UInt8>) {
+        do {
+            perform(try machine.writeBody(bytes))
+        } catch {
+            registry?.logger.error("response body rejected", metadata: ["error": "\(error)"])
+            abort()
+        }
+    }
+
+    func finishResponse(trailers: HTTPHeaders) {
+        handler = nil
+        do {
+            let actions = try machine.finishResponse(trailers: trailers)
+            phase = .idle
+            setDeadline(configuration.idleTimeout, reason: "idle")
+            handlerPausedReading = false
+            updateReading()
+            if draining && machine.isIdle && !isClosed {
+                stream.closeAfterFlush()
+            }
+            perform(actions)
+        } catch {
+            registry?.logger.error("response end rejected", metadata: ["error": "\(error)"])
+            abort()
+        }
+    }
+
+    func handlerReadsBody() {
+        perform(machine.handlerReadsBody())
+    }
+
+    func abort() {
+        handler = nil
+        _ = machine.abort()
+        stream.close()
+    }
+
+    func tunnelFinishedByHandler() {
+        stream.shutdownOutputAfterFlush()
+    }
+
+    // MARK: Shutdown and timeouts
+
+    /// Stops keep-alive: idle connections close now, busy ones after their response.
+    func beginDraining() {
+        draining = true
+        if isIdle && !isTunnel { stream.close() }
+    }
+
+    func forceClose() {
+        if let handler {
+            self.handler = nil
+            handler.requestFailed(.shutdown)
+        }
+        stream.close()
+    }
+
+    private func clearDeadlineUnlessWriting() {
+        deadline = 0
+    }
+
+    private func setDeadline(_ seconds: Double, reason: String) {
+        guard seconds > 0 else {
+            deadline = 0
+            return
+        }
+        deadline = MonotonicClock.nanoseconds() &+ UInt64(seconds * 1_000_000_000)
+        deadlineReason = reason
+        // The pending timer may be later than the new deadline; only then is it replaced.
+        if let pending = timer, pending.deadline > deadline {
+            pending.cancel()
+            timer = nil
+        }
+        if timer == nil { armTimer(at: deadline) }
+    }
+
+    private func armTimer(at when: UInt64) {
+        let now = MonotonicClock.nanoseconds()
+        timer = stream.loop.schedule(afterNanoseconds: when > now ? when - now : 0) { [weak self] in
+            self?.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timer = nil
+        guard !isClosed, !isTunnel, deadline != 0 else { return }
+        let now = MonotonicClock.nanoseconds()
+        if now < deadline {
+            armTimer(at: deadline)
+            return
+        }
+        // A handler waiting on its upstream is not bound by the client-side read timeout.
+        if phase == .handling && !headWritten { return }
+        if deadlineReason == "idle" || deadlineReason == "read header" {
+            stream.close()
+            return
+        }
+        if let handler {
+            self.handler = nil
+            handler.requestFailed(.timeout(deadlineReason))
+        }
+        if phase == .readingBody && !headWritten {
+            writeTimeoutResponse()
+        } else {
+            stream.close()
+        }
+    }
+
+    private func writeTimeoutResponse() {
+        let body = Array("request timeout\n".utf8)
+        let head = HTTPResponseHead(
+            status: 408,
+            headers: [
+                "Content-Type": "text/plain; charset=utf-8", "Content-Length": String(body.count),
+                "Connection": "close",
+            ])
+        var bytes: [UInt8] = []
+        try? HTTPEncoder.encode(head, into: &bytes)
+        stream.write(bytes + body)
+        stream.closeAfterFlush()
+    }
+}

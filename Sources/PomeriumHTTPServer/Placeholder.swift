@@ -1,2 +1,0 @@
-// Placeholder until this target's issue lands; the helper that builds it deletes this file.
-enum PomeriumHTTPServerPlaceholder {}

@@ -1,0 +1,41 @@
+import CLinux
+import PomeriumLogging
+import Synchronization
+
+/// A fixed set of event loops, one thread each. By default there is one loop per CPU the process
+/// may run on (its `sched_getaffinity` mask).
+public final class EventLoopGroup: Sendable {
+    public let loops: [EventLoop]
+    private let nextIndex = Atomic<Int>(0)
+    private let stopped = Atomic<Bool>(false)
+
+    /// The loop count when the caller does not set one: the CPUs in the affinity mask, at least 1.
+    public static var defaultLoopCount: Int { max(1, Int(CLinux_available_cpu_count())) }
+
+    /// Starts `loopCount` loops (default `defaultLoopCount`).
+    public init(loopCount: Int? = nil, logger: Logger = Logger(label: "pomerium.net")) throws {
+        let count = max(1, loopCount ?? Self.defaultLoopCount)
+        var loops: [EventLoop] = []
+        for index in 0..<count {
+            let loop = try EventLoop(index: index, logger: logger)
+            try loop.start()
+            loops.append(loop)
+        }
+        self.loops = loops
+    }
+
+    deinit { shutdown() }
+
+    /// The next loop in round-robin order.
+    public func next() -> EventLoop {
+        let index = nextIndex.add(1, ordering: .relaxed).oldValue
+        return loops[index % loops.count]
+    }
+
+    /// Stops every loop, closing its connections, and waits for the threads. Call it from outside
+    /// the loops.
+    public func shutdown() {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        for loop in loops { loop.stopAndJoin() }
+    }
+}

@@ -1,0 +1,316 @@
+import PomeriumHTTP
+import PomeriumHTTPClient
+import PomeriumHTTPServer
+import PomeriumLogging
+import PomeriumNet
+
+/// A streaming reverse proxy: pass `makeHandler` to an `HTTPServer`. Bodies flow in both
+/// directions with backpressure, and upgrades become tunnels once the upstream answers 101.
+public final class ReverseProxy: Sendable {
+    public let client: HTTPClient
+    public let configuration: ReverseProxyConfiguration
+    let decide: ProxyDecide?
+    let logger: Logger
+
+    /// `decide` runs for every request before forwarding; nil forwards to `configuration.upstream`.
+    public init(
+        client: HTTPClient,
+        configuration: ReverseProxyConfiguration,
+        logger: Logger = Logger(label: "pomerium.reverse-proxy"),
+        decide: ProxyDecide? = nil
+    ) {
+        self.client = client
+        self.configuration = configuration
+        self.logger = logger
+        self.decide = decide
+    }
+
+    /// Creates the handler for one request; give this to `HTTPServer`.
+    public func makeHandler(_ loop: EventLoop) -> any HTTPRequestHandler {
+        ProxyExchange(proxy: self, loop: loop)
+    }
+
+    /// The outgoing head for `incoming`: hop-by-hop headers removed, `X-Forwarded-*` set, `Host`
+    /// rewritten unless preserved, and the framing header restored for a body.
+    public func outgoingHead(
+        for incoming: HTTPRequestHead,
+        upstream: HTTPUpstream,
+        remoteAddress: SocketAddress?,
+        isTLS: Bool
+    ) throws -> HTTPRequestHead {
+        var headers = incoming.headers
+        let chunkedBody = incoming.headers.containsToken("chunked", name: "Transfer-Encoding")
+        let upgrade = incoming.isUpgradeRequest ? incoming.headers.first(name: "Upgrade") : nil
+        HopByHopHeaders.remove(from: &headers)
+        if chunkedBody { headers.add(name: "Transfer-Encoding", value: "chunked") }
+        if let upgrade {
+            headers.add(name: "Connection", value: "Upgrade")
+            headers.add(name: "Upgrade", value: upgrade)
+        }
+        let trusted = configuration.forwardedHeaderTrust.trusts(remoteAddress)
+        let clientAddress = remoteAddress?.ipString
+        if let clientAddress {
+            let previous = headers["X-Forwarded-For"].joined(separator: ", ")
+            let value = trusted && !previous.isEmpty ? "\(previous), \(clientAddress)" : clientAddress
+            headers.replaceOrAdd(name: "X-Forwarded-For", value: value)
+        } else if !trusted {
+            headers.remove(name: "X-Forwarded-For")
+        }
+        let originalHost = incoming.headers.first(name: "Host")
+        if !trusted || !headers.contains(name: "X-Forwarded-Host") {
+            if let originalHost {
+                headers.replaceOrAdd(name: "X-Forwarded-Host", value: originalHost)
+            } else {
+                headers.remove(name: "X-Forwarded-Host")
+            }
+        }
+        if !trusted || !headers.contains(name: "X-Forwarded-Proto") {
+            headers.replaceOrAdd(name: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
+        }
+        if let via = configuration.via {
+            headers.add(name: "Via", value: "\(incoming.version.major).\(incoming.version.minor) \(via)")
+        }
+        if !configuration.preserveHost || originalHost == nil {
+            headers.replaceOrAdd(name: "Host", value: upstream.authority)
+        }
+        var target = incoming.target
+        if case .absolute = incoming.targetForm {
+            target = incoming.path + (incoming.query.map { "?\($0)" } ?? "")
+        }
+        return try HTTPRequestHead(method: incoming.method, target: target, version: .http1_1, headers: headers)
+    }
+}
+
+/// One proxied request: the server-side handler and the client-side delegate at once.
+final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
+    private let proxy: ReverseProxy
+    private let loop: EventLoop
+    private var responder: HTTPResponder?
+    private var upstream: HTTPClientRequest?
+    private var pendingBody: [[UInt8]] = []
+    private var pendingEnd: HTTPHeaders?
+    private var headSent = false
+    private var finished = false
+    private var tunnel = false
+    private var clientFinished = false
+    private var upstreamFinished = false
+    private var isHead = false
+
+    init(proxy: ReverseProxy, loop: EventLoop) {
+        self.proxy = proxy
+        self.loop = loop
+    }
+
+    // MARK: Server side
+
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
+        self.responder = responder
+        isHead = head.method == .head
+        if head.method == .connect {
+            respondLocally(status: 405, body: "CONNECT is not supported\n")
+            return
+        }
+        var context = ProxyRequestContext(
+            incoming: head, remoteAddress: responder.remoteAddress, isTLS: responder.isTLS,
+            serverName: responder.serverName, route: nil)
+        if let upstream = proxy.configuration.upstream {
+            do {
+                let outgoing = try proxy.outgoingHead(
+                    for: head, upstream: upstream, remoteAddress: responder.remoteAddress, isTLS: responder.isTLS)
+                context.route = ProxyRoute(upstream: upstream, head: outgoing, timeouts: proxy.configuration.timeouts)
+            } catch {
+                respondLocally(status: 400, body: "invalid request target\n")
+                return
+            }
+        }
+        let step: ProxyDecisionStep
+        if let decide = proxy.decide {
+            step = decide(context)
+        } else if let route = context.route {
+            step = .now(.forward(route))
+        } else {
+            step = .now(.respond(status: 502, headers: HTTPHeaders(), body: Array("no upstream configured\n".utf8)))
+        }
+        switch step {
+        case .now(let decision):
+            apply(decision)
+        case .later(let work):
+            responder.pauseRequestBody()
+            loop.submit(
+                { await work() },
+                completion: { [self] result in
+                    guard !finished else { return }
+                    switch result {
+                    case .success(let decision): apply(decision)
+                    case .failure: respondLocally(status: 500, body: "internal error\n")
+                    }
+                    self.responder?.resumeRequestBody()
+                })
+        }
+    }
+
+    private func apply(_ decision: ProxyDecision) {
+        switch decision {
+        case .respond(let status, let headers, let body):
+            guard let responder else { return }
+            headSent = true
+            responder.respond(status: status, headers: headers, body: body)
+            finished = true
+        case .forward(let route):
+            let request = proxy.client.execute(
+                route.head, to: route.upstream, on: loop, timeouts: route.timeouts, delegate: self)
+            upstream = request
+            for chunk in pendingBody { request.writeBody(chunk) }
+            pendingBody.removeAll()
+            if let trailers = pendingEnd {
+                request.endBody(trailers: trailers)
+            } else {
+                responder?.readRequestBody()
+                if !request.isWritable { responder?.pauseRequestBody() }
+            }
+        }
+    }
+
+    private func respondLocally(status: Int, body: String) {
+        guard let responder, !headSent else {
+            responder?.abort()
+            return
+        }
+        headSent = true
+        finished = true
+        responder.respond(
+            status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array(body.utf8))
+    }
+
+    func requestBody(_ bytes: [UInt8]) {
+        guard let upstream else {
+            pendingBody.append(bytes)
+            return
+        }
+        upstream.writeBody(bytes)
+        if !upstream.isWritable { responder?.pauseRequestBody() }
+    }
+
+    func requestEnded(trailers: HTTPHeaders) {
+        guard let upstream else {
+            pendingEnd = trailers
+            return
+        }
+        upstream.endBody(trailers: trailers)
+    }
+
+    func requestFailed(_ error: HTTPServerError) {
+        // The client is gone or broke the request: stop the upstream's work too.
+        finished = true
+        upstream?.cancel()
+        upstream = nil
+        responder = nil
+    }
+
+    func responseWritable() {
+        upstream?.resumeResponse()
+    }
+
+    func tunnelReceived(_ bytes: [UInt8]) {
+        guard let upstream else { return }
+        upstream.tunnelWrite(bytes)
+        if !upstream.isTunnelWritable { responder?.pauseRequestBody() }
+    }
+
+    func tunnelClientFinished() {
+        clientFinished = true
+        upstream?.tunnelFinish()
+        closeTunnelIfDone()
+    }
+
+    // MARK: Upstream side
+
+    func responseHead(_ head: HTTPResponseHead, request: HTTPClientRequest) {
+        guard let responder else { return }
+        var headers = head.headers
+        HopByHopHeaders.remove(from: &headers)
+        if let via = proxy.configuration.via {
+            headers.add(name: "Via", value: "\(head.version.major).\(head.version.minor) \(via)")
+        }
+        if head.headers.contains(name: "Content-Length") == false && isHead {
+            headers.remove(name: "Content-Length")
+        }
+        headSent = true
+        responder.writeHead(HTTPResponseHead(status: head.status, reason: head.reason, headers: headers))
+    }
+
+    func responseBody(_ bytes: [UInt8], request: HTTPClientRequest) {
+        guard let responder else { return }
+        responder.writeBody(bytes)
+        if !responder.isWritable { request.pauseResponse() }
+    }
+
+    func responseEnded(trailers: HTTPHeaders, request: HTTPClientRequest) {
+        finished = true
+        upstream = nil
+        responder?.finish(trailers: trailers)
+        responder = nil
+    }
+
+    func requestFailed(_ error: HTTPClientError, request: HTTPClientRequest) {
+        upstream = nil
+        guard !finished else { return }
+        if tunnel {
+            responder?.abort()
+            return
+        }
+        proxy.logger.warning(
+            "upstream request failed", metadata: ["upstream": "\(request.upstream)", "error": "\(error)"])
+        if headSent {
+            finished = true
+            responder?.abort()
+            return
+        }
+        if error.isTimeout {
+            respondLocally(status: 504, body: "upstream timed out\n")
+        } else {
+            respondLocally(status: 502, body: "upstream unavailable\n")
+        }
+    }
+
+    func requestBodyWritable(_ request: HTTPClientRequest) {
+        responder?.resumeRequestBody()
+    }
+
+    func upgraded(_ head: HTTPResponseHead, initialBytes: [UInt8], request: HTTPClientRequest) {
+        guard let responder else {
+            request.cancel()
+            return
+        }
+        tunnel = true
+        headSent = true
+        var headers = head.headers
+        let upgrade = head.headers.first(name: "Upgrade")
+        HopByHopHeaders.remove(from: &headers)
+        headers.add(name: "Connection", value: "Upgrade")
+        if let upgrade { headers.add(name: "Upgrade", value: upgrade) }
+        responder.writeHead(HTTPResponseHead(status: 101, reason: head.reason, headers: headers))
+        if !initialBytes.isEmpty { responder.tunnelWrite(initialBytes) }
+    }
+
+    func tunnelReceived(_ bytes: [UInt8], request: HTTPClientRequest) {
+        guard let responder else { return }
+        responder.tunnelWrite(bytes)
+        if !responder.isWritable { request.pauseResponse() }
+    }
+
+    func tunnelUpstreamFinished(_ request: HTTPClientRequest) {
+        guard !upstreamFinished else { return }
+        upstreamFinished = true
+        responder?.tunnelFinish()
+        closeTunnelIfDone()
+    }
+
+    private func closeTunnelIfDone() {
+        guard clientFinished && upstreamFinished else { return }
+        finished = true
+        responder?.closeTunnel()
+        upstream?.cancel()
+        upstream = nil
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import PomeriumHTTP
+import PomeriumHTTPServer
+import PomeriumNet
+import PomeriumTestSupport
+import Testing
+
+@Suite("HTTP server")
+struct HTTPServerTests {
+    static let hello: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in
+        ClosureHandler { handler in
+            let text = "hello \(handler.head?.path ?? "") \(handler.body.count)"
+            handler.responder?.respond(status: 200, headers: ["Content-Type": "text/plain"], body: Array(text.utf8))
+        }
+    }
+
+    @Test("curl GET, HEAD and keep-alive reuse")
+    func curlBasics() async throws {
+        try await HTTPTesting.withServer(makeHandler: Self.hello) { server in
+            let base = "http://127.0.0.1:\(server.localAddress.port)"
+            let get = try await Subprocess.curl(["-v", "\(base)/a", "\(base)/b"])
+            #expect(get.stdout == "hello /a 0hello /b 0")
+            #expect(get.stderr.contains("Re-using existing connection") || get.stderr.contains("Reusing existing"))
+            let head = try await Subprocess.curl(["-I", "\(base)/h"])
+            #expect(head.stdout.hasPrefix("HTTP/1.1 200 OK"))
+            #expect(head.stdout.contains("Content-Length: 10"))
+        }
+    }
+
+    @Test("parser errors become 400, 414 and 431")
+    func parserErrors() async throws {
+        try await HTTPTesting.withServer(makeHandler: Self.hello) { server in
+            let port = server.localAddress.port
+            let bad = try LoopbackConnection(port: port)
+            try bad.send("GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n")
+            #expect(bad.receive().hasPrefix("HTTP/1.1 400 "))
+            let long = try LoopbackConnection(port: port)
+            try long.send("GET /\(String(repeating: "a", count: 9000)) HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(long.receive().hasPrefix("HTTP/1.1 414 "))
+            let large = try LoopbackConnection(port: port)
+            try large.send("GET / HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "b", count: 70_000))\r\n\r\n")
+            #expect(large.receive().hasPrefix("HTTP/1.1 431 "))
+        }
+    }
+
+    @Test("pipelined requests answer in order")
+    func pipelining() async throws {
+        try await HTTPTesting.withServer(makeHandler: Self.hello) { server in
+            let connection = try LoopbackConnection(port: server.localAddress.port)
+            try connection.send(
+                "GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                    + "GET /three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let text = connection.receive()
+            let one = try #require(text.range(of: "hello /one 0"))
+            let two = try #require(text.range(of: "hello /two 3"))
+            let three = try #require(text.range(of: "hello /three 0"))
+            #expect(one.lowerBound < two.lowerBound)
+            #expect(two.lowerBound < three.lowerBound)
+        }
+    }
+
+    @Test("chunked request and response bodies")
+    func chunkedBothWays() async throws {
+        let streaming: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in
+            ClosureHandler { handler in
+                // No Content-Length, so the connection frames the response as chunked.
+                handler.responder?.writeHead(HTTPResponseHead(status: 200))
+                handler.responder?.writeBody(Array("received \(handler.body.count) bytes;".utf8))
+                handler.responder?.writeBody(Array(" done".utf8))
+                handler.responder?.finish()
+            }
+        }
+        try await HTTPTesting.withServer(makeHandler: streaming) { server in
+            let output = try await Subprocess.curl([
+                "-i", "-H", "Transfer-Encoding: chunked", "--data-binary", String(repeating: "z", count: 5000),
+                "http://127.0.0.1:\(server.localAddress.port)/",
+            ])
+            #expect(output.stdout.contains("Transfer-Encoding: chunked"))
+            #expect(output.stdout.hasSuffix("received 5000 bytes; done"))
+        }
+    }
+
+    @Test("100-continue is sent when the handler reads the body")
+    func expectContinue() async throws {
+        try await HTTPTesting.withServer(makeHandler: Self.hello) { server in
+            let connection = try LoopbackConnection(port: server.localAddress.port)
+            try connection.send(
+                "POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+            let interim = connection.receive(until: { $0.contains("\r\n\r\n") })
+            #expect(interim.hasPrefix("HTTP/1.1 100 Continue"))
+            try connection.send("body")
+            #expect(connection.receive().contains("hello /c 4"))
+        }
+    }
+
+    @Test("idle and header timeouts close connections")
+    func timeouts() async throws {
+        let shortTimeouts: (inout HTTPServerConfiguration) -> Void = {
+            $0.idleTimeout = 0.2
+            $0.readHeaderTimeout = 0.2
+        }
+        try await HTTPTesting.withServer(configure: shortTimeouts, makeHandler: Self.hello) { server in
+            let start = MonotonicClock.nanoseconds()
+            let idle = try LoopbackConnection(port: server.localAddress.port)
+            #expect(idle.receive() == "")
+            let partial = try LoopbackConnection(port: server.localAddress.port)
+            try partial.send("GET / HTTP/1.1\r\nHost: x\r\n")
+            #expect(partial.receive() == "")
+            // Both closed by the server well before LoopbackConnection's 5-second receive timeout.
+            #expect(MonotonicClock.nanoseconds() - start < 4_000_000_000)
+        }
+    }
+
+    @Test("graceful shutdown finishes an in-flight request")
+    func gracefulShutdown() async throws {
+        let started = TestSignal()
+        let delayed: @Sendable (EventLoop) -> any HTTPRequestHandler = { loop in
+            ClosureHandler { handler in
+                started.fire()
+                loop.schedule(after: 0.3) {
+                    handler.responder?.respond(status: 200, body: Array("finished".utf8))
+                }
+            }
+        }
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let server = try await HTTPServer(
+            group: group, configuration: HTTPServerConfiguration(address: try SocketAddress(parsing: "127.0.0.1:0")),
+            makeHandler: delayed)
+        let port = server.localAddress.port
+        let connection = try LoopbackConnection(port: port)
+        try connection.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        await started.wait()
+        await server.shutdown(gracePeriod: 5)
+        let response = connection.receive()
+        #expect(response.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(response.hasSuffix("finished"))
+        #expect(!LoopbackPort.isListening(port))
+    }
+
+    @Test("graceful shutdown closes requests past the deadline")
+    func shutdownDeadline() async throws {
+        let failures = SharedValue<[String]>([])
+        let started = TestSignal()
+        let never: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in
+            ClosureHandler(
+                onFailure: { error in failures.update { $0.append("\(error)") } },
+                onEnd: { _ in started.fire() })
+        }
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let server = try await HTTPServer(
+            group: group, configuration: HTTPServerConfiguration(address: try SocketAddress(parsing: "127.0.0.1:0")),
+            makeHandler: never)
+        let connection = try LoopbackConnection(port: server.localAddress.port)
+        try connection.send("GET /never HTTP/1.1\r\nHost: x\r\n\r\n")
+        await started.wait()
+        await server.shutdown(gracePeriod: 0.2)
+        #expect(connection.receive() == "")
+        #expect(failures.get() == ["the server is shutting down"])
+    }
+}
