@@ -124,12 +124,23 @@ let package = Package(
 
         // MARK: The executable
 
+        // The executable's testable parts: the top-level dispatcher, the redirect listener, the
+        // shared dependencies and the reload swap.
+        .target(
+            name: "PomeriumServer",
+            dependencies: [
+                "PomeriumLogging", "PomeriumCore", "PomeriumConfig", "PomeriumCrypto", "PomeriumHTTP", "PomeriumNet",
+                "PomeriumHTTPServer", "PomeriumSessions", "PomeriumSessionsLMDB", "PomeriumSessionsRedis",
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "pomerium",
             dependencies: [
                 "PomeriumLogging", "PomeriumCore", "PomeriumConfig", "PomeriumCrypto",
                 "PomeriumHTTP", "PomeriumNet", "PomeriumHTTPServer", "PomeriumHTTPClient",
-                "PomeriumSessions", "PomeriumSessionsLMDB", "PomeriumSessionsRedis",
+                "PomeriumSessions", "PomeriumSessionsLMDB", "PomeriumSessionsRedis", "PomeriumServer",
+                "PomeriumIdentity",
             ],
             swiftSettings: swiftSettings
         ),
@@ -206,6 +217,13 @@ let package = Package(
         .testTarget(
             name: "PomeriumIdentityTests",
             dependencies: ["PomeriumIdentity", "PomeriumTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumServerTests",
+            dependencies: [
+                "PomeriumServer", "PomeriumConfig", "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
