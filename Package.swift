@@ -222,7 +222,8 @@ let package = Package(
         .testTarget(
             name: "PomeriumServerTests",
             dependencies: [
-                "PomeriumServer", "PomeriumConfig", "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumTestSupport",
+                "PomeriumServer", "PomeriumConfig", "PomeriumCore", "PomeriumHTTP", "PomeriumHTTPServer",
+                "PomeriumHTTPClient", "PomeriumLogging", "PomeriumNet", "PomeriumTestSupport",
             ],
             swiftSettings: swiftSettings
         ),

@@ -44,6 +44,9 @@ struct Launcher {
             return ExitCode.failure
         }
         LoggingSystem.bootstrap(LoggingBootstrap.factory(options: settings))
+        // A client that closes its connection while a response is written (over TLS, OpenSSL
+        // writes with write(2)) must cost that connection only, not the process.
+        signal(SIGPIPE, SIG_IGN)
         // Block the stop signals before any other thread starts, so that only the signalfd sees them.
         do {
             try SignalWatcher.blockSignals(Runtime.stopSignals)
