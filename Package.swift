@@ -122,6 +122,18 @@ let package = Package(
 
         .target(name: "PomeriumAuthorize", dependencies: ["PomeriumCore"], swiftSettings: swiftSettings),
 
+        // MARK: Proxy
+
+        .target(
+            name: "PomeriumProxy",
+            dependencies: [
+                "PomeriumAuthorize", "PomeriumConfig", "PomeriumSessions", "PomeriumReverseProxy",
+                "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet", "PomeriumCrypto",
+                "PomeriumCore", "PomeriumLogging",
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: The executable
 
         // The executable's testable parts: the top-level dispatcher, the redirect listener, the
@@ -224,6 +236,15 @@ let package = Package(
             dependencies: [
                 "PomeriumServer", "PomeriumConfig", "PomeriumCore", "PomeriumHTTP", "PomeriumHTTPServer",
                 "PomeriumHTTPClient", "PomeriumLogging", "PomeriumNet", "PomeriumTestSupport",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumProxyTests",
+            dependencies: [
+                "PomeriumProxy", "PomeriumTestSupport", "PomeriumConfig", "PomeriumSessions", "PomeriumAuthorize",
+                "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet", "PomeriumCrypto",
+                "PomeriumCore", "PomeriumLogging",
             ],
             swiftSettings: swiftSettings
         ),

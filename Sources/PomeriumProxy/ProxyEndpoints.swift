@@ -1,0 +1,319 @@
+import PomeriumAuthorize
+import PomeriumHTTP
+import PomeriumLogging
+import PomeriumSessions
+
+/// The endpoints the proxy serves itself on route hosts: `/robots.txt`, the dashboard under
+/// `/.pomerium/`, sign-out, the sign-in callbacks, programmatic login, impersonation and the
+/// assertion key set.
+extension ProxyRequestHandler {
+    /// Answers `head` when it is one of the proxy's own endpoints and returns true; returns false
+    /// for a request that goes through a route.
+    func handleProxyEndpoint(_ head: HTTPRequestHead) -> Bool {
+        let method = head.method
+        if path == "/robots.txt" && (method == .get || method == .head) {
+            respond(.text(200, "User-agent: *\nDisallow: /\n"))
+            return true
+        }
+        let isPomeriumPath = path == "/.pomerium" || path.hasPrefix("/.pomerium/")
+        let isKeySetPath = path == "/.well-known/pomerium/jwks.json"
+        guard isPomeriumPath || isKeySetPath else { return false }
+        guard service.table.isRouteHost(host) else {
+            respondError(404, "\(host) route unknown")
+            return true
+        }
+        switch path {
+        case "/.pomerium":
+            respond(.redirect(301, to: "/.pomerium/"))
+        case "/.pomerium/":
+            guard requireMethods([.get, .head], method) else { return true }
+            showDashboard()
+        case ProxyPages.stylesheetPath:
+            guard requireMethods([.get, .head], method) else { return true }
+            var response = LocalResponse.text(200, ProxyPages.stylesheet, contentType: "text/css; charset=utf-8")
+            response.headers.add(name: "Cache-Control", value: "public, max-age=3600")
+            respond(response)
+        case "/.pomerium/sign_out":
+            guard requireMethods([.get, .post], method) else { return true }
+            if method == .post {
+                collectForm { [self] form in signOut(form: form) }
+            } else {
+                signOut(form: nil)
+            }
+        case "/.pomerium/callback", "/.pomerium/callback/":
+            guard requireMethods([.get], method) else { return true }
+            callback(head)
+        case "/.pomerium/api/v1/login":
+            guard requireMethods([.get], method) else { return true }
+            programmaticLogin(head)
+        case "/.pomerium/admin/impersonate":
+            guard requireMethods([.post], method) else { return true }
+            collectForm { [self] form in impersonate(form: form) }
+        case "/.well-known/pomerium/jwks.json":
+            guard requireMethods([.get, .head], method) else { return true }
+            respond(
+                LocalResponse(
+                    status: 200, headers: ["Content-Type": "application/json"], body: service.shared.keySet.jsonBytes))
+        default:
+            // Other `/.pomerium/*` paths belong to the route, as in v0.7.
+            return false
+        }
+        return true
+    }
+
+    private func requireMethods(_ allowed: [HTTPMethod], _ method: HTTPMethod) -> Bool {
+        guard allowed.contains(method) else {
+            var response = ProxyPages.error(
+                status: 405, message: "Method \(method.rawValue) is not allowed here.", requestID: requestID,
+                json: head.map { ProxyPages.prefersJSON($0.headers) } ?? false)
+            response.headers.add(name: "Allow", value: allowed.map(\.rawValue).joined(separator: ", "))
+            respond(response)
+            return false
+        }
+        return true
+    }
+
+    /// The scheme of the request as the client sent it: a trusted hop's `X-Forwarded-Proto`, else
+    /// whether the connection uses TLS.
+    private var requestScheme: String {
+        if service.trustedProxies.trusts(responder?.remoteAddress),
+            let forwarded = head?.headers.first(name: "X-Forwarded-Proto")?.lowercased(),
+            forwarded == "https" || forwarded == "http"
+        {
+            return forwarded
+        }
+        return responder?.isTLS == true ? "https" : "http"
+    }
+
+    /// The scheme of the public URLs on this host: that of the first route's `from` for the
+    /// host, else `https`.
+    private var publicScheme: String {
+        service.table.router.routes.first { route in
+            HostAndPort(parsing: host).map { route.matchesHost($0) } ?? false
+        }?.scheme.rawValue ?? "https"
+    }
+
+    /// The route session from the cookie only, checked for this host's audience, as the
+    /// dashboard and its forms require.
+    private func cookieSession() -> SessionState? {
+        guard let head else { return nil }
+        let cookies = CookieParser.parse(headers: head.headers).map { (name: $0.name, value: $0.value) }
+        guard let session = service.cookies.session(fromCookies: cookies) else { return nil }
+        let audienceHost = Self.audienceHost(requestHost: host, scheme: publicScheme)
+        guard session.audience.contains(audienceHost) else { return nil }
+        let now = service.shared.clock.unixSeconds()
+        if let expiry = session.expiry, now >= expiry { return nil }
+        if let notBefore = session.notBefore, now < notBefore { return nil }
+        return session
+    }
+
+    // MARK: Dashboard
+
+    private func showDashboard() {
+        guard let session = cookieSession() else {
+            respondSignIn(scheme: publicScheme, returnPath: "/.pomerium/")
+            return
+        }
+        identityForLog = (session.email, session.user)
+        var response = ProxyPages.dashboard(
+            session: session, csrfToken: service.csrf.token(for: session, host: host),
+            isAdministrator: service.evaluator.isAdministrator(session.email))
+        response.headers.add(name: "Cache-Control", value: "no-store")
+        respond(response)
+    }
+
+    // MARK: Sign-out
+
+    /// Clears the route session and sends the browser to the authenticate service's sign-out,
+    /// which returns to `pomerium_redirect_uri` when that is a route host or the authenticate
+    /// host (v0.7 accepted any URL, an open redirect).
+    private func signOut(form: URLQuery?) {
+        if let form {
+            guard let session = cookieSession(),
+                service.csrf.isValid(form.value(for: ProxyCSRF.fieldName), for: session, host: host)
+            else {
+                respondError(403, "The sign-out form is invalid or expired. Reload the page and try again.")
+                return
+            }
+        }
+        let query = URLQuery(parsingLeniently: head?.query ?? "")
+        let requested = form?.value(for: "pomerium_redirect_uri") ?? query.value(for: "pomerium_redirect_uri")
+        let target = requested ?? "\(publicScheme)://\(host)/"
+        guard isSignOutTarget(target) else {
+            respondError(400, "The redirect target is not allowed.")
+            return
+        }
+        do {
+            let url = try service.signedAuthenticateURL(
+                path: "/.pomerium/sign_out", parameters: [("pomerium_redirect_uri", target)])
+            responseCookies = try service.cookies.clearingHeaders()
+            respond(.redirect(to: url))
+        } catch {
+            logger.error("sign-out failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])
+            respondError(500, "Signing out failed.")
+        }
+    }
+
+    private func isSignOutTarget(_ text: String) -> Bool {
+        guard let url = Self.absoluteWebURL(text) else { return false }
+        let authority = url.hostAndPort
+        if service.table.isRouteHost(authority) { return true }
+        guard let key = HostAndPort(parsing: authority), let authenticate = service.authenticateHostKey else {
+            return false
+        }
+        return key == authenticate
+    }
+
+    /// Parses an absolute `http` or `https` URL without user information, or returns nil.
+    static func absoluteWebURL(_ text: String) -> HTTPURL? {
+        guard let url = try? HTTPURL(parsing: text), url.scheme == "https" || url.scheme == "http",
+            url.userInfo == nil, !url.host.isEmpty
+        else { return nil }
+        return url
+    }
+
+    // MARK: Callback
+
+    /// Stores the route session that the authenticate service sent through the browser, then
+    /// redirects to `pomerium_redirect_uri` on this host (or, for programmatic login, to the
+    /// allowed local callback with the tokens).
+    private func callback(_ head: HTTPRequestHead) {
+        do {
+            try service.urlSigner.validate(
+                scheme: requestScheme, hostAndPort: host, path: head.path, rawQuery: head.query ?? "")
+        } catch {
+            respondError(400, "The sign-in link is invalid or expired.")
+            return
+        }
+        let query = URLQuery(parsingLeniently: head.query ?? "")
+        guard let sealed = query.value(for: CallbackPayloadCodec.parameter),
+            let redirect = query.value(for: "pomerium_redirect_uri")
+        else {
+            respondError(400, "The sign-in link is missing a parameter.")
+            return
+        }
+        let audienceHost = Self.audienceHost(requestHost: host, scheme: publicScheme)
+        let token: String
+        let session: SessionState
+        do {
+            token = try service.callbackCodec.open(sealed)
+            session = try service.tokens.verify(Array(token.utf8), audienceHost: audienceHost)
+        } catch {
+            respondError(400, "The sign-in link carries no valid session.")
+            return
+        }
+        guard let redirectURL = Self.absoluteWebURL(redirect) else {
+            respondError(400, "The redirect target is not allowed.")
+            return
+        }
+        let programmatic = query.value(for: "pomerium_programmatic") == "true"
+        if programmatic {
+            guard service.programmaticRedirectHosts.contains(redirectURL.host.lowercased()) else {
+                respondError(400, "The redirect target is not allowed.")
+                return
+            }
+        } else {
+            guard let target = HostAndPort(parsing: redirectURL.hostAndPort), let own = HostAndPort(parsing: host),
+                target == own
+            else {
+                respondError(400, "The redirect target is not allowed.")
+                return
+            }
+        }
+        do {
+            responseCookies = try service.cookies.setCookieHeaders(for: session)
+        } catch {
+            logger.error("storing the session cookie failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])
+            respondError(500, "The session could not be stored.")
+            return
+        }
+        identityForLog = (session.email, session.user)
+        guard programmatic else {
+            respond(.redirect(to: redirectURL.description))
+            return
+        }
+        var destination = redirectURL
+        var destinationQuery = URLQuery(parsingLeniently: destination.query ?? "")
+        destinationQuery.set(name: "pomerium_jwt", value: token)
+        if let refreshToken = query.value(for: "pomerium_refresh_token") {
+            destinationQuery.set(name: "pomerium_refresh_token", value: refreshToken)
+        }
+        destination.query = destinationQuery.encoded
+        destination.fragment = nil
+        respond(.redirect(to: destination.description))
+    }
+
+    // MARK: Programmatic login
+
+    /// Returns, as text, the signed sign-in URL a script opens in a browser. The local callback in
+    /// `pomerium_redirect_uri` must be on a host of `programmatic_redirect_domains` (loopback by
+    /// default), so a crafted link cannot deliver tokens to another site.
+    private func programmaticLogin(_ head: HTTPRequestHead) {
+        let query = URLQuery(parsingLeniently: head.query ?? "")
+        guard let redirect = query.value(for: "pomerium_redirect_uri") else {
+            respondError(400, "The pomerium_redirect_uri parameter is missing.")
+            return
+        }
+        guard let url = Self.absoluteWebURL(redirect), service.programmaticRedirectHosts.contains(url.host.lowercased())
+        else {
+            respondError(400, "The redirect target is not allowed; add its host to programmatic_redirect_domains.")
+            return
+        }
+        do {
+            let signed = try service.signedAuthenticateURL(
+                path: "/.pomerium/sign_in",
+                parameters: [
+                    ("pomerium_callback_uri", "\(publicScheme)://\(host)/.pomerium/callback/"),
+                    ("pomerium_programmatic", "true"), ("pomerium_redirect_uri", url.description),
+                ])
+            respond(.text(200, signed))
+        } catch {
+            logger.error("building the login URL failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])
+            respondError(500, "The login URL could not be built.")
+        }
+    }
+
+    // MARK: Impersonation
+
+    /// Sends an administrator to the authenticate service with the impersonation fields, which it
+    /// writes into the session.
+    private func impersonate(form: URLQuery) {
+        let session = cookieSession()
+        let decision = service.evaluator.evaluateAdminEndpoint(
+            session: session.map(Self.identity), now: service.shared.clock.unixSeconds())
+        logger.info(
+            "authorize",
+            metadata: [
+                "req_id": .string(requestID), "route": "admin", "reason": .string(decision.reason.rawValue),
+                "decision": .string(decision.isAllowed ? "allow" : "deny"),
+            ])
+        guard let session else {
+            respondSignIn(scheme: publicScheme, returnPath: "/.pomerium/")
+            return
+        }
+        guard decision.isAllowed else {
+            respondError(403, decision.reason.publicMessage)
+            return
+        }
+        guard service.csrf.isValid(form.value(for: ProxyCSRF.fieldName), for: session, host: host) else {
+            respondError(403, "The form is invalid or expired. Reload the page and try again.")
+            return
+        }
+        identityForLog = (session.email, session.user)
+        do {
+            let url = try service.signedAuthenticateURL(
+                path: "/.pomerium/sign_in",
+                parameters: [
+                    ("pomerium_impersonate_action", form.value(for: "pomerium_impersonate_action") ?? "set"),
+                    ("pomerium_impersonate_email", form.value(for: "pomerium_impersonate_email") ?? ""),
+                    ("pomerium_impersonate_groups", form.value(for: "pomerium_impersonate_groups") ?? ""),
+                    ("pomerium_redirect_uri", "\(publicScheme)://\(host)/.pomerium/"),
+                ])
+            respond(.redirect(to: url))
+        } catch {
+            logger.error(
+                "building the impersonation URL failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])
+            respondError(500, "The impersonation URL could not be built.")
+        }
+    }
+}

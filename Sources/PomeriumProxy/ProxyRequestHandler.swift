@@ -1,0 +1,514 @@
+import PomeriumAuthorize
+import PomeriumHTTP
+import PomeriumHTTPClient
+import PomeriumHTTPServer
+import PomeriumLogging
+import PomeriumNet
+import PomeriumSessions
+
+/// One request through the proxy: the server-side handler and, once forwarded, the upstream
+/// client's delegate. Everything runs on the connection's loop; backend refresh runs in a task
+/// whose result comes back to the loop.
+final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
+    let service: ProxyService
+    let loop: EventLoop
+    var responder: HTTPResponder?
+    var head: HTTPRequestHead?
+    var requestID = ""
+    private var startedAt: UInt64 = 0
+    /// The `Host` header value.
+    var host = ""
+    /// The normalised path that routing, policy and the upstream all see.
+    var path = ""
+    private var isHead = false
+    private var status = 0
+    private var bytesSent = 0
+    private var logged = false
+    var identityForLog: (email: String, user: String?)?
+    /// `Set-Cookie` values to add to whatever response goes out (a refreshed or cleared session).
+    var responseCookies: [String] = []
+
+    private var finished = false
+    private var upstream: HTTPClientRequest?
+    private var pendingBody: [[UInt8]] = []
+    private var pendingEnd: HTTPHeaders?
+    /// Set while a POST endpoint collects its form body.
+    private var formConsumer: ((URLQuery) -> Void)?
+    private var formBytes: [UInt8] = []
+    private var tunnel = false
+    private var clientFinished = false
+    private var upstreamFinished = false
+
+    /// The largest form body the proxy endpoints read.
+    static let maximumFormSize = 64 * 1024
+
+    init(service: ProxyService, loop: EventLoop) {
+        self.service = service
+        self.loop = loop
+    }
+
+    var logger: Logger { service.shared.logger }
+
+    // MARK: Request start
+
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
+        self.responder = responder
+        self.head = head
+        startedAt = MonotonicClock.nanoseconds()
+        requestID = Self.makeRequestID()
+        isHead = head.method == .head
+        guard let hostValue = head.headers.first(name: "Host"), !hostValue.isEmpty else {
+            respondError(400, "The request has no Host header.")
+            return
+        }
+        host = hostValue
+        if head.method == .connect {
+            respondError(405, "CONNECT is not supported.")
+            return
+        }
+        do {
+            path = try PathNormalization.normalize(head.path)
+        } catch {
+            path = ""
+            respondError(400, "The request path is invalid.")
+            return
+        }
+        if handleProxyEndpoint(head) { return }
+        guard let route = service.table.router.route(host: host, path: path),
+            let upstreamRoute = service.table.upstreams[route.id]
+        else {
+            respondError(404, "\(host) route unknown")
+            return
+        }
+        let audienceHost = Self.audienceHost(requestHost: host, scheme: route.scheme.rawValue)
+        let cookies = CookieParser.parse(headers: head.headers).map { (name: $0.name, value: $0.value) }
+        let query = head.query.map { URLQuery(parsingLeniently: $0) }
+        let loaded = service.loader.load(
+            SessionRequest(
+                cookies: cookies, authorization: head.headers.first(name: "Authorization"),
+                sessionQueryParameter: query?.value(for: "pomerium_session"), audienceHost: audienceHost))
+        var session = loaded?.session
+        if loaded?.source == .cookie, let cookieSession = session, !cookieSession.audience.contains(audienceHost) {
+            logger.debug(
+                "session cookie ignored: its audience does not include the request host",
+                metadata: ["req_id": .string(requestID), "host": .string(host)])
+            session = nil
+        }
+        let context = RouteContext(
+            route: route, upstream: upstreamRoute, audienceHost: audienceHost, source: loaded?.source)
+        decide(context, session: session, refreshed: false)
+    }
+
+    struct RouteContext {
+        let route: RoutePolicy
+        let upstream: UpstreamRoute
+        let audienceHost: String
+        let source: SessionLoader.Source?
+    }
+
+    // MARK: Decision
+
+    private func decide(_ context: RouteContext, session: SessionState?, refreshed: Bool) {
+        guard let head else { return }
+        let access = AccessRequest(
+            method: head.method.rawValue, host: host, path: path, origin: head.headers.first(name: "Origin"),
+            accessControlRequestMethod: head.headers.first(name: "Access-Control-Request-Method"))
+        let now = service.shared.clock.unixSeconds()
+        let decision = service.evaluator.evaluate(
+            route: context.route, request: access, session: session.map(Self.identity), now: now)
+        logDecision(decision, routeID: context.route.id, session: session)
+        switch decision.outcome {
+        case .allow:
+            let identified = decision.reason != .publicRoute && decision.reason != .corsPreflight
+            if identified, let session { identityForLog = (session.email, session.user) }
+            forward(context, session: identified ? session : nil, preflight: decision.reason == .corsPreflight)
+        case .denyUnauthenticated:
+            if decision.reason == .sessionExpired, !refreshed, context.source == .cookie, let session,
+                !session.accessTokenID.isEmpty
+            {
+                refresh(context, expired: session)
+                return
+            }
+            respondSignIn(scheme: context.upstream.from.scheme)
+        case .denyForbidden:
+            respondError(403, decision.reason.publicMessage)
+        }
+    }
+
+    private func logDecision(_ decision: Decision, routeID: String, session: SessionState?) {
+        var metadata: Logger.Metadata = [
+            "req_id": .string(requestID), "route": .string(routeID), "reason": .string(decision.reason.rawValue),
+            "decision": .string(decision.isAllowed ? "allow" : "deny"),
+        ]
+        if let session { metadata["email"] = .string(session.email) }
+        if decision.isAllowed {
+            logger.debug("authorize", metadata: metadata)
+        } else {
+            logger.info("authorize", metadata: metadata)
+        }
+    }
+
+    static func identity(_ session: SessionState) -> SessionIdentity {
+        SessionIdentity(
+            email: session.email, groups: session.groups, subject: session.subject, user: session.user,
+            impersonatedEmail: session.impersonateEmail, impersonatedGroups: session.impersonateGroups ?? [],
+            notBefore: session.notBefore, expiresAt: session.expiry)
+    }
+
+    /// Asks the authenticate service for a new route session. Nothing reaches the upstream until
+    /// the new session is verified and authorized; a failure clears the cookie and sends the user
+    /// to sign in (v0.7 forwarded the request anyway).
+    private func refresh(_ context: RouteContext, expired: SessionState) {
+        responder?.pauseRequestBody()
+        let refresher = service.shared.refresher
+        let accessTokenID = expired.accessTokenID
+        let audience = expired.audience
+        let issuerHost = service.authenticateAudienceHost
+        loop.submit(
+            { try await refresher.refreshRouteSession(
+                accessTokenID: accessTokenID, audience: audience, issuerHost: issuerHost) },
+            completion: { [self] result in
+                guard !finished else { return }
+                responder?.resumeRequestBody()
+                switch result {
+                case .success(let token):
+                    do {
+                        let renewed = try service.tokens.verify(Array(token.utf8), audienceHost: context.audienceHost)
+                        responseCookies = try service.cookies.setCookieHeaders(for: renewed)
+                        decide(context, session: renewed, refreshed: true)
+                        return
+                    } catch {
+                        logger.warning(
+                            "backend refresh returned an unusable session",
+                            metadata: ["req_id": .string(requestID), "error": .string("\(error)")])
+                    }
+                case .failure(let error):
+                    logger.warning(
+                        "backend refresh failed", metadata: ["req_id": .string(requestID), "error": .string("\(error)")])
+                }
+                responseCookies = (try? service.cookies.clearingHeaders()) ?? []
+                respondSignIn(scheme: context.upstream.from.scheme)
+            })
+    }
+
+    // MARK: Forwarding
+
+    private func forward(_ context: RouteContext, session: SessionState?, preflight: Bool) {
+        guard let head, let responder else { return }
+        if head.isUpgradeRequest && !context.upstream.allowWebsockets {
+            respondError(400, "WebSocket upgrades are not enabled on this route.")
+            return
+        }
+        let outgoing: HTTPRequestHead
+        do {
+            outgoing = try UpstreamRequestBuilder(service: service).build(
+                incoming: head, path: path, route: context.upstream, session: session, applySetHeaders: !preflight,
+                remoteAddress: responder.remoteAddress, isTLS: responder.isTLS)
+        } catch {
+            logger.error(
+                "building the upstream request failed",
+                metadata: ["req_id": .string(requestID), "route": .string(context.upstream.id), "error": "\(error)"])
+            respondError(500, "The request could not be forwarded.")
+            return
+        }
+        let request = service.shared.client.execute(
+            outgoing, to: context.upstream.upstream, on: loop, timeouts: context.upstream.timeouts, delegate: self)
+        upstream = request
+        for chunk in pendingBody { request.writeBody(chunk) }
+        pendingBody.removeAll()
+        if let trailers = pendingEnd {
+            request.endBody(trailers: trailers)
+        } else {
+            responder.readRequestBody()
+            if !request.isWritable { responder.pauseRequestBody() }
+        }
+    }
+
+    // MARK: Request body
+
+    /// Collects the request body as a form and calls `consumer` with it once complete.
+    func collectForm(_ consumer: @escaping (URLQuery) -> Void) {
+        formConsumer = consumer
+        for chunk in pendingBody { appendForm(chunk) }
+        pendingBody.removeAll()
+        if pendingEnd != nil {
+            finishForm()
+        } else {
+            responder?.readRequestBody()
+        }
+    }
+
+    private func appendForm(_ bytes: [UInt8]) {
+        guard formConsumer != nil else { return }
+        formBytes.append(contentsOf: bytes)
+        if formBytes.count > Self.maximumFormSize {
+            formConsumer = nil
+            respondError(413, "The form is too large.")
+        }
+    }
+
+    private func finishForm() {
+        guard let consumer = formConsumer else { return }
+        formConsumer = nil
+        guard let form = try? URLQuery(parsing: String(decoding: formBytes, as: UTF8.self)) else {
+            respondError(400, "The form is malformed.")
+            return
+        }
+        consumer(form)
+    }
+
+    func requestBody(_ bytes: [UInt8]) {
+        if formConsumer != nil {
+            appendForm(bytes)
+            return
+        }
+        guard let upstream else {
+            if !finished { pendingBody.append(bytes) }
+            return
+        }
+        upstream.writeBody(bytes)
+        if !upstream.isWritable { responder?.pauseRequestBody() }
+    }
+
+    func requestEnded(trailers: HTTPHeaders) {
+        if formConsumer != nil {
+            pendingEnd = trailers
+            finishForm()
+            return
+        }
+        guard let upstream else {
+            pendingEnd = trailers
+            return
+        }
+        upstream.endBody(trailers: trailers)
+    }
+
+    func requestFailed(_ error: HTTPServerError) {
+        finished = true
+        upstream?.cancel()
+        upstream = nil
+        if status == 0 { status = 499 }
+        writeAccessLog()
+        responder = nil
+    }
+
+    func responseWritable() {
+        upstream?.resumeResponse()
+    }
+
+    func tunnelReceived(_ bytes: [UInt8]) {
+        guard let upstream else { return }
+        upstream.tunnelWrite(bytes)
+        if !upstream.isTunnelWritable { responder?.pauseRequestBody() }
+    }
+
+    func tunnelClientFinished() {
+        clientFinished = true
+        upstream?.tunnelFinish()
+        closeTunnelIfDone()
+    }
+
+    // MARK: Local responses
+
+    /// Sends a response the proxy generated, with the configured headers, the page headers and
+    /// any pending session cookies.
+    func respond(_ response: LocalResponse) {
+        guard let responder, !finished else { return }
+        var headers = response.headers
+        applyResponseHeaders(&headers)
+        headers.replaceOrAdd(name: "X-Pomerium-Intercepted-Response", value: "true")
+        if headers.first(name: "Content-Type")?.hasPrefix("text/html") == true {
+            headers.replaceOrAdd(name: "Content-Security-Policy", value: ProxyPages.contentSecurityPolicy)
+            headers.replaceOrAdd(name: "Referrer-Policy", value: "same-origin")
+        }
+        if response.status >= 300 { headers.replaceOrAdd(name: "Cache-Control", value: "no-store") }
+        finished = true
+        status = response.status
+        bytesSent = isHead ? 0 : response.body.count
+        responder.respond(status: response.status, headers: headers, body: response.body)
+        writeAccessLog()
+    }
+
+    func respondError(_ status: Int, _ message: String, retryURL: String? = nil) {
+        let json = head.map { ProxyPages.prefersJSON($0.headers) } ?? false
+        respond(ProxyPages.error(status: status, message: message, requestID: requestID, json: json, retryURL: retryURL))
+    }
+
+    /// Sends the user to sign in: a redirect to the signed authenticate URL, or 401 for XHR and
+    /// JSON clients, which cannot follow a redirect to an identity provider.
+    func respondSignIn(scheme: String, returnPath: String? = nil) {
+        guard let head else { return }
+        let isScript =
+            head.headers.first(name: "X-Requested-With")?.lowercased() == "xmlhttprequest"
+            || ProxyPages.prefersJSON(head.headers)
+        if isScript {
+            respondError(401, "Sign in to continue.")
+            return
+        }
+        let target = returnPath ?? (head.path + (head.query.map { "?\($0)" } ?? ""))
+        let original = "\(scheme)://\(host)\(target)"
+        do {
+            let url = try service.signedAuthenticateURL(
+                path: "/.pomerium/sign_in", parameters: [("pomerium_redirect_uri", original)])
+            respond(.redirect(to: url))
+        } catch {
+            logger.error(
+                "building the sign-in URL failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])
+            respondError(500, "The sign-in URL could not be built.")
+        }
+    }
+
+    private func applyResponseHeaders(_ headers: inout HTTPHeaders) {
+        for header in service.responseHeaders {
+            headers.replaceOrAdd(name: header.name, value: header.value)
+        }
+        headers.replaceOrAdd(name: "Request-Id", value: requestID)
+        for cookie in responseCookies {
+            headers.add(name: "Set-Cookie", value: cookie)
+        }
+    }
+
+    // MARK: Upstream side
+
+    func responseHead(_ head: HTTPResponseHead, request: HTTPClientRequest) {
+        guard let responder else { return }
+        var headers = head.headers
+        headers.removeHopByHopFields()
+        UpstreamRequestBuilder.removeIdentityHeaders(&headers)
+        applyResponseHeaders(&headers)
+        status = head.status
+        responder.writeHead(HTTPResponseHead(status: head.status, reason: head.reason, headers: headers))
+    }
+
+    func responseBody(_ bytes: [UInt8], request: HTTPClientRequest) {
+        guard let responder else { return }
+        bytesSent += bytes.count
+        responder.writeBody(bytes)
+        if !responder.isWritable { request.pauseResponse() }
+    }
+
+    func responseEnded(trailers: HTTPHeaders, request: HTTPClientRequest) {
+        finished = true
+        upstream = nil
+        responder?.finish(trailers: trailers)
+        responder = nil
+        writeAccessLog()
+    }
+
+    func requestFailed(_ error: HTTPClientError, request: HTTPClientRequest) {
+        upstream = nil
+        guard !finished else { return }
+        if tunnel {
+            finished = true
+            responder?.abort()
+            writeAccessLog()
+            return
+        }
+        logger.warning(
+            "upstream request failed",
+            metadata: ["req_id": .string(requestID), "upstream": "\(request.upstream)", "error": "\(error)"])
+        if status != 0 {
+            finished = true
+            responder?.abort()
+            writeAccessLog()
+            return
+        }
+        if error.isTimeout {
+            respondError(504, "The upstream did not answer in time.")
+        } else {
+            respondError(502, "The upstream is unavailable.")
+        }
+    }
+
+    func requestBodyWritable(_ request: HTTPClientRequest) {
+        responder?.resumeRequestBody()
+    }
+
+    func upgraded(_ head: HTTPResponseHead, initialBytes: [UInt8], request: HTTPClientRequest) {
+        guard let responder else {
+            request.cancel()
+            return
+        }
+        tunnel = true
+        status = 101
+        var headers = head.headers
+        let upgrade = head.headers.first(name: "Upgrade")
+        headers.removeHopByHopFields()
+        UpstreamRequestBuilder.removeIdentityHeaders(&headers)
+        applyResponseHeaders(&headers)
+        headers.add(name: "Connection", value: "Upgrade")
+        if let upgrade { headers.add(name: "Upgrade", value: upgrade) }
+        responder.writeHead(HTTPResponseHead(status: 101, reason: head.reason, headers: headers))
+        if !initialBytes.isEmpty { responder.tunnelWrite(initialBytes) }
+    }
+
+    func tunnelReceived(_ bytes: [UInt8], request: HTTPClientRequest) {
+        guard let responder else { return }
+        bytesSent += bytes.count
+        responder.tunnelWrite(bytes)
+        if !responder.isWritable { request.pauseResponse() }
+    }
+
+    func tunnelUpstreamFinished(_ request: HTTPClientRequest) {
+        guard !upstreamFinished else { return }
+        upstreamFinished = true
+        responder?.tunnelFinish()
+        closeTunnelIfDone()
+    }
+
+    private func closeTunnelIfDone() {
+        guard clientFinished && upstreamFinished else { return }
+        finished = true
+        responder?.closeTunnel()
+        upstream?.cancel()
+        upstream = nil
+        writeAccessLog()
+    }
+
+    // MARK: Access log
+
+    /// Writes the `http-request` line once: no query string, no cookie, no token.
+    private func writeAccessLog() {
+        guard !logged, let head else { return }
+        logged = true
+        let elapsed = Double(MonotonicClock.nanoseconds() &- startedAt) / 1_000_000
+        var metadata: Logger.Metadata = [
+            "method": .string(head.method.rawValue), "host": .string(host),
+            "path": .string(path.isEmpty ? "(invalid)" : path), "status": .string(String(status)),
+            "duration_ms": .string(String(format3(elapsed))), "size": .string(String(bytesSent)),
+            "req_id": .string(requestID), "service": "proxy",
+        ]
+        if let address = responder?.remoteAddress { metadata["ip"] = .string(address.ipString) }
+        if let agent = head.headers.first(name: "User-Agent") { metadata["user_agent"] = .string(agent) }
+        if let identity = identityForLog {
+            metadata["email"] = .string(identity.email)
+            if let user = identity.user { metadata["user"] = .string(user) }
+        }
+        logger.debug("http-request", metadata: metadata)
+    }
+
+    private func format3(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
+
+    // MARK: Helpers
+
+    /// 32 hex digits from the system's random generator.
+    static func makeRequestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high = generator.next() as UInt64
+        let low = generator.next() as UInt64
+        return hex(high) + hex(low)
+    }
+
+    private static func hex(_ value: UInt64) -> String {
+        let text = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - text.utf8.count) + text
+    }
+
+    /// The request host as `iss` and `aud` write it, for a route of `scheme`.
+    static func audienceHost(requestHost: String, scheme: String) -> String {
+        guard let key = HostAndPort(parsing: requestHost) else { return requestHost.lowercased() }
+        var host = key.host
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return AudienceHost.format(host: host, port: key.port, scheme: scheme)
+    }
+}

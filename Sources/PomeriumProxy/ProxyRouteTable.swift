@@ -1,0 +1,104 @@
+import PomeriumAuthorize
+import PomeriumConfig
+import PomeriumCrypto
+import PomeriumHTTP
+import PomeriumHTTPClient
+
+/// How the proxy reaches one route's upstream: the `to` URL, its TLS settings, the route's
+/// timeout and the request rewrites it asks for.
+struct UpstreamRoute: Sendable {
+    /// The route id shared with the `RoutePolicy` of the same route.
+    let id: String
+    /// The `from` URL, for the sign-in redirect's scheme.
+    let from: ConfigURL
+    /// The `to` URL; its path prefixes the request path and its query merges in.
+    let to: HTTPURL
+    let upstream: HTTPUpstream
+    let timeouts: HTTPClientTimeouts
+    let setRequestHeaders: [(name: String, value: String)]
+    let preserveHostHeader: Bool
+    let allowWebsockets: Bool
+}
+
+/// Route policies and upstream settings of one configuration snapshot, built once and shared by
+/// every request until the next reload.
+struct ProxyRouteTable: Sendable {
+    let router: Router
+    /// Upstream settings by route id.
+    let upstreams: [String: UpstreamRoute]
+    /// Every `from` host key, so the proxy endpoints answer only on hosts that have a route.
+    let routeHosts: Set<HostAndPort>
+
+    init(policy: [Route]) throws {
+        var definitions: [RouteDefinition] = []
+        var upstreams: [String: UpstreamRoute] = [:]
+        for (index, route) in policy.enumerated() {
+            let id = "policy[\(index)]"
+            let definition = try Self.definition(route, id: id)
+            definitions.append(definition)
+            upstreams[id] = try Self.upstream(route, id: id)
+        }
+        router = try Router(definitions: definitions)
+        self.upstreams = upstreams
+        routeHosts = Set(router.routes.flatMap(\.hostKeys))
+    }
+
+    /// Whether some route's `from` matches `host`, the request's `Host` value.
+    func isRouteHost(_ host: String) -> Bool {
+        guard let key = HostAndPort(parsing: host) else { return false }
+        return routeHosts.contains(key)
+    }
+
+    private static func definition(_ route: Route, id: String) throws -> RouteDefinition {
+        guard let scheme = RouteScheme(rawValue: route.from.scheme) else {
+            throw ProxyConfigurationError(
+                "route \(id): from URL \(route.from.text) must use http or https, not \(route.from.scheme)")
+        }
+        return RouteDefinition(
+            id: id, scheme: scheme, host: route.from.host, port: route.from.port, prefix: route.prefix,
+            path: route.path, regex: route.regex, allowedUsers: route.allowedUsers,
+            allowedDomains: route.allowedDomains, allowedGroups: route.allowedGroups,
+            allowPublicUnauthenticatedAccess: route.allowPublicUnauthenticatedAccess,
+            corsAllowPreflight: route.corsAllowPreflight, allowWebsockets: route.allowWebsockets)
+    }
+
+    private static func upstream(_ route: Route, id: String) throws -> UpstreamRoute {
+        let to: HTTPURL
+        do {
+            to = try HTTPURL(parsing: route.to.text)
+        } catch {
+            throw ProxyConfigurationError("route \(id): to URL \(route.to.text) is invalid: \(error)")
+        }
+        guard let scheme = HTTPUpstream.Scheme(rawValue: to.scheme) else {
+            throw ProxyConfigurationError("route \(id): to URL \(route.to.text) must use http or https")
+        }
+        var tls: TLSClientConfiguration?
+        if scheme == .https {
+            var configuration = TLSClientConfiguration()
+            if let pem = route.tlsCustomCAPEM { configuration.trustRoots = .pem(Array(pem.utf8)) }
+            configuration.skipVerification = route.tlsSkipVerify
+            configuration.serverNameOverride = route.tlsServerName
+            if let pair = route.tlsClientCertificate {
+                configuration.clientCertificate = .pem(
+                    certificateChain: Array(pair.certificatePEM.utf8), privateKey: Array(pair.keyPEM.utf8))
+            }
+            tls = configuration
+        }
+        let upstream = HTTPUpstream(scheme: scheme, host: to.host, port: to.port, tls: tls)
+        let seconds = Double(route.timeout.components.seconds) + Double(route.timeout.components.attoseconds) / 1e18
+        // A WebSocket route has no route timeout, as in v0.7: a tunnel may stay quiet for long.
+        let read = route.allowWebsockets ? 0 : seconds
+        let timeouts = HTTPClientTimeouts(connect: min(10, max(seconds, 1)), read: read, write: 30)
+        let headers = route.setRequestHeaders.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
+        return UpstreamRoute(
+            id: id, from: route.from, to: to, upstream: upstream, timeouts: timeouts, setRequestHeaders: headers,
+            preserveHostHeader: route.preserveHostHeader, allowWebsockets: route.allowWebsockets)
+    }
+}
+
+/// A configuration the proxy cannot serve; the message names the route and the fix.
+public struct ProxyConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+
+    init(_ description: String) { self.description = description }
+}

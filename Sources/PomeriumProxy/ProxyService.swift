@@ -1,0 +1,157 @@
+import PomeriumAuthorize
+import PomeriumConfig
+import PomeriumCore
+import PomeriumCrypto
+import PomeriumHTTP
+import PomeriumHTTPClient
+import PomeriumHTTPServer
+import PomeriumLogging
+import PomeriumNet
+import PomeriumSessions
+
+/// What outlives a configuration snapshot: the assertion signer with its cache, the upstream
+/// client with its keep-alive pools, the backend-refresh client, the logger and the clock.
+public struct ProxySharedState: Sendable {
+    public let signer: IdentityAssertionSigner
+    /// The public keys served at `/.well-known/pomerium/jwks.json`.
+    public let keySet: AssertionKeySet
+    public let refresher: any RouteSessionRefresher
+    public let client: HTTPClient
+    public let logger: Logger
+    public let clock: any WallClock
+
+    public init(
+        signer: IdentityAssertionSigner,
+        keySet: AssertionKeySet,
+        refresher: any RouteSessionRefresher,
+        client: HTTPClient,
+        logger: Logger,
+        clock: any WallClock
+    ) {
+        self.signer = signer
+        self.keySet = keySet
+        self.refresher = refresher
+        self.client = client
+        self.logger = logger
+        self.clock = clock
+    }
+}
+
+/// The proxy service of one configuration snapshot: routes, policy, session codecs and the
+/// response header policy, built once. Mount `makeHandler(loop:)` on an `HTTPServer` for every
+/// host that is not the authenticate host; on reload, build the next one with `reconfigured`.
+public final class ProxyService: Sendable {
+    public let options: Options
+    public let shared: ProxySharedState
+    let table: ProxyRouteTable
+    let evaluator: PolicyEvaluator
+    let cookies: SessionCookieCodec
+    let tokens: RouteSessionTokenCodec
+    let loader: SessionLoader
+    let urlSigner: URLSigner
+    let callbackCodec: CallbackPayloadCodec
+    let csrf: ProxyCSRF
+    let trustedProxies: TrustedProxies
+    /// The `headers` setting as an ordered list, applied to every response.
+    let responseHeaders: [(name: String, value: String)]
+    /// `scheme://host[:port]` of the authenticate service.
+    let authenticateOrigin: String
+    /// The authenticate host as `iss` and `aud` write it.
+    let authenticateAudienceHost: String
+    let authenticateHostKey: HostAndPort?
+    let programmaticRedirectHosts: Set<String>
+
+    /// Builds the service for `options`.
+    ///
+    /// - Throws: `ProxyConfigurationError`, `PolicyError` or a session codec error naming the
+    ///   setting to fix, for example a missing `authenticate_service_url`.
+    public init(options: Options, shared: ProxySharedState) throws {
+        guard let authenticate = options.authenticateServiceURL else {
+            throw ProxyConfigurationError(
+                "authenticate_service_url is required by the proxy; set it to the public URL of the authenticate service")
+        }
+        self.options = options
+        self.shared = shared
+        table = try ProxyRouteTable(policy: options.policy)
+        evaluator = try PolicyEvaluator(administrators: options.administrators)
+        let settings = CookieSettings(
+            name: options.cookieName, domain: options.cookieDomain, secure: options.cookieSecure,
+            httpOnly: options.cookieHTTPOnly, expireSeconds: options.cookieExpire.components.seconds,
+            sameSite: SetCookie.SameSite(rawValue: options.cookieSameSite.rawValue))
+        let sessionLogger = shared.logger
+        cookies = try SessionCookieCodec(
+            cookieSecret: options.cookieSecret, settings: settings, clock: shared.clock, logger: sessionLogger)
+        tokens = try RouteSessionTokenCodec(
+            sharedSecret: options.sharedSecret, clock: shared.clock, logger: sessionLogger)
+        loader = SessionLoader(cookies: cookies, tokens: tokens)
+        urlSigner = try URLSigner(sharedSecret: options.sharedSecret, clock: shared.clock, logger: sessionLogger)
+        callbackCodec = try CallbackPayloadCodec(sharedSecret: options.sharedSecret, logger: sessionLogger)
+        csrf = try ProxyCSRF(cookieSecret: options.cookieSecret)
+        trustedProxies = try TrustedProxies(options.trustedProxies)
+        responseHeaders = Self.responseHeaders(options.headers)
+        authenticateOrigin = "\(authenticate.scheme)://\(authenticate.authority)"
+        authenticateAudienceHost = AudienceHost.format(
+            host: authenticate.host, port: authenticate.port, scheme: authenticate.scheme)
+        authenticateHostKey = HostAndPort(parsing: authenticate.authority)
+        programmaticRedirectHosts = Set(options.programmaticRedirectDomains.map { $0.lowercased() })
+        for shadowing in table.router.shadowedRoutes {
+            shared.logger.warning(
+                "route can never match because an earlier route takes all its requests",
+                metadata: ["route": .string(shadowing.routeID), "shadowed_by": .string(shadowing.shadowedByID)])
+        }
+    }
+
+    /// Builds the service for a new snapshot, keeping the shared signer cache and upstream pools.
+    public func reconfigured(options: Options) throws -> ProxyService {
+        try ProxyService(options: options, shared: shared)
+    }
+
+    /// Creates the handler for one request on `loop`; pass this to `HTTPServer`.
+    public func makeHandler(loop: EventLoop) -> any HTTPRequestHandler {
+        ProxyRequestHandler(service: self, loop: loop)
+    }
+
+    /// The `headers` map in a stable order. When it is v0.7's default map,
+    /// `X-Content-Type-Options: nosniff` is added, which v0.7's documentation listed but its code
+    /// left out. An empty map (set with a `disable` key) adds nothing.
+    static func responseHeaders(_ configured: [String: String]) -> [(name: String, value: String)] {
+        var headers = configured
+        if configured == Options.defaultHeaders {
+            headers["X-Content-Type-Options"] = "nosniff"
+        }
+        return headers.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
+    }
+
+    /// The signed authenticate URL for `path` with `parameters` in its query.
+    func signedAuthenticateURL(path: String, parameters: [(name: String, value: String)]) throws -> String {
+        var query = URLQuery()
+        for parameter in parameters { query.append(name: parameter.name, value: parameter.value) }
+        let url = try HTTPURL(parsing: authenticateOrigin + path + "?" + query.encoded)
+        return try urlSigner.sign(url).description
+    }
+}
+
+/// Tokens for the dashboard's forms (sign-out and impersonation): an HMAC of the session's
+/// subject, access-token id, issue time and the host, so a token is bound to one session on one
+/// host and another site cannot produce it.
+struct ProxyCSRF: Sendable {
+    static let fieldName = "pomerium_csrf"
+    private let key: HMACKey
+
+    init(cookieSecret: [UInt8]) throws {
+        key = try HMACKey(key: cookieSecret, digest: .sha256)
+    }
+
+    func token(for session: SessionState, host: String) -> String {
+        let text = "pomerium-proxy-csrf\n\(session.subject)\n\(session.accessTokenID)\n\(session.issuedAt ?? 0)\n\(host)"
+        guard let mac = try? key.authenticate(Array(text.utf8)) else { return "" }
+        return Base64.urlUnpadded.encode(mac)
+    }
+
+    func isValid(_ candidate: String?, for session: SessionState, host: String) -> Bool {
+        guard let candidate, !candidate.isEmpty else { return false }
+        let expected = token(for: session, host: host)
+        guard !expected.isEmpty else { return false }
+        return ConstantTime.equals(Array(candidate.utf8), Array(expected.utf8))
+    }
+}

@@ -1,0 +1,160 @@
+import PomeriumHTTP
+import PomeriumNet
+import PomeriumSessions
+
+/// Builds the request the upstream receives: the joined target, cleaned headers, the forwarding
+/// headers, the route's `set_request_headers` and, for an identified request, the assertion and
+/// the claim headers.
+struct UpstreamRequestBuilder {
+    let service: ProxyService
+
+    func build(
+        incoming: HTTPRequestHead,
+        path: String,
+        route: UpstreamRoute,
+        session: SessionState?,
+        applySetHeaders: Bool,
+        remoteAddress: SocketAddress?,
+        isTLS: Bool
+    ) throws -> HTTPRequestHead {
+        var headers = incoming.headers
+        let chunkedBody = headers.containsToken("chunked", name: "Transfer-Encoding")
+        let upgrade = incoming.isUpgradeRequest ? headers.first(name: "Upgrade") : nil
+        headers.removeHopByHopFields()
+        if chunkedBody { headers.add(name: "Transfer-Encoding", value: "chunked") }
+        if let upgrade {
+            headers.add(name: "Connection", value: "Upgrade")
+            headers.add(name: "Upgrade", value: upgrade)
+        }
+        Self.removeIdentityHeaders(&headers)
+        removeProductCookies(&headers)
+        removeProductAuthorization(&headers)
+        setForwardingHeaders(&headers, remoteAddress: remoteAddress, isTLS: isTLS)
+        if !route.preserveHostHeader {
+            headers.replaceOrAdd(name: "Host", value: route.upstream.authority)
+        }
+        if applySetHeaders {
+            for header in route.setRequestHeaders {
+                headers.replaceOrAdd(name: header.name, value: header.value)
+            }
+        }
+        if let session {
+            // The assertion and claim headers come last, so no client header or setting overrides them.
+            Self.removeIdentityHeaders(&headers)
+            let sessionID = session.accessTokenID.isEmpty ? session.subject : session.accessTokenID
+            let assertion = try service.shared.signer.assertion(for: session, sessionID: sessionID, route: route.id)
+            headers.add(name: IdentityAssertionSigner.headerName, value: assertion)
+            if !service.options.jwtClaimsHeaders.isEmpty {
+                for claim in ClaimHeaders.headers(claims: session.claims, names: service.options.jwtClaimsHeaders) {
+                    headers.add(name: claim.name, value: claim.value)
+                }
+            }
+        }
+        let query = incoming.query.flatMap(Self.removingSessionParameter)
+        let target = UpstreamTarget.target(upstream: route.to, requestPath: path, requestQuery: query)
+        return try HTTPRequestHead(method: incoming.method, target: target, version: .http1_1, headers: headers)
+    }
+
+    /// Removes every copy of the identity headers: `X-Pomerium-Jwt-Assertion`, `X-Pomerium-Claim-*`
+    /// and v0.6's `X-Pomerium-Authenticated-User-*`, in any letter case and with `_` for `-`,
+    /// because some servers treat the two as the same header.
+    static func removeIdentityHeaders(_ headers: inout HTTPHeaders) {
+        guard headers.contains(where: { isIdentityHeaderName($0.name) }) else { return }
+        headers.removeAll { isIdentityHeaderName($0.name) }
+    }
+
+    static func isIdentityHeaderName(_ name: String) -> Bool {
+        let utf8 = name.utf8
+        guard utf8.count >= 17, let first = utf8.first, first | 0x20 == UInt8(ascii: "x") else { return false }
+        var normalized: [UInt8] = []
+        normalized.reserveCapacity(utf8.count)
+        for byte in utf8 {
+            if byte == UInt8(ascii: "_") {
+                normalized.append(UInt8(ascii: "-"))
+            } else if byte >= 0x41 && byte <= 0x5A {
+                normalized.append(byte | 0x20)
+            } else {
+                normalized.append(byte)
+            }
+        }
+        return normalized.elementsEqual("x-pomerium-jwt-assertion".utf8)
+            || normalized.starts(with: "x-pomerium-claim-".utf8)
+            || normalized.starts(with: "x-pomerium-authenticated-user-".utf8)
+    }
+
+    /// Removes the session cookie, its chunks `<name>_1`, `<name>_2`, ... and the CSRF cookie
+    /// `<name>_csrf`, matched by exact name; other cookies, such as `<name>_app`, stay.
+    private func removeProductCookies(_ headers: inout HTTPHeaders) {
+        guard headers.contains(name: "Cookie") else { return }
+        let name = service.options.cookieName
+        let cookies = CookieParser.parse(headers: headers)
+        let kept = cookies.filter { !Self.isProductCookie($0.name, cookieName: name) }
+        headers.remove(name: "Cookie")
+        if !kept.isEmpty {
+            headers.add(name: "Cookie", value: CookieParser.headerValue(kept))
+        }
+    }
+
+    static func isProductCookie(_ candidate: String, cookieName: String) -> Bool {
+        if candidate == cookieName || candidate == cookieName + "_csrf" { return true }
+        guard candidate.hasPrefix(cookieName + "_") else { return false }
+        let suffix = candidate.utf8.dropFirst(cookieName.utf8.count + 1)
+        return !suffix.isEmpty && suffix.first != UInt8(ascii: "0")
+            && suffix.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+    }
+
+    /// Removes `Authorization: Pomerium <token>`, the product's own credential, which the upstream
+    /// must not be able to replay. Other schemes, `Bearer` included, belong to the application.
+    private func removeProductAuthorization(_ headers: inout HTTPHeaders) {
+        headers.removeAll { field in
+            guard field.hasName("Authorization") else { return false }
+            let value = field.value.utf8
+            guard value.count > 9 else { return false }
+            return value.prefix(9).map { $0 | 0x20 }.elementsEqual("pomerium ".utf8)
+        }
+    }
+
+    /// Drops the `pomerium_session` pairs from a raw query and keeps the other pairs byte for
+    /// byte. Returns nil when nothing remains.
+    static func removingSessionParameter(_ query: String) -> String? {
+        guard query.contains("pomerium_session") else { return query }
+        let pairs = query.split(separator: "&", omittingEmptySubsequences: false).filter { pair in
+            let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            return name != "pomerium_session"
+        }
+        let joined = pairs.joined(separator: "&")
+        return joined.isEmpty ? nil : joined
+    }
+
+    /// Keeps a trusted hop's `X-Forwarded-*` and appends the client to `X-Forwarded-For`. For any
+    /// other client, every `X-Forwarded-*`, `Forwarded` and `X-Real-Ip` header (also spelled with
+    /// `_`) is replaced by the proxy's own view of the connection.
+    private func setForwardingHeaders(_ headers: inout HTTPHeaders, remoteAddress: SocketAddress?, isTLS: Bool) {
+        let trusted = service.trustedProxies.trusts(remoteAddress)
+        let originalHost = headers.first(name: "Host")
+        if !trusted {
+            headers.removeAll { field in
+                let name = field.name.lowercased().replacingUnderscores()
+                return name.hasPrefix("x-forwarded-") || name == "forwarded" || name == "x-real-ip"
+            }
+        }
+        if let client = remoteAddress?.ipString {
+            let previous = headers["X-Forwarded-For"].joined(separator: ", ")
+            headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.isEmpty ? client : "\(previous), \(client)")
+        }
+        if !headers.contains(name: "X-Forwarded-Host"), let originalHost {
+            headers.add(name: "X-Forwarded-Host", value: originalHost)
+        }
+        if !headers.contains(name: "X-Forwarded-Proto") {
+            headers.add(name: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
+        }
+    }
+}
+
+extension String {
+    /// The text with every `_` replaced by `-`, the way some servers read header names.
+    fileprivate func replacingUnderscores() -> String {
+        guard utf8.contains(UInt8(ascii: "_")) else { return self }
+        return String(decoding: utf8.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)
+    }
+}
