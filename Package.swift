@@ -118,6 +118,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Authenticate service
+
+        .target(
+            name: "PomeriumAuthenticate",
+            dependencies: [
+                "PomeriumConfig", "PomeriumCore", "PomeriumCrypto", "PomeriumHTTP", "PomeriumHTTPClient",
+                "PomeriumHTTPServer", "PomeriumIdentity", "PomeriumLogging", "PomeriumNet", "PomeriumSessions",
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Policy
 
         .target(name: "PomeriumAuthorize", dependencies: ["PomeriumCore"], swiftSettings: swiftSettings),
@@ -246,6 +257,16 @@ let package = Package(
                 "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet", "PomeriumCrypto",
                 "PomeriumCore", "PomeriumLogging",
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumAuthenticateTests",
+            dependencies: [
+                "PomeriumAuthenticate", "PomeriumConfig", "PomeriumCore", "PomeriumCrypto", "PomeriumHTTP",
+                "PomeriumHTTPClient", "PomeriumHTTPServer", "PomeriumIdentity", "PomeriumLogging", "PomeriumNet",
+                "PomeriumSessions", "PomeriumTestSupport",
+            ],
+            exclude: ["Resources"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

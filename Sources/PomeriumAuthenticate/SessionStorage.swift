@@ -1,0 +1,167 @@
+import PomeriumCore
+import PomeriumCrypto
+import PomeriumIdentity
+import PomeriumSessions
+
+/// Seals global sessions for the store and for programmatic refresh tokens with AES-256-GCM under
+/// keys derived from `cookie_secret`, so neither the store nor the script sees plaintext claims.
+struct SessionSealer: Sendable {
+    private let storeKey: AEADKey
+    private let refreshTokenKey: AEADKey
+
+    init(cookieSecret: [UInt8]) throws {
+        guard cookieSecret.count == 32 else {
+            throw PomeriumError(
+                "cookie-secret-invalid", "cookie_secret must decode to 32 bytes, got \(cookieSecret.count)")
+        }
+        storeKey = try AEADKey(secret: cookieSecret, purpose: "global-session-store")
+        refreshTokenKey = try AEADKey(secret: cookieSecret, purpose: "programmatic-refresh-token")
+    }
+
+    /// The store value for `session`; the store key is the associated data, so a value cannot move
+    /// to another key.
+    func sealForStore(_ session: SessionState, key: String) throws -> [UInt8] {
+        try sealValue(session.jsonBytes(), key: key)
+    }
+
+    func openFromStore(_ value: [UInt8], key: String) -> SessionState? {
+        guard let plaintext = openValue(value, key: key) else { return nil }
+        return try? SessionState(json: plaintext)
+    }
+
+    /// Seals any store value, bound to its store key.
+    func sealValue(_ plaintext: [UInt8], key: String) throws -> [UInt8] {
+        try storeKey.seal(plaintext, associatedData: Array(key.utf8))
+    }
+
+    func openValue(_ sealed: [UInt8], key: String) -> [UInt8]? {
+        try? storeKey.open(sealed, associatedData: Array(key.utf8))
+    }
+
+    /// The `pomerium_refresh_token` a script holds: the sealed global session, base64url.
+    func refreshToken(for session: SessionState) throws -> String {
+        Base64.urlUnpadded.encode(try refreshTokenKey.seal(session.jsonBytes(), associatedData: [UInt8]()))
+    }
+
+    func session(fromRefreshToken token: String) -> SessionState? {
+        guard token.utf8.count <= 64 * 1024, let sealed = Base64.urlUnpadded.decode(token),
+            let plaintext = try? refreshTokenKey.open(sealed, associatedData: [UInt8]())
+        else { return nil }
+        return try? SessionState(json: plaintext)
+    }
+}
+
+extension AuthenticateService {
+    static func storeKey(accessTokenID: String) -> String { "session/" + accessTokenID }
+
+    /// Reads the global session under `accessTokenID`; nil when absent, expired from the store or
+    /// unreadable.
+    func loadStoredSession(accessTokenID: String) async throws -> SessionState? {
+        guard !accessTokenID.isEmpty, accessTokenID.utf8.count <= 128 else { return nil }
+        let key = Self.storeKey(accessTokenID: accessTokenID)
+        guard let value = try await store.get(key) else { return nil }
+        guard let session = sealer.openFromStore(value, key: key) else {
+            logger.warning("unreadable session in the store; was cookie_secret changed?")
+            return nil
+        }
+        return session
+    }
+
+    func saveStoredSession(_ session: SessionState) async throws {
+        let key = Self.storeKey(accessTokenID: session.accessTokenID)
+        try await store.set(key, value: try sealer.sealForStore(session, key: key), ttl: storeTTL)
+    }
+
+    func deleteStoredSession(accessTokenID: String) async throws {
+        guard !accessTokenID.isEmpty, accessTokenID.utf8.count <= 128 else { return }
+        try await store.delete(Self.storeKey(accessTokenID: accessTokenID))
+    }
+
+    /// Whether the ID token (`exp`) or the access token expires within `refreshMargin` seconds.
+    func needsRefresh(_ session: SessionState) -> Bool {
+        let deadline = clock.unixSeconds() + Self.refreshMargin
+        if let expiry = session.expiry, expiry <= deadline { return true }
+        if let expiry = session.oauthToken?.expiry, expiry <= deadline { return true }
+        return false
+    }
+
+    /// Returns `session` unchanged while it is fresh; otherwise refreshes it with the provider once
+    /// per session, however many requests ask at the same time, and saves the result to the store.
+    ///
+    /// - Throws: `AuthenticateError.refreshFailed` when there is no refresh token or the provider
+    ///   refuses it, `AuthenticateError.sessionNotFound` when the store lost the session.
+    func refreshIfNeeded(_ session: SessionState) async throws -> SessionState {
+        guard needsRefresh(session) else { return session }
+        let accessTokenID = session.accessTokenID
+        return try await singleFlight.run(
+            "refresh/" + accessTokenID,
+            reread: { [self] in
+                guard let stored = try await loadStoredSession(accessTokenID: accessTokenID) else { return nil }
+                return needsRefresh(stored) ? nil : stored
+            },
+            perform: { [self] in
+                // Another instance may have refreshed before this one took the lock, and the store
+                // holds the newest refresh token when the provider rotates them.
+                guard let stored = try await loadStoredSession(accessTokenID: accessTokenID) else {
+                    throw AuthenticateError.sessionNotFound
+                }
+                if !needsRefresh(stored) { return stored }
+                let refreshed = try await refreshWithProvider(stored)
+                try await saveStoredSession(refreshed)
+                return refreshed
+            }
+        )
+    }
+
+    /// Runs the refresh-token grant and returns the session with the new tokens and claims.
+    /// Impersonation and the session id (`ati`) are kept.
+    private func refreshWithProvider(_ session: SessionState) async throws -> SessionState {
+        guard let token = session.oauthToken, !token.refreshToken.isEmpty else {
+            throw AuthenticateError.refreshFailed("the session has no refresh token")
+        }
+        let result: RefreshedSession
+        do {
+            result = try await provider.refresh(refreshToken: token.refreshToken, subject: session.subject)
+        } catch {
+            logger.warning(
+                "session refresh failed at the identity provider",
+                metadata: ["error": .string(error.code), "ati": .string(session.accessTokenID)])
+            throw AuthenticateError.refreshFailed(error.code)
+        }
+        guard let claims = result.claims else {
+            throw AuthenticateError.refreshFailed("the identity provider returned no ID token")
+        }
+        var refreshed = Self.sessionState(claims: claims, tokens: result.tokens, issuer: session.issuer)
+        refreshed.accessTokenID = session.accessTokenID
+        refreshed.impersonateEmail = session.impersonateEmail
+        refreshed.impersonateGroups = session.impersonateGroups
+        refreshed.programmatic = session.programmatic
+        logger.info("session refreshed", metadata: ["ati": .string(session.accessTokenID)])
+        return refreshed
+    }
+
+    /// Builds a global session from the provider's claims and tokens.
+    static func sessionState(claims: IdentityClaims, tokens: OAuthTokens, issuer: String) -> SessionState {
+        var session = SessionState()
+        session.issuer = issuer
+        session.subject = claims.subject
+        session.expiry = claims.expiry
+        session.issuedAt = claims.issuedAt
+        session.id = claims.tokenID ?? ""
+        session.email = claims.email ?? ""
+        session.groups = claims.groups
+        session.user = claims.user
+        session.name = claims.name
+        session.givenName = claims.givenName
+        session.familyName = claims.familyName
+        session.picture = claims.picture
+        session.emailVerified = claims.emailVerified
+        session.oauthToken = OAuthToken(
+            accessToken: tokens.accessToken,
+            tokenType: tokens.tokenType,
+            refreshToken: tokens.refreshToken ?? "",
+            expiry: tokens.expiry
+        )
+        return session
+    }
+}

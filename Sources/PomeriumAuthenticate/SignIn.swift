@@ -1,0 +1,261 @@
+import PomeriumCrypto
+import PomeriumHTTP
+import PomeriumIdentity
+import PomeriumLogging
+import PomeriumSessions
+
+extension AuthenticateService {
+    static let signatureParameters = [URLSigner.issuedParameter, URLSigner.expiryParameter, URLSigner.signatureParameter]
+    /// The proxy's endpoint that receives route sessions.
+    static let proxyCallbackPath = "/.pomerium/callback/"
+
+    /// The parsed and checked parameters of a sign-in request.
+    struct SignInTargets {
+        let redirect: HTTPURL
+        let redirectText: String
+        let callback: HTTPURL
+        let programmatic: Bool
+        let forwardAuthHost: String?
+    }
+
+    /// `/.pomerium/sign_in`: with a global session, mints a route session and sends it to the
+    /// route's callback; without one, starts the login at the identity provider.
+    func signIn(_ request: AuthenticateRequest) async throws -> AuthenticateResponse {
+        try checkSignature(request)
+        let query = request.query
+        let targets = try signInTargets(query)
+
+        guard let loaded = try await loadSession(request) else {
+            return try await startLogin(request)
+        }
+        var session: SessionState
+        do {
+            session = try await refreshIfNeeded(loaded.session)
+        } catch {
+            logger.info(
+                "session refresh failed; sending the user to the identity provider",
+                metadata: ["request_id": .string(request.requestID), "error": .string(String(describing: error))])
+            return try await startLogin(request)
+        }
+        var changed = session != loaded.session
+        if query.value(for: "pomerium_impersonate_action") == "set" {
+            guard isAdministrator(session) else {
+                throw EndpointFailure(403, "only administrators may impersonate other users", reason: "not-admin")
+            }
+            let email = query.value(for: "pomerium_impersonate_email") ?? ""
+            let groups = (query.value(for: "pomerium_impersonate_groups") ?? "").split(separator: ",").map {
+                String($0).filter { $0 != " " }
+            }.filter { !$0.isEmpty }
+            session.impersonateEmail = email.isEmpty && groups.isEmpty ? nil : email
+            session.impersonateGroups = email.isEmpty && groups.isEmpty ? nil : groups
+            try await saveStoredSession(session)
+            changed = true
+            logger.info(
+                "impersonation changed",
+                metadata: [
+                    "request_id": .string(request.requestID), "ati": .string(session.accessTokenID),
+                    "active": .string(session.impersonateEmail == nil ? "no" : "yes"),
+                ])
+        }
+        var setCookies: [String] = []
+        if changed && loaded.fromCookie { setCookies = try sessionCookieHeaders(session) }
+
+        let now = clock.unixSeconds()
+        var route = session.routeSession
+        route.issuer = authenticateAudience
+        route.audience = routeAudience(targets)
+        route.issuedAt = now
+        route.notBefore = now
+        route.programmatic = targets.programmatic
+        let sealed = try callbackPayload.seal(routeToken: try routeTokens.sign(route))
+
+        var callbackQuery = URLQuery(parsingLeniently: targets.callback.query ?? "")
+        for name in Self.signatureParameters { callbackQuery.remove(name: name) }
+        callbackQuery.set(name: "pomerium_redirect_uri", value: targets.redirectText)
+        callbackQuery.set(name: CallbackPayloadCodec.parameter, value: sealed)
+        if targets.programmatic {
+            var scriptSession = session
+            scriptSession.programmatic = true
+            scriptSession.issuer = route.issuer
+            scriptSession.audience = route.audience
+            callbackQuery.set(name: "pomerium_programmatic", value: "true")
+            callbackQuery.set(name: "pomerium_refresh_token", value: try sealer.refreshToken(for: scriptSession))
+        }
+        var callback = targets.callback
+        callback.query = callbackQuery.encodedSortedByName
+        callback.fragment = nil
+        let signed = try signer.sign(callback)
+        logger.debug(
+            "route session issued",
+            metadata: [
+                "request_id": .string(request.requestID), "ati": .string(session.accessTokenID),
+                "route": .string(targets.callback.hostAndPort),
+            ])
+        return Self.redirect(to: signed.description, setCookies: setCookies)
+    }
+
+    /// The route session's audience: the authenticate host, the redirect host, the callback host
+    /// and the forward-auth host, each with its port when it is not the scheme's default.
+    private func routeAudience(_ targets: SignInTargets) -> [String] {
+        var audience = [authenticateAudience]
+        for url in [targets.redirect, targets.callback] {
+            let host = AudienceHost.format(host: url.host, port: url.port, scheme: url.scheme)
+            if !audience.contains(host) { audience.append(host) }
+        }
+        if let forward = targets.forwardAuthHost, !audience.contains(forward) { audience.append(forward) }
+        return audience
+    }
+
+    private func signInTargets(_ query: URLQuery) throws -> SignInTargets {
+        let programmatic = query.value(for: "pomerium_programmatic") == "true"
+        guard let redirectText = query.value(for: "pomerium_redirect_uri"), !redirectText.isEmpty else {
+            throw EndpointFailure(400, "the pomerium_redirect_uri parameter is missing", reason: "redirect-missing")
+        }
+        let redirect = try checkedRedirect(redirectText, programmatic: programmatic)
+        let callback: HTTPURL
+        if let callbackText = query.value(for: "pomerium_callback_uri") {
+            callback = try checkedRedirect(callbackText, programmatic: false)
+            guard callback.path == Self.proxyCallbackPath else {
+                throw EndpointFailure(
+                    400, "pomerium_callback_uri must name the path \(Self.proxyCallbackPath)", reason: "callback-path")
+            }
+        } else {
+            guard !programmatic else {
+                throw EndpointFailure(
+                    400, "programmatic login needs the pomerium_callback_uri parameter", reason: "callback-missing")
+            }
+            callback = HTTPURL(
+                scheme: redirect.scheme, host: redirect.host, port: redirect.port, path: Self.proxyCallbackPath)
+        }
+        var forward: String?
+        if let forwardHost = query.value(for: "pomerium_forward_auth"), !forwardHost.isEmpty {
+            let name = forwardHost.split(separator: ":").first.map { String($0).lowercased() } ?? ""
+            guard let forwardAuthHost, name == forwardAuthHost else {
+                throw EndpointFailure(
+                    400, "pomerium_forward_auth does not name the configured forward-auth host", reason: "forward-auth")
+            }
+            forward = forwardAuthHost
+        }
+        return SignInTargets(
+            redirect: redirect, redirectText: redirectText, callback: callback, programmatic: programmatic,
+            forwardAuthHost: forward)
+    }
+
+    /// Applies the redirect validator and turns its rejection into a 400 page.
+    func checkedRedirect(_ target: String, programmatic: Bool) throws -> HTTPURL {
+        do {
+            return try redirects.validate(target, programmatic: programmatic)
+        } catch {
+            throw EndpointFailure(400, error.description, reason: "redirect-rejected")
+        }
+    }
+
+    func sessionCookieHeaders(_ session: SessionState) throws -> [String] {
+        do {
+            return try sessionCookies.setCookieHeaders(for: session)
+        } catch let error as CookieWriteError {
+            throw EndpointFailure(500, error.description, reason: "cookie-too-large")
+        }
+    }
+
+    // MARK: Session loading
+
+    /// The global session of a request: from `pomerium_programmatic_token`, then
+    /// `Authorization: Pomerium <refresh token>`, then the session cookie. A session counts only
+    /// while the store still has it, so sign-out elsewhere ends it; the stored copy is returned
+    /// because it carries the newest tokens.
+    func loadSession(_ request: AuthenticateRequest) async throws -> (session: SessionState, fromCookie: Bool)? {
+        guard let candidate = presentedSession(request) else { return nil }
+        guard let stored = try await loadStoredSession(accessTokenID: candidate.session.accessTokenID) else {
+            logger.debug(
+                "session not in the store; treating the request as signed out",
+                metadata: ["request_id": .string(request.requestID)])
+            return nil
+        }
+        return (stored, candidate.fromCookie)
+    }
+
+    /// The session the request carries, without checking the store.
+    func presentedSession(_ request: AuthenticateRequest) -> (session: SessionState, fromCookie: Bool)? {
+        if let token = request.query.value(for: "pomerium_programmatic_token"),
+            let session = sealer.session(fromRefreshToken: token)
+        {
+            return (session, false)
+        }
+        if let token = Self.pomeriumAuthorization(request.headers), let session = sealer.session(fromRefreshToken: token) {
+            return (session, false)
+        }
+        if let session = sessionCookies.session(fromCookies: request.cookies) { return (session, true) }
+        return nil
+    }
+
+    /// The token of an `Authorization: Pomerium <token>` header; the type word is case-insensitive.
+    static func pomeriumAuthorization(_ headers: HTTPHeaders) -> String? {
+        guard let value = headers.first(name: "Authorization") else { return nil }
+        let prefix = "pomerium "
+        guard value.utf8.count > prefix.utf8.count, value.prefix(prefix.count).lowercased() == prefix else {
+            return nil
+        }
+        let token = String(value.dropFirst(prefix.count))
+        return token.isEmpty ? nil : token
+    }
+
+    // MARK: Starting a login
+
+    /// Sends the browser to the identity provider. The OAuth state is bound to the browser's CSRF
+    /// cookie and carries the unsigned sign-in URL, which the callback signs afresh; the link's own
+    /// 5-minute signature therefore does not run out while the user is at the provider. The nonce
+    /// and PKCE verifier wait in the store under a hash of the state.
+    func startLogin(_ request: AuthenticateRequest) async throws -> AuthenticateResponse {
+        if request.headers.first(name: "X-Requested-With")?.lowercased() == "xmlhttprequest" {
+            throw EndpointFailure(401, "sign in again: the session is missing or expired", reason: "xhr-login")
+        }
+        let csrf = try oauthState.csrfSecret(fromCookies: request.cookies)
+        var query = request.query
+        for name in Self.signatureParameters { query.remove(name: name) }
+        query.remove(name: "pomerium_programmatic_token")
+        var returnURL = HTTPURL(
+            scheme: authenticateURL.scheme, host: authenticateURL.host, port: authenticateURL.port,
+            path: Self.signInPath)
+        returnURL.query = query.encodedSortedByName
+        let state = try oauthState.makeState(returnURL: returnURL.description, secret: csrf.secret)
+        let authorization: AuthorizationRequest
+        do {
+            authorization = try provider.makeAuthorizationRequest(state: state)
+        } catch {
+            throw EndpointFailure(500, "the login request could not be built: \(error.code)", reason: error.code)
+        }
+        try await saveLoginFlow(state: state, nonce: authorization.nonce, codeVerifier: authorization.codeVerifier)
+
+        var setCookies: [String] = []
+        if let cookie = csrf.setCookie { setCookies.append(cookie) }
+        if sessionCookies.hasCookie(in: request.cookies) { setCookies += try sessionCookies.clearingHeaders() }
+        logger.debug("login started at the identity provider", metadata: ["request_id": .string(request.requestID)])
+        return Self.redirect(to: authorization.url, setCookies: setCookies)
+    }
+
+    static func loginFlowKey(state: String) throws -> String {
+        let digest = try Digest.sha256(Array(state.utf8))
+        return "login-flow/" + Base64.urlUnpadded.encode(digest)
+    }
+
+    private func saveLoginFlow(state: String, nonce: String, codeVerifier: String?) async throws {
+        var members: [(key: String, value: JSONValue)] = [("nonce", .string(nonce))]
+        if let codeVerifier { members.append(("code_verifier", .string(codeVerifier))) }
+        let key = try Self.loginFlowKey(state: state)
+        let sealed = try sealer.sealValue(JSONWriter.encode(.object(JSONObject(members))), key: key)
+        try await store.set(key, value: sealed, ttl: .seconds(Self.loginFlowLifetime))
+    }
+
+    /// Takes the nonce and PKCE verifier of a login out of the store, so each is used once.
+    func takeLoginFlow(state: String) async throws -> (nonce: String, codeVerifier: String?)? {
+        let key = try Self.loginFlowKey(state: state)
+        guard let sealed = try await store.get(key) else { return nil }
+        try await store.delete(key)
+        guard let plaintext = sealer.openValue(sealed, key: key),
+            let object = try? JSONParser.parseObject(plaintext),
+            let nonce = object["nonce"]?.stringValue
+        else { return nil }
+        return (nonce, object["code_verifier"]?.stringValue)
+    }
+}
