@@ -163,7 +163,7 @@ let package = Package(
                 "PomeriumLogging", "PomeriumCore", "PomeriumConfig", "PomeriumCrypto",
                 "PomeriumHTTP", "PomeriumNet", "PomeriumHTTPServer", "PomeriumHTTPClient",
                 "PomeriumSessions", "PomeriumSessionsLMDB", "PomeriumSessionsRedis", "PomeriumServer",
-                "PomeriumIdentity",
+                "PomeriumIdentity", "PomeriumProxy", "PomeriumAuthenticate",
             ],
             swiftSettings: swiftSettings
         ),

@@ -46,13 +46,19 @@ public final class HostDispatcher: Sendable {
         let destination = TopLevelRouting.destination(
             method: head.method, path: head.path, authority: head.authority,
             authenticateHost: services.authenticateHost, runsProxy: services.proxy != nil)
-        logger.debug(
-            "http-request",
-            metadata: [
-                "req_id": .string(requestID), "method": .string(head.method.rawValue),
-                "host": .string(head.authority?.host ?? ""), "path": .string(head.path),
-                "destination": .string("\(destination)"), "generation": .string("\(services.generation)"),
-            ])
+        switch destination {
+        case .authenticate where services.authenticate != nil, .proxy where services.proxy != nil:
+            // The service writes the access log line, with the status and the user.
+            break
+        default:
+            logger.debug(
+                "http-request",
+                metadata: [
+                    "req_id": .string(requestID), "method": .string(head.method.rawValue),
+                    "host": .string(head.authority?.host ?? ""), "path": .string(head.path),
+                    "destination": .string("\(destination)"),
+                ])
+        }
         switch destination {
         case .health:
             respondText(responder, head: head, status: 200, body: "OK\n")

@@ -1,3 +1,4 @@
+import PomeriumConfig
 import PomeriumHTTP
 import PomeriumHTTPServer
 import PomeriumNet
@@ -32,7 +33,11 @@ public final class ServiceSet: Sendable {
     }
 
     /// The `headers` map as response fields, sorted by name so every response lists them alike.
+    /// v0.7's default map gains `X-Content-Type-Options: nosniff`, which v0.7's documentation
+    /// listed and its code left out; a map set with a `disable` key is empty and adds nothing.
     public static func responseHeaders(from map: [String: String]) -> HTTPHeaders {
-        HTTPHeaders(map.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) })
+        var map = map
+        if map == Options.defaultHeaders { map["X-Content-Type-Options"] = "nosniff" }
+        return HTTPHeaders(map.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) })
     }
 }
