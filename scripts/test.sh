@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every test: install what is missing, check formatting, build with warnings as errors, run
-# the Swift tests in debug and in release mode, then the Python integration and end-to-end tests. Each server a
-# test needs is started by the test itself on a free 127.0.0.1 port and stopped afterwards.
+# the Swift tests in debug and in release mode, then the Python integration and end-to-end tests.
+# Each server a test needs is started by the test itself on a free 127.0.0.1 port and stopped
+# afterwards.
 #
 # Environment: SKIP_RELEASE=1 skips the release-mode run (faster local loops; CI runs both).
 set -euo pipefail

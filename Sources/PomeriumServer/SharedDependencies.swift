@@ -9,19 +9,19 @@ import PomeriumSessions
 /// store, never makes a new signing key and never repeats provider discovery.
 public struct SharedDependencies: Sendable {
     public let store: any KeyValueStore
-    /// The P-256 key of `X-Pomerium-Jwt-Assertion`.
-    public let signingKey: ECPrivateKey
-    public let signer: IdentityAssertionSigner
+    /// The P-256 key of `X-Pomerium-Jwt-Assertion`; nil in an authenticate-only process without one.
+    public let signingKey: ECPrivateKey?
+    public let signer: IdentityAssertionSigner?
     /// The JWKS document with the signing key's public half.
-    public let keySet: AssertionKeySet
+    public let keySet: AssertionKeySet?
     public let clock: any WallClock
 
-    public init(store: any KeyValueStore, signingKey: ECPrivateKey, clock: any WallClock) throws {
+    public init(store: any KeyValueStore, signingKey: ECPrivateKey?, clock: any WallClock) throws {
         self.store = store
         self.signingKey = signingKey
         self.clock = clock
-        signer = try IdentityAssertionSigner(signingKey: signingKey, clock: clock)
-        keySet = try AssertionKeySet(current: signingKey.publicKey)
+        signer = try signingKey.map { try IdentityAssertionSigner(signingKey: $0, clock: clock) }
+        keySet = try signingKey.map { try AssertionKeySet(current: $0.publicKey) }
     }
 }
 
@@ -32,9 +32,24 @@ public enum SigningKeySetup {
         public let description: String
     }
 
-    public static func load(options: Options, logger: Logger) throws(Problem) -> ECPrivateKey {
+    /// The key, or nil when the process runs no proxy and none is configured. A proxy without
+    /// the authorize service (`services: proxy`) gets no generated key from the settings: it loads
+    /// `signing_key_file`, creating it when missing, so every proxy that shares the file signs alike.
+    public static func load(options: Options, logger: Logger) throws(Problem) -> ECPrivateKey? {
         guard let pem = options.signingKeyPEM else {
-            throw Problem(description: "no signing key: set signing_key or signing_key_file")
+            guard options.services.runsProxy else { return nil }
+            guard let path = options.signingKeyFile else {
+                throw Problem(
+                    description:
+                        "services \(options.services.rawValue) signs the X-Pomerium-Jwt-Assertion header and needs "
+                        + "signing_key, or signing_key_file (a key is generated there when the file is missing); "
+                        + "give every proxy the same key")
+            }
+            do {
+                return try PomeriumSessions.SigningKeyFile.loadOrCreate(path: path, logger: logger)
+            } catch {
+                throw Problem(description: "signing_key_file \"\(path)\": \(error)")
+            }
         }
         let key: ECPrivateKey
         do {

@@ -21,7 +21,7 @@ struct ServiceWiring: Sendable {
 
     static func start(options: Options, group: EventLoopGroup, logger: Logger) async throws -> ServiceWiring {
         let store: any KeyValueStore
-        let signingKey: ECPrivateKey
+        let signingKey: ECPrivateKey?
         do {
             store = try await SessionStoreFactory.open(options: options, logger: logger)
             signingKey = try SigningKeySetup.load(options: options, logger: logger)
@@ -39,6 +39,16 @@ struct ServiceWiring: Sendable {
         }
         let client = HTTPClient(group: group)
         let mode = options.services
+        if mode != .all {
+            // NOTE: without the gRPC services, a split process evaluates policy itself and keeps
+            // sessions in cache_store; processes share sessions only through a shared Redis store.
+            logger.warning(
+                """
+                services \(mode.rawValue): authorize_service_url and cache_service_url are not used by this build; \
+                policy is evaluated in this process and sessions live in cache_store, so split processes share \
+                sessions only through cache_store redis
+                """)
+        }
         let provider: (any IdentityProvider)? =
             mode.runsAuthenticate ? try await discoverProvider(options: options, client: client, logger: logger) : nil
         // One replay guard for the life of the process, so a reload does not forget which OAuth
@@ -56,12 +66,12 @@ struct ServiceWiring: Sendable {
                     logger: authenticateLogger, replayGuard: replayGuard)
             }
             var proxy: ProxyService?
-            if mode.runsProxy {
+            if mode.runsProxy, let signer = shared.signer, let keySet = shared.keySet {
                 let refresher: any RouteSessionRefresher = authenticate ?? SignInAgainRefresher()
                 proxy = try ProxyService(
                     options: options,
                     shared: ProxySharedState(
-                        signer: shared.signer, keySet: shared.keySet, refresher: refresher, client: client,
+                        signer: signer, keySet: keySet, refresher: refresher, client: client,
                         logger: proxyLogger, clock: clock))
             }
             let authenticateHost = options.authenticateServiceURL.map {

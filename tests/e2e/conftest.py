@@ -161,7 +161,8 @@ def stack(pomerium_binary, certificate, provider, tmp_path):
     group = support.ProcessGroup(tmp_path)
     upstreams = {}
 
-    def start(store="memory", redis=None, port=None):
+    def start(store="memory", redis=None, port=None, **overrides):
+        """`overrides` replace settings; a value of None removes the setting."""
         port = port or support.free_port()
         upstream_port = support.free_port()
         group.start(
@@ -171,8 +172,13 @@ def stack(pomerium_binary, certificate, provider, tmp_path):
              "--ca-file", certificate[0], "--resolve", "authenticate.example.test:127.0.0.1"],
             port=upstream_port)
         upstreams[port] = upstream_port
-        return Stack(group, pomerium_binary, tmp_path, certificate, provider, upstream_port, port, store,
-                     redis).start()
+        app = Stack(group, pomerium_binary, tmp_path, certificate, provider, upstream_port, port, store, redis)
+        for key, value in overrides.items():
+            if value is None:
+                app.settings.pop(key, None)
+            else:
+                app.settings[key] = value
+        return app.start()
 
     try:
         yield start

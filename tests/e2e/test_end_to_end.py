@@ -118,8 +118,11 @@ def test_two_proxies_share_sessions_through_redis(stack, provider, redis_address
     assert upstream_json(session, second.url("app"))["verified"] is True
 
 
-def test_config_edit_adds_a_route_mid_session_and_keeps_connections(stack, provider, certificate):
-    app = stack()
+@pytest.mark.parametrize("shared_secret", ["configured", "generated"])
+def test_config_edit_adds_a_route_mid_session_and_keeps_connections(stack, provider, certificate, shared_secret):
+    # v0.7 generated a new shared secret on every reload when none was set, which broke every
+    # session (spec 14 #4); the generated one must last as long as the process.
+    app = stack(shared_secret=None) if shared_secret == "generated" else stack()
     session = app.session()
     support.login(session, app.url("app"), "alice")
     cookie_header = "; ".join(f"{cookie.name}={cookie.value}" for cookie in session.cookies

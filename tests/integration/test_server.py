@@ -1,5 +1,6 @@
 """The pomerium listener run as a user would: health checks, TLS, the redirect listener, headers,
 graceful stop, startup errors and config reload, against the release binary."""
+import base64
 import http.client
 import json
 import os
@@ -229,3 +230,63 @@ def test_clients_that_hang_up_early_do_not_stop_the_process(start_pomerium, serv
     time.sleep(0.2)
     assert process.process.poll() is None, process.output()
     process.wait_ready(port, scheme="https")
+
+
+def test_unreachable_provider_names_idp_provider_url(start_pomerium):
+    dead = f"http://127.0.0.1:{free_port()}"
+    process = start_pomerium(base_config(free_port(), issuer=dead))
+    assert process.process.wait(timeout=60) == 1
+    assert "idp_provider_url" in process.output()
+    assert dead in process.output()
+
+
+def test_proxy_mode_starts_without_the_provider_and_reloads(start_pomerium, tmp_path):
+    port = free_port()
+    config = base_config(port, services="proxy", headers={"X-Generation": "one"}, grpc_insecure=True,
+                         authorize_service_url="http://127.0.0.1:5443", signing_key_file=str(tmp_path / "key.pem"))
+    process = start_pomerium(config, wait_port=port)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("GET", "/", headers={"Host": "app.example.test"})
+    response = connection.getresponse()
+    response.read()
+    assert response.status != 404, "the proxy does not serve its route"
+    # v0.7 crashed when an instance without the authorize service reloaded (spec 14 #3).
+    config["headers"] = {"X-Generation": "two"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    deadline = time.monotonic() + 10
+    seen = None
+    while time.monotonic() < deadline and seen != "two":
+        time.sleep(0.1)
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        response.read()
+        seen = response.getheader("X-Generation")
+    assert seen == "two", process.output()
+    assert process.process.poll() is None
+    assert "PRIVATE KEY" in (tmp_path / "key.pem").read_text()
+
+
+def test_proxy_mode_without_a_signing_key_names_the_settings(start_pomerium):
+    config = base_config(free_port(), services="proxy", grpc_insecure=True,
+                         authorize_service_url="http://127.0.0.1:5443")
+    process = start_pomerium(config)
+    assert process.process.wait(timeout=20) == 1
+    assert "signing_key_file" in process.output()
+
+
+def test_authenticate_mode_answers_only_its_host(start_pomerium, oidc_provider):
+    port = free_port()
+    key = subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout"],
+                         capture_output=True, check=True, timeout=30).stdout
+    start_pomerium(base_config(port, issuer=oidc_provider, services="authenticate", grpc_insecure=True,
+                               cache_service_url="http://127.0.0.1:5443",
+                               signing_key=base64.b64encode(key).decode()), wait_port=port)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("GET", "/", headers={"Host": "app.example.test"})
+    response = connection.getresponse()
+    assert response.status == 404
+    assert response.read() == b"404 page not found\n"
+    connection.request("GET", "/.well-known/pomerium/jwks.json", headers={"Host": "authenticate.example.test"})
+    response = connection.getresponse()
+    assert response.status == 200
+    assert json.loads(response.read())["keys"]
