@@ -100,7 +100,7 @@ struct UsageError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Answers every request with a fixed 13-byte body.
+/// Responds to every request with a fixed 13-byte body.
 final class HelloHandler: HTTPRequestHandler {
     private var responder: HTTPResponder?
     private static let body = Array("Hello, world!".utf8)

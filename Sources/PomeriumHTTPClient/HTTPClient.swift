@@ -137,7 +137,7 @@ public final class HTTPClient: Sendable {
         return state
     }
 
-    /// The TLS context for `configuration`, built once and shared by all loops.
+    /// Returns the TLS context for `configuration`, building it once and sharing it across loops.
     public func tlsContext(for configuration: TLSClientConfiguration) throws -> TLSClientContext {
         if let context = tlsContexts.withLock({ $0[configuration] }) { return context }
         let context = try TLSClientContext(configuration: configuration)
@@ -163,7 +163,7 @@ public final class HTTPClient: Sendable {
         return request
     }
 
-    /// The number of connections `loop` opened, for tests of pool reuse.
+    /// Returns the number of connections `loop` opened, for tests of pool reuse.
     public func connectionsOpened(on loop: EventLoop) async -> Int {
         (try? await loop.run { [self] in state(for: loop).connectionsOpened }) ?? 0
     }

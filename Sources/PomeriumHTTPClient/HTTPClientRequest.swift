@@ -151,7 +151,7 @@ public final class HTTPClientRequest {
         let delegate = self.delegate
         self.delegate = nil
         if !requestComplete {
-            // The upstream answered before the whole body went out; the connection cannot be reused.
+            // The upstream responded before the whole body went out, so the connection cannot be reused.
             responseReusable = false
         }
         connection = nil
@@ -174,8 +174,9 @@ public final class HTTPClientRequest {
         connection = nil
     }
 
-    /// The connection ended without a complete response. A stale pooled connection is retried once
-    /// for an idempotent request whose body is fully known, because the upstream saw nothing.
+    /// Retries the request once on a fresh connection, or reports the failure, after its connection
+    /// ended without a complete response. Only a stale pooled connection that returned no byte is
+    /// retried, and only for an idempotent request whose body is still buffered.
     func connectionLost(beforeResponse: Bool, reused: Bool) {
         guard !finished else { return }
         connection = nil

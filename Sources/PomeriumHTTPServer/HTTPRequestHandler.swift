@@ -5,18 +5,18 @@ import PomeriumNet
 /// loop. Request body bytes arrive as they are read; call `responder.pauseRequestBody()` when the
 /// consumer falls behind, which stops reading from the socket.
 public protocol HTTPRequestHandler: AnyObject {
-    /// The request head arrived. Respond now, or after the body, through `responder`.
+    /// Handles a request head. Respond now, or after the body, through `responder`.
     func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder)
     func requestBody(_ bytes: [UInt8])
     func requestEnded(trailers: HTTPHeaders)
-    /// The exchange ended early: the client disconnected, a timeout fired, or the body was
-    /// malformed. The handler should release what it holds (cancel an upstream request).
+    /// Releases the request's resources (cancel an upstream request, for example) because the
+    /// exchange ended early: the client disconnected, a timeout fired, or the body was malformed.
     func requestFailed(_ error: HTTPServerError)
-    /// The response output buffer drained after `responder.isWritable` was false.
+    /// Resumes response output after `responder.isWritable` was false and the buffer drained.
     func responseWritable()
     /// Tunnel bytes from the client after a 101 or CONNECT 2xx.
     func tunnelReceived(_ bytes: [UInt8])
-    /// The client stopped sending tunnel bytes (EOF).
+    /// Handles the end (EOF) of the client's tunnel bytes.
     func tunnelClientFinished()
 }
 

@@ -135,6 +135,8 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
                 timer?.cancel()
                 stream.closeAfterFlush()
             case .startTunnel(let initialBytes):
+                // NOTE: tunnels have no idle timeout yet; a silent WebSocket stays open until a
+                // side closes it or the server shuts down.
                 isTunnel = true
                 timer?.cancel()
                 timer = nil

@@ -95,22 +95,49 @@ public final class StreamConnection: EventHandler {
     public func write(_ bytes: some Collection<UInt8>) {
         guard state != .closed, !closeWhenFlushed else { return }
         output.append(bytes)
-        if state == .open && !writeBlockedOnRead { flush() }
-        noteOutputLevel()
+        scheduleFlush()
     }
 
     public func write(_ buffer: ByteBuffer) {
         guard state != .closed, !closeWhenFlushed else { return }
         output.append(buffer)
-        if state == .open && !writeBlockedOnRead { flush() }
-        noteOutputLevel()
+        scheduleFlush()
     }
+
+    /// Sends queued output at the end of the loop's current batch of events, so that a response
+    /// head and body written separately leave in one system call. Large output goes at once.
+    private func scheduleFlush() {
+        guard state == .open, !writeBlockedOnRead else {
+            noteOutputLevel()
+            return
+        }
+        if output.readableBytes >= 64 * 1024 {
+            flush()
+            noteOutputLevel()
+            return
+        }
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        loop.deferToNextTick { [self] in
+            flushScheduled = false
+            guard state == .open, !writeBlockedOnRead else { return }
+            flush()
+            noteOutputLevel()
+        }
+    }
+    private var flushScheduled = false
 
     /// Closes once everything queued has been sent.
     public func closeAfterFlush() {
         guard state != .closed else { return }
         closeWhenFlushed = true
-        if output.isEmpty && state == .open { close() } else { updateInterest() }
+        if output.isEmpty && state == .open {
+            close()
+        } else if state == .open && !flushScheduled {
+            flush()
+        } else {
+            updateInterest()
+        }
     }
 
     /// Closes the socket now, dropping unsent output.

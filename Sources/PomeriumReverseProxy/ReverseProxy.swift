@@ -5,7 +5,7 @@ import PomeriumLogging
 import PomeriumNet
 
 /// A streaming reverse proxy: pass `makeHandler` to an `HTTPServer`. Bodies flow in both
-/// directions with backpressure, and upgrades become tunnels once the upstream answers 101.
+/// directions with backpressure, and upgrades become tunnels once the upstream responds with 101.
 public final class ReverseProxy: Sendable {
     public let client: HTTPClient
     public let configuration: ReverseProxyConfiguration
@@ -30,7 +30,7 @@ public final class ReverseProxy: Sendable {
         ProxyExchange(proxy: self, loop: loop)
     }
 
-    /// The outgoing head for `incoming`: hop-by-hop headers removed, `X-Forwarded-*` set, `Host`
+    /// Builds the outgoing head for `incoming`: hop-by-hop headers removed, `X-Forwarded-*` set, `Host`
     /// rewritten unless preserved, and the framing header restored for a body.
     public func outgoingHead(
         for incoming: HTTPRequestHead,

@@ -3,7 +3,7 @@ import PomeriumHTTPClient
 import PomeriumHTTPServer
 import PomeriumNet
 
-/// Which clients may pass `X-Forwarded-*` headers through: for others the proxy replaces them.
+/// The trust policy for clients' `X-Forwarded-*` headers. Headers from untrusted clients are replaced.
 public enum ForwardedHeaderTrust: Sendable, Hashable {
     /// No client is trusted: `X-Forwarded-For` becomes the client's address alone.
     case none
@@ -23,7 +23,7 @@ public enum ForwardedHeaderTrust: Sendable, Hashable {
 
 /// Settings of a `ReverseProxy`.
 public struct ReverseProxyConfiguration: Sendable {
-    /// Where requests go unless the decision hook picks another upstream.
+    /// The default upstream, used unless the decision hook picks another.
     public var upstream: HTTPUpstream?
     public var timeouts: HTTPClientTimeouts
     public var forwardedHeaderTrust: ForwardedHeaderTrust
@@ -47,7 +47,7 @@ public struct ReverseProxyConfiguration: Sendable {
     }
 }
 
-/// What the decision hook sees about an incoming request.
+/// The details of an incoming request passed to the decision hook.
 public struct ProxyRequestContext: Sendable {
     /// The request head as the client sent it.
     public let incoming: HTTPRequestHead
@@ -60,7 +60,7 @@ public struct ProxyRequestContext: Sendable {
     public var route: ProxyRoute?
 }
 
-/// Where and how to forward one request.
+/// The upstream, outgoing head and timeouts of one forwarded request.
 public struct ProxyRoute: Sendable {
     public var upstream: HTTPUpstream
     /// The outgoing head: change its target, or set and remove headers.

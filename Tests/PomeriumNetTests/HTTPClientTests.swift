@@ -66,7 +66,7 @@ struct HTTPClientTests {
         }
     }
 
-    /// An upstream that answers the first request on each connection with keep-alive and then
+    /// An upstream that responds to the first request on each connection with keep-alive and then
     /// closes the connection when the next request arrives, like a server whose idle timeout fired.
     static let staleUpstream = """
         import socket, sys, threading

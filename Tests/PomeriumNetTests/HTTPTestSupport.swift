@@ -122,13 +122,13 @@ enum HTTPTesting {
         return result
     }
 
-    /// Decodes the echo upstream's JSON answer.
+    /// Decodes the echo upstream's JSON response.
     static func echo(_ text: String) throws -> EchoAnswer {
         try JSONDecoder().decode(EchoAnswer.self, from: Data(text.utf8))
     }
 }
 
-/// The echo upstream's answer.
+/// The echo upstream's JSON response.
 struct EchoAnswer: Decodable {
     let method: String
     let path: String

@@ -2,6 +2,7 @@ import COpenSSL
 
 /// A client-side TLS setup for one kind of upstream: trust roots, verification, an optional client
 /// certificate. Shared by every loop.
+/// NOTE: client sessions are not cached, so each new upstream connection makes a full handshake.
 public final class TLSClientContext: @unchecked Sendable {
     let context: OpaquePointer
     public let configuration: TLSClientConfiguration

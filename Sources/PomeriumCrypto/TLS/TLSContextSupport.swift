@@ -40,7 +40,7 @@ enum TLSContextSupport {
         }
     }
 
-    /// Every certificate in a PEM document, in order. The caller frees them.
+    /// Reads every certificate in a PEM document, in order. The caller frees them.
     static func certificates(fromPEM bytes: [UInt8], what: String) throws -> [OpaquePointer] {
         try withMemoryBIO(bytes) { bio in
             var result: [OpaquePointer] = []

@@ -57,7 +57,7 @@ public final class TLSServerContext: @unchecked Sendable {
         for leaf in leaves { X509_free(leaf) }
     }
 
-    /// The index of the certificate for `serverName`: the first whose names match, else 0.
+    /// Returns the index of the first certificate whose names match `serverName`, or 0 when none does.
     func contextIndex(forServerName serverName: String) -> Int {
         let name = serverName.lowercased()
         if let cached = sniCache.withLock({ $0[name] }) { return cached }
