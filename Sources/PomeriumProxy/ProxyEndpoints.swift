@@ -223,7 +223,8 @@ extension ProxyRequestHandler {
         do {
             responseCookies = try service.cookies.setCookieHeaders(for: session)
         } catch {
-            logger.error("storing the session cookie failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])
+            logger.error(
+                "storing the session cookie failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])
             respondError(500, "The session could not be stored.")
             return
         }
@@ -268,7 +269,8 @@ extension ProxyRequestHandler {
                 ])
             respond(.text(200, signed))
         } catch {
-            logger.error("building the login URL failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])
+            logger.error(
+                "building the login URL failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])
             respondError(500, "The login URL could not be built.")
         }
     }

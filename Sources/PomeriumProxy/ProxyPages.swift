@@ -18,7 +18,8 @@ struct LocalResponse {
         LocalResponse(status: status, headers: ["Location": location])
     }
 
-    static func text(_ status: Int, _ text: String, contentType: String = "text/plain; charset=utf-8") -> LocalResponse {
+    static func text(_ status: Int, _ text: String, contentType: String = "text/plain; charset=utf-8") -> LocalResponse
+    {
         LocalResponse(status: status, headers: ["Content-Type": contentType], body: Array(text.utf8))
     }
 }

@@ -165,8 +165,10 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         let audience = expired.audience
         let issuerHost = service.authenticateAudienceHost
         loop.submit(
-            { try await refresher.refreshRouteSession(
-                accessTokenID: accessTokenID, audience: audience, issuerHost: issuerHost) },
+            {
+                try await refresher.refreshRouteSession(
+                    accessTokenID: accessTokenID, audience: audience, issuerHost: issuerHost)
+            },
             completion: { [self] result in
                 guard !finished else { return }
                 responder?.resumeRequestBody()
@@ -184,7 +186,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
                     }
                 case .failure(let error):
                     logger.warning(
-                        "backend refresh failed", metadata: ["req_id": .string(requestID), "error": .string("\(error)")])
+                        "backend refresh failed",
+                        metadata: ["req_id": .string(requestID), "error": .string("\(error)")])
                 }
                 responseCookies = (try? service.cookies.clearingHeaders()) ?? []
                 respondSignIn(scheme: context.upstream.from.scheme)
@@ -331,7 +334,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
     func respondError(_ status: Int, _ message: String, retryURL: String? = nil) {
         let json = head.map { ProxyPages.prefersJSON($0.headers) } ?? false
-        respond(ProxyPages.error(status: status, message: message, requestID: requestID, json: json, retryURL: retryURL))
+        respond(
+            ProxyPages.error(status: status, message: message, requestID: requestID, json: json, retryURL: retryURL))
     }
 
     /// Sends the user to sign in: a redirect to the signed authenticate URL, or 401 for XHR and

@@ -68,7 +68,8 @@ public final class ProxyService: Sendable {
     public init(options: Options, shared: ProxySharedState) throws {
         guard let authenticate = options.authenticateServiceURL else {
             throw ProxyConfigurationError(
-                "authenticate_service_url is required by the proxy; set it to the public URL of the authenticate service")
+                "authenticate_service_url is required by the proxy; set it to the public URL of the authenticate service"
+            )
         }
         self.options = options
         self.shared = shared
@@ -143,7 +144,8 @@ struct ProxyCSRF: Sendable {
     }
 
     func token(for session: SessionState, host: String) -> String {
-        let text = "pomerium-proxy-csrf\n\(session.subject)\n\(session.accessTokenID)\n\(session.issuedAt ?? 0)\n\(host)"
+        let text =
+            "pomerium-proxy-csrf\n\(session.subject)\n\(session.accessTokenID)\n\(session.issuedAt ?? 0)\n\(host)"
         guard let mac = try? key.authenticate(Array(text.utf8)) else { return "" }
         return Base64.urlUnpadded.encode(mac)
     }

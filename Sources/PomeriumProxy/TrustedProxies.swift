@@ -19,7 +19,8 @@ struct TrustedProxies: Sendable {
             let parts = entry.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
             guard let bytes = Self.addressBytes(String(parts[0])) else {
                 throw ProxyConfigurationError(
-                    "trusted_proxies entry \(entry) is not an IP address or CIDR range; write it as 10.0.0.0/8 or 192.0.2.1")
+                    "trusted_proxies entry \(entry) is not an IP address or CIDR range; write it as 10.0.0.0/8 or 192.0.2.1"
+                )
             }
             var prefixLength = bytes.count * 8
             if parts.count == 2 {

@@ -58,25 +58,44 @@ struct ProxyEndpointTests {
             let token = try proxy.token(session)
             let valid = try Self.callbackTarget(proxy, token: token, redirect: "https://app.example.test/")
             var rejected: [(String, String)] = []
-            rejected.append(("changed redirect", valid.replacingOccurrences(of: "app.example.test%2F", with: "evil.test%2F")))
-            rejected.append(("unsigned", "/.pomerium/callback/?pomerium_redirect_uri=https%3A%2F%2Fapp.example.test%2F&pomerium_session_encrypted=\(try proxy.callbackCodec.seal(routeToken: token))"))
-            rejected.append(("foreign redirect", try Self.callbackTarget(proxy, token: token, redirect: "https://evil.test/")))
             rejected.append(
-                ("other route host", try Self.callbackTarget(proxy, token: token, redirect: "https://other.example.test/")))
+                ("changed redirect", valid.replacingOccurrences(of: "app.example.test%2F", with: "evil.test%2F")))
+            rejected.append(
+                (
+                    "unsigned",
+                    "/.pomerium/callback/?pomerium_redirect_uri=https%3A%2F%2Fapp.example.test%2F&pomerium_session_encrypted=\(try proxy.callbackCodec.seal(routeToken: token))"
+                ))
+            rejected.append(
+                ("foreign redirect", try Self.callbackTarget(proxy, token: token, redirect: "https://evil.test/")))
+            rejected.append(
+                (
+                    "other route host",
+                    try Self.callbackTarget(proxy, token: token, redirect: "https://other.example.test/")
+                ))
             rejected.append(
                 ("scheme-relative", try Self.callbackTarget(proxy, token: token, redirect: "//evil.test/")))
             rejected.append(
-                ("user info", try Self.callbackTarget(proxy, token: token, redirect: "https://app.example.test@evil.test/")))
+                (
+                    "user info",
+                    try Self.callbackTarget(proxy, token: token, redirect: "https://app.example.test@evil.test/")
+                ))
             let foreignSession = proxy.session("alice@corp.test", audience: ["other.example.test"])
             rejected.append(
-                ("session for another host",
-                 try Self.callbackTarget(proxy, token: try proxy.token(foreignSession), redirect: "https://app.example.test/")))
+                (
+                    "session for another host",
+                    try Self.callbackTarget(
+                        proxy, token: try proxy.token(foreignSession), redirect: "https://app.example.test/")
+                ))
             var forged = URLQuery()
             forged.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
             forged.append(name: "pomerium_session_encrypted", value: "AAAA")
             rejected.append(
-                ("garbage payload",
-                 try proxy.urlSigner.sign(try HTTPURL(parsing: "https://app.example.test/.pomerium/callback/?" + forged.encoded)).requestTarget))
+                (
+                    "garbage payload",
+                    try proxy.urlSigner.sign(
+                        try HTTPURL(parsing: "https://app.example.test/.pomerium/callback/?" + forged.encoded)
+                    ).requestTarget
+                ))
             rejected.append(("other host", valid))
             for (index, (name, target)) in rejected.enumerated() {
                 let host = index == rejected.count - 1 ? "other.example.test" : "app.example.test"
@@ -115,7 +134,8 @@ struct ProxyEndpointTests {
     func programmaticLogin() async throws {
         try await ProxyHarness.run(config: Self.config) { proxy in
             let response = try await proxy.request(
-                host: "app.example.test", path: "/.pomerium/api/v1/login?pomerium_redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2F")
+                host: "app.example.test",
+                path: "/.pomerium/api/v1/login?pomerium_redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2F")
             #expect(response.status == 200)
             #expect(response.headers.first(name: "Content-Type")?.hasPrefix("text/plain") == true)
             let url = try HTTPURL(parsing: response.text)
@@ -170,7 +190,8 @@ struct ProxyEndpointTests {
         try await ProxyHarness.run(config: Self.config) { proxy in
             let alice = proxy.session("alice@corp.test", groups: ["staff"], audience: ["app.example.test"])
             let cookie = try proxy.cookieHeader(alice)
-            let page = try await proxy.request(host: "app.example.test", path: "/.pomerium/", headers: [("Cookie", cookie)])
+            let page = try await proxy.request(
+                host: "app.example.test", path: "/.pomerium/", headers: [("Cookie", cookie)])
             #expect(page.status == 200)
             #expect(page.headers.first(name: "Content-Security-Policy") == ProxyPages.contentSecurityPolicy)
             #expect(page.text.contains("staff"))
@@ -179,7 +200,8 @@ struct ProxyEndpointTests {
             #expect(page.text.contains("value=\"\(token)\""))
 
             let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", cookie)]
-            let missing = try await proxy.request(.post, host: "app.example.test", path: "/.pomerium/sign_out", headers: form)
+            let missing = try await proxy.request(
+                .post, host: "app.example.test", path: "/.pomerium/sign_out", headers: form)
             #expect(missing.status == 403)
             let wrong = try await proxy.request(
                 .post, host: "app.example.test", path: "/.pomerium/sign_out", headers: form,
@@ -208,11 +230,13 @@ struct ProxyEndpointTests {
             #expect(rootPage.text.contains("/.pomerium/admin/impersonate"))
 
             func post(_ session: SessionState, token: String) async throws -> ProxyTestResponse {
-                let body = "pomerium_csrf=\(token)&pomerium_impersonate_email=bob%40corp.test&pomerium_impersonate_groups=ops"
+                let body =
+                    "pomerium_csrf=\(token)&pomerium_impersonate_email=bob%40corp.test&pomerium_impersonate_groups=ops"
                 return try await proxy.request(
                     .post, host: "app.example.test", path: "/.pomerium/admin/impersonate",
                     headers: [
-                        ("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", try proxy.cookieHeader(session)),
+                        ("Content-Type", "application/x-www-form-urlencoded"),
+                        ("Cookie", try proxy.cookieHeader(session)),
                     ], body: Array(body.utf8))
             }
             let notAdmin = try await post(alice, token: proxy.service.csrf.token(for: alice, host: "app.example.test"))

@@ -169,7 +169,8 @@ final class ProxyHarness: @unchecked Sendable {
 
     /// A route session as the authenticate service mints it, valid for an hour from the test clock.
     func session(
-        _ email: String, groups: [String] = [], audience: [String], expiresIn: Int64 = 3600, accessTokenID: String = "ati"
+        _ email: String, groups: [String] = [], audience: [String], expiresIn: Int64 = 3600,
+        accessTokenID: String = "ati"
     ) -> SessionState {
         let now = clock.unixSeconds()
         var session = SessionState()
@@ -335,7 +336,8 @@ final class RawConnection: @unchecked Sendable {
 
     private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
         guard haystack.count >= needle.count else { return nil }
-        for start in 0...(haystack.count - needle.count) where haystack[start..<start + needle.count].elementsEqual(needle) {
+        for start in 0...(haystack.count - needle.count)
+        where haystack[start..<start + needle.count].elementsEqual(needle) {
             return start
         }
         return nil

@@ -39,7 +39,8 @@ struct ProxyHeaderTests {
     func headerSmuggling() async throws {
         try await Fixtures.withEchoUpstream { echo in
             try await ProxyHarness.run(config: Self.config(echo: echo.baseURL)) { proxy in
-                let session = proxy.session("alice@corp.test", groups: ["staff", "dev"], audience: ["app.example.test"])
+                let session = proxy.session(
+                    "alice@corp.test", groups: ["staff", "dev"], audience: ["app.example.test"])
                 let response = try await proxy.request(
                     host: "app.example.test", path: "/page",
                     headers: [("Cookie", try proxy.cookieHeader(session))] + Self.forgedHeaders)
@@ -75,7 +76,8 @@ struct ProxyHeaderTests {
                 let cookie =
                     try proxy.cookieHeader(session)
                     + "; _pomerium_1=chunk; _pomerium_csrf=token; _pomerium_app=keep; theme=dark; _pomerium_01=keep2"
-                let response = try await proxy.request(host: "app.example.test", path: "/", headers: [("Cookie", cookie)])
+                let response = try await proxy.request(
+                    host: "app.example.test", path: "/", headers: [("Cookie", cookie)])
                 #expect(response.status == 200)
                 #expect(response.echo?.values("Cookie") == ["_pomerium_app=keep; theme=dark; _pomerium_01=keep2"])
 

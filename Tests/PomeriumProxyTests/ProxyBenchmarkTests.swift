@@ -1,0 +1,105 @@
+import Foundation
+import PomeriumAuthorize
+import PomeriumHTTP
+import PomeriumNet
+import PomeriumSessions
+import PomeriumTestSupport
+import Testing
+
+@testable import PomeriumProxy
+
+/// Cost of an authenticated request. Meaningful numbers need a release build:
+/// `swift build -c release --build-tests -Xswiftc -enable-testing` then
+/// `swift test -c release --skip-build --filter ProxyBenchmarkTests`.
+@Suite("Proxy benchmark", .serialized)
+struct ProxyBenchmarkTests {
+    static func config(_ port: Int) -> String {
+        """
+        jwt_claims_headers: [email]
+        policy:
+          - from: https://app.example.test
+            to: http://127.0.0.1:\(port)
+            allowed_users: [alice@corp.test]
+          - from: https://public.example.test
+            to: http://127.0.0.1:\(port)
+            allow_public_unauthenticated_access: true
+        """
+    }
+
+    @Test("authenticated pipeline cost per request")
+    func pipelineCost() async throws {
+        try await CountingUpstream.with { port, _ in
+            try await ProxyHarness.run(config: Self.config(port)) { proxy in
+                let service = proxy.service
+                let session = proxy.session("alice@corp.test", audience: ["app.example.test"])
+                var headers = HTTPHeaders()
+                headers.add(name: "Host", value: "app.example.test")
+                headers.add(name: "User-Agent", value: "bench")
+                headers.add(name: "Cookie", value: try proxy.cookieHeader(session) + "; theme=dark")
+                let head = try HTTPRequestHead(method: .get, target: "/items/1?page=2", headers: headers)
+                let remote = try SocketAddress(parsing: "127.0.0.1:40000")
+                let route = try #require(service.table.router.route(host: "app.example.test", path: "/items/1"))
+                let upstream = try #require(service.table.upstreams[route.id])
+                let builder = UpstreamRequestBuilder(service: service)
+
+                // The steps `ProxyRequestHandler` runs on the loop for an allowed cookie request.
+                func once() throws -> Bool {
+                    let path = try PathNormalization.normalize(head.path)
+                    guard let matched = service.table.router.route(host: "app.example.test", path: path) else {
+                        return false
+                    }
+                    let cookies = CookieParser.parse(headers: head.headers).map { (name: $0.name, value: $0.value) }
+                    let audience = ProxyRequestHandler.audienceHost(requestHost: "app.example.test", scheme: "https")
+                    guard
+                        let loaded = service.loader.load(
+                            SessionRequest(cookies: cookies, audienceHost: audience)),
+                        loaded.session.audience.contains(audience)
+                    else { return false }
+                    let decision = service.evaluator.evaluate(
+                        route: matched,
+                        request: AccessRequest(method: "GET", host: "app.example.test", path: path),
+                        session: ProxyRequestHandler.identity(loaded.session), now: proxy.clock.unixSeconds())
+                    guard decision.isAllowed else { return false }
+                    let outgoing = try builder.build(
+                        incoming: head, path: path, route: upstream, session: loaded.session, applySetHeaders: true,
+                        remoteAddress: remote, isTLS: false)
+                    return outgoing.headers.contains(name: "X-Pomerium-Jwt-Assertion")
+                }
+
+                #expect(try once())
+                let iterations = 20_000
+                let start = MonotonicClock.nanoseconds()
+                var allowed = 0
+                for _ in 0..<iterations where try once() { allowed += 1 }
+                let perRequest = Double(MonotonicClock.nanoseconds() - start) / Double(iterations) / 1000
+                #expect(allowed == iterations)
+                print("proxy pipeline (normalise, route, cookie, policy, cached assertion, headers): \(perRequest) µs")
+                #expect(perRequest < 1000, "a cached assertion keeps the pipeline far below a millisecond")
+            }
+        }
+    }
+
+    @Test("loopback round trip, authenticated and public")
+    func roundTrip() async throws {
+        try await CountingUpstream.with { port, count in
+            try await ProxyHarness.run(config: Self.config(port)) { proxy in
+                let session = proxy.session("alice@corp.test", audience: ["app.example.test"])
+                let cookie = try proxy.cookieHeader(session)
+                let iterations = 1_000
+                func measure(host: String, headers: [(String, String)]) async throws -> Double {
+                    _ = try await proxy.request(host: host, path: "/", headers: headers)
+                    let start = MonotonicClock.nanoseconds()
+                    for _ in 0..<iterations {
+                        let response = try await proxy.request(host: host, path: "/", headers: headers)
+                        guard response.status == 200 else { throw ProxyConfigurationError("status \(response.status)") }
+                    }
+                    return Double(MonotonicClock.nanoseconds() - start) / Double(iterations) / 1000
+                }
+                let authenticated = try await measure(host: "app.example.test", headers: [("Cookie", cookie)])
+                let anonymous = try await measure(host: "public.example.test", headers: [])
+                print("loopback round trip: authenticated \(authenticated) µs, public \(anonymous) µs")
+                #expect(count() == 2 * (iterations + 1))
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+import Foundation
+import PomeriumHTTP
+import PomeriumSessions
+import PomeriumTestSupport
+import Testing
+
+@testable import PomeriumProxy
+
+@Suite("Proxy upstream behaviour")
+struct ProxyUpstreamTests {
+    /// Sends a WebSocket handshake for `host` and, when it succeeds, one text message; returns
+    /// the response head and the echoed frame.
+    static func webSocketExchange(port: Int, host: String, cookie: String?) async throws -> (
+        head: String, frame: [UInt8]
+    ) {
+        try await onThread {
+            let connection = try RawConnection(port: port)
+            var request = "GET /chat HTTP/1.1\r\nHost: \(host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            if let cookie { request += "Cookie: \(cookie)\r\n" }
+            connection.send(request + "\r\n")
+            let response = connection.readResponse()
+            guard response.head.hasPrefix("HTTP/1.1 101") else { return (response.head, []) }
+            connection.send(RawConnection.textFrame("hello"))
+            return (response.head, connection.read(count: 7))
+        }
+    }
+
+    @Test("WebSocket upgrades need a session and allow_websockets")
+    func webSockets() async throws {
+        try await Fixtures.withWebSocketEcho { socket in
+            let config = """
+                policy:
+                  - from: https://ws.example.test
+                    to: \(socket.baseURL)
+                    allowed_users: [alice@corp.test]
+                    allow_websockets: true
+                  - from: https://plain.example.test
+                    to: \(socket.baseURL)
+                    allowed_users: [alice@corp.test]
+                """
+            try await ProxyHarness.run(config: config) { proxy in
+                let session = proxy.session("alice@corp.test", audience: ["ws.example.test", "plain.example.test"])
+                let cookie = try proxy.cookieHeader(session)
+                let upgraded = try await Self.webSocketExchange(
+                    port: proxy.port, host: "ws.example.test", cookie: cookie)
+                #expect(upgraded.head.hasPrefix("HTTP/1.1 101"))
+                #expect(upgraded.frame == [0x81, 5] + Array("hello".utf8))
+                #expect(!upgraded.head.lowercased().contains("x-pomerium-jwt-assertion"))
+
+                let anonymous = try await Self.webSocketExchange(port: proxy.port, host: "ws.example.test", cookie: nil)
+                #expect(anonymous.head.hasPrefix("HTTP/1.1 302"))
+                let refused = try await Self.webSocketExchange(
+                    port: proxy.port, host: "plain.example.test", cookie: cookie)
+                #expect(refused.head.hasPrefix("HTTP/1.1 400"))
+            }
+        }
+    }
+
+    @Test("an upstream that declines the upgrade keeps HTTP")
+    func declinedUpgrade() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            let config = """
+                policy:
+                  - from: https://ws.example.test
+                    to: \(echo.baseURL)
+                    allow_public_unauthenticated_access: true
+                    allow_websockets: true
+                """
+            try await ProxyHarness.run(config: config) { proxy in
+                let port = proxy.port
+                let (first, second) = try await onThread {
+                    let connection = try RawConnection(port: port)
+                    connection.send(
+                        "GET /first HTTP/1.1\r\nHost: ws.example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                    let first = connection.readResponse()
+                    connection.send("GET /second HTTP/1.1\r\nHost: ws.example.test\r\n\r\n")
+                    let second = connection.readResponse()
+                    return (first, second)
+                }
+                #expect(first.head.hasPrefix("HTTP/1.1 200"))
+                #expect(second.head.hasPrefix("HTTP/1.1 200"))
+                let answer = try JSONDecoder().decode(EchoAnswer.self, from: Data(second.body))
+                #expect(answer.path == "/second")
+            }
+        }
+    }
+
+    @Test("expired session with failing refresh forwards nothing")
+    func failedRefresh() async throws {
+        try await CountingUpstream.with { port, count in
+            let config = """
+                policy:
+                  - from: https://app.example.test
+                    to: http://127.0.0.1:\(port)
+                    allowed_users: [alice@corp.test]
+                """
+            let refresher = RecordingRefresher.failing()
+            try await ProxyHarness.run(config: config, refresher: refresher) { proxy in
+                let fresh = proxy.session("alice@corp.test", audience: ["app.example.test"])
+                let ok = try await proxy.request(
+                    host: "app.example.test", path: "/", headers: [("Cookie", try proxy.cookieHeader(fresh))])
+                #expect(ok.status == 200)
+                #expect(count() == 1)
+
+                let expired = proxy.session("alice@corp.test", audience: ["app.example.test"], expiresIn: -10)
+                let response = try await proxy.request(
+                    .post, host: "app.example.test", path: "/submit",
+                    headers: [("Cookie", try proxy.cookieHeader(expired)), ("Content-Type", "text/plain")],
+                    body: Array("payload".utf8))
+                #expect(response.status == 302)
+                #expect(response.location?.hasPrefix("https://authn.example.test/.pomerium/sign_in?") == true)
+                #expect(response.headers["Set-Cookie"].contains { $0.hasPrefix("_pomerium=;") })
+                #expect(count() == 1, "the upstream saw nothing of the refused request")
+                #expect(
+                    refresher.recorded == [
+                        .init(
+                            accessTokenID: expired.accessTokenID, audience: expired.audience,
+                            issuerHost: "authn.example.test")
+                    ])
+            }
+        }
+    }
+
+    @Test("expired session is refreshed and the cookie replaced")
+    func successfulRefresh() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            let config = """
+                policy:
+                  - from: https://app.example.test
+                    to: \(echo.baseURL)
+                    allowed_users: [alice@corp.test]
+                """
+            let minted = MintedToken()
+            let refresher = RecordingRefresher { _ in minted.value }
+            try await ProxyHarness.run(config: config, refresher: refresher) { proxy in
+                let renewed = proxy.session("alice@corp.test", audience: ["app.example.test"], expiresIn: 7200)
+                minted.value = try proxy.token(renewed)
+                let expired = proxy.session("alice@corp.test", audience: ["app.example.test"], expiresIn: -10)
+                let response = try await proxy.request(
+                    host: "app.example.test", path: "/after", headers: [("Cookie", try proxy.cookieHeader(expired))])
+                #expect(response.status == 200)
+                #expect(response.echo?.path == "/after")
+                let stored = response.headers["Set-Cookie"].compactMap(ProxyHarness.cookiePair)
+                #expect(stored.count == 1)
+                #expect(refresher.recorded.count == 1)
+                let again = try await proxy.request(
+                    host: "app.example.test", path: "/", headers: [("Cookie", stored.joined(separator: "; "))])
+                #expect(again.status == 200)
+                #expect(refresher.recorded.count == 1, "the stored session needs no refresh")
+            }
+        }
+    }
+
+    @Test("refreshed session for the wrong user is still denied")
+    func refreshedSessionAuthorized() async throws {
+        try await CountingUpstream.with { port, count in
+            let config = """
+                policy:
+                  - from: https://app.example.test
+                    to: http://127.0.0.1:\(port)
+                    allowed_users: [alice@corp.test]
+                """
+            let minted = MintedToken()
+            try await ProxyHarness.run(config: config, refresher: RecordingRefresher { _ in minted.value }) { proxy in
+                minted.value = try proxy.token(proxy.session("eve@corp.test", audience: ["app.example.test"]))
+                let expired = proxy.session("alice@corp.test", audience: ["app.example.test"], expiresIn: -10)
+                let response = try await proxy.request(
+                    host: "app.example.test", path: "/", headers: [("Cookie", try proxy.cookieHeader(expired))])
+                #expect(response.status == 403)
+                #expect(count() == 0)
+            }
+        }
+    }
+
+    @Test("route timeout answers 504")
+    func routeTimeout() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            let config = """
+                policy:
+                  - from: https://slow.example.test
+                    to: \(echo.baseURL)
+                    allow_public_unauthenticated_access: true
+                    timeout: 300ms
+                """
+            try await ProxyHarness.run(config: config) { proxy in
+                let started = Date()
+                let response = try await proxy.request(host: "slow.example.test", path: "/slow/3")
+                #expect(response.status == 504)
+                #expect(Date().timeIntervalSince(started) < 2.5)
+                #expect(response.headers.first(name: "X-Pomerium-Intercepted-Response") == "true")
+                let fast = try await proxy.request(host: "slow.example.test", path: "/size/200000")
+                #expect(fast.status == 200)
+                #expect(fast.body.count == 200_000)
+            }
+        }
+    }
+
+    @Test("unreachable upstream answers 502")
+    func unreachableUpstream() async throws {
+        let config = """
+            policy:
+              - from: https://down.example.test
+                to: http://127.0.0.1:9
+                allow_public_unauthenticated_access: true
+            """
+        try await ProxyHarness.run(config: config) { proxy in
+            let response = try await proxy.request(host: "down.example.test", path: "/")
+            #expect(response.status == 502)
+        }
+    }
+
+    @Test("reconfigured service keeps the shared signer")
+    func reconfigure() async throws {
+        try await ProxyHarness.run(config: "policy: []") { proxy in
+            let next = try proxy.service.reconfigured(
+                options: try ProxyHarness.options(
+                    """
+                    policy:
+                      - from: https://new.example.test
+                        to: http://127.0.0.1:9
+                        allow_public_unauthenticated_access: true
+                    """))
+            #expect(next.shared.signer === proxy.service.shared.signer)
+            #expect(next.shared.client === proxy.service.shared.client)
+            #expect(next.table.isRouteHost("new.example.test"))
+            #expect(!proxy.service.table.isRouteHost("new.example.test"))
+        }
+    }
+}
+
+/// A token that a test sets after building its sessions and a refresher returns.
+final class MintedToken: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored = ""
+
+    var value: String {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}
