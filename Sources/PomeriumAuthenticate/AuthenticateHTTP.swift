@@ -32,10 +32,12 @@ public struct AuthenticateRequest: Sendable {
         self.requestID = requestID ?? Self.makeRequestID(headers: headers)
     }
 
-    /// The client's `X-Request-Id` when it is a short token, else 12 random bytes in hex.
+    /// Returns the client's `X-Request-Id` when it is a short token, else 12 random bytes in hex.
     static func makeRequestID(headers: HTTPHeaders) -> String {
         if let given = headers.first(name: "X-Request-Id"), (1...64).contains(given.utf8.count),
-            given.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) })
+            given.utf8.allSatisfy({
+                $0 == UInt8(ascii: "-") || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A)
+            })
         {
             return given
         }
@@ -93,7 +95,7 @@ public struct AuthenticateResponse: Sendable {
 /// Collects one request on its event loop, runs the service in a task, and writes the response
 /// back on the same loop.
 final class AuthenticateRequestHandler: HTTPRequestHandler {
-    /// The largest request body read, in bytes; the endpoints take their input from the query, so
+    /// The largest request body read, in bytes. The endpoints take their input from the query, so
     /// a body only needs to hold a small sign-out form.
     static let maximumBodySize = 64 * 1024
 

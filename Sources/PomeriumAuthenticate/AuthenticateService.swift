@@ -10,7 +10,7 @@ import PomeriumSessions
 /// session (cookie on the authenticate host plus a store entry under its `ati`), minting of route
 /// sessions for the proxy, sign-out, and session refresh.
 ///
-/// One instance serves every request whose Host is the authenticate host; a reload builds a new
+/// One instance serves every request whose Host is the authenticate host. A reload builds a new
 /// one from the new `Options` with the same long-lived store, provider and key set.
 public final class AuthenticateService: RouteSessionRefresher, Sendable {
     /// A session is refreshed when its ID token or access token expires within this many seconds,
@@ -54,8 +54,8 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
     /// - Parameters:
     ///   - provider: the identity provider, discovered once at startup.
     ///   - store: the session store shared with the proxy (and other instances).
-    ///   - keySet: the identity-assertion keys served at `/.well-known/pomerium/jwks.json`; nil
-    ///     answers that path with 404.
+    ///   - keySet: the identity-assertion keys served at `/.well-known/pomerium/jwks.json`; with
+    ///     nil that path returns 404.
     ///   - replayGuard: records used OAuth states; defaults to an in-process guard.
     ///   - singleFlight: runs one refresh per session at a time; defaults to one over `store`.
     /// - Throws: `PomeriumError` when `authenticate_service_url` is missing or a secret is invalid.
@@ -124,7 +124,7 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
         }
     }
 
-    /// The identity-provider settings that `options` describe, for `OIDCProvider.discover`. The
+    /// Returns the identity-provider settings that `options` describe, for `OIDCProvider.discover`. The
     /// redirect URI is the authenticate URL plus `authenticate_callback_path`.
     public static func providerConfiguration(from options: Options) throws -> ProviderConfiguration {
         guard let authenticateURL = options.authenticateServiceURL else {

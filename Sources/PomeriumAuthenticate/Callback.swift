@@ -5,8 +5,8 @@ import PomeriumLogging
 import PomeriumSessions
 
 extension AuthenticateService {
-    /// The identity provider's redirect back (`/oauth2/callback` and `authenticate_callback_path`):
-    /// checks the state against the CSRF cookie, redeems the code with the PKCE verifier and nonce,
+    /// Handles the identity provider's redirect back (`/oauth2/callback` and
+    /// `authenticate_callback_path`): checks the state against the CSRF cookie, redeems the code with the PKCE verifier and nonce,
     /// saves a new global session, and continues the sign-in with a freshly signed link.
     func callback(_ request: AuthenticateRequest) async throws -> AuthenticateResponse {
         let query = request.query
@@ -30,7 +30,8 @@ extension AuthenticateService {
             throw EndpointFailure(400, "the code parameter is missing", reason: "code-missing")
         }
         guard let flow = try await takeLoginFlow(state: state) else {
-            throw EndpointFailure(400, "the login expired or was already completed; start again", reason: "flow-missing")
+            throw EndpointFailure(
+                400, "the login expired or was already completed; start again", reason: "flow-missing")
         }
         guard let returnURL = try? HTTPURL(parsing: returnText), returnURL.path == Self.signInPath,
             returnURL.host == authenticateURL.host
@@ -76,7 +77,7 @@ extension AuthenticateService {
         }
     }
 
-    /// Maps a failed code exchange to the page the user sees.
+    /// Maps a failed code exchange to the error page for the user.
     static func loginFailure(_ error: IdentityError) -> EndpointFailure {
         switch error {
         case .providerUnreachable, .timedOut, .transportFailed:

@@ -24,8 +24,8 @@ public struct ClientIdentityTransport: IdentityHTTPTransport {
         }
         var tls: TLSClientConfiguration?
         if url.scheme == "https", let pem = request.certificateAuthorityPEM {
-            // NOTE: `.pem` replaces the system roots, where the transport contract asks for the
-            // private CA in addition to them; a provider with a private CA trusts only that CA.
+            // NOTE: `.pem` replaces the system roots, where the transport contract expects the
+            // private CA in addition to them. A provider with a private CA trusts only that CA.
             tls = TLSClientConfiguration(trustRoots: .pem(Array(pem.utf8)))
         }
         let upstream = HTTPUpstream(

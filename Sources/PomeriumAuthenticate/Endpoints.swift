@@ -20,7 +20,7 @@ struct EndpointFailure: Error {
 extension AuthenticateService {
     static let contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src *;"
 
-    /// Answers one request to the authenticate host. Never throws: every failure becomes an
+    /// Handles one request to the authenticate host. Never throws: every failure becomes an
     /// error page (HTML, or JSON when the client accepts `application/json`).
     public func handle(_ request: AuthenticateRequest) async -> AuthenticateResponse {
         var response: AuthenticateResponse
@@ -127,7 +127,7 @@ extension AuthenticateService {
             && request.headers.contains(name: "Access-Control-Request-Method")
     }
 
-    /// Answers a CORS preflight: allowed, with the origin echoed and credentials, only when the
+    /// Responds to a CORS preflight: allowed, with the origin echoed and credentials, only when the
     /// URL's signature is valid, so that an XHR can follow the sign-in redirect.
     private func preflight(_ request: AuthenticateRequest) throws -> AuthenticateResponse {
         try checkSignature(request)
@@ -152,7 +152,7 @@ extension AuthenticateService {
 
     // MARK: Error pages
 
-    /// The error page: JSON `{"Status","Error","RequestID"}` when the client asks for JSON, else
+    /// Builds the error page: JSON `{"Status","Error","RequestID"}` when the client accepts JSON, else
     /// HTML with the request id and a retry link to a valid `pomerium_redirect_uri`.
     func errorResponse(status: Int, detail: String, request: AuthenticateRequest) -> AuthenticateResponse {
         let reasonPhrase = HTTPStatusReason.phrase(for: status)

@@ -4,7 +4,7 @@ import PomeriumIdentity
 import PomeriumSessions
 
 /// Seals global sessions for the store and for programmatic refresh tokens with AES-256-GCM under
-/// keys derived from `cookie_secret`, so neither the store nor the script sees plaintext claims.
+/// keys derived from `cookie_secret`, so neither the store nor the script can read the claims.
 struct SessionSealer: Sendable {
     private let storeKey: AEADKey
     private let refreshTokenKey: AEADKey
@@ -18,7 +18,7 @@ struct SessionSealer: Sendable {
         refreshTokenKey = try AEADKey(secret: cookieSecret, purpose: "programmatic-refresh-token")
     }
 
-    /// The store value for `session`; the store key is the associated data, so a value cannot move
+    /// Seals `session` for the store. The store key is the associated data, so a value cannot move
     /// to another key.
     func sealForStore(_ session: SessionState, key: String) throws -> [UInt8] {
         try sealValue(session.jsonBytes(), key: key)
@@ -38,7 +38,7 @@ struct SessionSealer: Sendable {
         try? storeKey.open(sealed, associatedData: Array(key.utf8))
     }
 
-    /// The `pomerium_refresh_token` a script holds: the sealed global session, base64url.
+    /// Returns the `pomerium_refresh_token` for a script: the sealed global session, base64url.
     func refreshToken(for session: SessionState) throws -> String {
         Base64.urlUnpadded.encode(try refreshTokenKey.seal(session.jsonBytes(), associatedData: [UInt8]()))
     }
@@ -77,7 +77,7 @@ extension AuthenticateService {
         try await store.delete(Self.storeKey(accessTokenID: accessTokenID))
     }
 
-    /// Whether the ID token (`exp`) or the access token expires within `refreshMargin` seconds.
+    /// Returns whether the ID token (`exp`) or the access token expires within `refreshMargin` seconds.
     func needsRefresh(_ session: SessionState) -> Bool {
         let deadline = clock.unixSeconds() + Self.refreshMargin
         if let expiry = session.expiry, expiry <= deadline { return true }
@@ -85,8 +85,8 @@ extension AuthenticateService {
         return false
     }
 
-    /// Returns `session` unchanged while it is fresh; otherwise refreshes it with the provider once
-    /// per session, however many requests ask at the same time, and saves the result to the store.
+    /// Returns `session` unchanged while it is fresh. Otherwise refreshes it with the provider once
+    /// per session, however many requests arrive at the same time, and saves the result to the store.
     ///
     /// - Throws: `AuthenticateError.refreshFailed` when there is no refresh token or the provider
     ///   refuses it, `AuthenticateError.sessionNotFound` when the store lost the session.
@@ -128,10 +128,25 @@ extension AuthenticateService {
                 metadata: ["error": .string(error.code), "ati": .string(session.accessTokenID)])
             throw AuthenticateError.refreshFailed(error.code)
         }
-        guard let claims = result.claims else {
-            throw AuthenticateError.refreshFailed("the identity provider returned no ID token")
+        var refreshed: SessionState
+        if let claims = result.claims {
+            refreshed = Self.sessionState(claims: claims, tokens: result.tokens, issuer: session.issuer)
+        } else {
+            // OpenID Connect Core section 12.2 lets a refresh response omit the ID token. The
+            // identity claims then stay as they were, and the session lasts as long as the new
+            // access token. v0.7 sent the user back to the provider instead.
+            guard let accessExpiry = result.tokens.expiry else {
+                throw AuthenticateError.refreshFailed("the provider returned neither an ID token nor a token lifetime")
+            }
+            refreshed = session
+            refreshed.expiry = accessExpiry
+            refreshed.oauthToken = OAuthToken(
+                accessToken: result.tokens.accessToken,
+                tokenType: result.tokens.tokenType,
+                refreshToken: result.tokens.refreshToken ?? token.refreshToken,
+                expiry: accessExpiry
+            )
         }
-        var refreshed = Self.sessionState(claims: claims, tokens: result.tokens, issuer: session.issuer)
         refreshed.accessTokenID = session.accessTokenID
         refreshed.impersonateEmail = session.impersonateEmail
         refreshed.impersonateGroups = session.impersonateGroups

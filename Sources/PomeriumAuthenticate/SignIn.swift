@@ -5,7 +5,9 @@ import PomeriumLogging
 import PomeriumSessions
 
 extension AuthenticateService {
-    static let signatureParameters = [URLSigner.issuedParameter, URLSigner.expiryParameter, URLSigner.signatureParameter]
+    static let signatureParameters = [
+        URLSigner.issuedParameter, URLSigner.expiryParameter, URLSigner.signatureParameter,
+    ]
     /// The proxy's endpoint that receives route sessions.
     static let proxyCallbackPath = "/.pomerium/callback/"
 
@@ -162,7 +164,7 @@ extension AuthenticateService {
 
     /// The global session of a request: from `pomerium_programmatic_token`, then
     /// `Authorization: Pomerium <refresh token>`, then the session cookie. A session counts only
-    /// while the store still has it, so sign-out elsewhere ends it; the stored copy is returned
+    /// while the store still has it, so sign-out elsewhere ends it. The stored copy is returned
     /// because it carries the newest tokens.
     func loadSession(_ request: AuthenticateRequest) async throws -> (session: SessionState, fromCookie: Bool)? {
         guard let candidate = presentedSession(request) else { return nil }
@@ -175,21 +177,23 @@ extension AuthenticateService {
         return (stored, candidate.fromCookie)
     }
 
-    /// The session the request carries, without checking the store.
+    /// Returns the session the request carries, without checking the store.
     func presentedSession(_ request: AuthenticateRequest) -> (session: SessionState, fromCookie: Bool)? {
         if let token = request.query.value(for: "pomerium_programmatic_token"),
             let session = sealer.session(fromRefreshToken: token)
         {
             return (session, false)
         }
-        if let token = Self.pomeriumAuthorization(request.headers), let session = sealer.session(fromRefreshToken: token) {
+        if let token = Self.pomeriumAuthorization(request.headers),
+            let session = sealer.session(fromRefreshToken: token)
+        {
             return (session, false)
         }
         if let session = sessionCookies.session(fromCookies: request.cookies) { return (session, true) }
         return nil
     }
 
-    /// The token of an `Authorization: Pomerium <token>` header; the type word is case-insensitive.
+    /// Returns the token of an `Authorization: Pomerium <token>` header. The type word is case-insensitive.
     static func pomeriumAuthorization(_ headers: HTTPHeaders) -> String? {
         guard let value = headers.first(name: "Authorization") else { return nil }
         let prefix = "pomerium "
@@ -203,7 +207,7 @@ extension AuthenticateService {
     // MARK: Starting a login
 
     /// Sends the browser to the identity provider. The OAuth state is bound to the browser's CSRF
-    /// cookie and carries the unsigned sign-in URL, which the callback signs afresh; the link's own
+    /// cookie and carries the unsigned sign-in URL, which the callback signs afresh. The link's own
     /// 5-minute signature therefore does not run out while the user is at the provider. The nonce
     /// and PKCE verifier wait in the store under a hash of the state.
     func startLogin(_ request: AuthenticateRequest) async throws -> AuthenticateResponse {

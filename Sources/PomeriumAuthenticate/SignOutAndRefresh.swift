@@ -43,7 +43,9 @@ extension AuthenticateService {
         guard let location else {
             var response = AuthenticateResponse(
                 status: 200, headers: ["Content-Type": "text/html; charset=utf-8"],
-                body: Array("<!DOCTYPE html>\n<html lang=\"en\"><head><title>Signed out</title></head><body><p>You are signed out.</p></body></html>\n".utf8))
+                body: Array(
+                    "<!DOCTYPE html>\n<html lang=\"en\"><head><title>Signed out</title></head><body><p>You are signed out.</p></body></html>\n"
+                        .utf8))
             for cookie in setCookies { response.headers.add(name: "Set-Cookie", value: cookie) }
             return response
         }
@@ -60,7 +62,8 @@ extension AuthenticateService {
         do {
             try await provider.revoke(token: value, hint: hint)
         } catch .revocationNotSupported {
-            logger.debug("the identity provider offers no token revocation", metadata: ["request_id": .string(requestID)])
+            logger.debug(
+                "the identity provider offers no token revocation", metadata: ["request_id": .string(requestID)])
         } catch {
             logger.warning(
                 "token revocation failed at sign-out",
@@ -83,7 +86,7 @@ extension AuthenticateService {
 
     // MARK: Refresh endpoints
 
-    /// `/.pomerium/refresh` (signed): backend refresh for a proxy in another process. Answers
+    /// `/.pomerium/refresh` (signed): backend refresh for a proxy in another process. Returns
     /// `200 application/jwt` with a route session for `pomerium_session_audience`.
     func backendRefresh(_ request: AuthenticateRequest) async throws -> AuthenticateResponse {
         try checkSignature(request)

@@ -151,7 +151,8 @@ final class TestBrowser: @unchecked Sendable {
         let jarCookies = cookies(for: url.host)
         if !jarCookies.isEmpty {
             fields.add(
-                name: "Cookie", value: jarCookies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; "))
+                name: "Cookie",
+                value: jarCookies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; "))
         }
         for (name, value) in headers { fields.add(name: name, value: value) }
         let head = try HTTPRequestHead(method: method, target: url.requestTarget, headers: fields)
@@ -202,7 +203,7 @@ struct AuthenticateHarness {
         get throws { try URLSigner(sharedSecret: Self.sharedSecret, clock: clock, logger: Logger(label: "test")) }
     }
 
-    /// A signed sign-in URL as the proxy builds it.
+    /// Returns a signed sign-in URL as the proxy builds it.
     func signInURL(
         redirect: String = "https://app.example.test/private?x=1", extra: [(String, String)] = []
     ) throws -> String {
@@ -348,7 +349,8 @@ struct AuthenticateHarness {
         let query = URLQuery(parsingLeniently: url.query ?? "")
         let payload = try CallbackPayloadCodec(sharedSecret: Self.sharedSecret, logger: Logger(label: "test"))
         let token = try payload.open(query.value(for: "pomerium_session_encrypted") ?? "")
-        let codec = try RouteSessionTokenCodec(sharedSecret: Self.sharedSecret, clock: clock, logger: Logger(label: "test"))
+        let codec = try RouteSessionTokenCodec(
+            sharedSecret: Self.sharedSecret, clock: clock, logger: Logger(label: "test"))
         return (try codec.verify(Array(token.utf8), audienceHost: audienceHost), query)
     }
 

@@ -52,7 +52,7 @@ import Testing
             let idpURL = try #require(start.location)
             let back = try await harness.submitLogin(browser, authorizationURL: idpURL, subject: "carol")
             let callback = try #require(back.location)
-            // The provider was told /custom/callback, and the service serves it.
+            // The provider received /custom/callback as the redirect URI, and the service serves it.
             #expect(callback.hasPrefix(harness.authenticateBase + "/custom/callback?"))
             let response = try await browser.request(callback)
             #expect(response.status == 302)
@@ -66,7 +66,8 @@ import Testing
             let start = try await browser.request(try harness.signInURL())
             let idpURL = try #require(start.location)
             let back = try await harness.submitLogin(browser, authorizationURL: idpURL, subject: "carol")
-            let callback = try #require(back.location).replacingOccurrences(of: "/custom/callback", with: "/oauth2/callback")
+            let callback = try #require(back.location).replacingOccurrences(
+                of: "/custom/callback", with: "/oauth2/callback")
             let response = try await browser.request(callback)
             #expect(response.status == 302)
         }
@@ -79,7 +80,8 @@ import Testing
             // The user spends four minutes at the provider: the sign-in link's signature (5 minutes,
             // 1 minute leeway) would have expired by the time it is used again.
             harness.clock.advance(by: 240)
-            let back = try await harness.submitLogin(browser, authorizationURL: try #require(start.location), subject: "dave")
+            let back = try await harness.submitLogin(
+                browser, authorizationURL: try #require(start.location), subject: "dave")
             let afterCallback = try await browser.request(try #require(back.location))
             harness.clock.advance(by: 200)
             let final = try await browser.request(try #require(afterCallback.location))
@@ -92,7 +94,8 @@ import Testing
         try await AuthenticateHarness.run { harness in
             let browser = harness.makeBrowser()
             let start = try await browser.request(try harness.signInURL())
-            let back = try await harness.submitLogin(browser, authorizationURL: try #require(start.location), subject: "bob")
+            let back = try await harness.submitLogin(
+                browser, authorizationURL: try #require(start.location), subject: "bob")
             let callback = try #require(back.location)
             var url = try HTTPURL(parsing: callback)
             var query = URLQuery(parsingLeniently: url.query ?? "")
@@ -112,7 +115,8 @@ import Testing
         try await AuthenticateHarness.run { harness in
             let browser = harness.makeBrowser()
             let start = try await browser.request(try harness.signInURL())
-            let back = try await harness.submitLogin(browser, authorizationURL: try #require(start.location), subject: "bob")
+            let back = try await harness.submitLogin(
+                browser, authorizationURL: try #require(start.location), subject: "bob")
             let callback = try #require(back.location)
             let first = try await browser.request(callback)
             #expect(first.status == 302)
@@ -127,7 +131,8 @@ import Testing
         try await AuthenticateHarness.run { harness in
             let browser = harness.makeBrowser()
             let start = try await browser.request(try harness.signInURL())
-            let back = try await harness.submitLogin(browser, authorizationURL: try #require(start.location), subject: "bob")
+            let back = try await harness.submitLogin(
+                browser, authorizationURL: try #require(start.location), subject: "bob")
             harness.clock.advance(by: 301)
             let response = try await browser.request(try #require(back.location))
             #expect(response.status == 400)
@@ -139,7 +144,8 @@ import Testing
         try await AuthenticateHarness.run { harness in
             let victim = harness.makeBrowser()
             let start = try await victim.request(try harness.signInURL())
-            let back = try await harness.submitLogin(victim, authorizationURL: try #require(start.location), subject: "mallory")
+            let back = try await harness.submitLogin(
+                victim, authorizationURL: try #require(start.location), subject: "mallory")
             // A login CSRF: the attacker's callback link opened in a browser without the CSRF cookie.
             let other = harness.makeBrowser()
             let response = try await other.request(try #require(back.location))
@@ -171,9 +177,11 @@ import Testing
         try await AuthenticateHarness.run { harness in
             let browser = harness.makeBrowser()
             let start = try await browser.request(try harness.signInURL())
-            let back = try await harness.submitLogin(browser, authorizationURL: try #require(start.location), subject: "bob")
+            let back = try await harness.submitLogin(
+                browser, authorizationURL: try #require(start.location), subject: "bob")
             harness.transport.forgesIDToken.store(true, ordering: .relaxed)
-            let response = try await browser.request(try #require(back.location), headers: [("Accept", "application/json")])
+            let response = try await browser.request(
+                try #require(back.location), headers: [("Accept", "application/json")])
             #expect(response.status == 401)
             let document = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
             #expect(document?["Status"] as? Int == 401)
@@ -186,9 +194,11 @@ import Testing
     @Test func providerErrorParameterMapped() async throws {
         try await AuthenticateHarness.run { harness in
             let browser = harness.makeBrowser()
-            let denied = try await browser.request(harness.authenticateBase + "/oauth2/callback?error=access_denied&state=x")
+            let denied = try await browser.request(
+                harness.authenticateBase + "/oauth2/callback?error=access_denied&state=x")
             #expect(denied.status == 401)
-            let other = try await browser.request(harness.authenticateBase + "/oauth2/callback?error=server_error&state=x")
+            let other = try await browser.request(
+                harness.authenticateBase + "/oauth2/callback?error=server_error&state=x")
             #expect(other.status == 400)
             #expect(other.text.contains("server_error"))
         }
@@ -203,11 +213,12 @@ import Testing
                 let back = try await harness.submitLogin(
                     browser, authorizationURL: try #require(start.location), subject: "bob")
                 idp.process.stop()
-                let response = try await browser.request(try #require(back.location), headers: [("Accept", "text/html")])
+                let response = try await browser.request(
+                    try #require(back.location), headers: [("Accept", "text/html")])
                 #expect(response.status == 502)
                 #expect(response.text.contains("identity provider is unreachable"))
                 #expect(response.text.contains("Request ID:"))
-                // The server still answers after the failure.
+                // The server still responds after the failure.
                 let robots = try await browser.request(harness.authenticateBase + "/robots.txt")
                 #expect(robots.status == 200)
                 #expect(robots.text.contains("Disallow: /"))
@@ -247,7 +258,8 @@ import Testing
         try await AuthenticateHarness.run { harness in
             let browser = harness.makeBrowser()
             let response = try await browser.request(
-                try harness.signInURL(), headers: [("X-Requested-With", "XmlHttpRequest"), ("Origin", "https://app.example.test")])
+                try harness.signInURL(),
+                headers: [("X-Requested-With", "XmlHttpRequest"), ("Origin", "https://app.example.test")])
             #expect(response.status == 401)
             #expect(response.headers.first(name: "Access-Control-Allow-Origin") == nil)
         }
@@ -291,7 +303,8 @@ import Testing
         try await AuthenticateHarness.run { harness in
             let browser = harness.makeBrowser()
             let allowed = try await browser.request(
-                harness.authenticateBase + "/.pomerium/sign_in?pomerium_redirect_uri=https%3A%2F%2Fapp.example.test%2Fx")
+                harness.authenticateBase + "/.pomerium/sign_in?pomerium_redirect_uri=https%3A%2F%2Fapp.example.test%2Fx"
+            )
             #expect(allowed.status == 400)
             #expect(allowed.text.contains("href=\"https://app.example.test/x\""))
             let evil = try await browser.request(

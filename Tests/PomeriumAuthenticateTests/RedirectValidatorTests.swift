@@ -43,7 +43,9 @@ import Testing
         let payloads = try Self.resource("open-redirects.txt")
         #expect(payloads.count >= 500)
         let set = Set(payloads)
-        for sample in ["https://evil.test", "//evil.test", "https://evil.test\\@app.example.test", "javascript:alert(1)"] {
+        for sample in [
+            "https://evil.test", "//evil.test", "https://evil.test\\@app.example.test", "javascript:alert(1)",
+        ] {
             let present = set.contains(sample)
             #expect(present, "\(sample)")
         }
@@ -102,7 +104,9 @@ import Testing
 
     @Test func deeplyEncodedPathRejected() {
         var path = "//evil.test"
-        for _ in 0..<8 { path = path.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "/", with: "%2F") }
+        for _ in 0..<8 {
+            path = path.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "/", with: "%2F")
+        }
         #expect(throws: RedirectRejection.self) { try Self.validator.validate("https://app.example.test/" + path) }
     }
 }

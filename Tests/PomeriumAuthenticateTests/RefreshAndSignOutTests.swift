@@ -78,7 +78,8 @@ import Testing
                 for _ in 0..<10 {
                     group.addTask {
                         try await refresher.refreshRouteSession(
-                            accessTokenID: accessTokenID, audience: ["app.example.test"], issuerHost: "authn.example.test")
+                            accessTokenID: accessTokenID, audience: ["app.example.test"],
+                            issuerHost: "authn.example.test")
                     }
                 }
                 var tokens: [String] = []
@@ -93,7 +94,8 @@ import Testing
     @Test func freshSessionNotRefreshed() async throws {
         try await AuthenticateHarness.run { harness in
             let (browser, accessTokenID) = try await Self.signedIn(harness, subject: "bob")
-            let response = try await harness.makeBrowser().request(try backendRefreshURL(harness, accessTokenID: accessTokenID))
+            let response = try await harness.makeBrowser().request(
+                try backendRefreshURL(harness, accessTokenID: accessTokenID))
             #expect(response.status == 200)
             #expect(response.headers.first(name: "Content-Type") == "application/jwt")
             let again = try await browser.request(try harness.signInURL())
@@ -106,7 +108,8 @@ import Testing
         try await AuthenticateHarness.run { harness in
             let (browser, accessTokenID) = try await Self.signedIn(harness, subject: "bob")
             try await Self.makeNearExpiry(harness, accessTokenID: accessTokenID, refreshToken: "revoked-refresh-token")
-            let backend = try await harness.makeBrowser().request(try backendRefreshURL(harness, accessTokenID: accessTokenID))
+            let backend = try await harness.makeBrowser().request(
+                try backendRefreshURL(harness, accessTokenID: accessTokenID))
             #expect(backend.status == 401)
             // The browser's sign-in goes back to the provider instead of issuing a route session.
             let response = try await browser.request(try harness.signInURL())
@@ -118,7 +121,8 @@ import Testing
 
     @Test func unknownSessionRefreshRejected() async throws {
         try await AuthenticateHarness.run { harness in
-            let response = try await harness.makeBrowser().request(try backendRefreshURL(harness, accessTokenID: "unknown"))
+            let response = try await harness.makeBrowser().request(
+                try backendRefreshURL(harness, accessTokenID: "unknown"))
             #expect(response.status == 401)
             var query = URLQuery()
             query.append(name: "pomerium_session_access_token_id", value: "x")
@@ -182,7 +186,8 @@ import Testing
                 harness.authenticateBase + AuthenticateService.programmaticRefreshPath,
                 headers: [("Authorization", "Pomerium " + refreshToken)])
             #expect(response.status == 200)
-            let document = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: String])
+            let document = try #require(
+                try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: String])
             let codec = try RouteSessionTokenCodec(
                 sharedSecret: AuthenticateHarness.sharedSecret, clock: harness.clock, logger: .init(label: "test"))
             let jwt = try codec.verify(Array(try #require(document["jwt"]).utf8), audienceHost: "app.example.test")
@@ -222,7 +227,8 @@ import Testing
 
             var query = URLQuery()
             query.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
-            let response = try await browser.request(try harness.signed(path: AuthenticateService.signOutPath, query: query))
+            let response = try await browser.request(
+                try harness.signed(path: AuthenticateService.signOutPath, query: query))
             #expect(response.status == 302)
             // The mock offers RP-initiated logout, which returns to the checked target.
             let location = try #require(response.location)
@@ -230,7 +236,10 @@ import Testing
             #expect(location.contains("post_logout_redirect_uri=https%3A%2F%2Fapp.example.test%2F"))
 
             let cleared = Set(response.setCookies.compactMap { $0.split(separator: "=").first.map(String.init) })
-            for name in ["_pomerium", "_pomerium_1", "_pomerium_2", "_pomerium_3", "_pomerium_4", "_pomerium_5", "_pomerium_csrf"] {
+            for name in [
+                "_pomerium", "_pomerium_1", "_pomerium_2", "_pomerium_3", "_pomerium_4", "_pomerium_5",
+                "_pomerium_csrf",
+            ] {
                 #expect(cleared.contains(name), "\(name)")
             }
             #expect(browser.cookies(for: "authn.example.test").isEmpty)
@@ -250,7 +259,8 @@ import Testing
             let (browser, _) = try await Self.signedIn(harness, subject: "bob")
             var query = URLQuery()
             query.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
-            let response = try await browser.request(try harness.signed(path: AuthenticateService.signOutPath, query: query))
+            let response = try await browser.request(
+                try harness.signed(path: AuthenticateService.signOutPath, query: query))
             #expect(response.status == 302)
             #expect(harness.provider.revocationHints.count == 1)
             #expect(harness.logText.contains("token revocation failed at sign-out"))
@@ -262,7 +272,8 @@ import Testing
             let (browser, _) = try await Self.signedIn(harness, subject: "bob")
             var query = URLQuery()
             query.append(name: "pomerium_redirect_uri", value: "https://evil.test/")
-            let response = try await browser.request(try harness.signed(path: AuthenticateService.signOutPath, query: query))
+            let response = try await browser.request(
+                try harness.signed(path: AuthenticateService.signOutPath, query: query))
             #expect(response.status == 400)
             #expect(response.location == nil)
         }

@@ -1,0 +1,269 @@
+import Foundation
+import PomeriumConfig
+import PomeriumCore
+import PomeriumHTTP
+import PomeriumHTTPClient
+import PomeriumLogging
+import PomeriumNet
+import PomeriumSessions
+import PomeriumTestSupport
+import Testing
+
+@testable import PomeriumAuthenticate
+@testable import PomeriumIdentity
+
+/// A provider that never reaches the network: fixed authorization URLs and a refusing token endpoint.
+final class StubProvider: IdentityProvider {
+    func makeAuthorizationRequest(state: String) throws(IdentityError) -> AuthorizationRequest {
+        AuthorizationRequest(
+            url: "https://idp.example.test/authorize?state=" + PercentEncoding.encode(state, as: .queryComponent),
+            state: state, nonce: "stub-nonce", codeVerifier: "stub-verifier")
+    }
+
+    func authenticate(code: String, codeVerifier: String?, nonce: String) async throws(IdentityError)
+        -> AuthenticatedSession
+    {
+        throw .providerUnreachable(endpoint: "https://idp.example.test/token", reason: "stub")
+    }
+
+    func refresh(refreshToken: String, subject: String?) async throws(IdentityError) -> RefreshedSession {
+        throw .providerUnreachable(endpoint: "https://idp.example.test/token", reason: "stub")
+    }
+
+    func revoke(token: String, hint: TokenTypeHint) async throws(IdentityError) { throw .revocationNotSupported }
+
+    func endSessionURL(idTokenHint: String?, postLogoutRedirectURL: String?, state: String?) -> String? { nil }
+}
+
+/// The service's endpoints called directly, without a server or a provider.
+@Suite struct ServiceUnitTests {
+    static func makeService(clock: ManualWallClock = ManualWallClock(now: 1_700_000_000)) throws -> AuthenticateService
+    {
+        let options = try AuthenticateHarness.options(port: 8443, idpPort: 9)
+        return try AuthenticateService(
+            options: options, provider: StubProvider(), store: try MemoryStore(clock: clock), clock: clock,
+            logger: Logger.inMemory(store: InMemoryLogHandler.Store()))
+    }
+
+    static func request(
+        _ target: String, method: HTTPMethod = .get, headers: [(String, String)] = []
+    ) -> AuthenticateRequest {
+        let parts = target.split(separator: "?", maxSplits: 1).map(String.init)
+        var fields = HTTPHeaders()
+        for (name, value) in headers { fields.add(name: name, value: value) }
+        return AuthenticateRequest(
+            method: method, scheme: "http", host: "authn.example.test:8443", path: parts[0],
+            rawQuery: parts.count > 1 ? parts[1] : "", headers: fields)
+    }
+
+    static func signed(_ service: AuthenticateService, path: String, query: URLQuery, clock: ManualWallClock) throws
+        -> String
+    {
+        let signer = try URLSigner(
+            sharedSecret: AuthenticateHarness.sharedSecret, clock: clock, logger: Logger(label: "t"))
+        var url = try HTTPURL(parsing: "http://authn.example.test:8443" + path)
+        url.query = query.encodedSortedByName
+        return try signer.sign(url).requestTarget
+    }
+
+    @Test func missingAuthenticateURLRejected() throws {
+        let result = ConfigLoader.load(
+            text: """
+                insecure_server: true
+                services: authenticate
+                shared_secret: \(Data(AuthenticateHarness.sharedSecret).base64EncodedString())
+                cookie_secret: \(Data(AuthenticateHarness.cookieSecret).base64EncodedString())
+                """, format: .yaml)
+        let clock = ManualWallClock()
+        #expect(throws: PomeriumError.self) {
+            try AuthenticateService(
+                options: result.options, provider: StubProvider(), store: try MemoryStore(clock: clock), clock: clock,
+                logger: Logger.inMemory(store: InMemoryLogHandler.Store()))
+        }
+    }
+
+    @Test func providerConfigurationFromOptions() throws {
+        let options = try AuthenticateHarness.options(port: 8443, idpPort: 9)
+        let configuration = try AuthenticateService.providerConfiguration(from: options)
+        #expect(configuration.redirectURL == "http://authn.example.test:8443/custom/callback")
+        #expect(configuration.issuer == "http://127.0.0.1:9")
+        #expect(configuration.clientID == "pomerium-test-client")
+        #expect(configuration.scopes == ["openid", "email", "profile", "offline_access"])
+    }
+
+    @Test func refreshMarginApplied() throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let service = try Self.makeService(clock: clock)
+        var session = SessionState()
+        session.expiry = 1_700_000_000 + AuthenticateService.refreshMargin + 1
+        #expect(service.needsRefresh(session) == false)
+        clock.advance(by: 2)
+        #expect(service.needsRefresh(session) == true)
+        session.expiry = 1_800_000_000
+        session.oauthToken = OAuthToken(accessToken: "a", expiry: 1_700_000_030)
+        #expect(service.needsRefresh(session) == true)
+    }
+
+    @Test func loginStartSetsCSRFCookieAndState() async throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let service = try Self.makeService(clock: clock)
+        var query = URLQuery()
+        query.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
+        let target = try Self.signed(service, path: AuthenticateService.signInPath, query: query, clock: clock)
+        let response = await service.handle(Self.request(target))
+        #expect(response.status == 302)
+        #expect(response.location?.hasPrefix("https://idp.example.test/authorize?state=") == true)
+        let cookies = response.headers["Set-Cookie"]
+        #expect(cookies.contains { $0.hasPrefix("_pomerium_csrf=v1.") })
+        #expect(response.headers.first(name: "X-Pomerium-Intercepted-Response") == "true")
+        #expect(response.headers.first(name: "Cache-Control") == "no-store")
+    }
+
+    @Test func signedRequestGetsCORSHeaders() async throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let service = try Self.makeService(clock: clock)
+        var query = URLQuery()
+        query.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
+        let target = try Self.signed(service, path: AuthenticateService.signInPath, query: query, clock: clock)
+        let response = await service.handle(Self.request(target, headers: [("Origin", "https://app.example.test")]))
+        #expect(response.headers.first(name: "Access-Control-Allow-Origin") == "https://app.example.test")
+        #expect(response.headers.first(name: "Access-Control-Allow-Credentials") == "true")
+    }
+
+    @Test func errorPageFormats() async throws {
+        let service = try Self.makeService()
+        let json = await service.handle(
+            Self.request(
+                "/.pomerium/sign_in?x=1", headers: [("Accept", "application/json"), ("X-Request-Id", "req-42")]))
+        #expect(json.status == 400)
+        #expect(json.headers.first(name: "Content-Type") == "application/json")
+        let document = try JSONSerialization.jsonObject(with: Data(json.body)) as? [String: Any]
+        #expect(document?["Status"] as? Int == 400)
+        #expect(document?["Error"] as? String == "Bad Request: the link is not signed")
+        #expect(document?["RequestID"] as? String == "req-42")
+
+        let html = await service.handle(Self.request("/.pomerium/sign_in?x=1"))
+        #expect(html.headers.first(name: "Content-Type") == "text/html; charset=utf-8")
+        let text = String(decoding: html.body, as: UTF8.self)
+        #expect(text.contains("<title>400 - Bad Request</title>"))
+        #expect(text.contains("Request ID: "))
+        #expect(!text.contains("Try again"))
+    }
+
+    @Test func errorPageEscapesHTML() {
+        #expect(
+            AuthenticateService.escapeHTML("<a href=\"x\">'&'</a>")
+                == "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;")
+    }
+
+    @Test func wrongMethodRejected() async throws {
+        let service = try Self.makeService()
+        let response = await service.handle(Self.request("/robots.txt", method: .post))
+        #expect(response.status == 405)
+    }
+
+    @Test func refresherThrowsForUnknownSession() async throws {
+        let service = try Self.makeService()
+        await #expect(throws: AuthenticateError.sessionNotFound) {
+            try await service.refreshRouteSession(
+                accessTokenID: "missing", audience: ["app.example.test"], issuerHost: "authn.example.test")
+        }
+    }
+
+    @Test func refresherFailsWhenProviderRefuses() async throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let service = try Self.makeService(clock: clock)
+        var session = SessionState()
+        session.subject = "bob"
+        session.accessTokenID = "abc"
+        session.expiry = 1_700_000_010
+        session.oauthToken = OAuthToken(accessToken: "a", refreshToken: "r", expiry: 1_700_000_010)
+        try await service.saveStoredSession(session)
+        await #expect(throws: AuthenticateError.refreshFailed("idp-unreachable")) {
+            try await service.refreshRouteSession(
+                accessTokenID: "abc", audience: ["app.example.test"], issuerHost: "authn.example.test")
+        }
+        session.oauthToken?.refreshToken = ""
+        try await service.saveStoredSession(session)
+        await #expect(throws: AuthenticateError.refreshFailed("the session has no refresh token")) {
+            try await service.refreshRouteSession(
+                accessTokenID: "abc", audience: ["app.example.test"], issuerHost: "authn.example.test")
+        }
+    }
+
+    @Test func refreshTokenRoundTrip() throws {
+        let sealer = try SessionSealer(cookieSecret: AuthenticateHarness.cookieSecret)
+        var session = SessionState()
+        session.subject = "bob"
+        session.programmatic = true
+        let token = try sealer.refreshToken(for: session)
+        #expect(sealer.session(fromRefreshToken: token) == session)
+        #expect(sealer.session(fromRefreshToken: token + "x") == nil)
+        let other = try SessionSealer(cookieSecret: [UInt8](repeating: 1, count: 32))
+        #expect(other.session(fromRefreshToken: token) == nil)
+    }
+
+    @Test func storeValueBoundToKey() throws {
+        let sealer = try SessionSealer(cookieSecret: AuthenticateHarness.cookieSecret)
+        var session = SessionState()
+        session.subject = "bob"
+        let sealed = try sealer.sealForStore(session, key: "session/a")
+        #expect(sealer.openFromStore(sealed, key: "session/a") == session)
+        #expect(sealer.openFromStore(sealed, key: "session/b") == nil)
+    }
+
+    @Test func pomeriumAuthorizationParsed() {
+        #expect(AuthenticateService.pomeriumAuthorization(["Authorization": "Pomerium abc"]) == "abc")
+        #expect(AuthenticateService.pomeriumAuthorization(["Authorization": "pomerium abc"]) == "abc")
+        #expect(AuthenticateService.pomeriumAuthorization(["Authorization": "Bearer abc"]) == nil)
+        #expect(AuthenticateService.pomeriumAuthorization(["Authorization": "Pomerium "]) == nil)
+    }
+
+    @Test func transportErrorsMapped() {
+        #expect(ClientIdentityTransport.map(.connectFailed("refused")) == .connectionFailed(reason: "refused"))
+        #expect(ClientIdentityTransport.map(.resolveFailed("no")) == .connectionFailed(reason: "no"))
+        #expect(ClientIdentityTransport.map(.connectTimeout) == .timedOut)
+        #expect(ClientIdentityTransport.map(.readTimeout) == .timedOut)
+        #expect(ClientIdentityTransport.map(.tlsFailed("bad")) == .tlsFailed(reason: "bad"))
+        #expect(ClientIdentityTransport.map(.invalidResponse("x")) == .malformedResponse(reason: "x"))
+        #expect(
+            ClientIdentityTransport.map(.upstreamClosed)
+                == .malformedResponse(reason: "the provider closed the connection early"))
+        #expect(ClientIdentityTransport.map(.responseTooLarge(10)) == .responseTooLarge)
+    }
+
+    @Test func transportReportsRefusedConnection() async throws {
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let transport = ClientIdentityTransport(client: HTTPClient(group: group))
+        let port = try LoopbackPort.allocate()
+        await #expect {
+            _ = try await transport.send(
+                IdentityHTTPRequest(
+                    method: .get, url: "http://127.0.0.1:\(port)/.well-known/openid-configuration", timeout: 2,
+                    maximumResponseBytes: 1024))
+        } throws: { error in
+            if case .connectionFailed = error as? IdentityTransportError { return true }
+            return false
+        }
+    }
+
+    @Test func transportEnforcesSizeLimit() async throws {
+        try await Fixtures.withOIDCProvider { idp in
+            let group = try EventLoopGroup(loopCount: 1)
+            defer { group.shutdown() }
+            let transport = ClientIdentityTransport(client: HTTPClient(group: group))
+            let ok = try await transport.send(
+                IdentityHTTPRequest(
+                    method: .get, url: idp.baseURL + "/.well-known/openid-configuration", timeout: 5,
+                    maximumResponseBytes: 1 << 20))
+            #expect(ok.status == 200)
+            await #expect(throws: IdentityTransportError.responseTooLarge) {
+                _ = try await transport.send(
+                    IdentityHTTPRequest(
+                        method: .get, url: idp.baseURL + "/.well-known/openid-configuration", timeout: 5,
+                        maximumResponseBytes: 16))
+            }
+        }
+    }
+}
