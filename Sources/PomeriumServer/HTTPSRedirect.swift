@@ -3,7 +3,8 @@ import PomeriumHTTPServer
 import PomeriumNet
 
 /// The `http_redirect_addr` listener: every request gets a 301 to the same host, path and query
-/// over https. v0.7 dropped the path and query (spec section 14, #17); here they are kept.
+/// over https. v0.7 dropped the path and query, which sent every user to the home page; here they
+/// are kept.
 public enum HTTPSRedirect {
     /// The `Location` for a request, or nil when the request names no host. `httpsPort` is the
     /// port of the TLS listener; it appears in the URL unless it is 443.

@@ -6,9 +6,9 @@ import PomeriumLogging
 import PomeriumNet
 import Synchronization
 
-/// The HTTP listener's top-level handler (spec section 1.3): health and ping on every host, then the
-/// authenticate service for its host and the proxy for everything else. Every response carries
-/// the `headers` setting and a `Request-Id`.
+/// The HTTP listener's top-level handler. It serves health and ping on every host, then sends
+/// requests for the authenticate host to the authenticate service and the rest to the proxy.
+/// Every response carries the `headers` setting and a `Request-Id`.
 public final class HostDispatcher: Sendable {
     private let current: Mutex<ServiceSet>
     private let userAgent: String
@@ -112,8 +112,8 @@ public final class HostDispatcher: Sendable {
     }
 }
 
-/// Routes one request: answers health, ping and 404 itself, or hands every event to the chosen
-/// service's handler.
+/// Routes one request. It responds to health, ping and 404 itself, or passes every event to the
+/// chosen service's handler.
 final class DispatchingHandler: HTTPRequestHandler {
     private let dispatcher: HostDispatcher
     private let loop: EventLoop

@@ -1,6 +1,6 @@
 import PomeriumHTTP
 
-/// Where the top-level dispatcher sends a request, in the order of spec section 1.3.
+/// Where the top-level dispatcher sends a request. The cases are checked in declaration order.
 public enum TopLevelDestination: Equatable, Sendable {
     /// `GET` or `HEAD /healthz`.
     case health

@@ -122,7 +122,7 @@ struct ServiceWiring: Sendable {
 
 /// The backend refresh of a proxy that runs without the authenticate service in its process.
 /// Failing the refresh sends the user through sign-in at the authenticate service, which still
-/// holds the global session and mints a new route session without asking the provider again.
+/// has the global session and mints a new route session without asking the provider again.
 // NOTE: split deployments should call the authenticate service's signed /.pomerium/refresh
 // endpoint here; no client for it exists yet, so an expired route session costs a redirect.
 struct SignInAgainRefresher: RouteSessionRefresher {

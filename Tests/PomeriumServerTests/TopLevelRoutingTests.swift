@@ -82,7 +82,7 @@ struct HTTPSRedirectTests {
         return try HTTPRequestHead(method: .get, target: target, headers: headers)
     }
 
-    @Test("the path and the query are kept (v0.7 bug 17 dropped them)")
+    @Test("redirect keeps path and query")
     func keepsPathAndQuery() throws {
         let location = HTTPSRedirect.location(
             for: try head("/a/b%20c?x=1&y=2", host: "app.example.test"), httpsPort: 443)

@@ -69,7 +69,7 @@ class KeySet:
         body = response.read()
         connection.close()
         if response.status != 200:
-            raise OSError(f"JWKS fetch from {self.url} answered {response.status}")
+            raise OSError(f"JWKS request to {self.url} failed with status {response.status}")
         return body
 
 

@@ -150,8 +150,8 @@ def login(session, url, user):
     response, hops = follow(session, session.get(url, allow_redirects=False, timeout=10))
     form = _LoginForm()
     form.feed(response.text)
-    assert response.status_code == 200 and form.action is not None, (
-        f"no provider login form at {response.url}: {response.status_code} {response.text[:300]}")
+    assert response.status_code == 200, f"{response.url}: {response.status_code} {response.text[:300]}"
+    assert form.action is not None, f"no provider login form at {response.url}: {response.text[:300]}"
     login_url = urljoin(response.url, form.action)
     posted = session.post(login_url, data={"sub": user}, allow_redirects=False, timeout=10)
     final, more = follow(session, posted)

@@ -65,7 +65,8 @@ def test_login_dashboard_and_sign_out(browser, stack, provider, artifacts):
     wait_until(browser, lambda d: d.current_url == target, f"the return to {target}")
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "Hello from the demo upstream" in body
-    assert "verified" in body and "NOT verified" not in body
+    assert "verified" in body
+    assert "NOT verified" not in body
     assert "alice@example.com" in body
 
     browser.get(app.url("app", "/.pomerium/"))

@@ -20,7 +20,7 @@ def provider_hops(hops, issuer):
     return [hop for hop in hops if hop.startswith(issuer)]
 
 
-def test_login_lands_on_the_original_url_with_its_query(stack, provider):
+def test_login_returns_to_original_url(stack, provider):
     app = stack()
     session = app.session()
     final, hops = support.login(session, app.url("app", "/reports/2024?page=2&sort=name"), "alice")
@@ -28,7 +28,7 @@ def test_login_lands_on_the_original_url_with_its_query(stack, provider):
     assert final.url == app.url("app", "/reports/2024?page=2&sort=name")
     assert provider_hops(hops, provider), "the login did not go through the provider"
     assert "Hello from the demo upstream" in final.text
-    # Once logged in, the route answers without another redirect.
+    # Once logged in, the route responds without another redirect.
     again = session.get(app.url("app", "/other"), allow_redirects=False, timeout=10)
     assert again.status_code == 200
 
@@ -44,7 +44,7 @@ def test_upstream_verifies_the_assertion_with_the_jwks_only(stack):
     assert claims["groups"] == ["devs"]
     assert f"app.example.test:{app.port}" in claims["aud"]
 
-    # The key set holds public keys only, each usable by PyJWT.
+    # The key set contains public keys only, each usable by PyJWT.
     keys = session.get(app.url("authenticate", "/.well-known/pomerium/jwks.json"), timeout=10).json()["keys"]
     assert keys and all(key["kty"] == "EC" and key["alg"] == "ES256" and "d" not in key for key in keys)
     assert all(jwt.PyJWK(key).key is not None for key in keys)
@@ -119,9 +119,9 @@ def test_two_proxies_share_sessions_through_redis(stack, provider, redis_address
 
 
 @pytest.mark.parametrize("shared_secret", ["configured", "generated"])
-def test_config_edit_adds_a_route_mid_session_and_keeps_connections(stack, provider, certificate, shared_secret):
+def test_reload_adds_route_mid_session(stack, provider, certificate, shared_secret):
     # v0.7 generated a new shared secret on every reload when none was set, which broke every
-    # session (spec 14 #4); the generated one must last as long as the process.
+    # session. The generated one must last as long as the process.
     app = stack(shared_secret=None) if shared_secret == "generated" else stack()
     session = app.session()
     support.login(session, app.url("app"), "alice")

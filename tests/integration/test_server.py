@@ -250,7 +250,7 @@ def test_proxy_mode_starts_without_the_provider_and_reloads(start_pomerium, tmp_
     response = connection.getresponse()
     response.read()
     assert response.status != 404, "the proxy does not serve its route"
-    # v0.7 crashed when an instance without the authorize service reloaded (spec 14 #3).
+    # v0.7 crashed when an instance without the authorize service reloaded.
     config["headers"] = {"X-Generation": "two"}
     (tmp_path / "config.json").write_text(json.dumps(config))
     deadline = time.monotonic() + 10
