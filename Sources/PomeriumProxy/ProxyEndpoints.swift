@@ -7,7 +7,7 @@ import PomeriumSessions
 /// `/.pomerium/`, sign-out, the sign-in callbacks, programmatic login, impersonation and the
 /// assertion key set.
 extension ProxyRequestHandler {
-    /// Answers `head` when it is one of the proxy's own endpoints and returns true; returns false
+    /// Serves `head` and returns true when it is one of the proxy's own endpoints. Returns false
     /// for a request that goes through a route.
     func handleProxyEndpoint(_ head: HTTPRequestHead) -> Bool {
         let method = head.method
@@ -93,7 +93,7 @@ extension ProxyRequestHandler {
         }?.scheme.rawValue ?? "https"
     }
 
-    /// The route session from the cookie only, checked for this host's audience, as the
+    /// Loads the route session from the cookie only, checked for this host's audience, as the
     /// dashboard and its forms require.
     private func cookieSession() -> SessionState? {
         guard let head else { return nil }
@@ -185,6 +185,7 @@ extension ProxyRequestHandler {
             respondError(400, "The sign-in link is invalid or expired.")
             return
         }
+
         let query = URLQuery(parsingLeniently: head.query ?? "")
         guard let sealed = query.value(for: CallbackPayloadCodec.parameter),
             let redirect = query.value(for: "pomerium_redirect_uri")
@@ -192,6 +193,7 @@ extension ProxyRequestHandler {
             respondError(400, "The sign-in link is missing a parameter.")
             return
         }
+
         let audienceHost = Self.audienceHost(requestHost: host, scheme: publicScheme)
         let token: String
         let session: SessionState
@@ -206,6 +208,7 @@ extension ProxyRequestHandler {
             respondError(400, "The redirect target is not allowed.")
             return
         }
+
         let programmatic = query.value(for: "pomerium_programmatic") == "true"
         if programmatic {
             guard service.programmaticRedirectHosts.contains(redirectURL.host.lowercased()) else {
@@ -229,6 +232,7 @@ extension ProxyRequestHandler {
             return
         }
         identityForLog = (session.email, session.user)
+
         guard programmatic else {
             respond(.redirect(to: redirectURL.description))
             return

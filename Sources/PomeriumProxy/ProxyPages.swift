@@ -48,7 +48,7 @@ enum ProxyPages {
 
         """
 
-    /// Whether the client asked for JSON: an `Accept` list naming `application/json` and not
+    /// Returns whether the client asked for JSON: an `Accept` list naming `application/json` and not
     /// `text/html`.
     static func prefersJSON(_ headers: HTTPHeaders) -> Bool {
         let ranges = headers["Accept"].flatMap { $0.split(separator: ",") }.map {
@@ -57,7 +57,7 @@ enum ProxyPages {
         return ranges.contains("application/json") && !ranges.contains("text/html")
     }
 
-    /// An error response: JSON `{"Status","Error","RequestID"}` for JSON clients, otherwise an
+    /// Builds an error response: JSON `{"Status","Error","RequestID"}` for JSON clients, otherwise an
     /// HTML page with the status, the message, the request id and, when given, a retry link.
     static func error(
         status: Int, message: String, requestID: String, json: Bool, retryURL: String? = nil
@@ -88,7 +88,7 @@ enum ProxyPages {
         return html(status: status, title: "\(status) - \(statusText)", body: body)
     }
 
-    /// A complete HTML document with the stylesheet link and the page headers.
+    /// Wraps `body` in a complete HTML document that links the stylesheet.
     static func html(status: Int, title: String, body: String) -> LocalResponse {
         let document = """
             <!DOCTYPE html>
@@ -126,7 +126,7 @@ enum ProxyPages {
         return result
     }
 
-    /// The dashboard: the route session's claims, a sign-out button and, for administrators, the
+    /// Renders the dashboard: the route session's claims, a sign-out button and, for administrators, the
     /// impersonation form. Both forms carry `csrfToken`.
     static func dashboard(session: SessionState, csrfToken: String, isAdministrator: Bool) -> LocalResponse {
         var rows: [(String, String)] = []

@@ -16,6 +16,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     var head: HTTPRequestHead?
     var requestID = ""
     private var startedAt: UInt64 = 0
+    private var clientAddress: String?
+    /// The request's cookies, parsed once for session loading and for stripping.
+    private var parsedCookies: [HTTPCookie] = []
     /// The `Host` header value.
     var host = ""
     /// The normalised path that routing, policy and the upstream all see.
@@ -55,6 +58,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         self.responder = responder
         self.head = head
         startedAt = MonotonicClock.nanoseconds()
+        clientAddress = responder.remoteAddress?.ipString
         requestID = Self.makeRequestID()
         isHead = head.method == .head
         guard let hostValue = head.headers.first(name: "Host"), !hostValue.isEmpty else {
@@ -62,6 +66,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             return
         }
         host = hostValue
+
         if head.method == .connect {
             respondError(405, "CONNECT is not supported.")
             return
@@ -73,15 +78,19 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             respondError(400, "The request path is invalid.")
             return
         }
+
         if handleProxyEndpoint(head) { return }
+
         guard let route = service.table.router.route(host: host, path: path),
             let upstreamRoute = service.table.upstreams[route.id]
         else {
             respondError(404, "\(host) route unknown")
             return
         }
+
         let audienceHost = Self.audienceHost(requestHost: host, scheme: route.scheme.rawValue)
-        let cookies = CookieParser.parse(headers: head.headers).map { (name: $0.name, value: $0.value) }
+        parsedCookies = CookieParser.parse(headers: head.headers)
+        let cookies = parsedCookies.map { (name: $0.name, value: $0.value) }
         let query = head.query.map { URLQuery(parsingLeniently: $0) }
         let loaded = service.loader.load(
             SessionRequest(
@@ -121,8 +130,12 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         case .allow:
             let identified = decision.reason != .publicRoute && decision.reason != .corsPreflight
             if identified, let session { identityForLog = (session.email, session.user) }
-            forward(context, session: identified ? session : nil, preflight: decision.reason == .corsPreflight)
+            forward(
+                context, session: identified ? session : nil, preflight: decision.reason == .corsPreflight,
+                removeBearer: identified && context.source == .authorizationBearer)
         case .denyUnauthenticated:
+            // NOTE: only cookie sessions are refreshed. The token codec rejects an expired
+            // `Authorization` or query token before policy runs, so scripts get 401 or a redirect.
             if decision.reason == .sessionExpired, !refreshed, context.source == .cookie, let session,
                 !session.accessTokenID.isEmpty
             {
@@ -156,8 +169,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     }
 
     /// Asks the authenticate service for a new route session. Nothing reaches the upstream until
-    /// the new session is verified and authorized; a failure clears the cookie and sends the user
-    /// to sign in (v0.7 forwarded the request anyway).
+    /// the new session is verified and authorized. A failure clears the cookie and sends the user
+    /// to sign in, where v0.7 still forwarded the request.
     private func refresh(_ context: RouteContext, expired: SessionState) {
         responder?.pauseRequestBody()
         let refresher = service.shared.refresher
@@ -196,7 +209,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
     // MARK: Forwarding
 
-    private func forward(_ context: RouteContext, session: SessionState?, preflight: Bool) {
+    /// Sends the request upstream. `removeBearer` drops an `Authorization: Bearer` header that
+    /// carried the route session, because that token is the product's credential.
+    private func forward(_ context: RouteContext, session: SessionState?, preflight: Bool, removeBearer: Bool) {
         guard let head, let responder else { return }
         if head.isUpgradeRequest && !context.upstream.allowWebsockets {
             respondError(400, "WebSocket upgrades are not enabled on this route.")
@@ -206,6 +221,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         do {
             outgoing = try UpstreamRequestBuilder(service: service).build(
                 incoming: head, path: path, route: context.upstream, session: session, applySetHeaders: !preflight,
+                removeBearer: removeBearer, cookies: parsedCookies,
                 remoteAddress: responder.remoteAddress, isTLS: responder.isTLS)
         } catch {
             logger.error(
@@ -418,7 +434,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             return
         }
         if error.isTimeout {
-            respondError(504, "The upstream did not answer in time.")
+            respondError(504, "The upstream timed out.")
         } else {
             respondError(502, "The upstream is unavailable.")
         }
@@ -482,7 +498,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             "duration_ms": .string(String(format3(elapsed))), "size": .string(String(bytesSent)),
             "req_id": .string(requestID), "service": "proxy",
         ]
-        if let address = responder?.remoteAddress { metadata["ip"] = .string(address.ipString) }
+        if let clientAddress { metadata["ip"] = .string(clientAddress) }
         if let agent = head.headers.first(name: "User-Agent") { metadata["user_agent"] = .string(agent) }
         if let identity = identityForLog {
             metadata["email"] = .string(identity.email)
@@ -508,7 +524,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         return String(repeating: "0", count: 16 - text.utf8.count) + text
     }
 
-    /// The request host as `iss` and `aud` write it, for a route of `scheme`.
+    /// Returns the request host as `iss` and `aud` write it, for a route of `scheme`.
     static func audienceHost(requestHost: String, scheme: String) -> String {
         guard let key = HostAndPort(parsing: requestHost) else { return requestHost.lowercased() }
         var host = key.host

@@ -5,7 +5,7 @@ import PomeriumHTTP
 import PomeriumHTTPClient
 
 /// How the proxy reaches one route's upstream: the `to` URL, its TLS settings, the route's
-/// timeout and the request rewrites it asks for.
+/// timeout and the request rewrites it configures.
 struct UpstreamRoute: Sendable {
     /// The route id shared with the `RoutePolicy` of the same route.
     let id: String
@@ -14,6 +14,8 @@ struct UpstreamRoute: Sendable {
     /// The `to` URL; its path prefixes the request path and its query merges in.
     let to: HTTPURL
     let upstream: HTTPUpstream
+    /// The `Host` header for the upstream, `upstream.authority` computed once.
+    let hostHeader: String
     let timeouts: HTTPClientTimeouts
     let setRequestHeaders: [(name: String, value: String)]
     let preserveHostHeader: Bool
@@ -26,7 +28,7 @@ struct ProxyRouteTable: Sendable {
     let router: Router
     /// Upstream settings by route id.
     let upstreams: [String: UpstreamRoute]
-    /// Every `from` host key, so the proxy endpoints answer only on hosts that have a route.
+    /// Every `from` host key, so the proxy endpoints respond only on hosts that have a route.
     let routeHosts: Set<HostAndPort>
 
     init(policy: [Route]) throws {
@@ -43,7 +45,7 @@ struct ProxyRouteTable: Sendable {
         routeHosts = Set(router.routes.flatMap(\.hostKeys))
     }
 
-    /// Whether some route's `from` matches `host`, the request's `Host` value.
+    /// Returns whether some route's `from` matches `host`, the request's `Host` value.
     func isRouteHost(_ host: String) -> Bool {
         guard let key = HostAndPort(parsing: host) else { return false }
         return routeHosts.contains(key)
@@ -87,11 +89,14 @@ struct ProxyRouteTable: Sendable {
         let upstream = HTTPUpstream(scheme: scheme, host: to.host, port: to.port, tls: tls)
         let seconds = Double(route.timeout.components.seconds) + Double(route.timeout.components.attoseconds) / 1e18
         // A WebSocket route has no route timeout, as in v0.7: a tunnel may stay quiet for long.
+        // NOTE: the timeout bounds each wait for upstream bytes, not the whole exchange, so a
+        // response that keeps streaming is never cut; a slow trickle can outlast `timeout`.
         let read = route.allowWebsockets ? 0 : seconds
         let timeouts = HTTPClientTimeouts(connect: min(10, max(seconds, 1)), read: read, write: 30)
         let headers = route.setRequestHeaders.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
         return UpstreamRoute(
-            id: id, from: route.from, to: to, upstream: upstream, timeouts: timeouts, setRequestHeaders: headers,
+            id: id, from: route.from, to: to, upstream: upstream, hostHeader: upstream.authority, timeouts: timeouts,
+            setRequestHeaders: headers,
             preserveHostHeader: route.preserveHostHeader, allowWebsockets: route.allowWebsockets)
     }
 }

@@ -9,7 +9,7 @@ import PomeriumLogging
 import PomeriumNet
 import PomeriumSessions
 
-/// What outlives a configuration snapshot: the assertion signer with its cache, the upstream
+/// The dependencies that outlive a configuration snapshot: the assertion signer with its cache, the upstream
 /// client with its keep-alive pools, the backend-refresh client, the logger and the clock.
 public struct ProxySharedState: Sendable {
     public let signer: IdentityAssertionSigner
@@ -73,12 +73,14 @@ public final class ProxyService: Sendable {
         }
         self.options = options
         self.shared = shared
+
         table = try ProxyRouteTable(policy: options.policy)
         evaluator = try PolicyEvaluator(administrators: options.administrators)
         let settings = CookieSettings(
             name: options.cookieName, domain: options.cookieDomain, secure: options.cookieSecure,
             httpOnly: options.cookieHTTPOnly, expireSeconds: options.cookieExpire.components.seconds,
             sameSite: SetCookie.SameSite(rawValue: options.cookieSameSite.rawValue))
+
         let sessionLogger = shared.logger
         cookies = try SessionCookieCodec(
             cookieSecret: options.cookieSecret, settings: settings, clock: shared.clock, logger: sessionLogger)
@@ -88,6 +90,7 @@ public final class ProxyService: Sendable {
         urlSigner = try URLSigner(sharedSecret: options.sharedSecret, clock: shared.clock, logger: sessionLogger)
         callbackCodec = try CallbackPayloadCodec(sharedSecret: options.sharedSecret, logger: sessionLogger)
         csrf = try ProxyCSRF(cookieSecret: options.cookieSecret)
+
         trustedProxies = try TrustedProxies(options.trustedProxies)
         responseHeaders = Self.responseHeaders(options.headers)
         authenticateOrigin = "\(authenticate.scheme)://\(authenticate.authority)"
@@ -95,6 +98,7 @@ public final class ProxyService: Sendable {
             host: authenticate.host, port: authenticate.port, scheme: authenticate.scheme)
         authenticateHostKey = HostAndPort(parsing: authenticate.authority)
         programmaticRedirectHosts = Set(options.programmaticRedirectDomains.map { $0.lowercased() })
+
         for shadowing in table.router.shadowedRoutes {
             shared.logger.warning(
                 "route can never match because an earlier route takes all its requests",
@@ -112,7 +116,7 @@ public final class ProxyService: Sendable {
         ProxyRequestHandler(service: self, loop: loop)
     }
 
-    /// The `headers` map in a stable order. When it is v0.7's default map,
+    /// Returns the `headers` map in a stable order. When it is v0.7's default map,
     /// `X-Content-Type-Options: nosniff` is added, which v0.7's documentation listed but its code
     /// left out. An empty map (set with a `disable` key) adds nothing.
     static func responseHeaders(_ configured: [String: String]) -> [(name: String, value: String)] {
@@ -123,7 +127,7 @@ public final class ProxyService: Sendable {
         return headers.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
     }
 
-    /// The signed authenticate URL for `path` with `parameters` in its query.
+    /// Returns the signed authenticate URL for `path` with `parameters` in its query.
     func signedAuthenticateURL(path: String, parameters: [(name: String, value: String)]) throws -> String {
         var query = URLQuery()
         for parameter in parameters { query.append(name: parameter.name, value: parameter.value) }

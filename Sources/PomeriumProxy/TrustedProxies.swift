@@ -35,7 +35,7 @@ struct TrustedProxies: Sendable {
         self.ranges = ranges
     }
 
-    /// Whether the connection's peer address lies in a trusted range.
+    /// Returns whether the connection's peer address lies in a trusted range.
     func trusts(_ address: SocketAddress?) -> Bool {
         guard let address, !ranges.isEmpty else { return false }
         let bytes: [UInt8]
@@ -61,7 +61,8 @@ struct TrustedProxies: Sendable {
         return true
     }
 
-    /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as its four IPv4 bytes; others unchanged.
+    /// Returns an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as its four IPv4 bytes and any other
+    /// address unchanged.
     private static func unmappingIPv4(_ raw: [UInt8]) -> [UInt8] {
         guard raw.count == 16, raw[0..<10].allSatisfy({ $0 == 0 }), raw[10] == 0xFF, raw[11] == 0xFF else { return raw }
         return Array(raw[12..<16])

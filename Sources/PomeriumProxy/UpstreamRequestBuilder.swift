@@ -14,6 +14,8 @@ struct UpstreamRequestBuilder {
         route: UpstreamRoute,
         session: SessionState?,
         applySetHeaders: Bool,
+        removeBearer: Bool = false,
+        cookies: [HTTPCookie]? = nil,
         remoteAddress: SocketAddress?,
         isTLS: Bool
     ) throws -> HTTPRequestHead {
@@ -27,11 +29,11 @@ struct UpstreamRequestBuilder {
             headers.add(name: "Upgrade", value: upgrade)
         }
         Self.removeIdentityHeaders(&headers)
-        removeProductCookies(&headers)
-        removeProductAuthorization(&headers)
+        removeProductCookies(&headers, parsed: cookies)
+        removeProductAuthorization(&headers, removeBearer: removeBearer)
         setForwardingHeaders(&headers, remoteAddress: remoteAddress, isTLS: isTLS)
         if !route.preserveHostHeader {
-            headers.replaceOrAdd(name: "Host", value: route.upstream.authority)
+            headers.replaceOrAdd(name: "Host", value: route.hostHeader)
         }
         if applySetHeaders {
             for header in route.setRequestHeaders {
@@ -84,10 +86,12 @@ struct UpstreamRequestBuilder {
 
     /// Removes the session cookie, its chunks `<name>_1`, `<name>_2`, ... and the CSRF cookie
     /// `<name>_csrf`, matched by exact name; other cookies, such as `<name>_app`, stay.
-    private func removeProductCookies(_ headers: inout HTTPHeaders) {
+    /// `parsed` is the request's cookies when the caller has parsed them already.
+    private func removeProductCookies(_ headers: inout HTTPHeaders, parsed: [HTTPCookie]?) {
         guard headers.contains(name: "Cookie") else { return }
         let name = service.options.cookieName
-        let cookies = CookieParser.parse(headers: headers)
+        let cookies = parsed ?? CookieParser.parse(headers: headers)
+        guard cookies.contains(where: { Self.isProductCookie($0.name, cookieName: name) }) else { return }
         let kept = cookies.filter { !Self.isProductCookie($0.name, cookieName: name) }
         headers.remove(name: "Cookie")
         if !kept.isEmpty {
@@ -104,14 +108,21 @@ struct UpstreamRequestBuilder {
     }
 
     /// Removes `Authorization: Pomerium <token>`, the product's own credential, which the upstream
-    /// must not be able to replay. Other schemes, `Bearer` included, belong to the application.
-    private func removeProductAuthorization(_ headers: inout HTTPHeaders) {
+    /// must not be able to replay, and `Bearer` when it carried the route session. Any other
+    /// `Authorization` header belongs to the application and stays.
+    private func removeProductAuthorization(_ headers: inout HTTPHeaders, removeBearer: Bool) {
         headers.removeAll { field in
             guard field.hasName("Authorization") else { return false }
-            let value = field.value.utf8
-            guard value.count > 9 else { return false }
-            return value.prefix(9).map { $0 | 0x20 }.elementsEqual("pomerium ".utf8)
+            return Self.hasScheme(field.value, "pomerium ") || (removeBearer && Self.hasScheme(field.value, "bearer "))
         }
+    }
+
+    /// Returns whether `value` starts with `scheme` (lowercase, with its trailing space), compared
+    /// case-insensitively.
+    private static func hasScheme(_ value: String, _ scheme: String) -> Bool {
+        let bytes = value.utf8
+        guard bytes.count > scheme.utf8.count else { return false }
+        return bytes.prefix(scheme.utf8.count).map { $0 | 0x20 }.elementsEqual(scheme.utf8)
     }
 
     /// Drops the `pomerium_session` pairs from a raw query and keeps the other pairs byte for

@@ -22,19 +22,19 @@ struct ProxyTestResponse {
 
     var text: String { String(decoding: body, as: UTF8.self) }
 
-    /// The echo upstream's answer, or nil when the body is not one.
+    /// The body decoded as the echo upstream's JSON, or nil when it is not.
     var echo: EchoAnswer? { try? JSONDecoder().decode(EchoAnswer.self, from: Data(body)) }
 
     var location: String? { headers.first(name: "Location") }
 }
 
-/// The echo upstream's answer: what it received.
+/// The echo upstream's JSON response: the request it received.
 struct EchoAnswer: Decodable {
     let method: String
     let path: String
     let headers: [[String]]
 
-    /// Every value of the header `name`, compared case-insensitively.
+    /// Returns every value of the header `name`, compared case-insensitively.
     func values(_ name: String) -> [String] {
         headers.filter { $0.first?.lowercased() == name.lowercased() }.compactMap { $0.last }
     }
@@ -43,7 +43,7 @@ struct EchoAnswer: Decodable {
     var names: [String] { headers.compactMap { $0.first } }
 }
 
-/// A route-session refresher for tests: records each call and answers with `answer`.
+/// A route-session refresher for tests: records each call and returns what `answer` returns.
 final class RecordingRefresher: RouteSessionRefresher {
     struct Call: Sendable, Equatable {
         let accessTokenID: String
@@ -56,7 +56,7 @@ final class RecordingRefresher: RouteSessionRefresher {
 
     init(answer: @escaping @Sendable (Call) throws -> String) { self.answer = answer }
 
-    /// A refresher whose every call fails, as when the global session is gone.
+    /// Returns a refresher whose every call fails, as when the global session is gone.
     static func failing() -> RecordingRefresher {
         RecordingRefresher { _ in throw PomeriumError("refresh-failed", "the global session is not in the cache") }
     }
@@ -108,7 +108,7 @@ final class ProxyHarness: @unchecked Sendable {
         urlSigner = try URLSigner(sharedSecret: options.sharedSecret, clock: clock, logger: logger)
     }
 
-    /// The settings every test shares, followed by `extra` (more settings and the `policy` list).
+    /// Loads the settings every test shares, followed by `extra` (more settings and the `policy` list).
     static func options(_ extra: String) throws -> Options {
         let text = """
             insecure_server: true
@@ -167,7 +167,7 @@ final class ProxyHarness: @unchecked Sendable {
 
     // MARK: Sessions
 
-    /// A route session as the authenticate service mints it, valid for an hour from the test clock.
+    /// Builds a route session as the authenticate service mints it, valid for an hour from the test clock.
     func session(
         _ email: String, groups: [String] = [], audience: [String], expiresIn: Int64 = 3600,
         accessTokenID: String = "ati"
@@ -188,7 +188,7 @@ final class ProxyHarness: @unchecked Sendable {
 
     func token(_ session: SessionState) throws -> String { try tokens.sign(session) }
 
-    /// The `Cookie` header value a browser sends after the proxy stored `session`.
+    /// Returns the `Cookie` header value a browser sends after the proxy stored `session`.
     func cookieHeader(_ session: SessionState) throws -> String {
         try cookies.setCookieHeaders(for: session).compactMap(Self.cookiePair).joined(separator: "; ")
     }
@@ -215,11 +215,11 @@ final class ProxyHarness: @unchecked Sendable {
         let head = try HTTPRequestHead(method: method, target: path, headers: fields)
         let response = try await client.send(
             head, body: body, to: HTTPUpstream(scheme: .http, host: "127.0.0.1", port: port),
-            timeouts: HTTPClientTimeouts(connect: 5, read: 15, write: 5))
+            timeouts: HTTPClientTimeouts(connect: 10, read: 30, write: 30))
         return ProxyTestResponse(status: response.head.status, headers: response.head.headers, body: response.body)
     }
 
-    /// The query parameters of an absolute URL.
+    /// Returns the query parameters of an absolute URL.
     static func query(of url: String) throws -> URLQuery {
         URLQuery(parsingLeniently: try HTTPURL(parsing: url).query ?? "")
     }
@@ -284,10 +284,9 @@ final class RawConnection: @unchecked Sendable {
                 connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard connected == 0 else {
-            close(descriptor)
-            throw PomeriumError("test-connect", "connect to 127.0.0.1:\(port) failed")
-        }
+        // A throwing initializer of a fully initialised class still runs deinit, which closes the
+        // socket, so closing it here too could close another thread's new descriptor.
+        guard connected == 0 else { throw PomeriumError("test-connect", "connect to 127.0.0.1:\(port) failed") }
     }
 
     deinit { close(descriptor) }
@@ -343,7 +342,7 @@ final class RawConnection: @unchecked Sendable {
         return nil
     }
 
-    /// A masked client text frame (RFC 6455 section 5.2) for payloads under 126 bytes.
+    /// Builds a masked client text frame (RFC 6455 section 5.2) for payloads under 126 bytes.
     static func textFrame(_ text: String) -> [UInt8] {
         let payload = Array(text.utf8)
         let mask: [UInt8] = [0x12, 0x34, 0x56, 0x78]

@@ -164,10 +164,23 @@ struct ProxyPolicyTests {
                 let bearer = try await proxy.request(
                     host: "users.example.test", path: "/", headers: [("Authorization", "Bearer " + token)])
                 #expect(bearer.status == 200)
+                #expect(bearer.echo?.values("Authorization") == [], "a Bearer route token is not forwarded")
+                let application = try await proxy.request(
+                    host: "public.example.test", path: "/", headers: [("Authorization", "Bearer app-token")])
+                #expect(application.echo?.values("Authorization") == ["Bearer app-token"])
                 let query = try await proxy.request(
                     host: "users.example.test", path: "/list?a=1&pomerium_session=\(token)&b=2")
                 #expect(query.status == 200)
                 #expect(query.echo?.path == "/list?a=1&b=2")
+                let access = proxy.logs.all.filter { $0.message == "http-request" }
+                #expect(access.count == 4)
+                #expect(access.last?.metadata["path"] == "/list")
+                #expect(access.last?.metadata["email"] == "alice@corp.test")
+                #expect(access.last?.metadata["status"] == "200")
+                #expect(access.last?.metadata["ip"] == "127.0.0.1")
+                for entry in proxy.logs.all {
+                    #expect(!entry.jsonLine.contains(String(token.suffix(20))), "no token in the log")
+                }
             }
         }
     }
