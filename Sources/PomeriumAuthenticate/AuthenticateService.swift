@@ -57,7 +57,8 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
     ///   - keySet: the identity-assertion keys served at `/.well-known/pomerium/jwks.json`; with
     ///     nil that path returns 404.
     ///   - replayGuard: records used OAuth states; defaults to an in-process guard.
-    ///   - singleFlight: runs one refresh per session at a time; defaults to one over `store`.
+    ///   - singleFlight: runs one refresh per session at a time; defaults to one over `store` with
+    ///     a 60-second lease and a 40-second wait.
     /// - Throws: `PomeriumError` when `authenticate_service_url` is missing or a secret is invalid.
     public init(
         options: Options,
@@ -113,7 +114,10 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
         hosts.append(authenticateURL.host)
         if let forwardAuthHost { hosts.append(forwardAuthHost) }
         redirects = RedirectValidator(allowedHosts: hosts, programmaticHosts: options.programmaticRedirectDomains)
-        self.singleFlight = singleFlight ?? SingleFlight(store: store, clock: clock)
+        // Waiters outlast one provider call (30 seconds by default), so they see the winner's
+        // result instead of timing out while it is still at the provider.
+        self.singleFlight =
+            singleFlight ?? SingleFlight(store: store, lockTTL: .seconds(60), waitTimeout: .seconds(40), clock: clock)
     }
 
     private static func sameSite(_ value: CookieSameSite) -> SetCookie.SameSite {
@@ -145,6 +149,23 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
             certificateAuthorityPEM: options.idpCertificateAuthorityPEM
         )
     }
+
+    /// Discovers the identity provider that `options` configure, through `transport` (usually a
+    /// `ClientIdentityTransport`). Call it once at startup and pass the result to every service
+    /// built on a reload.
+    public static func discoverProvider(
+        options: Options,
+        transport: any IdentityHTTPTransport,
+        clock: any WallClock = SystemWallClock(),
+        logger: Logger = Logger(label: "pomerium.identity")
+    ) async throws -> OIDCProvider {
+        try await OIDCProvider.discover(
+            configuration: try providerConfiguration(from: options), transport: transport, clock: clock, logger: logger)
+    }
+
+    /// The host name of `authenticate_service_url`, lowercase and without port, for dispatching
+    /// requests by their `Host` header.
+    public var authenticateHost: String { authenticateURL.host }
 
     /// The authenticate host as `iss` and `aud` carry it: with the port when it is not the
     /// scheme's default.

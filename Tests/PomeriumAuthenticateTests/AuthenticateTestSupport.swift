@@ -270,10 +270,8 @@ struct AuthenticateHarness {
         let logs = InMemoryLogHandler.Store()
         let logger = Logger.inMemory(store: logs)
         let transport = CountingTransport(inner: ClientIdentityTransport(client: client))
-        var configuration = try AuthenticateService.providerConfiguration(from: options)
-        configuration.requestTimeout = 5
-        let discovered = try await OIDCProvider.discover(
-            configuration: configuration, transport: transport, clock: SystemWallClock(), logger: logger)
+        let discovered = try await AuthenticateService.discoverProvider(
+            options: options, transport: transport, clock: SystemWallClock(), logger: logger)
         let provider = RecordingProvider(inner: discovered, failsRevocation: failsRevocation)
         let store = try MemoryStore(clock: clock)
         let keySet = try AssertionKeySet(current: try ECPrivateKey.generate().publicKey)

@@ -313,6 +313,16 @@ import Testing
         }
     }
 
+    @Test func oversizedBodyRejected() async throws {
+        try await AuthenticateHarness.run { harness in
+            let response = try await harness.makeBrowser().request(
+                harness.authenticateBase + AuthenticateService.signOutPath, method: .post,
+                headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                body: [UInt8](repeating: UInt8(ascii: "a"), count: AuthenticateRequestHandler.maximumBodySize + 1))
+            #expect(response.status == 413)
+        }
+    }
+
     @Test func noSecretsInLogs() async throws {
         try await AuthenticateHarness.run { harness in
             let browser = harness.makeBrowser()

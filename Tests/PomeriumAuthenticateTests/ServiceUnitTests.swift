@@ -91,6 +91,12 @@ final class StubProvider: IdentityProvider {
         #expect(configuration.scopes == ["openid", "email", "profile", "offline_access"])
     }
 
+    @Test func authenticateHostFromOptions() throws {
+        let service = try Self.makeService()
+        #expect(service.authenticateHost == "authn.example.test")
+        #expect(service.authenticateAudience == "authn.example.test:8443")
+    }
+
     @Test func refreshMarginApplied() throws {
         let clock = ManualWallClock(now: 1_700_000_000)
         let service = try Self.makeService(clock: clock)
@@ -265,5 +271,25 @@ final class StubProvider: IdentityProvider {
                         maximumResponseBytes: 16))
             }
         }
+    }
+}
+
+@Suite struct LoginFlowStoreTests {
+    @Test func loginFlowTakenOnce() async throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let service = try ServiceUnitTests.makeService(clock: clock)
+        var query = URLQuery()
+        query.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
+        let target = try ServiceUnitTests.signed(
+            service, path: AuthenticateService.signInPath, query: query, clock: clock)
+        let response = await service.handle(ServiceUnitTests.request(target))
+        let location = try HTTPURL(parsing: try #require(response.location))
+        let state = try #require(URLQuery(parsingLeniently: location.query ?? "").value(for: "state"))
+
+        let first = try await service.takeLoginFlow(state: state)
+        #expect(first?.nonce == "stub-nonce")
+        #expect(first?.codeVerifier == "stub-verifier")
+        let second = try await service.takeLoginFlow(state: state)
+        #expect(second == nil)
     }
 }
