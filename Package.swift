@@ -147,12 +147,23 @@ let package = Package(
 
         // MARK: The executable
 
+        // The executable's testable parts: the top-level dispatcher, the redirect listener, the
+        // shared dependencies and the reload swap.
+        .target(
+            name: "PomeriumServer",
+            dependencies: [
+                "PomeriumLogging", "PomeriumCore", "PomeriumConfig", "PomeriumCrypto", "PomeriumHTTP", "PomeriumNet",
+                "PomeriumHTTPServer", "PomeriumSessions", "PomeriumSessionsLMDB", "PomeriumSessionsRedis",
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "pomerium",
             dependencies: [
                 "PomeriumLogging", "PomeriumCore", "PomeriumConfig", "PomeriumCrypto",
                 "PomeriumHTTP", "PomeriumNet", "PomeriumHTTPServer", "PomeriumHTTPClient",
-                "PomeriumSessions", "PomeriumSessionsLMDB", "PomeriumSessionsRedis",
+                "PomeriumSessions", "PomeriumSessionsLMDB", "PomeriumSessionsRedis", "PomeriumServer",
+                "PomeriumIdentity", "PomeriumProxy", "PomeriumAuthenticate",
             ],
             swiftSettings: swiftSettings
         ),
@@ -232,13 +243,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "PomeriumAuthenticateTests",
+            name: "PomeriumServerTests",
             dependencies: [
-                "PomeriumAuthenticate", "PomeriumConfig", "PomeriumCore", "PomeriumCrypto", "PomeriumHTTP",
-                "PomeriumHTTPClient", "PomeriumHTTPServer", "PomeriumIdentity", "PomeriumLogging", "PomeriumNet",
-                "PomeriumSessions", "PomeriumTestSupport",
+                "PomeriumServer", "PomeriumConfig", "PomeriumCore", "PomeriumHTTP", "PomeriumHTTPServer",
+                "PomeriumHTTPClient", "PomeriumLogging", "PomeriumNet", "PomeriumTestSupport",
             ],
-            exclude: ["Resources"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -248,6 +257,16 @@ let package = Package(
                 "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet", "PomeriumCrypto",
                 "PomeriumCore", "PomeriumLogging",
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumAuthenticateTests",
+            dependencies: [
+                "PomeriumAuthenticate", "PomeriumConfig", "PomeriumCore", "PomeriumCrypto", "PomeriumHTTP",
+                "PomeriumHTTPClient", "PomeriumHTTPServer", "PomeriumIdentity", "PomeriumLogging", "PomeriumNet",
+                "PomeriumSessions", "PomeriumTestSupport",
+            ],
+            exclude: ["Resources"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 packages=(
   libssl-dev libnghttp2-dev libyaml-dev liblmdb-dev libhiredis-dev pkg-config
-  redis-server nginx curl openssl procps python3-venv
+  redis-server nginx curl openssl procps python3-venv chromium chromium-driver
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -6,16 +6,37 @@
 #   upstream  http://127.0.0.1:8000        shows the verified identity it received
 #   pomerium  https://*.localhost:8443     app.localhost (example.com users), public.localhost
 #
-# DEMO_CONFIG picks another config (default scripts/demo/config.yaml).
+# DEMO_CONFIG picks another config (default scripts/demo/config.yaml). DEMO_STORE picks the session
+# store: memory (default), bolt (an LMDB file in .build/demo, sessions survive a restart) or redis
+# (a redis-server started on 127.0.0.1:6380). POMERIUM_BINARY picks another build of pomerium.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 STATE="$ROOT/.build/demo"
 CONFIG="${DEMO_CONFIG:-scripts/demo/config.yaml}"
+BINARY="${POMERIUM_BINARY:-.build/release/pomerium}"
+STORE="${DEMO_STORE:-memory}"
 mkdir -p "$STATE/tls"
 chmod 700 "$STATE"
 
-for port in 5556 8000 8443; do
+if [ ! -x "$BINARY" ]; then
+  echo "demo: $BINARY is missing; build it with: swift build -c release --product pomerium (or make run)" >&2
+  exit 1
+fi
+ports=(5556 8000 8443)
+case "$STORE" in
+  memory) ;;
+  bolt)
+    export CACHE_STORE=bolt CACHE_STORE_PATH="$STATE/sessions.db" ;;
+  redis)
+    ports+=(6380)
+    export CACHE_STORE=redis CACHE_STORE_ADDRESS=127.0.0.1:6380 ;;
+  *)
+    echo "demo: DEMO_STORE must be memory, bolt or redis, not \"$STORE\"" >&2
+    exit 1 ;;
+esac
+
+for port in "${ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "demo: port $port on 127.0.0.1 is in use; stop what uses it and run again" >&2
     exit 1
@@ -61,6 +82,13 @@ wait_port() {
 users='[{"sub":"alice","email":"alice@example.com","name":"Alice","groups":["devs"]},
         {"sub":"admin","email":"admin@example.com","name":"Admin","groups":["admins"]},
         {"sub":"mallory","email":"mallory@other.test","name":"Mallory","groups":[]}]'
+if [ "$STORE" = redis ]; then
+  redis-server --bind 127.0.0.1 --port 6380 --save "" --appendonly no --dir "$STATE" \
+    >"$STATE/redis.log" 2>&1 &
+  pids+=($!)
+  wait_port 6380
+fi
+
 NO_COLOR=1 PYTHONWARNINGS=ignore .build/venv/bin/oidc-provider-mock --host 127.0.0.1 --port 5556 \
   >"$STATE/provider.log" 2>&1 &
 pids+=($!)
@@ -78,19 +106,21 @@ PY
 
 .build/venv/bin/python scripts/demo/upstream.py --port 8000 \
   --jwks-url https://authenticate.localhost:8443/.well-known/pomerium/jwks.json \
-  --ca-file "$STATE/tls/cert.pem" >"$STATE/upstream.log" 2>&1 &
+  --ca-file "$STATE/tls/cert.pem" --resolve authenticate.localhost:127.0.0.1 >"$STATE/upstream.log" 2>&1 &
 pids+=($!)
 wait_port 8000
 
-.build/release/pomerium -config "$CONFIG" &
+"$BINARY" -config "$CONFIG" >"$STATE/pomerium.log" 2>&1 &
 pids+=($!)
 if ! wait_port 8443; then
+  tail -n 20 "$STATE/pomerium.log" >&2
   exit 1
 fi
 
 cat <<TEXT
 
 Pomerium demo is running (the certificate is self-signed: $STATE/tls/cert.pem).
+Session store: $STORE. Logs: $STATE/pomerium.log, provider.log, upstream.log.
 
   Protected app:  https://app.localhost:8443/       (users of example.com)
   Public app:     https://public.localhost:8443/    (no login)

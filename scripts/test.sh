@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every test: install what is missing, check formatting, build with warnings as errors, run
-# the Swift tests in debug and in release mode, then the Python integration tests. Each server a
-# test needs is started by the test itself on a free 127.0.0.1 port and stopped afterwards.
+# the Swift tests in debug and in release mode, then the Python integration and end-to-end tests.
+# Each server a test needs is started by the test itself on a free 127.0.0.1 port and stopped
+# afterwards.
 #
 # Environment: SKIP_RELEASE=1 skips the release-mode run (faster local loops; CI runs both).
 set -euo pipefail
@@ -41,5 +42,9 @@ swift build -c release --product pomerium
 export POMERIUM_BINARY="$ROOT/.build/release/pomerium"
 status=0
 .build/venv/bin/python -m pytest -q -p no:cacheprovider tests/integration || status=$?
+
+step "end-to-end tests (release binary, provider, upstreams, Redis, headless Chromium)"
+# Screenshots of the provider hand-off, the dashboard and the 403 page land in artifacts/.
+.build/venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e || status=$?
 # pytest exits 5 when it collects no test; that is a failure here, since tests are expected.
 exit $status

@@ -57,6 +57,12 @@ public final class HTTPResponder {
     public let isTLS: Bool
     /// The SNI name the client sent, over TLS.
     public let serverName: String?
+    /// Headers set on the final response head of this exchange, replacing a field of the same
+    /// name that the handler wrote: the `headers` setting and the `Request-Id` of the top-level
+    /// dispatcher, which sets them before a service handler sees the request.
+    public var additionalHeaders = HTTPHeaders()
+    /// The status of the final response head, once it was written.
+    public private(set) var responseStatus: Int?
 
     init(connection: HTTPServerConnectionHandler, generation: Int) {
         weakConnection = connection
@@ -85,6 +91,13 @@ public final class HTTPResponder {
     /// Writes the response head. A 101 (or 2xx to CONNECT) switches the connection to a tunnel.
     public func writeHead(_ head: HTTPResponseHead) {
         guard let connection = live else { return }
+        var head = head
+        if !head.isInformational {
+            for field in additionalHeaders {
+                head.headers.replaceOrAdd(name: field.name, value: field.value)
+            }
+            responseStatus = head.status
+        }
         connection.writeHead(head)
     }
 

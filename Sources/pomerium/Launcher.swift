@@ -2,6 +2,8 @@ import Glibc
 import PomeriumConfig
 import PomeriumCore
 import PomeriumLogging
+import PomeriumNet
+import PomeriumServer
 
 /// Loads the settings and starts the selected services.
 struct Launcher {
@@ -16,7 +18,9 @@ struct Launcher {
                 return ExitCode.failure
             }
         }
-        let result = ConfigLoader(configFile: options.configFile).load()
+        let loader = ConfigLoader(configFile: options.configFile)
+        let inputs = loader.readInputs()
+        let result = loader.load(inputs: inputs)
         if options.validateOnly {
             return printValidation(result)
         }
@@ -32,10 +36,27 @@ struct Launcher {
         for problem in result.warnings {
             writeStandardError("pomerium: \(problem)\n")
         }
-        // NOTE: the services are wired in as their targets land; until then a valid configuration
-        // ends here.
-        writeStandardError("pomerium: no services are available in this build yet\n")
-        return ExitCode.failure
+        let settings = result.options
+        if settings.services == .authorize || settings.services == .cache {
+            writeStandardError(
+                "pomerium: services \"\(settings.services.rawValue)\" needs the gRPC server, which this build "
+                    + "does not have yet; set the services key to all, authenticate or proxy\n")
+            return ExitCode.failure
+        }
+        LoggingSystem.bootstrap(LoggingBootstrap.factory(options: settings))
+        // A client that closes its connection while a response is written (over TLS, OpenSSL
+        // writes with write(2)) must cost that connection only, not the process.
+        signal(SIGPIPE, SIG_IGN)
+        // Block the stop signals before any other thread starts, so that only the signalfd sees them.
+        do {
+            try SignalWatcher.blockSignals(Runtime.stopSignals)
+        } catch {
+            writeStandardError("pomerium: cannot block SIGTERM and SIGINT: \(error)\n")
+            return ExitCode.failure
+        }
+        let snapshot = ConfigSnapshot(options: settings, warnings: result.warnings, inputs: inputs, generation: 1)
+        let runtime = Runtime(loader: loader, snapshot: snapshot, watchConfig: options.configFile != nil)
+        return runtime.runBlocking()
     }
 
     /// Prints every problem, the effective settings with secrets redacted, and a summary; starts nothing.

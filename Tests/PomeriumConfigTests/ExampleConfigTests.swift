@@ -140,11 +140,13 @@ import Testing
         #expect(output.contains("the configuration is invalid"))
     }
 
-    @Test func validConfigWithoutValidateReportsNoServices() throws {
-        let path = try TestConfig.write(TestConfig.baseYAML)
+    @Test func unreachableProviderStopsTheStart() throws {
+        // Port 9 on loopback refuses connections, so discovery fails without leaving the machine.
+        let path = try TestConfig.write(
+            TestConfig.baseYAML + "address: 127.0.0.1:0\nidp_provider_url: http://127.0.0.1:9\n")
         let (status, output) = try Self.run(["-config", path], environment: [:])
         #expect(status == 1)
-        #expect(output.contains("no services are available in this build yet"))
+        #expect(output.contains("idp_provider_url"))
     }
 
     @Test func missingFileIsNamed() throws {

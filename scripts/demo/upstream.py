@@ -5,14 +5,20 @@ publishes at /.well-known/pomerium/jwks.json (fetched from --jwks-url, cached, r
 id is unknown), checks `exp`/`iat` with one minute of leeway and that `aud` names the host the
 browser requested, and returns an HTML page (or JSON for Accept: application/json) with the claims.
 
-usage: upstream.py --port PORT --jwks-url URL [--ca-file FILE]
+usage: upstream.py --port PORT --jwks-url URL [--ca-file FILE] [--resolve HOST:ADDRESS]
+
+--resolve connects to ADDRESS for the JWKS URL's HOST (as curl --resolve does), keeping HOST for
+the TLS name check and the Host header: Python cannot resolve *.localhost or *.example.test here.
 """
 import argparse
 import html
+import http.client
 import json
+import socket
 import ssl
 import threading
 import time
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,9 +30,10 @@ LEEWAY_SECONDS = 60
 class KeySet:
     """The JWKS document, fetched on demand and again when a token names an unknown key."""
 
-    def __init__(self, url, ca_file):
+    def __init__(self, url, ca_file, resolve=None):
         self.url = url
         self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        self.resolve = resolve or {}
         self.keys = {}
         self.fetched_at = 0.0
         self.lock = threading.Lock()
@@ -38,10 +45,32 @@ class KeySet:
             return self.keys.get(key_id)
 
     def refresh(self):
-        with urllib.request.urlopen(self.url, timeout=5, context=self.context) as response:
-            document = json.load(response)
+        parsed = urllib.parse.urlsplit(self.url)
+        if parsed.hostname in self.resolve:
+            document = json.loads(self.fetch_resolved(parsed))
+        else:
+            with urllib.request.urlopen(self.url, timeout=5, context=self.context) as response:
+                document = json.load(response)
         self.keys = {item["kid"]: jwt.PyJWK(item).key for item in document.get("keys", []) if "kid" in item}
         self.fetched_at = time.time()
+
+    def fetch_resolved(self, parsed):
+        """GET the URL from the address that --resolve names for its host."""
+        address = self.resolve[parsed.hostname]
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        sock = socket.create_connection((address, port), timeout=5)
+        if parsed.scheme == "https":
+            context = self.context or ssl.create_default_context()
+            sock = context.wrap_socket(sock, server_hostname=parsed.hostname)
+        connection = http.client.HTTPConnection(parsed.hostname, port, timeout=5)
+        connection.sock = sock
+        connection.request("GET", parsed.path or "/", headers={"Host": parsed.netloc, "Accept": "application/json"})
+        response = connection.getresponse()
+        body = response.read()
+        connection.close()
+        if response.status != 200:
+            raise OSError(f"JWKS request to {self.url} failed with status {response.status}")
+        return body
 
 
 def make_handler(key_set):
@@ -103,8 +132,11 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--jwks-url", required=True)
     parser.add_argument("--ca-file")
+    parser.add_argument("--resolve", action="append", default=[], help="HOST:ADDRESS for the JWKS URL")
     arguments = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", arguments.port), make_handler(KeySet(arguments.jwks_url, arguments.ca_file)))
+    resolve = dict(item.rsplit(":", 1) for item in arguments.resolve)
+    key_set = KeySet(arguments.jwks_url, arguments.ca_file, resolve)
+    server = ThreadingHTTPServer(("127.0.0.1", arguments.port), make_handler(key_set))
     server.daemon_threads = True
     server.serve_forever()
 

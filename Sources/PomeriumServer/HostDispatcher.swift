@@ -1,0 +1,138 @@
+import PomeriumCore
+import PomeriumCrypto
+import PomeriumHTTP
+import PomeriumHTTPServer
+import PomeriumLogging
+import PomeriumNet
+import Synchronization
+
+/// The HTTP listener's top-level handler. It serves health and ping on every host, then sends
+/// requests for the authenticate host to the authenticate service and the rest to the proxy.
+/// Every response carries the `headers` setting and a `Request-Id`.
+public final class HostDispatcher: Sendable {
+    private let current: Mutex<ServiceSet>
+    private let userAgent: String
+    private let logger: Logger
+
+    public init(services: ServiceSet, userAgent: String = BuildInfo.userAgent, logger: Logger) {
+        current = Mutex(services)
+        self.userAgent = userAgent
+        self.logger = logger
+    }
+
+    /// The services new requests go to.
+    public var services: ServiceSet { current.withLock { $0 } }
+
+    /// Sends new requests to `services`. Requests already running finish with the set they began
+    /// with, and open connections stay open.
+    public func replaceServices(_ services: ServiceSet) {
+        current.withLock { $0 = services }
+    }
+
+    /// The `makeHandler` of the `HTTPServer`: one dispatching handler per request.
+    public func makeHandler(loop: EventLoop) -> any HTTPRequestHandler {
+        DispatchingHandler(dispatcher: self, loop: loop)
+    }
+
+    fileprivate func start(
+        head: HTTPRequestHead, responder: HTTPResponder, loop: EventLoop
+    ) -> (any HTTPRequestHandler)? {
+        let services = self.services
+        let requestID = Self.makeRequestID()
+        var extra = services.responseHeaders
+        extra.replaceOrAdd(name: "Request-Id", value: requestID)
+        responder.additionalHeaders = extra
+
+        let destination = TopLevelRouting.destination(
+            method: head.method, path: head.path, authority: head.authority,
+            authenticateHost: services.authenticateHost, runsProxy: services.proxy != nil)
+        switch destination {
+        case .authenticate where services.authenticate != nil, .proxy where services.proxy != nil:
+            // The service writes the access log line, with the status and the user.
+            break
+        default:
+            logger.debug(
+                "http-request",
+                metadata: [
+                    "req_id": .string(requestID), "method": .string(head.method.rawValue),
+                    "host": .string(head.authority?.host ?? ""), "path": .string(head.path),
+                    "destination": .string("\(destination)"),
+                ])
+        }
+        switch destination {
+        case .health:
+            respondText(responder, head: head, status: 200, body: "OK\n")
+        case .ping:
+            respondText(responder, head: head, status: 200, body: userAgent)
+        case .methodNotAllowed:
+            var headers = HTTPHeaders()
+            headers.add(name: "Allow", value: "GET, HEAD")
+            respondText(responder, head: head, status: 405, body: "405 method not allowed\n", headers: headers)
+        case .notFound:
+            respondText(responder, head: head, status: 404, body: "404 page not found\n")
+        case .authenticate:
+            if let factory = services.authenticate { return factory(loop) }
+            respondText(responder, head: head, status: 404, body: "404 page not found\n")
+        case .proxy:
+            if let factory = services.proxy { return factory(loop) }
+            respondText(responder, head: head, status: 404, body: "404 page not found\n")
+        }
+        return nil
+    }
+
+    private func respondText(
+        _ responder: HTTPResponder, head: HTTPRequestHead, status: Int, body: String,
+        headers: HTTPHeaders = HTTPHeaders()
+    ) {
+        var headers = headers
+        headers.replaceOrAdd(name: "Content-Type", value: "text/plain; charset=utf-8")
+        headers.replaceOrAdd(name: "X-Content-Type-Options", value: "nosniff")
+        let bytes = Array(body.utf8)
+        if head.method == .head {
+            headers.replaceOrAdd(name: "Content-Length", value: String(bytes.count))
+            responder.writeHead(HTTPResponseHead(status: status, headers: headers))
+            responder.finish()
+        } else {
+            responder.respond(status: status, headers: headers, body: bytes)
+        }
+    }
+
+    /// A random id shaped like a UUID (8-4-4-4-12 hex digits).
+    static func makeRequestID() -> String {
+        let bytes = (try? SecureRandom.bytes(16)) ?? Array(repeating: 0, count: 16)
+        let digits = Array("0123456789abcdef")
+        var text = ""
+        text.reserveCapacity(36)
+        for (index, byte) in bytes.enumerated() {
+            if index == 4 || index == 6 || index == 8 || index == 10 { text.append("-") }
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return text
+    }
+}
+
+/// Routes one request. It responds to health, ping and 404 itself, or passes every event to the
+/// chosen service's handler.
+final class DispatchingHandler: HTTPRequestHandler {
+    private let dispatcher: HostDispatcher
+    private let loop: EventLoop
+    private var inner: (any HTTPRequestHandler)?
+
+    init(dispatcher: HostDispatcher, loop: EventLoop) {
+        self.dispatcher = dispatcher
+        self.loop = loop
+    }
+
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
+        inner = dispatcher.start(head: head, responder: responder, loop: loop)
+        inner?.requestStarted(head, responder: responder)
+    }
+
+    func requestBody(_ bytes: [UInt8]) { inner?.requestBody(bytes) }
+    func requestEnded(trailers: HTTPHeaders) { inner?.requestEnded(trailers: trailers) }
+    func requestFailed(_ error: HTTPServerError) { inner?.requestFailed(error) }
+    func responseWritable() { inner?.responseWritable() }
+    func tunnelReceived(_ bytes: [UInt8]) { inner?.tunnelReceived(bytes) }
+    func tunnelClientFinished() { inner?.tunnelClientFinished() }
+}

@@ -1,0 +1,43 @@
+import PomeriumConfig
+import PomeriumHTTP
+import PomeriumHTTPServer
+import PomeriumNet
+
+/// Makes a service's handler for one request on the connection's loop.
+public typealias RequestHandlerFactory = @Sendable (EventLoop) -> any HTTPRequestHandler
+
+/// The services one configuration generation serves. A reload builds a new set and the dispatcher
+/// swaps it in whole; a request keeps the set it started with until it ends.
+public final class ServiceSet: Sendable {
+    /// The authenticate service's host, when this process runs it.
+    public let authenticateHost: AuthenticateHost?
+    public let authenticate: RequestHandlerFactory?
+    public let proxy: RequestHandlerFactory?
+    /// The `headers` setting, set on every response of the listener.
+    public let responseHeaders: HTTPHeaders
+    /// The configuration generation the services were built from (1 at start).
+    public let generation: Int
+
+    public init(
+        authenticateHost: AuthenticateHost?,
+        authenticate: RequestHandlerFactory?,
+        proxy: RequestHandlerFactory?,
+        responseHeaders: HTTPHeaders,
+        generation: Int
+    ) {
+        self.authenticateHost = authenticate == nil ? nil : authenticateHost
+        self.authenticate = authenticate
+        self.proxy = proxy
+        self.responseHeaders = responseHeaders
+        self.generation = generation
+    }
+
+    /// The `headers` map as response fields, sorted by name so every response lists them alike.
+    /// v0.7's default map gains `X-Content-Type-Options: nosniff`, which v0.7's documentation
+    /// listed and its code left out; a map set with a `disable` key is empty and adds nothing.
+    public static func responseHeaders(from map: [String: String]) -> HTTPHeaders {
+        var map = map
+        if map == Options.defaultHeaders { map["X-Content-Type-Options"] = "nosniff" }
+        return HTTPHeaders(map.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) })
+    }
+}

@@ -1,0 +1,71 @@
+import PomeriumHTTP
+
+/// Where the top-level dispatcher sends a request. The cases are checked in declaration order.
+public enum TopLevelDestination: Equatable, Sendable {
+    /// `GET` or `HEAD /healthz`.
+    case health
+    /// `GET` or `HEAD /ping`, on every host.
+    case ping
+    /// `/healthz` or `/ping` with another method.
+    case methodNotAllowed
+    /// The Host is the authenticate service's host.
+    case authenticate
+    /// Every other request, when this process runs the proxy.
+    case proxy
+    /// No service of this process takes the request.
+    case notFound
+}
+
+/// The authenticate service's public host, as `authenticate_service_url` names it. A request's
+/// port counts only when the URL has a non-default port: behind a load balancer the browser's
+/// Host header carries no port for 443, while a demo on :8443 must not send `app.localhost:9443`
+/// to the authenticate service.
+public struct AuthenticateHost: Equatable, Sendable {
+    /// Lower-case host name or IP literal, without brackets.
+    public let host: String
+    /// The port when the URL names a non-default one; nil means any port matches.
+    public let port: Int?
+
+    public init(host: String, port: Int?) {
+        self.host = host.lowercased()
+        self.port = port
+    }
+
+    /// The host of a URL such as `https://authenticate.example.com` or `https://auth.localhost:8443`.
+    public init(scheme: String, host: String, port: Int?) {
+        let defaultPort = scheme.lowercased() == "http" ? 80 : 443
+        self.init(host: Self.stripBrackets(host), port: port == defaultPort ? nil : port)
+    }
+
+    /// Whether a request's authority (from the Host header or an absolute-form target) names this host.
+    public func matches(host requestHost: String, port requestPort: Int?) -> Bool {
+        guard Self.stripBrackets(requestHost).lowercased() == host else { return false }
+        guard let port else { return true }
+        return requestPort == port
+    }
+
+    private static func stripBrackets(_ host: String) -> String {
+        if host.hasPrefix("["), host.hasSuffix("]") { return String(host.dropFirst().dropLast()) }
+        return host
+    }
+}
+
+/// The pure routing rule of the HTTP listener; `HostDispatcher` applies it to live requests.
+public enum TopLevelRouting {
+    /// Chooses the destination of a request. `authenticateHost` is nil when this process does not
+    /// run the authenticate service; `runsProxy` tells whether it runs the proxy.
+    public static func destination(
+        method: HTTPMethod, path: String, authority: (host: String, port: Int?)?,
+        authenticateHost: AuthenticateHost?, runsProxy: Bool
+    ) -> TopLevelDestination {
+        let isRead = method == .get || method == .head
+        if path == "/healthz" { return isRead ? .health : .methodNotAllowed }
+        if path == "/ping" { return isRead ? .ping : .methodNotAllowed }
+        if let authenticateHost, let authority,
+            authenticateHost.matches(host: authority.host, port: authority.port)
+        {
+            return .authenticate
+        }
+        return runsProxy ? .proxy : .notFound
+    }
+}

@@ -1,0 +1,167 @@
+import PomeriumCore
+import PomeriumHTTP
+import PomeriumHTTPClient
+import PomeriumHTTPServer
+import PomeriumLogging
+import PomeriumNet
+import PomeriumServer
+import Synchronization
+import Testing
+
+/// A service stand-in that answers with its name, after `delay` seconds.
+final class NamedHandler: HTTPRequestHandler {
+    let name: String
+    let delay: Double
+    let started: (@Sendable () -> Void)?
+    private var responder: HTTPResponder?
+
+    init(name: String, delay: Double = 0, started: (@Sendable () -> Void)? = nil) {
+        self.name = name
+        self.delay = delay
+        self.started = started
+    }
+
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
+        self.responder = responder
+        started?()
+    }
+
+    func requestBody(_ bytes: [UInt8]) {}
+
+    func requestEnded(trailers: HTTPHeaders) {
+        guard let responder else { return }
+        let body = Array(name.utf8)
+        var headers = HTTPHeaders()
+        headers.add(name: "X-Frame-Options", value: "DENY")
+        if delay > 0 {
+            _ = responder.loop.schedule(after: delay) { responder.respond(status: 200, headers: headers, body: body) }
+        } else {
+            responder.respond(status: 200, headers: headers, body: body)
+        }
+    }
+
+    func requestFailed(_ error: HTTPServerError) {}
+}
+
+@Suite("Host dispatcher on a live listener")
+struct HostDispatcherTests {
+    static func services(
+        generation: Int, proxyName: String = "proxy", delay: Double = 0, started: (@Sendable () -> Void)? = nil,
+        headers: [String: String] = ["X-Frame-Options": "SAMEORIGIN", "X-Test": "on"]
+    ) -> ServiceSet {
+        ServiceSet(
+            authenticateHost: AuthenticateHost(scheme: "https", host: "authenticate.example.test", port: nil),
+            authenticate: { _ in NamedHandler(name: "authenticate") },
+            proxy: { _ in NamedHandler(name: "\(proxyName)-\(generation)", delay: delay, started: started) },
+            responseHeaders: ServiceSet.responseHeaders(from: headers), generation: generation)
+    }
+
+    func withServer(
+        _ dispatcher: HostDispatcher, _ body: (HTTPServer, HTTPClient) async throws -> Void
+    ) async throws {
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let server = try await HTTPServer(
+            group: group, configuration: HTTPServerConfiguration(address: try SocketAddress(parsing: "127.0.0.1:0"))
+        ) { loop in dispatcher.makeHandler(loop: loop) }
+        let client = HTTPClient(group: group)
+        do {
+            try await body(server, client)
+        } catch {
+            await server.shutdown(gracePeriod: 0)
+            throw error
+        }
+        await server.shutdown(gracePeriod: 0)
+    }
+
+    func get(
+        _ client: HTTPClient, _ server: HTTPServer, _ path: String, host: String, method: HTTPMethod = .get
+    ) async throws -> HTTPClientResponse {
+        let head = try HTTPRequestHead(method: method, target: path, headers: ["Host": host])
+        return try await client.send(
+            head, to: HTTPUpstream(scheme: .http, host: "127.0.0.1", port: server.localAddress.port))
+    }
+
+    @Test("health, ping, authenticate and proxy requests reach the right place with the headers setting")
+    func routesAndHeaders() async throws {
+        let dispatcher = HostDispatcher(
+            services: Self.services(generation: 1), userAgent: "pomerium/test", logger: Logger.inMemory(store: .init()))
+        try await withServer(dispatcher) { server, client in
+            let health = try await get(client, server, "/healthz", host: "app.example.test")
+            #expect(health.head.status == 200)
+            #expect(health.body == Array("OK\n".utf8))
+            #expect(health.head.headers.first(name: "X-Test") == "on")
+
+            let ping = try await get(client, server, "/ping", host: "authenticate.example.test")
+            #expect(String(decoding: ping.body, as: UTF8.self) == "pomerium/test")
+
+            let refused = try await get(client, server, "/healthz", host: "app.example.test", method: .post)
+            #expect(refused.head.status == 405)
+            #expect(refused.head.headers.first(name: "Allow") == "GET, HEAD")
+
+            let authenticate = try await get(client, server, "/oauth2/callback", host: "authenticate.example.test")
+            #expect(String(decoding: authenticate.body, as: UTF8.self) == "authenticate")
+
+            let proxied = try await get(client, server, "/", host: "app.example.test")
+            #expect(String(decoding: proxied.body, as: UTF8.self) == "proxy-1")
+            // The headers setting wins over the service's own field of the same name.
+            #expect(proxied.head.headers["X-Frame-Options"] == ["SAMEORIGIN"])
+        }
+    }
+
+    @Test("every response carries a distinct UUID-shaped Request-Id")
+    func requestIDs() async throws {
+        let dispatcher = HostDispatcher(services: Self.services(generation: 1), logger: Logger.inMemory(store: .init()))
+        try await withServer(dispatcher) { server, client in
+            var seen = Set<String>()
+            for path in ["/healthz", "/", "/nothing"] {
+                let response = try await get(client, server, path, host: "app.example.test")
+                let id = try #require(response.head.headers.first(name: "Request-Id"))
+                #expect(id.count == 36)
+                #expect(id.split(separator: "-").map(\.count) == [8, 4, 4, 4, 12])
+                seen.insert(id)
+            }
+            #expect(seen.count == 3)
+        }
+    }
+
+    @Test("a swap sends new requests to the new services while a running request finishes on the old ones")
+    func swapKeepsInFlightRequests() async throws {
+        let startedFirst = Mutex(false)
+        let dispatcher = HostDispatcher(
+            services: Self.services(generation: 1, delay: 0.3, started: { startedFirst.withLock { $0 = true } }),
+            logger: Logger.inMemory(store: .init()))
+        try await withServer(dispatcher) { server, client in
+            async let slow = get(client, server, "/slow", host: "app.example.test")
+            // Wait (bounded) until the slow request has reached the first generation's handler.
+            for _ in 0..<200 where !startedFirst.withLock({ $0 }) {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(startedFirst.withLock { $0 })
+            dispatcher.replaceServices(Self.services(generation: 2, headers: ["X-Test": "two"]))
+            let fresh = try await get(client, server, "/", host: "app.example.test")
+            #expect(String(decoding: fresh.body, as: UTF8.self) == "proxy-2")
+            #expect(fresh.head.headers.first(name: "X-Test") == "two")
+            let old = try await slow
+            #expect(String(decoding: old.body, as: UTF8.self) == "proxy-1")
+            #expect(old.head.headers.first(name: "X-Test") == "on")
+        }
+    }
+
+    @Test("without a proxy, requests for other hosts get 404 with the headers setting")
+    func authenticateOnly() async throws {
+        let set = ServiceSet(
+            authenticateHost: AuthenticateHost(scheme: "https", host: "authenticate.example.test", port: nil),
+            authenticate: { _ in NamedHandler(name: "authenticate") }, proxy: nil,
+            responseHeaders: ServiceSet.responseHeaders(from: ["X-Test": "on"]), generation: 1)
+        let dispatcher = HostDispatcher(services: set, logger: Logger.inMemory(store: .init()))
+        try await withServer(dispatcher) { server, client in
+            let response = try await get(client, server, "/", host: "app.example.test")
+            #expect(response.head.status == 404)
+            #expect(response.head.headers.first(name: "X-Test") == "on")
+            let head = try await get(client, server, "/healthz", host: "app.example.test", method: .head)
+            #expect(head.head.status == 200)
+            #expect(head.body.isEmpty)
+        }
+    }
+}
