@@ -62,6 +62,8 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
 
     /// Removes every field named `name`.
     public mutating func remove(name: String) {
+        // Checking first keeps a list shared with another copy from being copied when nothing goes.
+        guard contains(name: name) else { return }
         fields.removeAll { ASCII.equalsIgnoringCase($0.name, name) }
     }
 
