@@ -35,10 +35,8 @@ public enum HTTPEncoder {
         guard head.target.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
             throw HTTPEncodingError(.invalidTarget)
         }
-        try validate(head.headers)
-        buffer.reserveCapacity(
-            buffer.count + head.method.rawValue.utf8.count + head.target.utf8.count + 12
-                + encodedSize(of: head.headers))
+        let start = buffer.count
+        buffer.reserveCapacity(start + head.target.utf8.count + estimatedSize(of: head.headers))
         buffer.append(contentsOf: head.method.rawValue.utf8)
         buffer.append(ASCII.space)
         appendBytes(of: head.target, to: &buffer)
@@ -46,14 +44,14 @@ public enum HTTPEncoder {
         appendVersion(head.version, to: &buffer)
         buffer.append(ASCII.cr)
         buffer.append(ASCII.lf)
-        appendFields(head.headers, to: &buffer)
+        try appendValidatedFields(head.headers, to: &buffer, removingFrom: start)
     }
 
     public static func encode(_ head: HTTPResponseHead, into buffer: inout [UInt8]) throws(HTTPEncodingError) {
         guard (100...999).contains(head.status) else { throw HTTPEncodingError(.invalidStatus) }
         guard head.reason.utf8.allSatisfy(ASCII.isFieldValueCharacter) else { throw HTTPEncodingError(.invalidReason) }
-        try validate(head.headers)
-        buffer.reserveCapacity(buffer.count + head.reason.utf8.count + 15 + encodedSize(of: head.headers))
+        let start = buffer.count
+        buffer.reserveCapacity(start + head.reason.utf8.count + estimatedSize(of: head.headers))
         appendVersion(head.version, to: &buffer)
         buffer.append(ASCII.space)
         buffer.append(UInt8(ascii: "0") + UInt8(head.status / 100))
@@ -63,7 +61,7 @@ public enum HTTPEncoder {
         buffer.append(contentsOf: head.reason.utf8)
         buffer.append(ASCII.cr)
         buffer.append(ASCII.lf)
-        appendFields(head.headers, to: &buffer)
+        try appendValidatedFields(head.headers, to: &buffer, removingFrom: start)
     }
 
     /// Appends one chunk: the size in hex, CRLF, the data, CRLF. Appends nothing for empty data,
@@ -135,11 +133,47 @@ public enum HTTPEncoder {
         text.withUTF8 { buffer.append(contentsOf: $0) }
     }
 
-    /// The number of bytes `appendFields` writes for `headers`, for reserving capacity once.
-    private static func encodedSize(of headers: HTTPHeaders) -> Int {
-        var size = 2
-        for field in headers { size += field.name.utf8.count + field.value.utf8.count + 4 }
-        return size
+    /// A capacity guess for a head with `headers`, so that most heads need one allocation. Counting
+    /// the exact size would walk the fields once more.
+    private static func estimatedSize(of headers: HTTPHeaders) -> Int {
+        64 + headers.count * 48
+    }
+
+    /// Checks and appends the fields in one pass over their bytes, as `validate` and `appendFields`
+    /// would. On an invalid field, removes everything from `start` on, so that a throwing encode
+    /// leaves the caller's buffer as it found it.
+    private static func appendValidatedFields(
+        _ headers: HTTPHeaders, to buffer: inout [UInt8], removingFrom start: Int
+    ) throws(HTTPEncodingError) {
+        for field in headers {
+            var name = field.name
+            var value = field.value
+            let nameIsToken = name.withUTF8 { bytes in
+                guard !bytes.isEmpty else { return false }
+                for byte in bytes where !ASCII.isTokenCharacter(byte) { return false }
+                buffer.append(contentsOf: bytes)
+                return true
+            }
+            guard nameIsToken else {
+                buffer.removeSubrange(start...)
+                throw HTTPEncodingError(.invalidHeaderName)
+            }
+            buffer.append(ASCII.colon)
+            buffer.append(ASCII.space)
+            let valueIsValid = value.withUTF8 { bytes in
+                for byte in bytes where !ASCII.isFieldValueCharacter(byte) { return false }
+                buffer.append(contentsOf: bytes)
+                return true
+            }
+            guard valueIsValid else {
+                buffer.removeSubrange(start...)
+                throw HTTPEncodingError(.invalidHeaderValue)
+            }
+            buffer.append(ASCII.cr)
+            buffer.append(ASCII.lf)
+        }
+        buffer.append(ASCII.cr)
+        buffer.append(ASCII.lf)
     }
 
     private static func appendFields(_ headers: HTTPHeaders, to buffer: inout [UInt8]) {

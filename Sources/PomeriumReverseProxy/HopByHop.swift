@@ -2,7 +2,9 @@ import PomeriumHTTP
 
 /// Header rules for a proxy hop (RFC 9110 §7.6.1).
 public enum HopByHopHeaders {
-    static let fixed = ["Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection"]
+    static let fixed = [
+        "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection",
+    ]
 
     /// Removes `Connection`, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`,
     /// `Upgrade` and every header that `Connection` names.
