@@ -95,6 +95,7 @@ let package = Package(
                 "PomeriumCrypto", "PomeriumLogging",
             ],
             path: "Benchmarks/NetBench",
+            exclude: ["scripts"],
             swiftSettings: swiftSettings
         ),
 

@@ -104,9 +104,9 @@ enum ASCII {
 
     /// Compares two strings byte by byte with ASCII letters folded to lowercase.
     static func equalsIgnoringCase(_ lhs: String, _ rhs: String) -> Bool {
-        // Header lookups call this about a hundred times per proxied request, mostly with names of
-        // different lengths, so the length check comes first. `withUTF8` on copies reads the bytes
-        // in place; iterating the UTF-8 views or `withContiguousStorageIfAvailable` cost far more.
+        // Header lookups call this on every request, so the cheap length check comes first. Then
+        // `withUTF8` on copies reads the bytes in place, which measured cheaper than iterating the
+        // UTF-8 views or `withContiguousStorageIfAvailable`.
         guard lhs.utf8.count == rhs.utf8.count else { return false }
         var left = lhs
         var right = rhs
