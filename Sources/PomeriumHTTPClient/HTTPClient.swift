@@ -29,7 +29,7 @@ final class HTTPConnectionPool {
     }
 
     private func stack(for upstream: HTTPUpstream, creating: Bool) -> IdleStack? {
-        if let lastStack, lastUpstream == upstream { return lastStack }
+        if let lastStack, let lastUpstream, Self.isSame(lastUpstream, upstream) { return lastStack }
         var stack = idle[upstream]
         if stack == nil && creating {
             stack = IdleStack()
@@ -40,6 +40,15 @@ final class HTTPConnectionPool {
             lastStack = stack
         }
         return stack
+    }
+
+    /// Whether two upstreams are equal, comparing the cheap fields first. Without TLS settings on
+    /// either side, scheme, host and port are all the fields there are, so the synthesized `==`,
+    /// which measured slower, runs only for TLS upstreams.
+    private static func isSame(_ left: HTTPUpstream, _ right: HTTPUpstream) -> Bool {
+        guard left.port == right.port, left.scheme == right.scheme, left.host == right.host else { return false }
+        if left.tls == nil && right.tls == nil { return true }
+        return left == right
     }
 
     func takeIdle(for upstream: HTTPUpstream) -> HTTPClientConnection? {

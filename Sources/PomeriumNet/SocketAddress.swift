@@ -104,16 +104,32 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// Formats an IPv4 address in network byte order as `a.b.c.d`.
+    /// Formats an IPv4 address in network byte order as `a.b.c.d`, in one pass into a byte
+    /// buffer because appending each octet's `String` cost more than the rest of the proxy's header
+    /// rewriting.
     static func dottedQuad(_ raw: UInt32) -> String {
-        var text = ""
-        withUnsafeBytes(of: raw) { octets in
-            for (index, octet) in octets.enumerated() {
-                if index > 0 { text.append(".") }
-                text.append(String(octet))
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 15) { text in
+            var count = 0
+            withUnsafeBytes(of: raw) { octets in
+                for (index, octet) in octets.enumerated() {
+                    if index > 0 {
+                        text[count] = UInt8(ascii: ".")
+                        count += 1
+                    }
+                    if octet >= 100 {
+                        text[count] = UInt8(ascii: "0") + octet / 100
+                        count += 1
+                    }
+                    if octet >= 10 {
+                        text[count] = UInt8(ascii: "0") + octet / 10 % 10
+                        count += 1
+                    }
+                    text[count] = UInt8(ascii: "0") + octet % 10
+                    count += 1
+                }
             }
+            return String(decoding: UnsafeBufferPointer(rebasing: text[..<count]), as: UTF8.self)
         }
-        return text
     }
 
     public var description: String {

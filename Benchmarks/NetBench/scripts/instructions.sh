@@ -35,9 +35,9 @@ for _ in $(seq 1 100); do
   sleep 0.3
 done
 python3 "$here/count_requests.py" "$proxy_port" 1000 8 300 >/dev/null
-callgrind_control -z "$proxy" >/dev/null
+callgrind_control -z "$proxy" >/dev/null 2>&1
 python3 "$here/count_requests.py" "$proxy_port" "$total" 8 600 >/dev/null
-callgrind_control -d "$proxy" >/dev/null
+callgrind_control -d "$proxy" >/dev/null 2>&1
 sleep 1
 kill -TERM "$proxy" "$upstream"
 wait "$proxy" "$upstream" || true
