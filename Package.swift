@@ -7,6 +7,14 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
 ]
 
+/// Settings of the per-request network path (PomeriumHTTP, PomeriumNet, PomeriumHTTPServer,
+/// PomeriumHTTPClient, PomeriumReverseProxy). Release builds drop the runtime exclusivity checks
+/// there: callgrind counted 78,100 instructions per proxied request with them and 72,400 without
+/// (`NetBench proxy --loops 1`, 5,000 keep-alive requests, x86-64). Debug builds keep the checks,
+/// so the tests still trap on an overlapping access; the compile-time checks stay in both.
+let hotPathSwiftSettings: [SwiftSetting] =
+    swiftSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "pomerium",
     products: [
@@ -57,28 +65,28 @@ let package = Package(
 
         // MARK: Network core
 
-        .target(name: "PomeriumHTTP", dependencies: ["PomeriumCore"], swiftSettings: swiftSettings),
+        .target(name: "PomeriumHTTP", dependencies: ["PomeriumCore"], swiftSettings: hotPathSwiftSettings),
         .target(
             name: "PomeriumNet",
             dependencies: ["CLinux", "PomeriumCore", "PomeriumCrypto", "PomeriumLogging"],
-            swiftSettings: swiftSettings
+            swiftSettings: hotPathSwiftSettings
         ),
         .target(
             name: "PomeriumHTTPServer",
             dependencies: ["PomeriumNet", "PomeriumHTTP", "PomeriumCore", "PomeriumLogging"],
-            swiftSettings: swiftSettings
+            swiftSettings: hotPathSwiftSettings
         ),
         .target(
             name: "PomeriumHTTPClient",
             dependencies: ["PomeriumNet", "PomeriumHTTP", "PomeriumCore", "PomeriumCrypto", "PomeriumLogging"],
-            swiftSettings: swiftSettings
+            swiftSettings: hotPathSwiftSettings
         ),
         .target(
             name: "PomeriumReverseProxy",
             dependencies: [
                 "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet", "PomeriumLogging",
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: hotPathSwiftSettings
         ),
         .executableTarget(
             name: "NetBench",
@@ -87,6 +95,7 @@ let package = Package(
                 "PomeriumCrypto", "PomeriumLogging",
             ],
             path: "Benchmarks/NetBench",
+            exclude: ["scripts"],
             swiftSettings: swiftSettings
         ),
 

@@ -10,7 +10,17 @@ final class HTTPConnectionPool {
     let loop: EventLoop
     let maxIdlePerUpstream: Int
     let idleTimeout: Double
-    private var idle: [HTTPUpstream: [HTTPClientConnection]] = [:]
+    /// One stack per upstream, a class so that pushing and popping mutate it in place instead of
+    /// copying the whole array out of the dictionary and back on every request.
+    private final class IdleStack {
+        var connections: [HTTPClientConnection] = []
+    }
+    /// Empty stacks stay, so the dictionary holds one entry per upstream ever used on this loop.
+    private var idle: [HTTPUpstream: IdleStack] = [:]
+    /// The stack of the upstream used last. A proxy usually sends everything to one upstream, and
+    /// comparing with it is cheaper than hashing the upstream's strings for the dictionary.
+    private var lastUpstream: HTTPUpstream?
+    private var lastStack: IdleStack?
 
     init(loop: EventLoop, maxIdlePerUpstream: Int, idleTimeout: Double) {
         self.loop = loop
@@ -18,34 +28,58 @@ final class HTTPConnectionPool {
         self.idleTimeout = idleTimeout
     }
 
+    private func stack(for upstream: HTTPUpstream, creating: Bool) -> IdleStack? {
+        if let lastStack, let lastUpstream, Self.isSame(lastUpstream, upstream) { return lastStack }
+        var stack = idle[upstream]
+        if stack == nil && creating {
+            stack = IdleStack()
+            idle[upstream] = stack
+        }
+        if let stack {
+            lastUpstream = upstream
+            lastStack = stack
+        }
+        return stack
+    }
+
+    /// Whether two upstreams are equal, comparing the cheap fields first. Without TLS settings on
+    /// either side, scheme, host and port are all the fields there are, so the synthesized `==`,
+    /// which measured slower, runs only for TLS upstreams.
+    private static func isSame(_ left: HTTPUpstream, _ right: HTTPUpstream) -> Bool {
+        guard left.port == right.port, left.scheme == right.scheme, left.host == right.host else { return false }
+        if left.tls == nil && right.tls == nil { return true }
+        return left == right
+    }
+
     func takeIdle(for upstream: HTTPUpstream) -> HTTPClientConnection? {
-        while var list = idle[upstream], let connection = list.popLast() {
-            idle[upstream] = list.isEmpty ? nil : list
+        guard let stack = stack(for: upstream, creating: false) else { return nil }
+        while let connection = stack.connections.popLast() {
             if !connection.isClosed { return connection }
         }
         return nil
     }
 
     func release(_ connection: HTTPClientConnection) {
-        var list = idle[connection.upstream] ?? []
-        guard list.count < maxIdlePerUpstream else {
+        guard let stack = stack(for: connection.upstream, creating: true),
+            stack.connections.count < maxIdlePerUpstream
+        else {
             connection.close()
             return
         }
-        list.append(connection)
-        idle[connection.upstream] = list
+        stack.connections.append(connection)
         connection.parkIdle(timeout: idleTimeout)
     }
 
     func discard(_ connection: HTTPClientConnection) {
-        guard var list = idle[connection.upstream], let index = list.firstIndex(where: { $0 === connection }) else {
+        guard let stack = stack(for: connection.upstream, creating: false),
+            let index = stack.connections.lastIndex(where: { $0 === connection })
+        else {
             return
         }
-        list.remove(at: index)
-        idle[connection.upstream] = list.isEmpty ? nil : list
+        stack.connections.remove(at: index)
     }
 
-    var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
+    var idleCount: Int { idle.values.reduce(0) { $0 + $1.connections.count } }
 }
 
 /// The client's per-loop state: the pool and the way to open connections.

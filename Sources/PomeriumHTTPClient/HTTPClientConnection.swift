@@ -15,7 +15,12 @@ final class HTTPClientConnection: StreamConnectionDelegate {
     private(set) var isTunnel = false
     /// Whether this connection carried an earlier request, so a failure may be a stale keep-alive.
     private(set) var wasReused = false
-    private var idleTimer: LoopTimer?
+    /// The one timer of this connection, for the idle timeout while pooled and for the attached
+    /// request's timeouts. It is re-armed lazily: moving `deadline` later leaves it in place, and
+    /// when it fires early it arms itself again for the current deadline. So a busy keep-alive
+    /// connection schedules a timer about once per timeout period instead of once per request.
+    private var timer: LoopTimer?
+    private var deadline: UInt64 = 0
 
     init(upstream: HTTPUpstream, pool: HTTPConnectionPool) {
         self.upstream = upstream
@@ -23,8 +28,7 @@ final class HTTPClientConnection: StreamConnectionDelegate {
     }
 
     func attach(_ request: HTTPClientRequest, reused: Bool) {
-        idleTimer?.cancel()
-        idleTimer = nil
+        deadline = 0
         self.request = request
         wasReused = reused
         parser.expectResponse(to: request.head.method)
@@ -36,15 +40,64 @@ final class HTTPClientConnection: StreamConnectionDelegate {
         guard !isClosed else { return }
         stream?.close()
         isClosed = true
+        cancelTimer()
     }
 
     /// Waits in the pool; the peer closing or sending anything ends it.
     func parkIdle(timeout: Double) {
         request = nil
-        idleTimer = stream?.loop.schedule(after: timeout) { [weak self] in
-            guard let self else { return }
-            self.pool.discard(self)
-            self.close()
+        setDeadline(seconds: timeout)
+    }
+
+    // MARK: Timeouts
+
+    /// Sets the time at which the attached request times out or, with no request, the idle
+    /// connection closes. Zero or less seconds clears it.
+    func setDeadline(seconds: Double) {
+        guard seconds > 0 else {
+            deadline = 0
+            return
+        }
+        deadline = MonotonicClock.nanoseconds() &+ UInt64(seconds * 1_000_000_000)
+        if let pending = timer, pending.deadline > deadline {
+            pending.cancel()
+            timer = nil
+        }
+        if timer == nil { armTimer() }
+    }
+
+    func clearDeadline() { deadline = 0 }
+
+    private func cancelTimer() {
+        timer?.cancel()
+        timer = nil
+        deadline = 0
+    }
+
+    private func armTimer() {
+        guard let loop = stream?.loop, !isClosed else { return }
+        let now = MonotonicClock.nanoseconds()
+        // The closure holds the connection strongly. The cycle (connection, timer, closure) ends
+        // when the timer fires, because the loop drops the body before calling it, or when
+        // `cancelTimer` runs, which every close path does.
+        timer = loop.schedule(afterNanoseconds: deadline > now ? deadline - now : 0) { [self] in
+            timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timer = nil
+        guard !isClosed, deadline != 0 else { return }
+        if MonotonicClock.nanoseconds() < deadline {
+            armTimer()
+            return
+        }
+        deadline = 0
+        if let request {
+            request.deadlinePassed()
+        } else {
+            pool.discard(self)
+            close()
         }
     }
 
@@ -136,7 +189,7 @@ final class HTTPClientConnection: StreamConnectionDelegate {
 
     func connection(_ connection: StreamConnection, didCloseWith error: (any Error)?) {
         isClosed = true
-        idleTimer?.cancel()
+        cancelTimer()
         pool.discard(self)
         guard let request else { return }
         self.request = nil

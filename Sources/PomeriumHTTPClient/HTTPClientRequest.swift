@@ -8,7 +8,8 @@ public final class HTTPClientRequest {
     public let upstream: HTTPUpstream
     public let loop: EventLoop
     let timeouts: HTTPClientTimeouts
-    private weak var client: HTTPClientLoopState?
+    /// Strong: the loop state lives as long as the client, and holds no reference to requests.
+    private let client: HTTPClientLoopState
     private var delegate: (any HTTPClientDelegate)?
     private var connection: HTTPClientConnection?
     private let chunked: Bool
@@ -18,8 +19,6 @@ public final class HTTPClientRequest {
     private(set) var responseReusable = true
     private var finished = false
     private var retried = false
-    private var timer: LoopTimer?
-    private var deadline: UInt64 = 0
     private var deadlineError = HTTPClientError.connectTimeout
     /// Body written before the connection could take it, kept for a possible retry.
     private var pendingOutput: [[UInt8]] = []
@@ -76,7 +75,6 @@ public final class HTTPClientRequest {
     public func cancel() {
         guard !finished else { return }
         finished = true
-        timer?.cancel()
         delegate = nil
         connection?.close()
         connection = nil
@@ -147,7 +145,7 @@ public final class HTTPClientRequest {
     func receivedEnd(trailers: HTTPHeaders) {
         guard !finished else { return }
         finished = true
-        timer?.cancel()
+        connection?.clearDeadline()
         let delegate = self.delegate
         self.delegate = nil
         if !requestComplete {
@@ -159,8 +157,7 @@ public final class HTTPClientRequest {
     }
 
     func receivedUpgrade(_ head: HTTPResponseHead, initialBytes: [UInt8]) {
-        timer?.cancel()
-        deadline = 0
+        connection?.clearDeadline()
         delegate?.upgraded(head, initialBytes: initialBytes, request: self)
     }
 
@@ -182,7 +179,7 @@ public final class HTTPClientRequest {
         connection = nil
         let idempotent = [HTTPMethod.get, .head, .options, .put, .delete, .trace].contains(head.method)
         let replayable = bodyBytesSent <= 64 * 1024
-        if beforeResponse && reused && idempotent && replayable && !retried, let client {
+        if beforeResponse && reused && idempotent && replayable && !retried {
             retried = true
             client.connectFresh(for: self)
             return
@@ -193,9 +190,9 @@ public final class HTTPClientRequest {
     func fail(_ error: HTTPClientError) {
         guard !finished else { return }
         finished = true
-        timer?.cancel()
         let delegate = self.delegate
         self.delegate = nil
+        connection?.clearDeadline()
         connection?.close()
         connection = nil
         delegate?.requestFailed(error, request: self)
@@ -203,32 +200,15 @@ public final class HTTPClientRequest {
 
     // MARK: Timeouts
 
+    /// Sets the deadline on the connection, which owns the timer so that a keep-alive connection
+    /// reuses one timer across requests.
     private func setDeadline(_ seconds: Double, _ error: HTTPClientError) {
-        guard seconds > 0 else {
-            deadline = 0
-            return
-        }
-        deadline = MonotonicClock.nanoseconds() &+ UInt64(seconds * 1_000_000_000)
         deadlineError = error
-        // The pending timer may be later than the new deadline; only then is it replaced.
-        if let pending = timer, pending.deadline > deadline {
-            pending.cancel()
-            timer = nil
-        }
-        if timer == nil { arm() }
+        connection?.setDeadline(seconds: seconds)
     }
 
-    private func arm() {
-        let now = MonotonicClock.nanoseconds()
-        timer = loop.schedule(afterNanoseconds: deadline > now ? deadline - now : 0) { [weak self] in
-            guard let self else { return }
-            self.timer = nil
-            guard !self.finished, self.deadline != 0 else { return }
-            if MonotonicClock.nanoseconds() < self.deadline {
-                self.arm()
-            } else {
-                self.fail(self.deadlineError)
-            }
-        }
+    /// Fails the request with the error of the deadline that passed; called by the connection.
+    func deadlinePassed() {
+        fail(deadlineError)
     }
 }

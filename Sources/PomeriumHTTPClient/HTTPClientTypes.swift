@@ -61,7 +61,8 @@ public struct HTTPUpstream: Hashable, Sendable, CustomStringConvertible {
     /// The `Host` header value for this upstream.
     public var authority: String {
         let defaultPort = scheme == .https ? 443 : 80
-        let hostPart = host.contains(":") ? "[\(host)]" : host
+        // Bytes, not `String.contains`, which Foundation's overload would turn into a CFString search.
+        let hostPart = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
         return port == defaultPort ? hostPart : "\(hostPart):\(port)"
     }
 

@@ -47,8 +47,13 @@ public enum HTTPServerError: Error, Sendable, CustomStringConvertible {
 
 /// Handler-facing side of a connection for the current request.
 public final class HTTPResponder {
-    // Weak: a handler may outlive its connection, for example while an upstream call finishes.
-    private weak var weakConnection: HTTPServerConnectionHandler?
+    // Strong, although a handler may outlive its connection (while an upstream call finishes, for
+    // example): `live` checks `isClosed` and the generation, so a stale responder does nothing. A
+    // weak reference would give the connection a side table and make every retain and release of
+    // it take the runtime's slow path. The cycle (connection, handler, responder) ends when the
+    // connection drops its handler, which it does when the response finishes, fails or the
+    // connection closes.
+    private let connection: HTTPServerConnectionHandler
     let generation: Int
     public let loop: EventLoop
     /// The client's address.
@@ -65,7 +70,7 @@ public final class HTTPResponder {
     public private(set) var responseStatus: Int?
 
     init(connection: HTTPServerConnectionHandler, generation: Int) {
-        weakConnection = connection
+        self.connection = connection
         self.generation = generation
         loop = connection.stream.loop
         remoteAddress = connection.stream.remoteAddress
@@ -75,7 +80,7 @@ public final class HTTPResponder {
 
     /// The connection, while this responder's exchange is still its current one.
     private var live: HTTPServerConnectionHandler? {
-        guard let connection = weakConnection, connection.generation == generation, !connection.isClosed else {
+        guard connection.generation == generation, !connection.isClosed else {
             return nil
         }
         return connection

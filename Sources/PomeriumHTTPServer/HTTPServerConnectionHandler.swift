@@ -249,8 +249,11 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
 
     private func armTimer(at when: UInt64) {
         let now = MonotonicClock.nanoseconds()
-        timer = stream.loop.schedule(afterNanoseconds: when > now ? when - now : 0) { [weak self] in
-            self?.timerFired()
+        // The closure holds the handler strongly, not weakly, to keep the handler free of a side
+        // table (see `HTTPResponder`). The cycle ends when the timer fires, because the loop drops
+        // the body before calling it, or when it is cancelled, which closing the connection does.
+        timer = stream.loop.schedule(afterNanoseconds: when > now ? when - now : 0) { [self] in
+            timerFired()
         }
     }
 

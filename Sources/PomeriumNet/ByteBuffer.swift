@@ -26,7 +26,10 @@ public struct ByteBuffer: Sendable {
     public var readableView: ArraySlice<UInt8> { storage[readerIndex...] }
 
     public mutating func append(_ bytes: some Collection<UInt8>) {
-        storage.append(contentsOf: bytes)
+        // Callers in other modules reach this unspecialised, where the generic append walks the
+        // collection byte by byte; contiguous input (arrays, slices) is copied in one step instead.
+        let copied: Void? = bytes.withContiguousStorageIfAvailable { storage.append(contentsOf: $0) }
+        if copied == nil { storage.append(contentsOf: bytes) }
     }
 
     public mutating func append(string: String) {

@@ -25,6 +25,9 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
     private let wakePending = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
     private var deferred: [() -> Void] = []
+    /// Connections with output to send after the current batch of events. A list of connections
+    /// instead of closures in `deferred` saves a closure allocation per flush.
+    private var pendingFlushes: [StreamConnection] = []
     private var timers = TimerHeap()
     private var timerSequence: UInt64 = 0
     private var thread: pthread_t?
@@ -101,6 +104,11 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
     /// Runs `job` on the loop thread after the current batch of events. Loop thread only.
     public func deferToNextTick(_ job: @escaping () -> Void) {
         deferred.append(job)
+    }
+
+    /// Calls `connection.flushScheduledOutput()` after the current batch of events. Loop thread only.
+    func scheduleFlush(_ connection: StreamConnection) {
+        pendingFlushes.append(connection)
     }
 
     /// Runs `operation` in a Swift task and hands its result to `completion` on this loop. This is
@@ -221,10 +229,17 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
 
     private func runDeferred() {
         var rounds = 0
-        while !deferred.isEmpty && rounds < 16 {
-            let jobs = deferred
-            deferred.removeAll(keepingCapacity: true)
-            for job in jobs { job() }
+        while (!deferred.isEmpty || !pendingFlushes.isEmpty) && rounds < 16 {
+            if !pendingFlushes.isEmpty {
+                let connections = pendingFlushes
+                pendingFlushes.removeAll(keepingCapacity: true)
+                for connection in connections { connection.flushScheduledOutput() }
+            }
+            if !deferred.isEmpty {
+                let jobs = deferred
+                deferred.removeAll(keepingCapacity: true)
+                for job in jobs { job() }
+            }
             rounds += 1
         }
     }
@@ -242,7 +257,7 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
     }
 
     private func nextTimeoutMilliseconds() -> Int32 {
-        if !deferred.isEmpty { return 0 }
+        if !deferred.isEmpty || !pendingFlushes.isEmpty { return 0 }
         while let first = timers.first, first.isCancelled { timers.removeFirst() }
         guard let first = timers.first else { return -1 }
         let now = MonotonicClock.nanoseconds()

@@ -118,14 +118,17 @@ public final class StreamConnection: EventHandler {
         }
         guard !flushScheduled else { return }
         flushScheduled = true
-        loop.deferToNextTick { [self] in
-            flushScheduled = false
-            guard state == .open, !writeBlockedOnRead else { return }
-            flush()
-            noteOutputLevel()
-        }
+        loop.scheduleFlush(self)
     }
     private var flushScheduled = false
+
+    /// Sends the output queued by `scheduleFlush`; the loop calls it after its batch of events.
+    func flushScheduledOutput() {
+        flushScheduled = false
+        guard state == .open, !writeBlockedOnRead else { return }
+        flush()
+        noteOutputLevel()
+    }
 
     /// Closes once everything queued has been sent.
     public func closeAfterFlush() {

@@ -73,11 +73,16 @@ public final class ReverseProxy: Sendable {
         if !configuration.preserveHost || originalHost == nil {
             headers.replaceOrAdd(name: "Host", value: upstream.authority)
         }
-        var target = incoming.target
         if case .absolute = incoming.targetForm {
-            target = incoming.path + (incoming.query.map { "?\($0)" } ?? "")
+            let target = incoming.path + (incoming.query.map { "?\($0)" } ?? "")
+            return try HTTPRequestHead(method: incoming.method, target: target, version: .http1_1, headers: headers)
         }
-        return try HTTPRequestHead(method: incoming.method, target: target, version: .http1_1, headers: headers)
+        // The target goes out unchanged, so the parsed head is reused instead of parsing the target
+        // again, which the initializer would do.
+        var outgoing = incoming
+        outgoing.version = .http1_1
+        outgoing.headers = headers
+        return outgoing
     }
 }
 
@@ -232,7 +237,7 @@ final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
         if let via = proxy.configuration.via {
             headers.add(name: "Via", value: "\(head.version.major).\(head.version.minor) \(via)")
         }
-        if head.headers.contains(name: "Content-Length") == false && isHead {
+        if isHead && !head.headers.contains(name: "Content-Length") {
             headers.remove(name: "Content-Length")
         }
         headSent = true
