@@ -88,17 +88,13 @@ import Testing
 
     static func run(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
         let executable = try #require(binary(), "build the binary first: swift build --product pomerium")
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let result = try CommandRunner.run(
+            executable.path,
+            arguments,
+            environment: environment,
+            inheritEnvironment: false
+        )
+        return (result.status, result.standardOutput + result.standardError)
     }
 
     @Test func goodFileExitsZero() throws {

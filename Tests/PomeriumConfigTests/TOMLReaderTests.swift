@@ -169,14 +169,10 @@ import Testing
         let script = directory.appendingPathComponent("reference.py")
         try JSONSerialization.data(withJSONObject: documents).write(to: input)
         try Data(pythonScript.utf8).write(to: script)
-        let process = Process()
         let python = RepositoryPaths.python
-        process.executableURL =
-            FileManager.default.fileExists(atPath: python.path) ? python : URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [script.path, input.path, output.path]
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let interpreter = FileManager.default.fileExists(atPath: python.path) ? python.path : "/usr/bin/python3"
+        let result = try CommandRunner.run(interpreter, [script.path, input.path, output.path])
+        #expect(result.status == 0, "\(result.standardError)")
         let data = try Data(contentsOf: output)
         return try #require(JSONSerialization.jsonObject(with: data) as? [String])
     }

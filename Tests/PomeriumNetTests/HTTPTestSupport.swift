@@ -18,28 +18,8 @@ enum Subprocess {
     /// Runs `executable` with `arguments` and returns its output; the process is killed after
     /// `timeout` seconds.
     static func run(_ executable: String, _ arguments: [String], timeout: Double = 30) async throws -> ProcessOutput {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        let killer = Task {
-            try await Task.sleep(nanoseconds: UInt64(timeout * 1_000_000_000))
-            if process.isRunning { process.terminate() }
-        }
-        let output = await Task.detached {
-            let out = stdout.fileHandleForReading.readDataToEndOfFile()
-            let err = stderr.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (out, err)
-        }.value
-        killer.cancel()
-        return ProcessOutput(
-            status: process.terminationStatus, stdout: String(decoding: output.0, as: UTF8.self),
-            stderr: String(decoding: output.1, as: UTF8.self))
+        let result = try await CommandRunner.runAsync(executable, arguments, timeoutSeconds: timeout)
+        return ProcessOutput(status: result.status, stdout: result.standardOutput, stderr: result.standardError)
     }
 
     static func curl(_ arguments: [String], timeout: Double = 30) async throws -> ProcessOutput {

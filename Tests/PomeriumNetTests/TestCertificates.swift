@@ -52,14 +52,8 @@ struct TestCertificates {
     }
 
     private func run(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = try Fixtures.findExecutable("openssl")
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        let result = try CommandRunner.run(try Fixtures.findExecutable("openssl").path, arguments)
+        guard result.status == 0 else {
             throw FixtureError("openssl \(arguments.prefix(2).joined(separator: " ")) failed")
         }
     }

@@ -16,14 +16,8 @@ struct ProxyUpstreamTLSTests {
         let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "proxy-tls")
         func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
         func openssl(_ arguments: [String]) throws {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            process.arguments = arguments
-            // Output is inherited: handing FileHandle.nullDevice to a child lets Foundation close the
-            // shared descriptor, which another test's socket may then reuse.
-            try process.run()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else {
+            let result = try CommandRunner.run("/usr/bin/openssl", arguments)
+            guard result.status == 0 else {
                 throw PomeriumError("openssl-failed", "openssl \(arguments.first ?? "") failed")
             }
         }

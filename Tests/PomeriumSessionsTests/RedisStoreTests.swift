@@ -265,14 +265,7 @@ extension RedisConfiguration {
 /// Runs `redis-cli` against a test server, to check what the store wrote.
 enum RedisCLI {
     static func run(port: Int, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = try Fixtures.findExecutable("redis-cli")
-        process.arguments = ["-h", "127.0.0.1", "-p", String(port)] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        let executable = try Fixtures.findExecutable("redis-cli").path
+        return try CommandRunner.run(executable, ["-h", "127.0.0.1", "-p", String(port)] + arguments).standardOutput
     }
 }

@@ -5,8 +5,7 @@ import Glibc
 /// name. `stop()` ends it with SIGTERM, then SIGKILL after a grace period; `deinit` does the same
 /// so a test that throws still leaves no process behind.
 ///
-/// The process is started with `posix_spawn` and an empty signal mask: a test runner's threads may
-/// block SIGTERM, and a child inherits that mask, so Foundation's `Process` left children deaf to it.
+/// The process is started by `ProcessSpawner`, with an empty signal mask.
 public final class ManagedProcess: @unchecked Sendable {
     // @unchecked: `exitStatus` and `reaped` are only touched under `lock`; the rest is immutable.
     public let name: String
@@ -30,44 +29,14 @@ public final class ManagedProcess: @unchecked Sendable {
         guard logDescriptor >= 0 else { throw FixtureError("\(name): cannot create log file \(logFile.path)") }
         defer { close(logDescriptor) }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, logDescriptor, 1)
-        posix_spawn_file_actions_adddup2(&actions, logDescriptor, 2)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        var defaultSignals = sigset_t()
-        sigemptyset(&defaultSignals)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] {
-            sigaddset(&defaultSignals, signal)
-        }
-        posix_spawnattr_setsigmask(&attributes, &emptyMask)
-        posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
-        // A process group of its own, so stop() also reaches the server's own children.
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(
-            &attributes,
-            Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)
+        processIdentifier = try ProcessSpawner.spawn(
+            executable: executable.path,
+            arguments: arguments,
+            environment: environment,
+            inputPath: "/dev/null",
+            outputDescriptor: logDescriptor,
+            errorDescriptor: logDescriptor
         )
-
-        let fullEnvironment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let argv = ([executable.path] + arguments).map { strdup($0) } + [nil]
-        let envp = fullEnvironment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in argv + envp { free(pointer) }
-        }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable.path, &actions, &attributes, argv, envp)
-        guard result == 0 else {
-            throw FixtureError("\(name): cannot start \(executable.path): \(String(cString: strerror(result)))")
-        }
-        processIdentifier = pid
     }
 
     deinit { stop() }

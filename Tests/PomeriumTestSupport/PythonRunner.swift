@@ -16,30 +16,11 @@ public enum PythonRunner {
         guard isAvailable else {
             throw FixtureError("Python venv not found at \(RepositoryPaths.python.path); run scripts/bootstrap.sh")
         }
-        let process = Process()
-        process.executableURL = RepositoryPaths.python
-        process.arguments = ["-c", script]
-        let stdin = Pipe()
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        // Read both pipes before waiting, so a large output cannot fill a pipe and stall the child.
-        let errorData = LockedData()
-        let errorReader = Thread { errorData.set(stderr.fileHandleForReading.readDataToEndOfFile()) }
-        errorReader.start()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while !errorData.isSet { usleep(1000) }
-        guard process.terminationStatus == 0 else {
-            let message = String(decoding: errorData.value, as: UTF8.self)
-            throw FixtureError("python exited with status \(process.terminationStatus): \(message)")
+        let result = try CommandRunner.run(RepositoryPaths.python.path, ["-c", script], input: input)
+        guard result.status == 0 else {
+            throw FixtureError("python exited with status \(result.status): \(result.standardError)")
         }
-        return String(decoding: output, as: UTF8.self)
+        return result.standardOutput
     }
 }
 
