@@ -222,33 +222,22 @@ enum PropertiesReader {
             return trimmed.isEmpty ? "0" : String(trimmed)
         }
 
-        /// Converts the tree, iteratively, into nodes. A branch whose names are all digits becomes a
-        /// list; its indexes must run 0, 1, 2 without a gap.
+        /// Converts the tree into nodes. A branch whose names are all digits becomes a list; its
+        /// indexes must run 0, 1, 2 without a gap. Recursive, which is safe because `parse` caps keys
+        /// at `maximumDepth` segments.
         func node(path: String) throws(ConfigSyntaxError) -> ConfigNode {
-            // Post-order walk with an explicit stack: each frame is a tree and its converted children.
-            var stack: [(tree: Tree, names: [String], done: [ConfigNode])] = [(self, ordered(self), [])]
-            var finished: ConfigNode?
-            while let top = stack.last {
-                if let result = finished {
-                    finished = nil
-                    stack[stack.count - 1].done.append(result)
-                    continue
+            let names = ordered(self)
+            var nodes: [ConfigNode] = []
+            nodes.reserveCapacity(names.count)
+            for name in names {
+                guard let child = children[name] else { continue }
+                if let value = child.value {
+                    nodes.append(ConfigNode(.scalar(value), location: .file(path: path, line: child.line)))
+                } else {
+                    nodes.append(try child.node(path: path))
                 }
-                if top.done.count < top.names.count {
-                    let child = top.tree.children[top.names[top.done.count]] ?? Tree(line: top.tree.line)
-                    if let value = child.value {
-                        stack[stack.count - 1].done.append(
-                            ConfigNode(.scalar(value), location: .file(path: path, line: child.line)))
-                    } else {
-                        stack.append((child, ordered(child), []))
-                    }
-                    continue
-                }
-                stack.removeLast()
-                finished = try Self.build(top.tree, names: top.names, nodes: top.done, path: path)
-                if stack.isEmpty { break }
             }
-            return finished ?? ConfigNode(.mapping([]), location: .file(path: path, line: line))
+            return try Self.build(self, names: names, nodes: nodes, path: path)
         }
 
         private func ordered(_ tree: Tree) -> [String] {
