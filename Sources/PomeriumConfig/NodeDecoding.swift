@@ -4,6 +4,12 @@ import Foundation
 /// wrong shape. Shared by the top-level options, the routes and the `certificates` entries.
 struct NodeDecoder {
     var problems = ProblemList()
+    /// Set when the config file could not be read or parsed: the checks for settings that are
+    /// missing are skipped then, since they would only repeat that the file was not read.
+    var fileFailed = false
+    /// The paths of the files that `_file` settings named, in reading order, so a reload can tell
+    /// when one of them changes while the config file stays the same.
+    var referencedFiles: [String] = []
 
     mutating func error(_ key: String, _ location: SourceLocation, _ message: String) {
         problems.error(key, location, message)
@@ -229,6 +235,7 @@ struct NodeDecoder {
     /// Reads the file named by a `_file` setting.
     mutating func fileContents(_ node: ConfigNode, key: String) -> [UInt8]? {
         guard let path = nonEmptyText(node, key: key) else { return nil }
+        referencedFiles.append(path)
         guard let data = FileManager.default.contents(atPath: path) else {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
             error(key, node.location, "file \"\(path)\" \(reason); fix the path or the file's permissions")
@@ -241,10 +248,12 @@ struct NodeDecoder {
     mutating func unknownKey(
         _ key: String, fullKey: String, at location: SourceLocation, known: [String], context: String
     ) {
+        let shownKey = ValueParsing.excerpt(fullKey)
+        let shown = ValueParsing.excerpt(key)
         if let suggestion = SettingsCatalog.closest(to: key, among: known) {
-            warning(fullKey, location, "unknown \(context) \"\(key)\" is ignored; did you mean \"\(suggestion)\"?")
+            warning(shownKey, location, "unknown \(context) \"\(shown)\" is ignored; did you mean \"\(suggestion)\"?")
         } else {
-            warning(fullKey, location, "unknown \(context) \"\(key)\" is ignored")
+            warning(shownKey, location, "unknown \(context) \"\(shown)\" is ignored")
         }
     }
 }

@@ -456,6 +456,7 @@ extension NodeDecoder {
             return
         }
         guard let path = options.signingKeyFile, let fileNode else { return }
+        referencedFiles.append(path)
         guard FileManager.default.fileExists(atPath: path) else { return }
         guard let pem = fileContents(fileNode, key: "signing_key_file") else { return }
         do throws(ConfigKeyCheckError) {

@@ -32,6 +32,13 @@ extension NodeDecoder {
         for entry in entries {
             // Field names match without regard to case, as v0.7's decoder matched them.
             if SettingsCatalog.routeFields.contains(entry.key.lowercased()) {
+                guard fields[entry.key.lowercased()] == nil else {
+                    error(
+                        "\(key).\(entry.key)", entry.keyLocation,
+                        "duplicate key: \(entry.key.lowercased()) is already set in this route and field names match without regard to case; keep one"
+                    )
+                    continue
+                }
                 fields[entry.key.lowercased()] = entry.value
             } else {
                 unknownKey(
@@ -187,6 +194,12 @@ extension NodeDecoder {
         return route
     }
 
+    private static func isEnvironment(_ node: ConfigNode?) -> Bool {
+        guard let node else { return false }
+        if case .environment = node.location { return true }
+        return false
+    }
+
     /// Why Swift's `Regex` rejects `pattern`, or nil when it compiles.
     static func regexProblem(_ pattern: String) -> String? {
         do {
@@ -285,7 +298,12 @@ extension NodeDecoder {
                     "is missing; \(names.certificate) and \(names.key) must be set together")
                 return nil
             }
-            if hasFileCertificate || hasFileKey {
+            // The environment overriding the file is the documented precedence (the example
+            // config.yaml keeps certificate_file for when CERTIFICATE is unset), so only a file or an
+            // environment holding both forms gets the warning.
+            let base64FromEnvironment = Self.isEnvironment(certificate) && Self.isEnvironment(key)
+            let filesFromFile = !Self.isEnvironment(certificateFile) && !Self.isEnvironment(keyFile)
+            if hasFileCertificate || hasFileKey, !(base64FromEnvironment && filesFromFile) {
                 warning(
                     names.certificateFile, (certificateFile ?? keyFile)?.location ?? fallback,
                     "is ignored because \(names.certificate) and \(names.key) are set; keep only one pair")
@@ -323,6 +341,14 @@ extension NodeDecoder {
                 warning(
                     key, location,
                     "the certificate has expired; browsers and clients will reject it until it is renewed")
+            } else if let start = CertificateValidity.notBefore(pem: certificatePEM),
+                start > Int64(Date().timeIntervalSince1970)
+            {
+                let date = Date(timeIntervalSince1970: TimeInterval(start)).ISO8601Format()
+                warning(
+                    key, location,
+                    "the certificate is not valid until \(date); browsers and clients will reject it until then "
+                        + "(check the clock of this host and of the machine that issued it)")
             }
         } catch {
             self.error(key, location, "the certificate and key do not load: \(error.reason)")

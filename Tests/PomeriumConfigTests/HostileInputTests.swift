@@ -1,3 +1,5 @@
+import Foundation
+import PomeriumTestSupport
 import Testing
 
 @testable import PomeriumConfig
@@ -203,5 +205,109 @@ import Testing
         #expect(NodeDecoder.regexProblem("^/api/(v1|v2)/.*$") == nil)
         #expect(NodeDecoder.regexProblem("a{1000000000}") != nil)
         #expect(NodeDecoder.regexProblem("^/api/(v1|v2")?.isEmpty == false)
+    }
+}
+
+@Suite struct LoaderMessageTests {
+    @Test func keysDifferingOnlyInCaseAreDuplicates() throws {
+        let top = try TestConfig.loadBase("Cookie_Name: first\ncookie_name: second\n")
+        #expect(top.problems(for: "cookie_name").contains { $0.message.hasPrefix("duplicate key") }, "\(top.summary)")
+        let route = try TestConfig.loadBase(
+            """
+            policy:
+              - from: https://app.example.test
+                To: http://127.0.0.1:8001
+                to: http://127.0.0.1:8000
+                allow_public_unauthenticated_access: true
+
+            """)
+        #expect(route.problems(for: "policy[0].to").contains { $0.message.hasPrefix("duplicate key") })
+    }
+
+    @Test func blankPolicyVariableIsUnset() throws {
+        let routes =
+            "policy:\n  - from: https://app.example.test\n    to: http://127.0.0.1:8000\n"
+            + "    allow_public_unauthenticated_access: true\n"
+        let result = try TestConfig.loadBase(routes, environment: ["POLICY": "  \t "])
+        #expect(result.options.policy.count == 1, "\(result.summary)")
+    }
+
+    @Test func syntaxErrorIsReportedAlone() throws {
+        let result = try TestConfig.load("insecure_server: true\n\tcookie_name: x\n")
+        #expect(result.errors.count == 1, "\(result.summary)")
+    }
+
+    @Test func byteErrorsNameTheirLine() throws {
+        for bad: [UInt8] in [[0x61, 0x00, 0x62], [0x61, 0xFF, 0xFE, 0x62]] {
+            let bytes = Array("a: 1\nb: 2\nc: ".utf8) + bad + Array("\n".utf8)
+            do {
+                _ = try YAMLReader.parse(bytes, path: "c.yaml")
+                Issue.record("bytes \(bad) parsed")
+            } catch {
+                #expect(error.location == .file(path: "c.yaml", line: 3))
+            }
+        }
+    }
+
+    @Test func unreadableConfigPathGivesTheReason() throws {
+        let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "pomerium-config")
+        #expect(ConfigLoader.unreadableReason(directory.path) == "is a directory, not a file")
+        let fifo = directory.appendingPathComponent("fifo.yaml").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect(ConfigLoader.unreadableReason(fifo)?.contains("FIFO") == true)
+        #expect(ConfigLoader.unreadableReason("/dev/null")?.contains("device") == true)
+        #expect(ConfigLoader.unreadableReason(directory.appendingPathComponent("none.yaml").path) == "does not exist")
+        let result = ConfigLoader(configFile: directory.path + "/c.yaml", environment: { [:] }).load()
+        #expect(result.errors.count == 1, "\(result.summary)")
+    }
+}
+
+@Suite struct PrecedenceAndWordingTests {
+    @Test func certificateVariablesOverrideFilePathsWithoutWarning() throws {
+        let environment = [
+            "CERTIFICATE": TestConfig.base64(TestMaterial.serverCertificate),
+            "CERTIFICATE_KEY": TestConfig.base64(TestMaterial.serverKey),
+        ]
+        let result = try TestConfig.loadBase(
+            "certificate_file: /nonexistent/fullchain.pem\ncertificate_key_file: /nonexistent/privkey.pem\n",
+            environment: environment)
+        #expect(result.isValid, "\(result.summary)")
+        #expect(result.problems(for: "certificate_file").isEmpty, "\(result.summary)")
+        #expect(result.options.tlsCertificates.first?.certificatePEM == TestMaterial.serverCertificate)
+    }
+
+    @Test func removedKeyIsNamedOnce() throws {
+        let result = try TestConfig.loadBase("policy_file: policy.yaml\n")
+        let line = try #require(result.problems(for: "policy_file").first).description
+        #expect(line.components(separatedBy: "policy_file").count == 2, "\(line)")
+    }
+
+    @Test func controlCharactersInKeysAreEscaped() throws {
+        let result = try TestConfig.loadBase("\"bad\\nkey\\u001b[31m\": 1\n")
+        let line = try #require(result.warnings.first).description
+        #expect(!line.contains("\n"))
+        #expect(!line.contains("\u{1B}"))
+    }
+}
+
+@Suite struct CertificateValidityTests {
+    @Test func notBeforeOfGeneralizedAndUTCTime() throws {
+        #expect(CertificateValidity.notBefore(pem: Array(TestMaterial.futureCertificate.utf8)) == 4_039_470_245)
+        let current = try #require(CertificateValidity.notBefore(pem: Array(TestMaterial.serverCertificate.utf8)))
+        #expect(current > 946_684_800)
+        #expect(current < 4_039_470_245)
+        #expect(
+            CertificateValidity.notBefore(
+                pem: Array("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----".utf8)) == nil)
+    }
+
+    @Test func futureCertificateWarns() throws {
+        let result = try TestConfig.loadBase(
+            "certificate: \(TestConfig.base64(TestMaterial.futureCertificate))\n"
+                + "certificate_key: \(TestConfig.base64(TestMaterial.futureKey))\n")
+        #expect(result.isValid, "\(result.summary)")
+        #expect(
+            result.warnings.contains { $0.message.contains("not valid until 2098-01-02T03:04:05Z") },
+            "\(result.summary)")
     }
 }
