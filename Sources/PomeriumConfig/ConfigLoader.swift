@@ -47,6 +47,23 @@ public struct ConfigInputs: Sendable, Equatable {
     public let fileContents: [UInt8]?
     /// The environment variables that name settings, and only those.
     public let environment: [String: String]
+    /// The files that `_file` settings named (certificates, keys, CAs), each with its identity and
+    /// size and modification time when read, nil when it was missing. A reload compares these too,
+    /// so a renewed certificate is noticed while the config file stays the same.
+    public let referencedFiles: [String: FileStamp?]
+
+    public init(fileContents: [UInt8]?, environment: [String: String], referencedFiles: [String: FileStamp?] = [:]) {
+        self.fileContents = fileContents
+        self.environment = environment
+        self.referencedFiles = referencedFiles
+    }
+
+    /// The same inputs with the files at `paths` stamped now.
+    func referencing(_ paths: some Sequence<String>) -> ConfigInputs {
+        var stamps: [String: FileStamp?] = [:]
+        for path in paths { stamps[path] = FileStamp(path: path) }
+        return ConfigInputs(fileContents: fileContents, environment: environment, referencedFiles: stamps)
+    }
 
     /// A 64-bit FNV-1a checksum of the inputs, for logs and metrics; change detection compares
     /// the inputs themselves.
@@ -59,6 +76,11 @@ public struct ConfigInputs: Sendable, Equatable {
             }
         }
         mix(fileContents ?? [])
+        for path in referencedFiles.keys.sorted() {
+            mix([1])
+            mix(path.utf8)
+            mix(String(describing: referencedFiles[path] ?? nil).utf8)
+        }
         for key in environment.keys.sorted() {
             mix([0])
             mix(key.utf8)
@@ -67,6 +89,30 @@ public struct ConfigInputs: Sendable, Equatable {
         }
         return hash
     }
+}
+
+/// What identifies one version of a file without reading it: device, inode, size and modification
+/// time in nanoseconds. A replaced file (new inode), an edit (new size or time) or a Kubernetes
+/// symlink swap all change it.
+public struct FileStamp: Sendable, Hashable, CustomStringConvertible {
+    public let device: UInt64
+    public let inode: UInt64
+    public let size: Int64
+    public let modified: Int64
+    public let changed: Int64
+
+    /// Stamps the file at `path` (following symbolic links); nil when it cannot be examined.
+    public init?(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        changed = Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec)
+    }
+
+    public var description: String { "\(device):\(inode):\(size):\(modified):\(changed)" }
 }
 
 /// Reads the settings from the config file and the environment, decodes and validates them.
@@ -90,16 +136,58 @@ public struct ConfigLoader: Sendable {
         self.environment = environment
     }
 
+    /// Why `path` cannot be read as a config file (does not exist, is a directory, is a FIFO or a
+    /// device, ...), or nil when it is a regular file that can be opened for reading.
+    static func unreadableReason(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            let code = errno
+            switch code {
+            case ENOENT: return "does not exist"
+            case ELOOP: return "is a loop of symbolic links"
+            case EACCES: return "cannot be reached (permission denied on a directory in the path)"
+            case ENOTDIR: return "has a path through something that is not a directory"
+            default: return "cannot be examined (\(String(cString: strerror(code))))"
+            }
+        }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: return "is a directory, not a file"
+        case S_IFIFO: return "is a FIFO (named pipe), not a regular file"
+        case S_IFCHR, S_IFBLK: return "is a device, not a regular file"
+        case S_IFSOCK: return "is a socket, not a regular file"
+        default: return "is not a regular file"
+        }
+        guard access(path, R_OK) == 0 else { return "is not readable (permission denied)" }
+        return nil
+    }
+
+    /// Whether an environment value counts as unset: empty or only whitespace (`POLICY="   "`
+    /// keeps the file's routes instead of replacing them with none).
+    static func isBlank(_ value: String) -> Bool {
+        value.unicodeScalars.allSatisfy { $0.properties.isWhitespace }
+    }
+
     /// Reads the file and the environment now and builds the options.
     public func load() -> ConfigLoadResult {
         load(inputs: readInputs())
     }
 
+    /// Reads the file and the relevant environment variables without decoding them, and stamps the
+    /// `referencedFiles` (pass those of the current snapshot's inputs to compare against it).
+    public func readInputs(referencedFiles: some Sequence<String>) -> ConfigInputs {
+        readInputs().referencing(referencedFiles)
+    }
+
     /// Reads the file and the relevant environment variables without decoding them.
     public func readInputs() -> ConfigInputs {
         let names = Set(SettingsCatalog.settings.map(\.environmentName)).union(Self.removedEnvironmentNames)
-        let environment = self.environment().filter { names.contains($0.key) && !$0.value.isEmpty }
-        let contents = configFile.flatMap { FileManager.default.contents(atPath: $0) }.map { [UInt8]($0) }
+        let environment = self.environment().filter { names.contains($0.key) && !Self.isBlank($0.value) }
+        // Only a regular file is read, so a FIFO or a device cannot block or feed endless bytes.
+        let contents = configFile.flatMap { path -> [UInt8]? in
+            guard Self.unreadableReason(path) == nil else { return nil }
+            return FileManager.default.contents(atPath: path).map { [UInt8]($0) }
+        }
         return ConfigInputs(fileContents: contents, environment: environment)
     }
 
@@ -112,7 +200,10 @@ public struct ConfigLoader: Sendable {
         }
         readEnvironment(inputs.environment, into: &settings, decoder: &decoder)
         let options = decoder.options(from: settings)
-        return ConfigLoadResult(options: options, problems: decoder.problems.items, inputs: inputs)
+        // Stamped after reading: a file that changes in between differs from its stamp at the next
+        // reload check, which then loads again.
+        return ConfigLoadResult(
+            options: options, problems: decoder.problems.items, inputs: inputs.referencing(decoder.referencedFiles))
     }
 
     private func readFile(
@@ -122,6 +213,7 @@ public struct ConfigLoader: Sendable {
         let supported = ConfigFileFormat.extensions.map { "." + $0.0 }.joined(separator: ", ")
         guard let format = ConfigFileFormat(path: path) else {
             let fileExtension = (path as NSString).pathExtension.lowercased()
+            decoder.fileFailed = true
             if Self.unsupportedExtensions.contains(fileExtension) {
                 decoder.error(
                     "config file", fileLocation,
@@ -135,15 +227,19 @@ public struct ConfigLoader: Sendable {
             return
         }
         guard let contents else {
+            decoder.fileFailed = true
+            let reason = Self.unreadableReason(path) ?? "cannot be read"
             decoder.error(
                 "config file", fileLocation,
-                "cannot read config file \"\(path)\"; check the -config flag and the file's permissions")
+                "cannot read config file \"\(ValueParsing.excerpt(path))\": it \(reason); check the -config flag and the file's permissions"
+            )
             return
         }
         let root: ConfigNode
         do throws(ConfigSyntaxError) {
             root = try format.parse(contents, path: path)
         } catch {
+            decoder.fileFailed = true
             decoder.error("config file", error.location, "invalid \(format.rawValue): \(error.reason)")
             return
         }
@@ -154,13 +250,23 @@ public struct ConfigLoader: Sendable {
         case .mapping(let list):
             entries = list
         default:
+            decoder.fileFailed = true
             decoder.error(
                 "config file", root.location, "the file must hold a map of settings at the top, not \(root.kindName)")
             return
         }
         let knownKeys = SettingsCatalog.settings.map(\.key)
+        var written: [String: String] = [:]
         for entry in entries {
             let key = entry.key.lowercased()
+            if let earlier = written.updateValue(entry.key, forKey: key) {
+                // Keys match without regard to case, so these two would silently replace each other.
+                decoder.error(
+                    entry.key, entry.keyLocation,
+                    "duplicate key: \"\(ValueParsing.excerpt(earlier))\" is already set and keys match without regard to case; keep one"
+                )
+                continue
+            }
             if SettingsCatalog.byKey[key] != nil {
                 settings[key] = entry.value
             } else if let removed = SettingsCatalog.removedKeys[key] {
@@ -248,7 +354,7 @@ extension ConfigLoader {
         let name = "config." + (ConfigFileFormat.extensions.first { $0.1 == format }?.0 ?? format.rawValue)
         let loader = ConfigLoader(configFile: name, environment: { environment })
         let names = Set(SettingsCatalog.settings.map(\.environmentName)).union(removedEnvironmentNames)
-        let relevant = environment.filter { names.contains($0.key) && !$0.value.isEmpty }
+        let relevant = environment.filter { names.contains($0.key) && !isBlank($0.value) }
         return loader.load(inputs: ConfigInputs(fileContents: Array(text.utf8), environment: relevant))
     }
 }

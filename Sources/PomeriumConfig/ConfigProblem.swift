@@ -22,9 +22,25 @@ public struct ConfigProblem: Sendable, Hashable, CustomStringConvertible {
         self.message = message
     }
 
-    /// One line: `error: config.yaml:12: cookie_secret: ...`.
+    /// One line: `error: config.yaml:12: cookie_secret: ...`. The key is left out when the message
+    /// already starts with it (`policy_file was removed ...`), and control characters in any part
+    /// are escaped, so one problem is always one line.
     public var description: String {
-        "\(severity.rawValue): \(location): \(key): \(message)"
+        let keyPart = message.hasPrefix(key + " ") ? "" : "\(key): "
+        return Self.escaped("\(severity.rawValue): \(location): \(keyPart)\(message)")
+    }
+
+    private static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return text }
+        var output = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                output.append(contentsOf: "\\u{\(String(scalar.value, radix: 16))}".unicodeScalars)
+            } else {
+                output.append(scalar)
+            }
+        }
+        return String(output)
     }
 }
 

@@ -75,7 +75,7 @@ public final class ConfigReloader: Sendable {
 
     private func reloadLocked() -> ReloadOutcome {
         let current = holder.current
-        let inputs = loader.readInputs()
+        let inputs = loader.readInputs(referencedFiles: current.inputs.referencedFiles.keys)
         if inputs == current.inputs {
             logger.debug("config unchanged; nothing to reload", metadata: ["checksum": "\(inputs.checksum)"])
             return .unchanged
@@ -104,7 +104,8 @@ public final class ConfigReloader: Sendable {
         let hotKeys = changed.filter { SettingsCatalog.byKey[$0]?.reload != .restart }
         let generation = current.generation + 1
         holder.replace(
-            ConfigSnapshot(options: result.options, warnings: result.warnings, inputs: inputs, generation: generation))
+            ConfigSnapshot(
+                options: result.options, warnings: result.warnings, inputs: result.inputs, generation: generation))
 
         for problem in result.warnings {
             logger.warning(
@@ -114,7 +115,7 @@ public final class ConfigReloader: Sendable {
         logger.info(
             "config reloaded",
             metadata: [
-                "generation": "\(generation)", "checksum": "\(inputs.checksum)",
+                "generation": "\(generation)", "checksum": "\(result.inputs.checksum)",
                 "changed": .array(hotKeys.map { .string($0) }),
             ])
         for key in restartKeys {

@@ -7,7 +7,9 @@ import Synchronization
 
 /// Watches the config file's directory with inotify and reloads after changes settle. Watching the
 /// directory, not the file, catches editors that replace the file and the Kubernetes ConfigMap
-/// update, which swaps the `..data` symlink and never writes the file itself.
+/// update, which swaps the `..data` symlink and never writes the file itself. The directories of
+/// the files that `_file` settings name (certificates, keys) are watched too, so a renewed
+/// certificate reloads while config.yaml stays the same.
 public final class ConfigWatcher: Sendable {
     public let reloader: ConfigReloader
     /// How long the directory must stay quiet after an event before the reload runs.
@@ -38,8 +40,7 @@ public final class ConfigWatcher: Sendable {
         guard inotify >= 0 else {
             throw PomeriumError("config-watch", "inotify_init1 failed: \(String(cString: strerror(CLinux_errno())))")
         }
-        let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB)
-        guard inotify_add_watch(inotify, directory, mask) >= 0 else {
+        guard inotify_add_watch(inotify, directory, Self.mask) >= 0 else {
             let reason = String(cString: strerror(CLinux_errno()))
             close(inotify)
             throw PomeriumError("config-watch", "cannot watch directory \"\(directory)\": \(reason)")
@@ -50,12 +51,38 @@ public final class ConfigWatcher: Sendable {
             throw PomeriumError("config-watch", "eventfd failed: \(String(cString: strerror(CLinux_errno())))")
         }
         descriptors.withLock { $0 = (inotify, wake) }
+        watchReferencedDirectories(inotify)
         let thread = Thread { [self] in
             self.run(inotify: inotify, wake: wake)
         }
         thread.name = "pomerium-config-watcher"
         thread.start()
         logger.info("watching the config directory for changes", metadata: ["directory": .string(directory)])
+    }
+
+    private static let mask = UInt32(
+        IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB)
+
+    /// The directories of the files the current snapshot read through `_file` settings.
+    var referencedDirectories: [String] {
+        let paths = reloader.holder.current.inputs.referencedFiles.keys
+        let directories = Set(
+            paths.map { path in
+                let parent = (path as NSString).deletingLastPathComponent
+                return parent.isEmpty ? "." : parent
+            })
+        return directories.subtracting([directory]).sorted()
+    }
+
+    /// Adds a watch for each referenced directory; inotify keeps one watch per directory, so
+    /// calling this again after a reload only adds the new ones. A directory that cannot be
+    /// watched is logged; the file is still compared at every reload the config directory triggers.
+    private func watchReferencedDirectories(_ inotify: Int32) {
+        for path in referencedDirectories where inotify_add_watch(inotify, path, Self.mask) < 0 {
+            logger.warning(
+                "cannot watch the directory of a referenced file; changes there need a config change or restart",
+                metadata: ["directory": .string(path), "error": .string(String(cString: strerror(CLinux_errno())))])
+        }
     }
 
     /// Stops the watcher thread; a reload already running completes first.
@@ -106,7 +133,9 @@ public final class ConfigWatcher: Sendable {
             guard let pendingSince = firstEvent else { continue }
             if ready == 0 || ContinuousClock.now - pendingSince >= maximumDelay {
                 firstEvent = nil
-                onOutcome(reloader.reload())
+                let outcome = reloader.reload()
+                watchReferencedDirectories(inotify)
+                onOutcome(outcome)
             }
         }
     }

@@ -31,18 +31,43 @@ public enum EffectiveSettings {
 
     // MARK: Values
 
+    /// Settings that hold a URL whose user part or query may carry a password; the display form
+    /// redacts those parts (the loader rejects them in service URLs, but the printer does not rely
+    /// on it).
+    static let urlKeys: Set<String> = [
+        "authenticate_service_url", "authorize_service_url", "cache_service_url", "forward_auth_url",
+        "idp_provider_url", "tracing_jaeger_collector_endpoint", "tracing_jaeger_agent_endpoint",
+    ]
+
+    /// Whether a header's value is a credential, so the display form shows `[redacted]` instead:
+    /// `Authorization`, `Proxy-Authorization`, `Cookie`, `Set-Cookie`, and any name that contains
+    /// token, secret, key, password, passwd, auth, session or credential (without regard to case).
+    public static func isCredentialHeader(_ name: String) -> Bool {
+        let lowered = name.lowercased()
+        if ["cookie", "set-cookie"].contains(lowered) { return true }
+        return ["token", "secret", "key", "password", "passwd", "auth", "session", "credential"].contains {
+            lowered.contains($0)
+        }
+    }
+
+    /// A header map's display text: `Name="value"` in name order, credential values redacted.
+    static func headerText(_ items: [String: String], display: Bool, separator: String, quote: Bool) -> String {
+        items.keys.sorted().map { name in
+            let value = display && isCredentialHeader(name) ? redacted : items[name] ?? ""
+            return quote ? "\(name)=\"\(value)\"" : "\(name):\(value)"
+        }.joined(separator: separator)
+    }
+
     static func value(_ key: String, _ options: Options, display: Bool) -> String {
         let isSecret = SettingsCatalog.byKey[key]?.isSecret ?? false
         let text = rawValue(key, options, display: display)
+        if display, urlKeys.contains(key) { return ValueParsing.redactedURL(text) }
         guard display, isSecret, !text.isEmpty else { return text }
         if key == "shared_secret", options.sharedSecretIsGenerated { return "\(redacted) (generated for this process)" }
         if key == "signing_key", options.signingKeyIsGenerated { return "\(redacted) (generated for this process)" }
         if key == "cache_store_address" {
-            // Only the user part of a redis:// URL is secret; the host stays visible.
-            guard let scheme = text.range(of: "://"), let at = text.range(of: "@", options: .backwards) else {
-                return text
-            }
-            return text[..<scheme.upperBound] + redacted + text[at.lowerBound...]
+            // Only the password (user part or ?password=) of a redis:// URL is secret; the host stays visible.
+            return ValueParsing.redactedURL(text)
         }
         if key == "certificates" { return "\(redacted) (\(options.tlsCertificates.count) certificate pairs in total)" }
         return redacted
@@ -55,9 +80,6 @@ public enum EffectiveSettings {
         }
         func list(_ items: [String]) -> String { items.joined(separator: ",") }
         func duration(_ value: Duration) -> String { ValueParsing.goDurationString(value) }
-        func map(_ items: [String: String]) -> String {
-            items.keys.sorted().map { "\($0)=\"\(items[$0] ?? "")\"" }.joined(separator: ", ")
-        }
         switch key {
         case "services": return options.services.rawValue
         case "address": return options.address
@@ -100,7 +122,7 @@ public enum EffectiveSettings {
         case "administrators": return list(options.administrators)
         case "signing_key": return options.signingKeyPEM ?? ""
         case "signing_key_file": return options.signingKeyFile ?? ""
-        case "headers": return map(options.headers)
+        case "headers": return headerText(options.headers, display: display, separator: ", ", quote: true)
         case "jwt_claims_headers": return list(options.jwtClaimsHeaders)
         case "trusted_proxies": return list(options.trustedProxies)
         case "default_upstream_timeout": return duration(options.defaultUpstreamTimeout)
@@ -137,7 +159,10 @@ public enum EffectiveSettings {
 
     /// Renders one route on one line: `from`, `to`, and every field that differs from its default.
     static func describe(_ route: Route, display: Bool) -> String {
-        var parts = ["from=\(route.from.text)", "to=\(route.to.text)"]
+        var parts =
+            display
+            ? ["from=\(route.from.redactedText)", "to=\(route.to.redactedText)"]
+            : ["from=\(route.from.text)", "to=\(route.to.text)"]
         if let prefix = route.prefix { parts.append("prefix=\(prefix)") }
         if let path = route.path { parts.append("path=\(path)") }
         if let regex = route.regex { parts.append("regex=\(regex)") }
@@ -151,8 +176,8 @@ public enum EffectiveSettings {
         parts.append("timeout=\(ValueParsing.goDurationString(route.timeout))")
         if route.allowWebsockets { parts.append("allow_websockets=true") }
         if !route.setRequestHeaders.isEmpty {
-            let headers = route.setRequestHeaders.keys.sorted().map { "\($0):\(route.setRequestHeaders[$0] ?? "")" }
-            parts.append("set_request_headers=\(headers.joined(separator: ","))")
+            let headers = headerText(route.setRequestHeaders, display: display, separator: ",", quote: false)
+            parts.append("set_request_headers=\(headers)")
         }
         if route.preserveHostHeader { parts.append("preserve_host_header=true") }
         if route.tlsSkipVerify { parts.append("tls_skip_verify=true") }

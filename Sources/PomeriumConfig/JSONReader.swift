@@ -50,6 +50,7 @@ enum JSONReader {
             case UInt8(ascii: "{"):
                 index += 1
                 var entries: [ConfigEntry] = []
+                var seen: Set<String> = []
                 skipWhitespace()
                 if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                     index += 1
@@ -62,7 +63,9 @@ enum JSONReader {
                         throw error("expected a quoted key")
                     }
                     let key = try string()
-                    if entries.contains(where: { $0.key == key }) { throw error("duplicate key \"\(key)\"") }
+                    guard seen.insert(key).inserted else {
+                        throw error("duplicate key \"\(ValueParsing.excerpt(key))\"")
+                    }
                     skipWhitespace()
                     try expect(UInt8(ascii: ":"))
                     skipWhitespace()

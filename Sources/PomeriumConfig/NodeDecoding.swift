@@ -4,6 +4,12 @@ import Foundation
 /// wrong shape. Shared by the top-level options, the routes and the `certificates` entries.
 struct NodeDecoder {
     var problems = ProblemList()
+    /// Set when the config file could not be read or parsed: the checks for settings that are
+    /// missing are skipped then, since they would only repeat that the file was not read.
+    var fileFailed = false
+    /// The paths of the files that `_file` settings named, in reading order, so a reload can tell
+    /// when one of them changes while the config file stays the same.
+    var referencedFiles: [String] = []
 
     mutating func error(_ key: String, _ location: SourceLocation, _ message: String) {
         problems.error(key, location, message)
@@ -32,9 +38,10 @@ struct NodeDecoder {
 
     mutating func bool(_ node: ConfigNode, key: String) -> Bool? {
         guard let value = text(node, key: key) else { return nil }
-        let fromFile = if case .file = node.location { true } else { false }
-        guard let result = ValueParsing.bool(value, fromFile: fromFile) else {
-            error(key, node.location, "\"\(value)\" is not a boolean; write true or false")
+        var fromYAML = false
+        if case .file(let path, _) = node.location, ConfigFileFormat(path: path) == .yaml { fromYAML = true }
+        guard let result = ValueParsing.bool(value, yamlWords: fromYAML) else {
+            error(key, node.location, "\"\(ValueParsing.excerpt(value))\" is not a boolean; write true or false")
             return nil
         }
         return result
@@ -44,14 +51,19 @@ struct NodeDecoder {
         guard let value = nonEmptyText(node, key: key) else { return nil }
         guard let duration = ValueParsing.goDuration(value) else {
             if Int(value) != nil {
-                error(key, node.location, "\"\(value)\" has no unit; write a duration such as \(value)s, 5m or 1h30m")
+                error(
+                    key, node.location,
+                    "\"\(ValueParsing.excerpt(value))\" has no unit; write a duration such as \(ValueParsing.excerpt(value))s, 5m or 1h30m"
+                )
             } else {
-                error(key, node.location, "\"\(value)\" is not a duration; write for example 30s, 300ms, 5m or 1h30m")
+                error(
+                    key, node.location,
+                    "\"\(ValueParsing.excerpt(value))\" is not a duration; write for example 30s, 300ms, 5m or 1h30m")
             }
             return nil
         }
         guard duration >= .zero else {
-            error(key, node.location, "\"\(value)\" is negative; durations must be zero or more")
+            error(key, node.location, "\"\(ValueParsing.excerpt(value))\" is negative; durations must be zero or more")
             return nil
         }
         return duration
@@ -95,6 +107,32 @@ struct NodeDecoder {
         }
     }
 
+    /// Reads a map of header names to values (`headers`, `set_request_headers`) and rejects a name
+    /// that is not an HTTP token and a value with CR, LF, NUL or another control character, which
+    /// would let the configuration inject header lines. Messages name the header, never its value.
+    mutating func headerMap(_ node: ConfigNode, key: String) -> [String: String]? {
+        guard let headers = map(node, key: key) else { return nil }
+        var valid: [String: String] = [:]
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
+            guard ValueParsing.isToken(name) else {
+                let shown = name.isEmpty ? "an empty header name" : "header name \"\(ValueParsing.excerpt(name))\""
+                error(
+                    key, node.location,
+                    "\(shown) is not valid; use letters, digits and !#$%&'*+-.^_`|~ without spaces or control characters"
+                )
+                continue
+            }
+            guard ValueParsing.isHeaderValue(value) else {
+                error(
+                    key, node.location,
+                    "the value of header \"\(name)\" contains a line break or control character; write it on one line")
+                continue
+            }
+            valid[name] = value
+        }
+        return valid
+    }
+
     private mutating func mapFromText(_ text: String, node: ConfigNode, key: String) -> [String: String]? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if trimmed.isEmpty { return [:] }
@@ -112,7 +150,9 @@ struct NodeDecoder {
         for pair in text.split(separator: ",") {
             guard let colon = pair.firstIndex(of: ":") else {
                 error(
-                    key, node.location, "item \"\(pair)\" has no colon; write Name:value,Name2:value2 or a JSON object")
+                    key, node.location,
+                    "item \"\(ValueParsing.excerpt(String(pair)))\" has no colon; write Name:value,Name2:value2 or a JSON object"
+                )
                 continue
             }
             let name = pair[..<colon].trimmingCharacters(in: .whitespaces)
@@ -122,10 +162,34 @@ struct NodeDecoder {
         return result
     }
 
-    /// Reads an absolute URL, which must have a scheme and a host.
+    /// Reads the URL of a service (`authenticate_service_url` and the like): http or https, a port
+    /// in 1-65535, and no user part, query or fragment, none of which a service address can use.
+    /// A user part is rejected without echoing the URL, since it may hold a password.
+    mutating func serviceURL(_ node: ConfigNode, key: String, example: String) -> ConfigURL? {
+        guard let url = url(node, key: key, example: example) else { return nil }
+        var problems: [String] = []
+        if !["http", "https"].contains(url.scheme) {
+            problems.append("has the scheme \"\(ValueParsing.excerpt(url.scheme))\"; write http:// or https://")
+        }
+        if url.hasUserInfo {
+            problems.append("contains a user name or password, which a service URL cannot use; remove user:password@")
+        }
+        if url.query != nil { problems.append("has a query string (?...), which a service URL cannot use; remove it") }
+        if url.fragment != nil { problems.append("has a fragment (#...), which a service URL cannot use; remove it") }
+        for problem in problems { error(key, node.location, "\(problem) (for example \(example))") }
+        return problems.isEmpty ? url : nil
+    }
+
+    /// Reads an absolute URL, which must have a scheme, a host and a port, when written, in 1-65535.
     mutating func url(_ node: ConfigNode, key: String, example: String) -> ConfigURL? {
         guard let value = nonEmptyText(node, key: key) else { return nil }
-        if let url = ConfigURL(value) { return url }
+        if let url = ConfigURL(value) {
+            if let port = url.port, !(1...65535).contains(port) {
+                error(key, node.location, "has the port \(port), outside 1-65535; write for example \(example)")
+                return nil
+            }
+            return url
+        }
         if value.contains("@") {
             // The text may carry a password in its user part, so the message does not repeat it.
             error(key, node.location, "is not a URL with a scheme and a host; write for example \(example)")
@@ -134,11 +198,13 @@ struct NodeDecoder {
         if !value.contains("://") {
             error(
                 key, node.location,
-                "\"\(value)\" has no scheme; write a full URL such as https://\(value) (a scheme and a host are required)"
+                "\"\(ValueParsing.excerpt(value))\" has no scheme; write a full URL such as https://\(ValueParsing.excerpt(value)) (a scheme and a host are required)"
             )
         } else {
             error(
-                key, node.location, "\"\(value)\" is not a URL with a scheme and a host; write for example \(example)")
+                key, node.location,
+                "\"\(ValueParsing.excerpt(value))\" is not a URL with a scheme and a host; write for example \(example)"
+            )
         }
         return nil
     }
@@ -169,6 +235,7 @@ struct NodeDecoder {
     /// Reads the file named by a `_file` setting.
     mutating func fileContents(_ node: ConfigNode, key: String) -> [UInt8]? {
         guard let path = nonEmptyText(node, key: key) else { return nil }
+        referencedFiles.append(path)
         guard let data = FileManager.default.contents(atPath: path) else {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
             error(key, node.location, "file \"\(path)\" \(reason); fix the path or the file's permissions")
@@ -181,10 +248,12 @@ struct NodeDecoder {
     mutating func unknownKey(
         _ key: String, fullKey: String, at location: SourceLocation, known: [String], context: String
     ) {
+        let shownKey = ValueParsing.excerpt(fullKey)
+        let shown = ValueParsing.excerpt(key)
         if let suggestion = SettingsCatalog.closest(to: key, among: known) {
-            warning(fullKey, location, "unknown \(context) \"\(key)\" is ignored; did you mean \"\(suggestion)\"?")
+            warning(shownKey, location, "unknown \(context) \"\(shown)\" is ignored; did you mean \"\(suggestion)\"?")
         } else {
-            warning(fullKey, location, "unknown \(context) \"\(key)\" is ignored")
+            warning(shownKey, location, "unknown \(context) \"\(shown)\" is ignored")
         }
     }
 }

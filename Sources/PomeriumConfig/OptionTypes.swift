@@ -83,6 +83,10 @@ public struct ConfigURL: Sendable, Hashable, CustomStringConvertible {
     public let path: String
     /// The query without `?`, or nil.
     public let query: String?
+    /// The fragment without `#`, or nil.
+    public let fragment: String?
+    /// Whether the URL has a user part (`user@` or `user:password@`).
+    public let hasUserInfo: Bool
 
     /// Parses `text`; returns nil unless it has both a scheme and a host.
     public init?(_ text: String) {
@@ -97,7 +101,13 @@ public struct ConfigURL: Sendable, Hashable, CustomStringConvertible {
         self.port = components.port
         self.path = components.percentEncodedPath
         self.query = components.percentEncodedQuery
+        self.fragment = components.percentEncodedFragment
+        self.hasUserInfo = components.percentEncodedUser != nil || components.percentEncodedPassword != nil
     }
+
+    /// The URL as written, with a password in the user part or in the query replaced by
+    /// `[redacted]`; the form to print.
+    public var redactedText: String { ValueParsing.redactedURL(text) }
 
     /// The port used to connect: the explicit one, else 443 for https and wss, else 80.
     public var effectivePort: Int {
@@ -113,7 +123,7 @@ public struct ConfigURL: Sendable, Hashable, CustomStringConvertible {
         return isDefaultPort ? hostText : "\(hostText):\(port ?? 0)"
     }
 
-    public var description: String { text }
+    public var description: String { redactedText }
 }
 
 /// A server certificate chain and its private key, both PEM text.
@@ -165,7 +175,7 @@ public struct RedisAddress: Sendable, Hashable {
             }
             if let item = components.queryItems?.first(where: { $0.name == "db" }), let value = item.value {
                 guard let index = Int(value), index >= 0 else {
-                    return .failure(AddressError("the db parameter \"\(value)\" is not a number"))
+                    return .failure(AddressError("the db parameter \"\(ValueParsing.excerpt(value))\" is not a number"))
                 }
                 database = index
             }

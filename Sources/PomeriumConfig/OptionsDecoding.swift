@@ -27,10 +27,16 @@ extension NodeDecoder {
         if let value = node("administrators").flatMap({ list($0, key: "administrators") }) {
             options.administrators = value
         }
-        if let value = node("jwt_claims_headers").flatMap({ list($0, key: "jwt_claims_headers") }) {
-            options.jwtClaimsHeaders = value
+        if let claimsNode = node("jwt_claims_headers"), let value = list(claimsNode, key: "jwt_claims_headers") {
+            for claim in value where !ValueParsing.isToken(claim) {
+                error(
+                    "jwt_claims_headers", claimsNode.location,
+                    "\"\(ValueParsing.excerpt(claim))\" cannot be a header name; use letters, digits, - and _ without spaces or line breaks"
+                )
+            }
+            options.jwtClaimsHeaders = value.filter { ValueParsing.isToken($0) }
         }
-        if let headersNode = node("headers"), let value = map(headersNode, key: "headers") {
+        if let headersNode = node("headers"), let value = headerMap(headersNode, key: "headers") {
             options.headers = value.keys.contains("disable") ? [:] : value
         }
         if let proxiesNode = node("trusted_proxies"), let value = list(proxiesNode, key: "trusted_proxies") {
@@ -57,35 +63,44 @@ extension NodeDecoder {
             } else {
                 let valid = ServiceMode.allCases.map(\.rawValue).joined(separator: ", ")
                 let hint = value.contains(",") ? "; one process runs one mode, so start one process per service" : ""
-                error("services", node.location, "\"\(value)\" is an invalid service type; use one of \(valid)\(hint)")
+                error(
+                    "services", node.location,
+                    "\"\(ValueParsing.excerpt(value))\" is an invalid service type; use one of \(valid)\(hint)")
             }
         }
-        if let node = settings["address"], let value = nonEmptyText(node, key: "address") {
+        if let node = settings["address"], let value = listenAddress(node, key: "address") {
             options.address = value
         }
         if let node = settings["insecure_server"], let value = bool(node, key: "insecure_server") {
             options.insecureServer = value
         }
         options.httpRedirectAddress = settings["http_redirect_addr"].flatMap {
-            nonEmptyText($0, key: "http_redirect_addr")
+            listenAddress($0, key: "http_redirect_addr")
         }
-        options.metricsAddress = settings["metrics_address"].flatMap { nonEmptyText($0, key: "metrics_address") }
+        options.metricsAddress = settings["metrics_address"].flatMap { listenAddress($0, key: "metrics_address") }
     }
 
     private mutating func decodeSecretsAndCookies(_ settings: [String: ConfigNode], into options: inout Options) {
         options.sharedSecret = settings["shared_secret"].flatMap { secret($0, key: "shared_secret") } ?? []
         options.cookieSecret = settings["cookie_secret"].flatMap { secret($0, key: "cookie_secret") } ?? []
         if let node = settings["cookie_name"], let value = nonEmptyText(node, key: "cookie_name") {
-            if value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "!#$%&'*+-.^_`|~".contains($0)) }) {
+            if ValueParsing.isToken(value) {
                 options.cookieName = value
             } else {
                 error(
                     "cookie_name", node.location,
-                    "\"\(value)\" is not a valid cookie name; use letters, digits, - and _")
+                    "\"\(ValueParsing.excerpt(value))\" is not a valid cookie name; use letters, digits, - and _")
             }
         }
         if let node = settings["cookie_domain"], let value = text(node, key: "cookie_domain") {
-            options.cookieDomain = value
+            if value.isEmpty || ValueParsing.isCookieDomain(value) {
+                options.cookieDomain = value
+            } else {
+                error(
+                    "cookie_domain", node.location,
+                    "\"\(ValueParsing.excerpt(value))\" is not a domain name; write only the domain, such as corp.example.com, without spaces, ; or cookie attributes"
+                )
+            }
         }
         if let node = settings["cookie_secure"], let value = bool(node, key: "cookie_secure") {
             options.cookieSecure = value
@@ -103,9 +118,24 @@ extension NodeDecoder {
             if let sameSite = CookieSameSite.allCases.first(where: { $0.rawValue.lowercased() == value.lowercased() }) {
                 options.cookieSameSite = sameSite
             } else {
-                error("cookie_samesite", node.location, "\"\(value)\" is not a SameSite value; use Strict, Lax or None")
+                error(
+                    "cookie_samesite", node.location,
+                    "\"\(ValueParsing.excerpt(value))\" is not a SameSite value; use Strict, Lax or None")
             }
         }
+    }
+
+    /// A listen address `[host]:port`; an error that names the expected form otherwise.
+    private mutating func listenAddress(_ node: ConfigNode, key: String) -> String? {
+        guard let value = nonEmptyText(node, key: key) else { return nil }
+        if let problem = ValueParsing.listenAddressProblem(value) {
+            error(
+                key, node.location,
+                "\"\(ValueParsing.excerpt(value))\" \(problem); write [host]:port with a port in 1-65535, such as :8443 or 127.0.0.1:9090"
+            )
+            return nil
+        }
+        return value
     }
 
     /// A 32-byte secret written as standard base64.
@@ -134,18 +164,19 @@ extension NodeDecoder {
 
     private mutating func decodeServiceURLs(_ settings: [String: ConfigNode], into options: inout Options) {
         if let node = settings["authenticate_service_url"] {
-            options.authenticateServiceURL = url(
+            options.authenticateServiceURL = serviceURL(
                 node, key: "authenticate_service_url", example: "https://authenticate.example.com")
         }
         if let node = settings["authorize_service_url"] {
-            options.authorizeServiceURL = url(
+            options.authorizeServiceURL = serviceURL(
                 node, key: "authorize_service_url", example: "https://authorize.internal:443")
         }
         if let node = settings["cache_service_url"] {
-            options.cacheServiceURL = url(node, key: "cache_service_url", example: "https://cache.internal:443")
+            options.cacheServiceURL = serviceURL(node, key: "cache_service_url", example: "https://cache.internal:443")
         }
         if let node = settings["forward_auth_url"] {
-            options.forwardAuthURL = url(node, key: "forward_auth_url", example: "https://forwardauth.example.com")
+            options.forwardAuthURL = serviceURL(
+                node, key: "forward_auth_url", example: "https://forwardauth.example.com")
         }
         if let node = settings["authenticate_callback_path"], let value = text(node, key: "authenticate_callback_path")
         {
@@ -154,7 +185,7 @@ extension NodeDecoder {
             } else {
                 error(
                     "authenticate_callback_path", node.location,
-                    "\"\(value)\" must be a path starting with /, such as /oauth2/callback")
+                    "\"\(ValueParsing.excerpt(value))\" must be a path starting with /, such as /oauth2/callback")
             }
         }
     }
@@ -168,11 +199,11 @@ extension NodeDecoder {
                 let hint = value == "github" ? " (GitHub arrived in Pomerium v0.8; use oidc with another provider)" : ""
                 error(
                     "idp_provider", node.location,
-                    "\"\(value)\" is not a known identity provider; use one of \(valid)\(hint)")
+                    "\"\(ValueParsing.excerpt(value))\" is not a known identity provider; use one of \(valid)\(hint)")
             }
         }
         if let node = settings["idp_provider_url"] {
-            options.idpProviderURL = url(node, key: "idp_provider_url", example: "https://accounts.google.com")
+            options.idpProviderURL = serviceURL(node, key: "idp_provider_url", example: "https://accounts.google.com")
         }
         if options.idpProviderURL == nil, let kind = options.idpProvider, let fallback = kind.defaultProviderURL {
             options.idpProviderURL = ConfigURL(fallback)
@@ -214,7 +245,7 @@ extension NodeDecoder {
                 options[keyPath: path] = value
             }
         }
-        if let node = settings["grpc_address"], let value = nonEmptyText(node, key: "grpc_address") {
+        if let node = settings["grpc_address"], let value = listenAddress(node, key: "grpc_address") {
             options.grpcAddress = value
         }
         if let node = settings["grpc_insecure"], let value = bool(node, key: "grpc_insecure") {
@@ -237,7 +268,9 @@ extension NodeDecoder {
             if let kind = CacheStoreKind(rawValue: value) {
                 options.cacheStore = kind
             } else {
-                error("cache_store", node.location, "\"\(value)\" is not a cache store; use autocache, bolt or redis")
+                error(
+                    "cache_store", node.location,
+                    "\"\(ValueParsing.excerpt(value))\" is not a cache store; use autocache, bolt or redis")
             }
         }
         options.cacheStoreAddress = settings["cache_store_address"].flatMap {
@@ -276,18 +309,42 @@ extension NodeDecoder {
             } else {
                 error(
                     "tracing_provider", node.location,
-                    "\"\(value)\" is not supported; the only tracing provider is jaeger (Zipkin arrived in Pomerium v0.9)"
+                    "\"\(ValueParsing.excerpt(value))\" is not supported; the only tracing provider is jaeger (Zipkin arrived in Pomerium v0.9)"
                 )
             }
         }
         if let node = settings["tracing_debug"], let value = bool(node, key: "tracing_debug") {
             options.tracingDebug = value
         }
-        options.tracingJaegerCollectorEndpoint = settings["tracing_jaeger_collector_endpoint"].flatMap {
-            nonEmptyText($0, key: "tracing_jaeger_collector_endpoint")
+        if let node = settings["tracing_jaeger_collector_endpoint"],
+            let endpoint = url(
+                node, key: "tracing_jaeger_collector_endpoint", example: "http://jaeger:14268/api/traces")
+        {
+            if ["http", "https"].contains(endpoint.scheme) {
+                options.tracingJaegerCollectorEndpoint = endpoint.text
+            } else {
+                error(
+                    "tracing_jaeger_collector_endpoint", node.location,
+                    "has the scheme \"\(ValueParsing.excerpt(endpoint.scheme))\"; write http:// or https://, for example http://jaeger:14268/api/traces"
+                )
+            }
         }
-        options.tracingJaegerAgentEndpoint = settings["tracing_jaeger_agent_endpoint"].flatMap {
-            nonEmptyText($0, key: "tracing_jaeger_agent_endpoint")
+        if let node = settings["tracing_jaeger_agent_endpoint"],
+            let value = nonEmptyText(node, key: "tracing_jaeger_agent_endpoint")
+        {
+            if value.contains("@") {
+                // The text may hold a password, so the message does not repeat it.
+                error(
+                    "tracing_jaeger_agent_endpoint", node.location,
+                    "contains a user part (user@), which the UDP agent protocol cannot use; write host:port such as 127.0.0.1:6831"
+                )
+            } else if let problem = ValueParsing.listenAddressProblem(value) {
+                error(
+                    "tracing_jaeger_agent_endpoint", node.location,
+                    "\"\(ValueParsing.excerpt(value))\" \(problem); write host:port such as 127.0.0.1:6831")
+            } else {
+                options.tracingJaegerAgentEndpoint = value
+            }
         }
         if options.tracingProvider == .jaeger, options.tracingJaegerCollectorEndpoint == nil,
             options.tracingJaegerAgentEndpoint == nil
@@ -303,7 +360,8 @@ extension NodeDecoder {
             } else {
                 warning(
                     "log_level", node.location,
-                    "\"\(value)\" is not a log level, so debug is used; use debug, info, warn or error")
+                    "\"\(ValueParsing.excerpt(value))\" is not a log level, so debug is used; use debug, info, warn or error"
+                )
             }
         }
         if let node = settings["pomerium_debug"], let value = bool(node, key: "pomerium_debug") {
@@ -398,6 +456,7 @@ extension NodeDecoder {
             return
         }
         guard let path = options.signingKeyFile, let fileNode else { return }
+        referencedFiles.append(path)
         guard FileManager.default.fileExists(atPath: path) else { return }
         guard let pem = fileContents(fileNode, key: "signing_key_file") else { return }
         do throws(ConfigKeyCheckError) {

@@ -52,6 +52,8 @@ extension NodeDecoder {
 
     /// The checks that involve more than one setting or depend on the service mode.
     mutating func validate(_ settings: [String: ConfigNode], _ options: Options) {
+        // After a file error every setting would be "required"; the one error says it all.
+        guard !fileFailed else { return }
         let mode = options.services
         let modeText = "services is \(mode.rawValue)"
 

@@ -10,19 +10,30 @@ enum PropertiesReader {
         var line: Int
     }
 
+    /// The deepest nesting a dotted key may have, the same limit as the other readers.
+    static let maximumDepth = YAMLReader.maximumDepth
+
     static func parse(_ bytes: [UInt8], path: String) throws(ConfigSyntaxError) -> ConfigNode {
         let pairs = try pairs(bytes, path: path)
-        var root = Tree.branch([:], line: 1)
+        let root = Tree(line: 1)
         for pair in pairs {
-            let segments = pair.key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            let segments = pair.key.split(separator: ".", omittingEmptySubsequences: false)
             guard !segments.contains(where: \.isEmpty) else {
                 throw ConfigSyntaxError(
                     location: .file(path: path, line: pair.line),
-                    reason: "key \"\(pair.key)\" has an empty segment between dots")
+                    reason: "key \"\(ValueParsing.excerpt(pair.key))\" has an empty segment between dots")
             }
-            try root.insert(segments[...], value: pair.value, line: pair.line, path: path, fullKey: pair.key)
+            guard segments.count <= maximumDepth else {
+                throw ConfigSyntaxError(
+                    location: .file(path: path, line: pair.line),
+                    reason:
+                        "key \"\(ValueParsing.excerpt(pair.key))\" has \(segments.count) dotted segments, nesting deeper than \(maximumDepth)"
+                )
+            }
+            try root.insert(
+                segments.map(String.init), value: pair.value, line: pair.line, path: path, fullKey: pair.key)
         }
-        return root.node(path: path)
+        return try root.node(path: path)
     }
 
     /// Splits the file into pairs, in order. A later pair with the same key replaces an earlier one,
@@ -34,7 +45,8 @@ enum PropertiesReader {
             throw ConfigSyntaxError(location: .file(path: path, line: nil), reason: "the file is not valid UTF-8")
         }
         let naturalLines = splitLines(Array(decoded.unicodeScalars))
-        var result: [Pair] = []
+        var result: [Pair?] = []
+        var positions: [String: Int] = [:]
         var index = 0
         while index < naturalLines.count {
             let startLine = index + 1
@@ -48,10 +60,11 @@ enum PropertiesReader {
                 index += 1
             }
             let pair = try split(logical, line: startLine, path: path)
-            result.removeAll { $0.key == pair.key }
+            if let earlier = positions[pair.key] { result[earlier] = nil }
+            positions[pair.key] = result.count
             result.append(pair)
         }
-        return result
+        return result.compactMap { $0 }
     }
 
     private static func splitLines(_ scalars: [Unicode.Scalar]) -> [[Unicode.Scalar]] {
@@ -147,52 +160,116 @@ enum PropertiesReader {
         return String(output)
     }
 
-    /// The nesting built from dotted keys before it becomes a `ConfigNode`.
-    private indirect enum Tree {
-        case leaf(String, line: Int)
-        case branch([String: (tree: Tree, order: Int)], line: Int)
+    /// The nesting built from dotted keys before it becomes a `ConfigNode`. A reference type, so
+    /// inserting a key walks down the existing nodes instead of copying each level.
+    private final class Tree {
+        let line: Int
+        var value: String?
+        var children: [String: Tree] = [:]
+        /// Child names in the order they first appeared.
+        var order: [String] = []
+        /// For a digit-only child name, the index as first written (`00`), for messages.
+        var writtenIndex: [String: String] = [:]
 
-        mutating func insert(
-            _ segments: ArraySlice<String>, value: String, line: Int, path: String, fullKey: String
-        ) throws(ConfigSyntaxError) {
-            guard case .branch(var children, let branchLine) = self, let first = segments.first else {
-                throw ConfigSyntaxError(
-                    location: .file(path: path, line: line),
-                    reason: "key \"\(fullKey)\" conflicts with a shorter key that already has a value")
-            }
-            let rest = segments.dropFirst()
-            if rest.isEmpty {
-                if case .branch = children[first]?.tree {
-                    throw ConfigSyntaxError(
-                        location: .file(path: path, line: line),
-                        reason: "key \"\(fullKey)\" conflicts with longer keys under \"\(fullKey).\"")
-                }
-                children[first] = (.leaf(value, line: line), children[first]?.order ?? children.count)
-            } else {
-                var child = children[first]?.tree ?? .branch([:], line: line)
-                try child.insert(rest, value: value, line: line, path: path, fullKey: fullKey)
-                children[first] = (child, children[first]?.order ?? children.count)
-            }
-            self = .branch(children, line: branchLine)
+        init(line: Int, value: String? = nil) {
+            self.line = line
+            self.value = value
         }
 
-        func node(path: String) -> ConfigNode {
-            switch self {
-            case .leaf(let value, let line):
-                return ConfigNode(.scalar(value), location: .file(path: path, line: line))
-            case .branch(let children, let line):
-                let location = SourceLocation.file(path: path, line: line)
-                if !children.isEmpty, children.keys.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) }) {
-                    let ordered = children.sorted { (Int($0.key) ?? 0) < (Int($1.key) ?? 0) }
-                    return ConfigNode(.sequence(ordered.map { $0.value.tree.node(path: path) }), location: location)
+        /// Adds `value` under `segments`, walking down iteratively so a long key cannot exhaust the
+        /// stack. A digit-only segment is a list index compared by number, so `0` and `00` are the
+        /// same item.
+        func insert(_ segments: [String], value: String, line: Int, path: String, fullKey: String)
+            throws(ConfigSyntaxError)
+        {
+            var current = self
+            for (position, segment) in segments.enumerated() {
+                guard current.value == nil else {
+                    throw ConfigSyntaxError(
+                        location: .file(path: path, line: line),
+                        reason:
+                            "key \"\(ValueParsing.excerpt(fullKey))\" conflicts with a shorter key that already has a value"
+                    )
                 }
-                let ordered = children.sorted { $0.value.order < $1.value.order }
-                let entries = ordered.map { key, child in
-                    let node = child.tree.node(path: path)
-                    return ConfigEntry(key: key, keyLocation: node.location, value: node)
+                let name = Self.canonical(segment)
+                let isLast = position == segments.count - 1
+                if let existing = current.children[name] {
+                    if isLast {
+                        guard existing.children.isEmpty else {
+                            throw ConfigSyntaxError(
+                                location: .file(path: path, line: line),
+                                reason:
+                                    "key \"\(ValueParsing.excerpt(fullKey))\" conflicts with longer keys under \"\(ValueParsing.excerpt(fullKey)).\""
+                            )
+                        }
+                        current.children[name] = Tree(line: line, value: value)
+                    }
+                    current = existing
+                } else {
+                    let child = isLast ? Tree(line: line, value: value) : Tree(line: line)
+                    current.children[name] = child
+                    current.order.append(name)
+                    if name != segment { current.writtenIndex[name] = segment }
+                    current = child
                 }
-                return ConfigNode(.mapping(entries), location: location)
             }
+        }
+
+        /// A digit-only segment without its leading zeros; other segments unchanged.
+        static func canonical(_ segment: String) -> String {
+            guard !segment.isEmpty, segment.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return segment }
+            let trimmed = segment.drop { $0 == "0" }
+            return trimmed.isEmpty ? "0" : String(trimmed)
+        }
+
+        /// Converts the tree into nodes. A branch whose names are all digits becomes a list; its
+        /// indexes must run 0, 1, 2 without a gap. Recursive, which is safe because `parse` caps keys
+        /// at `maximumDepth` segments.
+        func node(path: String) throws(ConfigSyntaxError) -> ConfigNode {
+            let names = ordered(self)
+            var nodes: [ConfigNode] = []
+            nodes.reserveCapacity(names.count)
+            for name in names {
+                guard let child = children[name] else { continue }
+                if let value = child.value {
+                    nodes.append(ConfigNode(.scalar(value), location: .file(path: path, line: child.line)))
+                } else {
+                    nodes.append(try child.node(path: path))
+                }
+            }
+            return try Self.build(self, names: names, nodes: nodes, path: path)
+        }
+
+        private func ordered(_ tree: Tree) -> [String] {
+            guard Self.isList(tree) else { return tree.order }
+            return tree.order.sorted { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }
+        }
+
+        private static func isList(_ tree: Tree) -> Bool {
+            !tree.order.isEmpty && tree.order.allSatisfy { $0.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+        }
+
+        private static func build(_ tree: Tree, names: [String], nodes: [ConfigNode], path: String)
+            throws(ConfigSyntaxError) -> ConfigNode
+        {
+            let location = SourceLocation.file(path: path, line: tree.line)
+            if isList(tree) {
+                for (expected, name) in names.enumerated() where name != String(expected) {
+                    let child = tree.children[name]
+                    let written = tree.writtenIndex[name] ?? name
+                    throw ConfigSyntaxError(
+                        location: .file(path: path, line: child?.line ?? tree.line),
+                        reason:
+                            "list index \(written) skips index \(expected); number the items 0, 1, 2 without gaps")
+                }
+                return ConfigNode(.sequence(nodes), location: location)
+            }
+            var entries: [ConfigEntry] = []
+            entries.reserveCapacity(nodes.count)
+            for (name, node) in zip(names, nodes) {
+                entries.append(ConfigEntry(key: name, keyLocation: node.location, value: node))
+            }
+            return ConfigNode(.mapping(entries), location: location)
         }
     }
 }

@@ -32,6 +32,13 @@ extension NodeDecoder {
         for entry in entries {
             // Field names match without regard to case, as v0.7's decoder matched them.
             if SettingsCatalog.routeFields.contains(entry.key.lowercased()) {
+                guard fields[entry.key.lowercased()] == nil else {
+                    error(
+                        "\(key).\(entry.key)", entry.keyLocation,
+                        "duplicate key: \(entry.key.lowercased()) is already set in this route and field names match without regard to case; keep one"
+                    )
+                    continue
+                }
                 fields[entry.key.lowercased()] = entry.value
             } else {
                 unknownKey(
@@ -42,15 +49,46 @@ extension NodeDecoder {
         }
         func field(_ name: String) -> String { "\(key).\(name)" }
 
-        let from = fields["from"].flatMap { url($0, key: field("from"), example: "https://app.example.com") }
-        let to = fields["to"].flatMap { url($0, key: field("to"), example: "http://app.internal:8080") }
+        var wildcard = false
+        if let fromNode = fields["from"], let text = fromNode.scalar, text.contains("*") {
+            error(
+                field("from"), fromNode.location,
+                "has a wildcard host; Pomerium v0.7 has no wildcard routes, so write one route per host name")
+            wildcard = true
+        }
+        var from =
+            wildcard ? nil : fields["from"].flatMap { url($0, key: field("from"), example: "https://app.example.com") }
+        var to = fields["to"].flatMap { url($0, key: field("to"), example: "http://app.internal:8080") }
+        if let parsed = from, let location = fields["from"]?.location {
+            if parsed.hasUserInfo {
+                error(
+                    field("from"), location,
+                    "contains a user name or password, which a route cannot match; remove user:password@")
+                from = nil
+            } else if parsed.fragment != nil {
+                error(field("from"), location, "has a fragment (#...), which browsers never send; remove it")
+                from = nil
+            }
+        }
+        if let parsed = to, let location = fields["to"]?.location {
+            if parsed.hasUserInfo {
+                error(
+                    field("to"), location,
+                    "contains a user name or password, which is not sent upstream; remove user:password@ and "
+                        + "send credentials with set_request_headers: {Authorization: ...}")
+                to = nil
+            } else if parsed.fragment != nil {
+                error(field("to"), location, "has a fragment (#...), which is never sent upstream; remove it")
+                to = nil
+            }
+        }
         if Self.isBlank(fields["from"]) {
             error(field("from"), node.location, "is missing; every route needs from: https://public.host")
         }
         if Self.isBlank(fields["to"]) {
             error(field("to"), node.location, "is missing; every route needs to: http://upstream.host")
         }
-        var hasErrors = from == nil || to == nil
+        var hasErrors = from == nil || to == nil || wildcard
         if let from, let location = fields["from"]?.location {
             if !["http", "https"].contains(from.scheme) {
                 error(field("from"), location, "scheme \"\(from.scheme)\" is not supported; write http:// or https://")
@@ -77,12 +115,16 @@ extension NodeDecoder {
         let path = fields["path"].flatMap { pathSetting($0, key: field("path")) }
         var regex: String?
         if let node = fields["regex"], let pattern = nonEmptyText(node, key: field("regex")) {
-            do {
-                _ = try NSRegularExpression(pattern: pattern)
-                regex = pattern
-            } catch {
-                self.error(field("regex"), node.location, "\"\(pattern)\" is not a valid regular expression")
+            // The same engine as the policy router (Swift's Regex), so a pattern passes here only if the
+            // router can compile it; the router matches it against the whole path.
+            if let reason = Self.regexProblem(pattern) {
+                self.error(
+                    field("regex"), node.location,
+                    "\"\(ValueParsing.excerpt(pattern))\" is not a valid regular expression: \(ValueParsing.excerpt(reason))"
+                )
                 hasErrors = true
+            } else {
+                regex = pattern
             }
         }
 
@@ -115,7 +157,7 @@ extension NodeDecoder {
             timeout = value
             hasExplicitTimeout = true
         }
-        let headers = fields["set_request_headers"].flatMap { map($0, key: field("set_request_headers")) } ?? [:]
+        let headers = fields["set_request_headers"].flatMap { headerMap($0, key: field("set_request_headers")) } ?? [:]
 
         let customCA = certificateAuthority(
             base64: fields["tls_custom_ca"], file: fields["tls_custom_ca_file"], key: field("tls_custom_ca"),
@@ -152,6 +194,22 @@ extension NodeDecoder {
         return route
     }
 
+    private static func isEnvironment(_ node: ConfigNode?) -> Bool {
+        guard let node else { return false }
+        if case .environment = node.location { return true }
+        return false
+    }
+
+    /// Why Swift's `Regex` rejects `pattern`, or nil when it compiles.
+    static func regexProblem(_ pattern: String) -> String? {
+        do {
+            _ = try Regex(pattern)
+            return nil
+        } catch {
+            return String(describing: error)
+        }
+    }
+
     private static func isBlank(_ node: ConfigNode?) -> Bool {
         guard let node else { return true }
         if case .null = node.value { return true }
@@ -161,7 +219,9 @@ extension NodeDecoder {
     private mutating func pathSetting(_ node: ConfigNode, key: String) -> String? {
         guard let value = nonEmptyText(node, key: key) else { return nil }
         guard value.hasPrefix("/") else {
-            error(key, node.location, "\"\(value)\" must start with /; write /\(value)")
+            error(
+                key, node.location,
+                "\"\(ValueParsing.excerpt(value))\" must start with /; write /\(ValueParsing.excerpt(value))")
             return nil
         }
         return value
@@ -238,7 +298,12 @@ extension NodeDecoder {
                     "is missing; \(names.certificate) and \(names.key) must be set together")
                 return nil
             }
-            if hasFileCertificate || hasFileKey {
+            // The environment overriding the file is the documented precedence (the example
+            // config.yaml keeps certificate_file for when CERTIFICATE is unset), so only a file or an
+            // environment holding both forms gets the warning.
+            let base64FromEnvironment = Self.isEnvironment(certificate) && Self.isEnvironment(key)
+            let filesFromFile = !Self.isEnvironment(certificateFile) && !Self.isEnvironment(keyFile)
+            if hasFileCertificate || hasFileKey, !(base64FromEnvironment && filesFromFile) {
                 warning(
                     names.certificateFile, (certificateFile ?? keyFile)?.location ?? fallback,
                     "is ignored because \(names.certificate) and \(names.key) are set; keep only one pair")
@@ -276,6 +341,14 @@ extension NodeDecoder {
                 warning(
                     key, location,
                     "the certificate has expired; browsers and clients will reject it until it is renewed")
+            } else if let start = CertificateValidity.notBefore(pem: certificatePEM),
+                start > Int64(Date().timeIntervalSince1970)
+            {
+                let date = Date(timeIntervalSince1970: TimeInterval(start)).ISO8601Format()
+                warning(
+                    key, location,
+                    "the certificate is not valid until \(date); browsers and clients will reject it until then "
+                        + "(check the clock of this host and of the machine that issued it)")
             }
         } catch {
             self.error(key, location, "the certificate and key do not load: \(error.reason)")

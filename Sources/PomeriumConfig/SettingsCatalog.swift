@@ -133,6 +133,8 @@ public enum SettingsCatalog {
 
     /// The closest known name to `key` within a small edit distance, for "did you mean" hints.
     static func closest(to key: String, among candidates: [String]) -> String? {
+        // Edit distance is quadratic; a key far longer than any setting name gets no suggestion.
+        guard key.utf8.count <= 128 else { return nil }
         let lowered = key.lowercased()
         var best: (name: String, distance: Int)?
         for candidate in candidates {

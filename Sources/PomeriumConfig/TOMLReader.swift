@@ -131,6 +131,8 @@ enum TOMLReader {
         let path: String
         var index = 0
         var line = 1
+        /// The key whose value is being read, for messages that must not quote the value itself.
+        var valueKey = ""
 
         init(bytes: [UInt8], path: String) {
             self.bytes = bytes
@@ -256,6 +258,7 @@ enum TOMLReader {
             guard target.items[last] == nil else {
                 throw error("key \"\(keys.joined(separator: "."))\" is defined twice")
             }
+            valueKey = keys.joined(separator: ".")
             let leaf = try value(depth: 0)
             target.set(last, .value(leaf))
         }
@@ -374,6 +377,7 @@ enum TOMLReader {
                 guard let last = keys.last, target.items[last] == nil else {
                     throw error("key \"\(keys.joined(separator: "."))\" is defined twice in an inline table")
                 }
+                valueKey = keys.joined(separator: ".")
                 target.set(last, .value(try value(depth: depth + 1)))
                 skipBlank()
                 if current == UInt8(ascii: ",") {
@@ -429,7 +433,10 @@ enum TOMLReader {
             if TOMLScalars.isDateTime(text) { return .dateTime(text) }
             if let integer = TOMLScalars.integer(text) { return .integer(integer) }
             if let float = TOMLScalars.float(text) { return .float(float, text: text.replacingUnderscores()) }
-            throw error("invalid value \"\(text.prefix(40))\"")
+            // The text is not echoed: an unquoted secret (cookie_secret = Q09P...) lands here.
+            throw error(
+                "the value of \"\(ValueParsing.excerpt(valueKey))\" is not a TOML value; put text in quotes: \(ValueParsing.excerpt(valueKey)) = \"...\""
+            )
         }
 
         /// Returns whether the space at `position` separates a date from a time (`1979-05-27 07:32:00`).

@@ -92,19 +92,161 @@ enum ValueParsing {
     }
 
     /// Parses the boolean spellings of Go's `strconv.ParseBool`, plus `yes`, `no`, `on` and `off` in
-    /// files (YAML 1.1 booleans, which v0.7's YAML library accepted).
-    static func bool(_ text: String, fromFile: Bool) -> Bool? {
+    /// YAML files only (YAML 1.1 booleans, which v0.7's YAML library accepted; its JSON, TOML and
+    /// properties readers did not).
+    static func bool(_ text: String, yamlWords: Bool) -> Bool? {
         switch text {
         case "1", "t", "T", "true", "TRUE", "True": return true
         case "0", "f", "F", "false", "FALSE", "False": return false
         default: break
         }
-        guard fromFile else { return nil }
+        guard yamlWords else { return nil }
         switch text.lowercased() {
         case "yes", "y", "on": return true
         case "no", "n", "off": return false
         default: return nil
         }
+    }
+
+    /// Checks a listen address `[host]:port` (`:443`, `127.0.0.1:9090`, `[::1]:8443`,
+    /// `localhost:80`); returns why it is not one, or nil when it is.
+    static func listenAddressProblem(_ text: String) -> String? {
+        guard let colon = text.lastIndex(of: ":") else { return "has no :port" }
+        let portText = text[text.index(after: colon)...]
+        guard !portText.isEmpty, portText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            return "has no numeric port"
+        }
+        guard portText.count <= 5, let port = Int(portText), (1...65535).contains(port) else {
+            return "has the port \(excerpt(String(portText))), outside 1-65535"
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") {
+            guard host.hasSuffix("]") else { return "has an IPv6 address without its closing ]" }
+            host = String(host.dropFirst().dropLast())
+            var buffer = [UInt8](repeating: 0, count: 16)
+            return inet_pton(AF_INET6, host, &buffer) == 1 ? nil : "has an invalid IPv6 address in brackets"
+        }
+        if host.isEmpty || isAddressOrCIDR(host) && !host.contains("/") { return nil }
+        return isHostName(host) ? nil : "has a host that is neither an IP address nor a host name"
+    }
+
+    /// Whether `text` is a DNS host name: dot-separated labels of letters, digits, hyphens and
+    /// underscores.
+    static func isHostName(_ text: String) -> Bool {
+        guard !text.isEmpty, text.utf8.count <= 253 else { return false }
+        return text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            !label.isEmpty && label.utf8.count <= 63
+                && label.utf8.allSatisfy {
+                    ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
+                        || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
+                }
+        }
+    }
+
+    /// The query parameters whose values are passwords (`?password=` of a Redis URL).
+    static let secretQueryNames: Set<String> = ["password", "pass", "pwd", "secret", "token", "key", "auth"]
+
+    /// `text` with the password of its user part and the values of password-like query parameters
+    /// replaced by `[redacted]`, for display. Text that is not a URL comes back unchanged, except
+    /// that anything before an `@` is redacted too.
+    static func redactedURL(_ text: String) -> String {
+        var result = text
+        let authorityStart = result.range(of: "://")?.upperBound ?? result.startIndex
+        let authorityEnd =
+            result[authorityStart...].firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? result.endIndex
+        if let at = result[authorityStart..<authorityEnd].lastIndex(of: "@") {
+            let userPart = result[authorityStart..<at]
+            let user = userPart.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let replacement =
+                userPart.contains(":") ? "\(user):\(EffectiveSettings.redacted)" : EffectiveSettings.redacted
+            result.replaceSubrange(authorityStart..<at, with: replacement)
+        }
+        guard let question = result.firstIndex(of: "?") else { return result }
+        let fragmentStart = result[question...].firstIndex(of: "#") ?? result.endIndex
+        let items = result[result.index(after: question)..<fragmentStart].split(
+            separator: "&", omittingEmptySubsequences: false)
+        let redactedItems = items.map { item -> String in
+            guard let equals = item.firstIndex(of: "=") else { return String(item) }
+            let name = item[..<equals].lowercased()
+            guard secretQueryNames.contains(where: { name.contains($0) }) else { return String(item) }
+            return item[...equals] + EffectiveSettings.redacted
+        }
+        result.replaceSubrange(
+            result.index(after: question)..<fragmentStart, with: redactedItems.joined(separator: "&"))
+        return result
+    }
+
+    /// Whether `text` is an HTTP token (RFC 9110 section 5.6.2): the characters allowed in a header
+    /// name or a cookie name. Checked byte by byte, so a huge value costs one pass.
+    static func isToken(_ text: String) -> Bool {
+        guard !text.isEmpty else { return false }
+        return text.utf8.allSatisfy { tokenBytes[Int($0)] }
+    }
+
+    private static let tokenBytes: [Bool] = (0..<256).map { byte in
+        switch UInt8(byte) {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            true
+        default: Array("!#$%&'*+-.^_`|~".utf8).contains(UInt8(byte))
+        }
+    }
+
+    /// Whether `text` may be a header value: no CR, LF, NUL or other control character except tab.
+    static func isHeaderValue(_ text: String) -> Bool {
+        text.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
+    }
+
+    /// Whether `text` is a domain name for a cookie's Domain attribute: dot-separated labels of
+    /// letters, digits and hyphens, with an optional leading dot, at most 253 characters.
+    static func isCookieDomain(_ text: String) -> Bool {
+        var name = Substring(text)
+        if name.hasPrefix(".") { name = name.dropFirst() }
+        guard !name.isEmpty, name.utf8.count <= 253 else { return false }
+        let labels = name.split(separator: ".", omittingEmptySubsequences: false)
+        return labels.allSatisfy { label in
+            !label.isEmpty && label.utf8.count <= 63 && !label.hasPrefix("-") && !label.hasSuffix("-")
+                && label.utf8.allSatisfy {
+                    ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
+                        || $0 == UInt8(ascii: "-")
+                }
+        }
+    }
+
+    /// The longest prefix of a value that messages echo, in characters.
+    static let excerptLength = 64
+
+    /// `text` as messages echo it: control characters escaped (`\n`, `\u{0}`) so one problem stays
+    /// on one line, and cut to `excerptLength` characters with the full length noted. Never call
+    /// this for a secret; secrets are not echoed at all.
+    static func excerpt(_ text: String) -> String {
+        var output = ""
+        var count = 0
+        var truncated = false
+        for scalar in text.unicodeScalars {
+            if count == excerptLength {
+                truncated = true
+                break
+            }
+            count += 1
+            switch scalar {
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            case "\"": output += "\\\""
+            case "\\": output += "\\\\"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value)
+                    || scalar.value == 0x2028 || scalar.value == 0x2029
+                {
+                    output += "\\u{" + String(scalar.value, radix: 16) + "}"
+                } else {
+                    output.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        if truncated { output += "... (\(text.utf8.count) bytes)" }
+        return output
     }
 
     /// Decodes standard base64 with padding; nil when `text` is not valid base64.

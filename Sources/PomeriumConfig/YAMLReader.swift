@@ -18,6 +18,8 @@ enum YAMLReader {
         var parser = yaml_parser_t()
         var anchors: [String: (node: ConfigNode, size: Int)] = [:]
         var nodeCount = 0
+        /// The input, kept to turn the byte offset of a reader error into a line.
+        var input: [UInt8] = []
 
         init(path: String) { self.path = path }
 
@@ -26,6 +28,7 @@ enum YAMLReader {
                 throw ConfigSyntaxError(location: .file(path: path, line: nil), reason: "libyaml failed to start")
             }
             defer { yaml_parser_delete(&parser) }
+            input = bytes
             var copy = bytes
             return try copy.withUnsafeMutableBufferPointer { buffer throws(ConfigSyntaxError) -> ConfigNode in
                 yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
@@ -100,6 +103,7 @@ enum YAMLReader {
             case YAML_MAPPING_START_EVENT:
                 anchor = Self.optionalString(event.data.mapping_start.anchor)
                 var entries: [ConfigEntry] = []
+                var seen: Set<String> = []
                 var merged: [ConfigEntry] = []
                 while true {
                     var keyEvent = try next()
@@ -119,12 +123,12 @@ enum YAMLReader {
                         merged.append(contentsOf: try mergeEntries(valueNode, event: valueEvent))
                         continue
                     }
-                    if entries.contains(where: { $0.key == key }) {
-                        throw syntax("duplicate key \"\(key)\"", keyEvent)
+                    guard seen.insert(key).inserted else {
+                        throw syntax("duplicate key \"\(ValueParsing.excerpt(key))\"", keyEvent)
                     }
                     entries.append(ConfigEntry(key: key, keyLocation: keyNode.location, value: valueNode))
                 }
-                for entry in merged where !entries.contains(where: { $0.key == entry.key }) {
+                for entry in merged where seen.insert(entry.key).inserted {
                     entries.append(entry)
                 }
                 result = ConfigNode(.mapping(entries), location: location)
@@ -143,9 +147,10 @@ enum YAMLReader {
                 return entries
             case .sequence(let items):
                 var result: [ConfigEntry] = []
+                var seen: Set<String> = []
                 for item in items {
                     guard let entries = item.entries else { throw syntax("a << merge list must hold maps only", event) }
-                    result.append(contentsOf: entries.filter { entry in !result.contains { $0.key == entry.key } })
+                    result.append(contentsOf: entries.filter { seen.insert($0.key).inserted })
                 }
                 return result
             default:
@@ -158,7 +163,12 @@ enum YAMLReader {
             guard yaml_parser_parse(&parser, &event) == 1 else {
                 let problem = parser.problem.map { String(cString: $0) } ?? "invalid YAML"
                 let context = parser.context.map { " " + String(cString: $0) } ?? ""
-                let line = Int(parser.problem_mark.line) + 1
+                var line = Int(parser.problem_mark.line) + 1
+                if parser.error == YAML_READER_ERROR {
+                    // Reader errors (a NUL byte, invalid UTF-8) carry a byte offset and no line mark.
+                    let offset = min(Int(parser.problem_offset), input.count)
+                    line = input[..<offset].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
+                }
                 throw ConfigSyntaxError(location: .file(path: path, line: line), reason: "\(problem)\(context)")
             }
             return event

@@ -155,7 +155,7 @@ import Testing
             #expect(line.contains(EffectiveSettings.redacted), "\(line)")
         }
         #expect(printed.contains("tls_client_key=\(EffectiveSettings.redacted)"))
-        #expect(printed.contains("cache_store_address: redis://\(EffectiveSettings.redacted)@127.0.0.1:6379/1"))
+        #expect(printed.contains("cache_store_address: redis://:\(EffectiveSettings.redacted)@127.0.0.1:6379/1"))
     }
 
     @Test func everyCatalogKeyIsPrinted() throws {

@@ -176,15 +176,15 @@ import Testing
 
     @Test func boolSpellings() {
         for text in ["1", "t", "T", "true", "TRUE", "True"] {
-            #expect(ValueParsing.bool(text, fromFile: false) == true)
+            #expect(ValueParsing.bool(text, yamlWords: false) == true)
         }
         for text in ["0", "f", "F", "false", "FALSE", "False"] {
-            #expect(ValueParsing.bool(text, fromFile: false) == false)
+            #expect(ValueParsing.bool(text, yamlWords: false) == false)
         }
-        #expect(ValueParsing.bool("yes", fromFile: false) == nil)
-        #expect(ValueParsing.bool("yes", fromFile: true) == true)
-        #expect(ValueParsing.bool("off", fromFile: true) == false)
-        #expect(ValueParsing.bool("tRuE", fromFile: true) == nil)
+        #expect(ValueParsing.bool("yes", yamlWords: false) == nil)
+        #expect(ValueParsing.bool("yes", yamlWords: true) == true)
+        #expect(ValueParsing.bool("off", yamlWords: true) == false)
+        #expect(ValueParsing.bool("tRuE", yamlWords: true) == nil)
     }
 
     @Test func addressesAndRanges() {

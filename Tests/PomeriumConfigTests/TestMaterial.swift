@@ -106,3 +106,30 @@ enum TestMaterial {
         -----END PRIVATE KEY-----
         """
 }
+
+extension TestMaterial {
+    /// A self-signed P-256 certificate valid from 2098-01-02T03:04:05Z (a GeneralizedTime) to 2099,
+    /// made with Python's cryptography package, since the openssl 3.0 command cannot set a future start.
+    static let futureCertificate = """
+        -----BEGIN CERTIFICATE-----
+        MIIBLTCB06ADAgECAgEBMAoGCCqGSM49BAMCMB4xHDAaBgNVBAMME2Z1dHVyZS5l
+        eGFtcGxlLnRlc3QwIhgPMjA5ODAxMDIwMzA0MDVaGA8yMDk5MDEwMTAwMDAwMFow
+        HjEcMBoGA1UEAwwTZnV0dXJlLmV4YW1wbGUudGVzdDBZMBMGByqGSM49AgEGCCqG
+        SM49AwEHA0IABHxYTIJPPjOE2sGKquciKAD8R30PhB2lDMAN7iwyhJXYa2KEOQbk
+        /4uyYMriyYF05RsLmedq/09hlcCiqK9Ia2UwCgYIKoZIzj0EAwIDSQAwRgIhAOR0
+        gkwfVJKl7RrF7Si846SJNkzWqoAeQnRrJ9+MgAb2AiEAjl8wcIB24QosQb7CpqEU
+        y753Cuq1/T3LjxZJ2mXI4ms=
+        -----END CERTIFICATE-----
+
+        """
+
+    /// The PKCS#8 private key of `futureCertificate`.
+    static let futureKey = """
+        -----BEGIN PRIVATE KEY-----
+        MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAXQY1o57Nq/UweJZ
+        mEI6IU7jMwt5PUaoE1j3+rna8OqhRANCAAR8WEyCTz4zhNrBiqrnIigA/Ed9D4Qd
+        pQzADe4sMoSV2GtihDkG5P+LsmDK4smBdOUbC5nnav9PYZXAoqivSGtl
+        -----END PRIVATE KEY-----
+
+        """
+}
