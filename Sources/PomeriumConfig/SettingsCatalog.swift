@@ -29,17 +29,21 @@ public enum SettingsCatalog {
     }
 
     /// The top-level settings, in the order the effective-settings printer lists them.
+    ///
+    /// NOTE: the listener's certificates and timeouts, the signing key and the log level are read
+    /// once at start, so they are restart-only until the server can swap its TLS contexts and
+    /// timeouts in place.
     public static let settings: [SettingDescriptor] = [
         restart("services"),
         restart("address"),
         restart("insecure_server"),
         restart("http_redirect_addr"),
         restart("metrics_address"),
-        hot("certificate"),
-        hot("certificate_key", secret: true),
-        hot("certificate_file"),
-        hot("certificate_key_file"),
-        hot("certificates", secret: true, addition: true),
+        restart("certificate"),
+        restart("certificate_key", secret: true),
+        restart("certificate_file"),
+        restart("certificate_key_file"),
+        restart("certificates", secret: true, addition: true),
         hot("shared_secret", secret: true),
         hot("cookie_secret", secret: true),
         hot("cookie_name"),
@@ -64,16 +68,16 @@ public enum SettingsCatalog {
         restart("idp_ca_file", addition: true),
         hot("programmatic_redirect_domains", addition: true),
         hot("administrators"),
-        hot("signing_key", secret: true),
-        hot("signing_key_file", addition: true),
+        restart("signing_key", secret: true),
+        restart("signing_key_file", addition: true),
         hot("headers"),
         hot("jwt_claims_headers"),
         hot("trusted_proxies", addition: true),
         hot("default_upstream_timeout"),
-        hot("timeout_read"),
-        hot("timeout_write"),
-        hot("timeout_read_header"),
-        hot("timeout_idle"),
+        restart("timeout_read"),
+        restart("timeout_write"),
+        restart("timeout_read_header"),
+        restart("timeout_idle"),
         restart("grpc_address"),
         restart("grpc_insecure"),
         hot("grpc_client_timeout"),
@@ -91,7 +95,7 @@ public enum SettingsCatalog {
         restart("tracing_debug"),
         restart("tracing_jaeger_collector_endpoint"),
         restart("tracing_jaeger_agent_endpoint"),
-        hot("log_level"),
+        restart("log_level"),
         restart("pomerium_debug"),
         hot("policy"),
     ]

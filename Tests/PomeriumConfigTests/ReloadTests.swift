@@ -78,14 +78,15 @@ struct ReloadFixture {
     @Test func validChangeSwapsSnapshot() throws {
         let fixture = try ReloadFixture(TestConfig.baseYAML + "cookie_name: _first\n")
         try fixture.write(TestConfig.baseYAML + "cookie_name: _second\ntimeout_read: 1m\n")
+        // cookie_name is applied by the rebuilt services; the listener's timeouts need a restart.
         guard case .applied(let report) = fixture.reloader.reload() else {
             Issue.record("reload was not applied")
             return
         }
         #expect(report.generation == 2)
         #expect(report.changedKeys == ["cookie_name", "timeout_read"])
-        #expect(report.hotKeys == ["cookie_name", "timeout_read"])
-        #expect(report.restartKeys == [])
+        #expect(report.hotKeys == ["cookie_name"])
+        #expect(report.restartKeys == ["timeout_read"])
         #expect(fixture.holder.current.options.cookieName == "_second")
         #expect(fixture.holder.current.generation == 2)
     }
