@@ -131,7 +131,7 @@ extension NodeDecoder {
         if let problem = ValueParsing.listenAddressProblem(value) {
             error(
                 key, node.location,
-                "\"\(ValueParsing.excerpt(value))\" \(problem); write [host]:port with a port in 1-65535, such as :8443 or 127.0.0.1:9090"
+                "\"\(ValueParsing.excerpt(value))\" \(problem); write [host]:port with a port in 0-65535 (0 lets the kernel pick), such as :8443 or 127.0.0.1:9090"
             )
             return nil
         }

@@ -109,15 +109,16 @@ enum ValueParsing {
     }
 
     /// Checks a listen address `[host]:port` (`:443`, `127.0.0.1:9090`, `[::1]:8443`,
-    /// `localhost:80`); returns why it is not one, or nil when it is.
+    /// `localhost:80`); returns why it is not one, or nil when it is. Port 0 is allowed, as for
+    /// Go's `net.Listen`: the kernel picks a free port, which tests and supervisors rely on.
     static func listenAddressProblem(_ text: String) -> String? {
         guard let colon = text.lastIndex(of: ":") else { return "has no :port" }
         let portText = text[text.index(after: colon)...]
         guard !portText.isEmpty, portText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
             return "has no numeric port"
         }
-        guard portText.count <= 5, let port = Int(portText), (1...65535).contains(port) else {
-            return "has the port \(excerpt(String(portText))), outside 1-65535"
+        guard portText.count <= 5, let port = Int(portText), (0...65535).contains(port) else {
+            return "has the port \(excerpt(String(portText))), outside 0-65535"
         }
         var host = String(text[..<colon])
         if host.hasPrefix("[") {

@@ -154,10 +154,10 @@ import Testing
     }
 
     @Test func listenAddresses() {
-        for good in [":443", "127.0.0.1:9090", "[::1]:8443", "localhost:80", "0.0.0.0:65535"] {
+        for good in [":443", "127.0.0.1:9090", "[::1]:8443", "localhost:80", "0.0.0.0:65535", "127.0.0.1:0"] {
             #expect(ValueParsing.listenAddressProblem(good) == nil, "\(good)")
         }
-        for bad in [":99999", ":0", "not an address", "junk:port", "junk", "[::1:80", "a b:80"] {
+        for bad in [":99999", ":65536", "not an address", "junk:port", "junk", "[::1:80", "a b:80"] {
             #expect(ValueParsing.listenAddressProblem(bad) != nil, "\(bad)")
         }
     }

@@ -63,7 +63,9 @@ private final class StalledTransport: IdentityHTTPTransport {
         task.cancel()
         let started = ContinuousClock.now
         await #expect(throws: CancellationError.self) { try await task.value }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // The operation sleeps 30 s, so finishing well before that proves the cancellation cut the
+        // wait short; the wide margin absorbs a cooperative pool busy with parallel tests.
+        #expect(ContinuousClock.now - started < .seconds(20))
     }
 }
 

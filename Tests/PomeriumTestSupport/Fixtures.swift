@@ -18,14 +18,20 @@ public enum Fixtures {
         extraArguments: [String] = [],
         _ body: (RunningServer) async throws -> T
     ) async throws -> T {
-        let server = try startRedis(extraArguments: extraArguments)
+        let server = try await offCooperativePool { try startRedis(extraArguments: extraArguments) }
         defer { server.process.stop() }
         return try await body(server)
     }
 
     /// Starts a `redis-server`; the caller stops it. `port` reuses a port, to restart on it.
     public static func startRedis(port: Int? = nil, extraArguments: [String] = []) throws -> RunningServer {
-        let port = try port ?? LoopbackPort.allocate()
+        if let port {
+            return try launchRedis(port: port, extraArguments: extraArguments)
+        }
+        return try startOnFreePort { port in try launchRedis(port: port, extraArguments: extraArguments) }
+    }
+
+    static func launchRedis(port: Int, extraArguments: [String]) throws -> RunningServer {
         let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "redis")
         let process = try ManagedProcess(
             name: "redis-server",
@@ -46,22 +52,26 @@ public enum Fixtures {
         extraArguments: [String] = [],
         _ body: (RunningServer) async throws -> T
     ) async throws -> T {
-        let port = try LoopbackPort.allocate()
-        let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "oidc")
         let executable = RepositoryPaths.venv.appendingPathComponent("bin/oidc-provider-mock")
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw FixtureError("\(executable.path) is missing; run scripts/bootstrap.sh first")
         }
-        let process = try ManagedProcess(
-            name: "oidc-provider-mock",
-            executable: executable,
-            arguments: ["--host", "127.0.0.1", "--port", String(port)] + extraArguments,
-            environment: ["PYTHONWARNINGS": "ignore", "NO_COLOR": "1"],
-            logDirectory: directory
-        )
-        defer { process.stop() }
-        try process.waitUntilListening(port: port)
-        return try await body(RunningServer(port: port, process: process, directory: directory))
+        let server = try await offCooperativePool {
+            try startOnFreePort { port in
+                let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "oidc")
+                let process = try ManagedProcess(
+                    name: "oidc-provider-mock",
+                    executable: executable,
+                    arguments: ["--host", "127.0.0.1", "--port", String(port)] + extraArguments,
+                    environment: ["PYTHONWARNINGS": "ignore", "NO_COLOR": "1"],
+                    logDirectory: directory
+                )
+                try process.waitUntilListening(port: port)
+                return RunningServer(port: port, process: process, directory: directory)
+            }
+        }
+        defer { server.process.stop() }
+        return try await body(server)
     }
 
     /// Runs `body` with an nginx whose `server {}` block contents are `serverBlock`, listening on
@@ -71,7 +81,16 @@ public enum Fixtures {
         httpBlock: String = "",
         _ body: (RunningServer) async throws -> T
     ) async throws -> T {
-        let port = try LoopbackPort.allocate()
+        let server = try await offCooperativePool {
+            try startOnFreePort { port in
+                try launchNginx(port: port, serverBlock: serverBlock, httpBlock: httpBlock)
+            }
+        }
+        defer { server.process.stop() }
+        return try await body(server)
+    }
+
+    static func launchNginx(port: Int, serverBlock: String, httpBlock: String) throws -> RunningServer {
         let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "nginx")
         let config = """
             worker_processes 1;
@@ -101,9 +120,8 @@ public enum Fixtures {
             arguments: ["-c", configFile.path, "-p", directory.path, "-e", "\(directory.path)/error.log"],
             logDirectory: directory
         )
-        defer { process.stop() }
         try process.waitUntilListening(port: port)
-        return try await body(RunningServer(port: port, process: process, directory: directory))
+        return RunningServer(port: port, process: process, directory: directory)
     }
 
     /// Runs `body` with the upstream that answers every request with a JSON echo of what it
@@ -122,20 +140,54 @@ public enum Fixtures {
         name: String,
         _ body: (RunningServer) async throws -> T
     ) async throws -> T {
-        let port = try LoopbackPort.allocate()
-        let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: name)
         guard FileManager.default.isExecutableFile(atPath: RepositoryPaths.python.path) else {
             throw FixtureError("\(RepositoryPaths.python.path) is missing; run scripts/bootstrap.sh first")
         }
-        let process = try ManagedProcess(
-            name: name,
-            executable: RepositoryPaths.python,
-            arguments: [RepositoryPaths.fixture(script).path, "--port", String(port)],
-            logDirectory: directory
-        )
-        defer { process.stop() }
-        try process.waitUntilListening(port: port)
-        return try await body(RunningServer(port: port, process: process, directory: directory))
+        let server = try await offCooperativePool {
+            try startOnFreePort { port in
+                let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: name)
+                let process = try ManagedProcess(
+                    name: name,
+                    executable: RepositoryPaths.python,
+                    arguments: [RepositoryPaths.fixture(script).path, "--port", String(port)],
+                    logDirectory: directory
+                )
+                try process.waitUntilListening(port: port)
+                return RunningServer(port: port, process: process, directory: directory)
+            }
+        }
+        defer { server.process.stop() }
+        return try await body(server)
+    }
+
+    /// Runs blocking start-up work (spawning, polling the port) on a thread of its own, so that
+    /// waiting for a server does not hold one of the few threads of Swift's cooperative pool
+    /// that other tests running in parallel need.
+    static func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                do {
+                    continuation.resume(returning: try work())
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }.start()
+        }
+    }
+
+    /// Starts a server with `launch` on a port that was free a moment ago. Another process can
+    /// bind that port between the allocation and the server's own bind; the server then exits
+    /// before listening, and the start is tried again on a new port, up to `attempts` times.
+    static func startOnFreePort(attempts: Int = 3, _ launch: (Int) throws -> RunningServer) throws -> RunningServer {
+        var lastError: any Error = FixtureError("no start attempted")
+        for _ in 0..<attempts {
+            do {
+                return try launch(try LoopbackPort.allocate())
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
     }
 
     /// The absolute path of `name` on `PATH` or in the sbin folders, where Debian puts servers.

@@ -53,7 +53,13 @@ public final class ManagedProcess: @unchecked Sendable {
     public func waitUntilListening(port: Int, timeoutSeconds: Double = 20) throws {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while Date() < deadline {
-            if LoopbackPort.isListening(port) { return }
+            if LoopbackPort.isListening(port) {
+                // Something listens, but it may be another process that took the port while this
+                // one failed to bind and is about to exit; make sure this one is still alive.
+                usleep(50_000)
+                if isRunning { return }
+                continue
+            }
             if !isRunning {
                 let status = lock.withLock { exitStatus }
                 throw FixtureError("\(name) exited (wait status \(status)) before listening on \(port):\n\(output)")
