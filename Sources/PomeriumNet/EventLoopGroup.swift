@@ -1,4 +1,5 @@
 import CLinux
+import Glibc
 import PomeriumLogging
 import Synchronization
 
@@ -14,6 +15,10 @@ public final class EventLoopGroup: Sendable {
 
     /// Starts `loopCount` loops (default `defaultLoopCount`).
     public init(loopCount: Int? = nil, logger: Logger = Logger(label: "pomerium.net")) throws {
+        // OpenSSL writes TLS records with write(2), which raises SIGPIPE when the peer has closed
+        // the connection, and the default action ends the process. Every program that runs loops
+        // gets EPIPE as an error instead.
+        signal(SIGPIPE, SIG_IGN)
         let count = max(1, loopCount ?? Self.defaultLoopCount)
         var loops: [EventLoop] = []
         for index in 0..<count {
