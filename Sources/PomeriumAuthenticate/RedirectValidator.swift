@@ -19,7 +19,7 @@ public struct RedirectRejection: Error, Equatable, Sendable, CustomStringConvert
 /// Non-ASCII text is rejected outright rather than mapped through IDNA, so Unicode look-alikes of
 /// an allowed host never match; browsers percent-encode non-ASCII paths before sending them.
 public struct RedirectValidator: Sendable {
-    /// The longest target accepted, in bytes.
+    /// The maximum length of an accepted target, in bytes.
     public static let maximumLength = 4096
     /// How many rounds of percent-decoding the path check applies.
     static let decodingRounds = 4

@@ -136,7 +136,7 @@ public struct ConfigLoader: Sendable {
         self.environment = environment
     }
 
-    /// Why `path` cannot be read as a config file (does not exist, is a directory, is a FIFO or a
+    /// Returns why `path` cannot be read as a config file (does not exist, is a directory, is a FIFO or a
     /// device, ...), or nil when it is a regular file that can be opened for reading.
     static func unreadableReason(_ path: String) -> String? {
         var info = stat()
@@ -162,7 +162,7 @@ public struct ConfigLoader: Sendable {
         return nil
     }
 
-    /// Whether an environment value counts as unset: empty or only whitespace (`POLICY="   "`
+    /// Returns whether an environment value counts as unset: empty or only whitespace (`POLICY="   "`
     /// keeps the file's routes instead of replacing them with none).
     static func isBlank(_ value: String) -> Bool {
         value.unicodeScalars.allSatisfy { $0.properties.isWhitespace }

@@ -52,7 +52,7 @@ extension NodeDecoder {
 
     /// The checks that involve more than one setting or depend on the service mode.
     mutating func validate(_ settings: [String: ConfigNode], _ options: Options) {
-        // After a file error every setting would be "required"; the one error says it all.
+        // After a file error every setting would be "required"; the file error alone is reported.
         guard !fileFailed else { return }
         let mode = options.services
         let modeText = "services is \(mode.rawValue)"

@@ -18,7 +18,7 @@ public struct SettingDescriptor: Sendable, Hashable {
     public var environmentName: String { key.uppercased() }
 }
 
-/// Every setting key the loader knows, the route fields, and the keys that earlier versions had.
+/// Every setting key the loader reads, the route fields, and the keys that earlier versions had.
 public enum SettingsCatalog {
     private static func hot(_ key: String, secret: Bool = false, addition: Bool = false) -> SettingDescriptor {
         SettingDescriptor(key: key, reload: .hot, isSecret: secret, isAddition: addition)

@@ -131,7 +131,7 @@ enum ValueParsing {
         return isHostName(host) ? nil : "has a host that is neither an IP address nor a host name"
     }
 
-    /// Whether `text` is a DNS host name: dot-separated labels of letters, digits, hyphens and
+    /// Returns whether `text` is a DNS host name: dot-separated labels of letters, digits, hyphens and
     /// underscores.
     static func isHostName(_ text: String) -> Bool {
         guard !text.isEmpty, text.utf8.count <= 253 else { return false }
@@ -177,7 +177,7 @@ enum ValueParsing {
         return result
     }
 
-    /// Whether `text` is an HTTP token (RFC 9110 section 5.6.2): the characters allowed in a header
+    /// Returns whether `text` is an HTTP token (RFC 9110 section 5.6.2): the characters allowed in a header
     /// name or a cookie name. Checked byte by byte, so a huge value costs one pass.
     static func isToken(_ text: String) -> Bool {
         guard !text.isEmpty else { return false }
@@ -193,12 +193,12 @@ enum ValueParsing {
         }
     }
 
-    /// Whether `text` may be a header value: no CR, LF, NUL or other control character except tab.
+    /// Returns whether `text` may be a header value: no CR, LF, NUL or other control character except tab.
     static func isHeaderValue(_ text: String) -> Bool {
         text.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
     }
 
-    /// Whether `text` is a domain name for a cookie's Domain attribute: dot-separated labels of
+    /// Returns whether `text` is a domain name for a cookie's Domain attribute: dot-separated labels of
     /// letters, digits and hyphens, with an optional leading dot, at most 253 characters.
     static func isCookieDomain(_ text: String) -> Bool {
         var name = Substring(text)
@@ -261,7 +261,7 @@ enum ValueParsing {
         text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
-    /// Whether `text` is an IPv4 or IPv6 address, or a CIDR range of one.
+    /// Returns whether `text` is an IPv4 or IPv6 address, or a CIDR range of one.
     static func isAddressOrCIDR(_ text: String) -> Bool {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         let address = String(parts[0])

@@ -49,13 +49,13 @@ public enum ConfigKeyCheck {
         }
     }
 
-    /// Checks that `pem` holds a private key of any algorithm OpenSSL supports.
+    /// Checks that `pem` contains a private key of any algorithm OpenSSL supports.
     public static func validatePrivateKey(pem: [UInt8]) throws(ConfigKeyCheckError) {
         let key = try readPrivateKey(pem)
         EVP_PKEY_free(key)
     }
 
-    /// Checks that `certificatePEM` holds one or more X.509 certificates and that `keyPEM` is the
+    /// Checks that `certificatePEM` contains one or more X.509 certificates and that `keyPEM` is the
     /// private key of the first one.
     @discardableResult
     public static func validateCertificateChain(
@@ -75,7 +75,7 @@ public enum ConfigKeyCheck {
         return ConfigKeyCheckCertificateInfo(certificateCount: certificates.count, isExpired: expired)
     }
 
-    /// Checks that `pem` holds one or more X.509 CA certificates and returns their count.
+    /// Checks that `pem` contains one or more X.509 CA certificates and returns their count.
     @discardableResult
     public static func validateCertificateAuthorities(pem: [UInt8]) throws(ConfigKeyCheckError) -> Int {
         let certificates = try readCertificates(pem, what: "CA certificate")

@@ -57,7 +57,7 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
         }
     }
 
-    /// The index of the first field named `name` at or after `start`. Lookups run dozens of times
+    /// Returns the index of the first field named `name` at or after `start`. Lookups run dozens of times
     /// per proxied request, so the loop compares lengths before calling the case-insensitive
     /// comparison, and reads names in place where `contains(where:)` copied each field.
     @inline(__always)
@@ -85,12 +85,12 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
         try fields.removeAll(where: shouldRemove)
     }
 
-    /// The value of the first field named `name`.
+    /// Returns the value of the first field named `name`.
     public func first(name: String) -> String? {
         index(ofFieldNamed: name).map { fields[$0].value }
     }
 
-    /// The values of every field named `name`, in order.
+    /// Returns the values of every field named `name`, in order.
     public subscript(name: String) -> [String] {
         fields.compactMap { ASCII.equalsIgnoringCase($0.name, name) ? $0.value : nil }
     }
@@ -99,7 +99,7 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
         index(ofFieldNamed: name) != nil
     }
 
-    /// The number of fields named `name`.
+    /// Returns the number of fields named `name`.
     public func count(name: String) -> Int {
         fields.reduce(0) { $0 + (ASCII.equalsIgnoringCase($1.name, name) ? 1 : 0) }
     }
@@ -124,14 +124,14 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
         return result
     }
 
-    /// Whether a comma-separated list field named `name` contains `token`, compared case-insensitively.
+    /// Returns whether a comma-separated list field named `name` contains `token`, compared case-insensitively.
     public func containsToken(_ token: String, name: String) -> Bool {
         tokens(name: name).contains { ASCII.equalsIgnoringCase($0, token) }
     }
 }
 
 extension HTTPHeaders.Field {
-    /// Whether this field's name equals `name`, compared case-insensitively.
+    /// Returns whether this field's name equals `name`, compared case-insensitively.
     public func hasName(_ name: String) -> Bool {
         self.name.utf8.count == name.utf8.count && ASCII.equalsIgnoringCase(self.name, name)
     }

@@ -116,7 +116,7 @@ public enum HTTPClientError: Error, Sendable, CustomStringConvertible, Equatable
         }
     }
 
-    /// Whether the failure is a timeout, which a proxy answers with 504 rather than 502.
+    /// Whether the failure is a timeout, which a proxy reports as 504 rather than 502.
     public var isTimeout: Bool {
         switch self {
         case .connectTimeout, .readTimeout, .writeTimeout: return true
@@ -133,7 +133,7 @@ public protocol HTTPClientDelegate: AnyObject {
     func requestFailed(_ error: HTTPClientError, request: HTTPClientRequest)
     /// The request body may be written again after `request.isWritable` was false.
     func requestBodyWritable(_ request: HTTPClientRequest)
-    /// The upstream answered 101: from now on `request` is a byte tunnel. `initialBytes` followed
+    /// The upstream responded with 101: from now on `request` is a byte tunnel. `initialBytes` followed
     /// the response head.
     func upgraded(_ head: HTTPResponseHead, initialBytes: [UInt8], request: HTTPClientRequest)
     func tunnelReceived(_ bytes: [UInt8], request: HTTPClientRequest)

@@ -29,7 +29,7 @@ public final class StreamConnection: EventHandler {
 
     public let descriptor: Int32
     public unowned let loop: EventLoop
-    /// The delegate, held strongly until the connection closes; the loop table holds the connection.
+    /// The delegate, held strongly until the connection closes; the loop table keeps the connection.
     public var delegate: (any StreamConnectionDelegate)?
     public private(set) var state: State
     public let tls: TLSSession?
@@ -205,7 +205,7 @@ public final class StreamConnection: EventHandler {
                 performRead()
             }
             // epoll reports HUP and ERR even when they are not requested; with reading paused or
-            // finished, nobody would consume them and the level-triggered loop would spin.
+            // finished, no handler would consume them and the level-triggered loop would spin.
             let hangup = events & UInt32(EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
             if state == .open && hangup && (readingPaused || readEOF) {
                 let code = (try? Syscall.getSocketError(descriptor)) ?? 0

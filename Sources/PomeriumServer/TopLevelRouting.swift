@@ -53,7 +53,7 @@ public struct AuthenticateHost: Equatable, Sendable {
 /// The pure routing rule of the HTTP listener; `HostDispatcher` applies it to live requests.
 public enum TopLevelRouting {
     /// Chooses the destination of a request. `authenticateHost` is nil when this process does not
-    /// run the authenticate service; `runsProxy` tells whether it runs the proxy.
+    /// run the authenticate service; `runsProxy` is whether it runs the proxy.
     public static func destination(
         method: HTTPMethod, path: String, authority: (host: String, port: Int?)?,
         authenticateHost: AuthenticateHost?, runsProxy: Bool

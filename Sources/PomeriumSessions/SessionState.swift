@@ -1,6 +1,6 @@
 import PomeriumCrypto
 
-/// The OAuth 2.0 token of a global session (`act`): only the authenticate service holds it.
+/// The OAuth 2.0 token of a global session (`act`): only the authenticate service stores it.
 public struct OAuthToken: Sendable, Equatable {
     public var accessToken: String
     public var tokenType: String
@@ -46,7 +46,7 @@ public struct SessionState: Sendable, Equatable {
     public var emailVerified: Bool?
     public var impersonateEmail: String?
     public var impersonateGroups: [String]?
-    /// `programatic` (v0.7's spelling): whether a script rather than a browser holds the session.
+    /// `programatic` (v0.7's spelling): whether a script rather than a browser uses the session.
     public var programmatic: Bool = false
     /// `act`: the OAuth token; nil in route sessions.
     public var oauthToken: OAuthToken?

@@ -21,7 +21,7 @@ struct SettingCase: Sendable, CustomTestStringConvertible {
     static let otherKey = TestConfig.base64(TestMaterial.otherKey)
     static let caBase64 = TestConfig.base64(TestMaterial.otherCertificate)
 
-    /// A file that holds `text`, created once for the `_file` cases.
+    /// A file that contains `text`, created once for the `_file` cases.
     static func file(_ name: String, _ text: String) -> String {
         (try? TestConfig.write(text, name: name)) ?? "/nonexistent/\(name)"
     }

@@ -70,7 +70,7 @@ public final class ECPrivateKey: Sendable {
 
     /// Parses a PEM private key: SEC 1 `EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY` (unencrypted).
     ///
-    /// - Throws: `KeyError` when the text holds no such key, or the key is not on P-256 or P-384.
+    /// - Throws: `KeyError` when the text contains no such key, or the key is not on P-256 or P-384.
     public convenience init(pem: String) throws {
         let parsed = BIOBuffer.read(pem) { bio in PEM_read_bio_PrivateKey(bio, nil, noPassword, nil) }
         guard let parsed else {
