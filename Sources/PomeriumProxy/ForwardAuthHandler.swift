@@ -15,8 +15,8 @@ import PomeriumSessions
 ///
 /// Either one, given the callback URL that the authenticate service sent the browser to (the
 /// target carries `pomerium_session_encrypted`), checks that URL's signature, stores the route
-/// session cookie and answers 401 (`/verify`, so nginx continues at its sign-in location) or 302
-/// to `pomerium_redirect_uri` (`/`). Only the session cookie is read, as in v0.7.
+/// session cookie and responds with 401 (`/verify`, so nginx continues at its sign-in location)
+/// or 302 to `pomerium_redirect_uri` (`/`). Only the session cookie is read, as in v0.7.
 final class ForwardAuthHandler: HTTPRequestHandler {
     enum Endpoint {
         case verify
@@ -40,7 +40,7 @@ final class ForwardAuthHandler: HTTPRequestHandler {
 
     /// The path of the verify-only endpoint.
     static let verifyPath = "/verify"
-    /// The response text of an allowed request, as v0.7 wrote it.
+    /// Returns the body of an allowed response, worded as v0.7 did.
     static func allowedText(host: String) -> String { "Access to \(host) is allowed." }
 
     init(service: ProxyService, loop: EventLoop) {
@@ -131,10 +131,10 @@ final class ForwardAuthHandler: HTTPRequestHandler {
 
     /// Whether `audience` names the host of `audienceHost`, on any port.
     ///
-    /// Browsers send a host's cookies to every port of it (RFC 6265 section 8.5), so a
-    /// port-exact check would only loop through sign-in for an application served by an ingress
-    /// on another port of a host the session was minted for. The session proves who the user
-    /// is; the target route's own policy still decides.
+    /// Browsers send a host's cookies to all of its ports (RFC 6265 section 8.5). A port-exact
+    /// check would therefore only loop through sign-in when an ingress serves the application on
+    /// another port of the session's host. The session proves who the user is, and the target
+    /// route's own policy still decides.
     static func audience(_ audience: [String], namesHostOf audienceHost: String) -> Bool {
         let wanted = hostName(audienceHost)
         return audience.contains { hostName($0.lowercased()) == wanted }
@@ -172,7 +172,7 @@ final class ForwardAuthHandler: HTTPRequestHandler {
             }
             respondUnauthenticated(target: context.target)
         case .denyForbidden:
-            // v0.7 answered 401 here, which sent nginx users through sign-in again and again.
+            // v0.7 responded with 401 here, so nginx sent denied users through sign-in again and again.
             respondError(403, decision.reason.publicMessage)
         }
     }
@@ -190,7 +190,7 @@ final class ForwardAuthHandler: HTTPRequestHandler {
         }
     }
 
-    /// Answers 200 with the assertion and the `jwt_claims_headers` for the ingress to copy onto
+    /// Responds with 200, the assertion and the `jwt_claims_headers` for the ingress to copy onto
     /// the upstream request. The assertion's `aud` gains the target host when the session was
     /// minted for another port of it, so an upstream that checks `aud` against its own host
     /// accepts it.
@@ -218,7 +218,7 @@ final class ForwardAuthHandler: HTTPRequestHandler {
         respond(response)
     }
 
-    /// Answers a request without a usable session: 401 on `/verify` and for scripts, else a
+    /// Responds to a request without a usable session: 401 on `/verify` and for scripts, else a
     /// redirect to the signed sign-in URL, which returns the browser to exactly `target`.
     private func respondUnauthenticated(target: HTTPURL) {
         guard let head else { return }
@@ -250,9 +250,9 @@ final class ForwardAuthHandler: HTTPRequestHandler {
         }
     }
 
-    /// Asks the authenticate service for a new route session; nothing is answered until it is
-    /// verified and authorized. A failure clears the cookie and answers as for no session, and
-    /// only that one response is written (v0.7 appended the "allowed" text to its redirect).
+    /// Asks the authenticate service for a new route session, and writes no response until the
+    /// new session is verified and authorized. A failure clears the cookie and responds as for no
+    /// session, with that one response only (v0.7 appended the "allowed" text to its redirect).
     private func refresh(_ context: Context, expired: SessionState) {
         let refresher = service.shared.refresher
         let accessTokenID = expired.accessTokenID
@@ -290,11 +290,11 @@ final class ForwardAuthHandler: HTTPRequestHandler {
     // MARK: Sign-in callback
 
     /// Stores the route session that the authenticate service sent to the target's
-    /// `/.pomerium/callback/`. v0.7 did not check the signature here; this checks it over the
-    /// target URL exactly as the ingress reported it, which is the URL the service signed.
+    /// `/.pomerium/callback/`. v0.7 did not check the signature here. This checks it over the
+    /// target URL exactly as the ingress reported it, because that is the URL the service signed.
     private func completeSignIn(target: HTTPURL, query: URLQuery) {
         let failed: (String) -> Void = { [self] message in
-            // A failed callback on /verify answers 401, so nginx sends the browser on to `/`,
+            // A failed callback on /verify gets 401, so nginx sends the browser on to `/`,
             // which shows the reason instead of nginx's bare 500.
             respondError(endpoint == .verify ? 401 : 400, message)
         }

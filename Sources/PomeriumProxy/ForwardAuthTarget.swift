@@ -76,6 +76,12 @@ enum ForwardAuthTarget {
             return try checked("\(scheme)://\(authority)\(forwardedURI)")
         }
         guard let parameter else {
+            if headers.contains(name: "X-Forwarded-Uri") {
+                throw Failure(
+                    description:
+                        "The uri parameter is missing, and X-Forwarded-Uri counts only from an address in trusted_proxies."
+                )
+            }
             throw Failure(description: "The uri parameter is missing; pass the URL to check as ?uri=.")
         }
         return try checked(parameter)

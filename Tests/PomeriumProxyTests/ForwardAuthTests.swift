@@ -249,7 +249,7 @@ struct ForwardAuthEndpointTests {
         }
     }
 
-    @Test("session for another port of the host is authorized by the target route")
+    @Test("cross-port session obeys the target route")
     func crossPortSession() async throws {
         try await ProxyHarness.run(config: Self.config, forwardAuth: true) { proxy in
             let alice = proxy.session("alice@corp.test", audience: ["app.example.test"])
