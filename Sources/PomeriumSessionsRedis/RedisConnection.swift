@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import Glibc
+import PomeriumCrypto
 import PomeriumLogging
 import PomeriumSessions
 import Synchronization
@@ -50,8 +51,30 @@ final class RedisConnection: RedisTransport, @unchecked Sendable {
     private let shared = Mutex(SharedState())
     private let wakeDescriptor: Int32
     private let endpoint: String
+    /// The TLS setup shared by every reconnect, for `rediss://`.
+    private let tlsContext: TLSClientContext?
 
     init(configuration: RedisConfiguration, logger: Logger) throws(StoreError) {
+        if let tls = configuration.tls {
+            do {
+                tlsContext = try TLSClientContext(configuration: tls)
+            } catch {
+                throw StoreError(
+                    .invalidConfiguration,
+                    "cannot set up TLS for cache_store_address \(configuration.endpointDescription): \(error); check "
+                        + "tls_ca_file, tls_cert_file and tls_key_file in the URL")
+            }
+            if tls.skipVerification {
+                logger.warning(
+                    "TLS to Redis does not verify the server's certificate (tls_skip_verify in cache_store_address)",
+                    metadata: ["address": .string(configuration.endpointDescription)])
+            }
+            // OpenSSL writes records with write(2), which raises SIGPIPE when Redis has closed the
+            // connection; the default action would end the process.
+            signal(SIGPIPE, SIG_IGN)
+        } else {
+            tlsContext = nil
+        }
         let descriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         guard descriptor >= 0 else {
             throw StoreError(.unavailable, "cannot create an eventfd for the Redis client: \(Self.errnoText())")
@@ -172,12 +195,24 @@ final class RedisConnection: RedisTransport, @unchecked Sendable {
         var becameReady: Bool
     }
 
+    /// The stage of one connection attempt.
+    private enum Phase {
+        case connecting
+        case handshaking(HandshakeWait)
+        case established
+    }
+
+    private enum HandshakeWait {
+        case readable
+        case writable
+    }
+
     /// Connects, then moves commands and replies until the connection fails or the client shuts
     /// down. Commands left in the pipeline are failed with the returned error.
     private func runSession(addressIndex: Int) -> SessionOutcome {
         var pipeline = RedisPipeline<Request>(configuration: configuration)
         var becameReady = false
-        let socket: RedisSocket
+        var socket: RedisSocket
         do throws(StoreError) {
             socket = try RedisSocket.connect(
                 host: configuration.host, port: configuration.port, addressIndex: addressIndex, endpoint: endpoint)
@@ -186,7 +221,10 @@ final class RedisConnection: RedisTransport, @unchecked Sendable {
         }
         defer { socket.close() }
         let connectDeadline = Self.monotonicNow() + StoreLimits.seconds(configuration.connectTimeout)
-        var connecting = true
+        var phase = Phase.connecting
+        var receivedBytes = false
+        // Set when a TLS write needs the socket readable first, so that POLLOUT alone does not spin.
+        var writeNeedsReadable = false
 
         func fail(_ error: StoreError) -> SessionOutcome {
             for request in pipeline.removeAllTags() { request.complete(.failure(error)) }
@@ -200,26 +238,32 @@ final class RedisConnection: RedisTransport, @unchecked Sendable {
             var deadline = Double.infinity
             if let oldest = pipeline.oldestTag {
                 if oldest.deadline <= now {
-                    return fail(
-                        StoreError(
-                            .timeout,
-                            "Redis at \(endpoint) did not answer within \(configuration.commandTimeout) "
-                                + "(command timeout)"))
+                    if case .established = phase {
+                        return fail(
+                            StoreError(
+                                .timeout,
+                                "Redis at \(endpoint) did not answer within \(configuration.commandTimeout) "
+                                    + "(command timeout)"))
+                    }
+                    return fail(connectTimeoutError(phase))
                 }
                 deadline = oldest.deadline
             }
-            if connecting {
-                if connectDeadline <= now {
-                    return fail(
-                        StoreError(
-                            .timeout,
-                            "connecting to Redis at \(endpoint) timed out after \(configuration.connectTimeout)"))
-                }
+            var events: Int16
+            switch phase {
+            case .connecting, .handshaking:
+                if connectDeadline <= now { return fail(connectTimeoutError(phase)) }
                 deadline = min(deadline, connectDeadline)
+                if case .handshaking(.readable) = phase {
+                    events = Int16(POLLIN)
+                } else {
+                    events = Int16(POLLOUT)
+                }
+            case .established:
+                events = Int16(POLLIN)
+                if !pipeline.outbound.isEmpty && !writeNeedsReadable { events |= Int16(POLLOUT) }
             }
 
-            var events = Int16(connecting ? POLLOUT : POLLIN)
-            if !connecting && !pipeline.outbound.isEmpty { events |= Int16(POLLOUT) }
             var descriptors = [
                 pollfd(fd: socket.descriptor, events: events, revents: 0),
                 pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0),
@@ -232,34 +276,92 @@ final class RedisConnection: RedisTransport, @unchecked Sendable {
             let revents = descriptors[0].revents
             if revents == 0 { continue }
 
-            if connecting {
+            switch phase {
+            case .connecting:
                 if let error = socket.connectionError() {
                     return fail(StoreError(.unavailable, "cannot connect to Redis at \(endpoint): \(error)"))
                 }
-                connecting = false
-                continue
-            }
-            if revents & Int16(POLLOUT) != 0 {
+                guard let tlsContext else {
+                    phase = .established
+                    continue
+                }
                 do throws(StoreError) {
-                    let written = try socket.write(pipeline.outbound)
-                    pipeline.consumeOutbound(written)
+                    try socket.startTLS(context: tlsContext, host: configuration.host)
                 } catch {
                     return fail(error)
+                }
+                phase = .handshaking(.writable)
+                continue
+            case .handshaking:
+                do throws(StoreError) {
+                    switch try socket.handshake() {
+                    case .finished: phase = .established
+                    case .needsReadable: phase = .handshaking(.readable)
+                    case .needsWritable: phase = .handshaking(.writable)
+                    }
+                } catch {
+                    return fail(error)
+                }
+                continue
+            case .established:
+                break
+            }
+
+            if revents & Int16(POLLOUT) != 0 {
+                do throws(StoreError) {
+                    let progress = try socket.write(pipeline.outbound)
+                    pipeline.consumeOutbound(progress.written)
+                    writeNeedsReadable = progress.needsReadable
+                } catch {
+                    return fail(explainFirstClose(error, receivedBytes: receivedBytes))
                 }
             }
             if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+                writeNeedsReadable = false
                 do throws(StoreError) {
                     let bytes = try socket.readAvailable()
+                    if !bytes.isEmpty { receivedBytes = true }
                     for (request, reply) in try pipeline.receive(bytes) { request.complete(.success(reply)) }
                 } catch {
-                    return fail(error)
+                    return fail(explainFirstClose(error, receivedBytes: receivedBytes))
                 }
                 if pipeline.isReady && !becameReady {
                     becameReady = true
-                    logger.info("connected to Redis", metadata: ["address": .string(endpoint)])
+                    logger.info(
+                        "connected to Redis",
+                        metadata: ["address": .string(endpoint), "tls": .string(configuration.useTLS ? "yes" : "no")])
                 }
             }
         }
+    }
+
+    private func connectTimeoutError(_ phase: Phase) -> StoreError {
+        if case .handshaking = phase {
+            return StoreError(
+                .timeout,
+                "the TLS handshake with Redis at \(endpoint) did not finish within \(configuration.connectTimeout); "
+                    + "check that the port serves TLS: a plain Redis port never answers a handshake, so use redis:// "
+                    + "for it")
+        }
+        return StoreError(
+            .timeout, "connecting to Redis at \(endpoint) timed out after \(configuration.connectTimeout)")
+    }
+
+    /// Adds a hint to a connection lost before any reply. A TLS port closes plain-text clients at
+    /// once, and over TLS 1.3 a server that requires a client certificate rejects the client only
+    /// after the handshake, so the first write or read fails.
+    private func explainFirstClose(_ error: StoreError, receivedBytes: Bool) -> StoreError {
+        guard !receivedBytes, error.kind == .unavailable else { return error }
+        if configuration.useTLS {
+            guard configuration.tls?.clientCertificate == nil else { return error }
+            return StoreError(
+                error.kind,
+                "\(error.message) before any reply; if the server requires client certificates (tls-auth-clients), "
+                    + "set tls_cert_file and tls_key_file in cache_store_address")
+        }
+        return StoreError(
+            error.kind,
+            "\(error.message) before any reply; if this port serves TLS, use a rediss:// cache_store_address")
     }
 
     private func takeQueued(into pipeline: inout RedisPipeline<Request>) {

@@ -12,20 +12,13 @@ public final class RedisStore: KeyValueStore {
     private let transport: any RedisTransport
 
     /// Starts a client for `configuration`. It connects in the background; use `ping()` to wait for
-    /// the first connection and check the credentials.
+    /// the first connection and check the credentials and, for `rediss://`, the server's certificate.
     ///
-    /// - Throws: `invalidConfiguration` for `rediss://` addresses, because this build has no TLS.
+    /// - Throws: `invalidConfiguration` for timeouts that are not positive, or TLS files that
+    ///   cannot be loaded.
     public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "pomerium.redis"))
         throws(StoreError)
     {
-        guard !configuration.useTLS else {
-            // TODO: connect through the project's TLS engine once it exists, verifying the server's
-            // certificate against the system roots or a configured CA.
-            throw StoreError(
-                .invalidConfiguration,
-                "TLS to Redis is not available in this build: cache_store_address uses rediss://; use redis:// "
-                    + "over a trusted network or a TLS tunnel")
-        }
         guard configuration.commandTimeout > .zero, configuration.connectTimeout > .zero else {
             throw StoreError(.invalidConfiguration, "Redis connect and command timeouts must be positive")
         }

@@ -129,12 +129,6 @@ import Testing
         }
     }
 
-    @Test func tlsAddressIsRejectedClearly() {
-        let error = #expect(throws: StoreError.self) { try RedisStore(address: "rediss://127.0.0.1:6380") }
-        #expect(error?.kind == .invalidConfiguration)
-        #expect(error?.message.contains("TLS to Redis is not available in this build") == true)
-    }
-
     @Test func nothingListeningFailsQuickly() async throws {
         let port = try LoopbackPort.allocate()
         let store = try RedisStore(configuration: Self.configuration(port: port))
