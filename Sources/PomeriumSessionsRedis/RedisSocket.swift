@@ -3,8 +3,8 @@ import Glibc
 import PomeriumCrypto
 import PomeriumSessions
 
-/// A non-blocking TCP socket to Redis, with TLS on top for `rediss://`, used only by the
-/// connection's I/O thread.
+/// A non-blocking TCP socket to Redis, with TLS on top for `rediss://`, used only on the
+/// connection's event loop.
 struct RedisSocket {
     let descriptor: Int32
     let endpoint: String
@@ -156,58 +156,53 @@ struct RedisSocket {
         throw StoreError(.unavailable, "writing to Redis at \(endpoint) failed: \(Self.errnoText())")
     }
 
-    /// Reads what has arrived, up to about 1 MiB at a time. Over TLS it also drains the plaintext
-    /// OpenSSL has already decrypted, because `poll` cannot report those bytes.
-    func readAvailable() throws(StoreError) -> [UInt8] {
-        if let tls { return try readAvailable(tls) }
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while result.count < 1 << 20 {
-            let count = chunk.withUnsafeMutableBytes { Glibc.recv(descriptor, $0.baseAddress, $0.count, 0) }
-            if count > 0 {
-                result.append(contentsOf: chunk[0..<count])
-                if count < chunk.count { break }
-                continue
-            }
-            if count == 0 {
-                throw StoreError(.unavailable, "Redis at \(endpoint) closed the connection")
-            }
-            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
-            throw StoreError(.unavailable, "reading from Redis at \(endpoint) failed: \(Self.errnoText())")
+    /// Reads what has arrived into `scratch` and hands each chunk to `consume`, up to about 1 MiB
+    /// per call. Over TLS it also drains the plaintext OpenSSL has already decrypted, because
+    /// epoll cannot report those bytes. A chunk is valid only during its `consume` call.
+    func readAvailable(
+        into scratch: UnsafeMutableRawBufferPointer,
+        _ consume: (UnsafeRawBufferPointer) throws(StoreError) -> Void
+    ) throws(StoreError) {
+        var total = 0
+        while total < 1 << 20 || (tls?.hasBufferedPlaintext ?? false) {
+            let count = try readChunk(into: scratch)
+            guard count > 0 else { return }
+            total += count
+            try consume(UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
+            // A short plain read means the socket is drained; TLS reads return one record at a time.
+            if tls == nil && count < scratch.count { return }
         }
-        return result
     }
 
-    private func readAvailable(_ tls: TLSSession) throws(StoreError) -> [UInt8] {
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while result.count < 1 << 20 || tls.hasBufferedPlaintext {
-            let outcome: TLSIOResult
-            do {
-                outcome = try chunk.withUnsafeMutableBytes { buffer in try tls.read(into: buffer) }
-            } catch {
-                let reason = String(describing: error)
-                if reason.contains("certificate required") || reason.contains("certificate unknown")
-                    || reason.contains("bad certificate")
-                {
-                    throw StoreError(
-                        .invalidConfiguration,
-                        "Redis at \(endpoint) rejected the TLS client: \(reason); set tls_cert_file and tls_key_file "
-                            + "in cache_store_address to a client certificate the server's tls-ca-cert-file trusts")
-                }
-                throw StoreError(.unavailable, "reading from Redis at \(endpoint) failed: \(reason)")
-            }
-            switch outcome {
-            case .done(let count):
-                result.append(contentsOf: chunk[0..<count])
-            case .wantRead, .wantWrite:
-                return result
-            case .closed:
-                if !result.isEmpty { return result }
-                throw StoreError(.unavailable, "Redis at \(endpoint) closed the connection")
-            }
+    /// Reads once. Returns 0 when nothing is available now; throws when the connection closed.
+    private func readChunk(into scratch: UnsafeMutableRawBufferPointer) throws(StoreError) -> Int {
+        guard let tls else {
+            let count = Glibc.recv(descriptor, scratch.baseAddress, scratch.count, 0)
+            if count > 0 { return count }
+            if count == 0 { throw StoreError(.unavailable, "Redis at \(endpoint) closed the connection") }
+            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return 0 }
+            throw StoreError(.unavailable, "reading from Redis at \(endpoint) failed: \(Self.errnoText())")
         }
-        return result
+        let outcome: TLSIOResult
+        do {
+            outcome = try tls.read(into: scratch)
+        } catch {
+            let reason = String(describing: error)
+            if reason.contains("certificate required") || reason.contains("certificate unknown")
+                || reason.contains("bad certificate")
+            {
+                throw StoreError(
+                    .invalidConfiguration,
+                    "Redis at \(endpoint) rejected the TLS client: \(reason); set tls_cert_file and tls_key_file "
+                        + "in cache_store_address to a client certificate the server's tls-ca-cert-file trusts")
+            }
+            throw StoreError(.unavailable, "reading from Redis at \(endpoint) failed: \(reason)")
+        }
+        switch outcome {
+        case .done(let count): return count
+        case .wantRead, .wantWrite: return 0
+        case .closed: throw StoreError(.unavailable, "Redis at \(endpoint) closed the connection")
+        }
     }
 
     func close() {
