@@ -17,6 +17,8 @@ public final class RedisStore: KeyValueStore {
     ///
     /// The connection's I/O runs on `eventLoop`, or, when it is `nil`, on one loop thread that every
     /// Redis store of the process shares. Callers never hold a thread while they wait for a reply.
+    /// NOTE: a caller's loop must run as long as the store, because commands sent after the loop
+    /// stops are never completed.
     ///
     /// - Throws: `invalidConfiguration` for timeouts that are not positive, or TLS files that
     ///   cannot be loaded.

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import PomeriumLogging
+import PomeriumNet
 import PomeriumSessions
 import PomeriumSessionsRedis
 import PomeriumTestSupport
@@ -335,6 +336,43 @@ import Testing
             try await Task.sleep(for: .milliseconds(1500))
             #expect(try await store.get("idle") == [3])
         }
+    }
+
+    /// Every store without an event loop of its own shares one loop thread, so 32 stores add
+    /// no thread per connection.
+    @Test func storesShareOneLoopThread() async throws {
+        try await Fixtures.withRedis { server in
+            let warmUp = try RedisStore(configuration: Self.configuration(port: server.port))
+            try await warmUp.ping()
+            let threadsBefore = Self.threadCount()
+            var stores: [RedisStore] = []
+            for _ in 0..<32 {
+                let store = try RedisStore(configuration: Self.configuration(port: server.port))
+                try await store.ping()
+                stores.append(store)
+            }
+            let added = Self.threadCount() - threadsBefore
+            #expect(added < 8, "threads added by 32 connected stores: \(added)")
+            let clients = try RedisCLI.run(port: server.port, ["CLIENT", "LIST"])
+            #expect(clients.split(separator: "\n").count >= 33, "each store has its own connection")
+            for store in stores { store.shutdown() }
+            warmUp.shutdown()
+        }
+    }
+
+    @Test func runsOnACallerSuppliedLoop() async throws {
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        try await Fixtures.withRedis { server in
+            let store = try RedisStore(configuration: Self.configuration(port: server.port), eventLoop: group.next())
+            defer { store.shutdown() }
+            try await store.set("on-loop", value: [5], ttl: .seconds(60))
+            #expect(try await store.get("on-loop") == [5])
+        }
+    }
+
+    private static func threadCount() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0
     }
 
     @Test func concurrentCommandsArePipelined() async throws {
