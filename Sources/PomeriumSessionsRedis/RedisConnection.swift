@@ -185,7 +185,12 @@ final class RedisConnection: RedisTransport, EventHandler, @unchecked Sendable {
     private func connect() {
         guard !isShutDown else { return }
         downError = nil
+        // Commands submitted while no socket existed were never written, so they move to the new
+        // pipeline behind its handshake.
+        let unsent = pipeline.removeAllTags()
         pipeline = RedisPipeline(configuration: configuration)
+        for request in unsent { pipeline.submit(request.encoded, tag: request) }
+        if let oldest = unsent.first, commandTimer == nil { armCommandTimer(deadline: oldest.deadline) }
         becameReady = false
         receivedBytes = false
         writeNeedsReadable = false
