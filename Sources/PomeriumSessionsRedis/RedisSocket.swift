@@ -10,7 +10,7 @@ struct RedisSocket {
     let endpoint: String
     private(set) var tls: TLSSession?
 
-    /// What a TLS handshake step needs next.
+    /// The socket state a TLS handshake step waits for next.
     enum HandshakeProgress {
         case finished
         case needsReadable

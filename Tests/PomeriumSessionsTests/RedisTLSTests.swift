@@ -15,7 +15,7 @@ import Testing
 
     private static func makeCertificates() throws -> TLSTestCertificates { try certificates.get() }
 
-    /// A store for `address` with short timeouts, so failure cases finish quickly.
+    /// Makes a store for `address` with short timeouts, so failure cases finish quickly.
     private static func store(
         _ address: String, password: String? = nil, logger: Logger = Logger(label: "test.redis")
     ) throws -> RedisStore {

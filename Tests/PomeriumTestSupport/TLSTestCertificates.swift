@@ -73,7 +73,7 @@ public struct RedisTLSOptions: Sendable {
         self.requireClientCertificates = requireClientCertificates
     }
 
-    /// The `redis-server` arguments that serve TLS only, on `port`.
+    /// Returns the `redis-server` arguments that serve TLS only, on `port`.
     func arguments(port: Int) -> [String] {
         [
             "--port", "0", "--tls-port", String(port),
