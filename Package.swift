@@ -123,6 +123,7 @@ let package = Package(
             name: "PomeriumSessionsRedis",
             dependencies: [
                 "CHiredis", "CLinux", "PomeriumSessions", "PomeriumCore", "PomeriumCrypto", "PomeriumLogging",
+                "PomeriumNet",
             ],
             swiftSettings: swiftSettings
         ),

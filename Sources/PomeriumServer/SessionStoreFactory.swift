@@ -11,7 +11,8 @@ public enum SessionStoreFactory {
     }
 
     /// `autocache` → in-memory LRU, `bolt` → an LMDB file at `cache_store_path`, `redis` → Redis at
-    /// `cache_store_address`. A Redis store is checked with PING before the process serves.
+    /// `cache_store_address` (over TLS for `rediss://`). A Redis store is checked with PING before
+    /// the process serves, so a wrong password or CA stops the start with the setting to fix.
     public static func open(options: Options, logger: Logger) async throws(Problem) -> any KeyValueStore {
         switch options.cacheStore {
         case .autocache:
@@ -49,12 +50,15 @@ public enum SessionStoreFactory {
                 store.shutdown()
                 throw Problem(
                     description:
-                        "Redis at cache_store_address \(store.configuration.host):\(store.configuration.port) did not "
-                        + "answer PING: \(error); start Redis or fix cache_store_address and cache_store_password")
+                        "Redis at cache_store_address \(store.configuration.endpointDescription) did not answer PING: "
+                        + "\(error); start Redis or fix cache_store_address and cache_store_password")
             }
             logger.info(
                 "session store: Redis",
-                metadata: ["host": .string(store.configuration.host), "port": .string("\(store.configuration.port)")])
+                metadata: [
+                    "host": .string(store.configuration.host), "port": .string("\(store.configuration.port)"),
+                    "tls": .string(store.configuration.useTLS ? "yes" : "no"),
+                ])
             return store
         }
     }

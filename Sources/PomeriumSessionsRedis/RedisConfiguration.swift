@@ -1,19 +1,22 @@
+import PomeriumCrypto
 import PomeriumSessions
 
 /// Where and how to reach Redis: the `cache_store_address` and `cache_store_password` settings,
 /// plus timeouts and the reconnect backoff.
 ///
 /// `cache_store_address` is either `host:port`, as in v0.7, or a URL
-/// `redis://[user:password@]host[:port][/db]` (`rediss://` for TLS). The port defaults to 6379
-/// and the database index to 0.
+/// `redis://[user:password@]host[:port][/db][?parameters]`, with `rediss://` for TLS. The port
+/// defaults to 6379 and the database index to 0. v0.7 has no TLS settings for Redis, so the TLS
+/// options are URL query parameters (see `init(address:password:)`).
 public struct RedisConfiguration: Sendable {
     public var host: String
     public var port: Int
     public var database: Int
     public var username: String?
     public var password: String?
-    public var useTLS: Bool
-    /// How long opening the TCP connection may take.
+    /// The TLS client settings for a `rediss://` address; `nil` means plain TCP.
+    public var tls: TLSClientConfiguration?
+    /// How long opening the connection may take, TLS handshake included.
     public var connectTimeout: Duration = .seconds(5)
     /// How long a command may wait for its reply, from the moment it is submitted.
     public var commandTimeout: Duration = .seconds(5)
@@ -22,17 +25,38 @@ public struct RedisConfiguration: Sendable {
     /// The maximum delay between reconnect attempts.
     public var maximumBackoff: Duration = .seconds(2)
 
-    public init(host: String, port: Int = 6379, database: Int = 0, username: String? = nil, password: String? = nil) {
+    public init(
+        host: String, port: Int = 6379, database: Int = 0, username: String? = nil, password: String? = nil,
+        tls: TLSClientConfiguration? = nil
+    ) {
         self.host = host
         self.port = port
         self.database = database
         self.username = username
         self.password = password
-        self.useTLS = false
+        self.tls = tls
     }
 
-    /// Parses `cache_store_address`. `password` is `cache_store_password`; it may be given here or
-    /// in the URL, not both.
+    /// Whether the connection uses TLS (`rediss://`).
+    public var useTLS: Bool { tls != nil }
+
+    /// The query parameters `cache_store_address` accepts.
+    public static let queryParameters = [
+        "db", "tls_ca_file", "tls_cert_file", "tls_key_file", "tls_server_name", "tls_skip_verify",
+    ]
+
+    /// Parses `cache_store_address`. `password` is `cache_store_password`; when it is set, it wins
+    /// over a password in the URL.
+    ///
+    /// Query parameters of a URL:
+    /// - `db`: the database index, instead of the path.
+    /// - `tls_ca_file`: a PEM file with the CA certificates that sign the server's certificate.
+    ///   They replace the system roots, which are used when the parameter is absent.
+    /// - `tls_cert_file` and `tls_key_file`: a client certificate and its key, for a server that
+    ///   requires them (`tls-auth-clients yes`, Redis's default).
+    /// - `tls_server_name`: the name sent as SNI and checked in the server's certificate instead of
+    ///   the host.
+    /// - `tls_skip_verify`: `true` accepts any server certificate; only for tests.
     public init(address: String, password: String? = nil) throws(StoreError) {
         let trimmed = address.trimmingSpaces()
         guard !trimmed.isEmpty else {
@@ -40,6 +64,7 @@ public struct RedisConfiguration: Sendable {
                 .invalidConfiguration, "cache_store_address is empty: set it to host:port or a redis:// URL")
         }
         var rest = Substring(trimmed)
+        var isURL = false
         var useTLS = false
         if let schemeEnd = rest.firstRange(of: "://") {
             let scheme = rest[..<schemeEnd.lowerBound].lowercased()
@@ -51,13 +76,22 @@ public struct RedisConfiguration: Sendable {
                     .invalidConfiguration,
                     "invalid cache_store_address: scheme \"\(scheme)\" is not supported; use redis:// or rediss://")
             }
+            isURL = true
             rest = rest[schemeEnd.upperBound...]
         }
-        if rest.contains("?") || rest.contains("#") {
+        if rest.contains("#") {
             throw StoreError(
-                .invalidConfiguration,
-                "invalid cache_store_address: query strings and fragments are not supported; "
-                    + "use redis://[user:password@]host:port/db")
+                .invalidConfiguration, "invalid cache_store_address: fragments (#) are not supported; remove it")
+        }
+        var query: [String: String] = [:]
+        if let questionMark = rest.firstIndex(of: "?") {
+            guard isURL else {
+                throw StoreError(
+                    .invalidConfiguration,
+                    "invalid cache_store_address: parameters need a URL; write redis://host:port/0?name=value")
+            }
+            query = try Self.parseQuery(rest[rest.index(after: questionMark)...])
+            rest = rest[..<questionMark]
         }
 
         var database = 0
@@ -65,14 +99,12 @@ public struct RedisConfiguration: Sendable {
             let path = rest[rest.index(after: slash)...]
             rest = rest[..<slash]
             if !path.isEmpty {
-                guard let number = Int(path), number >= 0, number <= Int(Int32.max) else {
-                    throw StoreError(
-                        .invalidConfiguration,
-                        "invalid cache_store_address: database \"\(path)\" is not a number from 0 up; "
-                            + "write it as /0, /1 and so on")
-                }
-                database = number
+                database = try Self.parseDatabase(path)
             }
+        }
+        // As in the configuration check: `?db=` wins over the path.
+        if let text = query["db"] {
+            database = try Self.parseDatabase(Substring(text))
         }
 
         var username: String?
@@ -81,20 +113,15 @@ public struct RedisConfiguration: Sendable {
             let userInfo = rest[..<at]
             rest = rest[rest.index(after: at)...]
             if let colon = userInfo.firstIndex(of: ":") {
-                let user = try Self.percentDecode(userInfo[..<colon])
+                let user = try Self.percentDecode(userInfo[..<colon], what: "the user")
                 username = user.isEmpty ? nil : user
-                urlPassword = try Self.percentDecode(userInfo[userInfo.index(after: colon)...])
+                urlPassword = try Self.percentDecode(userInfo[userInfo.index(after: colon)...], what: "the password")
             } else {
-                username = try Self.percentDecode(userInfo)
+                username = try Self.percentDecode(userInfo, what: "the user")
             }
         }
 
         let (host, port) = try Self.parseHostAndPort(rest)
-        if let password, !password.isEmpty, urlPassword != nil {
-            throw StoreError(
-                .invalidConfiguration,
-                "cache_store_address contains a password and cache_store_password is set too; keep only one")
-        }
         let effectivePassword = (password?.isEmpty ?? true) ? urlPassword : password
         if username != nil && effectivePassword == nil {
             throw StoreError(
@@ -102,13 +129,100 @@ public struct RedisConfiguration: Sendable {
                 "cache_store_address names a Redis user but no password; add it to the URL or set "
                     + "cache_store_password")
         }
-        self.init(host: host, port: port, database: database, username: username, password: effectivePassword)
-        self.useTLS = useTLS
+        let tls = try Self.tlsConfiguration(query: query, useTLS: useTLS)
+        self.init(
+            host: host, port: port, database: database, username: username, password: effectivePassword, tls: tls)
     }
 
     /// `host:port`, for messages. It never contains the credentials.
     public var endpointDescription: String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    private static func parseDatabase(_ text: Substring) throws(StoreError) -> Int {
+        guard let number = Int(text), number >= 0, number <= Int(Int32.max) else {
+            throw StoreError(
+                .invalidConfiguration,
+                "invalid cache_store_address: database \"\(text.prefix(40))\" is not a number from 0 up; "
+                    + "write it as /0, /1 and so on")
+        }
+        return number
+    }
+
+    /// Splits `name=value&name=value`, percent-decoding the values. Unknown, repeated and empty
+    /// parameters are errors, so a misspelt TLS option cannot silently turn verification back on
+    /// or off.
+    private static func parseQuery(_ text: Substring) throws(StoreError) -> [String: String] {
+        var parameters: [String: String] = [:]
+        for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
+            guard let equals = pair.firstIndex(of: "=") else {
+                throw StoreError(
+                    .invalidConfiguration,
+                    "invalid cache_store_address: parameter \"\(pair.prefix(40))\" has no value; write name=value")
+            }
+            let name = String(pair[..<equals])
+            guard queryParameters.contains(name) else {
+                throw StoreError(
+                    .invalidConfiguration,
+                    "invalid cache_store_address: unknown parameter \"\(name.prefix(40))\"; the supported ones are "
+                        + queryParameters.joined(separator: ", "))
+            }
+            guard parameters[name] == nil else {
+                throw StoreError(
+                    .invalidConfiguration, "invalid cache_store_address: parameter \(name) is given twice; keep one")
+            }
+            let value = try percentDecode(pair[pair.index(after: equals)...], what: "parameter \(name)")
+            guard !value.isEmpty else {
+                throw StoreError(
+                    .invalidConfiguration, "invalid cache_store_address: parameter \(name) is empty; set a value")
+            }
+            parameters[name] = value
+        }
+        return parameters
+    }
+
+    private static func tlsConfiguration(query: [String: String], useTLS: Bool) throws(StoreError)
+        -> TLSClientConfiguration?
+    {
+        let tlsParameters = queryParameters.filter { $0.hasPrefix("tls_") && query[$0] != nil }
+        guard useTLS else {
+            if let first = tlsParameters.first {
+                throw StoreError(
+                    .invalidConfiguration,
+                    "invalid cache_store_address: \(first) applies only to TLS; change the scheme to rediss://")
+            }
+            return nil
+        }
+        var skipVerification = false
+        if let text = query["tls_skip_verify"] {
+            switch text.lowercased() {
+            case "true", "1": skipVerification = true
+            case "false", "0": skipVerification = false
+            default:
+                throw StoreError(
+                    .invalidConfiguration,
+                    "invalid cache_store_address: tls_skip_verify \"\(text.prefix(40))\" is not true or false")
+            }
+        }
+        var clientCertificate: TLSCertificateSource?
+        switch (query["tls_cert_file"], query["tls_key_file"]) {
+        case (let certificate?, let key?):
+            clientCertificate = .files(certificateChain: certificate, privateKey: key)
+        case (nil, nil):
+            clientCertificate = nil
+        case (_?, nil), (nil, _?):
+            throw StoreError(
+                .invalidConfiguration,
+                "invalid cache_store_address: tls_cert_file and tls_key_file go together; set both or neither")
+        }
+        return TLSClientConfiguration(
+            trustRoots: query["tls_ca_file"].map { .file($0) } ?? .system,
+            skipVerification: skipVerification,
+            serverNameOverride: query["tls_server_name"],
+            clientCertificate: clientCertificate,
+            // Redis does not negotiate ALPN.
+            applicationProtocols: []
+        )
     }
 
     private static func parseHostAndPort(_ text: Substring) throws(StoreError) -> (String, Int) {
@@ -147,7 +261,7 @@ public struct RedisConfiguration: Sendable {
         return (String(host), port)
     }
 
-    private static func percentDecode(_ text: Substring) throws(StoreError) -> String {
+    private static func percentDecode(_ text: Substring, what: String) throws(StoreError) -> String {
         var bytes: [UInt8] = []
         var index = text.utf8.startIndex
         let utf8 = text.utf8
@@ -161,7 +275,7 @@ public struct RedisConfiguration: Sendable {
                     // The text may be a password, so the message does not quote it.
                     throw StoreError(
                         .invalidConfiguration,
-                        "invalid cache_store_address: a % in the user or password is not followed by two hex digits")
+                        "invalid cache_store_address: a % in \(what) is not followed by two hex digits")
                 }
                 bytes.append(high << 4 | low)
                 index = utf8.index(first, offsetBy: 2)

@@ -1,15 +1,12 @@
 import CLinux
 import Foundation
 import Glibc
+import PomeriumCrypto
 import PomeriumLogging
+import PomeriumNet
 import PomeriumSessions
-import Synchronization
 
 /// The narrow interface between `RedisStore` and the I/O that carries its commands.
-///
-/// NOTE: `RedisConnection` drives its socket from a dedicated thread with `poll`, because the
-/// project's epoll event loop is not available to this module yet. Moving the connection onto a
-/// loop means implementing this protocol there; `RedisPipeline` already contains all protocol state.
 protocol RedisTransport: Sendable {
     /// Sends one command and returns its reply, or an error once the command timeout has passed,
     /// the connection failed, or Redis is known to be unreachable.
@@ -19,124 +16,392 @@ protocol RedisTransport: Sendable {
     func shutdown()
 }
 
-/// One pipelined connection to Redis, driven by a thread of its own.
+/// The event loops that carry Redis connections when the caller names none: one loop thread for
+/// every Redis connection of the process, started on first use.
+enum RedisEventLoops {
+    static let shared = Result<EventLoopGroup, StoreError> { () throws(StoreError) -> EventLoopGroup in
+        do {
+            return try EventLoopGroup(loopCount: 1, logger: Logger(label: "pomerium.redis"))
+        } catch {
+            throw StoreError(.unavailable, "cannot start the event loop for Redis connections: \(error)")
+        }
+    }
+}
+
+/// One pipelined connection to Redis, driven by an epoll event loop that it may share with other
+/// connections.
 ///
-/// Commands from any task are queued and written in batches; replies complete them in order.
-/// When the connection fails, every waiting command fails, and the thread reconnects after an
-/// exponential backoff with jitter: `minimumBackoff`, doubling up to `maximumBackoff`. The first
-/// retry after a working connection drops is immediate. While Redis is unreachable between
-/// attempts, commands fail at once with the last connection error instead of waiting.
-final class RedisConnection: RedisTransport, @unchecked Sendable {
-    // @unchecked: `shared` is a Mutex, `wakeDescriptor` and `configuration` never change, and
-    // the socket is used only by the I/O thread.
+/// Commands from any task are handed to the loop and written in one batch per loop iteration;
+/// replies complete them in order. When the connection fails, every waiting command fails, and
+/// the loop reconnects after an exponential backoff with jitter: `minimumBackoff`, doubling up to
+/// `maximumBackoff`. The first retry after a working connection drops is immediate. While Redis is
+/// unreachable between attempts, commands fail at once with the last connection error instead of
+/// waiting.
+final class RedisConnection: RedisTransport, EventHandler, @unchecked Sendable {
+    // @unchecked: every `var` below is read and written only on `loop`'s thread; `configuration`,
+    // `logger`, `loop`, `endpoint` and `tlsContext` never change.
 
     struct Request: Sendable {
         let encoded: [UInt8]
-        let deadline: Double
+        /// Monotonic nanoseconds after which the command times out.
+        let deadline: UInt64
         let continuation: CheckedContinuation<Result<RESPValue, StoreError>, Never>
 
         func complete(_ result: Result<RESPValue, StoreError>) { continuation.resume(returning: result) }
     }
 
-    private struct SharedState {
-        var queue: [Request] = []
-        /// The error to fail new commands with while no connection attempt is running.
-        var downError: StoreError?
-        var isShutDown = false
+    /// The stage of the current connection attempt.
+    private enum Phase {
+        /// No socket: waiting out the backoff, or shut down.
+        case idle
+        case connecting
+        case handshaking(HandshakeWait)
+        case established
+    }
+
+    private enum HandshakeWait {
+        case readable
+        case writable
     }
 
     let configuration: RedisConfiguration
     private let logger: Logger
-    private let shared = Mutex(SharedState())
-    private let wakeDescriptor: Int32
+    private let loop: EventLoop
     private let endpoint: String
+    /// The TLS setup shared by every reconnect, for `rediss://`.
+    private let tlsContext: TLSClientContext?
 
-    init(configuration: RedisConfiguration, logger: Logger) throws(StoreError) {
-        let descriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        guard descriptor >= 0 else {
-            throw StoreError(.unavailable, "cannot create an eventfd for the Redis client: \(Self.errnoText())")
+    private var phase = Phase.idle
+    private var socket: RedisSocket?
+    private var pipeline: RedisPipeline<Request>
+    private var registeredEvents: UInt32 = 0
+    private var becameReady = false
+    private var receivedBytes = false
+    /// Set when a TLS write needs the socket readable first, so that EPOLLOUT alone does not spin.
+    private var writeNeedsReadable = false
+    private var flushScheduled = false
+    private var commandTimer: LoopTimer?
+    private var connectTimer: LoopTimer?
+    private var backoffTimer: LoopTimer?
+    private var failures = 0
+    private var reportedDown = false
+    private var addressIndex = 0
+    /// The error to fail new commands with while waiting out the backoff.
+    private var downError: StoreError?
+    private var isShutDown = false
+
+    /// Starts connecting on `loop`, or on the shared Redis loop when it is `nil`.
+    init(configuration: RedisConfiguration, logger: Logger, loop: EventLoop? = nil) throws(StoreError) {
+        if let tls = configuration.tls {
+            do {
+                tlsContext = try TLSClientContext(configuration: tls)
+            } catch {
+                throw StoreError(
+                    .invalidConfiguration,
+                    "cannot set up TLS for cache_store_address \(configuration.endpointDescription): \(error); check "
+                        + "tls_ca_file, tls_cert_file and tls_key_file in the URL")
+            }
+            if tls.skipVerification {
+                logger.warning(
+                    "TLS to Redis does not verify the server's certificate (tls_skip_verify in cache_store_address)",
+                    metadata: ["address": .string(configuration.endpointDescription)])
+            }
+        } else {
+            tlsContext = nil
         }
         self.configuration = configuration
         self.logger = logger
-        self.wakeDescriptor = descriptor
+        if let loop {
+            self.loop = loop
+        } else {
+            self.loop = try RedisEventLoops.shared.get().next()
+        }
         self.endpoint = configuration.endpointDescription
-        let thread = Thread { [self] in run() }
-        thread.name = "redis \(endpoint)"
-        thread.start()
+        self.pipeline = RedisPipeline(configuration: configuration)
+        self.loop.execute { [self] in connect() }
     }
-
-    deinit { close(wakeDescriptor) }
 
     func send(_ arguments: [[UInt8]]) async -> Result<RESPValue, StoreError> {
         let encoded = RESPEncoder.encodeCommand(arguments)
-        let deadline = Self.monotonicNow() + StoreLimits.seconds(configuration.commandTimeout)
+        let deadline = MonotonicClock.nanoseconds() &+ Self.nanoseconds(configuration.commandTimeout)
         return await withCheckedContinuation { continuation in
             let request = Request(encoded: encoded, deadline: deadline, continuation: continuation)
-            let rejection: StoreError? = shared.withLock { state in
-                if state.isShutDown {
-                    return StoreError(.unavailable, "the Redis client for \(endpoint) is shut down")
-                }
-                if let error = state.downError { return error }
-                state.queue.append(request)
-                return nil
-            }
-            if let rejection {
-                request.complete(.failure(rejection))
-            } else {
-                wake()
-            }
+            loop.execute { [self] in submit(request) }
         }
     }
 
     func shutdown() {
-        shared.withLock { $0.isShutDown = true }
-        wake()
+        loop.execute { [self] in
+            guard !isShutDown else { return }
+            isShutDown = true
+            backoffTimer?.cancel()
+            backoffTimer = nil
+            closeSession(failingWith: shutDownError)
+        }
     }
 
-    private func wake() {
-        var one: UInt64 = 1
-        _ = write(wakeDescriptor, &one, 8)
-    }
+    private var shutDownError: StoreError { StoreError(.unavailable, "the Redis client for \(endpoint) is shut down") }
 
-    // MARK: The I/O thread
+    // MARK: Loop-thread work
 
-    private func run() {
-        var failures = 0
-        var reportedDown = false
-        var addressIndex = 0
-        while !isShutDown {
-            let outcome = runSession(addressIndex: addressIndex)
-            failAll(with: outcome.error)
-            if isShutDown { break }
-            if outcome.becameReady {
-                failures = 0
-                reportedDown = false
-            }
-            // One warning per outage, not one per attempt.
-            if !reportedDown {
-                logger.warning(
-                    "Redis connection failed; reconnecting",
-                    metadata: ["address": .string(endpoint), "error": .string(outcome.error.message)])
-                reportedDown = true
-            }
-            failures += 1
-            addressIndex += 1
-            // The first retry after a working connection drops is immediate.
-            if failures > 1 {
-                let delay = backoff(failures: failures - 1)
-                let message =
-                    outcome.error.kind == .unavailable || outcome.error.kind == .timeout
-                    ? "\(outcome.error.message); reconnecting in the background" : outcome.error.message
-                shared.withLock { $0.downError = StoreError(outcome.error.kind, message) }
-                failAll(with: outcome.error)
-                waitForShutdown(seconds: delay)
-                shared.withLock { $0.downError = nil }
+    private func submit(_ request: Request) {
+        if isShutDown {
+            request.complete(.failure(shutDownError))
+            return
+        }
+        if let downError {
+            request.complete(.failure(downError))
+            return
+        }
+        pipeline.submit(request.encoded, tag: request)
+        if commandTimer == nil { armCommandTimer(deadline: request.deadline) }
+        // One write per loop iteration carries every command submitted in it.
+        if !flushScheduled {
+            flushScheduled = true
+            loop.deferToNextTick { [self] in
+                flushScheduled = false
+                flush()
             }
         }
-        failAll(with: StoreError(.unavailable, "the Redis client for \(endpoint) is shut down"))
     }
 
-    private var isShutDown: Bool { shared.withLock { $0.isShutDown } }
+    private func flush() {
+        guard case .established = phase, let socket, !pipeline.outbound.isEmpty, !writeNeedsReadable else {
+            updateInterest()
+            return
+        }
+        do throws(StoreError) {
+            let progress = try socket.write(pipeline.outbound)
+            pipeline.consumeOutbound(progress.written)
+            writeNeedsReadable = progress.needsReadable
+        } catch {
+            sessionFailed(explainFirstClose(error))
+            return
+        }
+        updateInterest()
+    }
+
+    /// Opens a new connection, with a fresh pipeline whose handshake (AUTH, SELECT) goes first.
+    private func connect() {
+        guard !isShutDown else { return }
+        downError = nil
+        // Commands submitted while no socket existed were never written, so they move to the new
+        // pipeline behind its handshake.
+        let unsent = pipeline.removeAllTags()
+        pipeline = RedisPipeline(configuration: configuration)
+        for request in unsent { pipeline.submit(request.encoded, tag: request) }
+        if let oldest = unsent.first, commandTimer == nil { armCommandTimer(deadline: oldest.deadline) }
+        becameReady = false
+        receivedBytes = false
+        writeNeedsReadable = false
+        let opened: RedisSocket
+        do throws(StoreError) {
+            // NOTE: getaddrinfo blocks the loop while a host name resolves; addresses in
+            // cache_store_address avoid it.
+            opened = try RedisSocket.connect(
+                host: configuration.host, port: configuration.port, addressIndex: addressIndex, endpoint: endpoint)
+        } catch {
+            sessionFailed(error)
+            return
+        }
+        do {
+            try loop.register(opened.descriptor, handler: self, events: UInt32(EPOLLOUT.rawValue))
+        } catch {
+            opened.close()
+            sessionFailed(StoreError(.unavailable, "cannot watch the Redis socket for \(endpoint): \(error)"))
+            return
+        }
+        socket = opened
+        registeredEvents = UInt32(EPOLLOUT.rawValue)
+        phase = .connecting
+        connectTimer = loop.schedule(afterNanoseconds: Self.nanoseconds(configuration.connectTimeout)) { [self] in
+            connectTimer = nil
+            switch phase {
+            case .connecting, .handshaking: sessionFailed(connectTimeoutError())
+            case .idle, .established: break
+            }
+        }
+    }
+
+    func handleEvents(_ events: UInt32) {
+        guard var socket else { return }
+        switch phase {
+        case .idle:
+            return
+        case .connecting:
+            if let error = socket.connectionError() {
+                sessionFailed(StoreError(.unavailable, "cannot connect to Redis at \(endpoint): \(error)"))
+                return
+            }
+            guard let tlsContext else {
+                connectionEstablished()
+                return
+            }
+            do throws(StoreError) {
+                try socket.startTLS(context: tlsContext, host: configuration.host)
+            } catch {
+                sessionFailed(error)
+                return
+            }
+            self.socket = socket
+            advanceHandshake(socket)
+        case .handshaking:
+            advanceHandshake(socket)
+        case .established:
+            if events & UInt32(EPOLLOUT.rawValue) != 0 {
+                flush()
+                guard case .established = phase else { return }
+            }
+            if events & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+                readReplies(socket)
+            }
+        }
+    }
+
+    func loopWillClose() {
+        isShutDown = true
+        closeSession(failingWith: shutDownError)
+    }
+
+    private func advanceHandshake(_ socket: RedisSocket) {
+        do throws(StoreError) {
+            switch try socket.handshake() {
+            case .finished:
+                connectionEstablished()
+                return
+            case .needsReadable: phase = .handshaking(.readable)
+            case .needsWritable: phase = .handshaking(.writable)
+            }
+        } catch {
+            sessionFailed(error)
+            return
+        }
+        updateInterest()
+    }
+
+    private func connectionEstablished() {
+        phase = .established
+        connectTimer?.cancel()
+        connectTimer = nil
+        flush()
+    }
+
+    private func readReplies(_ socket: RedisSocket) {
+        writeNeedsReadable = false
+        var completed: [(Request, RESPValue)] = []
+        do throws(StoreError) {
+            try socket.readAvailable(into: loop.scratch) { bytes throws(StoreError) in
+                receivedBytes = true
+                completed += try pipeline.receive(bytes)
+            }
+        } catch {
+            // Replies parsed before the failure belong to commands the pipeline no longer holds.
+            for (request, reply) in completed { request.complete(.success(reply)) }
+            sessionFailed(explainFirstClose(error))
+            return
+        }
+        if pipeline.isReady && !becameReady {
+            becameReady = true
+            logger.info(
+                "connected to Redis",
+                metadata: ["address": .string(endpoint), "tls": .string(configuration.useTLS ? "yes" : "no")])
+        }
+        for (request, reply) in completed { request.complete(.success(reply)) }
+        updateInterest()
+    }
+
+    /// Sets the epoll mask the current phase needs, when it changed.
+    private func updateInterest() {
+        guard let socket else { return }
+        var events: UInt32
+        switch phase {
+        case .idle: return
+        case .connecting: events = UInt32(EPOLLOUT.rawValue)
+        case .handshaking(.readable): events = UInt32(EPOLLIN.rawValue)
+        case .handshaking(.writable): events = UInt32(EPOLLOUT.rawValue)
+        case .established:
+            events = UInt32(EPOLLIN.rawValue)
+            if !pipeline.outbound.isEmpty && !writeNeedsReadable { events |= UInt32(EPOLLOUT.rawValue) }
+        }
+        guard events != registeredEvents else { return }
+        do {
+            try loop.modify(socket.descriptor, events: events)
+            registeredEvents = events
+        } catch {
+            sessionFailed(StoreError(.unavailable, "cannot watch the Redis socket for \(endpoint): \(error)"))
+        }
+    }
+
+    /// Fails the connection when its oldest command has waited `commandTimeout`. Commands carry
+    /// deadlines in submission order, so the oldest one always expires first.
+    private func armCommandTimer(deadline: UInt64) {
+        let now = MonotonicClock.nanoseconds()
+        commandTimer = loop.schedule(afterNanoseconds: deadline > now ? deadline - now : 0) { [self] in
+            commandTimer = nil
+            guard let oldest = pipeline.oldestTag else { return }
+            if oldest.deadline > MonotonicClock.nanoseconds() {
+                armCommandTimer(deadline: oldest.deadline)
+                return
+            }
+            if case .established = phase {
+                sessionFailed(
+                    StoreError(
+                        .timeout,
+                        "Redis at \(endpoint) did not answer within \(configuration.commandTimeout) (command timeout)"))
+            } else {
+                sessionFailed(connectTimeoutError())
+            }
+        }
+    }
+
+    /// Closes the socket and fails every command of the connection with `error`.
+    private func closeSession(failingWith error: StoreError) {
+        connectTimer?.cancel()
+        connectTimer = nil
+        commandTimer?.cancel()
+        commandTimer = nil
+        if let socket {
+            loop.unregister(socket.descriptor)
+            socket.close()
+        }
+        socket = nil
+        phase = .idle
+        registeredEvents = 0
+        for request in pipeline.removeAllTags() { request.complete(.failure(error)) }
+    }
+
+    /// Ends the connection and plans the next attempt: at once after a connection that worked,
+    /// otherwise after the backoff, during which commands fail at once with `error`.
+    private func sessionFailed(_ error: StoreError) {
+        let wasReady = becameReady
+        closeSession(failingWith: error)
+        guard !isShutDown else { return }
+        if wasReady {
+            failures = 0
+            reportedDown = false
+        }
+        // One warning per outage, not one per attempt.
+        if !reportedDown {
+            logger.warning(
+                "Redis connection failed; reconnecting",
+                metadata: ["address": .string(endpoint), "error": .string(error.message)])
+            reportedDown = true
+        }
+        failures += 1
+        addressIndex += 1
+        guard failures > 1 else {
+            connect()
+            return
+        }
+        let message =
+            error.kind == .unavailable || error.kind == .timeout
+            ? "\(error.message); reconnecting in the background" : error.message
+        downError = StoreError(error.kind, message)
+        backoffTimer = loop.schedule(after: backoff(failures: failures - 1)) { [self] in
+            backoffTimer = nil
+            connect()
+        }
+    }
 
     /// Returns the delay in seconds before reconnect attempt `failures`: exponential, capped, with
     /// jitter between half and all of it so that many clients do not reconnect in step.
@@ -147,144 +412,36 @@ final class RedisConnection: RedisTransport, @unchecked Sendable {
         return exponential * Double.random(in: 0.5...1)
     }
 
-    private func waitForShutdown(seconds: Double) {
-        let deadline = Self.monotonicNow() + seconds
-        while !isShutDown {
-            let remaining = deadline - Self.monotonicNow()
-            if remaining <= 0 { return }
-            var descriptor = pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0)
-            _ = poll(&descriptor, 1, Self.pollTimeout(remaining))
-            drainWake()
+    private func connectTimeoutError() -> StoreError {
+        if case .handshaking = phase {
+            return StoreError(
+                .timeout,
+                "the TLS handshake with Redis at \(endpoint) did not finish within \(configuration.connectTimeout); "
+                    + "check that the port serves TLS: a plain Redis port never answers a handshake, so use redis:// "
+                    + "for it")
         }
+        return StoreError(
+            .timeout, "connecting to Redis at \(endpoint) timed out after \(configuration.connectTimeout)")
     }
 
-    private func failAll(with error: StoreError) {
-        let requests: [Request] = shared.withLock { state in
-            let requests = state.queue
-            state.queue.removeAll()
-            return requests
+    /// Adds a hint to a connection lost before any reply. A TLS port closes plain-text clients at
+    /// once, and over TLS 1.3 a server that requires a client certificate rejects the client only
+    /// after the handshake, so the first write or read fails.
+    private func explainFirstClose(_ error: StoreError) -> StoreError {
+        guard !receivedBytes, error.kind == .unavailable else { return error }
+        if configuration.useTLS {
+            guard configuration.tls?.clientCertificate == nil else { return error }
+            return StoreError(
+                error.kind,
+                "\(error.message) before any reply; if the server requires client certificates (tls-auth-clients), "
+                    + "set tls_cert_file and tls_key_file in cache_store_address")
         }
-        for request in requests { request.complete(.failure(error)) }
+        return StoreError(
+            error.kind,
+            "\(error.message) before any reply; if this port serves TLS, use a rediss:// cache_store_address")
     }
 
-    private struct SessionOutcome {
-        var error: StoreError
-        var becameReady: Bool
+    private static func nanoseconds(_ duration: Duration) -> UInt64 {
+        UInt64(max(0, StoreLimits.seconds(duration)) * 1_000_000_000)
     }
-
-    /// Connects, then moves commands and replies until the connection fails or the client shuts
-    /// down. Commands left in the pipeline are failed with the returned error.
-    private func runSession(addressIndex: Int) -> SessionOutcome {
-        var pipeline = RedisPipeline<Request>(configuration: configuration)
-        var becameReady = false
-        let socket: RedisSocket
-        do throws(StoreError) {
-            socket = try RedisSocket.connect(
-                host: configuration.host, port: configuration.port, addressIndex: addressIndex, endpoint: endpoint)
-        } catch {
-            return SessionOutcome(error: error, becameReady: false)
-        }
-        defer { socket.close() }
-        let connectDeadline = Self.monotonicNow() + StoreLimits.seconds(configuration.connectTimeout)
-        var connecting = true
-
-        func fail(_ error: StoreError) -> SessionOutcome {
-            for request in pipeline.removeAllTags() { request.complete(.failure(error)) }
-            return SessionOutcome(error: error, becameReady: becameReady)
-        }
-
-        while true {
-            if isShutDown { return fail(StoreError(.unavailable, "the Redis client for \(endpoint) is shut down")) }
-            takeQueued(into: &pipeline)
-            let now = Self.monotonicNow()
-            var deadline = Double.infinity
-            if let oldest = pipeline.oldestTag {
-                if oldest.deadline <= now {
-                    return fail(
-                        StoreError(
-                            .timeout,
-                            "Redis at \(endpoint) did not answer within \(configuration.commandTimeout) "
-                                + "(command timeout)"))
-                }
-                deadline = oldest.deadline
-            }
-            if connecting {
-                if connectDeadline <= now {
-                    return fail(
-                        StoreError(
-                            .timeout,
-                            "connecting to Redis at \(endpoint) timed out after \(configuration.connectTimeout)"))
-                }
-                deadline = min(deadline, connectDeadline)
-            }
-
-            var events = Int16(connecting ? POLLOUT : POLLIN)
-            if !connecting && !pipeline.outbound.isEmpty { events |= Int16(POLLOUT) }
-            var descriptors = [
-                pollfd(fd: socket.descriptor, events: events, revents: 0),
-                pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0),
-            ]
-            let ready = poll(&descriptors, 2, deadline.isFinite ? Self.pollTimeout(deadline - now) : -1)
-            if ready < 0 && errno != EINTR {
-                return fail(StoreError(.unavailable, "poll failed for Redis at \(endpoint): \(Self.errnoText())"))
-            }
-            if descriptors[1].revents != 0 { drainWake() }
-            let revents = descriptors[0].revents
-            if revents == 0 { continue }
-
-            if connecting {
-                if let error = socket.connectionError() {
-                    return fail(StoreError(.unavailable, "cannot connect to Redis at \(endpoint): \(error)"))
-                }
-                connecting = false
-                continue
-            }
-            if revents & Int16(POLLOUT) != 0 {
-                do throws(StoreError) {
-                    let written = try socket.write(pipeline.outbound)
-                    pipeline.consumeOutbound(written)
-                } catch {
-                    return fail(error)
-                }
-            }
-            if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
-                do throws(StoreError) {
-                    let bytes = try socket.readAvailable()
-                    for (request, reply) in try pipeline.receive(bytes) { request.complete(.success(reply)) }
-                } catch {
-                    return fail(error)
-                }
-                if pipeline.isReady && !becameReady {
-                    becameReady = true
-                    logger.info("connected to Redis", metadata: ["address": .string(endpoint)])
-                }
-            }
-        }
-    }
-
-    private func takeQueued(into pipeline: inout RedisPipeline<Request>) {
-        let requests: [Request] = shared.withLock { state in
-            let requests = state.queue
-            state.queue.removeAll(keepingCapacity: true)
-            return requests
-        }
-        for request in requests { pipeline.submit(request.encoded, tag: request) }
-    }
-
-    private func drainWake() {
-        var value: UInt64 = 0
-        _ = read(wakeDescriptor, &value, 8)
-    }
-
-    static func monotonicNow() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-    }
-
-    private static func pollTimeout(_ seconds: Double) -> Int32 {
-        Int32(min(60_000, max(0, (seconds * 1000).rounded(.up))))
-    }
-
-    static func errnoText() -> String { String(cString: strerror(errno)) }
 }

@@ -1,11 +1,28 @@
 import CLinux
 import Glibc
+import PomeriumCrypto
 import PomeriumSessions
 
-/// A non-blocking TCP socket to Redis, used only by the connection's I/O thread.
+/// A non-blocking TCP socket to Redis, with TLS on top for `rediss://`, used only on the
+/// connection's event loop.
 struct RedisSocket {
     let descriptor: Int32
     let endpoint: String
+    private(set) var tls: TLSSession?
+
+    /// The socket state a TLS handshake step waits for next.
+    enum HandshakeProgress {
+        case finished
+        case needsReadable
+        case needsWritable
+    }
+
+    /// The result of one write: bytes taken, and whether TLS needs the socket readable before
+    /// the rest can go.
+    struct WriteProgress {
+        var written: Int
+        var needsReadable = false
+    }
 
     /// Resolves `host` and starts a non-blocking connect to one of its addresses, chosen by
     /// `addressIndex` so that successive attempts try each address in turn. Completion is reported
@@ -60,39 +77,138 @@ struct RedisSocket {
         return error == 0 ? nil : String(cString: strerror(error))
     }
 
-    /// Writes as much of `bytes` as the socket takes now and returns the count.
-    func write(_ bytes: [UInt8]) throws(StoreError) -> Int {
-        guard !bytes.isEmpty else { return 0 }
+    /// Wraps the connected socket in a client TLS session that verifies the server as `host`
+    /// (or the configuration's `serverNameOverride`).
+    mutating func startTLS(context: TLSClientContext, host: String) throws(StoreError) {
+        do {
+            tls = try TLSSession(client: context, descriptor: descriptor, host: host)
+        } catch {
+            throw StoreError(
+                .invalidConfiguration,
+                "cannot set up TLS to Redis at \(endpoint): \(error); check tls_server_name in cache_store_address")
+        }
+    }
+
+    /// Advances the TLS handshake. Errors name the likely setting to fix.
+    func handshake() throws(StoreError) -> HandshakeProgress {
+        guard let tls else { return .finished }
+        let result: TLSIOResult
+        do {
+            result = try tls.handshake()
+        } catch {
+            throw Self.handshakeError(String(describing: error), endpoint: endpoint)
+        }
+        switch result {
+        case .done: return .finished
+        case .wantRead: return .needsReadable
+        case .wantWrite: return .needsWritable
+        case .closed:
+            throw StoreError(
+                .unavailable,
+                "Redis at \(endpoint) closed the connection during the TLS handshake; check that the port serves "
+                    + "TLS (redis-server --tls-port) and, if the server requires client certificates, set "
+                    + "tls_cert_file and tls_key_file in cache_store_address")
+        }
+    }
+
+    static func handshakeError(_ reason: String, endpoint: String) -> StoreError {
+        if reason.contains("certificate verification failed") {
+            return StoreError(
+                .invalidConfiguration,
+                "TLS handshake with Redis at \(endpoint) failed: \(reason); set tls_ca_file in cache_store_address "
+                    + "to the CA that signed the server's certificate (rediss://host:port/0?tls_ca_file=/path/ca.pem), "
+                    + "or tls_server_name to a name the certificate contains")
+        }
+        if reason.contains("wrong version number") || reason.contains("packet length too long")
+            || reason.contains("record layer failure")
+        {
+            return StoreError(
+                .unavailable,
+                "TLS handshake with Redis at \(endpoint) failed: \(reason); the port does not seem to serve TLS: "
+                    + "use redis:// for a plain port, or point cache_store_address at redis-server's --tls-port")
+        }
+        return StoreError(.unavailable, "TLS handshake with Redis at \(endpoint) failed: \(reason)")
+    }
+
+    /// Writes as much of `bytes` as the connection takes now.
+    func write(_ bytes: [UInt8]) throws(StoreError) -> WriteProgress {
+        guard !bytes.isEmpty else { return WriteProgress(written: 0) }
+        if let tls {
+            let result: TLSIOResult
+            do {
+                result = try bytes.withUnsafeBytes { buffer in try tls.write(buffer) }
+            } catch {
+                throw StoreError(.unavailable, "writing to Redis at \(endpoint) failed: \(error)")
+            }
+            switch result {
+            case .done(let count): return WriteProgress(written: count)
+            case .wantWrite: return WriteProgress(written: 0)
+            case .wantRead: return WriteProgress(written: 0, needsReadable: true)
+            case .closed: throw StoreError(.unavailable, "Redis at \(endpoint) closed the TLS connection")
+            }
+        }
         let written = bytes.withUnsafeBytes { buffer in
             // MSG_NOSIGNAL: a peer that closed the connection must not raise SIGPIPE in this process.
             Glibc.send(descriptor, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL))
         }
-        if written >= 0 { return written }
-        if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return 0 }
+        if written >= 0 { return WriteProgress(written: written) }
+        if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return WriteProgress(written: 0) }
         throw StoreError(.unavailable, "writing to Redis at \(endpoint) failed: \(Self.errnoText())")
     }
 
-    /// Reads what has arrived, up to 1 MiB at a time.
-    func readAvailable() throws(StoreError) -> [UInt8] {
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while result.count < 1 << 20 {
-            let count = chunk.withUnsafeMutableBytes { Glibc.recv(descriptor, $0.baseAddress, $0.count, 0) }
-            if count > 0 {
-                result.append(contentsOf: chunk[0..<count])
-                if count < chunk.count { break }
-                continue
-            }
-            if count == 0 {
-                throw StoreError(.unavailable, "Redis at \(endpoint) closed the connection")
-            }
-            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
-            throw StoreError(.unavailable, "reading from Redis at \(endpoint) failed: \(Self.errnoText())")
+    /// Reads what has arrived into `scratch` and hands each chunk to `consume`, up to about 1 MiB
+    /// per call. Over TLS it also drains the plaintext OpenSSL has already decrypted, because
+    /// epoll cannot report those bytes. A chunk is valid only during its `consume` call.
+    func readAvailable(
+        into scratch: UnsafeMutableRawBufferPointer,
+        _ consume: (UnsafeRawBufferPointer) throws(StoreError) -> Void
+    ) throws(StoreError) {
+        var total = 0
+        while total < 1 << 20 || (tls?.hasBufferedPlaintext ?? false) {
+            let count = try readChunk(into: scratch)
+            guard count > 0 else { return }
+            total += count
+            try consume(UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
+            // A short plain read means the socket is drained; TLS reads return one record at a time.
+            if tls == nil && count < scratch.count { return }
         }
-        return result
     }
 
-    func close() { Glibc.close(descriptor) }
+    /// Reads once. Returns 0 when nothing is available now; throws when the connection closed.
+    private func readChunk(into scratch: UnsafeMutableRawBufferPointer) throws(StoreError) -> Int {
+        guard let tls else {
+            let count = Glibc.recv(descriptor, scratch.baseAddress, scratch.count, 0)
+            if count > 0 { return count }
+            if count == 0 { throw StoreError(.unavailable, "Redis at \(endpoint) closed the connection") }
+            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return 0 }
+            throw StoreError(.unavailable, "reading from Redis at \(endpoint) failed: \(Self.errnoText())")
+        }
+        let outcome: TLSIOResult
+        do {
+            outcome = try tls.read(into: scratch)
+        } catch {
+            let reason = String(describing: error)
+            if reason.contains("certificate required") || reason.contains("certificate unknown")
+                || reason.contains("bad certificate")
+            {
+                throw StoreError(
+                    .invalidConfiguration,
+                    "Redis at \(endpoint) rejected the TLS client: \(reason); set tls_cert_file and tls_key_file "
+                        + "in cache_store_address to a client certificate the server's tls-ca-cert-file trusts")
+            }
+            throw StoreError(.unavailable, "reading from Redis at \(endpoint) failed: \(reason)")
+        }
+        switch outcome {
+        case .done(let count): return count
+        case .wantRead, .wantWrite: return 0
+        case .closed: throw StoreError(.unavailable, "Redis at \(endpoint) closed the connection")
+        }
+    }
+
+    func close() {
+        tls?.shutdown()
+        Glibc.close(descriptor)
+    }
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
 }

@@ -1,4 +1,5 @@
 import PomeriumLogging
+import PomeriumNet
 import PomeriumSessions
 
 /// The `redis` store: entries and locks in a Redis server shared by every instance.
@@ -12,25 +13,23 @@ public final class RedisStore: KeyValueStore {
     private let transport: any RedisTransport
 
     /// Starts a client for `configuration`. It connects in the background; use `ping()` to wait for
-    /// the first connection and check the credentials.
+    /// the first connection and check the credentials and, for `rediss://`, the server's certificate.
     ///
-    /// - Throws: `invalidConfiguration` for `rediss://` addresses, because this build has no TLS.
-    public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "pomerium.redis"))
-        throws(StoreError)
-    {
-        guard !configuration.useTLS else {
-            // TODO: connect through the project's TLS engine once it exists, verifying the server's
-            // certificate against the system roots or a configured CA.
-            throw StoreError(
-                .invalidConfiguration,
-                "TLS to Redis is not available in this build: cache_store_address uses rediss://; use redis:// "
-                    + "over a trusted network or a TLS tunnel")
-        }
+    /// The connection's I/O runs on `eventLoop`, or, when it is `nil`, on one loop thread that every
+    /// Redis store of the process shares. Callers never hold a thread while they wait for a reply.
+    /// NOTE: a caller's loop must run as long as the store, because commands sent after the loop
+    /// stops are never completed.
+    ///
+    /// - Throws: `invalidConfiguration` for timeouts that are not positive, or TLS files that
+    ///   cannot be loaded.
+    public init(
+        configuration: RedisConfiguration, logger: Logger = Logger(label: "pomerium.redis"), eventLoop: EventLoop? = nil
+    ) throws(StoreError) {
         guard configuration.commandTimeout > .zero, configuration.connectTimeout > .zero else {
             throw StoreError(.invalidConfiguration, "Redis connect and command timeouts must be positive")
         }
         self.configuration = configuration
-        self.transport = try RedisConnection(configuration: configuration, logger: logger)
+        self.transport = try RedisConnection(configuration: configuration, logger: logger, loop: eventLoop)
     }
 
     /// Starts a client from the `cache_store_address` and `cache_store_password` settings.

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import PomeriumLogging
+import PomeriumNet
 import PomeriumSessions
 import PomeriumSessionsRedis
 import PomeriumTestSupport
@@ -129,12 +130,6 @@ import Testing
         }
     }
 
-    @Test func tlsAddressIsRejectedClearly() {
-        let error = #expect(throws: StoreError.self) { try RedisStore(address: "rediss://127.0.0.1:6380") }
-        #expect(error?.kind == .invalidConfiguration)
-        #expect(error?.message.contains("TLS to Redis is not available in this build") == true)
-    }
-
     @Test func nothingListeningFailsQuickly() async throws {
         let port = try LoopbackPort.allocate()
         let store = try RedisStore(configuration: Self.configuration(port: port))
@@ -229,6 +224,155 @@ import Testing
             }
             #expect(recovered)
         }
+    }
+
+    /// Redis with `appendfsync always` keeps every write it acknowledged across SIGKILL, so any
+    /// acknowledged write missing after the restart was lost or misattributed by the client.
+    @Test func killMidPipelineKeepsAcknowledgedWrites() async throws {
+        let dataDirectory = try RepositoryPaths.makeTemporaryDirectory(prefix: "redis-aof")
+        let durable = ["--appendonly", "yes", "--appendfsync", "always", "--dir", dataDirectory.path]
+        var server = try Fixtures.startRedis(extraArguments: durable)
+        defer { server.process.stop() }
+        let store = try RedisStore(configuration: Self.configuration(port: server.port, commandTimeout: .seconds(1)))
+        defer { store.shutdown() }
+        try await store.ping()
+
+        let writers = Task {
+            await withTaskGroup(of: [(String, [UInt8])].self) { group in
+                for writer in 0..<16 {
+                    group.addTask {
+                        var acknowledged: [(String, [UInt8])] = []
+                        let start = ContinuousClock.now
+                        for index in 0..<500 where ContinuousClock.now - start < .seconds(5) {
+                            let key = "durable-\(writer)-\(index)"
+                            let value = Array("\(writer):\(index)".utf8)
+                            do throws(StoreError) {
+                                try await store.set(key, value: value, ttl: .seconds(600))
+                                acknowledged.append((key, value))
+                            } catch {
+                                // Refused or lost in flight: neither counts as committed.
+                            }
+                        }
+                        return acknowledged
+                    }
+                }
+                return await group.reduce(into: []) { $0 += $1 }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        server.process.send(signal: SIGKILL)
+        let acknowledged = await writers.value
+        #expect(!acknowledged.isEmpty, "some writes were acknowledged before the kill")
+
+        server = try Fixtures.startRedis(port: server.port, extraArguments: durable)
+        var reconnected = false
+        let reconnectStart = ContinuousClock.now
+        while !reconnected && ContinuousClock.now - reconnectStart < .seconds(10) {
+            if (try? await store.ping()) != nil {
+                reconnected = true
+            } else {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        try #require(reconnected, "the store reconnected after the restart")
+        var missing: [String] = []
+        for (key, value) in acknowledged where try await store.get(key) != value {
+            missing.append(key)
+        }
+        #expect(missing.isEmpty, "acknowledged writes missing after the restart: \(missing.prefix(10))")
+    }
+
+    /// A server busy in `DEBUG SLEEP` accepts connections but answers nothing: commands time out
+    /// within the command timeout, and the client works again once the server does.
+    @Test func busyServerTimesOutThenRecovers() async throws {
+        try await Fixtures.withRedis(extraArguments: ["--enable-debug-command", "yes"]) { server in
+            let store = try RedisStore(
+                configuration: Self.configuration(port: server.port, commandTimeout: .milliseconds(300)))
+            defer { store.shutdown() }
+            try await store.set("k", value: [1], ttl: .seconds(60))
+
+            let executable = try Fixtures.findExecutable("redis-cli").path
+            async let sleeper = CommandRunner.runAsync(
+                executable, ["-h", "127.0.0.1", "-p", String(server.port), "DEBUG", "SLEEP", "2"])
+            var timeout: StoreError?
+            var elapsed = Duration.zero
+            let probeStart = ContinuousClock.now
+            while timeout == nil && ContinuousClock.now - probeStart < .seconds(2) {
+                let start = ContinuousClock.now
+                do throws(StoreError) {
+                    _ = try await store.get("k")
+                    try? await Task.sleep(for: .milliseconds(10))
+                } catch {
+                    timeout = error
+                    elapsed = ContinuousClock.now - start
+                }
+            }
+            _ = try await sleeper
+            #expect(timeout?.kind == .timeout, "\(timeout?.message ?? "no error while the server slept")")
+            // Bounded by the 300 ms command timeout, with slack for a loaded machine.
+            #expect(elapsed < .seconds(1))
+
+            var recovered = false
+            for _ in 0..<100 where !recovered {
+                if (try? await store.get("k")) == [1] {
+                    recovered = true
+                } else {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            #expect(recovered)
+        }
+    }
+
+    /// Redis's `timeout` setting closes idle clients; the client reconnects at once, so the next
+    /// command does not fail.
+    @Test func serverIdleTimeoutIsInvisible() async throws {
+        try await Fixtures.withRedis(extraArguments: ["--timeout", "1"]) { server in
+            let store = try RedisStore(configuration: Self.configuration(port: server.port))
+            defer { store.shutdown() }
+            try await store.set("idle", value: [3], ttl: .seconds(60))
+            // Redis checks idle clients about ten times a second, so by 1.5 s it has closed the
+            // connection, and the next close is not due before about 2.5 s.
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(try await store.get("idle") == [3])
+        }
+    }
+
+    /// Every store without an event loop of its own shares one loop thread, so 32 stores add
+    /// no thread per connection.
+    @Test func storesShareOneLoopThread() async throws {
+        try await Fixtures.withRedis { server in
+            let warmUp = try RedisStore(configuration: Self.configuration(port: server.port))
+            try await warmUp.ping()
+            let threadsBefore = Self.threadCount()
+            var stores: [RedisStore] = []
+            for _ in 0..<32 {
+                let store = try RedisStore(configuration: Self.configuration(port: server.port))
+                try await store.ping()
+                stores.append(store)
+            }
+            let added = Self.threadCount() - threadsBefore
+            #expect(added < 8, "threads added by 32 connected stores: \(added)")
+            let clients = try RedisCLI.run(port: server.port, ["CLIENT", "LIST"])
+            #expect(clients.split(separator: "\n").count >= 33, "each store has its own connection")
+            for store in stores { store.shutdown() }
+            warmUp.shutdown()
+        }
+    }
+
+    @Test func runsOnACallerSuppliedLoop() async throws {
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        try await Fixtures.withRedis { server in
+            let store = try RedisStore(configuration: Self.configuration(port: server.port), eventLoop: group.next())
+            defer { store.shutdown() }
+            try await store.set("on-loop", value: [5], ttl: .seconds(60))
+            #expect(try await store.get("on-loop") == [5])
+        }
+    }
+
+    private static func threadCount() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0
     }
 
     @Test func concurrentCommandsArePipelined() async throws {

@@ -11,8 +11,8 @@ public final class TLSClientContext: @unchecked Sendable {
         guard let context = SSL_CTX_new(TLS_client_method()) else {
             throw TLSError("SSL_CTX_new", OpenSSLError("SSL_CTX_new"))
         }
-        self.context = context
-        self.configuration = configuration
+        // The properties are set only after setup succeeds: once every stored property of a class
+        // is set, a throwing init runs deinit, which would free the context a second time.
         do {
             try TLSContextSupport.applyCommon(to: context, minimumVersion: configuration.minimumVersion)
             if configuration.skipVerification {
@@ -36,6 +36,8 @@ public final class TLSClientContext: @unchecked Sendable {
             SSL_CTX_free(context)
             throw error
         }
+        self.context = context
+        self.configuration = configuration
     }
 
     deinit { SSL_CTX_free(context) }
