@@ -123,7 +123,8 @@ struct HTTPServerTests {
             func requestFailed(_ error: HTTPServerError) {}
         }
         let shortIdle: (inout HTTPServerConfiguration) -> Void = { $0.idleTimeout = 0.2 }
-        try await HTTPTesting.withServer(configure: shortIdle, makeHandler: { _ in EarlyHandler() }) { server in
+        let early: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in EarlyHandler() }
+        try await HTTPTesting.withServer(configure: shortIdle, makeHandler: early) { server in
             let start = MonotonicClock.nanoseconds()
             let connection = try LoopbackConnection(port: server.localAddress.port)
             try connection.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
