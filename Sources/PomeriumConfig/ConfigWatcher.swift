@@ -121,7 +121,7 @@ public final class ConfigWatcher: Sendable {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name
     }
 
-    /// Whether the events in `bytes` (a read from the inotify descriptor) touch a relevant path.
+    /// Returns whether the events in `bytes` (a read from the inotify descriptor) touch a relevant path.
     /// A queue overflow counts as relevant, because events were lost.
     func eventsAreRelevant(_ bytes: ArraySlice<UInt8>) -> Bool {
         let relevant = relevantPaths

@@ -32,9 +32,9 @@ public struct SigningKeys: Sendable {
 
 /// The assertion signing key across reloads. A reload with a different `signing_key` (or
 /// `signing_key_file` contents) makes the new key sign at once. The JWKS keeps publishing the
-/// previous key, after the new one, until the key changes again: assertions that the old key
-/// signed (requests in flight, and proxies of a split deployment that reload later) still verify
-/// for upstreams that fetch the JWKS. An upstream whose cached JWKS lacks the new key's `kid`
+/// previous key, after the new one, until the key changes again. So assertions that the old key
+/// signed still verify for upstreams that fetch the JWKS: requests in flight, and those of the
+/// proxies of a split deployment that reload later. An upstream whose cached JWKS lacks the new key's `kid`
 /// must fetch it again, as JWKS clients do on an unknown `kid`.
 public final class SigningKeyRing: Sendable {
     private let clock: any WallClock
@@ -48,7 +48,7 @@ public final class SigningKeyRing: Sendable {
     /// The keys in effect, or nil in a process that signs nothing.
     public var current: SigningKeys? { state.withLock { $0 } }
 
-    /// The keys to use with `key`: the current ones when `key` is the current key, otherwise a new
+    /// Returns the keys to use with `key`: the current ones when `key` is the current key, otherwise a new
     /// signer whose JWKS also lists the current key. Changes nothing until `commit(_:)`, so
     /// a reload that fails later keeps the running key.
     public func prepare(_ key: ECPrivateKey?) throws -> SigningKeys? {

@@ -5,8 +5,8 @@ import Testing
 
 /// One setting written alone in each format: every format and the environment must read it the
 /// same way, and differently from leaving it out. The combined sample in FormatParityTests covers
-/// the keys that this table leaves out (routes, headers, secrets the base already sets);
-/// `grpc_insecure` is forced on in all-in-one mode, so a file cannot change it there.
+/// the keys that this table leaves out, such as routes, headers and the secrets of the base.
+/// `grpc_insecure` is missing because all-in-one mode forces it on.
 @Suite struct KeyParityTests {
     enum Kind: Sendable {
         case text
@@ -23,7 +23,7 @@ import Testing
     }
 
     /// Everything a valid all-in-one configuration needs, set through the environment so the file
-    /// holds the key under test alone.
+    /// contains only the key under test.
     static let baseEnvironment: [String: String] = [
         "INSECURE_SERVER": "true",
         "SHARED_SECRET": TestConfig.sharedSecret,
@@ -72,7 +72,7 @@ import Testing
 
     static func quoted(_ text: String) -> String { "\"\(text)\"" }
 
-    /// The key written in the format of `name`'s extension.
+    /// Writes the key in the format of `name`'s extension.
     static func file(_ setting: KeyCase, name: String) -> String {
         let key = setting.key
         let value = setting.value

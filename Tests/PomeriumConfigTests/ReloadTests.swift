@@ -303,7 +303,7 @@ struct ReloadFixture {
     static let created: UInt32 = 0x100
     static let queueOverflow: UInt32 = 0x4000
 
-    /// One `struct inotify_event` as the kernel writes it: wd, mask, cookie, len, padded name.
+    /// Encodes one `struct inotify_event` as the kernel writes it: wd, mask, cookie, len, padded name.
     static func event(watch: Int32, mask: UInt32, name: String) -> [UInt8] {
         var name = Array(name.utf8) + [0]
         while name.count % 16 != 0 { name.append(0) }

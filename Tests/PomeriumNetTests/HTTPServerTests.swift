@@ -113,7 +113,7 @@ struct HTTPServerTests {
 
     @Test("idle timeout closes a keep-alive connection whose handler answered early")
     func idleAfterEarlyResponse() async throws {
-        // Answers in requestStarted, before the request ends, as the health check does.
+        // Responds in requestStarted, before the request ends, as the health check does.
         final class EarlyHandler: HTTPRequestHandler {
             func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
                 responder.respond(status: 200, body: Array("early".utf8))

@@ -59,7 +59,7 @@ def write_config(tmp_path, config):
     (tmp_path / "config.json").write_text(json.dumps(config))
 
 
-def test_renewed_certificate_reaches_new_connections_and_keeps_open_ones(start_pomerium, oidc_provider, tmp_path):
+def test_renewed_certificate_keeps_open_connections(start_pomerium, oidc_provider, tmp_path):
     # The certificates sit apart from the config, as /etc/ssl is apart from /etc/pomerium.
     certificates = tmp_path / "certs"
     certificates.mkdir()
@@ -89,7 +89,7 @@ def test_renewed_certificate_reaches_new_connections_and_keeps_open_ones(start_p
     assert open_connection.sock.getpeercert(binary_form=True) == der(first[0])
 
 
-def test_mismatched_certificate_changes_nothing_and_names_key_and_file(start_pomerium, oidc_provider, tmp_path):
+def test_mismatched_certificate_is_rejected(start_pomerium, oidc_provider, tmp_path):
     certificates = tmp_path / "certs"
     certificates.mkdir()
     first = make_certificate(certificates, "first")

@@ -5,8 +5,8 @@ import Synchronization
 /// every loop; OpenSSL contexts are safe to use from several threads once set up.
 ///
 /// `replaceCertificates(_:)` swaps the whole certificate set at once. A connection whose
-/// ClientHello arrives after the swap gets a new certificate; a connection that finished its
-/// handshake keeps its `SSL_CTX` (OpenSSL counts the reference) and is not disturbed.
+/// ClientHello arrives after the swap gets a new certificate. A connection that finished its
+/// handshake keeps its `SSL_CTX`, whose reference OpenSSL counts, and is not disturbed.
 public final class TLSServerContext: @unchecked Sendable {
     /// The settings given at init. Replacing certificates keeps the protocols, version and client roots.
     public let configuration: TLSServerConfiguration
@@ -39,7 +39,7 @@ public final class TLSServerContext: @unchecked Sendable {
     /// The certificate set new handshakes use.
     var certificateContexts: CertificateContexts { current.withLock { $0 } }
 
-    /// A new `SSL` object on the current default context; the caller frees it.
+    /// Creates an `SSL` object on the current default context; the caller frees it.
     func makeSSL() -> OpaquePointer? {
         current.withLock { SSL_new($0.contexts[0]) }
     }
