@@ -18,8 +18,9 @@ public final class ConfigWatcher: Sendable {
     private let logger: Logger
     private let onOutcome: @Sendable (ReloadOutcome) -> Void
     private let descriptors: Mutex<(inotify: Int32, wake: Int32)?> = Mutex(nil)
-    /// The directory of each inotify watch descriptor.
-    private let watchedDirectories = Mutex<[Int32: String]>([:])
+    /// The directory paths of each inotify watch descriptor. inotify returns the same descriptor
+    /// for one directory named two ways (`.` and its absolute path), so a descriptor may have several.
+    private let watchedDirectories = Mutex<[Int32: Set<String>]>([:])
     private let finished = Mutex<Bool>(false)
 
     /// A watcher for the loader's config file; `onOutcome` runs on the watcher thread after each reload.
@@ -48,7 +49,7 @@ public final class ConfigWatcher: Sendable {
             close(inotify)
             throw PomeriumError("config-watch", "cannot watch directory \"\(directory)\": \(reason)")
         }
-        watchedDirectories.withLock { $0[watch] = directory }
+        watchedDirectories.withLock { _ = $0[watch, default: []].insert(directory) }
         let wake = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         guard wake >= 0 else {
             close(inotify)
@@ -85,7 +86,7 @@ public final class ConfigWatcher: Sendable {
         for path in referencedDirectories {
             let watch = inotify_add_watch(inotify, path, Self.mask)
             if watch >= 0 {
-                watchedDirectories.withLock { $0[watch] = path }
+                watchedDirectories.withLock { _ = $0[watch, default: []].insert(path) }
             } else {
                 logger.warning(
                     "cannot watch the directory of a referenced file; changes there need a config change or restart",
@@ -139,9 +140,9 @@ public final class ConfigWatcher: Sendable {
             guard bytes.endIndex - nameStart >= length else { return true }
             if mask & UInt32(IN_Q_OVERFLOW) != 0 { return true }
             let nameBytes = bytes[nameStart..<nameStart + length].prefix { $0 != 0 }
-            if let directory = directories[watch] {
-                let path = Self.join(directory, String(decoding: nameBytes, as: UTF8.self))
-                if relevant.contains(path) { return true }
+            let name = String(decoding: nameBytes, as: UTF8.self)
+            for directory in directories[watch] ?? [] where relevant.contains(Self.join(directory, name)) {
+                return true
             }
             offset = nameStart + length
         }

@@ -329,6 +329,36 @@ struct ReloadFixture {
         #expect(!watcher.eventsAreRelevant(ArraySlice(Self.event(watch: 7, mask: Self.modified, name: "config.yaml"))))
     }
 
+    @Test func directoryWithTwoNamesKeepsBoth() throws {
+        // The certificate is named through a symbolic link to the config directory, so both
+        // watches land on one inotify descriptor.
+        let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "pomerium-two-names")
+        let link = directory.path + "-link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: directory.path)
+        defer { try? FileManager.default.removeItem(atPath: link) }
+        try TestMaterial.serverCertificate.write(
+            toFile: directory.appendingPathComponent("tls.crt").path, atomically: true, encoding: .utf8)
+        try TestMaterial.serverKey.write(
+            toFile: directory.appendingPathComponent("tls.key").path, atomically: true, encoding: .utf8)
+        let path = directory.appendingPathComponent("config.yaml").path
+        let text =
+            SettingDefaultsTests.base(without: ["insecure_server"])
+            + "certificate_file: \(link)/tls.crt\ncertificate_key_file: \(link)/tls.key\n"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let loader = ConfigLoader(configFile: path, environment: { [:] })
+        let result = loader.load()
+        try #require(result.isValid, "\(result.summary)")
+        let holder = ConfigSnapshotHolder(
+            ConfigSnapshot(options: result.options, warnings: [], inputs: result.inputs, generation: 1))
+        let reloader = ConfigReloader(loader: loader, holder: holder, logger: .inMemory(store: .init()))
+        let watcher = ConfigWatcher(reloader: reloader, logger: .inMemory(store: .init()))
+        try watcher.start()
+        defer { watcher.stop() }
+        #expect(watcher.eventsAreRelevant(ArraySlice(Self.event(watch: 1, mask: Self.movedTo, name: "config.yaml"))))
+        #expect(watcher.eventsAreRelevant(ArraySlice(Self.event(watch: 1, mask: Self.movedTo, name: "tls.crt"))))
+        #expect(!watcher.eventsAreRelevant(ArraySlice(Self.event(watch: 1, mask: Self.modified, name: "other"))))
+    }
+
     @Test func kubernetesDataLinkIsRelevant() throws {
         let fixture = try ReloadFixture(TestConfig.baseYAML, layout: .kubernetes)
         let watcher = ConfigWatcher(reloader: fixture.reloader, logger: .inMemory(store: fixture.logs))
