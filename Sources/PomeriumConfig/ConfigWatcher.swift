@@ -18,6 +18,9 @@ public final class ConfigWatcher: Sendable {
     private let logger: Logger
     private let onOutcome: @Sendable (ReloadOutcome) -> Void
     private let descriptors: Mutex<(inotify: Int32, wake: Int32)?> = Mutex(nil)
+    /// The directory paths of each inotify watch descriptor. inotify returns the same descriptor
+    /// for one directory named two ways (`.` and its absolute path), so a descriptor may have several.
+    private let watchedDirectories = Mutex<[Int32: Set<String>]>([:])
     private let finished = Mutex<Bool>(false)
 
     /// A watcher for the loader's config file; `onOutcome` runs on the watcher thread after each reload.
@@ -40,11 +43,13 @@ public final class ConfigWatcher: Sendable {
         guard inotify >= 0 else {
             throw PomeriumError("config-watch", "inotify_init1 failed: \(String(cString: strerror(CLinux_errno())))")
         }
-        guard inotify_add_watch(inotify, directory, Self.mask) >= 0 else {
+        let watch = inotify_add_watch(inotify, directory, Self.mask)
+        guard watch >= 0 else {
             let reason = String(cString: strerror(CLinux_errno()))
             close(inotify)
             throw PomeriumError("config-watch", "cannot watch directory \"\(directory)\": \(reason)")
         }
+        watchedDirectories.withLock { _ = $0[watch, default: []].insert(directory) }
         let wake = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         guard wake >= 0 else {
             close(inotify)
@@ -78,11 +83,70 @@ public final class ConfigWatcher: Sendable {
     /// calling this again after a reload only adds the new ones. A directory that cannot be
     /// watched is logged; the file is still compared at every reload the config directory triggers.
     private func watchReferencedDirectories(_ inotify: Int32) {
-        for path in referencedDirectories where inotify_add_watch(inotify, path, Self.mask) < 0 {
-            logger.warning(
-                "cannot watch the directory of a referenced file; changes there need a config change or restart",
-                metadata: ["directory": .string(path), "error": .string(String(cString: strerror(CLinux_errno())))])
+        for path in referencedDirectories {
+            let watch = inotify_add_watch(inotify, path, Self.mask)
+            if watch >= 0 {
+                watchedDirectories.withLock { _ = $0[watch, default: []].insert(path) }
+            } else {
+                logger.warning(
+                    "cannot watch the directory of a referenced file; changes there need a config change or restart",
+                    metadata: [
+                        "directory": .string(path), "error": .string(String(cString: strerror(CLinux_errno()))),
+                    ])
+            }
         }
+    }
+
+    /// The paths whose changes matter: the config file, the files the snapshot read, and for
+    /// each of them the first component of a symbolic link target, which is `..data` in a
+    /// Kubernetes ConfigMap. Other files in the same directories, such as a log file written
+    /// next to config.yaml, are ignored, so they cannot trigger reloads.
+    var relevantPaths: Set<String> {
+        var files = Array(reloader.holder.current.inputs.referencedFiles.keys)
+        if let configFile = reloader.loader.configFile { files.append(configFile) }
+        var paths = Set<String>()
+        for file in files {
+            let parent = (file as NSString).deletingLastPathComponent
+            let folder = parent.isEmpty ? "." : parent
+            paths.insert(Self.join(folder, (file as NSString).lastPathComponent))
+            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: file),
+                !target.hasPrefix("/"), let first = target.split(separator: "/").first
+            {
+                paths.insert(Self.join(folder, String(first)))
+            }
+        }
+        return paths
+    }
+
+    private static func join(_ directory: String, _ name: String) -> String {
+        directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+
+    /// Returns whether the events in `bytes` (a read from the inotify descriptor) touch a relevant path.
+    /// A queue overflow counts as relevant, because events were lost.
+    func eventsAreRelevant(_ bytes: ArraySlice<UInt8>) -> Bool {
+        let relevant = relevantPaths
+        let directories = watchedDirectories.withLock { $0 }
+        var offset = bytes.startIndex
+        // struct inotify_event: int32 wd, uint32 mask, uint32 cookie, uint32 len, then len name bytes.
+        while bytes.endIndex - offset >= 16 {
+            func word(_ at: Int) -> UInt32 {
+                (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[offset + at + $1]) << (8 * $1) }
+            }
+            let watch = Int32(bitPattern: word(0))
+            let mask = word(4)
+            let length = Int(word(12))
+            let nameStart = offset + 16
+            guard bytes.endIndex - nameStart >= length else { return true }
+            if mask & UInt32(IN_Q_OVERFLOW) != 0 { return true }
+            let nameBytes = bytes[nameStart..<nameStart + length].prefix { $0 != 0 }
+            let name = String(decoding: nameBytes, as: UTF8.self)
+            for directory in directories[watch] ?? [] where relevant.contains(Self.join(directory, name)) {
+                return true
+            }
+            offset = nameStart + length
+        }
+        return false
     }
 
     /// Stops the watcher thread; a reload already running completes first.
@@ -126,9 +190,13 @@ public final class ConfigWatcher: Sendable {
             }
             if polls[1].revents != 0 { return }
             if polls[0].revents != 0 {
-                // Drain every queued event: any change in the directory may concern the file.
-                while read(inotify, &buffer, buffer.count) > 0 {}
-                if firstEvent == nil { firstEvent = .now }
+                var relevant = false
+                while true {
+                    let count = read(inotify, &buffer, buffer.count)
+                    if count <= 0 { break }
+                    if !relevant { relevant = eventsAreRelevant(buffer[0..<count]) }
+                }
+                if relevant, firstEvent == nil { firstEvent = .now }
             }
             guard let pendingSince = firstEvent else { continue }
             if ready == 0 || ContinuousClock.now - pendingSince >= maximumDelay {

@@ -290,6 +290,7 @@ extension NodeDecoder {
         var keyPEM: [UInt8]?
         var location = fallback
         var usedKey = names.certificate
+        var files = ""
         if hasBase64Certificate || hasBase64Key {
             guard hasBase64Certificate, hasBase64Key else {
                 let missing = hasBase64Certificate ? names.key : names.certificate
@@ -325,15 +326,20 @@ extension NodeDecoder {
             keyPEM = keyFile.flatMap { fileContents($0, key: names.keyFile) }
             location = certificateFile?.location ?? fallback
             usedKey = names.certificateFile
+            if let certificatePath = certificateFile?.scalar, let keyPath = keyFile?.scalar {
+                files = "files \"\(certificatePath)\" and \"\(keyPath)\": "
+            }
         } else {
             return nil
         }
         guard let certificatePEM, let keyPEM else { return nil }
-        return checkedPair(certificatePEM: certificatePEM, keyPEM: keyPEM, key: usedKey, location: location)
+        return checkedPair(
+            certificatePEM: certificatePEM, keyPEM: keyPEM, key: usedKey, location: location, files: files)
     }
 
+    /// Checks that the pair loads; `files` names the files the PEM came from, for the messages.
     mutating func checkedPair(
-        certificatePEM: [UInt8], keyPEM: [UInt8], key: String, location: SourceLocation
+        certificatePEM: [UInt8], keyPEM: [UInt8], key: String, location: SourceLocation, files: String = ""
     ) -> TLSCertificatePair? {
         do throws(ConfigKeyCheckError) {
             let info = try ConfigKeyCheck.validateCertificateChain(certificatePEM: certificatePEM, keyPEM: keyPEM)
@@ -351,7 +357,7 @@ extension NodeDecoder {
                         + "(check the clock of this host and of the machine that issued it)")
             }
         } catch {
-            self.error(key, location, "the certificate and key do not load: \(error.reason)")
+            self.error(key, location, "\(files)the certificate and key do not load: \(error.reason)")
             return nil
         }
         return TLSCertificatePair(

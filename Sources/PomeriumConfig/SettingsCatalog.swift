@@ -28,22 +28,21 @@ public enum SettingsCatalog {
         SettingDescriptor(key: key, reload: .restart, isSecret: secret, isAddition: addition)
     }
 
-    /// The top-level settings, in the order the effective-settings printer lists them.
-    ///
-    /// NOTE: the listener's certificates and timeouts, the signing key and the log level are read
-    /// once at start, so they are restart-only until the server can swap its TLS contexts and
-    /// timeouts in place.
+    /// The top-level settings, in the order the effective-settings printer lists them. Restart-only
+    /// are the listen addresses and `insecure_server` (sockets are bound at start), `services`, the
+    /// stores, the identity provider (discovered once at start), the gRPC and tracing settings, and
+    /// `pomerium_debug` (the log format).
     public static let settings: [SettingDescriptor] = [
         restart("services"),
         restart("address"),
         restart("insecure_server"),
         restart("http_redirect_addr"),
         restart("metrics_address"),
-        restart("certificate"),
-        restart("certificate_key", secret: true),
-        restart("certificate_file"),
-        restart("certificate_key_file"),
-        restart("certificates", secret: true, addition: true),
+        hot("certificate"),
+        hot("certificate_key", secret: true),
+        hot("certificate_file"),
+        hot("certificate_key_file"),
+        hot("certificates", secret: true, addition: true),
         hot("shared_secret", secret: true),
         hot("cookie_secret", secret: true),
         hot("cookie_name"),
@@ -68,16 +67,16 @@ public enum SettingsCatalog {
         restart("idp_ca_file", addition: true),
         hot("programmatic_redirect_domains", addition: true),
         hot("administrators"),
-        restart("signing_key", secret: true),
-        restart("signing_key_file", addition: true),
+        hot("signing_key", secret: true),
+        hot("signing_key_file", addition: true),
         hot("headers"),
         hot("jwt_claims_headers"),
         hot("trusted_proxies", addition: true),
         hot("default_upstream_timeout"),
-        restart("timeout_read"),
-        restart("timeout_write"),
-        restart("timeout_read_header"),
-        restart("timeout_idle"),
+        hot("timeout_read"),
+        hot("timeout_write"),
+        hot("timeout_read_header"),
+        hot("timeout_idle"),
         restart("grpc_address"),
         restart("grpc_insecure"),
         hot("grpc_client_timeout"),
@@ -95,7 +94,7 @@ public enum SettingsCatalog {
         restart("tracing_debug"),
         restart("tracing_jaeger_collector_endpoint"),
         restart("tracing_jaeger_agent_endpoint"),
-        restart("log_level"),
+        hot("log_level"),
         restart("pomerium_debug"),
         hot("policy"),
     ]

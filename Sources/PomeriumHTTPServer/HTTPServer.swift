@@ -49,12 +49,15 @@ final class LoopServerState {
 /// `makeHandler` is called on the connection's loop for every request.
 public final class HTTPServer: Sendable {
     public let group: EventLoopGroup
+    /// The configuration given at init; `currentConfiguration` has the timeouts in effect now.
     public let configuration: HTTPServerConfiguration
     private let states: [LoopBound<LoopServerState>]
     private let logger: Logger
     /// The bound address; its port is the real one when the configuration asked for port 0.
     public let localAddress: SocketAddress
     private let shutdownStarted = Atomic<Bool>(false)
+    /// The configuration that connections accepted from now on get; `updateTimeouts` changes it.
+    private let acceptConfiguration: AcceptConfiguration
 
     public init(
         group: EventLoopGroup,
@@ -65,6 +68,8 @@ public final class HTTPServer: Sendable {
         self.group = group
         self.configuration = configuration
         self.logger = logger
+        let acceptConfiguration = AcceptConfiguration(configuration)
+        self.acceptConfiguration = acceptConfiguration
         var states: [LoopBound<LoopServerState>] = []
         var address = configuration.address
         for loop in group.loops {
@@ -74,8 +79,8 @@ public final class HTTPServer: Sendable {
                 let tls = configuration.tls
                 state.listener = try Listener(address: bound, loop: loop) { [unowned state] descriptor, peer in
                     Self.accept(
-                        descriptor: descriptor, peer: peer, state: state, tls: tls, configuration: configuration,
-                        makeHandler: makeHandler)
+                        descriptor: descriptor, peer: peer, state: state, tls: tls,
+                        configuration: acceptConfiguration.current, makeHandler: makeHandler)
                 }
                 return LoopBound(state, loop: loop)
             }
@@ -113,6 +118,20 @@ public final class HTTPServer: Sendable {
             state.logger.warning("failed to set up an accepted connection", metadata: ["error": "\(error)"])
         }
     }
+
+    /// Sets the timeouts (in seconds, zero disables one) of connections accepted from now on.
+    /// Open connections keep the timeouts they were accepted with.
+    public func updateTimeouts(readHeader: Double, read: Double, write: Double, idle: Double) {
+        acceptConfiguration.update { configuration in
+            configuration.readHeaderTimeout = readHeader
+            configuration.readTimeout = read
+            configuration.writeTimeout = write
+            configuration.idleTimeout = idle
+        }
+    }
+
+    /// The configuration that the next accepted connection gets.
+    public var currentConfiguration: HTTPServerConfiguration { acceptConfiguration.current }
 
     /// The number of open client connections across all loops.
     public func connectionCount() async -> Int {
@@ -181,6 +200,17 @@ public final class HTTPServer: Sendable {
             return LoopBound(watcher, loop: loop)
         }
     }
+}
+
+/// The configuration handed to each accepted connection, behind a lock so a reload can change it.
+final class AcceptConfiguration: Sendable {
+    private let value: Mutex<HTTPServerConfiguration>
+
+    init(_ configuration: HTTPServerConfiguration) { value = Mutex(configuration) }
+
+    var current: HTTPServerConfiguration { value.withLock { $0 } }
+
+    func update(_ change: (inout HTTPServerConfiguration) -> Void) { value.withLock { change(&$0) } }
 }
 
 /// A flag captured by loop-thread closures.

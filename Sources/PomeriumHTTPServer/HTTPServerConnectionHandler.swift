@@ -116,9 +116,12 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
             case .requestBody(let bytes):
                 handler?.requestBody(bytes)
             case .requestEnd(let trailers):
+                // A handler that finished its response in requestStarted left the connection idle
+                // with the idle deadline set; moving to handling would clear it for good.
+                guard let handler else { break }
                 phase = .handling
                 clearDeadlineUnlessWriting()
-                handler?.requestEnded(trailers: trailers)
+                handler.requestEnded(trailers: trailers)
             case .requestFailed(let error):
                 let failed = handler
                 handler = nil

@@ -6,16 +6,18 @@ import PomeriumLogging
 /// PEM in a file with mode 0600, and loaded from that file on every later start and reload. v0.7
 /// generated a new key per start and per reload, which broke every upstream's verification.
 public enum SigningKeyFile {
-    /// Loads the key at `path`, or generates and stores one when the file does not exist.
+    /// Loads the key at `path`, or stores `newKey` there (a freshly generated P-256 key when nil)
+    /// when the file does not exist, and returns the key the file holds.
     ///
     /// The new file is written to a temporary name in the same folder and then hard-linked to
-    /// `path`, so a reader never sees a partial file and two processes starting at once end up
-    /// with the same key.
+    /// `path`, so a reader never sees a partial file, an existing file is never overwritten, and
+    /// two processes starting at once end up with the same key.
     ///
     /// - Throws: `KeyError` when the file exists but holds no usable P-256 key, or cannot be written.
-    public static func loadOrCreate(path: String, logger: Logger) throws -> ECPrivateKey {
+    public static func loadOrCreate(path: String, newKey: ECPrivateKey? = nil, logger: Logger) throws -> ECPrivateKey {
         if let existing = try load(path: path, logger: logger) { return existing }
-        let key = try ECPrivateKey.generate(curve: .p256)
+        let key = try newKey ?? ECPrivateKey.generate(curve: .p256)
+        guard key.curve == .p256 else { throw KeyError("the key to store in \(path) is not on P-256") }
         let pem = try key.sec1PEM()
         let temporary = "\(path).tmp-\(getpid())-\(Base64.urlUnpadded.encode(try SecureRandom.bytes(6)))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)

@@ -54,7 +54,10 @@ struct Launcher {
             writeStandardError("pomerium: cannot block SIGTERM and SIGINT: \(error)\n")
             return ExitCode.failure
         }
-        let snapshot = ConfigSnapshot(options: settings, warnings: result.warnings, inputs: inputs, generation: 1)
+        // result.inputs carries the stamps of the files that _file settings name; without them a
+        // renewed certificate file would look unchanged to the first reload.
+        let snapshot = ConfigSnapshot(
+            options: settings, warnings: result.warnings, inputs: result.inputs, generation: 1)
         let runtime = Runtime(loader: loader, snapshot: snapshot, watchConfig: options.configFile != nil)
         return runtime.runBlocking()
     }

@@ -108,12 +108,10 @@ final class Runtime: Sendable {
         let initialServices = try wiring.build(initialSnapshot)
         let dispatcher = HostDispatcher(services: initialServices, logger: Logger(label: "pomerium.http"))
 
+        let timeouts = ServerTimeouts(options: options)
         let configuration = HTTPServerConfiguration(
-            address: address, tls: tls,
-            readHeaderTimeout: Self.seconds(options.timeoutReadHeader),
-            readTimeout: Self.seconds(options.timeoutRead),
-            writeTimeout: Self.seconds(options.timeoutWrite),
-            idleTimeout: Self.seconds(options.timeoutIdle))
+            address: address, tls: tls, readHeaderTimeout: timeouts.readHeader, readTimeout: timeouts.read,
+            writeTimeout: timeouts.write, idleTimeout: timeouts.idle)
         let main: HTTPServer
         do {
             main = try await HTTPServer(
@@ -144,8 +142,9 @@ final class Runtime: Sendable {
         var watcher: ConfigWatcher?
         if watchConfig {
             let reloadLogger = Logger(label: "pomerium.config")
+            let listener = ListenerReloader(server: main, tls: tls, options: options, logger: reloadLogger)
             let reloader = ServiceReloader(
-                dispatcher: dispatcher, holder: holder, logger: reloadLogger, build: wiring.build)
+                dispatcher: dispatcher, holder: holder, listener: listener, logger: reloadLogger, build: wiring.build)
             let configWatcher = ConfigWatcher(
                 reloader: ConfigReloader(loader: loader, holder: holder, logger: reloadLogger), logger: reloadLogger
             ) { outcome in
@@ -188,11 +187,6 @@ final class Runtime: Sendable {
         logger.critical("\(message)")
         writeStandardError("pomerium: \(message)\n")
         return ExitCode.failure
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
 

@@ -57,16 +57,22 @@ struct ServiceWiring: Sendable {
         let proxyLogger = Logger(label: "pomerium.proxy")
         let authenticateLogger = Logger(label: "pomerium.authenticate")
 
+        let signingKeys = shared.signingKeys
         let build: ServiceSetBuilder = { (snapshot: ConfigSnapshot) throws -> ServiceSet in
             let options = snapshot.options
+            // The start already loaded the first snapshot's key; a reload reads signing_key again.
+            let keys =
+                snapshot.generation == 1
+                ? signingKeys.current
+                : try signingKeys.prepare(SigningKeySetup.load(options: options, isReload: true, logger: logger))
             var authenticate: AuthenticateService?
             if let provider {
                 authenticate = try AuthenticateService(
-                    options: options, provider: provider, store: store, keySet: shared.keySet, clock: clock,
+                    options: options, provider: provider, store: store, keySet: keys?.keySet, clock: clock,
                     logger: authenticateLogger, replayGuard: replayGuard)
             }
             var proxy: ProxyService?
-            if mode.runsProxy, let signer = shared.signer, let keySet = shared.keySet {
+            if mode.runsProxy, let signer = keys?.signer, let keySet = keys?.keySet {
                 let refresher: any RouteSessionRefresher = authenticate ?? SignInAgainRefresher()
                 proxy = try ProxyService(
                     options: options,
@@ -91,6 +97,11 @@ struct ServiceWiring: Sendable {
             }
             let forwardAuthHost = options.forwardAuthURL.map {
                 AuthenticateHost(scheme: $0.scheme, host: $0.host, port: $0.port)
+            }
+            if signingKeys.commit(keys), let keys {
+                logger.info(
+                    "assertion signing key changed; the JWKS lists the new key and, until the next change, the old one",
+                    metadata: ["kid": .string(keys.signer.keyID), "generation": .string("\(snapshot.generation)")])
             }
             return ServiceSet(
                 authenticateHost: authenticateHost,

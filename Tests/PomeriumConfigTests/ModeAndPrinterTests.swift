@@ -173,29 +173,6 @@ import Testing
 }
 
 @Suite struct SigningKeyFileTests {
-    @Test func generatedKeyIsPersistedOnce() throws {
-        let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "signing-key")
-        let path = directory.appendingPathComponent("signing.pem").path
-        let options = try TestConfig.loadBase("signing_key_file: \(path)\n").options
-        #expect(options.signingKeyIsGenerated)
-        #expect(try SigningKeyFile.persistGeneratedKey(options))
-        #expect(!(try SigningKeyFile.persistGeneratedKey(options)))
-        let attributes = try FileManager.default.attributesOfItem(atPath: path)
-        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
-        // The next start reads the stored key instead of generating one.
-        let reloaded = try TestConfig.loadBase("signing_key_file: \(path)\n").options
-        #expect(!reloaded.signingKeyIsGenerated)
-        #expect(reloaded.signingKeyPEM == options.signingKeyPEM)
-    }
-
-    @Test func configuredKeyIsNeverWritten() throws {
-        let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "signing-key")
-        let path = directory.appendingPathComponent("signing.pem").path
-        let options = try TestConfig.loadBase("signing_key: \(TestConfig.base64(TestMaterial.p256SEC1))\n").options
-        #expect(!(try SigningKeyFile.persistGeneratedKey(options)))
-        #expect(!FileManager.default.fileExists(atPath: path))
-    }
-
     @Test func corruptKeyFileIsAnError() throws {
         let path = try TestConfig.write(TestMaterial.p384Key, name: "signing.pem")
         let result = try TestConfig.loadBase("signing_key_file: \(path)\n")

@@ -77,16 +77,16 @@ struct ReloadFixture {
 @Suite struct ConfigReloaderTests {
     @Test func validChangeSwapsSnapshot() throws {
         let fixture = try ReloadFixture(TestConfig.baseYAML + "cookie_name: _first\n")
-        try fixture.write(TestConfig.baseYAML + "cookie_name: _second\ntimeout_read: 1m\n")
-        // cookie_name is applied by the rebuilt services; the listener's timeouts need a restart.
+        try fixture.write(TestConfig.baseYAML + "cookie_name: _second\ntimeout_read: 1m\ncache_store_path: other.db\n")
+        // cookie_name and the listener's timeouts apply at once; the store path needs a restart.
         guard case .applied(let report) = fixture.reloader.reload() else {
             Issue.record("reload was not applied")
             return
         }
         #expect(report.generation == 2)
-        #expect(report.changedKeys == ["cookie_name", "timeout_read"])
-        #expect(report.hotKeys == ["cookie_name"])
-        #expect(report.restartKeys == ["timeout_read"])
+        #expect(report.changedKeys == ["cookie_name", "timeout_read", "cache_store_path"])
+        #expect(report.hotKeys == ["cookie_name", "timeout_read"])
+        #expect(report.restartKeys == ["cache_store_path"])
         #expect(fixture.holder.current.options.cookieName == "_second")
         #expect(fixture.holder.current.generation == 2)
     }
@@ -295,6 +295,75 @@ struct ReloadFixture {
             onOutcome: { recorder.record($0) })
         try watcher.start()
         return (watcher, recorder)
+    }
+
+    // The inotify mask bits of <sys/inotify.h>.
+    static let modified: UInt32 = 0x2
+    static let movedTo: UInt32 = 0x80
+    static let created: UInt32 = 0x100
+    static let queueOverflow: UInt32 = 0x4000
+
+    /// Encodes one `struct inotify_event` as the kernel writes it: wd, mask, cookie, len, padded name.
+    static func event(watch: Int32, mask: UInt32, name: String) -> [UInt8] {
+        var name = Array(name.utf8) + [0]
+        while name.count % 16 != 0 { name.append(0) }
+        var bytes: [UInt8] = []
+        for word in [UInt32(bitPattern: watch), mask, 0, UInt32(name.count)] {
+            bytes += (0..<4).map { UInt8(truncatingIfNeeded: word >> (8 * $0)) }
+        }
+        return bytes + name
+    }
+
+    @Test func otherFilesInTheDirectoryAreIgnored() throws {
+        let fixture = try ReloadFixture(TestConfig.baseYAML)
+        let watcher = ConfigWatcher(reloader: fixture.reloader, logger: .inMemory(store: fixture.logs))
+        try watcher.start()
+        defer { watcher.stop() }
+        // The config directory is the first watch of a new inotify instance.
+        let logLine = Self.event(watch: 1, mask: Self.modified, name: "config.yaml.log")
+        let swapFile = Self.event(watch: 1, mask: Self.created, name: ".config.yaml.swp")
+        let edit = Self.event(watch: 1, mask: Self.movedTo, name: "config.yaml")
+        #expect(!watcher.eventsAreRelevant(ArraySlice(logLine + swapFile)))
+        #expect(watcher.eventsAreRelevant(ArraySlice(logLine + edit)))
+        #expect(watcher.eventsAreRelevant(ArraySlice(Self.event(watch: -1, mask: Self.queueOverflow, name: ""))))
+        #expect(!watcher.eventsAreRelevant(ArraySlice(Self.event(watch: 7, mask: Self.modified, name: "config.yaml"))))
+    }
+
+    @Test func directoryWithTwoNamesKeepsBoth() throws {
+        // The certificate is named through a symbolic link to the config directory, so both
+        // watches land on one inotify descriptor.
+        let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "pomerium-two-names")
+        let link = directory.path + "-link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: directory.path)
+        defer { try? FileManager.default.removeItem(atPath: link) }
+        try TestMaterial.serverCertificate.write(
+            toFile: directory.appendingPathComponent("tls.crt").path, atomically: true, encoding: .utf8)
+        try TestMaterial.serverKey.write(
+            toFile: directory.appendingPathComponent("tls.key").path, atomically: true, encoding: .utf8)
+        let path = directory.appendingPathComponent("config.yaml").path
+        let text =
+            SettingDefaultsTests.base(without: ["insecure_server"])
+            + "certificate_file: \(link)/tls.crt\ncertificate_key_file: \(link)/tls.key\n"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let loader = ConfigLoader(configFile: path, environment: { [:] })
+        let result = loader.load()
+        try #require(result.isValid, "\(result.summary)")
+        let holder = ConfigSnapshotHolder(
+            ConfigSnapshot(options: result.options, warnings: [], inputs: result.inputs, generation: 1))
+        let reloader = ConfigReloader(loader: loader, holder: holder, logger: .inMemory(store: .init()))
+        let watcher = ConfigWatcher(reloader: reloader, logger: .inMemory(store: .init()))
+        try watcher.start()
+        defer { watcher.stop() }
+        #expect(watcher.eventsAreRelevant(ArraySlice(Self.event(watch: 1, mask: Self.movedTo, name: "config.yaml"))))
+        #expect(watcher.eventsAreRelevant(ArraySlice(Self.event(watch: 1, mask: Self.movedTo, name: "tls.crt"))))
+        #expect(!watcher.eventsAreRelevant(ArraySlice(Self.event(watch: 1, mask: Self.modified, name: "other"))))
+    }
+
+    @Test func kubernetesDataLinkIsRelevant() throws {
+        let fixture = try ReloadFixture(TestConfig.baseYAML, layout: .kubernetes)
+        let watcher = ConfigWatcher(reloader: fixture.reloader, logger: .inMemory(store: fixture.logs))
+        let directory = (fixture.path as NSString).deletingLastPathComponent
+        #expect(watcher.relevantPaths == [directory + "/config.yaml", directory + "/..data"])
     }
 
     @Test func missingDirectoryFailsToStart() throws {

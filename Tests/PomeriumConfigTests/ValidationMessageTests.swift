@@ -304,6 +304,21 @@ struct MessageCase: Sendable, CustomTestStringConvertible {
         }
     }
 
+    @Test func mismatchedCertificateFilesAreNamed() throws {
+        let certificate = try TestConfig.write(TestMaterial.serverCertificate, name: "tls.crt")
+        let key = try TestConfig.write(TestMaterial.otherKey, name: "tls.key")
+        let text =
+            SettingDefaultsTests.base(without: ["insecure_server"])
+            + "certificate_file: \(certificate)\ncertificate_key_file: \(key)\n"
+        let result = try TestConfig.load(text)
+        let problem = try #require(result.problems(for: "certificate_file").first, "\(result.summary)")
+        #expect(problem.severity == .error)
+        #expect(problem.message.contains("does not match"))
+        #expect(problem.message.contains(certificate))
+        #expect(problem.message.contains(key))
+        #expect(problem.description.contains("certificate_file: "))
+    }
+
     @Test func everyErrorIsReportedInOnePass() throws {
         let text = """
             services: proxy

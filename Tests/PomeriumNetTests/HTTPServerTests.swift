@@ -111,6 +111,31 @@ struct HTTPServerTests {
         }
     }
 
+    @Test("idle timeout closes a keep-alive connection whose handler answered early")
+    func idleAfterEarlyResponse() async throws {
+        // Responds in requestStarted, before the request ends, as the health check does.
+        final class EarlyHandler: HTTPRequestHandler {
+            func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
+                responder.respond(status: 200, body: Array("early".utf8))
+            }
+            func requestBody(_ bytes: [UInt8]) {}
+            func requestEnded(trailers: HTTPHeaders) {}
+            func requestFailed(_ error: HTTPServerError) {}
+        }
+        let shortIdle: (inout HTTPServerConfiguration) -> Void = { $0.idleTimeout = 0.2 }
+        let early: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in EarlyHandler() }
+        try await HTTPTesting.withServer(configure: shortIdle, makeHandler: early) { server in
+            let start = MonotonicClock.nanoseconds()
+            let connection = try LoopbackConnection(port: server.localAddress.port)
+            try connection.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            let received = connection.receive()
+            #expect(received.hasPrefix("HTTP/1.1 200"))
+            #expect(received.hasSuffix("early"))
+            // receive() returns only once the server closes; LoopbackConnection gives up after 5 s.
+            #expect(MonotonicClock.nanoseconds() - start < 4_000_000_000)
+        }
+    }
+
     @Test("graceful shutdown finishes an in-flight request")
     func gracefulShutdown() async throws {
         let started = TestSignal()

@@ -117,6 +117,45 @@ struct TLSTests {
         await server.close()
     }
 
+    @Test("replaced certificates reach the next handshake and a broken replacement changes nothing")
+    func replaceCertificates() async throws {
+        let certificates = try TestCertificates.make()
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let alpha = TLSCertificateSource.files(
+            certificateChain: certificates.certificate("alpha"), privateKey: certificates.key("alpha"))
+        let beta = TLSCertificateSource.files(
+            certificateChain: certificates.certificate("beta"), privateKey: certificates.key("beta"))
+        let context = try TLSServerContext(configuration: TLSServerConfiguration(certificates: [alpha]))
+        let server = try await EchoServer(group: group, tls: context)
+        func client(_ name: String) throws -> TLSClientContext {
+            try TLSClientContext(
+                configuration: TLSClientConfiguration(
+                    trustRoots: .file(certificates.caCertificate), serverNameOverride: name))
+        }
+
+        let mismatched = TLSCertificateSource.files(
+            certificateChain: certificates.certificate("alpha"), privateKey: certificates.key("beta"))
+        #expect(throws: TLSError.self) { try context.replaceCertificates([mismatched]) }
+        #expect(context.replacementCount == 0)
+        let (kept, _) = try await server.probe(message: "still alpha", tls: try client("alpha.example.test"))
+        #expect(kept == "still alpha")
+
+        try context.replaceCertificates([beta, alpha])
+        #expect(context.replacementCount == 1)
+        let (byDefault, _) = try await server.probe(message: "beta", tls: try client("www.beta.example.test"))
+        #expect(byDefault == "beta")
+        // SNI still chooses within the new set.
+        let (bySNI, _) = try await server.probe(message: "alpha by name", tls: try client("alpha.example.test"))
+        #expect(bySNI == "alpha by name")
+
+        try context.replaceCertificates([beta])
+        await #expect(throws: TLSError.self) {
+            _ = try await server.probe(message: "x", tls: try client("alpha.example.test"))
+        }
+        await server.close()
+    }
+
     @Test("bad certificate input names the problem")
     func badCertificateInput() throws {
         #expect(throws: TLSError.self) {

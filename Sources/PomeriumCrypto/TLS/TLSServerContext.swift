@@ -1,21 +1,72 @@
 import COpenSSL
 import Synchronization
 
-/// A server-side TLS setup: one `SSL_CTX` per certificate, with SNI choosing among them. Built
-/// once and shared by every loop; OpenSSL contexts are safe to use from several threads once set up.
+/// A server-side TLS setup: one `SSL_CTX` per certificate, with SNI choosing among them. Shared by
+/// every loop; OpenSSL contexts are safe to use from several threads once set up.
+///
+/// `replaceCertificates(_:)` swaps the whole certificate set at once. A connection whose
+/// ClientHello arrives after the swap gets a new certificate. A connection that finished its
+/// handshake keeps its `SSL_CTX`, whose reference OpenSSL counts, and is not disturbed.
 public final class TLSServerContext: @unchecked Sendable {
-    /// One `SSL_CTX` per configured certificate; the first is the default.
+    /// The settings given at init. Replacing certificates keeps the protocols, version and client roots.
+    public let configuration: TLSServerConfiguration
+    let alpnWire: [UInt8]
+    private let current: Mutex<CertificateContexts>
+    private let replacements = Atomic<Int>(0)
+
+    public init(configuration: TLSServerConfiguration) throws {
+        self.configuration = configuration
+        alpnWire = try TLSContextSupport.alpnWire(configuration.applicationProtocols)
+        let contexts = try CertificateContexts(configuration: configuration)
+        current = Mutex(contexts)
+        installCallbacks(on: contexts)
+    }
+
+    /// Builds contexts for `certificates` and makes them the ones new handshakes use. On an error
+    /// nothing changes, so a broken renewal leaves the running certificates in place.
+    public func replaceCertificates(_ certificates: [TLSCertificateSource]) throws {
+        var next = configuration
+        next.certificates = certificates
+        let contexts = try CertificateContexts(configuration: next)
+        installCallbacks(on: contexts)
+        current.withLock { $0 = contexts }
+        replacements.add(1, ordering: .relaxed)
+    }
+
+    /// How many times `replaceCertificates(_:)` has swapped the certificates in.
+    public var replacementCount: Int { replacements.load(ordering: .relaxed) }
+
+    /// The certificate set new handshakes use.
+    var certificateContexts: CertificateContexts { current.withLock { $0 } }
+
+    /// Creates an `SSL` object on the current default context; the caller frees it.
+    func makeSSL() -> OpaquePointer? {
+        current.withLock { SSL_new($0.contexts[0]) }
+    }
+
+    private func installCallbacks(on contexts: CertificateContexts) {
+        // The argument is unretained: every TLSSession keeps this object alive while its handshake runs.
+        let argument = Unmanaged.passUnretained(self).toOpaque()
+        for context in contexts.contexts {
+            SSL_CTX_set_alpn_select_cb(context, serverSelectALPN, argument)
+        }
+        _ = CShim_SSL_CTX_set_tlsext_servername_callback(contexts.contexts[0], serverSelectCertificate)
+        _ = CShim_SSL_CTX_set_tlsext_servername_arg(contexts.contexts[0], argument)
+    }
+}
+
+/// One certificate set: an `SSL_CTX` per certificate, the first being the default, and the SNI
+/// choices made so far. Immutable once built, apart from the locked SNI cache.
+final class CertificateContexts: @unchecked Sendable {
     let contexts: [OpaquePointer]
     private let leaves: [OpaquePointer]
-    let alpnWire: [UInt8]
     /// SNI name to context index, filled on first use of each name.
     private let sniCache = Mutex<[String: Int]>([:])
 
-    public init(configuration: TLSServerConfiguration) throws {
+    init(configuration: TLSServerConfiguration) throws {
         guard !configuration.certificates.isEmpty else {
             throw TLSError("a TLS server needs at least one certificate and key")
         }
-        alpnWire = try TLSContextSupport.alpnWire(configuration.applicationProtocols)
         var contexts: [OpaquePointer] = []
         var leaves: [OpaquePointer] = []
         do {
@@ -44,15 +95,10 @@ public final class TLSServerContext: @unchecked Sendable {
         }
         self.contexts = contexts
         self.leaves = leaves
-        let argument = Unmanaged.passUnretained(self).toOpaque()
-        for context in contexts {
-            SSL_CTX_set_alpn_select_cb(context, serverSelectALPN, argument)
-        }
-        _ = CShim_SSL_CTX_set_tlsext_servername_callback(contexts[0], serverSelectCertificate)
-        _ = CShim_SSL_CTX_set_tlsext_servername_arg(contexts[0], argument)
     }
 
     deinit {
+        // Connections that still use one of these contexts hold their own reference to it.
         for context in contexts { SSL_CTX_free(context) }
         for leaf in leaves { X509_free(leaf) }
     }
@@ -78,16 +124,23 @@ public final class TLSServerContext: @unchecked Sendable {
     }
 }
 
+/// Moves the connection to the context of the current certificate set that matches its SNI name,
+/// or to the current default. OpenSSL runs this callback for every ClientHello, with or without
+/// SNI, so a connection accepted just before `replaceCertificates` still gets the new certificate.
 private func serverSelectCertificate(
     _ ssl: OpaquePointer, _ alert: UnsafeMutablePointer<Int32>, _ argument: UnsafeMutableRawPointer?
 ) -> Int32 {
-    guard let argument, let rawName = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else {
-        return SSL_TLSEXT_ERR_OK
+    guard let argument else { return SSL_TLSEXT_ERR_OK }
+    let server = Unmanaged<TLSServerContext>.fromOpaque(argument).takeUnretainedValue()
+    let certificates = server.certificateContexts
+    var index = 0
+    if let rawName = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) {
+        index = certificates.contextIndex(forServerName: String(cString: rawName))
     }
-    let context = Unmanaged<TLSServerContext>.fromOpaque(argument).takeUnretainedValue()
-    let index = context.contextIndex(forServerName: String(cString: rawName))
-    if index != 0 {
-        SSL_set_SSL_CTX(ssl, context.contexts[index])
+    let chosen = certificates.contexts[index]
+    if SSL_get_SSL_CTX(ssl) != chosen {
+        // SSL_set_SSL_CTX takes its own reference, so the set may be replaced again at any time.
+        SSL_set_SSL_CTX(ssl, chosen)
     }
     return SSL_TLSEXT_ERR_OK
 }

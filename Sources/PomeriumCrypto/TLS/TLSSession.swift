@@ -22,7 +22,7 @@ public final class TLSSession {
 
     /// Wraps `descriptor` for the server side of a handshake.
     public init(server: TLSServerContext, descriptor: Int32) throws {
-        guard let ssl = SSL_new(server.contexts[0]) else { throw TLSError("SSL_new", OpenSSLError("SSL_new")) }
+        guard let ssl = server.makeSSL() else { throw TLSError("SSL_new", OpenSSLError("SSL_new")) }
         self.ssl = ssl
         owner = server
         isClient = false
