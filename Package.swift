@@ -297,8 +297,8 @@ let package = Package(
         .testTarget(
             name: "PomeriumCLITests",
             dependencies: [
-                "PomeriumCLI", "PomeriumCore", "PomeriumCrypto", "PomeriumHTTP", "PomeriumHTTPServer",
-                "PomeriumLogging", "PomeriumNet", "PomeriumTestSupport",
+                "PomeriumCLI", "PomeriumCore", "PomeriumCrypto", "PomeriumHTTP", "PomeriumHTTPClient",
+                "PomeriumHTTPServer", "PomeriumLogging", "PomeriumNet", "PomeriumTestSupport",
             ],
             swiftSettings: swiftSettings
         ),

@@ -39,7 +39,8 @@ public final class CLIHTTPClient: Sendable {
             guard stat(file, &status) == 0, status.st_mode & S_IFMT == S_IFREG, access(file, R_OK) == 0 else {
                 throw CLIError(
                     .invalidInput,
-                    "cannot read the CA file \(file) given with --cacert: \(TokenCache.errorText(errno)); give a PEM file")
+                    "cannot read the CA file \(file) given with --cacert: \(TokenCache.errorText(errno)); give a PEM file"
+                )
             }
         }
         client = HTTPClient(group: group, maxIdlePerUpstream: 4, idleTimeout: 30)
@@ -94,7 +95,8 @@ public final class CLIHTTPClient: Sendable {
         case .resolveFailed(let reason):
             return CLIError(
                 .connection,
-                "cannot resolve the host of \(target) (\(reason)): check the URL, or map the name with --resolve HOST:PORT:ADDRESS")
+                "cannot resolve the host of \(target) (\(reason)): check the URL, or map the name with --resolve HOST:PORT:ADDRESS"
+            )
         case .connectFailed(let reason):
             return CLIError(
                 .connection,

@@ -214,7 +214,8 @@ public struct CLIOptions: Sendable, Equatable {
 
     private static func seconds(_ text: String, flag: String) throws(CLIError) -> Double {
         guard let number = Double(text), number.isFinite, number > 0, number <= 86_400 else {
-            throw CLIError(.usage, "option \(flag) takes a number of seconds above 0 and at most 86400, not \"\(text)\"")
+            throw CLIError(
+                .usage, "option \(flag) takes a number of seconds above 0 and at most 86400, not \"\(text)\"")
         }
         return number
     }

@@ -100,7 +100,9 @@ public struct CLIRunner: Sendable {
     ) async throws(CLIError) -> Int32 {
         var response = try await send(url, credentials: credentials, http: http)
         if Self.isSessionRejection(response) {
-            logger.info("the route rejected the token; renewing it", metadata: ["route": .string(credentials.route.description)])
+            logger.info(
+                "the route rejected the token; renewing it", metadata: ["route": .string(credentials.route.description)]
+            )
             let renewed = try await manager.renew(credentials)
             response = try await send(url, credentials: renewed, http: http)
         }
@@ -112,7 +114,8 @@ public struct CLIRunner: Sendable {
         CLIOutput.standardOutput(bytes: response.body)
         guard response.head.status < 400 else {
             CLIOutput.standardError(
-                "pomerium-cli: \(RouteOrigin.redacted(options.url)) answered \(response.head.status) \(response.head.reason)\n")
+                "pomerium-cli: \(RouteOrigin.redacted(options.url)) answered \(response.head.status) \(response.head.reason)\n"
+            )
             return 1
         }
         return 0
@@ -140,10 +143,14 @@ public struct CLIRunner: Sendable {
         return try await http.send(method: method, url: url, headers: headers, body: body)
     }
 
-    /// Whether Pomerium itself (not the application) answered 401, meaning the token was refused.
+    /// Whether Pomerium itself, not the application, refused the token: a 401, or the redirect to
+    /// sign-in that the proxy sends clients that do not ask for JSON.
     static func isSessionRejection(_ response: HTTPClientResponse) -> Bool {
-        response.head.status == 401
-            && response.head.headers.first(name: "X-Pomerium-Intercepted-Response")?.lowercased() == "true"
+        let headers = response.head.headers
+        guard headers.first(name: "X-Pomerium-Intercepted-Response")?.lowercased() == "true" else { return false }
+        if response.head.status == 401 { return true }
+        guard response.head.status == 302, let location = headers.first(name: "Location") else { return false }
+        return location.contains("/.pomerium/sign_in?")
     }
 }
 

@@ -92,7 +92,8 @@ final class CallbackWaiter: Sendable {
 
     /// Records the outcome; only the first one counts.
     func finish(_ result: Result<CallbackTokens, CLIError>) {
-        let continuation = pending.withLock { pending -> CheckedContinuation<Result<CallbackTokens, CLIError>, Never>? in
+        let continuation = pending.withLock {
+            pending -> CheckedContinuation<Result<CallbackTokens, CLIError>, Never>? in
             guard pending.result == nil else { return nil }
             pending.result = result
             let continuation = pending.continuation

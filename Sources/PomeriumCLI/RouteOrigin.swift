@@ -66,10 +66,19 @@ public struct RouteOrigin: Sendable, Hashable, CustomStringConvertible {
         return url
     }
 
-    /// The URL without its query and fragment, which may carry tokens, for error messages.
+    /// The URL without user information, query and fragment, which may carry secrets, for error
+    /// messages.
     static func redacted(_ text: String) -> String {
-        let cut = text.firstIndex { $0 == "?" || $0 == "#" }
-        guard let cut else { return text }
-        return String(text[..<cut]) + "?..."
+        var shown = text
+        if let cut = shown.firstIndex(where: { $0 == "?" || $0 == "#" }) {
+            shown = String(shown[..<cut]) + "?..."
+        }
+        if let schemeEnd = shown.range(of: "://") {
+            let authorityEnd = shown[schemeEnd.upperBound...].firstIndex(of: "/") ?? shown.endIndex
+            if let at = shown[schemeEnd.upperBound..<authorityEnd].lastIndex(of: "@") {
+                shown.replaceSubrange(schemeEnd.upperBound...at, with: "...@")
+            }
+        }
+        return shown
     }
 }

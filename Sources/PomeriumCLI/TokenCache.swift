@@ -140,7 +140,8 @@ public struct TokenCache: Sendable {
             prefix += "/" + component
             if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
                 throw CLIError(
-                    .cache, "cannot create the token cache directory \(prefix): \(Self.errorText(errno)); pass --cache-dir DIR")
+                    .cache,
+                    "cannot create the token cache directory \(prefix): \(Self.errorText(errno)); pass --cache-dir DIR")
             }
         }
         var status = stat()

@@ -153,7 +153,13 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             "req_id": .string(requestID), "route": .string(routeID), "reason": .string(decision.reason.rawValue),
             "decision": .string(decision.isAllowed ? "allow" : "deny"),
         ]
-        if let session { metadata["email"] = .string(session.email) }
+        if let session {
+            metadata["email"] = .string(session.email)
+            if let impersonated = session.impersonateEmail { metadata["impersonate_email"] = .string(impersonated) }
+            if let groups = session.impersonateGroups, !groups.isEmpty {
+                metadata["impersonate_groups"] = .string(groups.joined(separator: ","))
+            }
+        }
         if decision.isAllowed {
             logger.debug("authorize", metadata: metadata)
         } else {

@@ -525,11 +525,16 @@ def test_administrator_impersonation_shows_in_assertion_and_log(stack):
     assert after["email"] == "admin@example.com"
     assert after["impersonate_email"] == "bob@example.com"
     assert after["impersonate_groups"] == ["ops", "devs"]
-    log = stack.process.output()
-    assert "impersonation changed" in log
+    changes = [json.loads(line) for line in stack.process.output().splitlines()
+               if '"impersonation changed"' in line]
+    assert any(entry.get("email") == "admin@example.com" and entry.get("impersonate_email") == "bob@example.com"
+               and entry.get("impersonate_groups") == "ops,devs" for entry in changes), changes
     # The policy now sees bob, whom the admin-only route does not allow.
     denied = admin.get(stack.url("admin-only", "/"), allow_redirects=True, timeout=10)
     assert denied.status_code == 403
+    decisions = [json.loads(line) for line in stack.process.output().splitlines() if '"authorize"' in line]
+    assert any(entry.get("decision") == "deny" and entry.get("impersonate_email") == "bob@example.com"
+               for entry in decisions), decisions[-3:]
 
     # Another session of the same administrator and a session of bob are untouched.
     second_admin, _ = browser_login(stack, "admin", stack.url("app", "/start"))
