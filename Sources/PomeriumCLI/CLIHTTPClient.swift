@@ -4,7 +4,7 @@ import PomeriumHTTP
 import PomeriumHTTPClient
 import PomeriumNet
 
-/// How the command reaches Pomerium: TLS trust, `--resolve` overrides and the request timeout.
+/// Settings for reaching Pomerium: TLS trust, `--resolve` overrides and the request timeout.
 public struct ConnectionSettings: Sendable {
     public var certificateAuthorityFile: String?
     public var skipVerification: Bool
@@ -23,12 +23,12 @@ public struct ConnectionSettings: Sendable {
     }
 }
 
-/// Requests to Pomerium over the product's own HTTP client, with errors that say what failed and
+/// Requests to Pomerium over the product's own HTTP client, with errors that name what failed and
 /// which option fixes it.
 public final class CLIHTTPClient: Sendable {
     private let client: HTTPClient
     private let settings: ConnectionSettings
-    /// The largest response body read; bigger answers fail.
+    /// The largest response body read; a larger response fails.
     public let maximumResponseSize: Int
 
     public init(group: EventLoopGroup, settings: ConnectionSettings, maximumResponseSize: Int = 64 * 1024 * 1024)
@@ -52,13 +52,14 @@ public final class CLIHTTPClient: Sendable {
     public func send(
         method: HTTPMethod, url: HTTPURL, headers: [(name: String, value: String)] = [], body: [UInt8] = []
     ) async throws(CLIError) -> HTTPClientResponse {
-        let shown = "\(url.scheme)://\(url.hostAndPort)"
+        let target = "\(url.scheme)://\(url.hostAndPort)"
         var tls: TLSClientConfiguration?
         if url.scheme == "https" {
             tls = TLSClientConfiguration(
                 trustRoots: settings.certificateAuthorityFile.map { .file($0) } ?? .system,
                 skipVerification: settings.skipVerification)
         }
+
         var connectHost = url.host
         let port = url.effectivePort ?? 443
         if let override = settings.resolve.first(where: { $0.host == url.host && $0.port == port }) {
@@ -67,6 +68,7 @@ public final class CLIHTTPClient: Sendable {
         }
         let upstream = HTTPUpstream(
             scheme: url.scheme == "https" ? .https : .http, host: connectHost, port: port, tls: tls)
+
         var requestHeaders = HTTPHeaders()
         requestHeaders.add(name: "Host", value: url.hostAndPort)
         requestHeaders.add(name: "User-Agent", value: "pomerium-cli")
@@ -75,17 +77,18 @@ public final class CLIHTTPClient: Sendable {
         do {
             head = try HTTPRequestHead(method: method, target: url.requestTarget, headers: requestHeaders)
         } catch {
-            throw CLIError(.invalidInput, "cannot build a request for \(shown): \(error)")
+            throw CLIError(.invalidInput, "cannot build a request for \(target): \(error)")
         }
+
         let timeout = settings.timeout
         let timeouts = HTTPClientTimeouts(connect: timeout, read: timeout, write: timeout)
         do {
             return try await client.send(
                 head, body: body, to: upstream, timeouts: timeouts, maxResponseSize: maximumResponseSize)
         } catch let error as HTTPClientError {
-            throw Self.describe(error, target: shown, timeout: timeout)
+            throw Self.describe(error, target: target, timeout: timeout)
         } catch {
-            throw CLIError(.connection, "the request to \(shown) failed: \(error)")
+            throw CLIError(.connection, "the request to \(target) failed: \(error)")
         }
     }
 
@@ -104,7 +107,7 @@ public final class CLIHTTPClient: Sendable {
         case .connectTimeout, .readTimeout, .writeTimeout:
             return CLIError(
                 .connection,
-                "\(target) did not answer within \(timeout) s: check that Pomerium is running, or raise --timeout")
+                "\(target) did not respond within \(timeout) s: check that Pomerium is running, or raise --timeout")
         case .tlsFailed(let reason):
             return CLIError(
                 .connection,

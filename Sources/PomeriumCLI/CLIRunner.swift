@@ -114,7 +114,7 @@ public struct CLIRunner: Sendable {
         CLIOutput.standardOutput(bytes: response.body)
         guard response.head.status < 400 else {
             CLIOutput.standardError(
-                "pomerium-cli: \(RouteOrigin.redacted(options.url)) answered \(response.head.status) \(response.head.reason)\n"
+                "pomerium-cli: \(RouteOrigin.redacted(options.url)) returned status \(response.head.status) \(response.head.reason)\n"
             )
             return 1
         }
@@ -143,7 +143,7 @@ public struct CLIRunner: Sendable {
         return try await http.send(method: method, url: url, headers: headers, body: body)
     }
 
-    /// Whether Pomerium itself, not the application, refused the token: a 401, or the redirect to
+    /// Returns whether Pomerium itself, not the application, rejected the token: a 401, or the redirect to
     /// sign-in that the proxy sends clients that do not ask for JSON.
     static func isSessionRejection(_ response: HTTPClientResponse) -> Bool {
         let headers = response.head.headers

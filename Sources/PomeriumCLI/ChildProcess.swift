@@ -35,7 +35,7 @@ public enum ChildProcess {
         return 128 + signal
     }
 
-    /// The current environment as `NAME=value` entries.
+    /// Returns the current environment as `NAME=value` entries.
     public static func currentEnvironment() -> [String] {
         var entries: [String] = []
         var cursor = environ

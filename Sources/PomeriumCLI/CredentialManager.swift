@@ -63,7 +63,7 @@ public struct CredentialManager: Sendable {
     }
 
     /// Writes to the cache; a failure is reported but does not fail the command, which still
-    /// holds a usable token.
+    /// has a usable token.
     private func store(_ credentials: RouteCredentials) {
         guard let cache else { return }
         do {

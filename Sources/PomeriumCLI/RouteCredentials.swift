@@ -1,6 +1,6 @@
 import PomeriumCrypto
 
-/// What a login returns for one route: the route JWT that requests carry, the refresh token that
+/// The result of a login for one route: the route JWT that requests carry, the refresh token that
 /// the authenticate service's `/api/v1/refresh` takes, and where that service is.
 public struct RouteCredentials: Sendable, Equatable {
     public var route: RouteOrigin
@@ -37,7 +37,7 @@ public struct RouteCredentials: Sendable, Equatable {
         return object["exp"]?.int64Value
     }
 
-    /// Whether `token` has the shape of a compact JWS: three base64url parts.
+    /// Returns whether `token` has the shape of a compact JWS: three base64url parts.
     static func isCompactJWS(_ token: String) -> Bool {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else { return false }

@@ -28,7 +28,7 @@ public struct RouteOrigin: Sendable, Hashable, CustomStringConvertible {
         return port == defaultPort ? "\(scheme)://\(bracketed)" : "\(scheme)://\(bracketed):\(port)"
     }
 
-    /// The URL of `path` (which may carry a query) on this origin.
+    /// Returns the URL of `path` (which may carry a query) on this origin.
     public func url(path: String, query: String? = nil) -> HTTPURL {
         let defaultPort = scheme == "https" ? 443 : 80
         return HTTPURL(
@@ -38,26 +38,26 @@ public struct RouteOrigin: Sendable, Hashable, CustomStringConvertible {
     /// Parses an absolute `http` or `https` URL, with an error that names `role`, the value and
     /// the expected form.
     static func parseWebURL(_ text: String, role: String) throws(CLIError) -> HTTPURL {
-        let shown = Self.redacted(text)
+        let displayed = Self.redacted(text)
         guard !text.isEmpty else {
             throw CLIError(.invalidInput, "the \(role) is empty: give an absolute URL such as https://app.example.com")
         }
         guard text.contains("://") else {
             throw CLIError(
-                .invalidInput, "invalid \(role) \"\(shown)\": add the scheme, for example https://\(shown)")
+                .invalidInput, "invalid \(role) \"\(displayed)\": add the scheme, for example https://\(displayed)")
         }
         let url: HTTPURL
         do {
             url = try HTTPURL(parsing: text)
         } catch {
-            throw CLIError(.invalidInput, "invalid \(role) \"\(shown)\": \(error.description)")
+            throw CLIError(.invalidInput, "invalid \(role) \"\(displayed)\": \(error.description)")
         }
         guard url.scheme == "https" || url.scheme == "http" else {
             throw CLIError(
-                .invalidInput, "invalid \(role) \"\(shown)\": the scheme must be https or http, not \(url.scheme)")
+                .invalidInput, "invalid \(role) \"\(displayed)\": the scheme must be https or http, not \(url.scheme)")
         }
         guard !url.host.isEmpty else {
-            throw CLIError(.invalidInput, "invalid \(role) \"\(shown)\": the URL has no host")
+            throw CLIError(.invalidInput, "invalid \(role) \"\(displayed)\": the URL has no host")
         }
         guard url.userInfo == nil else {
             throw CLIError(
@@ -66,19 +66,19 @@ public struct RouteOrigin: Sendable, Hashable, CustomStringConvertible {
         return url
     }
 
-    /// The URL without user information, query and fragment, which may carry secrets, for error
-    /// messages.
+    /// Returns the URL without user information, query and fragment, which may carry secrets, for
+    /// error messages.
     static func redacted(_ text: String) -> String {
-        var shown = text
-        if let cut = shown.firstIndex(where: { $0 == "?" || $0 == "#" }) {
-            shown = String(shown[..<cut]) + "?..."
+        var visible = text
+        if let cut = visible.firstIndex(where: { $0 == "?" || $0 == "#" }) {
+            visible = String(visible[..<cut]) + "?..."
         }
-        if let schemeEnd = shown.range(of: "://") {
-            let authorityEnd = shown[schemeEnd.upperBound...].firstIndex(of: "/") ?? shown.endIndex
-            if let at = shown[schemeEnd.upperBound..<authorityEnd].lastIndex(of: "@") {
-                shown.replaceSubrange(schemeEnd.upperBound...at, with: "...@")
+        if let schemeEnd = visible.firstRange(of: "://") {
+            let authorityEnd = visible[schemeEnd.upperBound...].firstIndex(of: "/") ?? visible.endIndex
+            if let at = visible[schemeEnd.upperBound..<authorityEnd].lastIndex(of: "@") {
+                visible.replaceSubrange(schemeEnd.upperBound...at, with: "...@")
             }
         }
-        return shown
+        return visible
     }
 }

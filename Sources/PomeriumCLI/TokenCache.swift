@@ -11,7 +11,7 @@ public struct TokenCache: Sendable {
         self.directory = directory
     }
 
-    /// The default directory: `$XDG_CACHE_HOME/pomerium-cli` when that variable holds an absolute
+    /// The default directory: `$XDG_CACHE_HOME/pomerium-cli` when that variable contains an absolute
     /// path (the XDG base directory rule), else `$HOME/.cache/pomerium-cli`.
     public static func defaultDirectory(environment: [String: String]) throws(CLIError) -> String {
         if let xdg = environment["XDG_CACHE_HOME"], xdg.hasPrefix("/") {
@@ -24,7 +24,7 @@ public struct TokenCache: Sendable {
         return home + "/.cache/pomerium-cli"
     }
 
-    /// The file of `route`: its origin with every character outside `[a-z0-9.-]` replaced by `_`.
+    /// Returns the file of `route`: its origin with every character outside `[a-z0-9.-]` replaced by `_`.
     public func path(for route: RouteOrigin) -> String {
         let name = "\(route.scheme)_\(route.host)_\(route.port)"
         let safe = String(
@@ -98,6 +98,7 @@ public struct TokenCache: Sendable {
                     ("refresh_token", .string(credentials.refreshToken)),
                     ("expires_at", credentials.expiry.map { .integer($0) } ?? .null),
                 ])))
+
         unlink(temporary)
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else {

@@ -77,15 +77,14 @@ class Stack:
         return session
 
 
-@pytest.fixture(scope="module")
-def stack(pomerium_binary, server_certificate, oidc_provider, upstream_port, tmp_path_factory):
+def start_stack(binary, certificate, issuer, upstream_port, folder):
     for user, claims in USERS.items():
-        response = requests.put(f"{oidc_provider}/users/{user}", json=claims, timeout=10)
+        response = requests.put(f"{issuer}/users/{user}", json=claims, timeout=10)
         assert response.status_code == 204, response.text
     port = free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
     config = base_config(
-        port, server_certificate, issuer=oidc_provider,
+        port, certificate, issuer=issuer,
         authenticate_service_url=f"https://authenticate.example.test:{port}",
         administrators=["admin@example.com"],
         policy=[
@@ -93,15 +92,23 @@ def stack(pomerium_binary, server_certificate, oidc_provider, upstream_port, tmp
             {"from": f"https://admin-only.example.test:{port}", "to": upstream,
              "allowed_users": ["admin@example.com"]},
         ])
-    folder = tmp_path_factory.mktemp("pomerium")
     path = folder / "config.json"
     path.write_text(json.dumps(config))
-    process = Pomerium(pomerium_binary, path, cwd=folder)
+    process = Pomerium(binary, path, cwd=folder)
+    process.wait_ready(port, scheme="https")
+    return Stack(process, port, certificate)
+
+
+@pytest.fixture(scope="module")
+def stack(pomerium_binary, server_certificate, oidc_provider, upstream_port, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pomerium")
+    started = None
     try:
-        process.wait_ready(port, scheme="https")
-        yield Stack(process, port, server_certificate)
+        started = start_stack(pomerium_binary, server_certificate, oidc_provider, upstream_port, folder)
+        yield started
     finally:
-        process.stop()
+        if started:
+            started.process.stop()
 
 
 class CLI:
@@ -338,7 +345,7 @@ def test_fetch_sends_the_route_token(cli, stack, flag):
 def test_fetch_reports_upstream_error_status(cli, stack):
     result = cli.run("fetch", stack.url("app", "/status/503"))
     assert result.returncode == 1
-    assert "answered 503" in result.stderr
+    assert "returned status 503" in result.stderr
 
 
 def test_exec_passes_the_token_in_the_environment(cli, stack):
