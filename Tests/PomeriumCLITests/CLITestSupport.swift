@@ -4,14 +4,14 @@ import Synchronization
 
 @testable import PomeriumCLI
 
-/// A compact JWS with `claims` as its payload and a placeholder signature.
+/// Returns a compact JWS with `claims` as its payload and a placeholder signature.
 func makeJWT(_ claims: String) -> String {
     let header = Base64.urlUnpadded.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
     let payload = Base64.urlUnpadded.encode(Array(claims.utf8))
     return "\(header).\(payload).c2lnbmF0dXJl"
 }
 
-/// A fresh directory under /tmp, for one test.
+/// Creates a fresh directory under /tmp for one test and returns its path.
 func makeTemporaryDirectory() -> String {
     var template = Array("/tmp/pomerium-cli-test-XXXXXX".utf8CString)
     let path = template.withUnsafeMutableBufferPointer { buffer -> String? in

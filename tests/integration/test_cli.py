@@ -432,7 +432,8 @@ def test_untrusted_certificate_suggests_cacert(cli, stack):
     result = subprocess.run(arguments, env=cli.environment("alice", False), capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 1
-    assert "--cacert FILE" in result.stderr and "--insecure" in result.stderr
+    assert "--cacert FILE" in result.stderr
+    assert "--insecure" in result.stderr
 
 
 def test_missing_ca_file_is_named(cli, stack, tmp_path):
@@ -536,7 +537,7 @@ def test_administrator_impersonation_shows_in_assertion_and_log(stack):
                if '"impersonation changed"' in line]
     assert any(entry.get("email") == "admin@example.com" and entry.get("impersonate_email") == "bob@example.com"
                and entry.get("impersonate_groups") == "ops,devs" for entry in changes), changes
-    # The policy now sees bob, whom the admin-only route does not allow.
+    # The policy now evaluates bob, whom the admin-only route does not allow.
     denied = admin.get(stack.url("admin-only", "/"), allow_redirects=True, timeout=10)
     assert denied.status_code == 403
     decisions = [json.loads(line) for line in stack.process.output().splitlines() if '"authorize"' in line]
