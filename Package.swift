@@ -18,7 +18,8 @@ let hotPathSwiftSettings: [SwiftSetting] =
 let package = Package(
     name: "pomerium",
     products: [
-        .executable(name: "pomerium", targets: ["pomerium"])
+        .executable(name: "pomerium", targets: ["pomerium"]),
+        .executable(name: "pomerium-cli", targets: ["pomerium-cli"]),
     ],
     targets: [
         // MARK: C libraries from Debian
@@ -178,6 +179,21 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The programmatic-login client: a library for the tests and a second, small executable.
+        .target(
+            name: "PomeriumCLI",
+            dependencies: [
+                "PomeriumCore", "PomeriumCrypto", "PomeriumHTTP", "PomeriumHTTPClient", "PomeriumHTTPServer",
+                "PomeriumLogging", "PomeriumNet",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "pomerium-cli",
+            dependencies: ["PomeriumCLI", "PomeriumCore", "PomeriumLogging"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Tests
 
         .target(
@@ -277,6 +293,14 @@ let package = Package(
                 "PomeriumSessions", "PomeriumTestSupport",
             ],
             exclude: ["Resources"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PomeriumCLITests",
+            dependencies: [
+                "PomeriumCLI", "PomeriumCore", "PomeriumCrypto", "PomeriumHTTP", "PomeriumHTTPClient",
+                "PomeriumHTTPServer", "PomeriumLogging", "PomeriumNet", "PomeriumTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -39,7 +39,9 @@ done
 
 step "Python integration tests"
 swift build -c release --product pomerium
+swift build -c release --product pomerium-cli
 export POMERIUM_BINARY="$ROOT/.build/release/pomerium"
+export POMERIUM_CLI_BINARY="$ROOT/.build/release/pomerium-cli"
 status=0
 .build/venv/bin/python -m pytest -q -p no:cacheprovider tests/integration || status=$?
 

@@ -52,11 +52,16 @@ extension AuthenticateService {
             session.impersonateGroups = email.isEmpty && groups.isEmpty ? nil : groups
             try await saveStoredSession(session)
             changed = true
+            // The audit line names the administrator and whom they now act as; emails and group
+            // names are identities, not credentials.
             logger.info(
                 "impersonation changed",
                 metadata: [
                     "request_id": .string(request.requestID), "ati": .string(session.accessTokenID),
                     "active": .string(session.impersonateEmail == nil ? "no" : "yes"),
+                    "email": .string(session.email),
+                    "impersonate_email": .string(session.impersonateEmail ?? ""),
+                    "impersonate_groups": .string((session.impersonateGroups ?? []).joined(separator: ",")),
                 ])
         }
         var setCookies: [String] = []

@@ -134,9 +134,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
                 context, session: identified ? session : nil, preflight: decision.reason == .corsPreflight,
                 removeBearer: identified && context.source == .authorizationBearer)
         case .denyUnauthenticated:
-            // NOTE: only cookie sessions are refreshed. The token codec rejects an expired
-            // `Authorization` or query token before policy runs, so scripts get 401 or a redirect.
-            if decision.reason == .sessionExpired, !refreshed, context.source == .cookie, let session,
+            // Expired tokens from any source are renewed: v0.7 let scripts keep sending an
+            // expired `Authorization: Pomerium` token while the global session lives.
+            if decision.reason == .sessionExpired, !refreshed, context.source != nil, let session,
                 !session.accessTokenID.isEmpty
             {
                 refresh(context, expired: session)
@@ -153,7 +153,13 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             "req_id": .string(requestID), "route": .string(routeID), "reason": .string(decision.reason.rawValue),
             "decision": .string(decision.isAllowed ? "allow" : "deny"),
         ]
-        if let session { metadata["email"] = .string(session.email) }
+        if let session {
+            metadata["email"] = .string(session.email)
+            if let impersonated = session.impersonateEmail { metadata["impersonate_email"] = .string(impersonated) }
+            if let groups = session.impersonateGroups, !groups.isEmpty {
+                metadata["impersonate_groups"] = .string(groups.joined(separator: ","))
+            }
+        }
         if decision.isAllowed {
             logger.debug("authorize", metadata: metadata)
         } else {
@@ -170,7 +176,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
     /// Asks the authenticate service for a new route session. Nothing reaches the upstream until
     /// the new session is verified and authorized. A failure clears the cookie and sends the user
-    /// to sign in, where v0.7 still forwarded the request.
+    /// to sign in, where v0.7 still forwarded the request. Only a cookie session gets its cookie
+    /// replaced or cleared: a script that sent a header or query token keeps its own token.
     private func refresh(_ context: RouteContext, expired: SessionState) {
         responder?.pauseRequestBody()
         let refresher = service.shared.refresher
@@ -189,7 +196,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
                 case .success(let token):
                     do {
                         let renewed = try service.tokens.verify(Array(token.utf8), audienceHost: context.audienceHost)
-                        responseCookies = try service.cookies.setCookieHeaders(for: renewed)
+                        if context.source == .cookie {
+                            responseCookies = try service.cookies.setCookieHeaders(for: renewed)
+                        }
                         decide(context, session: renewed, refreshed: true)
                         return
                     } catch {
@@ -202,7 +211,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
                         "backend refresh failed",
                         metadata: ["req_id": .string(requestID), "error": .string("\(error)")])
                 }
-                responseCookies = (try? service.cookies.clearingHeaders()) ?? []
+                if context.source == .cookie { responseCookies = (try? service.cookies.clearingHeaders()) ?? [] }
                 respondSignIn(scheme: context.upstream.from.scheme)
             })
     }

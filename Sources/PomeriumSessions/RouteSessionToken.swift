@@ -49,16 +49,22 @@ public struct RouteSessionTokenCodec: Sendable {
     ///
     /// - Throws: `SessionRejection` (`malformed`, `algorithmNotAllowed`, `badSignature`,
     ///   `invalidClaims`, `expired`, `notYetValid`, `wrongAudience`), logged once.
-    public func verify(_ token: some Collection<UInt8>, audienceHost: String) throws -> SessionState {
+    /// With `allowExpired`, a token past its `exp` passes the other checks and is returned as it
+    /// is, so the caller can renew it through a backend refresh, as it does for cookie sessions.
+    public func verify(_ token: some Collection<UInt8>, audienceHost: String, allowExpired: Bool = false) throws
+        -> SessionState
+    {
         do {
-            return try check(token, audienceHost: audienceHost)
+            return try check(token, audienceHost: audienceHost, allowExpired: allowExpired)
         } catch let rejection as SessionRejection {
             logger.logRejection(rejection)
             throw rejection
         }
     }
 
-    private func check(_ token: some Collection<UInt8>, audienceHost: String) throws -> SessionState {
+    private func check(_ token: some Collection<UInt8>, audienceHost: String, allowExpired: Bool) throws
+        -> SessionState
+    {
         let parsed: CompactJWS
         do {
             parsed = try verifier.verify(compact: token)
@@ -78,7 +84,7 @@ public struct RouteSessionTokenCodec: Sendable {
         }
         let now = clock.unixSeconds()
         guard let expiry = session.expiry else { throw SessionRejection(Self.artefact, .invalidClaims) }
-        guard now < expiry else { throw SessionRejection(Self.artefact, .expired) }
+        guard now < expiry || allowExpired else { throw SessionRejection(Self.artefact, .expired) }
         if let notBefore = session.notBefore, now < notBefore { throw SessionRejection(Self.artefact, .notYetValid) }
         guard session.audience.contains(audienceHost.lowercased()) else {
             throw SessionRejection(Self.artefact, .wrongAudience)
@@ -116,6 +122,8 @@ public struct SessionRequest: Sendable {
 /// `Authorization: Pomerium <jwt>`, then `Authorization: Bearer <jwt>` (this product's own route
 /// tokens; v0.7 had no Bearer), then `?pomerium_session=<jwt>`. The first source present decides:
 /// when it does not hold a valid session the result is "no session", without trying later sources.
+/// A correctly signed token past its `exp` is returned from every source, so the policy reports
+/// `session_expired` and the proxy can renew it by backend refresh, as v0.7 did for scripts.
 public struct SessionLoader: Sendable {
     /// Where a session came from.
     public enum Source: String, Sendable {
@@ -140,20 +148,21 @@ public struct SessionLoader: Sendable {
         }
         if let authorization = request.authorization {
             if let token = Self.credential(authorization, scheme: "pomerium") {
-                return (try? tokens.verify(token, audienceHost: request.audienceHost)).map {
+                return (try? tokens.verify(token, audienceHost: request.audienceHost, allowExpired: true)).map {
                     ($0, .authorizationPomerium)
                 }
             }
             if let token = Self.credential(authorization, scheme: "bearer") {
-                return (try? tokens.verify(token, audienceHost: request.audienceHost)).map {
+                return (try? tokens.verify(token, audienceHost: request.audienceHost, allowExpired: true)).map {
                     ($0, .authorizationBearer)
                 }
             }
         }
         if let parameter = request.sessionQueryParameter {
-            return (try? tokens.verify(Array(parameter.utf8), audienceHost: request.audienceHost)).map {
-                ($0, .queryParameter)
-            }
+            return (try? tokens.verify(Array(parameter.utf8), audienceHost: request.audienceHost, allowExpired: true))
+                .map {
+                    ($0, .queryParameter)
+                }
         }
         return nil
     }

@@ -153,6 +153,58 @@ struct ProxyUpstreamTests {
         }
     }
 
+    @Test("expired header token is refreshed without a cookie", arguments: ["Pomerium", "Bearer"])
+    func headerTokenRefresh(_ scheme: String) async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            let config = """
+                policy:
+                  - from: https://app.example.test
+                    to: \(echo.baseURL)
+                    allowed_users: [alice@corp.test]
+                """
+            let minted = MintedToken()
+            let refresher = RecordingRefresher { _ in minted.value }
+            try await ProxyHarness.run(config: config, refresher: refresher) { proxy in
+                minted.value = try proxy.token(
+                    proxy.session("alice@corp.test", audience: ["app.example.test"], expiresIn: 7200))
+                let expired = proxy.session("alice@corp.test", audience: ["app.example.test"], expiresIn: -10)
+                let token = try proxy.token(expired)
+                let response = try await proxy.request(
+                    host: "app.example.test", path: "/script", headers: [("Authorization", "\(scheme) \(token)")])
+                #expect(response.status == 200)
+                #expect(response.echo?.path == "/script")
+                #expect(response.echo?.values("Authorization") == [], "the upstream never sees the token")
+                #expect(response.headers["Set-Cookie"].isEmpty, "a script keeps its own token")
+                #expect(refresher.recorded.map(\.accessTokenID) == [expired.accessTokenID])
+            }
+        }
+    }
+
+    @Test("expired header token with failing refresh is refused")
+    func headerTokenRefreshFails() async throws {
+        try await CountingUpstream.with { port, count in
+            let config = """
+                policy:
+                  - from: https://app.example.test
+                    to: http://127.0.0.1:\(port)
+                    allowed_users: [alice@corp.test]
+                """
+            let refresher = RecordingRefresher.failing()
+            try await ProxyHarness.run(config: config, refresher: refresher) { proxy in
+                let expired = proxy.session("alice@corp.test", audience: ["app.example.test"], expiresIn: -10)
+                let response = try await proxy.request(
+                    host: "app.example.test", path: "/",
+                    headers: [
+                        ("Authorization", "Pomerium \(try proxy.token(expired))"), ("Accept", "application/json"),
+                    ])
+                #expect(response.status == 401)
+                #expect(response.headers["Set-Cookie"].isEmpty)
+                #expect(refresher.recorded.count == 1)
+                #expect(count() == 0)
+            }
+        }
+    }
+
     @Test("refreshed session for the wrong user is still denied")
     func refreshedSessionAuthorized() async throws {
         try await CountingUpstream.with { port, count in

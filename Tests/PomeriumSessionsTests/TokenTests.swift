@@ -149,6 +149,31 @@ struct TokenTests {
                 == nil)
     }
 
+    @Test("loader returns expired tokens for renewal")
+    func loaderKeepsExpiredTokens() throws {
+        let cookies = try SessionCookieCodec(
+            cookieSecret: SessionFixtures.cookieSecret, settings: CookieSettings(), clock: clock,
+            logger: .inMemory(store: .init()))
+        let loader = SessionLoader(cookies: cookies, tokens: try codec())
+        let session = SessionFixtures.sampleSession()
+        let token = try codec().sign(session)
+        let host = "app.example.test:8443"
+        clock.set(Double(session.expiry! + 10))
+        defer { clock.set(SessionFixtures.now) }
+        for request in [
+            SessionRequest(cookies: [], authorization: "Pomerium \(token)", audienceHost: host),
+            SessionRequest(cookies: [], authorization: "Bearer \(token)", audienceHost: host),
+            SessionRequest(cookies: [], sessionQueryParameter: token, audienceHost: host),
+        ] {
+            #expect(loader.load(request)?.session == session.routeSession)
+        }
+        #expect(throws: SessionRejection.self) { try codec().verify(Array(token.utf8), audienceHost: host) }
+        let forged = String(token.dropLast(3)) + "AAA"
+        #expect(
+            loader.load(SessionRequest(cookies: [], authorization: "Pomerium \(forged)", audienceHost: host)) == nil,
+            "an expired token still needs a valid signature")
+    }
+
     @Test("authorization scheme parsing")
     func credentialParsing() {
         #expect(SessionLoader.credential("Pomerium abc", scheme: "pomerium").map { Array($0) } == Array("abc".utf8))
