@@ -107,6 +107,7 @@ public final class HTTPServer: Sendable {
                 stream: stream, configuration: configuration, registry: state, makeHandler: makeHandler)
             stream.delegate = handler
             state.add(handler)
+            if session != nil { handler.armHandshakeDeadline() }
             stream.start()
         } catch {
             Syscall.close(descriptor)
