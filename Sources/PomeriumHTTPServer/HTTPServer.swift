@@ -67,6 +67,7 @@ public final class HTTPServer: Sendable {
         self.logger = logger
         var states: [LoopBound<LoopServerState>] = []
         var address = configuration.address
+        try Listener.checkUnused(address)
         for loop in group.loops {
             let bound = address
             let state = try await loop.run {
