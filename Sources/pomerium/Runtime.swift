@@ -108,12 +108,15 @@ final class Runtime: Sendable {
         let initialServices = try wiring.build(initialSnapshot)
         let dispatcher = HostDispatcher(services: initialServices, logger: Logger(label: "pomerium.http"))
 
-        let configuration = HTTPServerConfiguration(
+        var configuration = HTTPServerConfiguration(
             address: address, tls: tls,
             readHeaderTimeout: Self.seconds(options.timeoutReadHeader),
             readTimeout: Self.seconds(options.timeoutRead),
             writeTimeout: Self.seconds(options.timeoutWrite),
             idleTimeout: Self.seconds(options.timeoutIdle))
+        // The sign-in callback carries the whole route session in its query, about 40 bytes per
+        // group, so the request line may be as long as the header section.
+        configuration.connection.limits.maxStartLineLength = Self.maximumRequestLineLength
         let main: HTTPServer
         do {
             main = try await HTTPServer(
@@ -189,6 +192,10 @@ final class Runtime: Sendable {
         writeStandardError("pomerium: \(message)\n")
         return ExitCode.failure
     }
+
+    /// The longest request line the listener accepts: 64 KiB, the size of the header section,
+    /// where the parser's default of 8 KiB cut off sign-in for users with a few hundred groups.
+    static let maximumRequestLineLength = 64 * 1024
 
     private static func seconds(_ duration: Duration) -> Double {
         let (seconds, attoseconds) = duration.components

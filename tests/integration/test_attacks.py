@@ -55,6 +55,7 @@ def stack(start_pomerium, server_certificate, oidc_provider, echo_upstream):
         port, certificate=server_certificate, issuer=oidc_provider,
         authenticate_service_url=f"https://authenticate.example.test:{port}",
         timeout_read_header="1s", idp_client_secret="attack-client-secret-7f3a",
+        jwt_claims_headers=["email", "groups"],
         policy=[
             {"from": f"https://app.example.test:{port}", "to": echo_upstream, "prefix": "/admin",
              "allowed_users": ["admin@example.com"]},
@@ -199,6 +200,21 @@ def test_session_of_one_route_denied_on_others(stack):
         response = raw(stack, host, f"GET {path} HTTP/1.1\r\nHost: {host}.example.test:{port}\r\n"
                        f"Cookie: _pomerium={route_cookie}\r\nConnection: close\r\n\r\n")
         assert statuses(response) == [expected], (host, path)
+
+
+def test_user_with_300_groups_signs_in(stack, oidc_provider):
+    """The callback URL carries the route session, about 20 KB for 300 groups of 40 characters."""
+    groups = [f"group-with-a-fairly-long-name-{index:04d}" for index in range(300)]
+    support.set_user_claims(oidc_provider, "many", {"email": "many@example.com", "groups": groups})
+    session = browser(stack)
+    final, hops = support.login(session, url(stack, "app", "/page"), "many")
+    assert final.status_code == 200, final.text[:300]
+    assert max(len(hop) for hop in hops) > 16 * 1024
+    echo = final.json()
+    headers = {name.lower(): value for name, value in echo["headers"]}
+    assert headers["x-pomerium-claim-groups"].split(",") == groups
+    chunks = [item.name for item in session.cookies if item.domain.startswith("app")]
+    assert len(chunks) > 1, "the route session is split into chunk cookies"
 
 
 def test_logs_hold_no_session_material(stack):
