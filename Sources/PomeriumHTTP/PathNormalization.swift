@@ -8,6 +8,7 @@ public struct PathNormalizationError: Error, Hashable, Sendable, CustomStringCon
         case encodedSlash
         case encodedBackslash
         case encodedDotSegment
+        case parameterOnDotSegment
         case nulByte
     }
 
@@ -25,6 +26,7 @@ public struct PathNormalizationError: Error, Hashable, Sendable, CustomStringCon
         case .encodedSlash: return "path contains an encoded slash (%2F)"
         case .encodedBackslash: return "path contains an encoded backslash (%5C)"
         case .encodedDotSegment: return "path contains an encoded dot segment such as %2e%2e"
+        case .parameterOnDotSegment: return "path contains an empty, '.' or '..' segment with ';' parameters"
         case .nulByte: return "path contains NUL"
         }
     }
@@ -35,7 +37,11 @@ public struct PathNormalizationError: Error, Hashable, Sendable, CustomStringCon
 ///
 /// Steps, on the percent-encoded path:
 /// 1. Reject `%2F`, `%5C`, `%00` (any case), a raw backslash or control character, a malformed `%`,
-///    and a segment that is `.` or `..` only once encoded dots are decoded (`%2e`, `.%2E`, `%2e%2e`).
+///    a segment that is `.` or `..` only once encoded dots are decoded (`%2e`, `.%2E`, `%2e%2e`), and
+///    a segment that is empty, `.` or `..` before a `;` (`/x/..;/admin`, `/;/admin`). Some servlet
+///    containers remove `;` parameters before resolving dot segments and serve `/admin` for these,
+///    while routing and policy here see another path (the Jakarta Servlet project's notes on URI
+///    processing list `/..;/` as a cause of path traversal bugs behind reverse proxies).
 /// 2. Decode escapes of unreserved characters (`%41` becomes `A`) and uppercase other escapes
 ///    (RFC 3986 §6.2.2).
 /// 3. Collapse runs of slashes into one (unless `mergeSlashes` is false). Go's reverse proxy in
@@ -122,6 +128,14 @@ public enum PathNormalization {
         }
         if hadEncodedDot && (output == [ASCII.dot] || output == [ASCII.dot, ASCII.dot]) {
             throw PathNormalizationError(.encodedDotSegment)
+        }
+        // NOTE: parameters on a named segment (`/admin;x/page`) are kept. A route with prefix
+        // `/admin/` does not match that path, while a container that removes parameters serves `/admin/page`.
+        if let semicolon = output.firstIndex(of: ASCII.semicolon) {
+            let name = output[..<semicolon]
+            if name.isEmpty || name.elementsEqual([ASCII.dot]) || name.elementsEqual([ASCII.dot, ASCII.dot]) {
+                throw PathNormalizationError(.parameterOnDotSegment)
+            }
         }
         return output
     }

@@ -72,6 +72,7 @@ public final class HTTPServer: Sendable {
         self.acceptConfiguration = acceptConfiguration
         var states: [LoopBound<LoopServerState>] = []
         var address = configuration.address
+        try Listener.checkUnused(address)
         for loop in group.loops {
             let bound = address
             let state = try await loop.run {
@@ -112,6 +113,7 @@ public final class HTTPServer: Sendable {
                 stream: stream, configuration: configuration, registry: state, makeHandler: makeHandler)
             stream.delegate = handler
             state.add(handler)
+            if session != nil { handler.armHandshakeDeadline() }
             stream.start()
         } catch {
             Syscall.close(descriptor)

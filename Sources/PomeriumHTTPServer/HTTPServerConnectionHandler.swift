@@ -48,6 +48,14 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
 
     // MARK: Stream events
 
+    /// Bounds the TLS handshake by the read-header timeout, the idle timeout when that is off.
+    /// `connectionDidOpen` comes only after the handshake, so without this a client that never
+    /// finishes its ClientHello would hold the connection forever.
+    func armHandshakeDeadline() {
+        let seconds = configuration.readHeaderTimeout > 0 ? configuration.readHeaderTimeout : configuration.idleTimeout
+        setDeadline(seconds, reason: "read header")
+    }
+
     func connectionDidOpen(_ connection: StreamConnection) {
         setDeadline(configuration.idleTimeout, reason: "idle")
     }

@@ -33,6 +33,20 @@ public final class Listener: EventHandler {
         }
     }
 
+    /// Throws when a socket already listens on `address`, also one with `SO_REUSEPORT`, which a
+    /// second process of the same user would otherwise share unnoticed. Port 0 always passes.
+    public static func checkUnused(_ address: SocketAddress) throws {
+        guard address.port != 0 else { return }
+        // A probe bound without SO_REUSEPORT gets EADDRINUSE from any listener on the address.
+        let probe = try Syscall.socket(domain: address.family, type: Int32(SOCK_STREAM.rawValue))
+        defer { Syscall.close(probe) }
+        try Syscall.setOption(probe, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1)
+        if address.family == AF_INET6 {
+            try Syscall.setOption(probe, level: Int32(IPPROTO_IPV6), name: IPV6_V6ONLY, value: 1)
+        }
+        try address.withSockAddr { try Syscall.bind(probe, $0, $1) }
+    }
+
     /// A non-blocking listening socket with `SO_REUSEADDR` and `SO_REUSEPORT`.
     public static func bindSocket(_ address: SocketAddress, backlog: Int32) throws -> Int32 {
         let descriptor = try Syscall.socket(domain: address.family, type: Int32(SOCK_STREAM.rawValue))

@@ -126,12 +126,14 @@ struct UpstreamRequestBuilder {
     }
 
     /// Drops the `pomerium_session` pairs from a raw query and keeps the other pairs byte for
-    /// byte. Returns nil when nothing remains.
+    /// byte. Returns nil when nothing remains. Names are compared after form decoding, as the
+    /// session loader reads them, so `pomerium%5Fsession` cannot carry the token upstream.
     static func removingSessionParameter(_ query: String) -> String? {
-        guard query.contains("pomerium_session") else { return query }
+        guard query.contains("pomerium_session") || query.contains("%") else { return query }
         let pairs = query.split(separator: "&", omittingEmptySubsequences: false).filter { pair in
             let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            return name != "pomerium_session"
+            let decoded = (try? PercentEncoding.decode(String(name), plusAsSpace: true)) ?? String(name)
+            return decoded != "pomerium_session"
         }
         let joined = pairs.joined(separator: "&")
         return joined.isEmpty ? nil : joined

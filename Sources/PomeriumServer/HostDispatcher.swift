@@ -43,6 +43,17 @@ public final class HostDispatcher: Sendable {
         extra.replaceOrAdd(name: "Request-Id", value: requestID)
         responder.additionalHeaders = extra
 
+        guard TopLevelRouting.targetAgreesWithHost(head) else {
+            logger.debug(
+                "http-request",
+                metadata: [
+                    "req_id": .string(requestID), "method": .string(head.method.rawValue), "status": "400",
+                    "reason": "the absolute-form target names another host than the Host header",
+                ])
+            respondText(
+                responder, head: head, status: 400, body: "400 the request target and the Host header disagree\n")
+            return nil
+        }
         let destination = TopLevelRouting.destination(
             method: head.method, path: head.path, authority: head.authority,
             authenticateHost: services.authenticateHost, runsProxy: services.proxy != nil,

@@ -55,6 +55,18 @@ public struct AuthenticateHost: Equatable, Sendable {
 
 /// The pure routing rule of the HTTP listener; `HostDispatcher` applies it to live requests.
 public enum TopLevelRouting {
+    /// Whether an absolute-form target (`GET https://host/path`) names the same host and port as
+    /// the `Host` header. The dispatcher routes by the target, as RFC 9112 §3.2.2 ranks it, while
+    /// the services route, sign and check audiences by `Host`; a request where the two differ is
+    /// ambiguous and gets 400. Origin-form and other targets always agree.
+    public static func targetAgreesWithHost(_ head: HTTPRequestHead) -> Bool {
+        guard case .absolute(let target) = head.targetForm else { return true }
+        guard let value = head.headers.first(name: "Host"), !value.isEmpty,
+            let host = try? HTTPURL(parsing: "\(target.scheme)://\(value)")
+        else { return false }
+        return host.host == target.host && host.effectivePort == target.effectivePort
+    }
+
     /// Chooses the destination of a request. `authenticateHost` is nil when this process does not
     /// run the authenticate service; `forwardAuthHost` is nil unless it runs the proxy with
     /// `forward_auth_url` set; `runsProxy` is whether it runs the proxy.

@@ -109,9 +109,12 @@ final class Runtime: Sendable {
         let dispatcher = HostDispatcher(services: initialServices, logger: Logger(label: "pomerium.http"))
 
         let timeouts = ServerTimeouts(options: options)
-        let configuration = HTTPServerConfiguration(
+        var configuration = HTTPServerConfiguration(
             address: address, tls: tls, readHeaderTimeout: timeouts.readHeader, readTimeout: timeouts.read,
             writeTimeout: timeouts.write, idleTimeout: timeouts.idle)
+        // The sign-in callback carries the whole route session in its query, about 40 bytes per
+        // group, so the request line may be as long as the header section.
+        configuration.connection.limits.maxStartLineLength = Self.maximumRequestLineLength
         let main: HTTPServer
         do {
             main = try await HTTPServer(
@@ -188,6 +191,10 @@ final class Runtime: Sendable {
         writeStandardError("pomerium: \(message)\n")
         return ExitCode.failure
     }
+
+    /// The longest request line the listener accepts: 64 KiB, the size of the header section,
+    /// where the parser's default of 8 KiB cut off sign-in for users with a few hundred groups.
+    static let maximumRequestLineLength = 64 * 1024
 }
 
 private final class ExitCodeBox: Sendable {

@@ -216,7 +216,8 @@ struct PathNormalizationTests {
             ("/a/./b", "/a/b"), ("/a/../b", "/b"), ("/../../a", "/a"), ("/a/b/..", "/a/"), ("/a/.", "/a/"),
             ("/a/..", "/"), ("/..", "/"), ("/%41%62c", "/Abc"), ("/a%2db%7e", "/a-b~"), ("/a%3fb", "/a%3Fb"),
             ("/a%20b", "/a%20b"), ("/file%2etxt", "/file.txt"), ("/.pomerium/../admin", "/admin"),
-            ("/a/...", "/a/..."), ("/a/.b", "/a/.b"),
+            ("/a/...", "/a/..."), ("/a/.b", "/a/.b"), ("/a;jsessionid=1/b", "/a;jsessionid=1/b"),
+            ("/a/...;x", "/a/...;x"), ("/a/..%3Bx", "/a/..%3Bx"),
         ])
     func normalised(_ input: String, _ expected: String) throws {
         #expect(try PathNormalization.normalize(input) == expected)
@@ -234,6 +235,9 @@ struct PathNormalizationTests {
             ("/a%5cb", .encodedBackslash), ("/a%5C..%5Cb", .encodedBackslash), ("/a\\b", .invalidCharacter),
             ("/%2e%2e/admin", .encodedDotSegment), ("/.pomerium/%2e%2e/admin", .encodedDotSegment),
             ("/a/.%2e/b", .encodedDotSegment), ("/a/%2E./b", .encodedDotSegment), ("/a/%2e/b", .encodedDotSegment),
+            ("/x/..;/admin", .parameterOnDotSegment), ("/.;/admin", .parameterOnDotSegment),
+            ("/;/admin", .parameterOnDotSegment), ("/x/..;jsessionid=1/admin", .parameterOnDotSegment),
+            ("/x/%2e%2e;/admin", .parameterOnDotSegment), ("/a/;", .parameterOnDotSegment),
             ("/a%00", .nulByte), ("/a\u{0}", .nulByte), ("/a%", .invalidPercentEncoding),
             ("/a%g0", .invalidPercentEncoding),
             ("a/b", .notAbsolute), ("/a b", .invalidCharacter), ("/a?b", .invalidCharacter),

@@ -67,6 +67,32 @@ import Testing
         #expect(issuer.transport.requests(to: "/jwks").count == 2)
     }
 
+    @Test func rotatedKeyWithoutKidFoundByRefetch() async throws {
+        let issuer = try TestIssuer()
+        let provider = try await issuer.provider()
+        _ = try await provider.validateIDToken(try issuer.sign(issuer.claims(), omitKeyID: true), nonce: "nonce-1")
+        let newKey = try ECPrivateKey.generate(curve: .p256)
+        issuer.publish([(newKey, "key-2")])
+        let claims = try await provider.validateIDToken(
+            try issuer.sign(issuer.claims(), key: newKey, omitKeyID: true), nonce: "nonce-1")
+        #expect(claims.subject == "user-123")
+        #expect(issuer.transport.requests(to: "/jwks").count == 2)
+
+        // Tokens signed by a key the provider never published refetch at most once per interval.
+        let attackerKey = try ECPrivateKey.generate(curve: .p256)
+        for _ in 0..<20 {
+            let forged = try issuer.sign(issuer.claims(), key: attackerKey, omitKeyID: true)
+            await #expect(throws: IdentityError.invalidIDToken(.badSignature)) {
+                try await provider.validateIDToken(forged, nonce: "nonce-1")
+            }
+        }
+        #expect(issuer.transport.requests(to: "/jwks").count == 2)
+        issuer.clock.advance(by: 60)
+        let late = try issuer.sign(issuer.claims(), key: attackerKey, omitKeyID: true)
+        await #expect(throws: IdentityError.self) { try await provider.validateIDToken(late, nonce: "nonce-1") }
+        #expect(issuer.transport.requests(to: "/jwks").count == 3)
+    }
+
     @Test func staleKeySetRefetchedAfterMaximumAge() async throws {
         let issuer = try TestIssuer()
         let provider = try await issuer.provider()

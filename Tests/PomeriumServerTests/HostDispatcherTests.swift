@@ -82,6 +82,23 @@ struct HostDispatcherTests {
             head, to: HTTPUpstream(scheme: .http, host: "127.0.0.1", port: server.localAddress.port))
     }
 
+    @Test("absolute target host mismatch rejected")
+    func absoluteTargetHostMismatch() async throws {
+        let dispatcher = HostDispatcher(
+            services: Self.services(generation: 1), userAgent: "pomerium/test", logger: Logger.inMemory(store: .init()))
+        try await withServer(dispatcher) { server, client in
+            // The target names the authenticate host, while the proxy would route by Host.
+            let mismatch = try await get(
+                client, server, "https://authenticate.example.test/.pomerium/sign_out", host: "app.example.test")
+            #expect(mismatch.head.status == 400)
+            #expect(!String(decoding: mismatch.body, as: UTF8.self).contains("authenticate"))
+            let reverse = try await get(client, server, "https://app.example.test/", host: "authenticate.example.test")
+            #expect(reverse.head.status == 400)
+            let same = try await get(client, server, "https://app.example.test/", host: "app.example.test")
+            #expect(String(decoding: same.body, as: UTF8.self) == "proxy-1")
+        }
+    }
+
     @Test("health, ping, authenticate and proxy requests reach the right place with the headers setting")
     func routesAndHeaders() async throws {
         let dispatcher = HostDispatcher(

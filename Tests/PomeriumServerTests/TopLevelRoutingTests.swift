@@ -66,6 +66,29 @@ struct TopLevelRoutingTests {
         #expect(host.matches(host: "::1", port: nil))
     }
 
+    @Test(
+        "absolute target against Host",
+        arguments: [
+            ("https://app.example.test/x", "app.example.test", true),
+            ("https://app.example.test/x", "APP.example.test:443", true),
+            ("http://app.example.test:8080/", "app.example.test:8080", true),
+            ("https://other.example.test/x", "app.example.test", false),
+            ("https://authenticate.example.test/.pomerium/sign_out", "app.example.test", false),
+            ("https://app.example.test:8443/", "app.example.test", false),
+            ("https://app.example.test/", "app.example.test:8443", false),
+            ("https://[::1]:8443/", "[::1]:8443", true),
+        ])
+    func absoluteTargetAgainstHost(_ target: String, _ host: String, _ agrees: Bool) throws {
+        let head = try HTTPRequestHead(method: .get, target: target, headers: ["Host": host])
+        #expect(TopLevelRouting.targetAgreesWithHost(head) == agrees)
+    }
+
+    @Test("origin-form target always agrees")
+    func originFormAgrees() throws {
+        #expect(TopLevelRouting.targetAgreesWithHost(try HTTPRequestHead(method: .get, target: "/a")))
+        #expect(!TopLevelRouting.targetAgreesWithHost(try HTTPRequestHead(method: .get, target: "https://a.test/")))
+    }
+
     @Test("without the proxy, other hosts get 404; without authenticate, everything goes to the proxy")
     func modes() {
         #expect(destination(host: "app.example.test", runsProxy: false) == .notFound)

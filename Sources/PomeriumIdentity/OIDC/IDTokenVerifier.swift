@@ -35,6 +35,16 @@ struct IDTokenVerifier: Sendable {
         let keySet = try await keys.keySet(keyID: token.header.keyID, algorithm: algorithm)
         do {
             try JWSVerifier(keySet: keySet, allowedAlgorithms: allowedAlgorithms).verify(token)
+        } catch .invalidSignature {
+            // The cached key may be one the provider has since replaced; retry once with a new set.
+            guard let refreshed = try await keys.refetchAfterFailedSignature() else {
+                throw .invalidIDToken(.badSignature)
+            }
+            do {
+                try JWSVerifier(keySet: refreshed, allowedAlgorithms: allowedAlgorithms).verify(token)
+            } catch {
+                throw .invalidIDToken(Self.rejection(for: error, keyID: token.header.keyID))
+            }
         } catch {
             throw .invalidIDToken(Self.rejection(for: error, keyID: token.header.keyID))
         }

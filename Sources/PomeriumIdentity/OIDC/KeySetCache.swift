@@ -70,6 +70,22 @@ actor KeySetCache {
         return try await fetch(startedAt: now)
     }
 
+    /// Returns a freshly fetched key set after a signature failed against the cached one, or nil
+    /// when the unknown-key throttle turns the fetch away. A provider that rotates its key and
+    /// signs without `kid` still matches the old key by algorithm, so only a refetch finds the new one.
+    func refetchAfterFailedSignature() async throws(IdentityError) -> JWKSet? {
+        if let inFlight { return try await Self.value(of: inFlight) }
+        let now = clock.now()
+        if let lastUnknownKeyRefetchAt, now - lastUnknownKeyRefetchAt < refetchInterval {
+            throttledLookups += 1
+            return nil
+        }
+        lastUnknownKeyRefetchAt = now
+        logger.info(
+            "refetching the identity provider's JWKS after a signature failed", metadata: ["jwks_uri": .string(url)])
+        return try await fetch(startedAt: now)
+    }
+
     private func fetch(startedAt now: Double) async throws(IdentityError) -> JWKSet {
         lastFetchStartedAt = now
         let url = self.url

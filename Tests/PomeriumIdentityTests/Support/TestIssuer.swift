@@ -127,9 +127,13 @@ final class TestIssuer: Sendable {
     }
 
     /// Signs a compact ES256 token over `claims`, signed by `key` (default: the published key) under `keyID`.
-    func sign(_ claims: [String: Any], key: ECPrivateKey? = nil, keyID: String? = nil) throws -> String {
+    /// With `omitKeyID`, the header has no `kid`, as some providers send it.
+    func sign(
+        _ claims: [String: Any], key: ECPrivateKey? = nil, keyID: String? = nil, omitKeyID: Bool = false
+    ) throws -> String {
         let payload = try JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys])
-        return try JWS.sign(payload: Array(payload), with: .ecdsa(key ?? signingKey), keyID: keyID ?? self.keyID)
+        return try JWS.sign(
+            payload: Array(payload), with: .ecdsa(key ?? signingKey), keyID: omitKeyID ? nil : keyID ?? self.keyID)
     }
 
     /// Builds a token whose header and signature are given as raw text, for algorithm-confusion tests.
