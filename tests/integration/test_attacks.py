@@ -260,9 +260,6 @@ def test_second_instance_on_same_port_refused(stack, start_pomerium):
     assert f"address 127.0.0.1:{stack['port']}" in second.output()
 
 
-@pytest.mark.xfail(strict=True, reason="the config watcher reloads on any change in the config folder, and at "
-                   "log_level debug each reload writes a log line; a log file kept next to the config then "
-                   "triggers the next reload, a loop of several reloads a second that never stops")
 def test_log_next_to_config_does_not_loop_reloads(start_pomerium, oidc_provider):
     """start_pomerium writes the process output to config.json.log in the config folder."""
     port = free_port()
