@@ -19,9 +19,7 @@ public enum CookieParser {
     /// (space and comma are tolerated inside, as Go does) is skipped, never fatal.
     public static func parse(_ header: String) -> [HTTPCookie] {
         var cookies: [HTTPCookie] = []
-        for part in header.utf8.split(separator: ASCII.semicolon, omittingEmptySubsequences: true) {
-            if let cookie = parsePair(part) { cookies.append(cookie) }
-        }
+        parse(header, into: &cookies)
         return cookies
     }
 
@@ -30,7 +28,7 @@ public enum CookieParser {
     public static func parse(headers: HTTPHeaders) -> [HTTPCookie] {
         var cookies: [HTTPCookie] = []
         for field in headers where field.hasName("Cookie") {
-            cookies.append(contentsOf: parse(field.value))
+            parse(field.value, into: &cookies)
         }
         return cookies
     }
@@ -40,26 +38,49 @@ public enum CookieParser {
         cookies.map { "\($0.name)=\($0.value)" }.joined(separator: "; ")
     }
 
-    private static func parsePair(_ part: Substring.UTF8View) -> HTTPCookie? {
-        let trimmed = trim(part[...])
-        guard let equals = trimmed.firstIndex(of: ASCII.equals) else { return nil }
-        let name = trim(trimmed[trimmed.startIndex..<equals])
-        guard !name.isEmpty, name.allSatisfy(ASCII.isTokenCharacter) else { return nil }
-        var value = trim(trimmed[trimmed.index(after: equals)...])
-        if value.count >= 2, value.first == ASCII.quote, value.last == ASCII.quote {
-            value = value.dropFirst().dropLast()
+    /// Appends the pairs of one header value. Every proxied request with a session runs this, so it
+    /// scans the contiguous UTF-8 bytes by index: splitting a `Substring.UTF8View` measured about
+    /// 40,000 instructions for a 370-byte header.
+    private static func parse(_ header: String, into cookies: inout [HTTPCookie]) {
+        var header = header
+        header.withUTF8 { bytes in
+            var start = 0
+            while start < bytes.count {
+                var end = start
+                while end < bytes.count, bytes[end] != ASCII.semicolon { end += 1 }
+                if end > start, let cookie = parsePair(bytes, start..<end) { cookies.append(cookie) }
+                start = end + 1
+            }
         }
-        guard value.allSatisfy({ CookieSyntax.isCookieOctet($0) || $0 == ASCII.space || $0 == ASCII.comma }) else {
-            return nil
-        }
-        return HTTPCookie(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
     }
 
-    private static func trim(_ bytes: Substring.UTF8View.SubSequence) -> Substring.UTF8View.SubSequence {
-        var result = bytes
-        while let first = result.first, ASCII.isWhitespace(first) { result = result.dropFirst() }
-        while let last = result.last, ASCII.isWhitespace(last) { result = result.dropLast() }
-        return result
+    private static func parsePair(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> HTTPCookie? {
+        let pair = trim(bytes, range)
+        var equals = pair.lowerBound
+        while equals < pair.upperBound, bytes[equals] != ASCII.equals { equals += 1 }
+        guard equals < pair.upperBound else { return nil }
+        let name = trim(bytes, pair.lowerBound..<equals)
+        guard !name.isEmpty else { return nil }
+        for index in name where !ASCII.isTokenCharacter(bytes[index]) { return nil }
+        var value = trim(bytes, (equals + 1)..<pair.upperBound)
+        if value.count >= 2, bytes[value.lowerBound] == ASCII.quote, bytes[value.upperBound - 1] == ASCII.quote {
+            value = (value.lowerBound + 1)..<(value.upperBound - 1)
+        }
+        for index in value {
+            let byte = bytes[index]
+            guard CookieSyntax.isCookieOctet(byte) || byte == ASCII.space || byte == ASCII.comma else { return nil }
+        }
+        return HTTPCookie(
+            name: String(decoding: UnsafeBufferPointer(rebasing: bytes[name]), as: UTF8.self),
+            value: String(decoding: UnsafeBufferPointer(rebasing: bytes[value]), as: UTF8.self))
+    }
+
+    private static func trim(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Range<Int> {
+        var lower = range.lowerBound
+        var upper = range.upperBound
+        while lower < upper, ASCII.isWhitespace(bytes[lower]) { lower += 1 }
+        while upper > lower, ASCII.isWhitespace(bytes[upper - 1]) { upper -= 1 }
+        return lower..<upper
     }
 }
 

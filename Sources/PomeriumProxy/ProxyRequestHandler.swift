@@ -149,16 +149,22 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     }
 
     private func logDecision(_ decision: Decision, routeID: String, session: SessionState?) {
+        // The metadata is built inside the log call's autoclosure, so a level that drops the line
+        // costs no dictionary.
+        if decision.isAllowed {
+            logger.debug("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
+        } else {
+            logger.info("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
+        }
+    }
+
+    private func decisionMetadata(_ decision: Decision, routeID: String, session: SessionState?) -> Logger.Metadata {
         var metadata: Logger.Metadata = [
             "req_id": .string(requestID), "route": .string(routeID), "reason": .string(decision.reason.rawValue),
             "decision": .string(decision.isAllowed ? "allow" : "deny"),
         ]
         if let session { metadata["email"] = .string(session.email) }
-        if decision.isAllowed {
-            logger.debug("authorize", metadata: metadata)
-        } else {
-            logger.info("authorize", metadata: metadata)
-        }
+        return metadata
     }
 
     static func identity(_ session: SessionState) -> SessionIdentity {
@@ -494,6 +500,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         guard !logged, let head else { return }
         logged = true
         let elapsed = Double(MonotonicClock.nanoseconds() &- startedAt) / 1_000_000
+        logger.debug("http-request", metadata: accessLogMetadata(head, elapsed: elapsed))
+    }
+
+    /// The fields of the `http-request` line, built only when the logger keeps debug lines.
+    private func accessLogMetadata(_ head: HTTPRequestHead, elapsed: Double) -> Logger.Metadata {
         var metadata: Logger.Metadata = [
             "method": .string(head.method.rawValue), "host": .string(host),
             "path": .string(path.isEmpty ? "(invalid)" : path), "status": .string(String(status)),
@@ -506,7 +517,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             metadata["email"] = .string(identity.email)
             if let user = identity.user { metadata["user"] = .string(user) }
         }
-        logger.debug("http-request", metadata: metadata)
+        return metadata
     }
 
     private func format3(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
