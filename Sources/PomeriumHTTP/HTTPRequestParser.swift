@@ -160,9 +160,15 @@ public struct HTTPRequestParser: Sendable {
         let version = try StartLineSyntax.parseVersion(afterMethod[(secondSpace + 1)...])
         let (headers, fields) = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
         try checkHost(fields, version: version)
+        // An origin-form target without a query is its path, so the path's string serves as both.
+        let target: String
+        if case .origin(let path, nil) = targetForm {
+            target = path
+        } else {
+            target = String(decoding: targetBytes, as: UTF8.self)
+        }
         let head = HTTPRequestHead(
-            method: method, target: String(decoding: targetBytes, as: UTF8.self), targetForm: targetForm,
-            version: version, headers: headers)
+            method: method, target: target, targetForm: targetForm, version: version, headers: headers)
         return (head, fields)
     }
 

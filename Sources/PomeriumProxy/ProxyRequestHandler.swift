@@ -524,18 +524,23 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
     // MARK: Helpers
 
-    /// 32 hex digits from the system's random generator.
+    /// 32 hex digits from the system's random generator, written into one string: every request
+    /// gets one, and formatting two numbers with `String(_:radix:)` and padding them measured
+    /// about 2,000 instructions.
     static func makeRequestID() -> String {
         var generator = SystemRandomNumberGenerator()
         let high = generator.next() as UInt64
         let low = generator.next() as UInt64
-        return hex(high) + hex(low)
+        return String(unsafeUninitializedCapacity: 32) { output in
+            for index in 0..<16 {
+                output[index] = hexDigits[Int(truncatingIfNeeded: high >> (60 - 4 * index)) & 0x0F]
+                output[16 + index] = hexDigits[Int(truncatingIfNeeded: low >> (60 - 4 * index)) & 0x0F]
+            }
+            return 32
+        }
     }
 
-    private static func hex(_ value: UInt64) -> String {
-        let text = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - text.utf8.count) + text
-    }
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Returns the request host as `iss` and `aud` write it, for a route of `scheme`.
     static func audienceHost(requestHost: String, scheme: String) -> String {
