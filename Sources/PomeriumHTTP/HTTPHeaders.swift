@@ -83,10 +83,30 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
     /// Appends a field after all existing ones, keeping any earlier field with the same name.
     public mutating func add(name: String, value: String) {
         let nameStart = bytes.count
-        Self.withBytes(of: name) { bytes.append(contentsOf: $0) }
-        let valueStart = bytes.count
-        Self.withBytes(of: value) { bytes.append(contentsOf: $0) }
+        Self.withBytes(of: name) { nameBytes in
+            Self.withBytes(of: value) { valueBytes in
+                reserveBytes(nameBytes.count + valueBytes.count)
+                bytes.append(contentsOf: nameBytes)
+                bytes.append(contentsOf: valueBytes)
+            }
+        }
+        let valueStart = nameStart + name.utf8.count
         entries.append(Entry(name: nameStart..<valueStart, value: valueStart..<bytes.count, isChecked: false))
+    }
+
+    /// Makes room for `count` more bytes, growing geometrically: `reserveCapacity` alone grows to
+    /// the exact size, so a run of additions would reallocate every time.
+    @inline(__always)
+    private mutating func reserveBytes(_ count: Int) {
+        let needed = bytes.count + count
+        if needed > bytes.capacity { bytes.reserveCapacity(Swift.max(needed, bytes.capacity * 2, 256)) }
+    }
+
+    /// Reserves room for `fields` more fields with `bytes` more bytes of names and values, so a
+    /// caller that edits a copied list (a proxy building the upstream head) copies it once.
+    public mutating func reserveCapacity(fields: Int, bytes count: Int) {
+        entries.reserveCapacity(entries.count + fields)
+        bytes.reserveCapacity(bytes.count + count)
     }
 
     /// Removes every field named `name` and appends one field with `value`. The field keeps the
@@ -99,7 +119,10 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         let old = entries[index]
         garbage += old.value.count
         let valueStart = bytes.count
-        Self.withBytes(of: value) { bytes.append(contentsOf: $0) }
+        Self.withBytes(of: value) { valueBytes in
+            reserveBytes(valueBytes.count)
+            bytes.append(contentsOf: valueBytes)
+        }
         // The name bytes stay as they were checked; only the value needs checking again.
         entries[index].value = valueStart..<bytes.count
         entries[index].isChecked = old.isChecked && Self.withBytes(of: value) { Self.isValidValue($0) }
@@ -221,18 +244,19 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         }
     }
 
-    /// The value bytes of the fields whose name equals `lowercaseName` (lowercase ASCII), at most
-    /// `limit` of them, or nil when there is none. For framing checks, which must not build strings.
-    func valueBytes(ofFieldsNamed lowercaseName: [UInt8], limit: Int) -> [ArraySlice<UInt8>]? {
-        var values: [ArraySlice<UInt8>]?
+    /// The number of fields whose name equals `lowercaseName` (lowercase ASCII) and the value
+    /// bytes of the first. For framing checks, which must not build strings.
+    func valueBytes(ofFieldsNamed lowercaseName: [UInt8]) -> (count: Int, first: ArraySlice<UInt8>?) {
+        var count = 0
+        var first: Range<Int>?
         bytes.withUnsafeBufferPointer { storage in
             for entry in entries
             where HTTPFieldName.matches(UnsafeBufferPointer(rebasing: storage[entry.name]), lowercase: lowercaseName) {
-                values = (values ?? []) + [bytes[entry.value]]
-                if values?.count == limit { return }
+                count += 1
+                if first == nil { first = entry.value }
             }
         }
-        return values
+        return (count, first.map { bytes[$0] })
     }
 
     /// Returns the value of the first field named `name`.

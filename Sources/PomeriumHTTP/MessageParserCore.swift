@@ -1,3 +1,5 @@
+import Glibc
+
 /// Limits that bound the memory one message can make a parser hold.
 public struct HTTPParserLimits: Sendable, Hashable {
     /// The maximum length of the request line or status line in bytes, without CRLF. A longer
@@ -46,12 +48,19 @@ struct ParserBuffer {
             bytes.removeSubrange(0..<readIndex)
             readIndex = 0
         }
-        // Socket reads arrive as raw buffers, which `append(contentsOf:)` would copy byte by byte.
-        if let raw = data as? UnsafeRawBufferPointer {
-            bytes.append(contentsOf: raw.assumingMemoryBound(to: UInt8.self))
-        } else {
-            bytes.append(contentsOf: data)
+        bytes.append(contentsOf: data)
+    }
+
+    /// Appends a socket read in one copy; the generic `append` would copy a raw buffer byte by byte.
+    mutating func append(_ data: UnsafeRawBufferPointer) {
+        if readIndex == bytes.count {
+            bytes.removeAll(keepingCapacity: true)
+            readIndex = 0
+        } else if readIndex >= 4096 && readIndex * 2 >= bytes.count {
+            bytes.removeSubrange(0..<readIndex)
+            readIndex = 0
         }
+        bytes.append(contentsOf: data.assumingMemoryBound(to: UInt8.self))
     }
 
     /// Removes and returns up to `count` readable bytes.
@@ -93,6 +102,22 @@ struct SectionScanner {
 
     private var inStartLine: Bool { hasStartLine && lines.isEmpty }
 
+    /// The index of the first CR or LF in `start..<end` of `storage`, or `end`. Two `memchr`
+    /// calls, which scan many bytes per step, replace a loop that tested every byte twice.
+    @inline(__always)
+    static func firstLineBreak(_ storage: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Int {
+        guard start < end, let base = storage.baseAddress else { return end }
+        var limit = end
+        if let cr = memchr(base + start, Int32(ASCII.cr), end - start) {
+            limit = base.distance(to: cr.assumingMemoryBound(to: UInt8.self))
+        }
+        guard limit > start else { return limit }
+        if let lf = memchr(base + start, Int32(ASCII.lf), limit - start) {
+            return base.distance(to: lf.assumingMemoryBound(to: UInt8.self))
+        }
+        return limit
+    }
+
     mutating func scan(_ buffer: ParserBuffer, limits: HTTPParserLimits) -> Result {
         let base = buffer.readIndex
         let end = buffer.bytes.count - base
@@ -100,12 +125,7 @@ struct SectionScanner {
             var index = scanned
             while index < end {
                 // Skip to the next CR or LF, then check the length limits once for the whole run.
-                var probe = index
-                while probe < end {
-                    let candidate = storage[base + probe]
-                    if candidate == ASCII.cr || candidate == ASCII.lf { break }
-                    probe += 1
-                }
+                let probe = Self.firstLineBreak(storage, from: base + index, to: base + end) - base
                 if probe > index {
                     if inStartLine {
                         if probe - lineStart > limits.maxStartLineLength { return .failed(.requestLineTooLong) }
@@ -282,9 +302,10 @@ enum FramingRules {
 
     /// Parses the single `Content-Length` field of a head built in code, such as a handler's response.
     static func contentLength(_ headers: HTTPHeaders) throws(HTTPParseError) -> Int? {
-        guard let values = headers.valueBytes(ofFieldsNamed: contentLengthName, limit: 2) else { return nil }
-        guard values.count == 1 else { throw HTTPParseError(.multipleContentLength) }
-        return try parseContentLength(values[0])
+        let (count, first) = headers.valueBytes(ofFieldsNamed: contentLengthName)
+        guard let first else { return nil }
+        guard count == 1 else { throw HTTPParseError(.multipleContentLength) }
+        return try parseContentLength(first)
     }
 
     private static let contentLengthName = Array("content-length".utf8)
