@@ -259,6 +259,17 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         return (count, first.map { bytes[$0] })
     }
 
+    /// Calls `body` with the value bytes of each field whose name equals `lowercaseName`
+    /// (lowercase ASCII), in order.
+    func forEachValue(ofFieldsNamed lowercaseName: [UInt8], _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        bytes.withUnsafeBufferPointer { storage in
+            for entry in entries
+            where HTTPFieldName.matches(UnsafeBufferPointer(rebasing: storage[entry.name]), lowercase: lowercaseName) {
+                body(UnsafeBufferPointer(rebasing: storage[entry.value]))
+            }
+        }
+    }
+
     /// Returns the value of the first field named `name`.
     public func first(name: String) -> String? {
         index(ofFieldNamed: name).map { string(entries[$0].value) }
