@@ -158,7 +158,7 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
     /// Removes every field whose name bytes (as received, not lowercased) make `shouldRemove`
     /// return true. Unlike `removeAll(where:)` it builds no strings, so the proxy's per-request
     /// header filters use it. Leaves the list untouched, storage included, when nothing matches.
-    public mutating func removeAll(whereName shouldRemove: (UnsafeBufferPointer<UInt8>) -> Bool) {
+    public mutating func removeFields(whereName shouldRemove: (UnsafeBufferPointer<UInt8>) -> Bool) {
         let first: Int? = bytes.withUnsafeBufferPointer { storage in
             entries.firstIndex { shouldRemove(UnsafeBufferPointer(rebasing: storage[$0.name])) }
         }
@@ -168,7 +168,7 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
     }
 
     /// Whether a field's name bytes make `matches` return true.
-    public func contains(whereName matches: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+    public func containsField(whereName matches: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
         bytes.withUnsafeBufferPointer { storage in
             entries.contains { matches(UnsafeBufferPointer(rebasing: storage[$0.name])) }
         }
@@ -354,8 +354,7 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
     /// Whether `value` may be written as a field value: no CR, LF, NUL or other control but HTAB.
     @inline(__always)
     static func isValidValue(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
-        for byte in value where !ASCII.isFieldValueCharacter(byte) { return false }
-        return true
+        ASCII.allFieldValueCharacters(value)
     }
 
     /// Whether `name` may be written as a field name: a non-empty token.
@@ -455,7 +454,7 @@ extension HTTPHeaders {
     /// forwarding a message (RFC 9110 §7.6.1).
     public mutating func removeHopByHopFields() {
         let named = contains(name: "Connection") ? tokens(name: "Connection").map { Array($0.utf8) } : []
-        removeAll(whereName: { name in
+        removeFields(whereName: { name in
             for candidate in Self.hopByHopLowercaseNames where HTTPFieldName.matches(name, lowercase: candidate) {
                 return true
             }
@@ -466,7 +465,7 @@ extension HTTPHeaders {
 }
 
 /// Case-insensitive comparisons of field-name bytes, for the name filters of
-/// `HTTPHeaders.removeAll(whereName:)` and `contains(whereName:)`.
+/// `HTTPHeaders.removeFields(whereName:)` and `containsField(whereName:)`.
 public enum HTTPFieldName {
     /// Whether `name` equals `lowercase` (lowercase ASCII bytes) with ASCII letters folded.
     @inline(__always)

@@ -214,7 +214,8 @@ enum FieldLineParser {
                 var valueEnd = end
                 while valueStart < valueEnd, ASCII.isWhitespace(storage[valueStart]) { valueStart += 1 }
                 while valueEnd > valueStart, ASCII.isWhitespace(storage[valueEnd - 1]) { valueEnd -= 1 }
-                for index in valueStart..<valueEnd where !ASCII.isFieldValueCharacter(storage[index]) {
+                guard ASCII.allFieldValueCharacters(UnsafeBufferPointer(rebasing: storage[valueStart..<valueEnd]))
+                else {
                     return .invalidHeaderValue
                 }
                 let name = UnsafeBufferPointer(rebasing: storage[start..<colon])

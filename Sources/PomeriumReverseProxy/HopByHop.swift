@@ -15,7 +15,7 @@ public enum HopByHopHeaders {
         // building strings, and skips the `Connection` token list when there is none.
         let named =
             headers.contains(name: "Connection") ? headers.tokens(name: "Connection").map { Array($0.utf8) } : []
-        headers.removeAll(whereName: { isHopByHop($0, named: named) })
+        headers.removeFields(whereName: { isHopByHop($0, named: named) })
     }
 
     @inline(__always)

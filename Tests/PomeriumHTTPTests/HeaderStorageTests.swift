@@ -65,13 +65,13 @@ struct HeaderStorageTests {
     func nameFilters() throws {
         var headers = try parsedHead().headers
         let xOne = Array("x-one".utf8)
-        #expect(headers.contains(whereName: { HTTPFieldName.matches($0, lowercase: xOne) }))
-        #expect(!headers.contains(whereName: { HTTPFieldName.matches($0, lowercase: Array("x-on".utf8)) }))
-        #expect(headers.contains(whereName: { HTTPFieldName.hasPrefix($0, lowercase: Array("x-o".utf8)) }))
-        headers.removeAll(whereName: { HTTPFieldName.hasPrefix($0, lowercase: Array("x-".utf8)) })
+        #expect(headers.containsField(whereName: { HTTPFieldName.matches($0, lowercase: xOne) }))
+        #expect(!headers.containsField(whereName: { HTTPFieldName.matches($0, lowercase: Array("x-on".utf8)) }))
+        #expect(headers.containsField(whereName: { HTTPFieldName.hasPrefix($0, lowercase: Array("x-o".utf8)) }))
+        headers.removeFields(whereName: { HTTPFieldName.hasPrefix($0, lowercase: Array("x-".utf8)) })
         #expect(headers.map(\.name) == ["Host", "Accept"])
         let unchanged = headers
-        headers.removeAll(whereName: { _ in false })
+        headers.removeFields(whereName: { _ in false })
         #expect(headers == unchanged)
     }
 
@@ -124,6 +124,51 @@ struct HeaderStorageTests {
             #expect(
                 coalesceBodies(events) == parseRequests(bytes: bytes, sliceSize: sliceSize),
                 "input \(input.debugDescription)")
+        }
+    }
+
+    @Test("value checks find a bad byte at any offset of a long value")
+    func valueCheckEveryOffset() throws {
+        let filler = Array(repeating: UInt8(ascii: "a"), count: 20)
+        for offset in 0..<filler.count {
+            for bad: UInt8 in [0x00, 0x01, 0x1F, 0x7F] {
+                var value = filler
+                value[offset] = bad
+                let bytes = Array("GET / HTTP/1.1\r\nHost: h\r\nX: ".utf8) + value + Array("\r\n\r\n".utf8)
+                #expect(
+                    firstError(parseRequests(bytes: bytes))?.kind == .invalidHeaderValue, "byte \(bad) at \(offset)")
+            }
+            for good: UInt8 in [0x09, 0x20, 0x7E, 0x80, 0xFF] {
+                var value = filler
+                value[offset] = good
+                let bytes = Array("GET / HTTP/1.1\r\nHost: h\r\nX: ".utf8) + value + Array("\r\n\r\n".utf8)
+                #expect(heads(parseRequests(bytes: bytes)).count == 1, "byte \(good) at \(offset)")
+            }
+        }
+    }
+
+    @Test("cookie value checks find a bad byte at any offset of a long value")
+    func cookieCheckEveryOffset() {
+        let filler = Array(repeating: UInt8(ascii: "v"), count: 20)
+        for offset in 0..<filler.count {
+            for bad: UInt8 in [0x01, 0x1F, 0x22, 0x5C, 0x7F, 0x80] {
+                var value = filler
+                value[offset] = bad
+                var headers = HTTPHeaders()
+                headers.add(name: "Cookie", value: "a=1; s=" + String(decoding: value, as: UTF8.self) + "; b=2")
+                #expect(CookieParser.parse(headers: headers).map(\.name) == ["a", "b"], "byte \(bad) at \(offset)")
+            }
+            for good: UInt8 in [0x20, 0x2C, 0x21, 0x7E] {
+                var value = filler
+                value[offset] = good
+                let text = String(decoding: value, as: UTF8.self)
+                let cookies = CookieParser.parse("s=" + text)
+                // A space at either end is trimmed, as around any cookie value.
+                var expected = Substring(text)
+                if good == 0x20 && offset == 0 { expected = expected.dropFirst() }
+                if good == 0x20 && offset == filler.count - 1 { expected = expected.dropLast() }
+                #expect(cookies.map(\.value) == [String(expected)])
+            }
         }
     }
 }
