@@ -93,7 +93,8 @@ let package = Package(
             name: "NetBench",
             dependencies: [
                 "PomeriumReverseProxy", "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet",
-                "PomeriumCrypto", "PomeriumLogging",
+                "PomeriumCrypto", "PomeriumLogging", "PomeriumProxy", "PomeriumConfig", "PomeriumSessions",
+                "PomeriumCore",
             ],
             path: "Benchmarks/NetBench",
             exclude: ["scripts"],

@@ -12,6 +12,8 @@ import Synchronization
 /// Benchmark servers for the network core:
 ///   NetBench hello --listen 127.0.0.1:PORT [--loops N] [--tls-cert F --tls-key F]
 ///   NetBench proxy --listen 127.0.0.1:PORT --upstream http://127.0.0.1:UP [--loops N] [--tls-cert F --tls-key F]
+///   NetBench auth --listen 127.0.0.1:PORT --upstream http://127.0.0.1:UP --cookie-file F [--loops N]
+/// `auth` runs the proxy service with a session cookie for host `app.example.test` (see `AuthProxyBench`).
 /// Both run until SIGTERM or SIGINT, then shut down gracefully.
 ///
 /// `main` is synchronous and blocks on a semaphore while a detached task runs the server. An
@@ -39,10 +41,10 @@ struct NetBench {
     }
 
     static func run(_ arguments: [String]) async throws {
-        guard let mode = arguments.first, mode == "hello" || mode == "proxy" else {
+        guard let mode = arguments.first, ["hello", "proxy", "auth"].contains(mode) else {
             throw UsageError(
-                "usage: NetBench hello|proxy --listen HOST:PORT [--upstream URL] [--loops N] "
-                    + "[--tls-cert FILE --tls-key FILE]")
+                "usage: NetBench hello|proxy|auth --listen HOST:PORT [--upstream URL] [--loops N] "
+                    + "[--tls-cert FILE --tls-key FILE] [--cookie-file FILE]")
         }
         var options: [String: String] = [:]
         var index = 1
@@ -75,6 +77,16 @@ struct NetBench {
         if mode == "hello" {
             server = try await HTTPServer(group: group, configuration: configuration, logger: logger) { _ in
                 HelloHandler()
+            }
+        } else if mode == "auth" {
+            guard let upstreamURL = options["upstream"], let cookieFile = options["cookie-file"] else {
+                throw UsageError("auth needs --upstream URL and --cookie-file FILE")
+            }
+            let (service, cookie) = try AuthProxyBench.makeService(
+                upstream: upstreamURL, client: HTTPClient(group: group), logger: logger)
+            try AuthProxyBench.write(cookie + "\n", to: cookieFile)
+            server = try await HTTPServer(group: group, configuration: configuration, logger: logger) { loop in
+                service.makeHandler(loop: loop)
             }
         } else {
             guard let upstreamURL = options["upstream"] else { throw UsageError("proxy needs --upstream URL") }

@@ -102,6 +102,58 @@ enum ASCII {
 
     static let hexDigitsUppercase: [UInt8] = Array("0123456789ABCDEF".utf8)
 
+    /// Whether every byte of `bytes` passes `test`, reading 8 bytes per step: `mayFail` gets each
+    /// 8-byte word and returns true when some byte in it might fail, and only such words are
+    /// tested byte by byte. `mayFail` must never return false for a word with a failing byte.
+    /// Header values and cookies are checked on every request, where a byte loop cost about 9
+    /// instructions per byte.
+    @inline(__always)
+    static func allBytes(
+        _ bytes: UnsafeBufferPointer<UInt8>, mayFail: (UInt64) -> Bool, _ test: (UInt8) -> Bool
+    ) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        var index = 0
+        while index + 8 <= bytes.count {
+            let word = UInt64(littleEndian: UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self))
+            if mayFail(word) {
+                for offset in index..<(index + 8) where !test(base[offset]) { return false }
+            }
+            index += 8
+        }
+        while index < bytes.count {
+            if !test(base[index]) { return false }
+            index += 1
+        }
+        return true
+    }
+
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let highBits: UInt64 = 0x8080_8080_8080_8080
+
+    /// Nonzero when some byte of `word` is below `limit` (at most 0x80); never zero when one is.
+    @inline(__always)
+    static func hasByte(_ word: UInt64, below limit: UInt8) -> Bool {
+        (word &- ones &* UInt64(limit)) & ~word & highBits != 0
+    }
+
+    /// Whether some byte of `word` is at least 0x80 or above `limit` (below 0x80).
+    @inline(__always)
+    static func hasByte(_ word: UInt64, above limit: UInt8) -> Bool {
+        ((word &+ ones &* UInt64(0x7F - limit)) | word) & highBits != 0
+    }
+
+    /// Whether some byte of `word` equals `byte`; never false when one does.
+    @inline(__always)
+    static func hasByte(_ word: UInt64, equalTo byte: UInt8) -> Bool {
+        hasByte(word ^ (ones &* UInt64(byte)), below: 1)
+    }
+
+    /// Whether every byte may appear in a field value (`isFieldValueCharacter`).
+    @inline(__always)
+    static func allFieldValueCharacters(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        allBytes(bytes, mayFail: { hasByte($0, below: 0x20) || hasByte($0, equalTo: 0x7F) }, isFieldValueCharacter)
+    }
+
     /// Compares two strings byte by byte with ASCII letters folded to lowercase.
     static func equalsIgnoringCase(_ lhs: String, _ rhs: String) -> Bool {
         // Header lookups call this on every request, so the cheap length check comes first. Then

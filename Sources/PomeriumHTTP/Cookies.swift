@@ -1,3 +1,5 @@
+import Glibc
+
 /// One `name=value` pair from a `Cookie` header. The value is as sent, without surrounding quotes
 /// and without percent-decoding.
 public struct HTTPCookie: Hashable, Sendable {
@@ -19,9 +21,7 @@ public enum CookieParser {
     /// (space and comma are tolerated inside, as Go does) is skipped, never fatal.
     public static func parse(_ header: String) -> [HTTPCookie] {
         var cookies: [HTTPCookie] = []
-        for part in header.utf8.split(separator: ASCII.semicolon, omittingEmptySubsequences: true) {
-            if let cookie = parsePair(part) { cookies.append(cookie) }
-        }
+        parse(header, into: &cookies)
         return cookies
     }
 
@@ -29,37 +29,77 @@ public enum CookieParser {
     /// several fields.
     public static func parse(headers: HTTPHeaders) -> [HTTPCookie] {
         var cookies: [HTTPCookie] = []
-        for field in headers where field.hasName("Cookie") {
-            cookies.append(contentsOf: parse(field.value))
-        }
+        // The values are read in place, so the header's text never becomes a `String`.
+        headers.forEachValue(ofFieldsNamed: cookieName) { parse($0, into: &cookies) }
         return cookies
     }
+
+    private static let cookieName = Array("cookie".utf8)
 
     /// Joins pairs back into a `Cookie` header value, `name=value` separated by `; `.
     public static func headerValue(_ cookies: [HTTPCookie]) -> String {
         cookies.map { "\($0.name)=\($0.value)" }.joined(separator: "; ")
     }
 
-    private static func parsePair(_ part: Substring.UTF8View) -> HTTPCookie? {
-        let trimmed = trim(part[...])
-        guard let equals = trimmed.firstIndex(of: ASCII.equals) else { return nil }
-        let name = trim(trimmed[trimmed.startIndex..<equals])
-        guard !name.isEmpty, name.allSatisfy(ASCII.isTokenCharacter) else { return nil }
-        var value = trim(trimmed[trimmed.index(after: equals)...])
-        if value.count >= 2, value.first == ASCII.quote, value.last == ASCII.quote {
-            value = value.dropFirst().dropLast()
-        }
-        guard value.allSatisfy({ CookieSyntax.isCookieOctet($0) || $0 == ASCII.space || $0 == ASCII.comma }) else {
-            return nil
-        }
-        return HTTPCookie(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+    /// Appends the pairs of one header value. Every proxied request with a session runs this, so it
+    /// scans the contiguous UTF-8 bytes by index: splitting a `Substring.UTF8View` measured about
+    /// 40,000 instructions for a 370-byte header.
+    private static func parse(_ header: String, into cookies: inout [HTTPCookie]) {
+        var header = header
+        header.withUTF8 { parse($0, into: &cookies) }
     }
 
-    private static func trim(_ bytes: Substring.UTF8View.SubSequence) -> Substring.UTF8View.SubSequence {
-        var result = bytes
-        while let first = result.first, ASCII.isWhitespace(first) { result = result.dropFirst() }
-        while let last = result.last, ASCII.isWhitespace(last) { result = result.dropLast() }
-        return result
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>, into cookies: inout [HTTPCookie]) {
+        var start = 0
+        while start < bytes.count {
+            let end = find(ASCII.semicolon, in: bytes, start..<bytes.count)
+            if end > start, let cookie = parsePair(bytes, start..<end) { cookies.append(cookie) }
+            start = end + 1
+        }
+    }
+
+    /// The index of the first `byte` in `range`, or its upper bound; `memchr` scans a session
+    /// cookie of a few hundred bytes in far fewer steps than a loop.
+    @inline(__always)
+    private static func find(_ byte: UInt8, in bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int {
+        guard let base = bytes.baseAddress, !range.isEmpty,
+            let found = memchr(base + range.lowerBound, Int32(byte), range.count)
+        else { return range.upperBound }
+        return base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+    }
+
+    private static func parsePair(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> HTTPCookie? {
+        let pair = trim(bytes, range)
+        let equals = find(ASCII.equals, in: bytes, pair)
+        guard equals < pair.upperBound else { return nil }
+        let name = trim(bytes, pair.lowerBound..<equals)
+        guard !name.isEmpty else { return nil }
+        for index in name where !ASCII.isTokenCharacter(bytes[index]) { return nil }
+        var value = trim(bytes, (equals + 1)..<pair.upperBound)
+        if value.count >= 2, bytes[value.lowerBound] == ASCII.quote, bytes[value.upperBound - 1] == ASCII.quote {
+            value = (value.lowerBound + 1)..<(value.upperBound - 1)
+        }
+        // Allowed: cookie-octet plus space and comma, that is 0x20...0x7E without `"`, `;` and `\`.
+        let valueIsValid = ASCII.allBytes(
+            UnsafeBufferPointer(rebasing: bytes[value]),
+            mayFail: {
+                ASCII.hasByte($0, below: 0x20) || ASCII.hasByte($0, above: 0x7E)
+                    || ASCII.hasByte($0, equalTo: ASCII.quote)
+                    || ASCII.hasByte($0, equalTo: ASCII.semicolon) || ASCII.hasByte($0, equalTo: ASCII.backslash)
+            },
+            { CookieSyntax.isCookieOctet($0) || $0 == ASCII.space || $0 == ASCII.comma })
+        guard valueIsValid else { return nil }
+        return HTTPCookie(
+            name: String(decoding: UnsafeBufferPointer(rebasing: bytes[name]), as: UTF8.self),
+            value: String(decoding: UnsafeBufferPointer(rebasing: bytes[value]), as: UTF8.self))
+    }
+
+    private static func trim(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Range<Int> {
+        var lower = range.lowerBound
+        var upper = range.upperBound
+        while lower < upper, ASCII.isWhitespace(bytes[lower]) { lower += 1 }
+        while upper > lower, ASCII.isWhitespace(bytes[upper - 1]) { upper -= 1 }
+        return lower..<upper
     }
 }
 

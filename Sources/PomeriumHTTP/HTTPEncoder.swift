@@ -32,36 +32,101 @@ public struct HTTPEncodingError: Error, Hashable, Sendable, CustomStringConverti
 /// The encoder adds no fields: framing fields are the caller's choice.
 public enum HTTPEncoder {
     public static func encode(_ head: HTTPRequestHead, into buffer: inout [UInt8]) throws(HTTPEncodingError) {
-        guard head.target.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
-            throw HTTPEncodingError(.invalidTarget)
+        var target = head.target
+        let targetIsValid = target.withUTF8 { bytes in
+            for byte in bytes where byte <= 0x20 || byte == 0x7F { return false }
+            return true
         }
-        let start = buffer.count
-        buffer.reserveCapacity(start + head.target.utf8.count + estimatedSize(of: head.headers))
-        buffer.append(contentsOf: head.method.rawValue.utf8)
-        buffer.append(ASCII.space)
-        appendBytes(of: head.target, to: &buffer)
-        buffer.append(ASCII.space)
-        appendVersion(head.version, to: &buffer)
-        buffer.append(ASCII.cr)
-        buffer.append(ASCII.lf)
-        try appendValidatedFields(head.headers, to: &buffer, removingFrom: start)
+        guard targetIsValid else { throw HTTPEncodingError(.invalidTarget) }
+        if let failure = head.headers.firstInvalidFieldKind() { throw HTTPEncodingError(failure) }
+        var method = head.method.rawValue
+        let size =
+            method.utf8.count + 1 + target.utf8.count + 1 + versionLength(head.version) + 2
+            + head.headers.fieldLinesSize + 2
+        append(size, to: &buffer) { writer in
+            method.withUTF8 { writer.write($0) }
+            writer.write(ASCII.space)
+            target.withUTF8 { writer.write($0) }
+            writer.write(ASCII.space)
+            writeVersion(head.version, to: &writer)
+            writer.write(ASCII.cr)
+            writer.write(ASCII.lf)
+            head.headers.writeFieldLines(to: &writer)
+            writer.write(ASCII.cr)
+            writer.write(ASCII.lf)
+        }
     }
 
     public static func encode(_ head: HTTPResponseHead, into buffer: inout [UInt8]) throws(HTTPEncodingError) {
         guard (100...999).contains(head.status) else { throw HTTPEncodingError(.invalidStatus) }
-        guard head.reason.utf8.allSatisfy(ASCII.isFieldValueCharacter) else { throw HTTPEncodingError(.invalidReason) }
+        var reason = head.reason
+        let reasonIsValid = reason.withUTF8 { bytes in
+            for byte in bytes where !ASCII.isFieldValueCharacter(byte) { return false }
+            return true
+        }
+        guard reasonIsValid else { throw HTTPEncodingError(.invalidReason) }
+        if let failure = head.headers.firstInvalidFieldKind() { throw HTTPEncodingError(failure) }
+        let size = versionLength(head.version) + 5 + reason.utf8.count + 2 + head.headers.fieldLinesSize + 2
+        append(size, to: &buffer) { writer in
+            writeVersion(head.version, to: &writer)
+            writer.write(ASCII.space)
+            writer.write(UInt8(ascii: "0") + UInt8(head.status / 100))
+            writer.write(UInt8(ascii: "0") + UInt8(head.status / 10 % 10))
+            writer.write(UInt8(ascii: "0") + UInt8(head.status % 10))
+            writer.write(ASCII.space)
+            reason.withUTF8 { writer.write($0) }
+            writer.write(ASCII.cr)
+            writer.write(ASCII.lf)
+            head.headers.writeFieldLines(to: &writer)
+            writer.write(ASCII.cr)
+            writer.write(ASCII.lf)
+        }
+    }
+
+    /// Appends exactly `size` bytes that `body` writes. Heads are sized first and written through a
+    /// pointer, because appending them byte by byte to an array measured about 3,000 instructions
+    /// per proxied request in uniqueness and capacity checks. An empty buffer is replaced by a new
+    /// array of exactly `size` bytes, so the usual case allocates once.
+    private static func append(_ size: Int, to buffer: inout [UInt8], _ body: (inout ByteWriter) -> Void) {
+        if buffer.isEmpty {
+            buffer = [UInt8](unsafeUninitializedCapacity: size) { storage, initialized in
+                var writer = ByteWriter(storage)
+                body(&writer)
+                writer.checkFull()
+                initialized = size
+            }
+            return
+        }
         let start = buffer.count
-        buffer.reserveCapacity(start + head.reason.utf8.count + estimatedSize(of: head.headers))
-        appendVersion(head.version, to: &buffer)
-        buffer.append(ASCII.space)
-        buffer.append(UInt8(ascii: "0") + UInt8(head.status / 100))
-        buffer.append(UInt8(ascii: "0") + UInt8(head.status / 10 % 10))
-        buffer.append(UInt8(ascii: "0") + UInt8(head.status % 10))
-        buffer.append(ASCII.space)
-        buffer.append(contentsOf: head.reason.utf8)
-        buffer.append(ASCII.cr)
-        buffer.append(ASCII.lf)
-        try appendValidatedFields(head.headers, to: &buffer, removingFrom: start)
+        buffer.append(contentsOf: repeatElement(0, count: size))
+        buffer.withUnsafeMutableBufferPointer { storage in
+            var writer = ByteWriter(UnsafeMutableBufferPointer(rebasing: storage[start...]))
+            body(&writer)
+            writer.checkFull()
+        }
+    }
+
+    private static func versionLength(_ version: HTTPVersion) -> Int {
+        5 + decimalLength(version.major) + 1 + decimalLength(version.minor)
+    }
+
+    private static func decimalLength(_ value: Int) -> Int {
+        (0...9).contains(value) ? 1 : String(value).utf8.count
+    }
+
+    private static func writeVersion(_ version: HTTPVersion, to writer: inout ByteWriter) {
+        for byte in "HTTP/".utf8 { writer.write(byte) }
+        writeDecimal(version.major, to: &writer)
+        writer.write(ASCII.dot)
+        writeDecimal(version.minor, to: &writer)
+    }
+
+    private static func writeDecimal(_ value: Int, to writer: inout ByteWriter) {
+        if (0...9).contains(value) {
+            writer.write(UInt8(ascii: "0") + UInt8(value))
+        } else {
+            for byte in String(value).utf8 { writer.write(byte) }
+        }
     }
 
     /// Appends one chunk: the size in hex, CRLF, the data, CRLF. Appends nothing for empty data,
@@ -110,83 +175,13 @@ public enum HTTPEncoder {
         }
     }
 
-    private static func appendVersion(_ version: HTTPVersion, to buffer: inout [UInt8]) {
-        buffer.append(contentsOf: "HTTP/".utf8)
-        appendDecimal(version.major, to: &buffer)
-        buffer.append(ASCII.dot)
-        appendDecimal(version.minor, to: &buffer)
-    }
-
-    /// Appends a version number; single digits, the only ones HTTP/1.x uses, skip the `String`.
-    private static func appendDecimal(_ value: some BinaryInteger, to buffer: inout [UInt8]) {
-        if (0...9).contains(value) {
-            buffer.append(UInt8(ascii: "0") + UInt8(value))
-        } else {
-            buffer.append(contentsOf: String(value).utf8)
-        }
-    }
-
-    /// Appends the UTF-8 bytes of `text` as one copy; `append(contentsOf: text.utf8)` goes byte by byte.
-    @inline(__always)
-    private static func appendBytes(of text: String, to buffer: inout [UInt8]) {
-        var text = text
-        text.withUTF8 { buffer.append(contentsOf: $0) }
-    }
-
-    /// A capacity guess for a head with `headers`, so that most heads need one allocation. Counting
-    /// the exact size would walk the fields once more.
-    private static func estimatedSize(of headers: HTTPHeaders) -> Int {
-        64 + headers.count * 48
-    }
-
-    /// Checks and appends the fields in one pass over their bytes, as `validate` and `appendFields`
-    /// would. On an invalid field, removes everything from `start` on, so that a throwing encode
-    /// leaves the caller's buffer as it found it.
-    private static func appendValidatedFields(
-        _ headers: HTTPHeaders, to buffer: inout [UInt8], removingFrom start: Int
-    ) throws(HTTPEncodingError) {
-        for field in headers {
-            var name = field.name
-            var value = field.value
-            let nameIsToken = name.withUTF8 { bytes in
-                guard !bytes.isEmpty else { return false }
-                for byte in bytes where !ASCII.isTokenCharacter(byte) { return false }
-                buffer.append(contentsOf: bytes)
-                return true
-            }
-            guard nameIsToken else {
-                buffer.removeSubrange(start...)
-                throw HTTPEncodingError(.invalidHeaderName)
-            }
-            buffer.append(ASCII.colon)
-            buffer.append(ASCII.space)
-            let valueIsValid = value.withUTF8 { bytes in
-                for byte in bytes where !ASCII.isFieldValueCharacter(byte) { return false }
-                buffer.append(contentsOf: bytes)
-                return true
-            }
-            guard valueIsValid else {
-                buffer.removeSubrange(start...)
-                throw HTTPEncodingError(.invalidHeaderValue)
-            }
-            buffer.append(ASCII.cr)
-            buffer.append(ASCII.lf)
-        }
-        buffer.append(ASCII.cr)
-        buffer.append(ASCII.lf)
-    }
-
+    /// Appends checked fields and the final CRLF.
     private static func appendFields(_ headers: HTTPHeaders, to buffer: inout [UInt8]) {
-        for field in headers {
-            appendBytes(of: field.name, to: &buffer)
-            buffer.append(ASCII.colon)
-            buffer.append(ASCII.space)
-            appendBytes(of: field.value, to: &buffer)
-            buffer.append(ASCII.cr)
-            buffer.append(ASCII.lf)
+        append(headers.fieldLinesSize + 2, to: &buffer) { writer in
+            headers.writeFieldLines(to: &writer)
+            writer.write(ASCII.cr)
+            writer.write(ASCII.lf)
         }
-        buffer.append(ASCII.cr)
-        buffer.append(ASCII.lf)
     }
 
     private static func appendHex(_ value: Int, to buffer: inout [UInt8]) {
@@ -197,5 +192,36 @@ public enum HTTPEncoder {
             remaining >>= 4
         } while remaining > 0
         buffer.append(contentsOf: digits.reversed())
+    }
+}
+
+/// Writes bytes into memory sized in advance. Writing past the end traps instead of corrupting
+/// memory, should a size computation ever disagree with what is written.
+struct ByteWriter {
+    private let storage: UnsafeMutableBufferPointer<UInt8>
+    private var count = 0
+
+    init(_ storage: UnsafeMutableBufferPointer<UInt8>) {
+        self.storage = storage
+    }
+
+    @inline(__always)
+    mutating func write(_ byte: UInt8) {
+        precondition(count < storage.count, "head larger than its computed size")
+        storage[count] = byte
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func write(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+        precondition(bytes.count <= storage.count - count, "head larger than its computed size")
+        (storage.baseAddress! + count).update(from: source, count: bytes.count)
+        count += bytes.count
+    }
+
+    /// Traps unless every byte of the storage was written, so no uninitialised byte is sent.
+    func checkFull() {
+        precondition(count == storage.count, "head smaller than its computed size")
     }
 }

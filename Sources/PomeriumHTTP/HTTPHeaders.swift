@@ -3,7 +3,13 @@
 ///
 /// The list itself accepts any strings. The encoders reject names that are not tokens and values
 /// with CR, LF, NUL or other control characters before anything reaches the wire.
-public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, ExpressibleByDictionaryLiteral {
+///
+/// Storage: the names and values live as bytes in one array, and each field is a pair of ranges
+/// into it. A parsed head copies its header section once instead of building two `String`s per
+/// field, copying the list retains two buffers instead of two strings per field, and the encoder
+/// writes parsed fields byte for byte (obs-text included) without checking them a second time.
+/// `String`s are built only when a caller reads a name or value.
+public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictionaryLiteral {
     /// One field line.
     public struct Field: Sendable, Hashable {
         public var name: String
@@ -15,84 +21,269 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
         }
     }
 
-    private var fields: [Field]
+    /// One field: ranges of `bytes`. `isChecked` marks a field that the parser has already
+    /// checked (the name is a token, the value has no control characters), so encoding skips the check.
+    struct Entry: Sendable {
+        var name: Range<Int>
+        var value: Range<Int>
+        var isChecked: Bool
+    }
+
+    /// Names and values of the fields, and bytes of replaced or removed fields (see `garbage`).
+    private(set) var bytes: [UInt8]
+    private(set) var entries: [Entry]
+    /// The number of bytes in `bytes` that no entry refers to; they are dropped once they dominate.
+    private var garbage = 0
 
     public init() {
-        fields = []
+        bytes = []
+        entries = []
     }
 
     public init(_ fields: [(name: String, value: String)]) {
-        self.fields = fields.map { Field(name: $0.name, value: $0.value) }
+        self.init()
+        for field in fields { add(name: field.name, value: field.value) }
     }
 
     public init(dictionaryLiteral elements: (String, String)...) {
-        fields = elements.map { Field(name: $0.0, value: $0.1) }
+        self.init()
+        for (name, value) in elements { add(name: name, value: value) }
     }
 
-    init(reservingCapacity capacity: Int) {
-        fields = []
-        fields.reserveCapacity(capacity)
+    /// A list over already checked bytes, built by the parsers.
+    init(checkedBytes bytes: [UInt8], entries: [Entry]) {
+        self.bytes = bytes
+        self.entries = entries
     }
 
-    public var startIndex: Int { fields.startIndex }
-    public var endIndex: Int { fields.endIndex }
-    public subscript(position: Int) -> Field { fields[position] }
+    public var startIndex: Int { entries.startIndex }
+    public var endIndex: Int { entries.endIndex }
+
+    public subscript(position: Int) -> Field {
+        let entry = entries[position]
+        return Field(name: string(entry.name), value: string(entry.value))
+    }
+
+    @inline(__always)
+    private func string(_ range: Range<Int>) -> String {
+        bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[range]), as: UTF8.self) }
+    }
+
+    /// The UTF-8 bytes of `text`, read in place.
+    @inline(__always)
+    static func withBytes<Result>(of text: String, _ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows
+        -> Result
+    {
+        var text = text
+        return try text.withUTF8(body)
+    }
+
+    // MARK: Adding and replacing
 
     /// Appends a field after all existing ones, keeping any earlier field with the same name.
     public mutating func add(name: String, value: String) {
-        fields.append(Field(name: name, value: value))
-    }
-
-    /// Removes every field named `name` and appends one field with `value`.
-    public mutating func replaceOrAdd(name: String, value: String) {
-        if let index = index(ofFieldNamed: name) {
-            fields[index].value = value
-            var next = index + 1
-            while let later = self.index(ofFieldNamed: name, from: next) {
-                fields.remove(at: later)
-                next = later
+        let nameStart = bytes.count
+        Self.withBytes(of: name) { nameBytes in
+            Self.withBytes(of: value) { valueBytes in
+                reserveBytes(nameBytes.count + valueBytes.count)
+                bytes.append(contentsOf: nameBytes)
+                bytes.append(contentsOf: valueBytes)
             }
-        } else {
-            add(name: name, value: value)
         }
+        let valueStart = nameStart + name.utf8.count
+        entries.append(Entry(name: nameStart..<valueStart, value: valueStart..<bytes.count, isChecked: false))
     }
 
-    /// Returns the index of the first field named `name` at or after `start`. Lookups run dozens of times
-    /// per proxied request, so the loop compares lengths before calling the case-insensitive
-    /// comparison, and reads names in place where `contains(where:)` copied each field.
+    /// Makes room for `count` more bytes, growing geometrically: `reserveCapacity` alone grows to
+    /// the exact size, so a run of additions would reallocate every time.
     @inline(__always)
-    private func index(ofFieldNamed name: String, from start: Int = 0) -> Int? {
-        let length = name.utf8.count
-        var index = start
-        while index < fields.count {
-            if fields[index].name.utf8.count == length && ASCII.equalsIgnoringCase(fields[index].name, name) {
-                return index
-            }
-            index += 1
-        }
-        return nil
+    private mutating func reserveBytes(_ count: Int) {
+        let needed = bytes.count + count
+        if needed > bytes.capacity { bytes.reserveCapacity(Swift.max(needed, bytes.capacity * 2, 256)) }
     }
+
+    /// Reserves room for `fields` more fields with `bytes` more bytes of names and values, so a
+    /// caller that edits a copied list (a proxy building the upstream head) copies it once.
+    public mutating func reserveCapacity(fields: Int, bytes count: Int) {
+        entries.reserveCapacity(entries.count + fields)
+        bytes.reserveCapacity(bytes.count + count)
+    }
+
+    /// Removes every field named `name` and appends one field with `value`. The field keeps the
+    /// place and the name spelling of the first one it replaces.
+    public mutating func replaceOrAdd(name: String, value: String) {
+        guard let index = index(ofFieldNamed: name) else {
+            add(name: name, value: value)
+            return
+        }
+        let old = entries[index]
+        garbage += old.value.count
+        let valueStart = bytes.count
+        Self.withBytes(of: value) { valueBytes in
+            reserveBytes(valueBytes.count)
+            bytes.append(contentsOf: valueBytes)
+        }
+        // The name bytes stay as they were checked; only the value needs checking again.
+        entries[index].value = valueStart..<bytes.count
+        entries[index].isChecked = old.isChecked && Self.withBytes(of: value) { Self.isValidValue($0) }
+        if self.index(ofFieldNamed: name, from: index + 1) != nil {
+            removeEntries(from: index + 1) { storage, entry in Self.nameEquals(storage, entry, name) }
+        }
+        compactIfWasteful()
+    }
+
+    // MARK: Removing
 
     /// Removes every field named `name`.
     public mutating func remove(name: String) {
         // Checking first keeps a list shared with another copy from being copied when nothing goes.
-        guard index(ofFieldNamed: name) != nil else { return }
-        fields.removeAll { ASCII.equalsIgnoringCase($0.name, name) }
+        guard let first = index(ofFieldNamed: name) else { return }
+        removeEntries(from: first) { storage, entry in Self.nameEquals(storage, entry, name) }
     }
 
     /// Removes every field for which `shouldRemove` returns true.
     public mutating func removeAll(where shouldRemove: (Field) throws -> Bool) rethrows {
-        try fields.removeAll(where: shouldRemove)
+        var kept: [Entry] = []
+        kept.reserveCapacity(entries.count)
+        for index in entries.indices {
+            if try shouldRemove(self[index]) {
+                garbage += entries[index].name.count + entries[index].value.count
+            } else {
+                kept.append(entries[index])
+            }
+        }
+        if kept.count != entries.count { entries = kept }
+    }
+
+    /// Removes every field whose name bytes (as received, not lowercased) make `shouldRemove`
+    /// return true. Unlike `removeAll(where:)` it builds no strings, so the proxy's per-request
+    /// header filters use it. Leaves the list untouched, storage included, when nothing matches.
+    public mutating func removeFields(whereName shouldRemove: (UnsafeBufferPointer<UInt8>) -> Bool) {
+        let first: Int? = bytes.withUnsafeBufferPointer { storage in
+            entries.firstIndex { shouldRemove(UnsafeBufferPointer(rebasing: storage[$0.name])) }
+        }
+        guard let first else { return }
+        removeEntries(from: first) { storage, entry in shouldRemove(UnsafeBufferPointer(rebasing: storage[entry.name]))
+        }
+    }
+
+    /// Whether a field's name bytes make `matches` return true.
+    public func containsField(whereName matches: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        bytes.withUnsafeBufferPointer { storage in
+            entries.contains { matches(UnsafeBufferPointer(rebasing: storage[$0.name])) }
+        }
+    }
+
+    /// Removes the entries at or after `start` that `matches`, which the caller found to match at `start`.
+    private mutating func removeEntries(
+        from start: Int, where matches: (UnsafeBufferPointer<UInt8>, Entry) -> Bool
+    ) {
+        var removedBytes = 0
+        bytes.withUnsafeBufferPointer { storage in
+            var write = start
+            for read in start..<entries.count {
+                let entry = entries[read]
+                if matches(storage, entry) {
+                    removedBytes += entry.name.count + entry.value.count
+                } else {
+                    entries[write] = entry
+                    write += 1
+                }
+            }
+            entries.removeSubrange(write...)
+        }
+        garbage += removedBytes
+        compactIfWasteful()
+    }
+
+    /// Copies the live bytes into a fresh array once dead ones make up most of it, so a list that
+    /// is edited many times stays bounded.
+    private mutating func compactIfWasteful() {
+        guard garbage > 4096 && garbage * 2 > bytes.count else { return }
+        var fresh: [UInt8] = []
+        fresh.reserveCapacity(bytes.count - garbage)
+        for index in entries.indices {
+            let entry = entries[index]
+            let nameStart = fresh.count
+            fresh.append(contentsOf: bytes[entry.name])
+            let valueStart = fresh.count
+            fresh.append(contentsOf: bytes[entry.value])
+            entries[index].name = nameStart..<valueStart
+            entries[index].value = valueStart..<fresh.count
+        }
+        bytes = fresh
+        garbage = 0
+    }
+
+    // MARK: Lookups
+
+    @inline(__always)
+    private static func nameEquals(_ storage: UnsafeBufferPointer<UInt8>, _ entry: Entry, _ name: String) -> Bool {
+        entry.name.count == name.utf8.count
+            && withBytes(of: name) { ASCII.equalsIgnoringCase(UnsafeBufferPointer(rebasing: storage[entry.name]), $0) }
+    }
+
+    /// Returns the index of the first field named `name` at or after `start`. Lookups run dozens of
+    /// times per proxied request, so the loop compares lengths before comparing bytes.
+    @inline(__always)
+    private func index(ofFieldNamed name: String, from start: Int = 0) -> Int? {
+        Self.withBytes(of: name) { needle in
+            bytes.withUnsafeBufferPointer { storage in
+                var index = start
+                while index < entries.count {
+                    let range = entries[index].name
+                    if range.count == needle.count
+                        && ASCII.equalsIgnoringCase(UnsafeBufferPointer(rebasing: storage[range]), needle)
+                    {
+                        return index
+                    }
+                    index += 1
+                }
+                return nil
+            }
+        }
+    }
+
+    /// The number of fields whose name equals `lowercaseName` (lowercase ASCII) and the value
+    /// bytes of the first. For framing checks, which must not build strings.
+    func valueBytes(ofFieldsNamed lowercaseName: [UInt8]) -> (count: Int, first: ArraySlice<UInt8>?) {
+        var count = 0
+        var first: Range<Int>?
+        bytes.withUnsafeBufferPointer { storage in
+            for entry in entries
+            where HTTPFieldName.matches(UnsafeBufferPointer(rebasing: storage[entry.name]), lowercase: lowercaseName) {
+                count += 1
+                if first == nil { first = entry.value }
+            }
+        }
+        return (count, first.map { bytes[$0] })
+    }
+
+    /// Calls `body` with the value bytes of each field whose name equals `lowercaseName`
+    /// (lowercase ASCII), in order.
+    func forEachValue(ofFieldsNamed lowercaseName: [UInt8], _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        bytes.withUnsafeBufferPointer { storage in
+            for entry in entries
+            where HTTPFieldName.matches(UnsafeBufferPointer(rebasing: storage[entry.name]), lowercase: lowercaseName) {
+                body(UnsafeBufferPointer(rebasing: storage[entry.value]))
+            }
+        }
     }
 
     /// Returns the value of the first field named `name`.
     public func first(name: String) -> String? {
-        index(ofFieldNamed: name).map { fields[$0].value }
+        index(ofFieldNamed: name).map { string(entries[$0].value) }
     }
 
     /// Returns the values of every field named `name`, in order.
     public subscript(name: String) -> [String] {
-        fields.compactMap { ASCII.equalsIgnoringCase($0.name, name) ? $0.value : nil }
+        var values: [String] = []
+        var next = 0
+        while let index = index(ofFieldNamed: name, from: next) {
+            values.append(string(entries[index].value))
+            next = index + 1
+        }
+        return values
     }
 
     public func contains(name: String) -> Bool {
@@ -101,32 +292,143 @@ public struct HTTPHeaders: Sendable, Hashable, RandomAccessCollection, Expressib
 
     /// Returns the number of fields named `name`.
     public func count(name: String) -> Int {
-        fields.reduce(0) { $0 + (ASCII.equalsIgnoringCase($1.name, name) ? 1 : 0) }
+        var count = 0
+        var next = 0
+        while let index = index(ofFieldNamed: name, from: next) {
+            count += 1
+            next = index + 1
+        }
+        return count
+    }
+
+    /// Calls `body` with each comma-separated element of every field named `name`, trimmed of
+    /// spaces and tabs, with empty elements skipped (RFC 9110 §5.6.1), until it returns false.
+    private func forEachToken(name: String, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) {
+        var next = 0
+        while let index = index(ofFieldNamed: name, from: next) {
+            next = index + 1
+            let value = entries[index].value
+            let keepGoing = bytes.withUnsafeBufferPointer { storage in
+                var start = value.lowerBound
+                while start < value.upperBound {
+                    var end = start
+                    while end < value.upperBound, storage[end] != ASCII.comma { end += 1 }
+                    var lower = start
+                    var upper = end
+                    while lower < upper, ASCII.isWhitespace(storage[lower]) { lower += 1 }
+                    while upper > lower, ASCII.isWhitespace(storage[upper - 1]) { upper -= 1 }
+                    if lower < upper && !body(UnsafeBufferPointer(rebasing: storage[lower..<upper])) { return false }
+                    start = end + 1
+                }
+                return true
+            }
+            if !keepGoing { return }
+        }
     }
 
     /// The comma-separated list elements of every field named `name`, trimmed and lowercased, with
     /// empty elements dropped (RFC 9110 §5.6.1). Suits `Connection`, `Transfer-Encoding`, `Upgrade`.
     public func tokens(name: String) -> [String] {
         var result: [String] = []
-        var next = 0
-        while let index = index(ofFieldNamed: name, from: next) {
-            next = index + 1
-            let bytes = Array(fields[index].value.utf8)
-            for element in bytes.split(separator: ASCII.comma) {
-                var start = element.startIndex
-                var end = element.endIndex
-                while start < end, ASCII.isWhitespace(bytes[start]) { start += 1 }
-                while end > start, ASCII.isWhitespace(bytes[end - 1]) { end -= 1 }
-                if start == end { continue }
-                result.append(String(decoding: bytes[start..<end].map(ASCII.lowercased), as: UTF8.self))
-            }
+        forEachToken(name: name) { element in
+            result.append(String(decoding: element.map(ASCII.lowercased), as: UTF8.self))
+            return true
         }
         return result
     }
 
     /// Returns whether a comma-separated list field named `name` contains `token`, compared case-insensitively.
     public func containsToken(_ token: String, name: String) -> Bool {
-        tokens(name: name).contains { ASCII.equalsIgnoringCase($0, token) }
+        var found = false
+        Self.withBytes(of: token) { needle in
+            forEachToken(name: name) { element in
+                found = ASCII.equalsIgnoringCase(element, needle)
+                return !found
+            }
+        }
+        return found
+    }
+
+    // MARK: Encoding
+
+    /// Whether `value` may be written as a field value: no CR, LF, NUL or other control but HTAB.
+    @inline(__always)
+    static func isValidValue(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
+        ASCII.allFieldValueCharacters(value)
+    }
+
+    /// Whether `name` may be written as a field name: a non-empty token.
+    @inline(__always)
+    static func isValidName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard !name.isEmpty else { return false }
+        for byte in name where !ASCII.isTokenCharacter(byte) { return false }
+        return true
+    }
+
+    /// The kind of error of the first field that cannot be written, checking only the fields the
+    /// parser did not check; nil when every field is valid.
+    func firstInvalidFieldKind() -> HTTPEncodingError.Kind? {
+        bytes.withUnsafeBufferPointer { storage in
+            for entry in entries where !entry.isChecked {
+                guard Self.isValidName(UnsafeBufferPointer(rebasing: storage[entry.name])) else {
+                    return .invalidHeaderName
+                }
+                guard Self.isValidValue(UnsafeBufferPointer(rebasing: storage[entry.value])) else {
+                    return .invalidHeaderValue
+                }
+            }
+            return nil
+        }
+    }
+
+    /// The number of bytes `writeFieldLines` writes: every field as `name: value` CRLF.
+    var fieldLinesSize: Int {
+        var size = 0
+        for entry in entries { size += entry.name.count + entry.value.count + 4 }
+        return size
+    }
+
+    /// Writes each field as `name: value` CRLF. Call `firstInvalidFieldKind()` first.
+    func writeFieldLines(to writer: inout ByteWriter) {
+        bytes.withUnsafeBufferPointer { storage in
+            for entry in entries {
+                writer.write(UnsafeBufferPointer(rebasing: storage[entry.name]))
+                writer.write(ASCII.colon)
+                writer.write(ASCII.space)
+                writer.write(UnsafeBufferPointer(rebasing: storage[entry.value]))
+                writer.write(ASCII.cr)
+                writer.write(ASCII.lf)
+            }
+        }
+    }
+}
+
+extension HTTPHeaders: Hashable {
+    /// Lists are equal when they hold the same fields, byte for byte, in the same order.
+    public static func == (left: HTTPHeaders, right: HTTPHeaders) -> Bool {
+        guard left.entries.count == right.entries.count else { return false }
+        return left.bytes.withUnsafeBufferPointer { leftStorage in
+            right.bytes.withUnsafeBufferPointer { rightStorage in
+                for (leftEntry, rightEntry) in zip(left.entries, right.entries) {
+                    guard leftStorage[leftEntry.name].elementsEqual(rightStorage[rightEntry.name]),
+                        leftStorage[leftEntry.value].elementsEqual(rightStorage[rightEntry.value])
+                    else { return false }
+                }
+                return true
+            }
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(entries.count)
+        bytes.withUnsafeBufferPointer { storage in
+            for entry in entries {
+                hasher.combine(entry.name.count)
+                hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: storage[entry.name])))
+                hasher.combine(entry.value.count)
+                hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: storage[entry.value])))
+            }
+        }
     }
 }
 
@@ -145,12 +447,39 @@ extension HTTPHeaders {
         "Transfer-Encoding", "Upgrade",
     ]
 
+    /// `hopByHopFieldNames` as lowercase bytes.
+    private static let hopByHopLowercaseNames: [[UInt8]] = hopByHopFieldNames.map { Array(ASCII.lowercased($0).utf8) }
+
     /// Removes the hop-by-hop fields and every field that `Connection` names, as a proxy must before
     /// forwarding a message (RFC 9110 §7.6.1).
     public mutating func removeHopByHopFields() {
-        let named = tokens(name: "Connection")
-        removeAll { field in
-            Self.hopByHopFieldNames.contains { field.hasName($0) } || named.contains { field.hasName($0) }
+        let named = contains(name: "Connection") ? tokens(name: "Connection").map { Array($0.utf8) } : []
+        removeFields(whereName: { name in
+            for candidate in Self.hopByHopLowercaseNames where HTTPFieldName.matches(name, lowercase: candidate) {
+                return true
+            }
+            for candidate in named where HTTPFieldName.matches(name, lowercase: candidate) { return true }
+            return false
+        })
+    }
+}
+
+/// Case-insensitive comparisons of field-name bytes, for the name filters of
+/// `HTTPHeaders.removeFields(whereName:)` and `containsField(whereName:)`.
+public enum HTTPFieldName {
+    /// Whether `name` equals `lowercase` (lowercase ASCII bytes) with ASCII letters folded.
+    @inline(__always)
+    public static func matches(_ name: UnsafeBufferPointer<UInt8>, lowercase: [UInt8]) -> Bool {
+        name.count == lowercase.count && hasPrefix(name, lowercase: lowercase)
+    }
+
+    /// Whether `name` starts with `lowercase` (lowercase ASCII bytes) with ASCII letters folded.
+    @inline(__always)
+    public static func hasPrefix(_ name: UnsafeBufferPointer<UInt8>, lowercase: [UInt8]) -> Bool {
+        guard name.count >= lowercase.count else { return false }
+        return lowercase.withUnsafeBufferPointer { expected in
+            for index in 0..<expected.count where ASCII.lowercased(name[index]) != expected[index] { return false }
+            return true
         }
     }
 }

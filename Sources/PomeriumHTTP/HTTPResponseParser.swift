@@ -60,6 +60,12 @@ public struct HTTPResponseParser: Sendable {
         buffer.append(bytes)
     }
 
+    /// Appends bytes read from a socket, in one copy.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        guard !inputClosed else { return }
+        buffer.append(bytes)
+    }
+
     /// Records that the peer closed the connection: a close-delimited body ends, anything else
     /// incomplete becomes an `incompleteMessage` error.
     public mutating func finish() {

@@ -150,6 +150,19 @@ public struct HTTPServerConnection: Sendable {
         }
     }
 
+    /// Processes bytes read from the socket, copied in one step.
+    public mutating func bytesReceived(_ bytes: UnsafeRawBufferPointer) -> [Action] {
+        switch state {
+        case .closed, .tunnel:
+            return []
+        case .idle, .active:
+            parser.feed(bytes)
+            var actions: [Action] = []
+            pump(into: &actions)
+            return actions
+        }
+    }
+
     /// Processes the end of the client's byte stream.
     public mutating func peerClosed() -> [Action] {
         peerHasClosed = true

@@ -8,6 +8,8 @@ final class HTTPClientConnection: StreamConnectionDelegate {
     let upstream: HTTPUpstream
     let pool: HTTPConnectionPool
     var stream: StreamConnection?
+    /// The pool's idle stack for `upstream`, cached by the pool on the first release.
+    var idleStack: HTTPConnectionPool.IdleStack?
     private var parser = HTTPResponseParser()
     private(set) var request: HTTPClientRequest?
     private(set) var isOpen = false

@@ -10,16 +10,27 @@ public struct HTTPUpstream: Hashable, Sendable, CustomStringConvertible {
         case https
     }
 
-    public var scheme: Scheme
-    public var host: String
-    public var port: Int
+    public var scheme: Scheme {
+        didSet { authority = Self.authority(scheme: scheme, host: host, port: port) }
+    }
+    public var host: String {
+        didSet { authority = Self.authority(scheme: scheme, host: host, port: port) }
+    }
+    public var port: Int {
+        didSet { authority = Self.authority(scheme: scheme, host: host, port: port) }
+    }
     public var tls: TLSClientConfiguration?
+    /// The `Host` header value for this upstream. Kept with the fields it derives from, because a
+    /// proxy writes it into every forwarded request.
+    public private(set) var authority: String
 
     public init(scheme: Scheme, host: String, port: Int? = nil, tls: TLSClientConfiguration? = nil) {
+        let port = port ?? (scheme == .https ? 443 : 80)
         self.scheme = scheme
         self.host = host
-        self.port = port ?? (scheme == .https ? 443 : 80)
+        self.port = port
         self.tls = scheme == .https ? (tls ?? TLSClientConfiguration()) : nil
+        authority = Self.authority(scheme: scheme, host: host, port: port)
     }
 
     /// Parses `http://host:port` or `https://host:port` (a path after the authority is ignored).
@@ -58,8 +69,7 @@ public struct HTTPUpstream: Hashable, Sendable, CustomStringConvertible {
         self.init(scheme: scheme, host: String(host), port: port, tls: tls)
     }
 
-    /// The `Host` header value for this upstream.
-    public var authority: String {
+    private static func authority(scheme: Scheme, host: String, port: Int) -> String {
         let defaultPort = scheme == .https ? 443 : 80
         // Bytes, not `String.contains`, which Foundation's overload would turn into a CFString search.
         let hostPart = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host

@@ -61,27 +61,34 @@ struct UpstreamRequestBuilder {
     /// and v0.6's `X-Pomerium-Authenticated-User-*`, in any letter case and with `_` for `-`,
     /// because some servers treat the two as the same header.
     static func removeIdentityHeaders(_ headers: inout HTTPHeaders) {
-        guard headers.contains(where: { isIdentityHeaderName($0.name) }) else { return }
-        headers.removeAll { isIdentityHeaderName($0.name) }
+        // Name bytes in place: building each field's strings measured thousands of instructions
+        // per request, and this runs three times per proxied request.
+        headers.removeFields(whereName: isIdentityHeaderName)
     }
 
     static func isIdentityHeaderName(_ name: String) -> Bool {
-        let utf8 = name.utf8
-        guard utf8.count >= 17, let first = utf8.first, first | 0x20 == UInt8(ascii: "x") else { return false }
-        var normalized: [UInt8] = []
-        normalized.reserveCapacity(utf8.count)
-        for byte in utf8 {
-            if byte == UInt8(ascii: "_") {
-                normalized.append(UInt8(ascii: "-"))
-            } else if byte >= 0x41 && byte <= 0x5A {
-                normalized.append(byte | 0x20)
-            } else {
-                normalized.append(byte)
-            }
+        var name = name
+        return name.withUTF8 { isIdentityHeaderName($0) }
+    }
+
+    static func isIdentityHeaderName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard name.count >= 17, name[0] | 0x20 == UInt8(ascii: "x") else { return false }
+        return hasNormalizedPrefix(name, "x-pomerium-claim-")
+            || (name.count == 24 && hasNormalizedPrefix(name, "x-pomerium-jwt-assertion"))
+            || hasNormalizedPrefix(name, "x-pomerium-authenticated-user-")
+    }
+
+    /// Whether `name`, with ASCII letters lowercased and `_` read as `-`, starts with `prefix`.
+    static func hasNormalizedPrefix(_ name: UnsafeBufferPointer<UInt8>, _ prefix: StaticString) -> Bool {
+        guard name.count >= prefix.utf8CodeUnitCount else { return false }
+        let expected = prefix.utf8Start
+        for index in 0..<prefix.utf8CodeUnitCount {
+            let byte = name[index]
+            let normalized =
+                byte == UInt8(ascii: "_") ? UInt8(ascii: "-") : (byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)
+            if normalized != expected[index] { return false }
         }
-        return normalized.elementsEqual("x-pomerium-jwt-assertion".utf8)
-            || normalized.starts(with: "x-pomerium-claim-".utf8)
-            || normalized.starts(with: "x-pomerium-authenticated-user-".utf8)
+        return true
     }
 
     /// Removes the session cookie, its chunks `<name>_1`, `<name>_2`, ... and the CSRF cookie
@@ -111,6 +118,7 @@ struct UpstreamRequestBuilder {
     /// must not be able to replay, and `Bearer` when it carried the route session. Any other
     /// `Authorization` header belongs to the application and stays.
     private func removeProductAuthorization(_ headers: inout HTTPHeaders, removeBearer: Bool) {
+        guard headers.contains(name: "Authorization") else { return }
         headers.removeAll { field in
             guard field.hasName("Authorization") else { return false }
             return Self.hasScheme(field.value, "pomerium ") || (removeBearer && Self.hasScheme(field.value, "bearer "))
@@ -146,10 +154,11 @@ struct UpstreamRequestBuilder {
         let trusted = service.trustedProxies.trusts(remoteAddress)
         let originalHost = headers.first(name: "Host")
         if !trusted {
-            headers.removeAll { field in
-                let name = field.name.lowercased().replacingUnderscores()
-                return name.hasPrefix("x-forwarded-") || name == "forwarded" || name == "x-real-ip"
-            }
+            headers.removeFields(whereName: { name in
+                Self.hasNormalizedPrefix(name, "x-forwarded-")
+                    || (name.count == 9 && Self.hasNormalizedPrefix(name, "forwarded"))
+                    || (name.count == 9 && Self.hasNormalizedPrefix(name, "x-real-ip"))
+            })
         }
         if let client = remoteAddress?.ipString {
             let previous = headers["X-Forwarded-For"].joined(separator: ", ")
@@ -161,13 +170,5 @@ struct UpstreamRequestBuilder {
         if !headers.contains(name: "X-Forwarded-Proto") {
             headers.add(name: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
         }
-    }
-}
-
-extension String {
-    /// The text with every `_` replaced by `-`, the way some servers read header names.
-    fileprivate func replacingUnderscores() -> String {
-        guard utf8.contains(UInt8(ascii: "_")) else { return self }
-        return String(decoding: utf8.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)
     }
 }

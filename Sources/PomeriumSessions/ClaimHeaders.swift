@@ -14,7 +14,7 @@ public enum ClaimHeaders {
             guard let value = claims[claim], let text = headerValue(value) else { continue }
             guard !claim.isEmpty, claim.utf8.allSatisfy(isTokenCharacter) else { continue }
             guard !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { continue }
-            result.append((canonicalName("x-pomerium-claim-" + claim), text))
+            result.append((canonicalName(prefix: "X-Pomerium-Claim-", claim), text))
         }
         return result
     }
@@ -36,16 +36,33 @@ public enum ClaimHeaders {
 
     /// Upper-cases the first letter and each letter after `-`, lower-cases the rest.
     static func canonicalName(_ name: String) -> String {
-        var upper = true
-        var bytes: [UInt8] = []
-        for byte in name.utf8 {
-            var output = byte
-            if upper, byte >= 0x61, byte <= 0x7A { output -= 0x20 }
-            if !upper, byte >= 0x41, byte <= 0x5A { output += 0x20 }
-            bytes.append(output)
-            upper = byte == UInt8(ascii: "-")
+        canonicalName(prefix: "", name)
+    }
+
+    /// `prefix`, which must be canonical already, followed by `name` canonicalised as if it
+    /// continued `prefix`. Writes the string in one allocation, since the proxy builds these
+    /// names for every identified request.
+    static func canonicalName(prefix: StaticString, _ name: String) -> String {
+        let prefixBytes = UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+        let count = prefixBytes.count + name.utf8.count
+        return String(unsafeUninitializedCapacity: count) { output in
+            var index = 0
+            var upper = true
+            for byte in prefixBytes {
+                output[index] = byte
+                index += 1
+                upper = byte == UInt8(ascii: "-")
+            }
+            for byte in name.utf8 {
+                var converted = byte
+                if upper, byte >= 0x61, byte <= 0x7A { converted -= 0x20 }
+                if !upper, byte >= 0x41, byte <= 0x5A { converted += 0x20 }
+                output[index] = converted
+                index += 1
+                upper = byte == UInt8(ascii: "-")
+            }
+            return index
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     private static func isTokenCharacter(_ byte: UInt8) -> Bool {

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Send exactly TOTAL HTTP/1.1 keep-alive GET requests to 127.0.0.1:PORT.
 
-Usage: count_requests.py PORT TOTAL CONNECTIONS [TIMEOUT_SECONDS]
+Usage: count_requests.py PORT TOTAL CONNECTIONS [TIMEOUT_SECONDS [HOST COOKIE_FILE]]
 
 Each of the CONNECTIONS has one request in flight at a time. Exits non-zero on a non-200
-response, a closed connection, or when TIMEOUT_SECONDS (default 600) pass.
+response, a closed connection, or when TIMEOUT_SECONDS (default 600) pass. With HOST and
+COOKIE_FILE, requests carry that Host and the Cookie header held in the file (one line), as
+authenticated requests through the proxy service.
 """
 import selectors
 import socket
@@ -14,8 +16,14 @@ import time
 def main():
     port, total, connections = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     deadline = time.monotonic() + float(sys.argv[4] if len(sys.argv) > 4 else 600)
-    request = (b"GET /bench HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: count-requests\r\n"
-               b"Accept: */*\r\n\r\n" % port)
+    host = b"127.0.0.1:%d" % port
+    extra = b""
+    if len(sys.argv) > 6:
+        host = sys.argv[5].encode()
+        with open(sys.argv[6], "rb") as cookie_file:
+            extra = b"Cookie: " + cookie_file.read().strip() + b"\r\n"
+    request = (b"GET /bench HTTP/1.1\r\nHost: " + host + b"\r\nUser-Agent: count-requests\r\n"
+               b"Accept: */*\r\n" + extra + b"\r\n")
     selector = selectors.DefaultSelector()
     sent = 0
     done = 0

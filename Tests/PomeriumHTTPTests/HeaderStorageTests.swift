@@ -1,0 +1,174 @@
+import Testing
+
+@testable import PomeriumHTTP
+
+/// The byte storage behind `HTTPHeaders`: parsed fields kept as received, checks on fields added
+/// later, name filters on bytes, equality, and bounded growth under repeated edits.
+@Suite("Header storage")
+struct HeaderStorageTests {
+    private func parsedHead(_ extraField: [UInt8] = []) throws -> HTTPRequestHead {
+        let bytes =
+            Array("GET /a HTTP/1.1\r\nHost: h.example.test\r\nX-One: 1\r\n".utf8) + extraField
+            + Array("Accept: */*\r\n\r\n".utf8)
+        return try #require(heads(parseRequests(bytes: bytes)).first)
+    }
+
+    private func encoded(_ head: HTTPRequestHead) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        try HTTPEncoder.encode(head, into: &bytes)
+        return bytes
+    }
+
+    @Test("obs-text in a parsed value is forwarded byte for byte")
+    func obsTextForwardedUnchanged() throws {
+        // 0xFF 0xFE is not UTF-8: a string of it reads U+FFFD twice, the wire keeps the bytes.
+        let head = try parsedHead(Array("X-Raw: a".utf8) + [0xFF, 0xFE] + Array("b\r\n".utf8))
+        #expect(head.headers.first(name: "X-Raw") == "a\u{FFFD}\u{FFFD}b")
+        let wire = try encoded(head)
+        let expected = Array("X-Raw: a".utf8) + [0xFF, 0xFE] + Array("b\r\n".utf8)
+        #expect(wire.firstRange(of: expected) != nil)
+    }
+
+    @Test("fields added or replaced after parsing are checked when encoded")
+    func addedFieldsChecked() throws {
+        var head = try parsedHead()
+        head.headers.add(name: "Bad Name", value: "x")
+        #expect(throws: HTTPEncodingError(.invalidHeaderName)) { try encoded(head) }
+
+        head = try parsedHead()
+        head.headers.replaceOrAdd(name: "x-one", value: "split\r\nInjected: yes")
+        var buffer: [UInt8] = Array("kept".utf8)
+        #expect(throws: HTTPEncodingError(.invalidHeaderValue)) { try HTTPEncoder.encode(head, into: &buffer) }
+        #expect(buffer == Array("kept".utf8), "a failed encode leaves the buffer as it was")
+
+        head.headers.replaceOrAdd(name: "X-One", value: "2")
+        try HTTPEncoder.encode(head, into: &buffer)
+        let text = String(decoding: buffer, as: UTF8.self)
+        #expect(text == "keptGET /a HTTP/1.1\r\nHost: h.example.test\r\nX-One: 2\r\nAccept: */*\r\n\r\n")
+    }
+
+    @Test("replaceOrAdd keeps the first field's place and spelling and drops later ones")
+    func replaceKeepsPlace() {
+        var headers: HTTPHeaders = [:]
+        headers.add(name: "A", value: "1")
+        headers.add(name: "X-Dup", value: "first")
+        headers.add(name: "B", value: "2")
+        headers.add(name: "x-dup", value: "second")
+        headers.replaceOrAdd(name: "X-DUP", value: "only")
+        #expect(headers.map(\.name) == ["A", "X-Dup", "B"])
+        #expect(headers["x-dup"] == ["only"])
+        headers.replaceOrAdd(name: "C", value: "3")
+        #expect(headers.map(\.name) == ["A", "X-Dup", "B", "C"])
+    }
+
+    @Test("name filters read bytes with letters folded")
+    func nameFilters() throws {
+        var headers = try parsedHead().headers
+        let xOne = Array("x-one".utf8)
+        #expect(headers.containsField(whereName: { HTTPFieldName.matches($0, lowercase: xOne) }))
+        #expect(!headers.containsField(whereName: { HTTPFieldName.matches($0, lowercase: Array("x-on".utf8)) }))
+        #expect(headers.containsField(whereName: { HTTPFieldName.hasPrefix($0, lowercase: Array("x-o".utf8)) }))
+        headers.removeFields(whereName: { HTTPFieldName.hasPrefix($0, lowercase: Array("x-".utf8)) })
+        #expect(headers.map(\.name) == ["Host", "Accept"])
+        let unchanged = headers
+        headers.removeFields(whereName: { _ in false })
+        #expect(headers == unchanged)
+    }
+
+    @Test("equal lists compare and hash equal however they were built")
+    func equality() throws {
+        let parsed = try parsedHead().headers
+        var built = HTTPHeaders()
+        built.add(name: "Host", value: "h.example.test")
+        built.add(name: "X-One", value: "1")
+        built.add(name: "Accept", value: "*/*")
+        #expect(parsed == built)
+        #expect(Set([parsed, built]).count == 1)
+        var renamed = built
+        renamed.remove(name: "accept")
+        renamed.add(name: "accept", value: "*/*")
+        #expect(renamed != built, "names compare byte for byte, case included")
+    }
+
+    @Test("repeated replacement keeps the storage bounded")
+    func boundedGrowth() {
+        var headers: HTTPHeaders = ["Keep": "k"]
+        let value = String(repeating: "v", count: 100)
+        for round in 0..<10_000 {
+            headers.replaceOrAdd(name: "X-Counter", value: value + String(round))
+        }
+        #expect(headers.first(name: "x-counter") == value + "9999")
+        #expect(headers.first(name: "Keep") == "k")
+        #expect(headers.bytes.count < 16 * 1024)
+    }
+
+    @Test("socket reads fed as raw buffers parse like arrays", arguments: [1, 2, 7, 1024])
+    func rawFeedMatchesArrayFeed(sliceSize: Int) {
+        let inputs = [
+            "GET /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\nHost: h\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\nX: 1\r\n\r\n",
+        ]
+        for input in inputs {
+            let bytes = Array(input.utf8)
+            var parser = HTTPRequestParser()
+            var events: [HTTPRequestParser.Event] = []
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(bytes.count, offset + sliceSize)
+                bytes[offset..<end].withUnsafeBytes { parser.feed($0) }
+                offset = end
+                while let event = parser.next() { events.append(event) }
+            }
+            #expect(
+                coalesceBodies(events) == parseRequests(bytes: bytes, sliceSize: sliceSize),
+                "input \(input.debugDescription)")
+        }
+    }
+
+    @Test("value checks find a bad byte at any offset of a long value")
+    func valueCheckEveryOffset() throws {
+        let filler = Array(repeating: UInt8(ascii: "a"), count: 20)
+        for offset in 0..<filler.count {
+            for bad: UInt8 in [0x00, 0x01, 0x1F, 0x7F] {
+                var value = filler
+                value[offset] = bad
+                let bytes = Array("GET / HTTP/1.1\r\nHost: h\r\nX: ".utf8) + value + Array("\r\n\r\n".utf8)
+                #expect(
+                    firstError(parseRequests(bytes: bytes))?.kind == .invalidHeaderValue, "byte \(bad) at \(offset)")
+            }
+            for good: UInt8 in [0x09, 0x20, 0x7E, 0x80, 0xFF] {
+                var value = filler
+                value[offset] = good
+                let bytes = Array("GET / HTTP/1.1\r\nHost: h\r\nX: ".utf8) + value + Array("\r\n\r\n".utf8)
+                #expect(heads(parseRequests(bytes: bytes)).count == 1, "byte \(good) at \(offset)")
+            }
+        }
+    }
+
+    @Test("cookie value checks find a bad byte at any offset of a long value")
+    func cookieCheckEveryOffset() {
+        let filler = Array(repeating: UInt8(ascii: "v"), count: 20)
+        for offset in 0..<filler.count {
+            for bad: UInt8 in [0x01, 0x1F, 0x22, 0x5C, 0x7F, 0x80] {
+                var value = filler
+                value[offset] = bad
+                var headers = HTTPHeaders()
+                headers.add(name: "Cookie", value: "a=1; s=" + String(decoding: value, as: UTF8.self) + "; b=2")
+                #expect(CookieParser.parse(headers: headers).map(\.name) == ["a", "b"], "byte \(bad) at \(offset)")
+            }
+            for good: UInt8 in [0x20, 0x2C, 0x21, 0x7E] {
+                var value = filler
+                value[offset] = good
+                let text = String(decoding: value, as: UTF8.self)
+                let cookies = CookieParser.parse("s=" + text)
+                // A space at either end is trimmed, as around any cookie value.
+                var expected = Substring(text)
+                if good == 0x20 && offset == 0 { expected = expected.dropFirst() }
+                if good == 0x20 && offset == filler.count - 1 { expected = expected.dropLast() }
+                #expect(cookies.map(\.value) == [String(expected)])
+            }
+        }
+    }
+}
