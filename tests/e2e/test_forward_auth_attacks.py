@@ -80,6 +80,15 @@ def test_nginx_host_with_other_port_denied(setup):
     assert spoofed.status_code == 302
 
 
+def test_nginx_absolute_form_request_checked_for_app(setup):
+    """An absolute-form request line names another host without a Host header trick."""
+    start_example(setup, [public_route(f"http://public.example.test:{setup.nginx_port}")])
+    status, _, body = raw_request(setup.nginx_port, f"http://public.example.test:{setup.nginx_port}/secret",
+                                  f"public.example.test:{setup.nginx_port}")
+    assert status in (302, 400, 500), status
+    assert b'"headers"' not in body
+
+
 def test_nginx_trusted_client_forwarded_headers_ignored(setup):
     """A user who puts nginx in trusted_proxies (for X-Forwarded-Method) must not let clients name
     the URL to check through nginx."""
