@@ -140,6 +140,15 @@ final class ForwardAuthHandler: HTTPRequestHandler {
         return audience.contains { hostName($0.lowercased()) == wanted }
     }
 
+    /// Returns the entry of `audience` that names the host of `audienceHost`: the exact one when
+    /// present, else the first on another port.
+    static func audienceEntry(_ audience: [String], namingHostOf audienceHost: String) -> String? {
+        let expected = audienceHost.lowercased()
+        if let exact = audience.first(where: { $0.lowercased() == expected }) { return exact }
+        let name = hostName(expected)
+        return audience.first { hostName($0.lowercased()) == name }
+    }
+
     /// Returns `host` of `host:port` or `[v6]` of `[v6]:port`.
     static func hostName(_ audienceHost: String) -> String {
         if audienceHost.hasPrefix("["), let close = audienceHost.firstIndex(of: "]") {
@@ -268,7 +277,11 @@ final class ForwardAuthHandler: HTTPRequestHandler {
                 switch result {
                 case .success(let token):
                     do {
-                        let renewed = try service.tokens.verify(Array(token.utf8), audienceHost: context.audienceHost)
+                        // The new session keeps the old audience, which may name another port of
+                        // the target's host (see `audience(_:namesHostOf:)`).
+                        let minted = Self.audienceEntry(audience, namingHostOf: context.audienceHost)
+                        let renewed = try service.tokens.verify(
+                            Array(token.utf8), audienceHost: minted ?? context.audienceHost)
                         responseCookies = try service.cookies.setCookieHeaders(for: renewed)
                         decide(context, session: renewed, refreshed: true)
                         return

@@ -50,6 +50,8 @@ def example_for_loopback(pomerium_port, nginx_port, upstream_port):
         ("https://fwdauth.corp.example.com/", f"http://fwdauth.example.test:{pomerium_port}/"),
         ("listen 443 ssl;", f"listen 127.0.0.1:{nginx_port};"),
         ("server_name httpbin.corp.example.com;", "server_name app.example.test;"),
+        ("uri=https://httpbin.corp.example.com$request_uri", f"uri=http://app.example.test:{nginx_port}$request_uri"),
+        ("proxy_set_header Host httpbin.corp.example.com;", f"proxy_set_header Host app.example.test:{nginx_port};"),
         ("proxy_pass http://httpbin:8000;", f"proxy_pass http://127.0.0.1:{upstream_port};"),
     ]
     for old, new in replacements:
