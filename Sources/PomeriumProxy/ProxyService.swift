@@ -112,6 +112,11 @@ public final class ProxyService: Sendable {
         ForwardAuthHandler(service: self, loop: loop)
     }
 
+    /// Whether `X-Forwarded-*` headers from `address` count, per `trusted_proxies`.
+    public func trustsForwardedHeaders(from address: SocketAddress?) -> Bool {
+        trustedProxies.trusts(address)
+    }
+
     /// Builds the service for a new snapshot, keeping the shared signer cache and upstream pools.
     public func reconfigured(options: Options) throws -> ProxyService {
         try ProxyService(options: options, shared: shared)

@@ -58,7 +58,8 @@ public final class HostDispatcher: Sendable {
             method: head.method, path: head.path, authority: head.authority,
             authenticateHost: services.authenticateHost, runsProxy: services.proxy != nil,
             query: head.query,
-            hasForwardedURI: services.forwardAuthHost != nil && head.headers.contains(name: "X-Forwarded-Uri"),
+            hasForwardedURI: services.forwardAuthHost != nil && head.headers.contains(name: "X-Forwarded-Uri")
+                && services.trustsForwardedHeaders(responder.remoteAddress),
             forwardAuthHost: services.forwardAuthHost)
         switch destination {
         case .authenticate where services.authenticate != nil, .proxy where services.proxy != nil,

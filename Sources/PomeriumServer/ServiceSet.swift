@@ -16,6 +16,8 @@ public final class ServiceSet: Sendable {
     /// The `forward_auth_url` host, when this process runs the proxy and the setting is set.
     public let forwardAuthHost: AuthenticateHost?
     public let forwardAuth: RequestHandlerFactory?
+    /// Whether a peer's `X-Forwarded-Uri` may send a request to forward-auth (`trusted_proxies`).
+    public let trustsForwardedHeaders: @Sendable (SocketAddress?) -> Bool
     /// The `headers` setting, set on every response of the listener.
     public let responseHeaders: HTTPHeaders
     /// The configuration generation the services were built from (1 at start).
@@ -27,6 +29,7 @@ public final class ServiceSet: Sendable {
         proxy: RequestHandlerFactory?,
         forwardAuthHost: AuthenticateHost? = nil,
         forwardAuth: RequestHandlerFactory? = nil,
+        trustsForwardedHeaders: @escaping @Sendable (SocketAddress?) -> Bool = { _ in false },
         responseHeaders: HTTPHeaders,
         generation: Int
     ) {
@@ -35,6 +38,7 @@ public final class ServiceSet: Sendable {
         self.proxy = proxy
         self.forwardAuthHost = forwardAuth == nil ? nil : forwardAuthHost
         self.forwardAuth = forwardAuth
+        self.trustsForwardedHeaders = trustsForwardedHeaders
         self.responseHeaders = responseHeaders
         self.generation = generation
     }

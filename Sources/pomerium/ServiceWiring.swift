@@ -109,6 +109,7 @@ struct ServiceWiring: Sendable {
                 proxy: proxyFactory,
                 forwardAuthHost: forwardAuthHost,
                 forwardAuth: forwardAuthFactory,
+                trustsForwardedHeaders: { [proxy] address in proxy?.trustsForwardedHeaders(from: address) ?? false },
                 responseHeaders: ServiceSet.responseHeaders(from: options.headers),
                 generation: snapshot.generation)
         }

@@ -99,6 +99,28 @@ struct HostDispatcherTests {
         }
     }
 
+    @Test("X-Forwarded-Uri sends a request to forward-auth only from a trusted peer", arguments: [false, true])
+    func forwardedURINeedsTrustedPeer(trusted: Bool) async throws {
+        let services = ServiceSet(
+            authenticateHost: nil, authenticate: nil, proxy: { _ in NamedHandler(name: "proxy") },
+            forwardAuthHost: AuthenticateHost(scheme: "http", host: "127.0.0.1", port: nil),
+            forwardAuth: { _ in NamedHandler(name: "forward-auth") },
+            trustsForwardedHeaders: { address in trusted && address != nil },
+            responseHeaders: HTTPHeaders(), generation: 1)
+        let dispatcher = HostDispatcher(
+            services: services, userAgent: "pomerium/test", logger: Logger.inMemory(store: .init()))
+        try await withServer(dispatcher) { server, client in
+            let head = try HTTPRequestHead(
+                method: .get, target: "/", headers: ["Host": "127.0.0.1", "X-Forwarded-Uri": "/x"])
+            let response = try await client.send(
+                head, to: HTTPUpstream(scheme: .http, host: "127.0.0.1", port: server.localAddress.port))
+            #expect(String(decoding: response.body, as: UTF8.self) == (trusted ? "forward-auth" : "proxy"))
+            // A `uri` parameter names the target itself and needs no trust.
+            let query = try await get(client, server, "/?uri=http://app.example.test/", host: "127.0.0.1")
+            #expect(String(decoding: query.body, as: UTF8.self) == "forward-auth")
+        }
+    }
+
     @Test("health, ping, authenticate and proxy requests reach the right place with the headers setting")
     func routesAndHeaders() async throws {
         let dispatcher = HostDispatcher(

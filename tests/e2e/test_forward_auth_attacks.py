@@ -381,9 +381,6 @@ def test_nginx_chunked_session_cookie(setup, provider):
 # MARK: The product's own routes on the forward-auth host
 
 
-@pytest.mark.xfail(strict=True, reason="the listener sends / and /verify with any X-Forwarded-Uri to "
-                   "forward-auth before it knows whether the peer is trusted, so an untrusted client's "
-                   "header turns the route's page into a 400 (HostDispatcher, outside forward-auth)")
 def test_shared_host_route_ignores_untrusted_forwarded_uri(setup):
     port = setup.pomerium_port
     own = f"http://127.0.0.1:{port}"
