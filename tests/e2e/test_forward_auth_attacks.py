@@ -247,10 +247,10 @@ def test_verify_auth_status_and_huge_uri(setup):
     assert status == 403
     status, _, _ = raw_request(port, f"/?auth_status=403&uri={app}/", fwd)
     assert status == 403
-    # Over the 8 KiB request line limit: 414, never a decision.
-    status, _, _ = raw_request(port, f"/verify?uri={app}/" + "a" * 9000, fwd)
+    # Over the listener's 64 KiB request line limit: 414, never a decision.
+    status, _, _ = raw_request(port, f"/verify?uri={app}/" + "a" * 70_000, fwd)
     assert status == 414
-    status, _, _ = raw_request(port, f"/verify?uri={app}/" + "a" * 7000, fwd)
+    status, _, _ = raw_request(port, f"/verify?uri={app}/" + "a" * 9000, fwd)
     assert status == 401
 
 
