@@ -158,6 +158,12 @@ public struct RedisAddress: Sendable, Hashable {
         self.password = password
     }
 
+    /// The query parameters of a URL address. The Redis store reads their values; validation
+    /// here makes a misspelt TLS option fail `-validate` rather than the first connection.
+    public static let queryParameters = [
+        "db", "tls_ca_file", "tls_cert_file", "tls_key_file", "tls_server_name", "tls_skip_verify",
+    ]
+
     /// Parses `text`. The error states what is wrong without repeating the address, because the
     /// address may contain a password.
     static func parse(_ text: String, password explicitPassword: String?) -> Result<RedisAddress, AddressError> {
@@ -173,6 +179,18 @@ public struct RedisAddress: Sendable, Hashable {
                 }
                 database = index
             }
+            let useTLS = text.hasPrefix("rediss://")
+            for item in components.queryItems ?? [] {
+                guard queryParameters.contains(item.name) else {
+                    return .failure(
+                        AddressError(
+                            "unknown parameter \"\(ValueParsing.excerpt(item.name))\"; the supported ones are "
+                                + queryParameters.joined(separator: ", ")))
+                }
+                if item.name.hasPrefix("tls_") && !useTLS {
+                    return .failure(AddressError("\(item.name) applies only to TLS; change the scheme to rediss://"))
+                }
+            }
             if let item = components.queryItems?.first(where: { $0.name == "db" }), let value = item.value {
                 guard let index = Int(value), index >= 0 else {
                     return .failure(AddressError("the db parameter \"\(ValueParsing.excerpt(value))\" is not a number"))
@@ -187,7 +205,7 @@ public struct RedisAddress: Sendable, Hashable {
             if plainHost.hasPrefix("[") { plainHost = String(plainHost.dropFirst().dropLast()) }
             return .success(
                 RedisAddress(
-                    host: plainHost, port: port, useTLS: text.hasPrefix("rediss://"), database: database,
+                    host: plainHost, port: port, useTLS: useTLS, database: database,
                     username: user, password: password))
         }
         if text.contains("://") {

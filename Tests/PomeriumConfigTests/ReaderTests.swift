@@ -211,6 +211,14 @@ import Testing
             tls == RedisAddress(host: "::1", port: 6379, useTLS: true, database: 4, username: nil, password: "explicit")
         )
         #expect((try? RedisAddress.parse("redis://h:6379/x", password: nil).get()) == nil)
+        #expect((try? RedisAddress.parse("rediss://h:6379/0?tls_ca_file=/ca.pem", password: nil).get()) != nil)
+        for misspelt in ["rediss://h:6379/0?tls_ca=/ca.pem", "redis://h:6379/0?tls_skip_verify=true"] {
+            guard case .failure(let error) = RedisAddress.parse(misspelt, password: nil) else {
+                Issue.record("\(misspelt) was accepted")
+                continue
+            }
+            #expect(error.reason.contains("tls_"))
+        }
         #expect((try? RedisAddress.parse("localhost", password: nil).get()) == nil)
     }
 
