@@ -233,7 +233,8 @@ extension ProxyRequestHandler {
             // A programmatic login's tokens go to the script's loopback listener only. Its callback
             // URL is not bound to a browser, so it must not sign the browser in to the route.
             responseCookies =
-                programmatic ? [] : try service.cookies.setCookieHeaders(for: session) + [signInBinding.clearingHeader()]
+                programmatic
+                ? [] : try service.cookies.setCookieHeaders(for: session) + [signInBinding.clearingHeader()]
         } catch {
             logger.error(
                 "storing the session cookie failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])
@@ -264,7 +265,8 @@ extension ProxyRequestHandler {
     /// Starts binding a sign-in to this browser: queues the sign-in cookie when a new one is needed
     /// and returns the parameter for the signed sign-in URL.
     func signInBindingParameter() throws -> (name: String, value: String) {
-        let cookies = head.map { CookieParser.parse(headers: $0.headers).map { (name: $0.name, value: $0.value) } } ?? []
+        let cookies =
+            head.map { CookieParser.parse(headers: $0.headers).map { (name: $0.name, value: $0.value) } } ?? []
         let start = try signInBinding.start(cookies: cookies)
         if let setCookie = start.setCookie { responseCookies.append(setCookie) }
         return (SignInBinding.parameter, start.binding)
