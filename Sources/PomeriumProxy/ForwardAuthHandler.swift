@@ -326,7 +326,7 @@ final class ForwardAuthHandler: HTTPRequestHandler {
             failed("The redirect target is not allowed.")
             return
         }
-        // Sign-ins started here carry no binding: the browser meets this service on the
+        // NOTE: sign-ins started here carry no binding: the browser meets this service on the
         // forward-auth host, where a cookie for the route host cannot be set (docs/forward-auth.md).
         // A link started by the proxy's own sign-in is bound, and then the browser's sign-in cookie
         // for the route host, which the ingress passes on, must match.
@@ -338,7 +338,7 @@ final class ForwardAuthHandler: HTTPRequestHandler {
                 try signInBinding.check(binding: binding, cookies: cookies ?? [])
             } catch {
                 logger.info(
-                    "sign-in callback refused: not bound to this browser",
+                    "sign-in callback rejected: not bound to this browser",
                     metadata: ["req_id": .string(requestID), "reason": .string("\(error)")])
                 failed("This sign-in link was used already or was started in another browser. Sign in again.")
                 return

@@ -272,7 +272,8 @@ extension ProxyRequestHandler {
         return (SignInBinding.parameter, start.binding)
     }
 
-    /// Whether the callback's binding matches this browser's sign-in cookie; logs why not.
+    /// Returns whether the callback's binding matches this browser's sign-in cookie, and logs the
+    /// reason when it does not.
     private func checkSignInBinding(_ binding: String?, head: HTTPRequestHead) -> Bool {
         let cookies = CookieParser.parse(headers: head.headers).map { (name: $0.name, value: $0.value) }
         do throws(SignInBinding.Failure) {
@@ -280,7 +281,7 @@ extension ProxyRequestHandler {
             return true
         } catch {
             logger.info(
-                "sign-in callback refused: not bound to this browser",
+                "sign-in callback rejected: not bound to this browser",
                 metadata: ["req_id": .string(requestID), "reason": .string("\(error)")])
             return false
         }

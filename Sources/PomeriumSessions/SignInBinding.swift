@@ -31,14 +31,14 @@ public struct SignInBinding: Sendable {
         self.clock = clock
     }
 
-    /// What starting a sign-in adds: the `Set-Cookie` value (nil when the browser's cookie is
+    /// The result of starting a sign-in: the `Set-Cookie` value (nil when the browser's cookie is
     /// reused) and the binding for the sign-in URL.
     public struct Start: Sendable, Equatable {
         public let setCookie: String?
         public let binding: String
     }
 
-    /// Why a callback is not accepted.
+    /// The reason a callback is rejected.
     public enum Failure: Error, Equatable, Sendable {
         /// The callback URL carries no binding or a malformed one.
         case missingBinding
@@ -50,8 +50,8 @@ public struct SignInBinding: Sendable {
         case expired
     }
 
-    /// Starts a sign-in. A fresh cookie of the browser (younger than half the lifetime) is reused,
-    /// so two tabs that start sign-in at once both complete; otherwise a new one is made.
+    /// Starts a sign-in. A cookie younger than half the lifetime is reused, so two tabs that start
+    /// sign-in at once both complete. Otherwise a new cookie is made.
     public func start(cookies: [(name: String, value: String)]) throws -> Start {
         let now = clock.unixSeconds()
         for cookie in cookies where cookie.name == cookieName {
@@ -86,7 +86,7 @@ public struct SignInBinding: Sendable {
         throw sawCookie ? .mismatch : .missingCookie
     }
 
-    /// The `Set-Cookie` value that deletes the sign-in cookie.
+    /// Returns the `Set-Cookie` value that deletes the sign-in cookie.
     public func clearingHeader() throws -> String {
         try SetCookie(
             name: cookieName, value: "", path: "/", expires: clock.unixSeconds() - 3600, maxAge: 0, secure: secure,
@@ -94,7 +94,7 @@ public struct SignInBinding: Sendable {
         ).serialized()
     }
 
-    /// Whether `text` has the shape of a binding: 43 base64url characters (32 bytes).
+    /// Returns whether `text` has the shape of a binding: 43 base64url characters (32 bytes).
     public static func isWellFormed(_ text: String) -> Bool {
         text.utf8.count == 43
             && text.utf8.allSatisfy { byte in

@@ -163,7 +163,7 @@ struct ProxyEndpointTests {
             let bound = try Self.callbackTarget(
                 proxy, token: token, redirect: "https://app.example.test/", boundTo: browser.value)
             let unbound = try Self.callbackTarget(proxy, token: token, redirect: "https://app.example.test/")
-            let refused: [(String, String, [(String, String)])] = [
+            let rejected: [(String, String, [(String, String)])] = [
                 (
                     "another browser", bound,
                     [("Cookie", "_pomerium_signin=\(proxy.clock.unixSeconds()).another-browser")]
@@ -171,7 +171,7 @@ struct ProxyEndpointTests {
                 ("no sign-in cookie", bound, []),
                 ("unbound link", unbound, [browser.header]),
             ]
-            for (name, target, headers) in refused {
+            for (name, target, headers) in rejected {
                 let response = try await proxy.request(host: "app.example.test", path: target, headers: headers)
                 #expect(response.status == 400, "\(name)")
                 #expect(response.text.contains("another browser"), "\(name)")

@@ -9,14 +9,14 @@ struct SignInBindingTests {
     let clock = ManualWallClock(now: SessionFixtures.now)
     var binding: SignInBinding { SignInBinding(settings: CookieSettings(), clock: clock) }
 
-    /// The `name=value` pair of a `Set-Cookie` value.
+    /// Returns the `name=value` pair of a `Set-Cookie` value.
     static func pair(_ setCookie: String?) throws -> (name: String, value: String) {
         let first = try #require(setCookie?.split(separator: ";").first)
         let parts = first.split(separator: "=", maxSplits: 1)
         return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
     }
 
-    @Test("a started sign-in checks with its own cookie")
+    @Test("own cookie matches")
     func matching() throws {
         let start = try binding.start(cookies: [])
         let setCookie = try #require(start.setCookie)
@@ -48,7 +48,7 @@ struct SignInBindingTests {
         }
     }
 
-    @Test("a used link fails once the clearing cookie removed the sign-in cookie")
+    @Test("used link fails after clearing")
     func replay() throws {
         let start = try binding.start(cookies: [])
         let cookie = try Self.pair(start.setCookie)
@@ -73,7 +73,7 @@ struct SignInBindingTests {
         }
     }
 
-    @Test("a cookie issued in the future beyond the leeway is refused")
+    @Test("future issue time refused")
     func future() throws {
         let value = "\(clock.unixSeconds() + 3600).abcdefghijklmnopqrstuvwxyzABCDEF"
         let bound = try SignInBinding.binding(for: value)
@@ -93,7 +93,7 @@ struct SignInBindingTests {
         }
     }
 
-    @Test("a fresh cookie is reused, so two tabs can sign in at once; an old one is replaced")
+    @Test("fresh cookie reused, old one replaced")
     func reuse() throws {
         let first = try binding.start(cookies: [])
         let cookie = try Self.pair(first.setCookie)
