@@ -18,6 +18,8 @@ extension AuthenticateService {
         let callback: HTTPURL
         let programmatic: Bool
         let forwardAuthHost: String?
+        /// The proxy's browser binding, copied into the signed callback URL.
+        let binding: String?
     }
 
     /// `/.pomerium/sign_in`: with a global session, mints a route session and sends it to the
@@ -80,6 +82,8 @@ extension AuthenticateService {
         for name in Self.signatureParameters { callbackQuery.remove(name: name) }
         callbackQuery.set(name: "pomerium_redirect_uri", value: targets.redirectText)
         callbackQuery.set(name: CallbackPayloadCodec.parameter, value: sealed)
+        callbackQuery.remove(name: SignInBinding.parameter)
+        if let binding = targets.binding { callbackQuery.set(name: SignInBinding.parameter, value: binding) }
         if targets.programmatic {
             var scriptSession = session
             scriptSession.programmatic = true
@@ -143,9 +147,13 @@ extension AuthenticateService {
             }
             forward = forwardAuthHost
         }
+        let binding = query.value(for: SignInBinding.parameter)
+        if let binding, !SignInBinding.isWellFormed(binding) {
+            throw EndpointFailure(400, "the \(SignInBinding.parameter) parameter is malformed", reason: "binding")
+        }
         return SignInTargets(
             redirect: redirect, redirectText: redirectText, callback: callback, programmatic: programmatic,
-            forwardAuthHost: forward)
+            forwardAuthHost: forward, binding: binding)
     }
 
     /// Applies the redirect validator and turns its rejection into a 400 page.

@@ -339,8 +339,27 @@ final class ForwardAuthHandler: HTTPRequestHandler {
             failed("The redirect target is not allowed.")
             return
         }
+        // NOTE: sign-ins started here carry no binding: the browser meets this service on the
+        // forward-auth host, where a cookie for the route host cannot be set (docs/forward-auth.md).
+        // A link started by the proxy's own sign-in is bound, and then the browser's sign-in cookie
+        // for the route host, which the ingress passes on, must match.
+        let binding = query.value(for: SignInBinding.parameter)
+        let signInBinding = SignInBinding(settings: service.cookies.settings, clock: service.shared.clock)
+        if binding != nil {
+            let cookies = head.map { CookieParser.parse(headers: $0.headers).map { (name: $0.name, value: $0.value) } }
+            do throws(SignInBinding.Failure) {
+                try signInBinding.check(binding: binding, cookies: cookies ?? [])
+            } catch {
+                logger.info(
+                    "sign-in callback rejected: not bound to this browser",
+                    metadata: ["req_id": .string(requestID), "reason": .string("\(error)")])
+                failed("This sign-in link was used already or was started in another browser. Sign in again.")
+                return
+            }
+        }
         do {
             responseCookies = try service.cookies.setCookieHeaders(for: session)
+            if binding != nil { responseCookies.append(try signInBinding.clearingHeader()) }
         } catch {
             logger.error(
                 "storing the session cookie failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])

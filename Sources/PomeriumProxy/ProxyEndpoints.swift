@@ -222,9 +222,19 @@ extension ProxyRequestHandler {
                 respondError(400, "The redirect target is not allowed.")
                 return
             }
+            guard checkSignInBinding(query.value(for: SignInBinding.parameter), head: head) else {
+                respondError(
+                    400, "This sign-in link was used already or was started in another browser. Sign in again.",
+                    retryURL: redirectURL.description)
+                return
+            }
         }
         do {
-            responseCookies = try service.cookies.setCookieHeaders(for: session)
+            // A programmatic login's tokens go to the script's loopback listener only. Its callback
+            // URL is not bound to a browser, so it must not sign the browser in to the route.
+            responseCookies =
+                programmatic
+                ? [] : try service.cookies.setCookieHeaders(for: session) + [signInBinding.clearingHeader()]
         } catch {
             logger.error(
                 "storing the session cookie failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])
@@ -246,6 +256,35 @@ extension ProxyRequestHandler {
         destination.query = destinationQuery.encoded
         destination.fragment = nil
         respond(.redirect(to: destination.description))
+    }
+
+    // MARK: Sign-in binding
+
+    var signInBinding: SignInBinding { SignInBinding(settings: service.cookies.settings, clock: service.shared.clock) }
+
+    /// Starts binding a sign-in to this browser: queues the sign-in cookie when a new one is needed
+    /// and returns the parameter for the signed sign-in URL.
+    func signInBindingParameter() throws -> (name: String, value: String) {
+        let cookies =
+            head.map { CookieParser.parse(headers: $0.headers).map { (name: $0.name, value: $0.value) } } ?? []
+        let start = try signInBinding.start(cookies: cookies)
+        if let setCookie = start.setCookie { responseCookies.append(setCookie) }
+        return (SignInBinding.parameter, start.binding)
+    }
+
+    /// Returns whether the callback's binding matches this browser's sign-in cookie, and logs the
+    /// reason when it does not.
+    private func checkSignInBinding(_ binding: String?, head: HTTPRequestHead) -> Bool {
+        let cookies = CookieParser.parse(headers: head.headers).map { (name: $0.name, value: $0.value) }
+        do throws(SignInBinding.Failure) {
+            try signInBinding.check(binding: binding, cookies: cookies)
+            return true
+        } catch {
+            logger.info(
+                "sign-in callback rejected: not bound to this browser",
+                metadata: ["req_id": .string(requestID), "reason": .string("\(error)")])
+            return false
+        }
     }
 
     // MARK: Programmatic login
@@ -313,7 +352,7 @@ extension ProxyRequestHandler {
                     ("pomerium_impersonate_action", form.value(for: "pomerium_impersonate_action") ?? "set"),
                     ("pomerium_impersonate_email", form.value(for: "pomerium_impersonate_email") ?? ""),
                     ("pomerium_impersonate_groups", form.value(for: "pomerium_impersonate_groups") ?? ""),
-                    ("pomerium_redirect_uri", "\(publicScheme)://\(host)/.pomerium/"),
+                    ("pomerium_redirect_uri", "\(publicScheme)://\(host)/.pomerium/"), try signInBindingParameter(),
                 ])
             respond(.redirect(to: url))
         } catch {

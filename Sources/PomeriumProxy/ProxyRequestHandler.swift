@@ -386,7 +386,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         let original = "\(scheme)://\(host)\(target)"
         do {
             let url = try service.signedAuthenticateURL(
-                path: "/.pomerium/sign_in", parameters: [("pomerium_redirect_uri", original)])
+                path: "/.pomerium/sign_in",
+                parameters: [("pomerium_redirect_uri", original), try signInBindingParameter()])
             respond(.redirect(to: url))
         } catch {
             logger.error(

@@ -91,8 +91,9 @@ struct UpstreamRequestBuilder {
         return true
     }
 
-    /// Removes the session cookie, its chunks `<name>_1`, `<name>_2`, ... and the CSRF cookie
-    /// `<name>_csrf`, matched by exact name; other cookies, such as `<name>_app`, stay.
+    /// Removes the session cookie, its chunks `<name>_1`, `<name>_2`, ..., the CSRF cookie
+    /// `<name>_csrf` and the sign-in cookie `<name>_signin`, matched by exact name; other cookies,
+    /// such as `<name>_app`, stay.
     /// `parsed` is the request's cookies when the caller has parsed them already.
     private func removeProductCookies(_ headers: inout HTTPHeaders, parsed: [HTTPCookie]?) {
         guard headers.contains(name: "Cookie") else { return }
@@ -107,7 +108,9 @@ struct UpstreamRequestBuilder {
     }
 
     static func isProductCookie(_ candidate: String, cookieName: String) -> Bool {
-        if candidate == cookieName || candidate == cookieName + "_csrf" { return true }
+        if candidate == cookieName || candidate == cookieName + "_csrf" || candidate == cookieName + "_signin" {
+            return true
+        }
         guard candidate.hasPrefix(cookieName + "_") else { return false }
         let suffix = candidate.utf8.dropFirst(cookieName.utf8.count + 1)
         return !suffix.isEmpty && suffix.first != UInt8(ascii: "0")

@@ -45,6 +45,30 @@ import Testing
         }
     }
 
+    @Test func signInBindingCarriedIntoSignedCallback() async throws {
+        try await AuthenticateHarness.run { harness in
+            let browser = harness.makeBrowser()
+            let binding = try SignInBinding.binding(for: "1700000000.random-part")
+            // Through the provider: the binding rides in the OAuth state's return URL.
+            let final = try await harness.login(
+                browser, subject: "bob", extra: [(SignInBinding.parameter, binding)])
+            let (_, query) = try harness.routeSession(from: try #require(final.location))
+            #expect(query.value(for: SignInBinding.parameter) == binding)
+            // With the global session: straight to the callback, still bound.
+            let again = try await browser.request(
+                try harness.signInURL(extra: [(SignInBinding.parameter, binding)]))
+            let (_, againQuery) = try harness.routeSession(from: try #require(again.location))
+            #expect(againQuery.value(for: SignInBinding.parameter) == binding)
+            // Without one, the callback carries none, so the proxy refuses it for a browser.
+            let unbound = try await browser.request(try harness.signInURL())
+            let (_, unboundQuery) = try harness.routeSession(from: try #require(unbound.location))
+            #expect(unboundQuery.value(for: SignInBinding.parameter) == nil)
+            let malformed = try await browser.request(
+                try harness.signInURL(extra: [(SignInBinding.parameter, "not-a-binding")]))
+            #expect(malformed.status == 400)
+        }
+    }
+
     @Test func configuredCallbackPathServed() async throws {
         try await AuthenticateHarness.run { harness in
             let browser = harness.makeBrowser()

@@ -104,10 +104,15 @@ struct ForwardAuthEndpointTests {
     }
 
     /// The signed callback URL the authenticate service sends the browser to after sign-in.
-    static func callbackURL(_ proxy: ProxyHarness, token: String, redirect: String, origin: String) throws -> String {
+    static func callbackURL(
+        _ proxy: ProxyHarness, token: String, redirect: String, origin: String, boundTo cookieValue: String? = nil
+    ) throws -> String {
         var query = URLQuery()
         query.append(name: "pomerium_redirect_uri", value: redirect)
         query.append(name: "pomerium_session_encrypted", value: try proxy.callbackCodec.seal(routeToken: token))
+        if let cookieValue {
+            query.append(name: SignInBinding.parameter, value: try SignInBinding.binding(for: cookieValue))
+        }
         let url = try HTTPURL(parsing: "\(origin)/.pomerium/callback/?" + query.encoded)
         return try proxy.urlSigner.sign(url).description
     }
@@ -217,6 +222,27 @@ struct ForwardAuthEndpointTests {
                 host: Self.forwardHost, path: "/?uri=" + URLQuery([("u", callback)]).encoded.dropFirst(2))
             #expect(encoded.status == 302)
             #expect(encoded.location == "https://app.example.test/a?b=1&c=2")
+        }
+    }
+
+    @Test("a bound callback needs the browser's sign-in cookie for the route host")
+    func boundCallback() async throws {
+        try await ProxyHarness.run(config: Self.config, forwardAuth: true) { proxy in
+            let session = proxy.session("alice@corp.test", audience: ["app.example.test"])
+            let value = "\(proxy.clock.unixSeconds()).route-host-nonce"
+            let callback = try Self.callbackURL(
+                proxy, token: try proxy.token(session), redirect: "https://app.example.test/a",
+                origin: "https://app.example.test", boundTo: value)
+            for cookie in [nil, "_pomerium_signin=\(proxy.clock.unixSeconds()).another-browser"] {
+                let refused = try await Self.verify(proxy, callback, cookie: cookie, path: "/")
+                #expect(refused.status == 400)
+                #expect(refused.headers["Set-Cookie"].isEmpty)
+            }
+            let accepted = try await Self.verify(proxy, callback, cookie: "_pomerium_signin=\(value)", path: "/")
+            #expect(accepted.status == 302)
+            #expect(
+                accepted.headers["Set-Cookie"].first?.hasPrefix("_pomerium=v1") == true, "nginx passes only the first")
+            #expect(accepted.headers["Set-Cookie"].contains { $0.hasPrefix("_pomerium_signin=;") })
         }
     }
 

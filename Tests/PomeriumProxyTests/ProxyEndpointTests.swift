@@ -19,14 +19,25 @@ struct ProxyEndpointTests {
             allowed_users: [alice@corp.test]
         """
 
-    /// The callback URL the authenticate service would send the browser to, signed.
+    /// The sign-in cookie of a browser that started a sign-in at the harness clock's current time,
+    /// as a `Cookie` header and as the value that callback URLs are bound to.
+    static func signInCookie(_ proxy: ProxyHarness) -> (header: (String, String), value: String) {
+        let value = "\(proxy.clock.unixSeconds()).test-browser-nonce"
+        return (("Cookie", "_pomerium_signin=\(value)"), value)
+    }
+
+    /// The callback URL the authenticate service would send the browser to, signed, and bound to
+    /// the sign-in cookie value `boundTo` when given.
     static func callbackTarget(
         _ proxy: ProxyHarness, token: String, redirect: String, extra: [(String, String)] = [],
-        host: String = "app.example.test"
+        host: String = "app.example.test", boundTo cookieValue: String? = nil
     ) throws -> String {
         var query = URLQuery()
         query.append(name: "pomerium_redirect_uri", value: redirect)
         query.append(name: "pomerium_session_encrypted", value: try proxy.callbackCodec.seal(routeToken: token))
+        if let cookieValue {
+            query.append(name: SignInBinding.parameter, value: try SignInBinding.binding(for: cookieValue))
+        }
         for (name, value) in extra { query.append(name: name, value: value) }
         let url = try HTTPURL(parsing: "https://\(host)/.pomerium/callback/?" + query.encoded)
         return try proxy.urlSigner.sign(url).requestTarget
@@ -36,14 +47,17 @@ struct ProxyEndpointTests {
     func callbackStoresSession() async throws {
         try await ProxyHarness.run(config: Self.config) { proxy in
             let session = proxy.session("alice@corp.test", audience: ["app.example.test"])
+            let browser = Self.signInCookie(proxy)
             let target = try Self.callbackTarget(
-                proxy, token: try proxy.token(session), redirect: "https://app.example.test/docs?page=2")
-            let response = try await proxy.request(host: "app.example.test", path: target)
+                proxy, token: try proxy.token(session), redirect: "https://app.example.test/docs?page=2",
+                boundTo: browser.value)
+            let response = try await proxy.request(host: "app.example.test", path: target, headers: [browser.header])
             #expect(response.status == 302)
             #expect(response.location == "https://app.example.test/docs?page=2")
             let cookies = response.headers["Set-Cookie"].compactMap(ProxyHarness.cookiePair)
             #expect(cookies.count == 1)
             #expect(cookies.first?.hasPrefix("_pomerium=") == true)
+            #expect(response.headers["Set-Cookie"].contains { $0.hasPrefix("_pomerium_signin=;") })
             let dashboard = try await proxy.request(
                 host: "app.example.test", path: "/.pomerium/", headers: [("Cookie", cookies.joined(separator: "; "))])
             #expect(dashboard.status == 200)
@@ -56,7 +70,9 @@ struct ProxyEndpointTests {
         try await ProxyHarness.run(config: Self.config) { proxy in
             let session = proxy.session("alice@corp.test", audience: ["app.example.test"])
             let token = try proxy.token(session)
-            let valid = try Self.callbackTarget(proxy, token: token, redirect: "https://app.example.test/")
+            let browser = Self.signInCookie(proxy)
+            let valid = try Self.callbackTarget(
+                proxy, token: token, redirect: "https://app.example.test/", boundTo: browser.value)
             var rejected: [(String, String)] = []
             rejected.append(
                 ("changed redirect", valid.replacingOccurrences(of: "app.example.test%2F", with: "evil.test%2F")))
@@ -66,25 +82,34 @@ struct ProxyEndpointTests {
                     "/.pomerium/callback/?pomerium_redirect_uri=https%3A%2F%2Fapp.example.test%2F&pomerium_session_encrypted=\(try proxy.callbackCodec.seal(routeToken: token))"
                 ))
             rejected.append(
-                ("foreign redirect", try Self.callbackTarget(proxy, token: token, redirect: "https://evil.test/")))
+                (
+                    "foreign redirect",
+                    try Self.callbackTarget(proxy, token: token, redirect: "https://evil.test/", boundTo: browser.value)
+                ))
             rejected.append(
                 (
                     "other route host",
-                    try Self.callbackTarget(proxy, token: token, redirect: "https://other.example.test/")
+                    try Self.callbackTarget(
+                        proxy, token: token, redirect: "https://other.example.test/", boundTo: browser.value)
                 ))
             rejected.append(
-                ("scheme-relative", try Self.callbackTarget(proxy, token: token, redirect: "//evil.test/")))
+                (
+                    "scheme-relative",
+                    try Self.callbackTarget(proxy, token: token, redirect: "//evil.test/", boundTo: browser.value)
+                ))
             rejected.append(
                 (
                     "user info",
-                    try Self.callbackTarget(proxy, token: token, redirect: "https://app.example.test@evil.test/")
+                    try Self.callbackTarget(
+                        proxy, token: token, redirect: "https://app.example.test@evil.test/", boundTo: browser.value)
                 ))
             let foreignSession = proxy.session("alice@corp.test", audience: ["other.example.test"])
             rejected.append(
                 (
                     "session for another host",
                     try Self.callbackTarget(
-                        proxy, token: try proxy.token(foreignSession), redirect: "https://app.example.test/")
+                        proxy, token: try proxy.token(foreignSession), redirect: "https://app.example.test/",
+                        boundTo: browser.value)
                 ))
             var forged = URLQuery()
             forged.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
@@ -99,13 +124,75 @@ struct ProxyEndpointTests {
             rejected.append(("other host", valid))
             for (index, (name, target)) in rejected.enumerated() {
                 let host = index == rejected.count - 1 ? "other.example.test" : "app.example.test"
-                let response = try await proxy.request(host: host, path: target)
+                let response = try await proxy.request(host: host, path: target, headers: [browser.header])
                 #expect(response.status == 400, "\(name)")
                 #expect(response.headers["Set-Cookie"] == [], "\(name)")
             }
             proxy.clock.advance(by: 400)
-            let expired = try await proxy.request(host: "app.example.test", path: valid)
+            let expired = try await proxy.request(host: "app.example.test", path: valid, headers: [browser.header])
             #expect(expired.status == 400, "a link older than five minutes and the leeway")
+        }
+    }
+
+    @Test("sign-in redirect sets the sign-in cookie and carries its binding")
+    func signInBindingStarted() async throws {
+        try await ProxyHarness.run(config: Self.config) { proxy in
+            let response = try await proxy.request(host: "app.example.test", path: "/docs")
+            #expect(response.status == 302)
+            let setCookie = try #require(response.headers["Set-Cookie"].first { $0.hasPrefix("_pomerium_signin=") })
+            #expect(setCookie.contains("HttpOnly"))
+            #expect(setCookie.contains("SameSite=Lax"))
+            let value = try #require(ProxyHarness.cookiePair(setCookie)).dropFirst("_pomerium_signin=".count)
+            let query = try ProxyHarness.query(of: try #require(response.location))
+            #expect(query.value(for: SignInBinding.parameter) == (try SignInBinding.binding(for: String(value))))
+
+            // A browser that already started a sign-in keeps its cookie, so parallel tabs both finish.
+            let again = try await proxy.request(
+                host: "app.example.test", path: "/other", headers: [("Cookie", "_pomerium_signin=\(value)")])
+            #expect(again.headers["Set-Cookie"].isEmpty)
+            let againQuery = try ProxyHarness.query(of: try #require(again.location))
+            #expect(againQuery.value(for: SignInBinding.parameter) == query.value(for: SignInBinding.parameter))
+        }
+    }
+
+    @Test("callback refuses another browser, a missing cookie, an unbound link, a replay and an old sign-in")
+    func callbackBinding() async throws {
+        try await ProxyHarness.run(config: Self.config) { proxy in
+            let token = try proxy.token(proxy.session("alice@corp.test", audience: ["app.example.test"]))
+            let browser = Self.signInCookie(proxy)
+            let bound = try Self.callbackTarget(
+                proxy, token: token, redirect: "https://app.example.test/", boundTo: browser.value)
+            let unbound = try Self.callbackTarget(proxy, token: token, redirect: "https://app.example.test/")
+            let rejected: [(String, String, [(String, String)])] = [
+                (
+                    "another browser", bound,
+                    [("Cookie", "_pomerium_signin=\(proxy.clock.unixSeconds()).another-browser")]
+                ),
+                ("no sign-in cookie", bound, []),
+                ("unbound link", unbound, [browser.header]),
+            ]
+            for (name, target, headers) in rejected {
+                let response = try await proxy.request(host: "app.example.test", path: target, headers: headers)
+                #expect(response.status == 400, "\(name)")
+                #expect(response.text.contains("another browser"), "\(name)")
+                #expect(!response.headers["Set-Cookie"].contains { $0.hasPrefix("_pomerium=") }, "\(name)")
+            }
+
+            // The browser that started the sign-in completes it once; the cookie is then cleared.
+            let accepted = try await proxy.request(host: "app.example.test", path: bound, headers: [browser.header])
+            #expect(accepted.status == 302)
+            let remaining = accepted.headers["Set-Cookie"].compactMap(ProxyHarness.cookiePair)
+            #expect(!remaining.contains { $0.hasPrefix("_pomerium_signin=") })
+            let replay = try await proxy.request(
+                host: "app.example.test", path: bound, headers: [("Cookie", remaining.joined(separator: "; "))])
+            #expect(replay.status == 400)
+
+            // A sign-in cookie older than its lifetime no longer completes a fresh link.
+            proxy.clock.advance(by: Double(SignInBinding.lifetime + 1))
+            let fresh = try Self.callbackTarget(
+                proxy, token: token, redirect: "https://app.example.test/", boundTo: browser.value)
+            let old = try await proxy.request(host: "app.example.test", path: fresh, headers: [browser.header])
+            #expect(old.status == 400)
         }
     }
 
@@ -118,6 +205,7 @@ struct ProxyEndpointTests {
                 proxy, token: token, redirect: "http://localhost:8000/done", extra: extra)
             let response = try await proxy.request(host: "app.example.test", path: target)
             #expect(response.status == 302)
+            #expect(response.headers["Set-Cookie"].isEmpty, "an unbound link must not sign the browser in")
             let location = try #require(response.location)
             #expect(location.hasPrefix("http://localhost:8000/done?"))
             let query = try ProxyHarness.query(of: location)

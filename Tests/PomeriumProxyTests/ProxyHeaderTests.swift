@@ -75,7 +75,8 @@ struct ProxyHeaderTests {
                 let session = proxy.session("alice@corp.test", audience: ["app.example.test"])
                 let cookie =
                     try proxy.cookieHeader(session)
-                    + "; _pomerium_1=chunk; _pomerium_csrf=token; _pomerium_app=keep; theme=dark; _pomerium_01=keep2"
+                    + "; _pomerium_1=chunk; _pomerium_csrf=token; _pomerium_signin=1.nonce; _pomerium_app=keep; theme=dark"
+                    + "; _pomerium_01=keep2"
                 let response = try await proxy.request(
                     host: "app.example.test", path: "/", headers: [("Cookie", cookie)])
                 #expect(response.status == 200)

@@ -243,14 +243,15 @@ def test_route_session_ends_with_sign_out(stack):
     assert statuses(replay) == [302]
 
 
-@pytest.mark.xfail(strict=True, reason="the proxy callback URL is a bearer credential valid for five minutes "
-                   "in any browser and any number of times, so a user can sign someone else in as "
-                   "themselves (login CSRF on the route); it is not bound to the browser that started sign-in")
 def test_callback_url_bound_to_its_browser(stack):
-    _, callback = login(stack, "alice")
+    """The callback needs the sign-in cookie of the browser that started sign-in, once."""
+    session, callback = login(stack, "alice")
     other_browser = browser(stack)
     replay = other_browser.get(callback, allow_redirects=False, timeout=10)
     assert replay.status_code == 400
+    assert "_pomerium" not in replay.headers.get("Set-Cookie", "")
+    again = session.get(callback, allow_redirects=False, timeout=10)
+    assert again.status_code == 400
 
 
 def test_second_instance_on_same_port_refused(stack, start_pomerium):
