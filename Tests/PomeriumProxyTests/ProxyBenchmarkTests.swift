@@ -79,7 +79,10 @@ struct ProxyBenchmarkTests {
                 let perRequest = Double(MonotonicClock.nanoseconds() - start) / Double(iterations) / 1000
                 #expect(allowed == iterations)
                 print("proxy pipeline (normalise, route, cookie, policy, cached assertion, headers): \(perRequest) µs")
-                #expect(perRequest < 1000, "a cached assertion keeps the pipeline far below a millisecond")
+                // Timing is asserted only in a benchmark run: a loaded machine makes any bound flaky.
+                if Self.isBenchmarkRun {
+                    #expect(perRequest < 1000, "a cached assertion keeps the pipeline far below a millisecond")
+                }
             }
         }
     }
