@@ -3,30 +3,32 @@
 # scripts/bench.sh uses it as the PRODUCT_CMD of the peer harness (../shared/bench/run.sh) and for
 # its own product variants.
 #
-#   scripts/bench-pomerium.sh CONFIG PORT [--tls CERT KEY] [--routes N] [--redis HOST:PORT]
+#   scripts/bench-pomerium.sh CONFIG PORT [--tls CERT KEY] [--routes N] [--redis HOST:PORT] [--write-only]
 #
 # Needs IDP_URL and UPSTREAM_URL (the harness exports them) and BENCH_SHARED_SECRET,
 # BENCH_COOKIE_SECRET (base64 of 32 bytes; scripts/bench.sh makes them per run). The config is the
 # one of the harness README: the route host is 127.0.0.1:PORT and the authenticate service is
 # localhost:PORT, so both reach this listener and keep their cookies apart. Ten routes serve that
-# host: eight prefix routes nobody requests, /admin for group admins, and the catch-all for
+# host: eight prefix routes that no request uses, /admin for group admins, and the catch-all for
 # example.com addresses, which is the one measured and the last one of the host.
 #
 # --routes N (at least 10) puts N-10 more routes first, three per host on hosts
 # app-NNNNN.bench.test: two prefix routes and a catch-all, so the measured route is the last of
 # N in the file. --tls serves HTTPS with the PEM files (the authenticate URL becomes https too).
 # --redis keeps sessions in Redis instead of memory. Access logs are off (log_level warn), as
-# they are for the nginx and Apache peers.
+# they are for the nginx and Apache peers. --write-only writes the config and exits, so that a
+# start-up time measured afterwards leaves out the config generation.
 set -euo pipefail
-[ $# -ge 2 ] || { echo "usage: $0 CONFIG PORT [--tls CERT KEY] [--routes N] [--redis HOST:PORT]" >&2; exit 2; }
+[ $# -ge 2 ] || { echo "usage: $0 CONFIG PORT [--tls CERT KEY] [--routes N] [--redis HOST:PORT] [--write-only]" >&2; exit 2; }
 config=$1 port=$2
 shift 2
-scheme=http cert="" key="" routes=10 redis=""
+scheme=http cert="" key="" routes=10 redis="" write_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --tls) scheme=https cert=$2 key=$3; shift 3 ;;
     --routes) routes=$2; shift 2 ;;
     --redis) redis=$2; shift 2 ;;
+    --write-only) write_only=1; shift ;;
     *) echo "bench-pomerium: unknown option \"$1\"" >&2; exit 2 ;;
   esac
 done
@@ -87,4 +89,5 @@ EOF
     allow_websockets: true
 EOF
 } >"$config"
+[ $write_only = 0 ] || exit 0
 exec "$BIN" -config "$config"
