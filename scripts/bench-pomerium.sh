@@ -3,7 +3,7 @@
 # scripts/bench.sh uses it as the PRODUCT_CMD of the peer harness (../shared/bench/run.sh) and for
 # its own product variants.
 #
-#   scripts/bench-pomerium.sh CONFIG PORT [--tls CERT KEY] [--routes N] [--redis HOST:PORT] [--write-only]
+#   scripts/bench-pomerium.sh CONFIG PORT [--tls CERT KEY] [--routes N] [--redis HOST:PORT] [--forward-auth PORT] [--write-only]
 #
 # Needs IDP_URL and UPSTREAM_URL (the harness exports them) and BENCH_SHARED_SECRET,
 # BENCH_COOKIE_SECRET (base64 of 32 bytes; scripts/bench.sh makes them per run). The config is the
@@ -16,18 +16,21 @@
 # app-NNNNN.bench.test: two prefix routes and a catch-all, so the measured route is the last of
 # N in the file. --tls serves HTTPS with the PEM files (the authenticate URL becomes https too).
 # --redis keeps sessions in Redis instead of memory. Access logs are off (log_level warn), as
-# they are for the nginx and Apache peers. --write-only writes the config and exits, so that a
+# they are for the nginx and Apache peers. --forward-auth PORT serves the forward-auth endpoints
+# on every port of 127.0.0.1 and adds a route for an application behind nginx auth_request at
+# http://127.0.0.1:PORT. --write-only writes the config and exits, so that a
 # start-up time measured afterwards leaves out the config generation.
 set -euo pipefail
-[ $# -ge 2 ] || { echo "usage: $0 CONFIG PORT [--tls CERT KEY] [--routes N] [--redis HOST:PORT] [--write-only]" >&2; exit 2; }
+[ $# -ge 2 ] || { echo "usage: $0 CONFIG PORT [--tls CERT KEY] [--routes N] [--redis HOST:PORT] [--forward-auth PORT] [--write-only]" >&2; exit 2; }
 config=$1 port=$2
 shift 2
-scheme=http cert="" key="" routes=10 redis="" write_only=0
+scheme=http cert="" key="" routes=10 redis="" forward_auth_port="" write_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --tls) scheme=https cert=$2 key=$3; shift 3 ;;
     --routes) routes=$2; shift 2 ;;
     --redis) redis=$2; shift 2 ;;
+    --forward-auth) forward_auth_port=$2; shift 2 ;;
     --write-only) write_only=1; shift ;;
     *) echo "bench-pomerium: unknown option \"$1\"" >&2; exit 2 ;;
   esac
@@ -59,6 +62,10 @@ shared_secret: $BENCH_SHARED_SECRET
 cookie_secret: $BENCH_COOKIE_SECRET
 jwt_claims_headers: [email, groups]
 EOF
+  if [ -n "$forward_auth_port" ]; then
+    # No port: the endpoints answer on every port of 127.0.0.1, this listener's included.
+    echo "forward_auth_url: http://127.0.0.1"
+  fi
   if [ -n "$redis" ]; then
     echo "cache_store: redis"
     echo "cache_store_address: $redis"
@@ -73,6 +80,10 @@ EOF
       2) printf '  - from: http://%s\n    to: %s\n    allowed_domains: [example.com]\n' "$host" "$UPSTREAM_URL" ;;
     esac
   done
+  if [ -n "$forward_auth_port" ]; then
+    printf '  - from: http://127.0.0.1:%s\n    to: %s\n    allowed_domains: [example.com]\n' \
+      "$forward_auth_port" "$UPSTREAM_URL"
+  fi
   for ((i = 1; i <= 8; i++)); do
     printf '  - from: %s://127.0.0.1:%s\n    prefix: /unused-%d/\n    to: %s\n    allowed_groups: [admins]\n' \
       "$scheme" "$port" "$i" "$UPSTREAM_URL"

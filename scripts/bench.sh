@@ -145,16 +145,17 @@ secrets() {
 
 bench_peers() {
   secrets
-  local base="${PEERS_BASE_PORT:-18100}" log="$RUN/peers-run.log" harness_run fwd=()
+  local base="${PEERS_BASE_PORT:-18100}" log="$RUN/peers-run.log" harness_run fwd=() writer_options=""
   if [ "$FWD_AUTH" = 1 ]; then
-    # NOTE: the forward-auth endpoints are not on main yet; FWD_AUTH=1 passes the harness what
-    # it needs for the nginx auth_request row once they are.
-    fwd=(PRODUCT_FWD_AUTH_PATH="${PRODUCT_FWD_AUTH_PATH:-/verify}")
-    [ -z "${PRODUCT_FWD_SIGNIN:-}" ] || fwd+=(PRODUCT_FWD_SIGNIN="$PRODUCT_FWD_SIGNIN")
+    # nginx auth_request on BASE+31 asks the product's /verify on the application's own Host; a
+    # 401 sends the browser to the product's sign-in with the same URL.
+    writer_options="--forward-auth $((base + 31))"
+    fwd=(PRODUCT_FWD_AUTH_PATH="/verify?uri=\$scheme://\$http_host\$request_uri"
+      PRODUCT_FWD_SIGNIN="http://127.0.0.1:$((base + 40))/?uri=\$scheme://\$http_host\$request_uri")
   fi
   echo "== peers: ../shared/bench/run.sh with pomerium as the product (log in $log)"
   env BASE_PORT="$base" PRODUCT_NAME=pomerium PRODUCT_IDENTITY=pomerium PRODUCT_CHECK_ADMIN=1 \
-    PRODUCT_CMD="exec '$ROOT/scripts/bench-pomerium.sh' \"\$RUN/pomerium.yaml\" \"\$PRODUCT_PORT\"" \
+    PRODUCT_CMD="exec '$ROOT/scripts/bench-pomerium.sh' \"\$RUN/pomerium.yaml\" \"\$PRODUCT_PORT\" $writer_options" \
     "${fwd[@]}" "$SHARED/run.sh" 2>&1 | tee "$log"
   harness_run="$(sed -n 's/^== starting (run dir \(.*\))$/\1/p' "$log")"
   [ -f "$harness_run/table.txt" ] || { echo "bench: the harness printed no table; see $log" >&2; exit 1; }
@@ -387,7 +388,11 @@ bench_stores() {
 }
 
 bench_sessions() {
-  swift build -c release --build-tests -Xswiftc -enable-testing >/dev/null
+  # The tests need -enable-testing, which changes every module's flags: building them in .build
+  # would make the next release build of pomerium start over, so they get a folder of their own.
+  local scratch=(--scratch-path "$ROOT/.build/bench-tests")
+  echo "== sessions: release test build in .build/bench-tests (the first one takes long)"
+  swift build -c release "${scratch[@]}" --build-tests -Xswiftc -enable-testing >/dev/null
   local section="$RUN/sessions.md"
   header "$section" "Session cookie and cached assertion, per request" "scripts/bench.sh sessions"
   {
@@ -395,7 +400,7 @@ bench_sessions() {
     echo "wrk is not used here."
     echo
     echo '```'
-    POMERIUM_BENCH=1 swift test -c release --skip-build -Xswiftc -enable-testing \
+    POMERIUM_BENCH=1 swift test -c release "${scratch[@]}" --skip-build -Xswiftc -enable-testing \
       --filter 'SessionBenchmarkTests|ProxyBenchmarkTests' 2>&1 | grep -E 'µs|✘' || true
     echo '```'
   } >>"$section"
