@@ -6,8 +6,8 @@ usage:
       ratios to the row named --ref (the nginx plain proxy of the same run); rows whose name
       starts with "TLS " are compared with --tls-ref when it is given.
   bench_doc.py compare TABLE.txt NAME_A NAME_B
-      Prints the mean req/s of the rows whose names start with NAME_A and NAME_B, and B's
-      throughput difference to A in percent.
+      Prints the mean req/s of the rows whose names start with NAME_A and NAME_B, B's
+      throughput difference to A in percent, and the largest bg of those rows.
   bench_doc.py section DOC NAME FILE
       Replaces the text between <!-- bench:NAME:begin --> and <!-- bench:NAME:end --> in DOC
       with the contents of FILE; appends both markers and the text when DOC has none.
@@ -75,14 +75,17 @@ def table(args):
 def compare(args):
     rows = read_table(args[0])
 
-    def mean(prefix):
-        values = [r["rps"] for r in rows if r["name"].startswith(prefix)]
-        if not values:
+    def matching(prefix):
+        found = [r for r in rows if r["name"].startswith(prefix)]
+        if not found:
             sys.exit(f"bench_doc.py: no row starts with \"{prefix}\"")
-        return sum(values) / len(values)
+        return found
 
-    a, b = mean(args[1]), mean(args[2])
-    print(f"{a:.0f} {b:.0f} {(b - a) / a * 100:+.1f}")
+    rows_a, rows_b = matching(args[1]), matching(args[2])
+    a = sum(r["rps"] for r in rows_a) / len(rows_a)
+    b = sum(r["rps"] for r in rows_b) / len(rows_b)
+    bg = max(r["bg"] for r in rows_a + rows_b)
+    print(f"{a:.0f} {b:.0f} {(b - a) / a * 100:+.1f} {bg:.2f}")
 
 
 def section(args):
