@@ -106,6 +106,12 @@ public final class ProxyService: Sendable {
         }
     }
 
+    /// Creates the handler for one request to the forward-auth endpoints (`/verify?uri=` and
+    /// `/?uri=` on the `forward_auth_url` host) on `loop`.
+    public func makeForwardAuthHandler(loop: EventLoop) -> any HTTPRequestHandler {
+        ForwardAuthHandler(service: self, loop: loop)
+    }
+
     /// Builds the service for a new snapshot, keeping the shared signer cache and upstream pools.
     public func reconfigured(options: Options) throws -> ProxyService {
         try ProxyService(options: options, shared: shared)

@@ -45,9 +45,13 @@ public final class HostDispatcher: Sendable {
 
         let destination = TopLevelRouting.destination(
             method: head.method, path: head.path, authority: head.authority,
-            authenticateHost: services.authenticateHost, runsProxy: services.proxy != nil)
+            authenticateHost: services.authenticateHost, runsProxy: services.proxy != nil,
+            query: head.query,
+            hasForwardedURI: services.forwardAuthHost != nil && head.headers.contains(name: "X-Forwarded-Uri"),
+            forwardAuthHost: services.forwardAuthHost)
         switch destination {
-        case .authenticate where services.authenticate != nil, .proxy where services.proxy != nil:
+        case .authenticate where services.authenticate != nil, .proxy where services.proxy != nil,
+            .forwardAuth where services.forwardAuth != nil:
             // The service writes the access log line, with the status and the user.
             break
         default:
@@ -72,6 +76,9 @@ public final class HostDispatcher: Sendable {
             respondText(responder, head: head, status: 404, body: "404 page not found\n")
         case .authenticate:
             if let factory = services.authenticate { return factory(loop) }
+            respondText(responder, head: head, status: 404, body: "404 page not found\n")
+        case .forwardAuth:
+            if let factory = services.forwardAuth { return factory(loop) }
             respondText(responder, head: head, status: 404, body: "404 page not found\n")
         case .proxy:
             if let factory = services.proxy { return factory(loop) }

@@ -13,6 +13,9 @@ public final class ServiceSet: Sendable {
     public let authenticateHost: AuthenticateHost?
     public let authenticate: RequestHandlerFactory?
     public let proxy: RequestHandlerFactory?
+    /// The `forward_auth_url` host, when this process runs the proxy and the setting is set.
+    public let forwardAuthHost: AuthenticateHost?
+    public let forwardAuth: RequestHandlerFactory?
     /// The `headers` setting, set on every response of the listener.
     public let responseHeaders: HTTPHeaders
     /// The configuration generation the services were built from (1 at start).
@@ -22,12 +25,16 @@ public final class ServiceSet: Sendable {
         authenticateHost: AuthenticateHost?,
         authenticate: RequestHandlerFactory?,
         proxy: RequestHandlerFactory?,
+        forwardAuthHost: AuthenticateHost? = nil,
+        forwardAuth: RequestHandlerFactory? = nil,
         responseHeaders: HTTPHeaders,
         generation: Int
     ) {
         self.authenticateHost = authenticate == nil ? nil : authenticateHost
         self.authenticate = authenticate
         self.proxy = proxy
+        self.forwardAuthHost = forwardAuth == nil ? nil : forwardAuthHost
+        self.forwardAuth = forwardAuth
         self.responseHeaders = responseHeaders
         self.generation = generation
     }

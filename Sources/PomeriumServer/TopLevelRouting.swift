@@ -8,6 +8,9 @@ public enum TopLevelDestination: Equatable, Sendable {
     case ping
     /// `/healthz` or `/ping` with another method.
     case methodNotAllowed
+    /// A forward-auth request: `/verify` or `/` on the `forward_auth_url` host with a `uri`
+    /// parameter or an `X-Forwarded-Uri` header.
+    case forwardAuth
     /// The Host is the authenticate service's host.
     case authenticate
     /// Every other request, when this process runs the proxy.
@@ -16,7 +19,7 @@ public enum TopLevelDestination: Equatable, Sendable {
     case notFound
 }
 
-/// The authenticate service's public host, as `authenticate_service_url` names it. A request's
+/// The public host of a service URL (`authenticate_service_url`, `forward_auth_url`). A request's
 /// port counts only when the URL has a non-default port: behind a load balancer the browser's
 /// Host header carries no port for 443, while a demo on :8443 must not send `app.localhost:9443`
 /// to the authenticate service.
@@ -53,19 +56,38 @@ public struct AuthenticateHost: Equatable, Sendable {
 /// The pure routing rule of the HTTP listener; `HostDispatcher` applies it to live requests.
 public enum TopLevelRouting {
     /// Chooses the destination of a request. `authenticateHost` is nil when this process does not
-    /// run the authenticate service; `runsProxy` is whether it runs the proxy.
+    /// run the authenticate service; `forwardAuthHost` is nil unless it runs the proxy with
+    /// `forward_auth_url` set; `runsProxy` is whether it runs the proxy.
+    ///
+    /// As in v0.7, only `/verify` and `/` that carry a `uri` parameter (or, for Traefik, an
+    /// `X-Forwarded-Uri` header) go to forward-auth; other requests for that host go on to the
+    /// proxy, so the host may also be a route.
     public static func destination(
         method: HTTPMethod, path: String, authority: (host: String, port: Int?)?,
-        authenticateHost: AuthenticateHost?, runsProxy: Bool
+        authenticateHost: AuthenticateHost?, runsProxy: Bool,
+        query: String? = nil, hasForwardedURI: Bool = false, forwardAuthHost: AuthenticateHost? = nil
     ) -> TopLevelDestination {
         let isRead = method == .get || method == .head
         if path == "/healthz" { return isRead ? .health : .methodNotAllowed }
         if path == "/ping" { return isRead ? .ping : .methodNotAllowed }
+        if let forwardAuthHost, let authority, path == "/verify" || path == "/",
+            hasForwardedURI || query.map(hasURIParameter) == true,
+            forwardAuthHost.matches(host: authority.host, port: authority.port)
+        {
+            return .forwardAuth
+        }
         if let authenticateHost, let authority,
             authenticateHost.matches(host: authority.host, port: authority.port)
         {
             return .authenticate
         }
         return runsProxy ? .proxy : .notFound
+    }
+}
+
+extension TopLevelRouting {
+    /// Whether a raw query has a pair named `uri`.
+    static func hasURIParameter(_ query: String) -> Bool {
+        query.hasPrefix("uri=") || query.contains("&uri=")
     }
 }

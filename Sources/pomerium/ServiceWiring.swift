@@ -82,13 +82,22 @@ struct ServiceWiring: Sendable {
                 authenticateFactory = { loop in authenticate.makeHandler(loop: loop) }
             }
             var proxyFactory: RequestHandlerFactory?
+            var forwardAuthFactory: RequestHandlerFactory?
             if let proxy {
                 proxyFactory = { loop in proxy.makeHandler(loop: loop) }
+                if options.forwardAuthURL != nil {
+                    forwardAuthFactory = { loop in proxy.makeForwardAuthHandler(loop: loop) }
+                }
+            }
+            let forwardAuthHost = options.forwardAuthURL.map {
+                AuthenticateHost(scheme: $0.scheme, host: $0.host, port: $0.port)
             }
             return ServiceSet(
                 authenticateHost: authenticateHost,
                 authenticate: authenticateFactory,
                 proxy: proxyFactory,
+                forwardAuthHost: forwardAuthHost,
+                forwardAuth: forwardAuthFactory,
                 responseHeaders: ServiceSet.responseHeaders(from: options.headers),
                 generation: snapshot.generation)
         }

@@ -129,10 +129,12 @@ final class ProxyHarness: @unchecked Sendable {
         return result.options
     }
 
-    /// Runs `body` with a proxy for the settings in `config`.
+    /// Runs `body` with a proxy for the settings in `config`; with `forwardAuth`, every request
+    /// goes to the forward-auth handler instead.
     static func run<T>(
         config: String,
         refresher: any RouteSessionRefresher = RecordingRefresher.failing(),
+        forwardAuth: Bool = false,
         _ body: (ProxyHarness) async throws -> T
     ) async throws -> T {
         let options = try options(config)
@@ -151,7 +153,7 @@ final class ProxyHarness: @unchecked Sendable {
         let server = try await HTTPServer(
             group: group, configuration: HTTPServerConfiguration(address: try SocketAddress(parsing: "127.0.0.1:0"))
         ) { loop in
-            service.makeHandler(loop: loop)
+            forwardAuth ? service.makeForwardAuthHandler(loop: loop) : service.makeHandler(loop: loop)
         }
         let harness = try ProxyHarness(
             service: service, server: server, client: client, clock: clock, logs: logs, signer: signer)

@@ -72,6 +72,35 @@ struct TopLevelRoutingTests {
         #expect(destination(host: nil, runsProxy: false) == .notFound)
         #expect(destination(host: "authenticate.example.test", authenticateHost: nil) == .proxy)
     }
+
+    @Test("forward-auth takes verify and root with a uri on its host")
+    func forwardAuth() {
+        let forward = AuthenticateHost(scheme: "http", host: "127.0.0.1", port: 8080)
+        func route(
+            _ path: String, _ query: String?, host: String = "127.0.0.1", port: Int? = 8080, forwarded: Bool = false
+        )
+            -> TopLevelDestination
+        {
+            TopLevelRouting.destination(
+                method: .get, path: path, authority: (host, port), authenticateHost: authenticate, runsProxy: true,
+                query: query, hasForwardedURI: forwarded, forwardAuthHost: forward)
+        }
+        #expect(route("/verify", "uri=http://127.0.0.1:8080/a?b=1") == .forwardAuth)
+        #expect(route("/", "auth_status=403&uri=http%3A%2F%2Fapp") == .forwardAuth)
+        #expect(route("/", nil, forwarded: true) == .forwardAuth)
+        #expect(route("/", nil) == .proxy, "a request without uri belongs to a route on the same host")
+        #expect(route("/verify", "url=http://app") == .proxy)
+        #expect(route("/other", "uri=http://app") == .proxy)
+        #expect(route("/verify", "uri=http://app", port: 9090) == .proxy, "a non-default port must match")
+        #expect(route("/healthz", "uri=http://app") == .health)
+        let anyPort = AuthenticateHost(scheme: "https", host: "fwdauth.example.test", port: nil)
+        #expect(
+            TopLevelRouting.destination(
+                method: .get, path: "/verify", authority: ("fwdauth.example.test", 8443),
+                authenticateHost: authenticate,
+                runsProxy: true, query: "uri=https://app", forwardAuthHost: anyPort) == .forwardAuth)
+    }
+
 }
 
 @Suite("HTTPS redirect location")
@@ -126,4 +155,5 @@ struct ListenAddressTests {
             #expect(error.description.contains("http_redirect_addr \"127.0.0.1\""))
         }
     }
+
 }
