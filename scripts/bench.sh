@@ -19,10 +19,10 @@
 #
 # Knobs: DURATION (10s), WARMUP (2s), CONNS (32), QUIET_WAIT (90 s of waiting for other load to
 # stop before each row), RETRIES (2), PEERS_BASE_PORT (18100), BASE_PORT (18200 for variants,
-# +100 for netcore), DOC (docs/benchmarks.md, or DOC= for none). FWD_AUTH=1 also measures nginx
-# auth_request in front of pomerium, which needs the forward-auth endpoints. Servers run on CPU 0
-# and wrk on the other CPUs. Everything listens on 127.0.0.1; every process started here is stopped
-# on exit. Exit status 1 when a conformance check failed or a row is marked BAD.
+# +100 for netcore), DOC (docs/benchmarks.md, or DOC= for none), FWD_AUTH (1: also measure nginx
+# auth_request in front of pomerium's forward-auth endpoint; 0: leave that row out). Servers run
+# on CPU 0 and wrk on the other CPUs. Everything listens on 127.0.0.1; every process started here
+# is stopped on exit. Exit status 1 when a conformance check failed or a row is marked BAD.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHARED="${SHARED_BENCH:-$ROOT/../shared/bench}"
@@ -43,7 +43,7 @@ done
 
 export DURATION="${DURATION:-10s}" WARMUP="${WARMUP:-2s}" CONNS="${CONNS:-32}"
 export QUIET_WAIT="${QUIET_WAIT:-90}" RETRIES="${RETRIES:-2}"
-FWD_AUTH="${FWD_AUTH:-0}"
+FWD_AUTH="${FWD_AUTH:-1}"
 DOC="${DOC-$ROOT/docs/benchmarks.md}"
 [ -z "$DOC" ] || [ -f "$DOC" ] || { echo "bench: $DOC not found; set DOC to the benchmarks page or DOC= for none" >&2; exit 1; }
 
@@ -190,10 +190,17 @@ bench_peers() {
       --tls-ref "TLS nginx plain proxy"
     echo
     echo "$TABLE_NOTES"
-    if [ "$FWD_AUTH" != 1 ]; then
-      echo
-      echo "The row \"nginx auth_req>pomerium\" is off: run with FWD_AUTH=1 once the forward-auth"
-      echo "endpoints serve the harness's auth_request."
+    echo
+    if [ "$FWD_AUTH" = 1 ]; then
+      echo "\"nginx auth_req>pomerium\": the harness's nginx \`auth_request\` asks pomerium's"
+      echo "\`/verify?uri=\$scheme://\$http_host\$request_uri\` (\`forward_auth_url: http://127.0.0.1\` and a route"
+      echo "for nginx's own host) with the cookie of a login at pomerium, and sends a 401 to"
+      echo "\`/?uri=...\` to sign in. The harness's nginx copies the oauth2-proxy headers"
+      echo "\`X-Auth-Request-*\` to the application, which pomerium does not send (it sends"
+      echo "\`X-Pomerium-Jwt-Assertion\` and \`X-Pomerium-Claim-*\`), so in this row the application"
+      echo "gets no identity headers; the row measures the authorization round trip."
+    else
+      echo "The row \"nginx auth_req>pomerium\" is off (FWD_AUTH=0)."
     fi
     echo
     echo "The harness's own table (ratios to the direct upstream):"
