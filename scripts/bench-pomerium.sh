@@ -63,7 +63,7 @@ cookie_secret: $BENCH_COOKIE_SECRET
 jwt_claims_headers: [email, groups]
 EOF
   if [ -n "$forward_auth_port" ]; then
-    # No port: the endpoints answer on every port of 127.0.0.1, this listener's included.
+    # Without a port the endpoints serve every port of 127.0.0.1, this listener's included.
     echo "forward_auth_url: http://127.0.0.1"
   fi
   if [ -n "$redis" ]; then

@@ -2,9 +2,9 @@
 
 usage:
   bench_doc.py table TABLE.txt [--ref NAME] [--tls-ref NAME]
-      Reads a table printed by ../shared/bench/measure.py and prints it as a Markdown table with
-      ratios to the row named --ref (the nginx plain proxy of the same run); rows whose name
-      starts with "TLS " are compared with --tls-ref when it is given.
+      Reads a table printed by the peer harness's measure.py and prints it as a Markdown table.
+      Its ratios are to the row named --ref, the nginx plain proxy of the same run. Rows whose
+      name starts with "TLS " are compared with --tls-ref instead when it is given.
   bench_doc.py compare TABLE.txt NAME_A NAME_B
       Prints the mean req/s of the rows whose names start with NAME_A and NAME_B, B's
       throughput difference to A in percent, and the largest bg of those rows.
