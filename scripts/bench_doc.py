@@ -1,0 +1,121 @@
+"""Helpers of scripts/bench.sh that turn measurements into docs/benchmarks.md sections.
+
+usage:
+  bench_doc.py table TABLE.txt [--ref NAME] [--tls-ref NAME]
+      Reads a table printed by the peer harness's measure.py and prints it as a Markdown table.
+      Its ratios are to the row named --ref, the nginx plain proxy of the same run. Rows whose
+      name starts with "TLS " are compared with --tls-ref instead when it is given.
+  bench_doc.py compare TABLE.txt NAME_A NAME_B
+      Prints the mean req/s of the rows whose names start with NAME_A and NAME_B, B's
+      throughput difference to A in percent, and the largest bg of those rows.
+  bench_doc.py section DOC NAME FILE
+      Replaces the text between <!-- bench:NAME:begin --> and <!-- bench:NAME:end --> in DOC
+      with the contents of FILE; appends both markers and the text when DOC has none.
+  bench_doc.py redis BEFORE AFTER
+      Prints the number of Redis commands between two INFO commandstats outputs, leaving out
+      INFO itself.
+"""
+import re
+import sys
+
+COLUMNS = ("rps", "p50", "p99", "rps_x", "p50_x", "p99_x", "up", "err", "rss", "bg", "ok")
+
+
+def read_table(path):
+    rows = []
+    for line in open(path):
+        parts = line.split()
+        if len(parts) < len(COLUMNS) + 1 or parts[0] == "target" or set(line.strip()) == {"-"}:
+            continue
+        fields = dict(zip(COLUMNS, parts[-len(COLUMNS):]))
+        row = {"name": " ".join(parts[: -len(COLUMNS)]), "ok": fields["ok"]}
+        for key in ("rps", "p50", "p99", "up", "bg"):
+            row[key] = float(fields[key])
+        row["err"] = int(fields["err"])
+        idle, peak = fields["rss"].split(">")
+        row["rss_idle"], row["rss_peak"] = float(idle), float(peak)
+        rows.append(row)
+    return rows
+
+
+def ratio(value, reference):
+    return f"{value / reference:.2f}" if reference else "-"
+
+
+def table(args):
+    path, ref_name, tls_ref_name = args[0], None, None
+    rest = args[1:]
+    while rest:
+        flag, value, rest = rest[0], rest[1], rest[2:]
+        if flag == "--ref":
+            ref_name = value
+        elif flag == "--tls-ref":
+            tls_ref_name = value
+        else:
+            sys.exit(f"bench_doc.py: unknown option {flag}")
+    rows = read_table(path)
+    by_name = {r["name"]: r for r in rows}
+    if ref_name and ref_name not in by_name:
+        sys.exit(f"bench_doc.py: no row named \"{ref_name}\" in {path}")
+    print("| target | req/s | p50 ms | p99 ms | req/s vs nginx | p99 vs nginx | RSS MB idle / peak "
+          "| peak RSS vs nginx | up/req | err | bg | ok |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        ref = by_name.get(ref_name)
+        if r["name"].startswith("TLS ") and tls_ref_name in by_name:
+            ref = by_name[tls_ref_name]
+        rps_x = ratio(r["rps"], ref["rps"]) if ref else "-"
+        p99_x = ratio(r["p99"], ref["p99"]) if ref else "-"
+        rss_x = ratio(r["rss_peak"], ref["rss_peak"]) if ref else "-"
+        print(f"| {r['name']} | {r['rps']:,.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {rps_x} | {p99_x} "
+              f"| {r['rss_idle']:.1f} / {r['rss_peak']:.1f} | {rss_x} | {r['up']:.2f} | {r['err']} "
+              f"| {r['bg']:.2f} | {r['ok']} |")
+
+
+def compare(args):
+    rows = read_table(args[0])
+
+    def matching(prefix):
+        found = [r for r in rows if r["name"].startswith(prefix)]
+        if not found:
+            sys.exit(f"bench_doc.py: no row starts with \"{prefix}\"")
+        return found
+
+    rows_a, rows_b = matching(args[1]), matching(args[2])
+    a = sum(r["rps"] for r in rows_a) / len(rows_a)
+    b = sum(r["rps"] for r in rows_b) / len(rows_b)
+    bg = max(r["bg"] for r in rows_a + rows_b)
+    print(f"{a:.0f} {b:.0f} {(b - a) / a * 100:+.1f} {bg:.2f}")
+
+
+def section(args):
+    doc, name, source = args
+    text = open(doc).read()
+    body = open(source).read().rstrip("\n")
+    begin, end = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
+    block = f"{begin}\n{body}\n{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    open(doc, "w").write(text)
+
+
+def redis(args):
+    def calls(path):
+        total = 0
+        for line in open(path):
+            m = re.match(r"cmdstat_([a-z|_-]+):calls=(\d+)", line.strip())
+            if m and m.group(1) != "info":
+                total += int(m.group(2))
+        return total
+
+    print(calls(args[1]) - calls(args[0]))
+
+
+if __name__ == "__main__":
+    commands = {"table": table, "compare": compare, "section": section, "redis": redis}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(__doc__)
+    commands[sys.argv[1]](sys.argv[2:])
