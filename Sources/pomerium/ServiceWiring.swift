@@ -134,9 +134,13 @@ struct ServiceWiring: Sendable {
                 configuration: configuration, transport: ClientIdentityTransport(client: client),
                 logger: Logger(label: "pomerium.identity"))
         } catch {
+            // Some identity errors end with their own hint naming idp_provider_url; add it once.
+            let detail = "\(error)"
+            let hint =
+                detail.contains("idp_provider_url")
+                ? "" : "; check idp_provider_url and that the provider is reachable from this host"
             throw StartupError(
-                "identity provider discovery at idp_provider_url \(configuration.issuer) failed: \(error); check "
-                    + "idp_provider_url and that the provider is reachable from this host")
+                "identity provider discovery at idp_provider_url \(configuration.issuer) failed: \(detail)\(hint)")
         }
     }
 }

@@ -238,6 +238,9 @@ def test_unreachable_provider_names_idp_provider_url(start_pomerium):
     assert process.process.wait(timeout=60) == 1
     assert "idp_provider_url" in process.output()
     assert dead in process.output()
+    # The fatal line gives the hint once, not once per layer.
+    fatal = next(line for line in process.output().splitlines() if line.startswith("pomerium:"))
+    assert fatal.count("check idp_provider_url") == 1, fatal
 
 
 def test_proxy_mode_starts_without_the_provider_and_reloads(start_pomerium, tmp_path):
