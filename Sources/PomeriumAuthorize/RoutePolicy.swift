@@ -115,6 +115,11 @@ public struct RoutePolicy: Sendable {
 
     /// Returns whether the request's `Host` value and normalised path both match this route.
     public func matches(host hostHeader: String, path: String) -> Bool {
+        // `host` is the parsed, lower-cased form of a portless name, so a `Host` value with exactly
+        // its bytes parses to `host` with no port; comparing bytes skips the parse on the common path.
+        if hostHeader.utf8.elementsEqual(host.utf8) {
+            return port == nil && matchesPath(path)
+        }
         guard let requestHost = HostAndPort(parsing: hostHeader) else { return false }
         return matchesHost(requestHost) && matchesPath(path)
     }
