@@ -555,7 +555,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     /// The audience host for a request that `route` matched. A `Host` value spelled exactly like
     /// the route's lower-cased, portless host name is its own audience host, so it is not parsed again.
     static func audienceHost(requestHost: String, route: RoutePolicy) -> String {
-        if !route.host.hasPrefix("["), requestHost.utf8.elementsEqual(route.host.utf8) { return route.host }
+        if route.host.utf8.first != UInt8(ascii: "["), route.hostHasSameBytes(as: requestHost) { return route.host }
         return audienceHost(requestHost: requestHost, scheme: route.scheme.rawValue)
     }
 
