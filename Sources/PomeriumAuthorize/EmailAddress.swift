@@ -20,7 +20,7 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses `text`, or returns nil when it is not an address by the rules above.
     public init?(_ text: String) {
-        // ASCII text, the common case, is checked and split in one pass over its bytes; this runs
+        // ASCII text, the common case, is checked and split in one pass over its bytes. This runs
         // for the session's email on every request.
         var copy = text
         switch copy.withUTF8({ Self.splitASCII($0) }) {
@@ -61,7 +61,7 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
             if byte >= 0x80 { return .notASCII }
             if byte <= 0x20 || byte == 0x7F { return .invalid }
             if byte == UInt8(ascii: "@") {
-                // A second `@` is decided only after the scan, so non-ASCII text still takes the general path.
+                // After a second `@` the scan goes on, so a later non-ASCII byte still selects the general path.
                 if at >= 0 { at = -2 } else if at == -1 { at = index }
             } else if at >= 0, byte >= UInt8(ascii: "A"), byte <= UInt8(ascii: "Z") {
                 domainHasUppercase = true

@@ -121,7 +121,7 @@ public struct RoutePolicy: Sendable {
     /// Returns whether the request's `Host` value and normalised path both match this route.
     public func matches(host hostHeader: String, path: String) -> Bool {
         // `host` is the parsed, lower-cased form of a portless name, so a `Host` value with exactly
-        // its bytes parses to `host` with no port; comparing bytes skips the parse on the common path.
+        // its bytes parses to `host` with no port. Comparing bytes skips that parse.
         if hostHasSameBytes(as: hostHeader) {
             return port == nil && matchesPath(path)
         }
