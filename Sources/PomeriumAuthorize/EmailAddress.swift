@@ -20,6 +20,19 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses `text`, or returns nil when it is not an address by the rules above.
     public init?(_ text: String) {
+        // ASCII text, the common case, is checked and split in one pass over its bytes. This runs
+        // for the session's email on every request.
+        var copy = text
+        switch copy.withUTF8({ Self.splitASCII($0) }) {
+        case .address(let localPart, let domain):
+            self.localPart = localPart
+            self.domain = domain
+            return
+        case .invalid:
+            return nil
+        case .notASCII:
+            break
+        }
         guard !text.containsWhitespaceOrControl else { return nil }
         let bytes = text.utf8
         guard let at = bytes.firstIndex(of: UInt8(ascii: "@")), at == bytes.lastIndex(of: UInt8(ascii: "@")) else {
@@ -31,6 +44,33 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
         // when a combining mark follows the `@`.
         localPart = String(decoding: bytes[..<at], as: UTF8.self)
         domain = String(decoding: bytes[domainStart...], as: UTF8.self).asciiLowercased
+    }
+
+    private enum ASCIISplit {
+        case address(localPart: String, domain: String)
+        case invalid
+        case notASCII
+    }
+
+    /// Applies the rules above to ASCII text, or returns `.notASCII` for text with any other byte.
+    private static func splitASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> ASCIISplit {
+        var at = -1
+        var domainHasUppercase = false
+        for index in 0..<bytes.count {
+            let byte = bytes[index]
+            if byte >= 0x80 { return .notASCII }
+            if byte <= 0x20 || byte == 0x7F { return .invalid }
+            if byte == UInt8(ascii: "@") {
+                // After a second `@` the scan goes on, so a later non-ASCII byte still selects the general path.
+                if at >= 0 { at = -2 } else if at == -1 { at = index }
+            } else if at >= 0, byte >= UInt8(ascii: "A"), byte <= UInt8(ascii: "Z") {
+                domainHasUppercase = true
+            }
+        }
+        guard at > 0, at < bytes.count - 1 else { return .invalid }
+        let localPart = String(decoding: UnsafeBufferPointer(rebasing: bytes[..<at]), as: UTF8.self)
+        let domain = String(decoding: UnsafeBufferPointer(rebasing: bytes[(at + 1)...]), as: UTF8.self)
+        return .address(localPart: localPart, domain: domainHasUppercase ? domain.asciiLowercased : domain)
     }
 
     /// The address as `local@domain`, with the domain lower-cased.

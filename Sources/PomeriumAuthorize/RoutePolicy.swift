@@ -101,10 +101,10 @@ public struct RoutePolicy: Sendable {
 
     /// Returns whether every path matcher that is set accepts `path`, which the HTTP layer has already normalised.
     public func matchesPath(_ path: String) -> Bool {
-        if let exact = self.path, !path.utf8.elementsEqual(exact.utf8) {
+        if let exact = self.path, !path.hasSameBytes(as: exact) {
             return false
         }
-        if let prefix, !path.utf8.starts(with: prefix.utf8) {
+        if let prefix, !path.hasBytePrefix(prefix) {
             return false
         }
         if let regex, !regex.matchesWhole(path) {
@@ -113,8 +113,18 @@ public struct RoutePolicy: Sendable {
         return true
     }
 
+    /// Returns whether `hostHeader` has exactly the bytes of `host`.
+    public func hostHasSameBytes(as hostHeader: String) -> Bool {
+        hostHeader.hasSameBytes(as: host)
+    }
+
     /// Returns whether the request's `Host` value and normalised path both match this route.
     public func matches(host hostHeader: String, path: String) -> Bool {
+        // `host` is the parsed, lower-cased form of a portless name, so a `Host` value with exactly
+        // its bytes parses to `host` with no port. Comparing bytes skips that parse.
+        if hostHasSameBytes(as: hostHeader) {
+            return port == nil && matchesPath(path)
+        }
         guard let requestHost = HostAndPort(parsing: hostHeader) else { return false }
         return matchesHost(requestHost) && matchesPath(path)
     }

@@ -88,7 +88,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             return
         }
 
-        let audienceHost = Self.audienceHost(requestHost: host, scheme: route.scheme.rawValue)
+        let audienceHost = Self.audienceHost(requestHost: host, route: route)
         parsedCookies = CookieParser.parse(headers: head.headers)
         let cookies = parsedCookies.map { (name: $0.name, value: $0.value) }
         let query = head.query.map { URLQuery(parsingLeniently: $0) }
@@ -553,6 +553,13 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Returns the request host as `iss` and `aud` write it, for a route of `scheme`.
+    /// The audience host for a request that `route` matched. A `Host` value spelled exactly like
+    /// the route's lower-cased, portless host name is its own audience host, so it is not parsed again.
+    static func audienceHost(requestHost: String, route: RoutePolicy) -> String {
+        if route.host.utf8.first != UInt8(ascii: "["), route.hostHasSameBytes(as: requestHost) { return route.host }
+        return audienceHost(requestHost: requestHost, scheme: route.scheme.rawValue)
+    }
+
     static func audienceHost(requestHost: String, scheme: String) -> String {
         guard let key = HostAndPort(parsing: requestHost) else { return requestHost.lowercased() }
         var host = key.host

@@ -35,6 +35,11 @@ struct EmailAddressTests {
         ParseCase(text: "alice@exa\u{0}mple.test", expected: nil),
         ParseCase(text: "alice@example.test\u{2028}", expected: nil),
         ParseCase(text: "alice@example.test\u{A0}", expected: nil),
+        ParseCase(text: "Alice@Example.Test", expected: ("Alice", "example.test")),
+        ParseCase(text: "alice@exa\u{7F}mple.test", expected: nil),
+        ParseCase(text: "a@b@c\u{E9}", expected: nil),
+        ParseCase(text: "a\u{E9}@b@c", expected: nil),
+        ParseCase(text: "alice@example.test\u{E9}", expected: ("alice", "example.test\u{E9}")),
     ]
 
     @Test("parsing", arguments: parseCases)

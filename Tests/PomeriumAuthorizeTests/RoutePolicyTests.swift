@@ -139,6 +139,21 @@ struct RoutePolicyTests {
         #expect(route.matches(host: "[::1]:8443", path: "/"))
     }
 
+    @Test("Host value spelled like the route host")
+    func hostSpelledLikeRoute() throws {
+        let portless = try RoutePolicy(RouteDefinition(id: "r1", host: "a.example.test"))
+        #expect(portless.matches(host: "a.example.test", path: "/"))
+        #expect(portless.matches(host: "A.Example.TEST", path: "/"))
+        #expect(portless.matches(host: "a.example.test:443", path: "/"))
+        #expect(!portless.matches(host: "a.example.test.", path: "/"))
+        let withPort = try RoutePolicy(RouteDefinition(id: "r2", host: "a.example.test", port: 8443))
+        #expect(!withPort.matches(host: "a.example.test", path: "/"))
+        #expect(withPort.matches(host: "a.example.test:8443", path: "/"))
+        let withPath = try RoutePolicy(RouteDefinition(id: "r3", host: "a.example.test", prefix: "/app"))
+        #expect(!withPath.matches(host: "a.example.test", path: "/other"))
+        #expect(withPath.matches(host: "a.example.test", path: "/app/x"))
+    }
+
     @Test("policy error lists each message on a line")
     func policyErrorDescription() {
         do {

@@ -242,3 +242,55 @@ struct CookieCacheTests {
         #expect(codec.session(fromCookies: [("_pomerium", String(decoding: altered, as: UTF8.self))]) == nil)
     }
 }
+
+@Suite("Opened-cookie cache key")
+struct OpenedCookieKeyTests {
+    @Test("keys with the same length and suffix hash alike but are equal only when every byte is")
+    func sameSuffix() {
+        let tail = Array(repeating: UInt8(ascii: "t"), count: OpenedCookieKey.hashedSuffix)
+        let first = OpenedCookieKey(Array("aaaa".utf8) + tail)
+        let second = OpenedCookieKey(Array("aaab".utf8) + tail)
+        #expect(first.hashValue == second.hashValue)
+        #expect(first != second)
+        #expect(first == OpenedCookieKey(Array("aaaa".utf8) + tail))
+        #expect(OpenedCookieKey([]) == OpenedCookieKey([]))
+        #expect(OpenedCookieKey([1]) != OpenedCookieKey([]))
+    }
+
+    @Test("a cached session is not served for another cookie with the same length and ending")
+    func sharedSuffixMisses() throws {
+        let codec = try SessionCookieCodec(
+            cookieSecret: SessionFixtures.cookieSecret, settings: CookieSettings(),
+            clock: ManualWallClock(now: SessionFixtures.now), logger: .inMemory(store: .init()),
+            openedCacheCapacity: 4)
+        let header = try codec.setCookieHeaders(for: SessionFixtures.sampleSession())[0]
+        let value = String(header.split(separator: ";")[0].split(separator: "=", maxSplits: 1)[1])
+        #expect(codec.session(fromCookies: [("_pomerium", value)]) != nil)
+        var altered = Array(value.utf8)
+        altered[5] = altered[5] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        #expect(codec.session(fromCookies: [("_pomerium", String(decoding: altered, as: UTF8.self))]) == nil)
+        #expect(codec.openedCacheCount == 1)
+    }
+
+    @Test("a cookie canonically equivalent to a cached one but with other bytes is not served from the cache")
+    func canonicalEquivalentMisses() throws {
+        let codec = try SessionCookieCodec(
+            cookieSecret: SessionFixtures.cookieSecret, settings: CookieSettings(),
+            clock: ManualWallClock(now: SessionFixtures.now), logger: .inMemory(store: .init()),
+            openedCacheCapacity: 4)
+        // The Kelvin sign U+212A is canonically equivalent to "K", so a String-keyed cache would
+        // treat the two texts as one key.
+        // Each seal draws a new nonce; a 370-character body lacks a "K" once in 300 seals.
+        var value = ""
+        for _ in 0..<20 where !value.contains("K") {
+            let header = try codec.setCookieHeaders(for: SessionFixtures.sampleSession())[0]
+            value = String(header.split(separator: ";")[0].split(separator: "=", maxSplits: 1)[1])
+        }
+        let k = try #require(value.firstIndex(of: "K"))
+        #expect(codec.session(fromCookies: [("_pomerium", value)]) != nil)
+        var kelvin = value
+        kelvin.replaceSubrange(k...k, with: "\u{212A}")
+        #expect(kelvin == value)
+        #expect(codec.session(fromCookies: [("_pomerium", kelvin)]) == nil)
+    }
+}
