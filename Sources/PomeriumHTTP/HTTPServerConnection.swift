@@ -219,7 +219,7 @@ public struct HTTPServerConnection: Sendable {
         return actions
     }
 
-    /// `writeHead(_:)` appending to `actions`, which is unchanged when it throws.
+    /// Writes a response head as `writeHead(_:)` does, appending to `actions`, which is unchanged when it throws.
     public mutating func writeHead(_ head: HTTPResponseHead, into actions: inout [Action]) throws(UsageError) {
         guard case .active(var exchange) = state else { throw .noActiveRequest }
         guard exchange.response == .notStarted else { throw .headAlreadyWritten }
@@ -285,7 +285,7 @@ public struct HTTPServerConnection: Sendable {
         return actions
     }
 
-    /// `writeBody(_:)` appending to `actions`, which is unchanged when it throws.
+    /// Writes body bytes as `writeBody(_:)` does, appending to `actions`, which is unchanged when it throws.
     public mutating func writeBody(_ bytes: some Collection<UInt8>, into actions: inout [Action]) throws(UsageError) {
         guard case .active(var exchange) = state else { throw .noActiveRequest }
         guard case .streaming(let framing) = exchange.response else { throw .headNotWritten }
@@ -316,7 +316,8 @@ public struct HTTPServerConnection: Sendable {
         return actions
     }
 
-    /// `finishResponse(trailers:)` appending to `actions`, which is unchanged when it throws.
+    /// Ends the response as `finishResponse(trailers:)` does, appending to `actions`, which is unchanged when it
+    /// throws.
     public mutating func finishResponse(trailers: HTTPHeaders, into actions: inout [Action]) throws(UsageError) {
         guard case .active(var exchange) = state else { throw .noActiveRequest }
         guard case .streaming(let framing) = exchange.response else { throw .headNotWritten }

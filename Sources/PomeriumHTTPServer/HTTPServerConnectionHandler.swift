@@ -30,8 +30,8 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     private var deadlineReason = "idle"
     private var timer: LoopTimer?
     /// An empty action array with capacity, lent to each machine call so that an event does not
-    /// allocate an array. A nested call (a handler responding from inside `requestStarted`) finds
-    /// it lent out and allocates its own.
+    /// allocate an array. A nested call, such as a handler that responds inside `requestStarted`,
+    /// finds it lent out and allocates its own.
     private var spareActions: [HTTPServerConnection.Action] = []
 
     init(
