@@ -1,5 +1,6 @@
-/// The form of a request target (RFC 9112 §3.2).
-public enum HTTPRequestTarget: Hashable, Sendable {
+/// The form of a request target (RFC 9112 §3.2). The payload is boxed (`indirect`), so copying a
+/// request head, which the server, the proxy and the client each do, retains one reference for it.
+public indirect enum HTTPRequestTarget: Hashable, Sendable {
     /// `/path?query`, the form of ordinary requests to an origin server. The path and query stay
     /// percent-encoded; `query` is nil when the target has no `?`.
     case origin(path: String, query: String?)

@@ -152,14 +152,20 @@ public struct HTTPServerConnection: Sendable {
 
     /// Processes bytes read from the socket, copied in one step.
     public mutating func bytesReceived(_ bytes: UnsafeRawBufferPointer) -> [Action] {
+        var actions: [Action] = []
+        bytesReceived(bytes, into: &actions)
+        return actions
+    }
+
+    /// Processes bytes read from the socket and appends the resulting actions to `actions`, so an
+    /// owner can reuse one array instead of allocating one per event.
+    public mutating func bytesReceived(_ bytes: UnsafeRawBufferPointer, into actions: inout [Action]) {
         switch state {
         case .closed, .tunnel:
-            return []
+            return
         case .idle, .active:
             parser.feed(bytes)
-            var actions: [Action] = []
             pump(into: &actions)
-            return actions
         }
     }
 
@@ -208,6 +214,13 @@ public struct HTTPServerConnection: Sendable {
     /// Writes a response head. Interim 1xx heads (except 101) may come before the final one and
     /// are dropped for HTTP/1.0 clients. A 101, or a 2xx to `CONNECT`, starts the tunnel.
     public mutating func writeHead(_ head: HTTPResponseHead) throws(UsageError) -> [Action] {
+        var actions: [Action] = []
+        try writeHead(head, into: &actions)
+        return actions
+    }
+
+    /// Writes a response head as `writeHead(_:)` does, appending to `actions`, which is unchanged when it throws.
+    public mutating func writeHead(_ head: HTTPResponseHead, into actions: inout [Action]) throws(UsageError) {
         guard case .active(var exchange) = state else { throw .noActiveRequest }
         guard exchange.response == .notStarted else { throw .headAlreadyWritten }
         let opensTunnel =
@@ -223,17 +236,20 @@ public struct HTTPServerConnection: Sendable {
                 throw .invalidHead(error)
             }
             state = .tunnel
-            return [.write(bytes), .startTunnel(initialBytes: parser.takeRemainingBytes())]
+            actions.append(.write(bytes))
+            actions.append(.startTunnel(initialBytes: parser.takeRemainingBytes()))
+            return
         }
         if head.isInformational {
-            guard exchange.version.isAtLeastHTTP11 else { return [] }
+            guard exchange.version.isAtLeastHTTP11 else { return }
             var bytes: [UInt8] = []
             do {
                 try HTTPEncoder.encode(head, into: &bytes)
             } catch {
                 throw .invalidHead(error)
             }
-            return [.write(bytes)]
+            actions.append(.write(bytes))
+            return
         }
 
         var head = head
@@ -258,39 +274,53 @@ public struct HTTPServerConnection: Sendable {
         }
         exchange.response = .streaming(framing)
         state = .active(exchange)
-        return [.write(bytes)]
+        actions.append(.write(bytes))
     }
 
     /// Writes response body bytes, framed as `writeHead` decided. Bytes for a `HEAD`, 204 or 304
     /// response are dropped.
     public mutating func writeBody(_ bytes: some Collection<UInt8>) throws(UsageError) -> [Action] {
+        var actions: [Action] = []
+        try writeBody(bytes, into: &actions)
+        return actions
+    }
+
+    /// Writes body bytes as `writeBody(_:)` does, appending to `actions`, which is unchanged when it throws.
+    public mutating func writeBody(_ bytes: some Collection<UInt8>, into actions: inout [Action]) throws(UsageError) {
         guard case .active(var exchange) = state else { throw .noActiveRequest }
         guard case .streaming(let framing) = exchange.response else { throw .headNotWritten }
-        guard !bytes.isEmpty else { return [] }
+        guard !bytes.isEmpty else { return }
         switch framing {
         case .none:
-            return []
+            return
         case .fixed(let remaining):
             guard bytes.count <= remaining else { throw .bodyExceedsContentLength }
             exchange.response = .streaming(.fixed(remaining: remaining - bytes.count))
             state = .active(exchange)
-            return [.write(Array(bytes))]
+            actions.append(.write(Array(bytes)))
         case .chunked:
             var output: [UInt8] = []
             output.reserveCapacity(bytes.count + 12)
             HTTPEncoder.encodeChunk(bytes, into: &output)
-            return [.write(output)]
+            actions.append(.write(output))
         case .closeDelimited:
-            return [.write(Array(bytes))]
+            actions.append(.write(Array(bytes)))
         }
     }
 
     /// Ends the response, with trailer fields when the body is chunked (dropped otherwise), and
     /// starts the next pipelined request, if any, or closes the connection.
     public mutating func finishResponse(trailers: HTTPHeaders = HTTPHeaders()) throws(UsageError) -> [Action] {
+        var actions: [Action] = []
+        try finishResponse(trailers: trailers, into: &actions)
+        return actions
+    }
+
+    /// Ends the response as `finishResponse(trailers:)` does, appending to `actions`, which is unchanged when it
+    /// throws.
+    public mutating func finishResponse(trailers: HTTPHeaders, into actions: inout [Action]) throws(UsageError) {
         guard case .active(var exchange) = state else { throw .noActiveRequest }
         guard case .streaming(let framing) = exchange.response else { throw .headNotWritten }
-        var actions: [Action] = []
         switch framing {
         case .chunked:
             var output: [UInt8] = []
@@ -309,7 +339,7 @@ public struct HTTPServerConnection: Sendable {
         if exchange.closeAfterResponse || !exchange.requestComplete {
             state = .closed
             actions.append(.close)
-            return actions
+            return
         }
         state = .idle
         parser.resumeAfterDeclinedUpgrade()
@@ -318,7 +348,6 @@ public struct HTTPServerConnection: Sendable {
             actions.append(.resumeReading)
         }
         pump(into: &actions)
-        return actions
     }
 
     /// Ends the connection at once, for example after an upstream failure in the middle of a body.

@@ -29,6 +29,10 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     private var deadline: UInt64 = 0
     private var deadlineReason = "idle"
     private var timer: LoopTimer?
+    /// An empty action array with capacity, lent to each machine call so that an event does not
+    /// allocate an array. A nested call, such as a handler that responds inside `requestStarted`,
+    /// finds it lent out and allocates its own.
+    private var spareActions: [HTTPServerConnection.Action] = []
 
     init(
         stream: StreamConnection,
@@ -71,7 +75,10 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         } else if phase == .readingBody {
             setDeadline(configuration.readTimeout, reason: "read")
         }
-        perform(machine.bytesReceived(bytes))
+        var actions = borrowActions()
+        machine.bytesReceived(bytes, into: &actions)
+        perform(actions)
+        giveBack(&actions)
     }
 
     func connectionDidReadEOF(_ connection: StreamConnection) {
@@ -108,6 +115,17 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
 
     // MARK: Actions
+
+    private func borrowActions() -> [HTTPServerConnection.Action] {
+        var actions: [HTTPServerConnection.Action] = []
+        swap(&actions, &spareActions)
+        return actions
+    }
+
+    private func giveBack(_ actions: inout [HTTPServerConnection.Action]) {
+        actions.removeAll(keepingCapacity: true)
+        if spareActions.capacity == 0 { swap(&actions, &spareActions) }
+    }
 
     private func perform(_ actions: [HTTPServerConnection.Action]) {
         for action in actions {
@@ -171,8 +189,10 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         if draining && !head.isInformational && head.status != 101 {
             head.headers.replaceOrAdd(name: "Connection", value: "close")
         }
+        var actions = borrowActions()
+        defer { giveBack(&actions) }
         do {
-            let actions = try machine.writeHead(head)
+            try machine.writeHead(head, into: &actions)
             if !head.isInformational || head.status == 101 { headWritten = true }
             perform(actions)
             if headWritten && !isTunnel { setDeadline(configuration.writeTimeout, reason: "write") }
@@ -183,8 +203,11 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
 
     func writeBody(_ bytes: some Collection<UInt8>) {
+        var actions = borrowActions()
+        defer { giveBack(&actions) }
         do {
-            perform(try machine.writeBody(bytes))
+            try machine.writeBody(bytes, into: &actions)
+            perform(actions)
         } catch {
             registry?.logger.error("response body rejected", metadata: ["error": "\(error)"])
             abort()
@@ -193,8 +216,10 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
 
     func finishResponse(trailers: HTTPHeaders) {
         handler = nil
+        var actions = borrowActions()
+        defer { giveBack(&actions) }
         do {
-            let actions = try machine.finishResponse(trailers: trailers)
+            try machine.finishResponse(trailers: trailers, into: &actions)
             phase = .idle
             setDeadline(configuration.idleTimeout, reason: "idle")
             handlerPausedReading = false

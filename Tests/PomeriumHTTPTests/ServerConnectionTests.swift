@@ -440,4 +440,45 @@ struct ServerConnectionTests {
         #expect(connection.abort() == [.close])
         #expect(connection.abort() == [])
     }
+
+    @Test("appending calls keep actions on error")
+    func appendingVariants() throws {
+        var connection = HTTPServerConnection()
+        var actions: [HTTPServerConnection.Action] = [.pauseReading]
+        let request = Array("GET /a HTTP/1.1\r\nHost: h\r\n\r\n".utf8)
+        request.withUnsafeBytes { connection.bytesReceived($0, into: &actions) }
+        #expect(actions.first == .pauseReading)
+        #expect(startedTargets(actions) == ["/a"])
+        #expect(actions.last == .requestEnd(trailers: HTTPHeaders()))
+
+        actions = [.pauseReading]
+        #expect(throws: HTTPServerConnection.UsageError.headNotWritten) {
+            try connection.writeBody(Array("ok".utf8), into: &actions)
+        }
+        #expect(throws: HTTPServerConnection.UsageError.headNotWritten) {
+            try connection.finishResponse(trailers: HTTPHeaders(), into: &actions)
+        }
+        var badHead = okHead
+        badHead.headers.replaceOrAdd(name: "Content-Length", value: "x")
+        #expect(throws: HTTPServerConnection.UsageError.invalidContentLength) {
+            try connection.writeHead(badHead, into: &actions)
+        }
+        #expect(actions == [.pauseReading])
+
+        try connection.writeHead(okHead, into: &actions)
+        try connection.writeBody(Array("ok".utf8), into: &actions)
+        #expect(actions.first == .pauseReading)
+        #expect(written(actions) == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        #expect(throws: HTTPServerConnection.UsageError.bodyExceedsContentLength) {
+            try connection.writeBody(Array("!".utf8), into: &actions)
+        }
+        #expect(actions.count == 3)
+
+        let second = Array("GET /b HTTP/1.1\r\nHost: h\r\n\r\n".utf8)
+        second.withUnsafeBytes { connection.bytesReceived($0, into: &actions) }
+        #expect(actions.count == 3)
+        try connection.finishResponse(trailers: HTTPHeaders(), into: &actions)
+        #expect(startedTargets(actions) == ["/b"])
+        #expect(actions.last == .requestEnd(trailers: HTTPHeaders()))
+    }
 }
