@@ -57,10 +57,15 @@ import Testing
     }
 
     @Test func unknownParameterStopsTheStart() async throws {
-        let options = try Self.options(cacheStoreAddress: "rediss://127.0.0.1:6390?tls_ca=/ca.pem")
-        let problem = await #expect(throws: SessionStoreFactory.Problem.self) {
-            _ = try await SessionStoreFactory.open(options: options, logger: Logger(label: "test"))
-        }
-        #expect(problem?.description.contains("unknown parameter \"tls_ca\"") == true, "\(problem?.description ?? "")")
+        // Validation catches the misspelt parameter before any store opens, naming the key.
+        let text = """
+            cache_store: redis
+            cache_store_address: "rediss://127.0.0.1:6390?tls_ca=/ca.pem"
+            """
+        let result = ConfigLoader.load(text: text, format: .yaml)
+        let messages = result.errors.map { "\($0)" }
+        #expect(
+            messages.contains { $0.contains("cache_store_address") && $0.contains("unknown parameter \"tls_ca\"") },
+            "\(messages)")
     }
 }
