@@ -108,7 +108,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         var paused = false
         SessionLivenessGate.check(
             session, liveness: service.shared.liveness, loop: loop,
-            waiting: { [self] in
+            waiting: {
                 paused = true
                 responder.pauseRequestBody()
             }

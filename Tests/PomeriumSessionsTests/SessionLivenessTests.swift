@@ -126,7 +126,7 @@ private final class ObservedStore: KeyValueStore {
         #expect(await liveness.check("unseen") == .unavailable)
         // The failure is not cached: the next request reads again.
         #expect(liveness.cached("seen") == .unknown)
-        clock.advance(by: 51)
+        clock.advance(by: 60)
         #expect(await liveness.check("seen") == .unavailable)
         let warnings = logs.all.filter { $0.level == .warning }
         #expect(warnings.count == 2)
