@@ -106,13 +106,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         let context = RouteContext(
             route: route, upstream: upstreamRoute, audienceHost: audienceHost, source: loaded?.source)
         var paused = false
-        SessionLivenessGate.check(
-            session, liveness: service.shared.liveness, loop: loop,
-            waiting: {
-                paused = true
-                responder.pauseRequestBody()
-            }
-        ) { [self] outcome in
+        let checked: (SessionLivenessGate.Outcome) -> Void = { [self] outcome in
             guard !finished else { return }
             if paused { self.responder?.resumeRequestBody() }
             switch outcome {
@@ -123,6 +117,12 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             case .unavailable: respondError(503, "The session store is unavailable; try again shortly.")
             }
         }
+        SessionLivenessGate.check(
+            session, liveness: service.shared.liveness, loop: loop,
+            waiting: {
+                paused = true
+                responder.pauseRequestBody()
+            }, completion: checked)
     }
 
     struct RouteContext {
