@@ -11,7 +11,7 @@ enum SessionLivenessGate {
         case proceed
         /// The user signed out: clear the cookie and send the user to sign in.
         case signedOut
-        /// The store could not say; answer 503 and keep the cookie.
+        /// The store read failed: respond 503 and keep the cookie.
         case unavailable
     }
 

@@ -24,7 +24,7 @@ public final class SessionLiveness: Sendable {
         case signedOut
         /// The store could not answer and the session was not seen live recently.
         case unavailable
-        /// Memory cannot answer; call `check(_:)`, which reads the store.
+        /// The cache has no current entry, so call `check(_:)`, which reads the store.
         case unknown
     }
 
