@@ -48,6 +48,8 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
     let sealer: SessionSealer
     let redirects: RedirectValidator
     let singleFlight: SingleFlight
+    /// The proxy's record of live sessions in the same process; sign-out ends the session there at once.
+    let liveness: SessionLiveness?
 
     /// Builds the service from validated options.
     ///
@@ -59,6 +61,7 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
     ///   - replayGuard: records used OAuth states; defaults to an in-process guard.
     ///   - singleFlight: runs one refresh per session at a time; defaults to one over `store` with
     ///     a 60-second lease and a 40-second wait.
+    ///   - liveness: the proxy's `SessionLiveness` when both services run in this process.
     /// - Throws: `PomeriumError` when `authenticate_service_url` is missing or a secret is invalid.
     public init(
         options: Options,
@@ -68,7 +71,8 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
         clock: any WallClock = SystemWallClock(),
         logger: Logger = Logger(label: "pomerium.authenticate"),
         replayGuard: (any StateReplayGuard)? = nil,
-        singleFlight: SingleFlight? = nil
+        singleFlight: SingleFlight? = nil,
+        liveness: SessionLiveness? = nil
     ) throws {
         guard let authenticateURL = options.authenticateServiceURL else {
             throw PomeriumError(
@@ -87,6 +91,7 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
         self.clock = clock
         self.logger = logger
         self.keySet = keySet
+        self.liveness = liveness
 
         let cookieSettings = CookieSettings(
             name: options.cookieName,

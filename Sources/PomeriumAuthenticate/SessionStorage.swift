@@ -52,7 +52,9 @@ struct SessionSealer: Sendable {
 }
 
 extension AuthenticateService {
-    static func storeKey(accessTokenID: String) -> String { "session/" + accessTokenID }
+    static func storeKey(accessTokenID: String) -> String {
+        SessionLiveness.storeKey(accessTokenID: accessTokenID)
+    }
 
     /// Reads the global session under `accessTokenID`; nil when absent, expired from the store or
     /// unreadable.

@@ -23,6 +23,7 @@ extension AuthenticateService {
         if let presented = presentedSession(request) {
             hadSession = true
             let accessTokenID = presented.session.accessTokenID
+            liveness?.markSignedOut(accessTokenID)
             let stored = try await loadStoredSession(accessTokenID: accessTokenID)
             try await deleteStoredSession(accessTokenID: accessTokenID)
             await revoke(stored ?? presented.session, requestID: request.requestID)

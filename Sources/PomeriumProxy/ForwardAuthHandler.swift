@@ -119,7 +119,16 @@ final class ForwardAuthHandler: HTTPRequestHandler {
             session = nil
         }
         let context = Context(target: target, path: path, route: route, audienceHost: audienceHost)
-        decide(context, session: session, refreshed: false)
+        SessionLivenessGate.check(session, liveness: service.shared.liveness, loop: loop) { [self] outcome in
+            guard !finished else { return }
+            switch outcome {
+            case .proceed: decide(context, session: session, refreshed: false)
+            case .signedOut:
+                responseCookies = (try? service.cookies.clearingHeaders()) ?? []
+                respondUnauthenticated(target: context.target)
+            case .unavailable: respondError(503, "The session store is unavailable; try again shortly.")
+            }
+        }
     }
 
     struct Context {

@@ -105,7 +105,24 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         }
         let context = RouteContext(
             route: route, upstream: upstreamRoute, audienceHost: audienceHost, source: loaded?.source)
-        decide(context, session: session, refreshed: false)
+        var paused = false
+        let checked: (SessionLivenessGate.Outcome) -> Void = { [self] outcome in
+            guard !finished else { return }
+            if paused { self.responder?.resumeRequestBody() }
+            switch outcome {
+            case .proceed: decide(context, session: session, refreshed: false)
+            case .signedOut:
+                if context.source == .cookie { responseCookies = (try? service.cookies.clearingHeaders()) ?? [] }
+                respondSignIn(scheme: context.upstream.from.scheme)
+            case .unavailable: respondError(503, "The session store is unavailable; try again shortly.")
+            }
+        }
+        SessionLivenessGate.check(
+            session, liveness: service.shared.liveness, loop: loop,
+            waiting: {
+                paused = true
+                responder.pauseRequestBody()
+            }, completion: checked)
     }
 
     struct RouteContext {

@@ -19,6 +19,8 @@ public struct ProxySharedState: Sendable {
     public let client: HTTPClient
     public let logger: Logger
     public let clock: any WallClock
+    /// Ends route sessions whose global session was signed out; nil in a proxy-only process.
+    public let liveness: SessionLiveness?
 
     public init(
         signer: IdentityAssertionSigner,
@@ -26,7 +28,8 @@ public struct ProxySharedState: Sendable {
         refresher: any RouteSessionRefresher,
         client: HTTPClient,
         logger: Logger,
-        clock: any WallClock
+        clock: any WallClock,
+        liveness: SessionLiveness? = nil
     ) {
         self.signer = signer
         self.keySet = keySet
@@ -34,6 +37,7 @@ public struct ProxySharedState: Sendable {
         self.client = client
         self.logger = logger
         self.clock = clock
+        self.liveness = liveness
     }
 }
 

@@ -57,6 +57,11 @@ struct ServiceWiring: Sendable {
         let proxyLogger = Logger(label: "pomerium.proxy")
         let authenticateLogger = Logger(label: "pomerium.authenticate")
 
+        // Only a process that runs the authenticate service knows its sessions are in `store`; a
+        // proxy-only process skips the sign-out check (its route sessions last until their `exp`).
+        let liveness: SessionLiveness? =
+            mode.runsAuthenticate && mode.runsProxy
+            ? SessionLiveness(store: store, clock: clock, logger: proxyLogger) : nil
         let signingKeys = shared.signingKeys
         let build: ServiceSetBuilder = { (snapshot: ConfigSnapshot) throws -> ServiceSet in
             let options = snapshot.options
@@ -69,7 +74,7 @@ struct ServiceWiring: Sendable {
             if let provider {
                 authenticate = try AuthenticateService(
                     options: options, provider: provider, store: store, keySet: keys?.keySet, clock: clock,
-                    logger: authenticateLogger, replayGuard: replayGuard)
+                    logger: authenticateLogger, replayGuard: replayGuard, liveness: liveness)
             }
             var proxy: ProxyService?
             if mode.runsProxy, let signer = keys?.signer, let keySet = keys?.keySet {
@@ -78,7 +83,7 @@ struct ServiceWiring: Sendable {
                     options: options,
                     shared: ProxySharedState(
                         signer: signer, keySet: keySet, refresher: refresher, client: client,
-                        logger: proxyLogger, clock: clock))
+                        logger: proxyLogger, clock: clock, liveness: liveness))
             }
             let authenticateHost = options.authenticateServiceURL.map {
                 AuthenticateHost(scheme: $0.scheme, host: $0.host, port: $0.port)

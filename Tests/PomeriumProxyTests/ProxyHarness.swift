@@ -135,6 +135,7 @@ final class ProxyHarness: @unchecked Sendable {
         config: String,
         refresher: any RouteSessionRefresher = RecordingRefresher.failing(),
         forwardAuth: Bool = false,
+        livenessStore: (any KeyValueStore)? = nil,
         _ body: (ProxyHarness) async throws -> T
     ) async throws -> T {
         let options = try options(config)
@@ -148,7 +149,8 @@ final class ProxyHarness: @unchecked Sendable {
         let signer = try IdentityAssertionSigner(signingKey: try ECPrivateKey.generate(curve: .p256), clock: clock)
         let shared = ProxySharedState(
             signer: signer, keySet: try AssertionKeySet(current: signer.publicKey), refresher: refresher,
-            client: client, logger: logger, clock: clock)
+            client: client, logger: logger, clock: clock,
+            liveness: livenessStore.map { SessionLiveness(store: $0, clock: clock, logger: logger) })
         let service = try ProxyService(options: options, shared: shared)
         let server = try await HTTPServer(
             group: group, configuration: HTTPServerConfiguration(address: try SocketAddress(parsing: "127.0.0.1:0"))

@@ -228,10 +228,8 @@ def test_logs_hold_no_session_material(stack):
     assert stack["config"]["idp_client_secret"] not in log
 
 
-@pytest.mark.xfail(strict=True, reason="route sessions are self-contained tokens: sign-out deletes the "
-                   "global session from the store, but a copied route cookie keeps working until its exp "
-                   "(the identity token's lifetime, one hour with the mock provider)")
 def test_route_session_ends_with_sign_out(stack):
+    """A copied route cookie stops working once the user signs out in the same process."""
     session, _ = login(stack, "alice")
     stolen = cookie(session, "app")
     signed_out = session.get(url(stack, "app", "/.pomerium/sign_out"), allow_redirects=False, timeout=10)

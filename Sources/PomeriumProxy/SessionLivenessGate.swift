@@ -1,0 +1,53 @@
+import PomeriumNet
+import PomeriumSessions
+
+/// Checks, before a request is authorized, that the global session behind its route session
+/// still exists (see `SessionLiveness`). Without a `SessionLiveness` (a proxy-only process has
+/// no view of the authenticate service's sessions) every session passes, so a copied route
+/// cookie then works until its own `exp`.
+enum SessionLivenessGate {
+    enum Outcome {
+        /// Authorize the request with its session.
+        case proceed
+        /// The user signed out: clear the cookie and send the user to sign in.
+        case signedOut
+        /// The store read failed: respond 503 and keep the cookie.
+        case unavailable
+    }
+
+    /// Calls `completion` at once, on the calling thread, when memory answers (always the case
+    /// for a session seen live in the last few seconds); otherwise calls `waiting` and then,
+    /// after one store read, `completion` on `loop`.
+    static func check(
+        _ session: SessionState?, liveness: SessionLiveness?, loop: EventLoop, waiting: () -> Void = {},
+        completion: @escaping (Outcome) -> Void
+    ) {
+        guard let liveness, let session, !session.accessTokenID.isEmpty else {
+            completion(.proceed)
+            return
+        }
+        let accessTokenID = session.accessTokenID
+        let verdict = liveness.cached(accessTokenID)
+        if verdict != .unknown {
+            completion(outcome(verdict))
+            return
+        }
+        waiting()
+        loop.submit(
+            { await liveness.check(accessTokenID) },
+            completion: { result in
+                switch result {
+                case .success(let verdict): completion(outcome(verdict))
+                case .failure: completion(.unavailable)
+                }
+            })
+    }
+
+    private static func outcome(_ verdict: SessionLiveness.Verdict) -> Outcome {
+        switch verdict {
+        case .live: .proceed
+        case .signedOut: .signedOut
+        case .unavailable, .unknown: .unavailable
+        }
+    }
+}

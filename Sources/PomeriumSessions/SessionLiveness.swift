@@ -1,0 +1,185 @@
+import PomeriumCore
+import PomeriumLogging
+import Synchronization
+
+/// Remembers, per process, whether the global session behind a route session (its `ati`) still
+/// exists in the store, so that sign-out ends copied route cookies without a store read on every
+/// request.
+///
+/// - A session seen live within `recheckInterval` (5 s by default) is served from memory: no store
+///   round trip.
+/// - An older or unknown entry costs one `get` of the global session key. Every request for the
+///   same `ati` that arrives while that read runs waits for it and shares its answer.
+/// - A missing global session means the user signed out (or it expired from the store): the
+///   verdict is `.signedOut` and stays so, because an access-token ID is never reused.
+/// - Sign-out in this process calls `markSignedOut(_:)`, which ends the session at once.
+/// - When the store fails, an entry seen live within `failureGrace` (60 s) keeps being served and a
+///   warning is logged at most once per `failureGrace`; any other session gets `.unavailable`.
+/// - At most `capacity` entries are kept; the oldest inserted is dropped first.
+public final class SessionLiveness: Sendable {
+    public enum Verdict: Sendable, Equatable {
+        /// The global session exists.
+        case live
+        /// The global session is gone: the user signed out or it expired from the store.
+        case signedOut
+        /// The store could not answer and the session was not seen live recently.
+        case unavailable
+        /// The cache has no current entry, so call `check(_:)`, which reads the store.
+        case unknown
+    }
+
+    /// The store key of the global session with access-token ID `accessTokenID`; sign-out
+    /// deletes this key.
+    public static func storeKey(accessTokenID: String) -> String { "session/" + accessTokenID }
+
+    public static let defaultRecheckInterval = 5.0
+    public static let defaultFailureGrace = 60.0
+    public static let defaultCapacity = 50_000
+
+    private struct Entry {
+        var live: Bool
+        var checkedAt: Double
+        var lastLiveAt: Double?
+        var read: Task<Verdict, Never>?
+    }
+
+    private struct State {
+        var entries: [String: Entry] = [:]
+        /// Keys in insertion order from `head` on; each key in `entries` appears once.
+        var order: [String] = []
+        var head = 0
+        var lastFailureWarning = -Double.infinity
+    }
+
+    private let store: any KeyValueStore
+    private let clock: any WallClock
+    private let logger: Logger
+    public let recheckInterval: Double
+    public let failureGrace: Double
+    public let capacity: Int
+    private let state = Mutex(State())
+
+    public init(
+        store: any KeyValueStore, clock: any WallClock, logger: Logger,
+        recheckInterval: Double = SessionLiveness.defaultRecheckInterval,
+        failureGrace: Double = SessionLiveness.defaultFailureGrace,
+        capacity: Int = SessionLiveness.defaultCapacity
+    ) {
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+        self.recheckInterval = recheckInterval
+        self.failureGrace = failureGrace
+        self.capacity = max(1, capacity)
+    }
+
+    /// The verdict that memory alone gives; `.unknown` when the store must be read.
+    public func cached(_ accessTokenID: String) -> Verdict {
+        let now = clock.now()
+        return state.withLock { state in
+            guard let entry = state.entries[accessTokenID] else { return .unknown }
+            if !entry.live { return .signedOut }
+            return now - entry.checkedAt < recheckInterval ? .live : .unknown
+        }
+    }
+
+    /// The verdict for `accessTokenID`, reading the store at most once for all concurrent callers.
+    public func check(_ accessTokenID: String) async -> Verdict {
+        let verdict = cached(accessTokenID)
+        guard verdict == .unknown else { return verdict }
+        let read: Task<Verdict, Never> = state.withLock { state in
+            if let running = state.entries[accessTokenID]?.read { return running }
+            let task = Task { await self.readStore(accessTokenID) }
+            if state.entries[accessTokenID] == nil {
+                insert(&state, accessTokenID, Entry(live: true, checkedAt: -Double.infinity, lastLiveAt: nil))
+            }
+            state.entries[accessTokenID]?.read = task
+            return task
+        }
+        return await read.value
+    }
+
+    /// Ends the session in this process at once, before the store delete reaches other processes.
+    public func markSignedOut(_ accessTokenID: String) {
+        let now = clock.now()
+        state.withLock { state in
+            if state.entries[accessTokenID] == nil {
+                insert(&state, accessTokenID, Entry(live: false, checkedAt: now, lastLiveAt: nil))
+            } else {
+                state.entries[accessTokenID]?.live = false
+                state.entries[accessTokenID]?.checkedAt = now
+            }
+        }
+    }
+
+    /// The number of entries held, for tests and metrics.
+    public var count: Int { state.withLock { $0.entries.count } }
+
+    private func readStore(_ accessTokenID: String) async -> Verdict {
+        let result: Result<Bool, StoreError>
+        do {
+            result = .success(try await store.get(Self.storeKey(accessTokenID: accessTokenID)) != nil)
+        } catch {
+            result = .failure(error)
+        }
+        let now = clock.now()
+        let (verdict, warn): (Verdict, Bool) = state.withLock { state in
+            var entry =
+                state.entries[accessTokenID] ?? Entry(live: true, checkedAt: -Double.infinity, lastLiveAt: nil)
+            entry.read = nil
+            var verdict: Verdict
+            var warn = false
+            switch result {
+            case .success(let exists):
+                // A sign-out in this process while the read ran wins over what the store said.
+                if entry.live && exists {
+                    entry.checkedAt = now
+                    entry.lastLiveAt = now
+                    verdict = .live
+                } else {
+                    entry.live = false
+                    entry.checkedAt = now
+                    verdict = .signedOut
+                }
+            case .failure:
+                if !entry.live {
+                    verdict = .signedOut
+                } else if let lastLive = entry.lastLiveAt, now - lastLive < failureGrace {
+                    verdict = .live
+                } else {
+                    verdict = .unavailable
+                }
+                if now - state.lastFailureWarning >= failureGrace {
+                    state.lastFailureWarning = now
+                    warn = true
+                }
+            }
+            if state.entries[accessTokenID] != nil {
+                state.entries[accessTokenID] = entry
+            } else {
+                insert(&state, accessTokenID, entry)
+            }
+            return (verdict, warn)
+        }
+        if warn, case .failure(let error) = result {
+            logger.warning(
+                "the session store cannot be read to check for sign-out; sessions seen live in the last minute are still served",
+                metadata: ["error": .string(error.description)])
+        }
+        return verdict
+    }
+
+    private func insert(_ state: inout State, _ key: String, _ entry: Entry) {
+        while state.entries.count >= capacity, state.head < state.order.count {
+            let oldest = state.order[state.head]
+            state.head += 1
+            state.entries[oldest] = nil
+        }
+        if state.head > capacity {
+            state.order.removeFirst(state.head)
+            state.head = 0
+        }
+        state.entries[key] = entry
+        state.order.append(key)
+    }
+}

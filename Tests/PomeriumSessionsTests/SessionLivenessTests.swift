@@ -1,0 +1,179 @@
+import PomeriumCore
+import PomeriumLogging
+import PomeriumSessions
+import Synchronization
+import Testing
+
+/// A store that counts reads, can fail them, and can hold them until released.
+private final class ObservedStore: KeyValueStore {
+    let inner: MemoryStore
+    private let state = Mutex((reads: 0, failing: false, held: false, waiters: [CheckedContinuation<Void, Never>]()))
+
+    init(clock: ManualWallClock) throws { inner = try MemoryStore(clock: clock) }
+
+    var reads: Int { state.withLock { $0.reads } }
+    func setFailing(_ failing: Bool) { state.withLock { $0.failing = failing } }
+    func hold() { state.withLock { $0.held = true } }
+    func release() {
+        let waiters = state.withLock { state in
+            state.held = false
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func get(_ key: String) async throws(StoreError) -> [UInt8]? {
+        let (failing, held) = state.withLock { state in
+            state.reads += 1
+            return (state.failing, state.held)
+        }
+        if held {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state in
+                    if !state.held { return true }
+                    state.waiters.append(continuation)
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        }
+        if failing { throw StoreError(.unavailable, "the test store is down") }
+        return try await inner.get(key)
+    }
+    func set(_ key: String, value: [UInt8], ttl: Duration) async throws(StoreError) {
+        try await inner.set(key, value: value, ttl: ttl)
+    }
+    func delete(_ key: String) async throws(StoreError) { try await inner.delete(key) }
+    func acquireLock(_ name: String, owner: LockOwner, ttl: Duration) async throws(StoreError) -> Bool {
+        try await inner.acquireLock(name, owner: owner, ttl: ttl)
+    }
+    func releaseLock(_ name: String, owner: LockOwner) async throws(StoreError) -> Bool {
+        try await inner.releaseLock(name, owner: owner)
+    }
+}
+
+@Suite struct SessionLivenessTests {
+    private let clock = ManualWallClock()
+    private let logs = InMemoryLogHandler.Store()
+
+    private func make(_ store: ObservedStore, capacity: Int = 1000) -> SessionLiveness {
+        SessionLiveness(store: store, clock: clock, logger: .inMemory(store: logs), capacity: capacity)
+    }
+
+    private func save(_ store: ObservedStore, _ accessTokenID: String) async throws {
+        try await store.set(SessionLiveness.storeKey(accessTokenID: accessTokenID), value: [1], ttl: .seconds(3600))
+    }
+
+    @Test func liveSessionIsReadOnceThenServedFromMemory() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        #expect(liveness.cached("ati-1") == .unknown)
+        #expect(await liveness.check("ati-1") == .live)
+        for _ in 0..<1000 {
+            #expect(liveness.cached("ati-1") == .live)
+            clock.advance(by: 0.004)
+        }
+        #expect(store.reads == 1)
+        // 4 s passed; after the 5-second interval, one more read.
+        clock.advance(by: 1.1)
+        #expect(liveness.cached("ati-1") == .unknown)
+        #expect(await liveness.check("ati-1") == .live)
+        #expect(store.reads == 2)
+    }
+
+    @Test func signOutInThisProcessEndsTheSessionAtOnce() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        #expect(await liveness.check("ati-1") == .live)
+        liveness.markSignedOut("ati-1")
+        #expect(liveness.cached("ati-1") == .signedOut)
+        clock.advance(by: 3600)
+        #expect(await liveness.check("ati-1") == .signedOut)
+        #expect(store.reads == 1)
+    }
+
+    @Test func deletionByAnotherProcessIsSeenAfterTheInterval() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        #expect(await liveness.check("ati-1") == .live)
+        try await store.delete(SessionLiveness.storeKey(accessTokenID: "ati-1"))
+        clock.advance(by: 4.9)
+        #expect(liveness.cached("ati-1") == .live)
+        clock.advance(by: 0.2)
+        #expect(await liveness.check("ati-1") == .signedOut)
+        #expect(liveness.cached("ati-1") == .signedOut)
+    }
+
+    @Test func unknownSessionIsSignedOut() async throws {
+        let store = try ObservedStore(clock: clock)
+        let liveness = make(store)
+        #expect(await liveness.check("never-stored") == .signedOut)
+    }
+
+    @Test func storeFailureServesRecentlyLiveSessionsOnly() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "seen")
+        try await save(store, "unseen")
+        let liveness = make(store)
+        #expect(await liveness.check("seen") == .live)
+        store.setFailing(true)
+        clock.advance(by: 10)
+        #expect(await liveness.check("seen") == .live)
+        #expect(await liveness.check("unseen") == .unavailable)
+        // The failure is not cached: the next request reads again.
+        #expect(liveness.cached("seen") == .unknown)
+        clock.advance(by: 60)
+        #expect(await liveness.check("seen") == .unavailable)
+        let warnings = logs.all.filter { $0.level == .warning }
+        #expect(warnings.count == 2)
+        store.setFailing(false)
+        #expect(await liveness.check("unseen") == .live)
+    }
+
+    @Test func concurrentChecksShareOneRead() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        store.hold()
+        let verdicts = await withTaskGroup(of: SessionLiveness.Verdict.self) { group in
+            for _ in 0..<20 { group.addTask { await liveness.check("ati-1") } }
+            while store.reads == 0 { await Task.yield() }
+            for _ in 0..<50 { await Task.yield() }
+            store.release()
+            var verdicts: [SessionLiveness.Verdict] = []
+            for await verdict in group { verdicts.append(verdict) }
+            return verdicts
+        }
+        #expect(verdicts == Array(repeating: .live, count: 20))
+        #expect(store.reads == 1)
+    }
+
+    @Test func signOutDuringAReadWins() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        store.hold()
+        async let verdict = liveness.check("ati-1")
+        while store.reads == 0 { await Task.yield() }
+        liveness.markSignedOut("ati-1")
+        store.release()
+        #expect(await verdict == .signedOut)
+        #expect(liveness.cached("ati-1") == .signedOut)
+    }
+
+    @Test func entriesAreBounded() async throws {
+        let store = try ObservedStore(clock: clock)
+        let liveness = make(store, capacity: 100)
+        for index in 0..<1000 {
+            try await save(store, "ati-\(index)")
+            #expect(await liveness.check("ati-\(index)") == .live)
+        }
+        #expect(liveness.count == 100)
+        #expect(liveness.cached("ati-999") == .live)
+        #expect(liveness.cached("ati-0") == .unknown)
+    }
+}
