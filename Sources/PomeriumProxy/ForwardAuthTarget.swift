@@ -1,6 +1,6 @@
 import PomeriumHTTP
 
-/// The URL a forward-auth request asks about, taken from the `uri` query parameter or from a
+/// The URL a forward-auth request checks, taken from the `uri` query parameter or from a
 /// trusted ingress's `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-Uri` headers.
 enum ForwardAuthTarget {
     /// Why no target could be read; the message is safe to show.
@@ -11,7 +11,7 @@ enum ForwardAuthTarget {
     /// Splits a raw query into the `uri` parameter's value, decoded when it was sent encoded,
     /// and the other parameters.
     ///
-    /// Two spellings of `uri` are accepted, told apart by whether the text after `uri=` starts
+    /// Two spellings of `uri` are accepted, distinguished by whether the text after `uri=` starts
     /// with an unencoded `http://` or `https://`:
     /// - raw, as nginx's `uri=$scheme://$host$request_uri` sends it: the value runs to the end of
     ///   the query, `&` included, and is used byte for byte, so the target's own query survives.

@@ -15,8 +15,8 @@ enum SessionLivenessGate {
         case unavailable
     }
 
-    /// Calls `completion` at once, on the calling thread, when memory answers (always the case
-    /// for a session seen live in the last few seconds); otherwise calls `waiting` and then,
+    /// Calls `completion` at once, on the calling thread, when the in-memory entry decides, as it
+    /// does for a session seen live in the last few seconds. Otherwise calls `waiting` and then,
     /// after one store read, `completion` on `loop`.
     static func check(
         _ session: SessionState?, liveness: SessionLiveness?, loop: EventLoop, waiting: () -> Void = {},

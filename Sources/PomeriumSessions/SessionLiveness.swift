@@ -9,7 +9,7 @@ import Synchronization
 /// - A session seen live within `recheckInterval` (5 s by default) is served from memory: no store
 ///   round trip.
 /// - An older or unknown entry costs one `get` of the global session key. Every request for the
-///   same `ati` that arrives while that read runs waits for it and shares its answer.
+///   same `ati` that arrives while that read runs waits for it and shares its result.
 /// - A missing global session means the user signed out (or it expired from the store): the
 ///   verdict is `.signedOut` and stays so, because an access-token ID is never reused.
 /// - Sign-out in this process calls `markSignedOut(_:)`, which ends the session at once.
@@ -22,7 +22,7 @@ public final class SessionLiveness: Sendable {
         case live
         /// The global session is gone: the user signed out or it expired from the store.
         case signedOut
-        /// The store could not answer and the session was not seen live recently.
+        /// The store read failed and the session was not seen live recently.
         case unavailable
         /// The cache has no current entry, so call `check(_:)`, which reads the store.
         case unknown
@@ -131,7 +131,7 @@ public final class SessionLiveness: Sendable {
             var warn = false
             switch result {
             case .success(let exists):
-                // A sign-out in this process while the read ran wins over what the store said.
+                // A sign-out in this process while the read ran wins over the store's result.
                 if entry.live && exists {
                     entry.checkedAt = now
                     entry.lastLiveAt = now

@@ -19,7 +19,7 @@ struct ProxySignOutTests {
     }
 
     @Test("a copied cookie stops working once the global session is gone")
-    func signedOutCookieIsRefused() async throws {
+    func signedOutCookieRejected() async throws {
         try await Fixtures.withEchoUpstream { echo in
             let store = try MemoryStore(clock: SystemWallClock())
             try await ProxyHarness.run(config: Self.config(echo: echo.baseURL), livenessStore: store) { proxy in
@@ -48,7 +48,7 @@ struct ProxySignOutTests {
     }
 
     @Test("sign-out in this process ends the session at once, and /verify agrees")
-    func markedSignedOutIsRefusedAtOnce() async throws {
+    func markedSignedOutRejectedAtOnce() async throws {
         try await Fixtures.withEchoUpstream { echo in
             let store = try MemoryStore(clock: SystemWallClock())
             for forwardAuth in [false, true] {
