@@ -89,9 +89,20 @@ final class RedisConnection: RedisTransport, EventHandler, @unchecked Sendable {
     /// The error to fail new commands with while waiting out the backoff.
     private var downError: StoreError?
     private var isShutDown = false
+    /// Counts connection attempts, so that a lookup finishing after its attempt ended is ignored.
+    private var attempt = 0
+
+    /// The function that turns the configured host name into addresses: getaddrinfo, or a slow stand-in in tests.
+    typealias Resolver = @Sendable (_ host: String, _ port: Int, _ endpoint: String) throws -> [RedisAddress]
+    private let resolver: Resolver
 
     /// Starts connecting on `loop`, or on the shared Redis loop when it is `nil`.
-    init(configuration: RedisConfiguration, logger: Logger, loop: EventLoop? = nil) throws(StoreError) {
+    init(
+        configuration: RedisConfiguration, logger: Logger, loop: EventLoop? = nil,
+        resolver: @escaping Resolver = { host, port, endpoint in
+            try RedisSocket.resolve(host: host, port: port, endpoint: endpoint)
+        }
+    ) throws(StoreError) {
         if let tls = configuration.tls {
             do {
                 tlsContext = try TLSClientContext(configuration: tls)
@@ -111,6 +122,7 @@ final class RedisConnection: RedisTransport, EventHandler, @unchecked Sendable {
         }
         self.configuration = configuration
         self.logger = logger
+        self.resolver = resolver
         if let loop {
             self.loop = loop
         } else {
@@ -194,12 +206,54 @@ final class RedisConnection: RedisTransport, EventHandler, @unchecked Sendable {
         becameReady = false
         receivedBytes = false
         writeNeedsReadable = false
+        attempt &+= 1
+        phase = .connecting
+        // Armed before the lookup, so that it bounds a slow DNS answer as well as the connect.
+        connectTimer = loop.schedule(afterNanoseconds: Self.nanoseconds(configuration.connectTimeout)) { [self] in
+            connectTimer = nil
+            switch phase {
+            case .connecting, .handshaking: sessionFailed(connectTimeoutError())
+            case .idle, .established: break
+            }
+        }
+        if let addresses = RedisSocket.numericAddresses(host: configuration.host, port: configuration.port) {
+            open(addresses)
+            return
+        }
+        // A host name goes to getaddrinfo in a task, because it can wait seconds on DNS while the
+        // loop carries every other Redis connection of the process.
+        let current = attempt
+        let host = configuration.host
+        let port = configuration.port
+        let endpoint = self.endpoint
+        let resolver = self.resolver
+        loop.submit(
+            { try resolver(host, port, endpoint) },
+            completion: { [self] result in
+                // The attempt may have timed out or been shut down while the lookup ran.
+                guard current == attempt, socket == nil, case .connecting = phase, !isShutDown else { return }
+                switch result {
+                case .success(let addresses):
+                    open(addresses)
+                case .failure(let error as StoreError):
+                    sessionFailed(error)
+                case .failure(let error):
+                    sessionFailed(
+                        StoreError(
+                            .unavailable, "cannot resolve the Redis host in cache_store_address \(endpoint): \(error)"))
+                }
+            })
+    }
+
+    /// Starts the connect to one of `addresses`, a different one on each successive attempt.
+    private func open(_ addresses: [RedisAddress]) {
+        guard !addresses.isEmpty else {
+            sessionFailed(StoreError(.unavailable, "the Redis host in cache_store_address \(endpoint) has no address"))
+            return
+        }
         let opened: RedisSocket
         do throws(StoreError) {
-            // NOTE: getaddrinfo blocks the loop while a host name resolves; addresses in
-            // cache_store_address avoid it.
-            opened = try RedisSocket.connect(
-                host: configuration.host, port: configuration.port, addressIndex: addressIndex, endpoint: endpoint)
+            opened = try RedisSocket.connect(to: addresses[addressIndex % addresses.count], endpoint: endpoint)
         } catch {
             sessionFailed(error)
             return
@@ -213,14 +267,6 @@ final class RedisConnection: RedisTransport, EventHandler, @unchecked Sendable {
         }
         socket = opened
         registeredEvents = UInt32(EPOLLOUT.rawValue)
-        phase = .connecting
-        connectTimer = loop.schedule(afterNanoseconds: Self.nanoseconds(configuration.connectTimeout)) { [self] in
-            connectTimer = nil
-            switch phase {
-            case .connecting, .handshaking: sessionFailed(connectTimeoutError())
-            case .idle, .established: break
-            }
-        }
     }
 
     func handleEvents(_ events: UInt32) {
@@ -413,6 +459,12 @@ final class RedisConnection: RedisTransport, EventHandler, @unchecked Sendable {
     }
 
     private func connectTimeoutError() -> StoreError {
+        if case .connecting = phase, socket == nil {
+            return StoreError(
+                .timeout,
+                "resolving the Redis host in cache_store_address \(endpoint) did not finish within "
+                    + "\(configuration.connectTimeout); check the name and the DNS servers, or use an IP address")
+        }
         if case .handshaking = phase {
             return StoreError(
                 .timeout,

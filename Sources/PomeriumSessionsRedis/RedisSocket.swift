@@ -24,15 +24,25 @@ struct RedisSocket {
         var needsReadable = false
     }
 
-    /// Resolves `host` and starts a non-blocking connect to one of its addresses, chosen by
-    /// `addressIndex` so that successive attempts try each address in turn. Completion is reported
-    /// by `poll` (POLLOUT) and checked with `connectionError()`.
-    static func connect(host: String, port: Int, addressIndex: Int, endpoint: String) throws(StoreError) -> RedisSocket
+    /// Returns the addresses of `host` when it is a numeric IPv4 or IPv6 address, without a lookup.
+    /// Returns `nil` for a host name, which needs `resolve`.
+    static func numericAddresses(host: String, port: Int) -> [RedisAddress]? {
+        try? lookUp(host: host, port: port, flags: AI_NUMERICHOST, endpoint: "")
+    }
+
+    /// Resolves `host` with getaddrinfo. A host name may block on DNS for seconds, so the
+    /// connection calls this off its loop thread.
+    static func resolve(host: String, port: Int, endpoint: String) throws(StoreError) -> [RedisAddress] {
+        try lookUp(host: host, port: port, flags: 0, endpoint: endpoint)
+    }
+
+    private static func lookUp(host: String, port: Int, flags: Int32, endpoint: String) throws(StoreError)
+        -> [RedisAddress]
     {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_NUMERICSERV
+        hints.ai_flags = AI_NUMERICSERV | flags
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, String(port), &hints, &list)
         guard status == 0, let list else {
@@ -42,16 +52,26 @@ struct RedisSocket {
             )
         }
         defer { freeaddrinfo(list) }
-        var addresses: [UnsafeMutablePointer<addrinfo>] = []
+        var addresses: [RedisAddress] = []
         var cursor: UnsafeMutablePointer<addrinfo>? = list
         while let entry = cursor {
-            addresses.append(entry)
+            if let address = entry.pointee.ai_addr {
+                addresses.append(
+                    RedisAddress(family: entry.pointee.ai_family, address: address, length: entry.pointee.ai_addrlen))
+            }
             cursor = entry.pointee.ai_next
         }
-        let address = addresses[addressIndex % addresses.count].pointee
+        guard !addresses.isEmpty else {
+            throw StoreError(.unavailable, "the Redis host in cache_store_address \(endpoint) has no address")
+        }
+        return addresses
+    }
 
+    /// Starts a non-blocking connect to `address`. Completion is reported by epoll (EPOLLOUT) and
+    /// checked with `connectionError()`.
+    static func connect(to address: RedisAddress, endpoint: String) throws(StoreError) -> RedisSocket {
         let descriptor = socket(
-            address.ai_family,
+            address.family,
             Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
                 | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else {
@@ -60,7 +80,7 @@ struct RedisSocket {
         var one: Int32 = 1
         setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         setsockopt(descriptor, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
-        let result = Glibc.connect(descriptor, address.ai_addr, address.ai_addrlen)
+        let result = address.withSocketAddress { Glibc.connect(descriptor, $0, $1) }
         if result != 0 && errno != EINPROGRESS {
             let error = StoreError(.unavailable, "cannot connect to Redis at \(endpoint): \(errnoText())")
             Glibc.close(descriptor)
@@ -211,4 +231,29 @@ struct RedisSocket {
     }
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
+}
+
+/// One resolved socket address of the Redis host, copied out of getaddrinfo's list so that it can
+/// travel from the resolving task to the loop.
+struct RedisAddress: Sendable {
+    let family: Int32
+    private let storage: sockaddr_storage
+    private let length: socklen_t
+
+    init(family: Int32, address: UnsafePointer<sockaddr>, length: socklen_t) {
+        self.family = family
+        var storage = sockaddr_storage()
+        let count = min(Int(length), MemoryLayout<sockaddr_storage>.size)
+        withUnsafeMutableBytes(of: &storage) {
+            $0.copyMemory(from: UnsafeRawBufferPointer(start: address, count: count))
+        }
+        self.storage = storage
+        self.length = socklen_t(count)
+    }
+
+    func withSocketAddress<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
+        withUnsafePointer(to: storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) }
+        }
+    }
 }
