@@ -18,9 +18,9 @@ support.resolve_test_domains_to_loopback()
 
 ROOT = support.ROOT
 ARTIFACTS = ROOT / "artifacts"
-VENV = ROOT / ".build/venv/bin"
-COOKIE_SECRET = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
-SHARED_SECRET = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+VENV = support.VENV
+COOKIE_SECRET = support.COOKIE_SECRET
+SHARED_SECRET = support.SHARED_SECRET
 USERS = {
     "alice": {"email": "alice@example.com", "name": "Alice", "groups": ["devs"]},
     "mallory": {"email": "mallory@other.test", "name": "Mallory", "groups": []},

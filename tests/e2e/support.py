@@ -16,6 +16,10 @@ import requests
 import urllib3.util.connection
 
 ROOT = Path(__file__).resolve().parents[2]
+VENV = ROOT / ".build/venv/bin"
+# Test-only secrets, base64 of 32 bytes, shared by every end-to-end config.
+COOKIE_SECRET = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+SHARED_SECRET = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
 TEST_DOMAINS = (".example.test", ".localhost")
 
 _original_create_connection = urllib3.util.connection.create_connection

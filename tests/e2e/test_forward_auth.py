@@ -14,7 +14,7 @@ import pytest
 import requests
 
 import support
-from conftest import COOKIE_SECRET, SHARED_SECRET, VENV
+from support import COOKIE_SECRET, SHARED_SECRET, VENV
 
 ROOT = support.ROOT
 EXAMPLE = ROOT / "config/examples/forward-auth/nginx.conf"

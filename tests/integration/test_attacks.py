@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import requests
 
-from conftest import ROOT, base_config, free_port
+from harness import ROOT, base_config, free_port
 
 sys.path.insert(0, str(ROOT / "tests/e2e"))
 import support  # noqa: E402

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 import cli_browser
-from conftest import ROOT, Pomerium, base_config, free_port
+from harness import ROOT, Pomerium, base_config, free_port
 
 HERE = Path(__file__).resolve().parent
 PYTHON = ROOT / ".build/venv/bin/python"

@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import time
 
-from conftest import base_config, free_port
+from harness import base_config, free_port
 
 RELOAD_SECONDS = 10
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import base_config, free_port
+from harness import base_config, free_port
 
 
 def curl(*arguments):
