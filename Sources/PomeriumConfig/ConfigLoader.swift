@@ -210,6 +210,17 @@ public struct ConfigLoader: Sendable {
         _ path: String, contents: [UInt8]?, into settings: inout [String: ConfigNode], decoder: inout NodeDecoder
     ) {
         let fileLocation = SourceLocation.file(path: path, line: nil)
+        // Checked before the extension, so a directory or a device gets its own reason rather than
+        // a request to rename it.
+        guard let contents else {
+            decoder.fileFailed = true
+            let reason = Self.unreadableReason(path) ?? "cannot be read"
+            decoder.error(
+                "config file", fileLocation,
+                "cannot read config file \"\(ValueParsing.excerpt(path))\": it \(reason); check the -config flag and the file's permissions"
+            )
+            return
+        }
         let supported = ConfigFileFormat.extensions.map { "." + $0.0 }.joined(separator: ", ")
         guard let format = ConfigFileFormat(path: path) else {
             let fileExtension = (path as NSString).pathExtension.lowercased()
@@ -224,15 +235,6 @@ public struct ConfigLoader: Sendable {
                     "cannot tell the format from the extension \"\(fileExtension)\"; rename the file to end in one of \(supported)"
                 )
             }
-            return
-        }
-        guard let contents else {
-            decoder.fileFailed = true
-            let reason = Self.unreadableReason(path) ?? "cannot be read"
-            decoder.error(
-                "config file", fileLocation,
-                "cannot read config file \"\(ValueParsing.excerpt(path))\": it \(reason); check the -config flag and the file's permissions"
-            )
             return
         }
         let root: ConfigNode

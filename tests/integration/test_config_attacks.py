@@ -905,6 +905,29 @@ def test_directory_config_names_reason(pomerium_binary, tmp_path):
     assert "is a directory" in message.lower(), message
 
 
+@pytest.mark.parametrize("name", ["pomerium.d", "conf"])
+def test_directory_without_extension_names_reason(pomerium_binary, tmp_path, name):
+    # A directory such as /etc/pomerium has no config extension; the message must still say that
+    # it is a directory rather than ask for a rename.
+    path = tmp_path / name
+    path.mkdir()
+    result, _ = validate(pomerium_binary, path)
+    assert_clean_exit(result)
+    assert result.returncode == 1
+    message = output_of(result).lower()
+    assert "is a directory" in message, message
+    assert "rename the file" not in message, message
+
+
+def test_device_without_extension_names_reason(pomerium_binary):
+    result, _ = validate(pomerium_binary, "/dev/null")
+    assert_clean_exit(result)
+    assert result.returncode == 1
+    message = output_of(result).lower()
+    assert "is a device" in message, message
+    assert "rename the file" not in message, message
+
+
 def test_future_certificate_warns(pomerium_binary, tmp_path, certificates):
     certificate, key = certificates["future"]
     extra = f"certificate_file: {certificate}\ncertificate_key_file: {key}"
