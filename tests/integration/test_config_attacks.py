@@ -907,8 +907,8 @@ def test_directory_config_names_reason(pomerium_binary, tmp_path):
 
 @pytest.mark.parametrize("name", ["pomerium.d", "conf"])
 def test_directory_without_extension_names_reason(pomerium_binary, tmp_path, name):
-    # A directory such as /etc/pomerium has no config extension; the message must still say that
-    # it is a directory rather than ask for a rename.
+    # A directory such as /etc/pomerium has no config extension, but the message must still state
+    # that it is a directory rather than ask for a rename.
     path = tmp_path / name
     path.mkdir()
     result, _ = validate(pomerium_binary, path)
@@ -926,6 +926,25 @@ def test_device_without_extension_names_reason(pomerium_binary):
     message = output_of(result).lower()
     assert "is a device" in message, message
     assert "rename the file" not in message, message
+
+
+def test_oversized_config_file_rejected_unread(pomerium_binary, tmp_path):
+    # A sparse 1 GiB file costs no disk space. Before the limit, a release build on a shared
+    # two-core machine needed about 10 s and 2 GB of memory to read it.
+    path = tmp_path / "config.yaml"
+    with open(path, "wb") as file:
+        file.truncate(1 << 30)
+    result, seconds = validate(pomerium_binary, path, timeout=60)
+    assert_clean_exit(result)
+    assert result.returncode == 1
+    assert "more than the 64 MiB" in output_of(result)
+    assert seconds < FAST_SECONDS
+
+
+def test_config_file_under_size_limit_loads(pomerium_binary, tmp_path):
+    content = yaml_text() + "# " + "x" * (60 * 1024 * 1024) + "\n"
+    result, _ = validate(pomerium_binary, write(tmp_path, "config.yaml", content))
+    assert result.returncode == 0, output_of(result)[-2000:]
 
 
 def test_future_certificate_warns(pomerium_binary, tmp_path, certificates):
