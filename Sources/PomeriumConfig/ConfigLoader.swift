@@ -125,8 +125,9 @@ public struct ConfigLoader: Sendable {
     /// The extensions viper accepted in v0.7 that this loader does not read.
     static let unsupportedExtensions: Set<String> = ["hcl", "dotenv", "env", "ini"]
 
-    /// The largest config file read, in bytes. A file of 10,000 routes is about 1 MB, so the limit
-    /// leaves room while a wrong path (a log, a disk image) is not read into memory.
+    /// The largest config file, or file named by a `_file` setting, that is read, in bytes. A file
+    /// of 10,000 routes is about 1 MB, so the limit leaves room while a wrong path (a log, a disk
+    /// image) is not read into memory.
     static let maximumFileSize = 64 << 20
 
     /// Environment variables of removed settings; they are reported like the removed file keys.
@@ -165,7 +166,8 @@ public struct ConfigLoader: Sendable {
         }
         guard access(path, R_OK) == 0 else { return "is not readable (permission denied)" }
         guard info.st_size <= maximumFileSize else {
-            return "is \(info.st_size) bytes, more than the \(maximumFileSize >> 20) MiB that a config file may have"
+            return
+                "is \(info.st_size) bytes, more than the \(maximumFileSize >> 20) MiB limit for files the configuration reads"
         }
         return nil
     }

@@ -941,6 +941,19 @@ def test_oversized_config_file_rejected_unread(pomerium_binary, tmp_path):
     assert seconds < FAST_SECONDS
 
 
+def test_oversized_certificate_file_rejected_unread(pomerium_binary, tmp_path, certificates):
+    _, key = certificates["good"]
+    huge = tmp_path / "fullchain.pem"
+    with open(huge, "wb") as file:
+        file.truncate(1 << 30)
+    extra = f"certificate_file: {huge}\ncertificate_key_file: {key}"
+    result, seconds = validate(pomerium_binary, write(tmp_path, "config.yaml", yaml_text(extra)), timeout=60)
+    assert_clean_exit(result)
+    assert any("certificate_file" in line and "more than the 64 MiB" in line for line in problems_of(result)), \
+        output_of(result)
+    assert seconds < FAST_SECONDS
+
+
 def test_config_file_under_size_limit_loads(pomerium_binary, tmp_path):
     content = yaml_text() + "# " + "x" * (60 * 1024 * 1024) + "\n"
     result, _ = validate(pomerium_binary, write(tmp_path, "config.yaml", content))
