@@ -112,8 +112,16 @@ final class AuthenticateRequestHandler: HTTPRequestHandler {
     }
 
     func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
-        self.head = head
         self.responder = responder
+        // A declared length over the limit gets its 413 at once, so the client is not left
+        // sending up to 64 KiB before it learns that the body is rejected.
+        if let declared = head.headers.first(name: "Content-Length").flatMap({ Int($0) }),
+            declared > Self.maximumBodySize
+        {
+            respondBodyTooLarge(responder)
+            return
+        }
+        self.head = head
         responder.readRequestBody()
     }
 
@@ -121,10 +129,14 @@ final class AuthenticateRequestHandler: HTTPRequestHandler {
         bodySize += bytes.count
         if bodySize > Self.maximumBodySize, let responder, head != nil {
             head = nil
-            responder.respond(
-                status: 413, headers: ["Content-Type": "text/plain; charset=utf-8", "Connection": "close"],
-                body: Array("request body too large\n".utf8))
+            respondBodyTooLarge(responder)
         }
+    }
+
+    private func respondBodyTooLarge(_ responder: HTTPResponder) {
+        responder.respond(
+            status: 413, headers: ["Content-Type": "text/plain; charset=utf-8", "Connection": "close"],
+            body: Array("request body too large\n".utf8))
     }
 
     func requestEnded(trailers: HTTPHeaders) {

@@ -46,7 +46,10 @@ extension AuthenticateService {
         } catch {
             logger.warning(
                 "login failed at the identity provider",
-                metadata: ["request_id": .string(request.requestID), "error": .string(error.code)])
+                metadata: [
+                    "request_id": .string(request.requestID), "error": .string(error.code),
+                    "detail": .string(error.description),
+                ])
             throw Self.loginFailure(error)
         }
 
@@ -80,10 +83,11 @@ extension AuthenticateService {
     /// Maps a failed code exchange to the error page for the user.
     static func loginFailure(_ error: IdentityError) -> EndpointFailure {
         switch error {
-        case .providerUnreachable, .timedOut, .transportFailed:
+        case .providerUnreachable, .timedOut:
             EndpointFailure(
                 502, "the identity provider is unreachable; try again later", reason: error.code)
-        case .unexpectedStatus, .invalidResponse:
+        // A TLS failure, a malformed HTTP message or an oversized body means that the provider responded.
+        case .transportFailed, .unexpectedStatus, .invalidResponse:
             EndpointFailure(502, "the identity provider sent an invalid response", reason: error.code)
         case .invalidIDToken, .userInfoSubjectMismatch:
             EndpointFailure(401, "the identity provider's ID token was rejected", reason: error.code)

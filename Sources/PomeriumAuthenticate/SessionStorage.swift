@@ -127,7 +127,10 @@ extension AuthenticateService {
         } catch {
             logger.warning(
                 "session refresh failed at the identity provider",
-                metadata: ["error": .string(error.code), "ati": .string(session.accessTokenID)])
+                metadata: [
+                    "error": .string(error.code), "detail": .string(error.description),
+                    "ati": .string(session.accessTokenID),
+                ])
             throw AuthenticateError.refreshFailed(error.code)
         }
         var refreshed: SessionState

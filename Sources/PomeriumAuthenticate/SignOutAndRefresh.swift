@@ -68,7 +68,10 @@ extension AuthenticateService {
         } catch {
             logger.warning(
                 "token revocation failed at sign-out",
-                metadata: ["request_id": .string(requestID), "error": .string(error.code)])
+                metadata: [
+                    "request_id": .string(requestID), "error": .string(error.code),
+                    "detail": .string(error.description),
+                ])
         }
     }
 

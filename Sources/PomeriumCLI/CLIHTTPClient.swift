@@ -65,6 +65,11 @@ public final class CLIHTTPClient: Sendable {
         if let override = settings.resolve.first(where: { $0.host == url.host && $0.port == port }) {
             connectHost = override.address
             tls?.serverNameOverride = url.host
+        } else if Self.isLocalhostSubdomain(url.host) {
+            // RFC 6761 section 6.3 reserves localhost names for loopback. getaddrinfo would ask the DNS
+            // server for them, while curl and browsers map them to loopback themselves.
+            connectHost = "127.0.0.1"
+            tls?.serverNameOverride = url.host
         }
         let upstream = HTTPUpstream(
             scheme: url.scheme == "https" ? .https : .http, host: connectHost, port: port, tls: tls)
@@ -90,6 +95,13 @@ public final class CLIHTTPClient: Sendable {
         } catch {
             throw CLIError(.connection, "the request to \(target) failed: \(error)")
         }
+    }
+
+    /// Returns whether `host` is a name under `localhost.`, such as `app.localhost`.
+    static func isLocalhostSubdomain(_ host: String) -> Bool {
+        var name = host.lowercased()
+        if name.hasSuffix(".") { name.removeLast() }
+        return name.hasSuffix(".localhost") && name.count > ".localhost".count
     }
 
     /// Turns a client error into a message that names the target and the fix.

@@ -125,6 +125,11 @@ public struct ConfigLoader: Sendable {
     /// The extensions viper accepted in v0.7 that this loader does not read.
     static let unsupportedExtensions: Set<String> = ["hcl", "dotenv", "env", "ini"]
 
+    /// The largest config file, or file named by a `_file` setting, that is read, in bytes. A file
+    /// of 10,000 routes is about 1 MB, so the limit leaves room while a wrong path (a log, a disk
+    /// image) is not read into memory.
+    static let maximumFileSize = 64 << 20
+
     /// Environment variables of removed settings; they are reported like the removed file keys.
     static let removedEnvironmentNames = ["POLICY_FILE", "AUTHENTICATE_INTERNAL_URL", "COOKIE_REFRESH"]
 
@@ -137,7 +142,8 @@ public struct ConfigLoader: Sendable {
     }
 
     /// Returns why `path` cannot be read as a config file (does not exist, is a directory, is a FIFO or a
-    /// device, ...), or nil when it is a regular file that can be opened for reading.
+    /// device, is larger than `maximumFileSize`, ...), or nil when it is a regular file that can be
+    /// opened for reading.
     static func unreadableReason(_ path: String) -> String? {
         var info = stat()
         guard stat(path, &info) == 0 else {
@@ -159,6 +165,10 @@ public struct ConfigLoader: Sendable {
         default: return "is not a regular file"
         }
         guard access(path, R_OK) == 0 else { return "is not readable (permission denied)" }
+        guard info.st_size <= maximumFileSize else {
+            return
+                "is \(info.st_size) bytes, more than the \(maximumFileSize >> 20) MiB limit for files the configuration reads"
+        }
         return nil
     }
 
@@ -210,6 +220,17 @@ public struct ConfigLoader: Sendable {
         _ path: String, contents: [UInt8]?, into settings: inout [String: ConfigNode], decoder: inout NodeDecoder
     ) {
         let fileLocation = SourceLocation.file(path: path, line: nil)
+        // Checked before the extension, so a directory or a device gets its own reason rather than
+        // a request to rename it.
+        guard let contents else {
+            decoder.fileFailed = true
+            let reason = Self.unreadableReason(path) ?? "cannot be read"
+            decoder.error(
+                "config file", fileLocation,
+                "cannot read config file \"\(ValueParsing.excerpt(path))\": it \(reason); check the -config flag and the file's permissions"
+            )
+            return
+        }
         let supported = ConfigFileFormat.extensions.map { "." + $0.0 }.joined(separator: ", ")
         guard let format = ConfigFileFormat(path: path) else {
             let fileExtension = (path as NSString).pathExtension.lowercased()
@@ -224,15 +245,6 @@ public struct ConfigLoader: Sendable {
                     "cannot tell the format from the extension \"\(fileExtension)\"; rename the file to end in one of \(supported)"
                 )
             }
-            return
-        }
-        guard let contents else {
-            decoder.fileFailed = true
-            let reason = Self.unreadableReason(path) ?? "cannot be read"
-            decoder.error(
-                "config file", fileLocation,
-                "cannot read config file \"\(ValueParsing.excerpt(path))\": it \(reason); check the -config flag and the file's permissions"
-            )
             return
         }
         let root: ConfigNode

@@ -232,10 +232,15 @@ struct NodeDecoder {
         return decoded
     }
 
-    /// Reads the file named by a `_file` setting.
+    /// Reads the file named by a `_file` setting. The checks of the config file itself apply, so a
+    /// directory, a device or a file over the size limit is reported with its reason and not read.
     mutating func fileContents(_ node: ConfigNode, key: String) -> [UInt8]? {
         guard let path = nonEmptyText(node, key: key) else { return nil }
         referencedFiles.append(path)
+        if let reason = ConfigLoader.unreadableReason(path) {
+            error(key, node.location, "file \"\(path)\" \(reason); fix the path or the file's permissions")
+            return nil
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
             error(key, node.location, "file \"\(path)\" \(reason); fix the path or the file's permissions")

@@ -419,6 +419,20 @@ def test_unreachable_host_is_named(cli):
     assert f"cannot connect to https://127.0.0.1:{closed}" in result.stderr
 
 
+def test_localhost_subdomain_connects_to_loopback(cli_binary, tmp_path):
+    # A *.localhost name must reach 127.0.0.1 without a DNS query, as in curl and browsers, so
+    # the error is the refused connection and not a failed name lookup.
+    closed = free_port()
+    result = subprocess.run(
+        [str(cli_binary), "login", "--no-browser", "--no-cache", "--login-timeout", "1",
+         f"http://app.localhost:{closed}"],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "cannot resolve" not in result.stderr
+    assert f"cannot connect to http://app.localhost:{closed}" in result.stderr
+
+
 def test_unknown_route_is_named(cli, stack):
     result = cli.run("login", stack.url("unknown"), browser=False)
     assert result.returncode == 1

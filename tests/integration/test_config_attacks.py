@@ -905,6 +905,61 @@ def test_directory_config_names_reason(pomerium_binary, tmp_path):
     assert "is a directory" in message.lower(), message
 
 
+@pytest.mark.parametrize("name", ["pomerium.d", "conf"])
+def test_directory_without_extension_names_reason(pomerium_binary, tmp_path, name):
+    # A directory such as /etc/pomerium has no config extension, but the message must still state
+    # that it is a directory rather than ask for a rename.
+    path = tmp_path / name
+    path.mkdir()
+    result, _ = validate(pomerium_binary, path)
+    assert_clean_exit(result)
+    assert result.returncode == 1
+    message = output_of(result).lower()
+    assert "is a directory" in message, message
+    assert "rename the file" not in message, message
+
+
+def test_device_without_extension_names_reason(pomerium_binary):
+    result, _ = validate(pomerium_binary, "/dev/null")
+    assert_clean_exit(result)
+    assert result.returncode == 1
+    message = output_of(result).lower()
+    assert "is a device" in message, message
+    assert "rename the file" not in message, message
+
+
+def test_oversized_config_file_rejected_unread(pomerium_binary, tmp_path):
+    # A sparse 1 GiB file costs no disk space. Before the limit, a release build on a shared
+    # two-core machine needed about 10 s and 2 GB of memory to read it.
+    path = tmp_path / "config.yaml"
+    with open(path, "wb") as file:
+        file.truncate(1 << 30)
+    result, seconds = validate(pomerium_binary, path, timeout=60)
+    assert_clean_exit(result)
+    assert result.returncode == 1
+    assert "more than the 64 MiB" in output_of(result)
+    assert seconds < FAST_SECONDS
+
+
+def test_oversized_certificate_file_rejected_unread(pomerium_binary, tmp_path, certificates):
+    _, key = certificates["good"]
+    huge = tmp_path / "fullchain.pem"
+    with open(huge, "wb") as file:
+        file.truncate(1 << 30)
+    extra = f"certificate_file: {huge}\ncertificate_key_file: {key}"
+    result, seconds = validate(pomerium_binary, write(tmp_path, "config.yaml", yaml_text(extra)), timeout=60)
+    assert_clean_exit(result)
+    assert any("certificate_file" in line and "more than the 64 MiB" in line for line in problems_of(result)), \
+        output_of(result)
+    assert seconds < FAST_SECONDS
+
+
+def test_config_file_under_size_limit_loads(pomerium_binary, tmp_path):
+    content = yaml_text() + "# " + "x" * (60 * 1024 * 1024) + "\n"
+    result, _ = validate(pomerium_binary, write(tmp_path, "config.yaml", content))
+    assert result.returncode == 0, output_of(result)[-2000:]
+
+
 def test_future_certificate_warns(pomerium_binary, tmp_path, certificates):
     certificate, key = certificates["future"]
     extra = f"certificate_file: {certificate}\ncertificate_key_file: {key}"
