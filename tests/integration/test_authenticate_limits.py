@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import base_config, free_port
+from harness import base_config, free_port
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import http.client
 import pytest
 
-from conftest import base_config, free_port
+from harness import base_config, free_port
 
 # Larger than the 1 MiB limit that pomerium puts on any identity provider response.
 OVERSIZED_BYTES = 2 * 1024 * 1024
