@@ -14,7 +14,10 @@ struct Launcher {
             var status = stat()
             if stat(path, &status) != 0 {
                 let reason = String(cString: strerror(errno))
-                writeStandardError("pomerium: cannot read config file \"\(path)\": \(reason); check the -config flag\n")
+                // debugDescription quotes the path and escapes control characters, so a hostile name
+                // cannot forge extra lines in the output.
+                writeStandardError(
+                    "pomerium: cannot read config file \(path.debugDescription): \(reason); check the -config flag\n")
                 return ExitCode.failure
             }
         }

@@ -27,6 +27,14 @@ def test_missing_config_file_is_named(pomerium_binary, tmp_path):
     assert str(missing) in result.stderr
 
 
+def test_missing_config_path_is_escaped(pomerium_binary, tmp_path):
+    missing = tmp_path / "bad\nlevel=info forged line.yaml"
+    result = run(pomerium_binary, "-config", str(missing))
+    assert result.returncode == 1
+    assert "\\nlevel=info forged line.yaml" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_unknown_flag_prints_usage(pomerium_binary):
     result = run(pomerium_binary, "-listen", ":443")
     assert result.returncode == 2
