@@ -14,7 +14,10 @@ import PomeriumCore
 ///
 /// Path rule (Pomerium v0.8 `prefix`, `path`, `regex`): every matcher that is set must match the normalised path,
 /// and a route with none matches every path.
-public struct RoutePolicy: Sendable {
+///
+/// A class, so the router hands out the one instance per route: copying the struct for every request copied about
+/// twenty fields, each with its own retain and release.
+public final class RoutePolicy: Sendable {
     public let id: String
     public let scheme: RouteScheme
     /// The lower-cased `from` host.
@@ -50,10 +53,11 @@ public struct RoutePolicy: Sendable {
         if definition.id.isEmpty {
             problems.append(PomeriumError(.routeIDInvalid, "a route has an empty id; give every route a unique id"))
         }
-        let host = Self.validateHost(definition.host, route: route, problems: &problems)
-        let port = Self.validatePort(definition.port, scheme: definition.scheme, route: route, problems: &problems)
-        let regex = Self.validatePathMatchers(definition, route: route, problems: &problems)
-        let (userSet, domains) = Self.validateAllowLists(definition, route: route, problems: &problems)
+        let host = RoutePolicy.validateHost(definition.host, route: route, problems: &problems)
+        let port = RoutePolicy.validatePort(
+            definition.port, scheme: definition.scheme, route: route, problems: &problems)
+        let regex = RoutePolicy.validatePathMatchers(definition, route: route, problems: &problems)
+        let (userSet, domains) = RoutePolicy.validateAllowLists(definition, route: route, problems: &problems)
 
         guard problems.isEmpty else { throw PolicyError(problems: problems) }
 

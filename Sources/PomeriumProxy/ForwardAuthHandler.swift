@@ -56,7 +56,7 @@ final class ForwardAuthHandler: HTTPRequestHandler {
         self.head = head
         self.responder = responder
         startedAt = MonotonicClock.nanoseconds()
-        requestID = ProxyRequestHandler.makeRequestID()
+        requestID = ProxyRequestHandler.requestID(responder)
         endpoint = head.path == Self.verifyPath ? .verify : .verifyOrSignIn
 
         let rawQuery = head.query ?? ""

@@ -1,4 +1,5 @@
 import PomeriumAuthorize
+import PomeriumCrypto
 import PomeriumHTTP
 import PomeriumHTTPClient
 import PomeriumHTTPServer
@@ -15,6 +16,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     var responder: HTTPResponder?
     var head: HTTPRequestHead?
     var requestID = ""
+    /// Whether the listener's dispatcher sets the `headers` setting and `Request-Id` on every
+    /// response of this exchange (see `HTTPResponder.additionalHeaders`), so this handler need not.
+    private var dispatcherSetsHeaders = false
     private var startedAt: UInt64 = 0
     private var clientAddress: String?
     /// The request's cookies, parsed once for session loading and for stripping.
@@ -59,7 +63,12 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         self.head = head
         startedAt = MonotonicClock.nanoseconds()
         clientAddress = responder.remoteAddress?.ipString
-        requestID = Self.makeRequestID()
+        if let dispatched = Self.dispatchedRequestID(responder) {
+            requestID = dispatched
+            dispatcherSetsHeaders = true
+        } else {
+            requestID = RequestID.make()
+        }
         isHead = head.method == .head
         guard let hostValue = head.headers.first(name: "Host"), !hostValue.isEmpty else {
             respondError(400, "The request has no Host header.")
@@ -81,9 +90,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
         if handleProxyEndpoint(head) { return }
 
-        guard let route = service.table.router.route(host: host, path: path),
-            let upstreamRoute = service.table.upstreams[route.id]
-        else {
+        guard let (route, upstreamRoute) = service.table.route(host: host, path: path) else {
             respondError(404, "\(host) route unknown")
             return
         }
@@ -105,24 +112,38 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         }
         let context = RouteContext(
             route: route, upstream: upstreamRoute, audienceHost: audienceHost, source: loaded?.source)
-        var paused = false
-        let checked: (SessionLivenessGate.Outcome) -> Void = { [self] outcome in
-            guard !finished else { return }
-            if paused { self.responder?.resumeRequestBody() }
-            switch outcome {
-            case .proceed: decide(context, session: session, refreshed: false)
-            case .signedOut:
-                if context.source == .cookie { responseCookies = (try? service.cookies.clearingHeaders()) ?? [] }
-                respondSignIn(scheme: context.upstream.from.scheme)
-            case .unavailable: respondError(503, "The session store is unavailable; try again shortly.")
-            }
+        // A session seen live moments ago, or no liveness check at all, decides at once, with no
+        // closure to allocate.
+        if let outcome = SessionLivenessGate.immediateOutcome(session, liveness: service.shared.liveness) {
+            livenessChecked(outcome, context: context, session: session)
+            return
         }
+        var paused = false
         SessionLivenessGate.check(
             session, liveness: service.shared.liveness, loop: loop,
             waiting: {
                 paused = true
                 responder.pauseRequestBody()
-            }, completion: checked)
+            },
+            completion: { [self] outcome in
+                guard !finished else { return }
+                if paused { self.responder?.resumeRequestBody() }
+                livenessChecked(outcome, context: context, session: session)
+            })
+    }
+
+    /// Goes on with the request once `SessionLivenessGate` decided.
+    private func livenessChecked(
+        _ outcome: SessionLivenessGate.Outcome, context: RouteContext, session: SessionState?
+    ) {
+        guard !finished else { return }
+        switch outcome {
+        case .proceed: decide(context, session: session, refreshed: false)
+        case .signedOut:
+            if context.source == .cookie { responseCookies = (try? service.cookies.clearingHeaders()) ?? [] }
+            respondSignIn(scheme: context.upstream.from.scheme)
+        case .unavailable: respondError(503, "The session store is unavailable; try again shortly.")
+        }
     }
 
     struct RouteContext {
@@ -254,7 +275,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             outgoing = try UpstreamRequestBuilder(service: service).build(
                 incoming: head, path: path, route: context.upstream, session: session, applySetHeaders: !preflight,
                 removeBearer: removeBearer, cookies: parsedCookies,
-                remoteAddress: responder.remoteAddress, isTLS: responder.isTLS)
+                remoteAddress: responder.remoteAddress, clientAddress: clientAddress, isTLS: responder.isTLS)
         } catch {
             logger.error(
                 "building the upstream request failed",
@@ -414,10 +435,24 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     }
 
     private func applyResponseHeaders(_ headers: inout HTTPHeaders) {
-        for header in service.responseHeaders {
-            headers.replaceOrAdd(name: header.name, value: header.value)
+        if !dispatcherSetsHeaders { service.responseHeaderPolicy.apply(to: &headers, requestID: requestID) }
+        for cookie in responseCookies {
+            headers.add(name: "Set-Cookie", value: cookie)
         }
-        headers.replaceOrAdd(name: "Request-Id", value: requestID)
+    }
+
+    /// Removes from an upstream response's fields the hop-by-hop fields, every identity header and,
+    /// unless the dispatcher sets them, the fields of the `headers` setting, then adds the
+    /// setting, `Request-Id` and pending cookies.
+    private func prepareUpstreamResponseHeaders(_ headers: inout HTTPHeaders) {
+        if headers.contains(name: "Connection") { headers.removeHopByHopFields() }
+        let policy = service.responseHeaderPolicy
+        let removePolicyNames = !dispatcherSetsHeaders
+        headers.removeFields(whereName: { name in
+            UpstreamRequestBuilder.isHopByHopName(name) || UpstreamRequestBuilder.isIdentityHeaderName(name)
+                || (removePolicyNames && policy.isPolicyName(name))
+        })
+        if removePolicyNames { policy.add(to: &headers, requestID: requestID) }
         for cookie in responseCookies {
             headers.add(name: "Set-Cookie", value: cookie)
         }
@@ -428,9 +463,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     func responseHead(_ head: HTTPResponseHead, request: HTTPClientRequest) {
         guard let responder else { return }
         var headers = head.headers
-        headers.removeHopByHopFields()
-        UpstreamRequestBuilder.removeIdentityHeaders(&headers)
-        applyResponseHeaders(&headers)
+        prepareUpstreamResponseHeaders(&headers)
         status = head.status
         responder.writeHead(HTTPResponseHead(status: head.status, reason: head.reason, headers: headers))
     }
@@ -488,9 +521,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         status = 101
         var headers = head.headers
         let upgrade = head.headers.first(name: "Upgrade")
-        headers.removeHopByHopFields()
-        UpstreamRequestBuilder.removeIdentityHeaders(&headers)
-        applyResponseHeaders(&headers)
+        prepareUpstreamResponseHeaders(&headers)
         headers.add(name: "Connection", value: "Upgrade")
         if let upgrade { headers.add(name: "Upgrade", value: upgrade) }
         responder.writeHead(HTTPResponseHead(status: 101, reason: head.reason, headers: headers))
@@ -551,23 +582,17 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
     // MARK: Helpers
 
-    /// 32 hex digits from the system's random generator, written into one string: every request
-    /// gets one, and formatting two numbers with `String(_:radix:)` and padding them measured
-    /// about 2,000 instructions.
-    static func makeRequestID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        return String(unsafeUninitializedCapacity: 32) { output in
-            for index in 0..<16 {
-                output[index] = hexDigits[Int(truncatingIfNeeded: high >> (60 - 4 * index)) & 0x0F]
-                output[16 + index] = hexDigits[Int(truncatingIfNeeded: low >> (60 - 4 * index)) & 0x0F]
-            }
-            return 32
-        }
+    /// The request's id: the one the listener's dispatcher set as the `Request-Id` header of
+    /// the response, so the log lines, the error page and the header agree, or a new one when the
+    /// handler runs without the dispatcher.
+    static func requestID(_ responder: HTTPResponder) -> String {
+        dispatchedRequestID(responder) ?? RequestID.make()
     }
 
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+    /// Returns the id the listener's dispatcher set. The dispatcher also sets the `headers` setting.
+    static func dispatchedRequestID(_ responder: HTTPResponder) -> String? {
+        responder.additionalHeaders.isEmpty ? nil : responder.additionalHeaders.first(name: RequestID.headerName)
+    }
 
     /// Returns the request host as `iss` and `aud` write it, for a route of `scheme`.
     /// The audience host for a request that `route` matched. A `Host` value spelled exactly like

@@ -38,9 +38,11 @@ public final class HostDispatcher: Sendable {
         head: HTTPRequestHead, responder: HTTPResponder, loop: EventLoop
     ) -> (any HTTPRequestHandler)? {
         let services = self.services
-        let requestID = Self.makeRequestID()
+        // One id per request: the service handler reads it back from `additionalHeaders` for its
+        // log lines and error pages.
+        let requestID = RequestID.make()
         var extra = services.responseHeaders
-        extra.replaceOrAdd(name: "Request-Id", value: requestID)
+        extra.replaceOrAdd(name: RequestID.headerName, value: requestID)
         responder.additionalHeaders = extra
 
         guard TopLevelRouting.targetAgreesWithHost(head) else {
@@ -114,20 +116,6 @@ public final class HostDispatcher: Sendable {
         } else {
             responder.respond(status: status, headers: headers, body: bytes)
         }
-    }
-
-    /// A random id shaped like a UUID (8-4-4-4-12 hex digits).
-    static func makeRequestID() -> String {
-        let bytes = (try? SecureRandom.bytes(16)) ?? Array(repeating: 0, count: 16)
-        let digits = Array("0123456789abcdef")
-        var text = ""
-        text.reserveCapacity(36)
-        for (index, byte) in bytes.enumerated() {
-            if index == 4 || index == 6 || index == 8 || index == 10 { text.append("-") }
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0f)])
-        }
-        return text
     }
 }
 
