@@ -11,8 +11,8 @@ public struct Router: Sendable {
     public let routes: [RoutePolicy]
     /// For each `Host` key, the indices into `routes` of its candidate routes, ascending.
     private let candidatesByHost: [HostAndPort: [Int]]
-    /// The candidates of each portless key, by its host text: a `Host` value spelled exactly like
-    /// a route's lower-cased host parses to that key, so the lookup skips the parse.
+    /// The candidates of each key, by its text (`host` or `host:port`): a `Host` value spelled
+    /// exactly like that text parses to that key, so the lookup skips the parse.
     private let candidatesByPlainHost: [String: [Int]]
 
     /// A route that can never match because an earlier route on every one of its `Host` keys accepts every path it
@@ -65,8 +65,9 @@ public struct Router: Sendable {
         self.routes = routes
         self.candidatesByHost = candidates
         var plain: [String: [Int]] = [:]
-        for (key, indices) in candidates where key.port == nil && HostAndPort(parsing: key.host) == key {
-            plain[key.host] = indices
+        for (key, indices) in candidates {
+            let text = key.port.map { "\(key.host):\($0)" } ?? key.host
+            if HostAndPort(parsing: text) == key { plain[text] = indices }
         }
         self.candidatesByPlainHost = plain
         self.shadowedRoutes = Self.findShadowedRoutes(routes, candidatesByHost: candidates)

@@ -16,9 +16,6 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     var responder: HTTPResponder?
     var head: HTTPRequestHead?
     var requestID = ""
-    /// Whether the listener's dispatcher sets the `headers` setting and `Request-Id` on every
-    /// response of this exchange (see `HTTPResponder.additionalHeaders`), so this handler need not.
-    private var dispatcherSetsHeaders = false
     private var startedAt: UInt64 = 0
     private var clientAddress: String?
     /// The request's cookies, parsed once for session loading and for stripping.
@@ -64,8 +61,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         startedAt = MonotonicClock.nanoseconds()
         clientAddress = responder.remoteAddress?.ipString
         if let dispatched = Self.dispatchedRequestID(responder) {
+            // The dispatcher's fields are the `headers` setting of this configuration and the id.
+            // This handler writes them itself with one pass per response (`ResponseHeaderPolicy`),
+            // so the responder does not set each of them again with its own lookup.
             requestID = dispatched
-            dispatcherSetsHeaders = true
+            responder.additionalHeaders = HTTPHeaders()
         } else {
             requestID = RequestID.make()
         }
@@ -90,12 +90,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
         if handleProxyEndpoint(head) { return }
 
-        guard let (route, upstreamRoute) = service.table.route(host: host, path: path) else {
+        guard let (route, upstreamRoute, audienceHost) = service.table.route(host: host, path: path) else {
             respondError(404, "\(host) route unknown")
             return
         }
 
-        let audienceHost = Self.audienceHost(requestHost: host, route: route)
         parsedCookies = CookieParser.parse(headers: head.headers)
         let cookies = parsedCookies.map { (name: $0.name, value: $0.value) }
         let query = head.query.map { URLQuery(parsingLeniently: $0) }
@@ -435,24 +434,34 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     }
 
     private func applyResponseHeaders(_ headers: inout HTTPHeaders) {
-        if !dispatcherSetsHeaders { service.responseHeaderPolicy.apply(to: &headers, requestID: requestID) }
+        service.responseHeaderPolicy.apply(to: &headers, requestID: requestID)
         for cookie in responseCookies {
             headers.add(name: "Set-Cookie", value: cookie)
         }
     }
 
-    /// Removes from an upstream response's fields the hop-by-hop fields, every identity header and,
-    /// unless the dispatcher sets them, the fields of the `headers` setting, then adds the
-    /// setting, `Request-Id` and pending cookies.
+    /// Removes from an upstream response's fields the hop-by-hop fields, every identity header and
+    /// the fields of the `headers` setting in one pass, then adds the setting, `Request-Id` and
+    /// pending cookies.
     private func prepareUpstreamResponseHeaders(_ headers: inout HTTPHeaders) {
-        if headers.contains(name: "Connection") { headers.removeHopByHopFields() }
         let policy = service.responseHeaderPolicy
-        let removePolicyNames = !dispatcherSetsHeaders
+        // The fields `Connection` names are hop-by-hop too, except those the fixed list has anyway
+        // (upstreams mostly send `Connection: keep-alive`).
+        let connectionNamed = UpstreamRequestBuilder.connectionNamedFields(headers)
+        // The fields are copied once, with room for what is added below.
+        headers.reserveCapacity(
+            fields: policy.fields.count + 1 + responseCookies.count,
+            bytes: policy.byteCount + responseCookies.reduce(0) { $0 + $1.utf8.count + 10 })
         headers.removeFields(whereName: { name in
-            UpstreamRequestBuilder.isHopByHopName(name) || UpstreamRequestBuilder.isIdentityHeaderName(name)
-                || (removePolicyNames && policy.isPolicyName(name))
+            if UpstreamRequestBuilder.isHopByHopName(name) || UpstreamRequestBuilder.isIdentityHeaderName(name)
+                || policy.isPolicyName(name)
+            {
+                return true
+            }
+            for candidate in connectionNamed where HTTPFieldName.matches(name, lowercase: candidate) { return true }
+            return false
         })
-        if removePolicyNames { policy.add(to: &headers, requestID: requestID) }
+        policy.add(to: &headers, requestID: requestID)
         for cookie in responseCookies {
             headers.add(name: "Set-Cookie", value: cookie)
         }
@@ -589,7 +598,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         dispatchedRequestID(responder) ?? RequestID.make()
     }
 
-    /// Returns the id the listener's dispatcher set. The dispatcher also sets the `headers` setting.
+    /// Returns the id the listener's dispatcher set in the responder's additional headers, next to
+    /// the `headers` setting.
     static func dispatchedRequestID(_ responder: HTTPResponder) -> String? {
         responder.additionalHeaders.isEmpty ? nil : responder.additionalHeaders.first(name: RequestID.headerName)
     }

@@ -22,6 +22,8 @@ final class UpstreamRoute: Sendable {
     /// Whether `setRequestHeaders` names an identity header, which an identified request must not
     /// send (see `UpstreamRequestBuilder.removeIdentityHeaders`).
     let setsIdentityHeader: Bool
+    /// The bytes of every name and value in `setRequestHeaders`.
+    let setRequestHeadersByteCount: Int
     let preserveHostHeader: Bool
     let allowWebsockets: Bool
 
@@ -38,6 +40,7 @@ final class UpstreamRoute: Sendable {
         self.timeouts = timeouts
         self.setRequestHeaders = setRequestHeaders
         setsIdentityHeader = setRequestHeaders.contains { UpstreamRequestBuilder.isIdentityHeaderName($0.name) }
+        setRequestHeadersByteCount = setRequestHeaders.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
         self.preserveHostHeader = preserveHostHeader
         self.allowWebsockets = allowWebsockets
     }
@@ -53,6 +56,9 @@ struct ProxyRouteTable: Sendable {
     let upstreamsInOrder: [UpstreamRoute]
     /// Every `from` host key, so the proxy endpoints respond only on hosts that have a route.
     let routeHosts: Set<HostAndPort>
+    /// For each route whose `from` has a port, in the order of `router.routes`: the `Host` value
+    /// `host:port` and its audience host, computed once.
+    private let hostWithPortAudiences: [(hostHeader: String, audienceHost: String)?]
 
     init(policy: [Route]) throws {
         var definitions: [RouteDefinition] = []
@@ -70,13 +76,27 @@ struct ProxyRouteTable: Sendable {
         self.upstreams = upstreams
         self.upstreamsInOrder = upstreamsInOrder
         routeHosts = Set(router.routes.flatMap(\.hostKeys))
+        hostWithPortAudiences = router.routes.map { policy in
+            guard let port = policy.port else { return nil }
+            let hostHeader = "\(policy.host):\(port)"
+            return (hostHeader, ProxyRequestHandler.audienceHost(requestHost: hostHeader, route: policy))
+        }
     }
 
-    /// Returns the policy and upstream settings of the route for the `Host` value and the normalised path.
-    func route(host: String, path: String) -> (policy: RoutePolicy, upstream: UpstreamRoute)? {
+    /// Returns the policy, the upstream settings and the audience host (see
+    /// `ProxyRequestHandler.audienceHost`) of the route for the `Host` value and the normalised path.
+    func route(
+        host: String, path: String
+    ) -> (policy: RoutePolicy, upstream: UpstreamRoute, audienceHost: String)? {
         let lookup = router.lookup(host: host, path: path)
         guard let policy = lookup.route, let index = lookup.index, index < upstreamsInOrder.count else { return nil }
-        return (policy, upstreamsInOrder[index])
+        let audienceHost: String
+        if index < hostWithPortAudiences.count, let known = hostWithPortAudiences[index], known.hostHeader == host {
+            audienceHost = known.audienceHost
+        } else {
+            audienceHost = ProxyRequestHandler.audienceHost(requestHost: host, route: policy)
+        }
+        return (policy, upstreamsInOrder[index], audienceHost)
     }
 
     /// Returns whether some route's `from` matches `host`, the request's `Host` value.

@@ -6,6 +6,8 @@ import PomeriumHTTP
 struct ResponseHeaderPolicy: Sendable {
     /// The configured fields, one per name compared case-insensitively, without `Request-Id`.
     let fields: [(name: String, value: String)]
+    /// The bytes `add` appends: every name and value, and a `Request-Id` with its 36-digit id.
+    let byteCount: Int
     /// The lowercase bytes of every name in `fields`, and of `Request-Id`.
     private let lowercaseNames: [[UInt8]]
     /// Bit n is set when a name in `lowercaseNames` is n bytes long (bit 63: 63 or more), so most
@@ -30,6 +32,9 @@ struct ResponseHeaderPolicy: Sendable {
             }
         }
         self.fields = fields
+        byteCount = fields.reduce(RequestID.headerName.utf8.count + 36) {
+            $0 + $1.name.utf8.count + $1.value.utf8.count
+        }
         lowercaseNames = (fields.map(\.name) + [RequestID.headerName]).map { Array($0.lowercased().utf8) }
         lengthMask = lowercaseNames.reduce(0) { $0 | Self.lengthBit($1.count) }
     }

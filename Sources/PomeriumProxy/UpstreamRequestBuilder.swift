@@ -20,7 +20,20 @@ struct UpstreamRequestBuilder {
         clientAddress: String? = nil,
         isTLS: Bool
     ) throws -> HTTPRequestHead {
+        var assertion: String?
+        if let session {
+            let sessionID = session.accessTokenID.isEmpty ? session.subject : session.accessTokenID
+            assertion = try service.shared.signer.assertion(for: session, sessionID: sessionID, route: route.id)
+        }
         var headers = incoming.headers
+        // The copy of the client's fields gets room for the fields added below, so it is made
+        // once and the added bytes do not regrow it. Claim values are estimated at 64 bytes.
+        let claimCount = session == nil ? 0 : service.claimHeaders.count
+        headers.reserveCapacity(
+            fields: 8 + route.setRequestHeaders.count + claimCount,
+            bytes: 256 + route.hostHeader.utf8.count + route.setRequestHeadersByteCount
+                + (assertion.map { IdentityAssertionSigner.headerName.utf8.count + $0.utf8.count } ?? 0)
+                + claimCount * 96)
         // One pass over the names finds the fields that need work. Most requests have none of
         // them, so the later steps for those fields are skipped.
         var present = FieldKinds()
@@ -31,9 +44,7 @@ struct UpstreamRequestBuilder {
         let chunkedBody = present.transferEncoding && headers.containsToken("chunked", name: "Transfer-Encoding")
         let mayUpgrade = present.upgrade && (present.connection || incoming.method == .connect)
         let upgrade = mayUpgrade && incoming.isUpgradeRequest ? headers.first(name: "Upgrade") : nil
-        // Fields the `Connection` header names are hop-by-hop too (RFC 9110 section 7.6.1).
-        let connectionNamed =
-            present.connection ? headers.tokens(name: "Connection").map { Array($0.utf8) } : []
+        let connectionNamed = present.connection ? Self.connectionNamedFields(headers) : []
         let trusted = service.trustedProxies.trusts(remoteAddress)
         // A `Cookie` field that `Connection` names goes with the other hop-by-hop fields.
         let cookieIsHopByHop = connectionNamed.contains(Self.cookieName)
@@ -69,12 +80,10 @@ struct UpstreamRequestBuilder {
                 headers.replaceOrAdd(name: header.name, value: header.value)
             }
         }
-        if let session {
+        if let session, let assertion {
             // The assertion and claim headers come last, so no client header or setting overrides
             // them. The client's identity headers went above; a setting may have added one back.
             if applySetHeaders && route.setsIdentityHeader { Self.removeIdentityHeaders(&headers) }
-            let sessionID = session.accessTokenID.isEmpty ? session.subject : session.accessTokenID
-            let assertion = try service.shared.signer.assertion(for: session, sessionID: sessionID, route: route.id)
             headers.add(name: IdentityAssertionSigner.headerName, value: assertion)
             service.claimHeaders.forEachHeader(for: session) { name, value in
                 headers.add(name: name, value: value)
@@ -100,31 +109,62 @@ struct UpstreamRequestBuilder {
             if UpstreamRequestBuilder.isHopByHopName(name) {
                 hopByHop = true
                 switch name.count {
-                case 10: connection = connection || HTTPFieldName.matches(name, lowercase: connectionName)
+                case 10: connection = connection || HTTPFieldName.matches(name, lowercase: Self.connectionName)
                 case 17:
                     transferEncoding =
-                        transferEncoding || HTTPFieldName.matches(name, lowercase: transferEncodingName)
-                case 7: upgrade = upgrade || HTTPFieldName.matches(name, lowercase: upgradeName)
+                        transferEncoding || HTTPFieldName.matches(name, lowercase: Self.transferEncodingName)
+                case 7: upgrade = upgrade || HTTPFieldName.matches(name, lowercase: Self.upgradeName)
                 default: break
                 }
                 return
             }
             switch name.count {
             case 6: cookie = cookie || HTTPFieldName.matches(name, lowercase: UpstreamRequestBuilder.cookieName)
-            case 13: authorization = authorization || HTTPFieldName.matches(name, lowercase: authorizationName)
+            case 13: authorization = authorization || HTTPFieldName.matches(name, lowercase: Self.authorizationName)
             default: break
             }
             identity = identity || UpstreamRequestBuilder.isIdentityHeaderName(name)
             forwarded = forwarded || UpstreamRequestBuilder.isForwardingHeaderName(name)
         }
 
-        private let connectionName = Array("connection".utf8)
-        private let transferEncodingName = Array("transfer-encoding".utf8)
-        private let upgradeName = Array("upgrade".utf8)
-        private let authorizationName = Array("authorization".utf8)
+        private static let connectionName = Array("connection".utf8)
+        private static let transferEncodingName = Array("transfer-encoding".utf8)
+        private static let upgradeName = Array("upgrade".utf8)
+        private static let authorizationName = Array("authorization".utf8)
     }
 
     static let cookieName = Array("cookie".utf8)
+
+    /// Returns the lowercase names that the `Connection` fields list, which are hop-by-hop too
+    /// (RFC 9110 section 7.6.1), leaving out names of the fixed hop-by-hop list.
+    static func connectionNamedFields(_ headers: HTTPHeaders) -> [[UInt8]] {
+        guard let first = headers.first(name: "Connection") else { return [] }
+        // One field is the rule, and its value is read without the token list `tokens(name:)` builds.
+        let values = headers.count(name: "Connection") == 1 ? [first] : headers["Connection"]
+        var names: [[UInt8]] = []
+        for value in values {
+            var value = value
+            value.withUTF8 { bytes in
+                // The comma-separated elements, trimmed of spaces and tabs, empty ones skipped
+                // (RFC 9110 section 5.6.1), lowercased.
+                var start = 0
+                while start <= bytes.count {
+                    var end = start
+                    while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+                    var lower = start
+                    var upper = end
+                    while lower < upper, bytes[lower] == 0x20 || bytes[lower] == 0x09 { lower += 1 }
+                    while upper > lower, bytes[upper - 1] == 0x20 || bytes[upper - 1] == 0x09 { upper -= 1 }
+                    let element = UnsafeBufferPointer(rebasing: bytes[lower..<upper])
+                    if !element.isEmpty && !isHopByHopName(element) {
+                        names.append(element.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
+                    }
+                    start = end + 1
+                }
+            }
+        }
+        return names
+    }
 
     /// `HTTPHeaders.hopByHopFieldNames` as lowercase bytes.
     static let hopByHopNames: [[UInt8]] = HTTPHeaders.hopByHopFieldNames.map { Array($0.lowercased().utf8) }

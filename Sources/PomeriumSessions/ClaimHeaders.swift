@@ -139,8 +139,11 @@ public struct ClaimHeaderPlan: Sendable {
         }
     }
 
-    /// Whether no listed claim can produce a header.
+    /// Returns whether no listed claim can produce a header.
     public var isEmpty: Bool { entries.isEmpty }
+
+    /// The number of listed claims that can produce a header.
+    public var count: Int { entries.count }
 
     /// Calls `body` with the header name and value of each listed claim that `session` has, in
     /// the order of the list. Values with control characters are left out.

@@ -106,3 +106,25 @@ struct ResponseHeaderPolicyTests {
         #expect(headers["Request-Id"] == ["id-2"])
     }
 }
+
+@Suite("Fields named by Connection")
+struct ConnectionNamedFieldTests {
+    static func names(_ fields: [(String, String)]) -> [String] {
+        var headers = HTTPHeaders()
+        for (name, value) in fields { headers.add(name: name, value: value) }
+        return UpstreamRequestBuilder.connectionNamedFields(headers).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    @Test("elements are trimmed, lowercased and without the fixed hop-by-hop names")
+    func oneField() {
+        #expect(Self.names([("Connection", " X-Secret ,\tkeep-alive,, Upgrade ,Cookie")]) == ["x-secret", "cookie"])
+        #expect(Self.names([("Connection", "keep-alive")]).isEmpty)
+        #expect(Self.names([("Connection", "")]).isEmpty)
+        #expect(Self.names([("Host", "a")]).isEmpty)
+    }
+
+    @Test("every Connection field counts")
+    func repeatedFields() {
+        #expect(Self.names([("Connection", "a"), ("Host", "h"), ("connection", "B, close")]) == ["a", "b", "close"])
+    }
+}
