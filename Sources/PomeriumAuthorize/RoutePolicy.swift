@@ -39,6 +39,8 @@ public final class RoutePolicy: Sendable {
     public let allowWebsockets: Bool
 
     private let regex: CompiledPathRegex?
+    /// `host:port` when the route has a port and that text parses back to the route's host key.
+    private let hostWithPort: String?
     let userSet: Set<EmailAddress>
     let domainSet: Set<ExactText>
     let groupSet: Set<ExactText>
@@ -65,6 +67,10 @@ public final class RoutePolicy: Sendable {
         self.scheme = definition.scheme
         self.host = host
         self.port = port
+        let hostWithPortText = port.map { "\(host):\($0)" }
+        self.hostWithPort =
+            hostWithPortText.flatMap { HostAndPort(parsing: $0) } == port.map { HostAndPort(host: host, port: $0) }
+            ? hostWithPortText : nil
         self.prefix = definition.prefix
         self.path = definition.path
         self.regexPattern = definition.regex
@@ -128,6 +134,10 @@ public final class RoutePolicy: Sendable {
         // its bytes parses to `host` with no port. Comparing bytes skips that parse.
         if hostHasSameBytes(as: hostHeader) {
             return port == nil && matchesPath(path)
+        }
+        // Likewise a `Host` value spelled exactly `host:port`, which parses to this route's key.
+        if let hostWithPort, hostHeader.hasSameBytes(as: hostWithPort) {
+            return matchesPath(path)
         }
         guard let requestHost = HostAndPort(parsing: hostHeader) else { return false }
         return matchesHost(requestHost) && matchesPath(path)
