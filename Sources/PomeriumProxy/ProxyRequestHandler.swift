@@ -223,36 +223,15 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     /// replaced or cleared: a script that sent a header or query token keeps its own token.
     private func refresh(_ context: RouteContext, expired: SessionState) {
         responder?.pauseRequestBody()
-        let refresher = service.shared.refresher
-        let accessTokenID = expired.accessTokenID
-        let audience = expired.audience
-        let issuerHost = service.authenticateAudienceHost
-        loop.submit(
-            {
-                try await refresher.refreshRouteSession(
-                    accessTokenID: accessTokenID, audience: audience, issuerHost: issuerHost)
-            },
-            completion: { [self] result in
-                guard !finished else { return }
+        BackendRefresh.renew(
+            expired, audienceHost: context.audienceHost, makeCookies: context.source == .cookie, service: service,
+            loop: loop, requestID: requestID, isFinished: { [self] in finished },
+            completion: { [self] renewal in
                 responder?.resumeRequestBody()
-                switch result {
-                case .success(let token):
-                    do {
-                        let renewed = try service.tokens.verify(Array(token.utf8), audienceHost: context.audienceHost)
-                        if context.source == .cookie {
-                            responseCookies = try service.cookies.setCookieHeaders(for: renewed)
-                        }
-                        decide(context, session: renewed, refreshed: true)
-                        return
-                    } catch {
-                        logger.warning(
-                            "backend refresh returned an unusable session",
-                            metadata: ["req_id": .string(requestID), "error": .string("\(error)")])
-                    }
-                case .failure(let error):
-                    logger.warning(
-                        "backend refresh failed",
-                        metadata: ["req_id": .string(requestID), "error": .string("\(error)")])
+                if let renewal {
+                    if let cookies = renewal.cookies { responseCookies = cookies }
+                    decide(context, session: renewal.session, refreshed: true)
+                    return
                 }
                 if context.source == .cookie { responseCookies = (try? service.cookies.clearingHeaders()) ?? [] }
                 respondSignIn(scheme: context.upstream.from.scheme)
