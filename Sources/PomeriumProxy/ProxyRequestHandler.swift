@@ -156,9 +156,12 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
     private func decide(_ context: RouteContext, session: SessionState?, refreshed: Bool) {
         guard let head else { return }
+        // Only an OPTIONS request can be a CORS preflight, so other methods skip the two lookups.
+        let isOptions = head.method == .options
         let access = AccessRequest(
-            method: head.method.rawValue, host: host, path: path, origin: head.headers.first(name: "Origin"),
-            accessControlRequestMethod: head.headers.first(name: "Access-Control-Request-Method"))
+            method: head.method.rawValue, host: host, path: path,
+            origin: isOptions ? head.headers.first(name: "Origin") : nil,
+            accessControlRequestMethod: isOptions ? head.headers.first(name: "Access-Control-Request-Method") : nil)
         let now = service.shared.clock.unixSeconds()
         let decision = service.evaluator.evaluate(
             route: context.route, request: access, session: session.map(Self.identity), now: now)
