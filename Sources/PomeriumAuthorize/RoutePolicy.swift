@@ -14,7 +14,10 @@ import PomeriumCore
 ///
 /// Path rule (Pomerium v0.8 `prefix`, `path`, `regex`): every matcher that is set must match the normalised path,
 /// and a route with none matches every path.
-public struct RoutePolicy: Sendable {
+///
+/// A class, so the router hands out the one instance per route: copying the struct for every request copied about
+/// twenty fields, each with its own retain and release.
+public final class RoutePolicy: Sendable {
     public let id: String
     public let scheme: RouteScheme
     /// The lower-cased `from` host.
@@ -36,6 +39,8 @@ public struct RoutePolicy: Sendable {
     public let allowWebsockets: Bool
 
     private let regex: CompiledPathRegex?
+    /// `host:port` when the route has a port and that text parses back to the route's host key.
+    private let hostWithPort: String?
     let userSet: Set<EmailAddress>
     let domainSet: Set<ExactText>
     let groupSet: Set<ExactText>
@@ -50,10 +55,11 @@ public struct RoutePolicy: Sendable {
         if definition.id.isEmpty {
             problems.append(PomeriumError(.routeIDInvalid, "a route has an empty id; give every route a unique id"))
         }
-        let host = Self.validateHost(definition.host, route: route, problems: &problems)
-        let port = Self.validatePort(definition.port, scheme: definition.scheme, route: route, problems: &problems)
-        let regex = Self.validatePathMatchers(definition, route: route, problems: &problems)
-        let (userSet, domains) = Self.validateAllowLists(definition, route: route, problems: &problems)
+        let host = RoutePolicy.validateHost(definition.host, route: route, problems: &problems)
+        let port = RoutePolicy.validatePort(
+            definition.port, scheme: definition.scheme, route: route, problems: &problems)
+        let regex = RoutePolicy.validatePathMatchers(definition, route: route, problems: &problems)
+        let (userSet, domains) = RoutePolicy.validateAllowLists(definition, route: route, problems: &problems)
 
         guard problems.isEmpty else { throw PolicyError(problems: problems) }
 
@@ -61,6 +67,10 @@ public struct RoutePolicy: Sendable {
         self.scheme = definition.scheme
         self.host = host
         self.port = port
+        let hostWithPortText = port.map { "\(host):\($0)" }
+        self.hostWithPort =
+            hostWithPortText.flatMap { HostAndPort(parsing: $0) } == port.map { HostAndPort(host: host, port: $0) }
+            ? hostWithPortText : nil
         self.prefix = definition.prefix
         self.path = definition.path
         self.regexPattern = definition.regex
@@ -124,6 +134,10 @@ public struct RoutePolicy: Sendable {
         // its bytes parses to `host` with no port. Comparing bytes skips that parse.
         if hostHasSameBytes(as: hostHeader) {
             return port == nil && matchesPath(path)
+        }
+        // Likewise a `Host` value spelled exactly `host:port`, which parses to this route's key.
+        if let hostWithPort, hostHeader.hasSameBytes(as: hostWithPort) {
+            return matchesPath(path)
         }
         guard let requestHost = HostAndPort(parsing: hostHeader) else { return false }
         return matchesHost(requestHost) && matchesPath(path)

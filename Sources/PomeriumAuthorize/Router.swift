@@ -11,6 +11,9 @@ public struct Router: Sendable {
     public let routes: [RoutePolicy]
     /// For each `Host` key, the indices into `routes` of its candidate routes, ascending.
     private let candidatesByHost: [HostAndPort: [Int]]
+    /// The candidates of each key, by its text (`host` or `host:port`): a `Host` value spelled
+    /// exactly like that text parses to that key, so the lookup skips the parse.
+    private let candidatesByPlainHost: [String: [Int]]
 
     /// A route that can never match because an earlier route on every one of its `Host` keys accepts every path it
     /// accepts.
@@ -33,6 +36,8 @@ public struct Router: Sendable {
     public struct Lookup: Sendable {
         /// The first matching route, or nil when no route matched (the proxy then returns 404 "route unknown").
         public let route: RoutePolicy?
+        /// The index of `route` in `routes`.
+        public let index: Int?
         /// How many routes had their path matchers evaluated. Host lookup itself is a single dictionary access.
         public let pathMatcherEvaluations: Int
     }
@@ -59,6 +64,12 @@ public struct Router: Sendable {
         guard problems.isEmpty else { throw PolicyError(problems: problems) }
         self.routes = routes
         self.candidatesByHost = candidates
+        var plain: [String: [Int]] = [:]
+        for (key, indices) in candidates {
+            let text = key.port.map { "\(key.host):\($0)" } ?? key.host
+            if HostAndPort(parsing: text) == key { plain[text] = indices }
+        }
+        self.candidatesByPlainHost = plain
         self.shadowedRoutes = Self.findShadowedRoutes(routes, candidatesByHost: candidates)
     }
 
@@ -86,17 +97,24 @@ public struct Router: Sendable {
 
     /// Looks up the route for the `Host` value and the normalised path, and counts the path matchers it ran.
     public func lookup(host: String, path: String) -> Lookup {
-        guard let key = HostAndPort(parsing: host), let candidates = candidatesByHost[key] else {
-            return Lookup(route: nil, pathMatcherEvaluations: 0)
+        guard let candidates = candidates(host: host) else {
+            return Lookup(route: nil, index: nil, pathMatcherEvaluations: 0)
         }
         var evaluations = 0
         for index in candidates {
             evaluations += 1
             if routes[index].matchesPath(path) {
-                return Lookup(route: routes[index], pathMatcherEvaluations: evaluations)
+                return Lookup(route: routes[index], index: index, pathMatcherEvaluations: evaluations)
             }
         }
-        return Lookup(route: nil, pathMatcherEvaluations: evaluations)
+        return Lookup(route: nil, index: nil, pathMatcherEvaluations: evaluations)
+    }
+
+    /// Returns the indices into `routes` of the routes registered for the `Host` value.
+    private func candidates(host: String) -> [Int]? {
+        if let plain = candidatesByPlainHost[host] { return plain }
+        guard let key = HostAndPort(parsing: host) else { return nil }
+        return candidatesByHost[key]
     }
 
     private static func findShadowedRoutes(

@@ -56,7 +56,7 @@ final class ForwardAuthHandler: HTTPRequestHandler {
         self.head = head
         self.responder = responder
         startedAt = MonotonicClock.nanoseconds()
-        requestID = ProxyRequestHandler.makeRequestID()
+        requestID = ProxyRequestHandler.requestID(responder)
         endpoint = head.path == Self.verifyPath ? .verify : .verifyOrSignIn
 
         let rawQuery = head.query ?? ""
@@ -272,37 +272,17 @@ final class ForwardAuthHandler: HTTPRequestHandler {
     /// new session is verified and authorized. A failure clears the cookie and responds as for no
     /// session, with that one response only (v0.7 appended the "allowed" text to its redirect).
     private func refresh(_ context: Context, expired: SessionState) {
-        let refresher = service.shared.refresher
-        let accessTokenID = expired.accessTokenID
-        let audience = expired.audience
-        let issuerHost = service.authenticateAudienceHost
-        loop.submit(
-            {
-                try await refresher.refreshRouteSession(
-                    accessTokenID: accessTokenID, audience: audience, issuerHost: issuerHost)
-            },
-            completion: { [self] result in
-                guard !finished else { return }
-                switch result {
-                case .success(let token):
-                    do {
-                        // The new session keeps the old audience, which may name another port of
-                        // the target's host (see `audience(_:namesHostOf:)`).
-                        let minted = Self.audienceEntry(audience, namingHostOf: context.audienceHost)
-                        let renewed = try service.tokens.verify(
-                            Array(token.utf8), audienceHost: minted ?? context.audienceHost)
-                        responseCookies = try service.cookies.setCookieHeaders(for: renewed)
-                        decide(context, session: renewed, refreshed: true)
-                        return
-                    } catch {
-                        logger.warning(
-                            "backend refresh returned an unusable session",
-                            metadata: ["req_id": .string(requestID), "error": .string("\(error)")])
-                    }
-                case .failure(let error):
-                    logger.warning(
-                        "backend refresh failed",
-                        metadata: ["req_id": .string(requestID), "error": .string("\(error)")])
+        // The new session keeps the old audience, which may name another port of the target's
+        // host (see `audience(_:namesHostOf:)`).
+        let minted = Self.audienceEntry(expired.audience, namingHostOf: context.audienceHost)
+        BackendRefresh.renew(
+            expired, audienceHost: minted ?? context.audienceHost, makeCookies: true, service: service, loop: loop,
+            requestID: requestID, isFinished: { [self] in finished },
+            completion: { [self] renewal in
+                if let renewal {
+                    responseCookies = renewal.cookies ?? []
+                    decide(context, session: renewal.session, refreshed: true)
+                    return
                 }
                 responseCookies = (try? service.cookies.clearingHeaders()) ?? []
                 respondUnauthenticated(target: context.target)

@@ -1,4 +1,5 @@
 import PomeriumAuthorize
+import PomeriumCrypto
 import PomeriumHTTP
 import PomeriumHTTPClient
 import PomeriumHTTPServer
@@ -59,7 +60,15 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         self.head = head
         startedAt = MonotonicClock.nanoseconds()
         clientAddress = responder.remoteAddress?.ipString
-        requestID = Self.makeRequestID()
+        if let dispatched = Self.dispatchedRequestID(responder) {
+            // The dispatcher's fields are the `headers` setting of this configuration and the id.
+            // This handler writes them itself with one pass per response (`ResponseHeaderPolicy`),
+            // so the responder does not set each of them again with its own lookup.
+            requestID = dispatched
+            responder.additionalHeaders = HTTPHeaders()
+        } else {
+            requestID = RequestID.make()
+        }
         isHead = head.method == .head
         guard let hostValue = head.headers.first(name: "Host"), !hostValue.isEmpty else {
             respondError(400, "The request has no Host header.")
@@ -81,14 +90,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
         if handleProxyEndpoint(head) { return }
 
-        guard let route = service.table.router.route(host: host, path: path),
-            let upstreamRoute = service.table.upstreams[route.id]
-        else {
+        guard let (route, upstreamRoute, audienceHost) = service.table.route(host: host, path: path) else {
             respondError(404, "\(host) route unknown")
             return
         }
 
-        let audienceHost = Self.audienceHost(requestHost: host, route: route)
         parsedCookies = CookieParser.parse(headers: head.headers)
         let cookies = parsedCookies.map { (name: $0.name, value: $0.value) }
         let query = head.query.map { URLQuery(parsingLeniently: $0) }
@@ -105,24 +111,38 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         }
         let context = RouteContext(
             route: route, upstream: upstreamRoute, audienceHost: audienceHost, source: loaded?.source)
-        var paused = false
-        let checked: (SessionLivenessGate.Outcome) -> Void = { [self] outcome in
-            guard !finished else { return }
-            if paused { self.responder?.resumeRequestBody() }
-            switch outcome {
-            case .proceed: decide(context, session: session, refreshed: false)
-            case .signedOut:
-                if context.source == .cookie { responseCookies = (try? service.cookies.clearingHeaders()) ?? [] }
-                respondSignIn(scheme: context.upstream.from.scheme)
-            case .unavailable: respondError(503, "The session store is unavailable; try again shortly.")
-            }
+        // A session seen live moments ago, or no liveness check at all, decides at once, with no
+        // closure to allocate.
+        if let outcome = SessionLivenessGate.immediateOutcome(session, liveness: service.shared.liveness) {
+            livenessChecked(outcome, context: context, session: session)
+            return
         }
+        var paused = false
         SessionLivenessGate.check(
             session, liveness: service.shared.liveness, loop: loop,
             waiting: {
                 paused = true
                 responder.pauseRequestBody()
-            }, completion: checked)
+            },
+            completion: { [self] outcome in
+                guard !finished else { return }
+                if paused { self.responder?.resumeRequestBody() }
+                livenessChecked(outcome, context: context, session: session)
+            })
+    }
+
+    /// Goes on with the request once `SessionLivenessGate` decided.
+    private func livenessChecked(
+        _ outcome: SessionLivenessGate.Outcome, context: RouteContext, session: SessionState?
+    ) {
+        guard !finished else { return }
+        switch outcome {
+        case .proceed: decide(context, session: session, refreshed: false)
+        case .signedOut:
+            if context.source == .cookie { responseCookies = (try? service.cookies.clearingHeaders()) ?? [] }
+            respondSignIn(scheme: context.upstream.from.scheme)
+        case .unavailable: respondError(503, "The session store is unavailable; try again shortly.")
+        }
     }
 
     struct RouteContext {
@@ -136,9 +156,12 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
     private func decide(_ context: RouteContext, session: SessionState?, refreshed: Bool) {
         guard let head else { return }
+        // Only an OPTIONS request can be a CORS preflight, so other methods skip the two lookups.
+        let isOptions = head.method == .options
         let access = AccessRequest(
-            method: head.method.rawValue, host: host, path: path, origin: head.headers.first(name: "Origin"),
-            accessControlRequestMethod: head.headers.first(name: "Access-Control-Request-Method"))
+            method: head.method.rawValue, host: host, path: path,
+            origin: isOptions ? head.headers.first(name: "Origin") : nil,
+            accessControlRequestMethod: isOptions ? head.headers.first(name: "Access-Control-Request-Method") : nil)
         let now = service.shared.clock.unixSeconds()
         let decision = service.evaluator.evaluate(
             route: context.route, request: access, session: session.map(Self.identity), now: now)
@@ -203,36 +226,15 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     /// replaced or cleared: a script that sent a header or query token keeps its own token.
     private func refresh(_ context: RouteContext, expired: SessionState) {
         responder?.pauseRequestBody()
-        let refresher = service.shared.refresher
-        let accessTokenID = expired.accessTokenID
-        let audience = expired.audience
-        let issuerHost = service.authenticateAudienceHost
-        loop.submit(
-            {
-                try await refresher.refreshRouteSession(
-                    accessTokenID: accessTokenID, audience: audience, issuerHost: issuerHost)
-            },
-            completion: { [self] result in
-                guard !finished else { return }
+        BackendRefresh.renew(
+            expired, audienceHost: context.audienceHost, makeCookies: context.source == .cookie, service: service,
+            loop: loop, requestID: requestID, isFinished: { [self] in finished },
+            completion: { [self] renewal in
                 responder?.resumeRequestBody()
-                switch result {
-                case .success(let token):
-                    do {
-                        let renewed = try service.tokens.verify(Array(token.utf8), audienceHost: context.audienceHost)
-                        if context.source == .cookie {
-                            responseCookies = try service.cookies.setCookieHeaders(for: renewed)
-                        }
-                        decide(context, session: renewed, refreshed: true)
-                        return
-                    } catch {
-                        logger.warning(
-                            "backend refresh returned an unusable session",
-                            metadata: ["req_id": .string(requestID), "error": .string("\(error)")])
-                    }
-                case .failure(let error):
-                    logger.warning(
-                        "backend refresh failed",
-                        metadata: ["req_id": .string(requestID), "error": .string("\(error)")])
+                if let renewal {
+                    if let cookies = renewal.cookies { responseCookies = cookies }
+                    decide(context, session: renewal.session, refreshed: true)
+                    return
                 }
                 if context.source == .cookie { responseCookies = (try? service.cookies.clearingHeaders()) ?? [] }
                 respondSignIn(scheme: context.upstream.from.scheme)
@@ -254,7 +256,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             outgoing = try UpstreamRequestBuilder(service: service).build(
                 incoming: head, path: path, route: context.upstream, session: session, applySetHeaders: !preflight,
                 removeBearer: removeBearer, cookies: parsedCookies,
-                remoteAddress: responder.remoteAddress, isTLS: responder.isTLS)
+                remoteAddress: responder.remoteAddress, clientAddress: clientAddress, isTLS: responder.isTLS)
         } catch {
             logger.error(
                 "building the upstream request failed",
@@ -414,10 +416,34 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     }
 
     private func applyResponseHeaders(_ headers: inout HTTPHeaders) {
-        for header in service.responseHeaders {
-            headers.replaceOrAdd(name: header.name, value: header.value)
+        service.responseHeaderPolicy.apply(to: &headers, requestID: requestID)
+        for cookie in responseCookies {
+            headers.add(name: "Set-Cookie", value: cookie)
         }
-        headers.replaceOrAdd(name: "Request-Id", value: requestID)
+    }
+
+    /// Removes from an upstream response's fields the hop-by-hop fields, every identity header and
+    /// the fields of the `headers` setting in one pass, then adds the setting, `Request-Id` and
+    /// pending cookies.
+    private func prepareUpstreamResponseHeaders(_ headers: inout HTTPHeaders) {
+        let policy = service.responseHeaderPolicy
+        // The fields `Connection` names are hop-by-hop too, except those the fixed list has anyway
+        // (upstreams mostly send `Connection: keep-alive`).
+        let connectionNamed = UpstreamRequestBuilder.connectionNamedFields(headers)
+        // The fields are copied once, with room for what is added below.
+        headers.reserveCapacity(
+            fields: policy.fields.count + 1 + responseCookies.count,
+            bytes: policy.byteCount + responseCookies.reduce(0) { $0 + $1.utf8.count + 10 })
+        headers.removeFields(whereName: { name in
+            if UpstreamRequestBuilder.isHopByHopName(name) || UpstreamRequestBuilder.isIdentityHeaderName(name)
+                || policy.isPolicyName(name)
+            {
+                return true
+            }
+            for candidate in connectionNamed where HTTPFieldName.matches(name, lowercase: candidate) { return true }
+            return false
+        })
+        policy.add(to: &headers, requestID: requestID)
         for cookie in responseCookies {
             headers.add(name: "Set-Cookie", value: cookie)
         }
@@ -428,9 +454,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     func responseHead(_ head: HTTPResponseHead, request: HTTPClientRequest) {
         guard let responder else { return }
         var headers = head.headers
-        headers.removeHopByHopFields()
-        UpstreamRequestBuilder.removeIdentityHeaders(&headers)
-        applyResponseHeaders(&headers)
+        prepareUpstreamResponseHeaders(&headers)
         status = head.status
         responder.writeHead(HTTPResponseHead(status: head.status, reason: head.reason, headers: headers))
     }
@@ -488,9 +512,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         status = 101
         var headers = head.headers
         let upgrade = head.headers.first(name: "Upgrade")
-        headers.removeHopByHopFields()
-        UpstreamRequestBuilder.removeIdentityHeaders(&headers)
-        applyResponseHeaders(&headers)
+        prepareUpstreamResponseHeaders(&headers)
         headers.add(name: "Connection", value: "Upgrade")
         if let upgrade { headers.add(name: "Upgrade", value: upgrade) }
         responder.writeHead(HTTPResponseHead(status: 101, reason: head.reason, headers: headers))
@@ -551,23 +573,18 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
     // MARK: Helpers
 
-    /// 32 hex digits from the system's random generator, written into one string: every request
-    /// gets one, and formatting two numbers with `String(_:radix:)` and padding them measured
-    /// about 2,000 instructions.
-    static func makeRequestID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        return String(unsafeUninitializedCapacity: 32) { output in
-            for index in 0..<16 {
-                output[index] = hexDigits[Int(truncatingIfNeeded: high >> (60 - 4 * index)) & 0x0F]
-                output[16 + index] = hexDigits[Int(truncatingIfNeeded: low >> (60 - 4 * index)) & 0x0F]
-            }
-            return 32
-        }
+    /// The request's id: the one the listener's dispatcher set as the `Request-Id` header of
+    /// the response, so the log lines, the error page and the header agree, or a new one when the
+    /// handler runs without the dispatcher.
+    static func requestID(_ responder: HTTPResponder) -> String {
+        dispatchedRequestID(responder) ?? RequestID.make()
     }
 
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+    /// Returns the id the listener's dispatcher set in the responder's additional headers, next to
+    /// the `headers` setting.
+    static func dispatchedRequestID(_ responder: HTTPResponder) -> String? {
+        responder.additionalHeaders.isEmpty ? nil : responder.additionalHeaders.first(name: RequestID.headerName)
+    }
 
     /// Returns the request host as `iss` and `aud` write it, for a route of `scheme`.
     /// The audience host for a request that `route` matched. A `Host` value spelled exactly like

@@ -5,8 +5,9 @@ import PomeriumHTTP
 import PomeriumHTTPClient
 
 /// How the proxy reaches one route's upstream: the `to` URL, its TLS settings, the route's
-/// timeout and the request rewrites it configures.
-struct UpstreamRoute: Sendable {
+/// timeout and the request rewrites it configures. A class, so a request keeps a reference to the route's one
+/// instance instead of copying its fields.
+final class UpstreamRoute: Sendable {
     /// The route id shared with the `RoutePolicy` of the same route.
     let id: String
     /// The `from` URL, for the sign-in redirect's scheme.
@@ -18,8 +19,31 @@ struct UpstreamRoute: Sendable {
     let hostHeader: String
     let timeouts: HTTPClientTimeouts
     let setRequestHeaders: [(name: String, value: String)]
+    /// Whether `setRequestHeaders` names an identity header, which an identified request must not
+    /// send (see `UpstreamRequestBuilder.removeIdentityHeaders`).
+    let setsIdentityHeader: Bool
+    /// The bytes of every name and value in `setRequestHeaders`.
+    let setRequestHeadersByteCount: Int
     let preserveHostHeader: Bool
     let allowWebsockets: Bool
+
+    init(
+        id: String, from: ConfigURL, to: HTTPURL, upstream: HTTPUpstream, hostHeader: String,
+        timeouts: HTTPClientTimeouts, setRequestHeaders: [(name: String, value: String)], preserveHostHeader: Bool,
+        allowWebsockets: Bool
+    ) {
+        self.id = id
+        self.from = from
+        self.to = to
+        self.upstream = upstream
+        self.hostHeader = hostHeader
+        self.timeouts = timeouts
+        self.setRequestHeaders = setRequestHeaders
+        setsIdentityHeader = setRequestHeaders.contains { UpstreamRequestBuilder.isIdentityHeaderName($0.name) }
+        setRequestHeadersByteCount = setRequestHeaders.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+        self.preserveHostHeader = preserveHostHeader
+        self.allowWebsockets = allowWebsockets
+    }
 }
 
 /// Route policies and upstream settings of one configuration snapshot, built once and shared by
@@ -28,21 +52,51 @@ struct ProxyRouteTable: Sendable {
     let router: Router
     /// Upstream settings by route id.
     let upstreams: [String: UpstreamRoute]
+    /// Upstream settings in the order of `router.routes`, for the index a lookup returns.
+    let upstreamsInOrder: [UpstreamRoute]
     /// Every `from` host key, so the proxy endpoints respond only on hosts that have a route.
     let routeHosts: Set<HostAndPort>
+    /// For each route whose `from` has a port, in the order of `router.routes`: the `Host` value
+    /// `host:port` and its audience host, computed once.
+    private let hostWithPortAudiences: [(hostHeader: String, audienceHost: String)?]
 
     init(policy: [Route]) throws {
         var definitions: [RouteDefinition] = []
         var upstreams: [String: UpstreamRoute] = [:]
+        var upstreamsInOrder: [UpstreamRoute] = []
         for (index, route) in policy.enumerated() {
             let id = "policy[\(index)]"
             let definition = try Self.definition(route, id: id)
             definitions.append(definition)
-            upstreams[id] = try Self.upstream(route, id: id)
+            let upstream = try Self.upstream(route, id: id)
+            upstreams[id] = upstream
+            upstreamsInOrder.append(upstream)
         }
         router = try Router(definitions: definitions)
         self.upstreams = upstreams
+        self.upstreamsInOrder = upstreamsInOrder
         routeHosts = Set(router.routes.flatMap(\.hostKeys))
+        hostWithPortAudiences = router.routes.map { policy in
+            guard let port = policy.port else { return nil }
+            let hostHeader = "\(policy.host):\(port)"
+            return (hostHeader, ProxyRequestHandler.audienceHost(requestHost: hostHeader, route: policy))
+        }
+    }
+
+    /// Returns the policy, the upstream settings and the audience host (see
+    /// `ProxyRequestHandler.audienceHost`) of the route for the `Host` value and the normalised path.
+    func route(
+        host: String, path: String
+    ) -> (policy: RoutePolicy, upstream: UpstreamRoute, audienceHost: String)? {
+        let lookup = router.lookup(host: host, path: path)
+        guard let policy = lookup.route, let index = lookup.index, index < upstreamsInOrder.count else { return nil }
+        let audienceHost: String
+        if index < hostWithPortAudiences.count, let known = hostWithPortAudiences[index], known.hostHeader == host {
+            audienceHost = known.audienceHost
+        } else {
+            audienceHost = ProxyRequestHandler.audienceHost(requestHost: host, route: policy)
+        }
+        return (policy, upstreamsInOrder[index], audienceHost)
     }
 
     /// Returns whether some route's `from` matches `host`, the request's `Host` value.

@@ -58,6 +58,10 @@ public final class ProxyService: Sendable {
     let trustedProxies: TrustedProxies
     /// The `headers` setting as an ordered list, applied to every response.
     let responseHeaders: [(name: String, value: String)]
+    /// `responseHeaders` and `Request-Id`, prepared for one pass over a response's fields.
+    let responseHeaderPolicy: ResponseHeaderPolicy
+    /// `jwt_claims_headers` with the header names built once.
+    let claimHeaders: ClaimHeaderPlan
     /// `scheme://host[:port]` of the authenticate service.
     let authenticateOrigin: String
     /// The authenticate host as `iss` and `aud` write it.
@@ -97,6 +101,8 @@ public final class ProxyService: Sendable {
 
         trustedProxies = try TrustedProxies(options.trustedProxies)
         responseHeaders = Self.responseHeaders(options.headers)
+        responseHeaderPolicy = ResponseHeaderPolicy(responseHeaders)
+        claimHeaders = ClaimHeaderPlan(names: options.jwtClaimsHeaders)
         authenticateOrigin = "\(authenticate.scheme)://\(authenticate.authority)"
         authenticateAudienceHost = AudienceHost.format(
             host: authenticate.host, port: authenticate.port, scheme: authenticate.scheme)

@@ -22,16 +22,12 @@ enum SessionLivenessGate {
         _ session: SessionState?, liveness: SessionLiveness?, loop: EventLoop, waiting: () -> Void = {},
         completion: @escaping (Outcome) -> Void
     ) {
-        guard let liveness, let session, !session.accessTokenID.isEmpty else {
-            completion(.proceed)
+        if let outcome = immediateOutcome(session, liveness: liveness) {
+            completion(outcome)
             return
         }
+        guard let liveness, let session else { return }
         let accessTokenID = session.accessTokenID
-        let verdict = liveness.cached(accessTokenID)
-        if verdict != .unknown {
-            completion(outcome(verdict))
-            return
-        }
         waiting()
         loop.submit(
             { await liveness.check(accessTokenID) },
@@ -41,6 +37,15 @@ enum SessionLivenessGate {
                 case .failure: completion(.unavailable)
                 }
             })
+    }
+
+    /// Returns the outcome when it is known without a store read: always without a
+    /// `SessionLiveness` or a session with an access token id, else when the in-memory entry
+    /// decides. Returns nil when only a store read can tell, and `check` then does that read.
+    static func immediateOutcome(_ session: SessionState?, liveness: SessionLiveness?) -> Outcome? {
+        guard let liveness, let session, !session.accessTokenID.isEmpty else { return .proceed }
+        let verdict = liveness.cached(session.accessTokenID)
+        return verdict == .unknown ? nil : outcome(verdict)
     }
 
     private static func outcome(_ verdict: SessionLiveness.Verdict) -> Outcome {

@@ -17,21 +17,61 @@ struct UpstreamRequestBuilder {
         removeBearer: Bool = false,
         cookies: [HTTPCookie]? = nil,
         remoteAddress: SocketAddress?,
+        clientAddress: String? = nil,
         isTLS: Bool
     ) throws -> HTTPRequestHead {
+        var assertion: String?
+        if let session {
+            let sessionID = session.accessTokenID.isEmpty ? session.subject : session.accessTokenID
+            assertion = try service.shared.signer.assertion(for: session, sessionID: sessionID, route: route.id)
+        }
         var headers = incoming.headers
-        let chunkedBody = headers.containsToken("chunked", name: "Transfer-Encoding")
-        let upgrade = incoming.isUpgradeRequest ? headers.first(name: "Upgrade") : nil
-        headers.removeHopByHopFields()
+        // The copy of the client's fields gets room for the fields added below, so it is made
+        // once and the added bytes do not regrow it. Claim values are estimated at 64 bytes.
+        let claimCount = session == nil ? 0 : service.claimHeaders.count
+        headers.reserveCapacity(
+            fields: 8 + route.setRequestHeaders.count + claimCount,
+            bytes: 256 + route.hostHeader.utf8.count + route.setRequestHeadersByteCount
+                + (assertion.map { IdentityAssertionSigner.headerName.utf8.count + $0.utf8.count } ?? 0)
+                + claimCount * 96)
+        // One pass over the names finds the fields that need work. Most requests have none of
+        // them, so the later steps for those fields are skipped.
+        var present = FieldKinds()
+        _ = headers.containsField(whereName: { name in
+            present.note(name)
+            return false
+        })
+        let chunkedBody = present.transferEncoding && headers.containsToken("chunked", name: "Transfer-Encoding")
+        let mayUpgrade = present.upgrade && (present.connection || incoming.method == .connect)
+        let upgrade = mayUpgrade && incoming.isUpgradeRequest ? headers.first(name: "Upgrade") : nil
+        let connectionNamed = present.connection ? Self.connectionNamedFields(headers) : []
+        let trusted = service.trustedProxies.trusts(remoteAddress)
+        // A `Cookie` field that `Connection` names goes with the other hop-by-hop fields.
+        let cookieIsHopByHop = connectionNamed.contains(Self.cookieName)
+        let rewrittenCookie = present.cookie && !cookieIsHopByHop ? keptCookieHeader(headers, parsed: cookies) : nil
+        let removeForwarded = present.forwarded && !trusted
+        if present.hopByHop || present.identity || removeForwarded || rewrittenCookie != nil || !connectionNamed.isEmpty
+        {
+            let removeCookie = rewrittenCookie != nil
+            headers.removeFields(whereName: { name in
+                if Self.isHopByHopName(name) || Self.isIdentityHeaderName(name) { return true }
+                if removeForwarded && Self.isForwardingHeaderName(name) { return true }
+                if removeCookie && HTTPFieldName.matches(name, lowercase: Self.cookieName) { return true }
+                for candidate in connectionNamed where HTTPFieldName.matches(name, lowercase: candidate) {
+                    return true
+                }
+                return false
+            })
+        }
         if chunkedBody { headers.add(name: "Transfer-Encoding", value: "chunked") }
         if let upgrade {
             headers.add(name: "Connection", value: "Upgrade")
             headers.add(name: "Upgrade", value: upgrade)
         }
-        Self.removeIdentityHeaders(&headers)
-        removeProductCookies(&headers, parsed: cookies)
-        removeProductAuthorization(&headers, removeBearer: removeBearer)
-        setForwardingHeaders(&headers, remoteAddress: remoteAddress, isTLS: isTLS)
+        if let rewrittenCookie, !rewrittenCookie.isEmpty { headers.add(name: "Cookie", value: rewrittenCookie) }
+        if present.authorization { removeProductAuthorization(&headers, removeBearer: removeBearer) }
+        setForwardingHeaders(
+            &headers, trusted: trusted, client: clientAddress ?? remoteAddress?.ipString, isTLS: isTLS)
         if !route.preserveHostHeader {
             headers.replaceOrAdd(name: "Host", value: route.hostHeader)
         }
@@ -40,21 +80,111 @@ struct UpstreamRequestBuilder {
                 headers.replaceOrAdd(name: header.name, value: header.value)
             }
         }
-        if let session {
-            // The assertion and claim headers come last, so no client header or setting overrides them.
-            Self.removeIdentityHeaders(&headers)
-            let sessionID = session.accessTokenID.isEmpty ? session.subject : session.accessTokenID
-            let assertion = try service.shared.signer.assertion(for: session, sessionID: sessionID, route: route.id)
+        if let session, let assertion {
+            // The assertion and claim headers come last, so no client header or setting overrides
+            // them. The client's identity headers went above; a setting may have added one back.
+            if applySetHeaders && route.setsIdentityHeader { Self.removeIdentityHeaders(&headers) }
             headers.add(name: IdentityAssertionSigner.headerName, value: assertion)
-            if !service.options.jwtClaimsHeaders.isEmpty {
-                for claim in ClaimHeaders.headers(claims: session.claims, names: service.options.jwtClaimsHeaders) {
-                    headers.add(name: claim.name, value: claim.value)
-                }
+            service.claimHeaders.forEachHeader(for: session) { name, value in
+                headers.add(name: name, value: value)
             }
         }
         let query = incoming.query.flatMap(Self.removingSessionParameter)
         let target = UpstreamTarget.target(upstream: route.to, requestPath: path, requestQuery: query)
         return try HTTPRequestHead(method: incoming.method, target: target, version: .http1_1, headers: headers)
+    }
+
+    /// The kinds of field a request has, found from its field names alone.
+    struct FieldKinds {
+        var hopByHop = false
+        var connection = false
+        var transferEncoding = false
+        var upgrade = false
+        var identity = false
+        var forwarded = false
+        var cookie = false
+        var authorization = false
+
+        mutating func note(_ name: UnsafeBufferPointer<UInt8>) {
+            if UpstreamRequestBuilder.isHopByHopName(name) {
+                hopByHop = true
+                switch name.count {
+                case 10: connection = connection || HTTPFieldName.matches(name, lowercase: Self.connectionName)
+                case 17:
+                    transferEncoding =
+                        transferEncoding || HTTPFieldName.matches(name, lowercase: Self.transferEncodingName)
+                case 7: upgrade = upgrade || HTTPFieldName.matches(name, lowercase: Self.upgradeName)
+                default: break
+                }
+                return
+            }
+            switch name.count {
+            case 6: cookie = cookie || HTTPFieldName.matches(name, lowercase: UpstreamRequestBuilder.cookieName)
+            case 13: authorization = authorization || HTTPFieldName.matches(name, lowercase: Self.authorizationName)
+            default: break
+            }
+            identity = identity || UpstreamRequestBuilder.isIdentityHeaderName(name)
+            forwarded = forwarded || UpstreamRequestBuilder.isForwardingHeaderName(name)
+        }
+
+        private static let connectionName = Array("connection".utf8)
+        private static let transferEncodingName = Array("transfer-encoding".utf8)
+        private static let upgradeName = Array("upgrade".utf8)
+        private static let authorizationName = Array("authorization".utf8)
+    }
+
+    static let cookieName = Array("cookie".utf8)
+
+    /// Returns the lowercase names that the `Connection` fields list, which are hop-by-hop too
+    /// (RFC 9110 section 7.6.1), leaving out names of the fixed hop-by-hop list.
+    static func connectionNamedFields(_ headers: HTTPHeaders) -> [[UInt8]] {
+        guard let first = headers.first(name: "Connection") else { return [] }
+        // One field is the rule, and its value is read without the token list `tokens(name:)` builds.
+        let values = headers.count(name: "Connection") == 1 ? [first] : headers["Connection"]
+        var names: [[UInt8]] = []
+        for value in values {
+            var value = value
+            value.withUTF8 { bytes in
+                // The comma-separated elements, trimmed of spaces and tabs, empty ones skipped
+                // (RFC 9110 section 5.6.1), lowercased.
+                var start = 0
+                while start <= bytes.count {
+                    var end = start
+                    while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+                    var lower = start
+                    var upper = end
+                    while lower < upper, bytes[lower] == 0x20 || bytes[lower] == 0x09 { lower += 1 }
+                    while upper > lower, bytes[upper - 1] == 0x20 || bytes[upper - 1] == 0x09 { upper -= 1 }
+                    let element = UnsafeBufferPointer(rebasing: bytes[lower..<upper])
+                    if !element.isEmpty && !isHopByHopName(element) {
+                        names.append(element.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
+                    }
+                    start = end + 1
+                }
+            }
+        }
+        return names
+    }
+
+    /// `HTTPHeaders.hopByHopFieldNames` as lowercase bytes.
+    static let hopByHopNames: [[UInt8]] = HTTPHeaders.hopByHopFieldNames.map { Array($0.lowercased().utf8) }
+
+    /// Bit n is set when a name in `hopByHopNames` is n bytes long, so most names are rejected
+    /// with one test.
+    static let hopByHopLengths: UInt64 = hopByHopNames.reduce(0) { $0 | (1 << UInt64($1.count)) }
+
+    /// Returns whether `name` is one of `HTTPHeaders.hopByHopFieldNames`, compared case-insensitively.
+    static func isHopByHopName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard name.count < 64, hopByHopLengths & (1 << UInt64(name.count)) != 0 else { return false }
+        for candidate in hopByHopNames where HTTPFieldName.matches(name, lowercase: candidate) { return true }
+        return false
+    }
+
+    /// Returns whether `name` is `X-Forwarded-*`, `Forwarded` or `X-Real-Ip`, in any letter case
+    /// and with `_` for `-`. Only a trusted hop may send these fields.
+    static func isForwardingHeaderName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        hasNormalizedPrefix(name, "x-forwarded-")
+            || (name.count == 9 && (hasNormalizedPrefix(name, "forwarded") || hasNormalizedPrefix(name, "x-real-ip")))
     }
 
     /// Removes every copy of the identity headers: `X-Pomerium-Jwt-Assertion`, `X-Pomerium-Claim-*`
@@ -91,30 +221,37 @@ struct UpstreamRequestBuilder {
         return true
     }
 
-    /// Removes the session cookie, its chunks `<name>_1`, `<name>_2`, ..., the CSRF cookie
-    /// `<name>_csrf` and the sign-in cookie `<name>_signin`, matched by exact name; other cookies,
-    /// such as `<name>_app`, stay.
+    /// The `Cookie` value the upstream gets when the request carries a product cookie: the
+    /// request's other cookies, or "" when none remain. Nil when no product cookie is present, so
+    /// the header stays as it is. Product cookies are the session cookie, its chunks `<name>_1`,
+    /// `<name>_2`, ..., the CSRF cookie `<name>_csrf` and the sign-in cookie `<name>_signin`,
+    /// matched by exact name. Other cookies, such as `<name>_app`, stay.
     /// `parsed` is the request's cookies when the caller has parsed them already.
-    private func removeProductCookies(_ headers: inout HTTPHeaders, parsed: [HTTPCookie]?) {
-        guard headers.contains(name: "Cookie") else { return }
+    private func keptCookieHeader(_ headers: HTTPHeaders, parsed: [HTTPCookie]?) -> String? {
         let name = service.options.cookieName
         let cookies = parsed ?? CookieParser.parse(headers: headers)
-        guard cookies.contains(where: { Self.isProductCookie($0.name, cookieName: name) }) else { return }
+        guard cookies.contains(where: { Self.isProductCookie($0.name, cookieName: name) }) else { return nil }
         let kept = cookies.filter { !Self.isProductCookie($0.name, cookieName: name) }
-        headers.remove(name: "Cookie")
-        if !kept.isEmpty {
-            headers.add(name: "Cookie", value: CookieParser.headerValue(kept))
-        }
+        return kept.isEmpty ? "" : CookieParser.headerValue(kept)
     }
 
+    /// Returns whether `candidate` names a product cookie of `cookieName`, compared byte for byte
+    /// without building strings.
     static func isProductCookie(_ candidate: String, cookieName: String) -> Bool {
-        if candidate == cookieName || candidate == cookieName + "_csrf" || candidate == cookieName + "_signin" {
-            return true
-        }
-        guard candidate.hasPrefix(cookieName + "_") else { return false }
-        let suffix = candidate.utf8.dropFirst(cookieName.utf8.count + 1)
-        return !suffix.isEmpty && suffix.first != UInt8(ascii: "0")
-            && suffix.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        var candidate = candidate
+        var cookieName = cookieName
+        return candidate.withUTF8 { name in cookieName.withUTF8 { isProductCookie(name, cookieName: $0) } }
+    }
+
+    static func isProductCookie(_ name: UnsafeBufferPointer<UInt8>, cookieName: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard name.count >= cookieName.count else { return false }
+        for index in 0..<cookieName.count where name[index] != cookieName[index] { return false }
+        if name.count == cookieName.count { return true }
+        guard name[cookieName.count] == UInt8(ascii: "_") else { return false }
+        let suffix = UnsafeBufferPointer(rebasing: name[(cookieName.count + 1)...])
+        if suffix.elementsEqual("csrf".utf8) || suffix.elementsEqual("signin".utf8) { return true }
+        guard let first = suffix.first, first != UInt8(ascii: "0") else { return false }
+        return suffix.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
     }
 
     /// Removes `Authorization: Pomerium <token>`, the product's own credential, which the upstream
@@ -152,18 +289,17 @@ struct UpstreamRequestBuilder {
 
     /// Keeps a trusted hop's `X-Forwarded-*` and appends the client to `X-Forwarded-For`. For any
     /// other client, every `X-Forwarded-*`, `Forwarded` and `X-Real-Ip` header (also spelled with
-    /// `_`) is replaced by the proxy's own view of the connection.
-    private func setForwardingHeaders(_ headers: inout HTTPHeaders, remoteAddress: SocketAddress?, isTLS: Bool) {
-        let trusted = service.trustedProxies.trusts(remoteAddress)
+    /// `_`) is already gone, and the proxy's own view of the connection replaces them.
+    /// `client` is the peer's address as text.
+    private func setForwardingHeaders(_ headers: inout HTTPHeaders, trusted: Bool, client: String?, isTLS: Bool) {
         let originalHost = headers.first(name: "Host")
-        if !trusted {
-            headers.removeFields(whereName: { name in
-                Self.hasNormalizedPrefix(name, "x-forwarded-")
-                    || (name.count == 9 && Self.hasNormalizedPrefix(name, "forwarded"))
-                    || (name.count == 9 && Self.hasNormalizedPrefix(name, "x-real-ip"))
-            })
+        guard trusted else {
+            if let client { headers.add(name: "X-Forwarded-For", value: client) }
+            if let originalHost { headers.add(name: "X-Forwarded-Host", value: originalHost) }
+            headers.add(name: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
+            return
         }
-        if let client = remoteAddress?.ipString {
+        if let client {
             let previous = headers["X-Forwarded-For"].joined(separator: ", ")
             headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.isEmpty ? client : "\(previous), \(client)")
         }

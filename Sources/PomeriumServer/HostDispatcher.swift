@@ -38,9 +38,11 @@ public final class HostDispatcher: Sendable {
         head: HTTPRequestHead, responder: HTTPResponder, loop: EventLoop
     ) -> (any HTTPRequestHandler)? {
         let services = self.services
-        let requestID = Self.makeRequestID()
-        var extra = services.responseHeaders
-        extra.replaceOrAdd(name: "Request-Id", value: requestID)
+        // One id per request: the service handler reads it back from `additionalHeaders` for its
+        // log lines and error pages.
+        let requestID = RequestID.make()
+        var extra = services.responseHeadersWithoutRequestID
+        extra.add(name: RequestID.headerName, value: requestID)
         responder.additionalHeaders = extra
 
         guard TopLevelRouting.targetAgreesWithHost(head) else {
@@ -55,7 +57,7 @@ public final class HostDispatcher: Sendable {
             return nil
         }
         let destination = TopLevelRouting.destination(
-            method: head.method, path: head.path, authority: head.authority,
+            method: head.method, path: head.path, authority: Self.authorityToMatch(head, services: services),
             authenticateHost: services.authenticateHost, runsProxy: services.proxy != nil,
             query: head.query,
             hasForwardedURI: services.forwardAuthHost != nil && head.headers.contains(name: "X-Forwarded-Uri")
@@ -99,6 +101,48 @@ public final class HostDispatcher: Sendable {
         return nil
     }
 
+    /// Returns `head.authority` when it could name the authenticate or forward-auth host, else
+    /// nil, which routes alike. Parsing the `Host` value measured about 2,000 instructions, so a
+    /// `Host` whose host part differs from both hosts is not parsed.
+    static func authorityToMatch(_ head: HTTPRequestHead, services: ServiceSet) -> (host: String, port: Int?)? {
+        guard services.authenticateHost != nil || services.forwardAuthHost != nil else { return nil }
+        guard case .origin = head.targetForm, let value = head.headers.first(name: "Host") else {
+            return head.authority
+        }
+        if hostPart(of: value, equals: services.authenticateHost)
+            || hostPart(of: value, equals: services.forwardAuthHost)
+        {
+            return head.authority
+        }
+        return nil
+    }
+
+    /// Returns whether the host part of a `Host` value (the text before the port, without the
+    /// brackets of an IPv6 literal) equals `expected`'s host with ASCII letters compared
+    /// case-insensitively. Brackets that do not close count as a possible match, so the caller
+    /// parses the value.
+    static func hostPart(of value: String, equals expected: AuthenticateHost?) -> Bool {
+        guard let expected else { return false }
+        var value = value
+        var host = expected.host
+        return value.withUTF8 { bytes in
+            var start = 0
+            var end = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.count
+            if bytes.first == UInt8(ascii: "[") {
+                guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return true }
+                start = 1
+                end = close
+            }
+            return host.withUTF8 { wanted in
+                guard wanted.count == end - start else { return false }
+                for index in 0..<wanted.count where bytes[start + index] | 0x20 != wanted[index] | 0x20 {
+                    return false
+                }
+                return true
+            }
+        }
+    }
+
     private func respondText(
         _ responder: HTTPResponder, head: HTTPRequestHead, status: Int, body: String,
         headers: HTTPHeaders = HTTPHeaders()
@@ -114,20 +158,6 @@ public final class HostDispatcher: Sendable {
         } else {
             responder.respond(status: status, headers: headers, body: bytes)
         }
-    }
-
-    /// A random id shaped like a UUID (8-4-4-4-12 hex digits).
-    static func makeRequestID() -> String {
-        let bytes = (try? SecureRandom.bytes(16)) ?? Array(repeating: 0, count: 16)
-        let digits = Array("0123456789abcdef")
-        var text = ""
-        text.reserveCapacity(36)
-        for (index, byte) in bytes.enumerated() {
-            if index == 4 || index == 6 || index == 8 || index == 10 { text.append("-") }
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0f)])
-        }
-        return text
     }
 }
 

@@ -1,4 +1,5 @@
 import PomeriumConfig
+import PomeriumCrypto
 import PomeriumHTTP
 import PomeriumHTTPServer
 import PomeriumNet
@@ -20,6 +21,9 @@ public final class ServiceSet: Sendable {
     public let trustsForwardedHeaders: @Sendable (SocketAddress?) -> Bool
     /// The `headers` setting, set on every response of the listener.
     public let responseHeaders: HTTPHeaders
+    /// `responseHeaders` without a `Request-Id` field, so the dispatcher appends each request's id
+    /// without looking for one.
+    let responseHeadersWithoutRequestID: HTTPHeaders
     /// The configuration generation the services were built from (1 at start).
     public let generation: Int
 
@@ -40,6 +44,9 @@ public final class ServiceSet: Sendable {
         self.forwardAuth = forwardAuth
         self.trustsForwardedHeaders = trustsForwardedHeaders
         self.responseHeaders = responseHeaders
+        var withoutRequestID = responseHeaders
+        withoutRequestID.remove(name: RequestID.headerName)
+        responseHeadersWithoutRequestID = withoutRequestID
         self.generation = generation
     }
 

@@ -12,7 +12,7 @@ public enum ClaimHeaders {
         var result: [(name: String, value: String)] = []
         for claim in names {
             guard let value = claims[claim], let text = headerValue(value) else { continue }
-            guard !claim.isEmpty, claim.utf8.allSatisfy(isTokenCharacter) else { continue }
+            guard isToken(claim) else { continue }
             guard !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { continue }
             result.append((canonicalName(prefix: "X-Pomerium-Claim-", claim), text))
         }
@@ -65,6 +65,11 @@ public enum ClaimHeaders {
         }
     }
 
+    /// Returns whether `claim` is a non-empty header token, so it can be part of a header name.
+    static func isToken(_ claim: String) -> Bool {
+        !claim.isEmpty && claim.utf8.allSatisfy(isTokenCharacter)
+    }
+
     private static func isTokenCharacter(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
@@ -72,6 +77,108 @@ public enum ClaimHeaders {
             return true
         default:
             return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}
+
+/// The `jwt_claims_headers` option prepared once per configuration: each listed claim with its
+/// canonical header name and the session field it reads. `forEachHeader` gives the same headers
+/// as `ClaimHeaders.headers(claims: session.claims, names:)` but reads the fields directly, so an
+/// identified request builds no claims object.
+public struct ClaimHeaderPlan: Sendable {
+    /// A listed claim: the header name and where its value comes from.
+    struct Entry: Sendable {
+        let claim: String
+        let headerName: String
+        let field: Field
+    }
+
+    /// The session field behind a claim of `SessionState.claims`.
+    enum Field: Sendable {
+        case issuer, subject, audience, expiry, notBefore, issuedAt, id, email, groups, user, name, givenName
+        case familyName, picture, emailVerified, impersonateEmail, impersonateGroups, programmatic, accessTokenID
+        /// `act`, the OAuth token object, written as JSON; rare enough to take the general path.
+        case oauthToken
+
+        init?(claim: String) {
+            switch claim {
+            case "iss": self = .issuer
+            case "sub": self = .subject
+            case "aud": self = .audience
+            case "exp": self = .expiry
+            case "nbf": self = .notBefore
+            case "iat": self = .issuedAt
+            case "jti": self = .id
+            case "email": self = .email
+            case "groups": self = .groups
+            case "user": self = .user
+            case "name": self = .name
+            case "given_name": self = .givenName
+            case "family_name": self = .familyName
+            case "picture": self = .picture
+            case "email_verified": self = .emailVerified
+            case "impersonate_email": self = .impersonateEmail
+            case "impersonate_groups": self = .impersonateGroups
+            case "programatic": self = .programmatic
+            case "act": self = .oauthToken
+            case "ati": self = .accessTokenID
+            default: return nil
+            }
+        }
+    }
+
+    let entries: [Entry]
+
+    /// Prepares `names`, the `jwt_claims_headers` list. Names that are not claims of a session, or
+    /// not valid header tokens, never produce a header and are dropped here.
+    public init(names: [String]) {
+        entries = names.compactMap { claim in
+            guard let field = Field(claim: claim), ClaimHeaders.isToken(claim) else { return nil }
+            return Entry(
+                claim: claim, headerName: ClaimHeaders.canonicalName(prefix: "X-Pomerium-Claim-", claim), field: field)
+        }
+    }
+
+    /// Returns whether no listed claim can produce a header.
+    public var isEmpty: Bool { entries.isEmpty }
+
+    /// The number of listed claims that can produce a header.
+    public var count: Int { entries.count }
+
+    /// Calls `body` with the header name and value of each listed claim that `session` has, in
+    /// the order of the list. Values with control characters are left out.
+    public func forEachHeader(for session: SessionState, _ body: (_ name: String, _ value: String) -> Void) {
+        for entry in entries {
+            guard let value = Self.value(entry, of: session) else { continue }
+            guard !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { continue }
+            body(entry.headerName, value)
+        }
+    }
+
+    /// Returns the value `ClaimHeaders.headerValue` gives for the claim, or nil when `SessionState.claims`
+    /// leaves the claim out.
+    private static func value(_ entry: Entry, of session: SessionState) -> String? {
+        switch entry.field {
+        case .issuer: return session.issuer.isEmpty ? nil : session.issuer
+        case .subject: return session.subject.isEmpty ? nil : session.subject
+        case .audience: return session.audience.isEmpty ? nil : session.audience.joined(separator: ",")
+        case .expiry: return session.expiry.map { String($0) }
+        case .notBefore: return session.notBefore.map { String($0) }
+        case .issuedAt: return session.issuedAt.map { String($0) }
+        case .id: return session.id.isEmpty ? nil : session.id
+        case .email: return session.email
+        case .groups: return session.groups.isEmpty ? nil : session.groups.joined(separator: ",")
+        case .user: return session.user
+        case .name: return session.name
+        case .givenName: return session.givenName
+        case .familyName: return session.familyName
+        case .picture: return session.picture
+        case .emailVerified: return session.emailVerified.map { $0 ? "true" : "false" }
+        case .impersonateEmail: return session.impersonateEmail
+        case .impersonateGroups: return session.impersonateGroups.map { $0.joined(separator: ",") }
+        case .programmatic: return session.programmatic ? "true" : "false"
+        case .accessTokenID: return session.accessTokenID.isEmpty ? nil : session.accessTokenID
+        case .oauthToken: return session.claims[entry.claim].flatMap(ClaimHeaders.headerValue)
         }
     }
 }

@@ -63,16 +63,20 @@ public final class IdentityAssertionSigner: Sendable {
     /// signed before and the entry is still fresh. `sessionID` identifies the session, for example
     /// its `jti` or `ati`. The session's OAuth token is never included.
     public func assertion(for session: SessionState, sessionID: String, route: String) throws -> String {
-        let routeSession = session.routeSession
         let key = CacheKey(sessionID: sessionID, route: route)
         let now = clock.unixSeconds()
+        // A route session has no OAuth token, so it compares as it is, without a copy.
+        let hasToken = session.oauthToken != nil
         let cached = cache.withLock { cache -> String? in
-            guard let entry = cache.entries[key], entry.validUntil > now, entry.session == routeSession else {
+            guard let entry = cache.entries[key], entry.validUntil > now,
+                hasToken ? entry.session == session.routeSession : entry.session == session
+            else {
                 return nil
             }
             return entry.assertion
         }
         if let cached { return cached }
+        let routeSession = session.routeSession
 
         let assertion = try JWS.sign(payload: routeSession.jsonBytes(), with: signingKey, encodedHeader: encodedHeader)
         guard let expiry = session.expiry, expiry - refreshMargin > now else { return assertion }

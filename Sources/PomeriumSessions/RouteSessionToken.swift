@@ -128,7 +128,7 @@ public struct SessionRequest: Sendable {
 /// when it does not hold a valid session the result is "no session", without trying later sources.
 /// A correctly signed token past its `exp` is returned from every source, so the policy reports
 /// `session_expired` and the proxy can renew it by backend refresh, as v0.7 did for scripts.
-public struct SessionLoader: Sendable {
+public final class SessionLoader: Sendable {
     /// Where a session came from.
     public enum Source: String, Sendable {
         case cookie

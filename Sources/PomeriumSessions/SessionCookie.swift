@@ -143,14 +143,11 @@ public struct SessionCookieCodec: Sendable {
     func open(base value: String, cookies: [(name: String, value: String)]) throws -> SessionState {
         // Copied from contiguous UTF-8 in one step: copying the sliced UTF-8 view byte by byte
         // measured 14,000 instructions per request for a 370-byte cookie.
+        // A single cookie's body is copied once, straight from the value's bytes.
         var text = value
-        let utf8 = text.withUTF8 { Array($0) }
-        let body: [UInt8]
-        if utf8.starts(with: Self.singlePrefix) {
-            body = Array(utf8[3...])
-        } else if utf8.starts(with: Self.chunkedPrefix) {
-            body = try joinChunks(utf8, cookies: cookies)
-        } else {
+        let body: [UInt8] = try text.withUTF8 { utf8 in
+            if utf8.starts(with: Self.singlePrefix) { return Array(UnsafeBufferPointer(rebasing: utf8[3...])) }
+            if utf8.starts(with: Self.chunkedPrefix) { return try joinChunks(Array(utf8), cookies: cookies) }
             throw SessionRejection(Self.artefact, .unsupportedVersion)
         }
         if let cached = openedCache.session(for: body) { return cached }

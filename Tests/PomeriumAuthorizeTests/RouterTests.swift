@@ -61,6 +61,10 @@ struct RouterTests {
     func hostMatching(_ testCase: HostCase) throws {
         let router = try Router(definitions: Self.hostRoutes)
         #expect(router.route(host: testCase.host, path: "/")?.id == testCase.routeID)
+        // The lookup's index names the same route, which is the router's own instance.
+        let lookup = router.lookup(host: testCase.host, path: "/")
+        #expect(lookup.index.map { router.routes[$0].id } == testCase.routeID)
+        if let index = lookup.index, let route = lookup.route { #expect(route === router.routes[index]) }
         // The route agrees with the router, so the evaluator's host check cannot disagree with routing.
         for route in router.routes {
             let expected = route.id == testCase.routeID

@@ -136,6 +136,7 @@ final class ProxyHarness: @unchecked Sendable {
         refresher: any RouteSessionRefresher = RecordingRefresher.failing(),
         forwardAuth: Bool = false,
         livenessStore: (any KeyValueStore)? = nil,
+        dispatchedRequestID: String? = nil,
         _ body: (ProxyHarness) async throws -> T
     ) async throws -> T {
         let options = try options(config)
@@ -154,8 +155,10 @@ final class ProxyHarness: @unchecked Sendable {
         let service = try ProxyService(options: options, shared: shared)
         let server = try await HTTPServer(
             group: group, configuration: HTTPServerConfiguration(address: try SocketAddress(parsing: "127.0.0.1:0"))
-        ) { loop in
-            forwardAuth ? service.makeForwardAuthHandler(loop: loop) : service.makeHandler(loop: loop)
+        ) { loop -> any HTTPRequestHandler in
+            let handler = forwardAuth ? service.makeForwardAuthHandler(loop: loop) : service.makeHandler(loop: loop)
+            guard let dispatchedRequestID else { return handler }
+            return RequestIDSetter(requestID: dispatchedRequestID, headers: service.responseHeaders, inner: handler)
         }
         let harness = try ProxyHarness(
             service: service, server: server, client: client, clock: clock, logs: logs, signer: signer)
@@ -361,4 +364,31 @@ func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async thr
     try await withCheckedThrowingContinuation { continuation in
         Thread { continuation.resume(with: Result { try work() }) }.start()
     }
+}
+
+/// Sets the `headers` setting and a `Request-Id` in the responder's additional headers before the
+/// proxy's handler starts, as the listener's dispatcher does.
+final class RequestIDSetter: HTTPRequestHandler {
+    let requestID: String
+    let headers: [(name: String, value: String)]
+    let inner: any HTTPRequestHandler
+
+    init(requestID: String, headers: [(name: String, value: String)], inner: any HTTPRequestHandler) {
+        self.requestID = requestID
+        self.headers = headers
+        self.inner = inner
+    }
+
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
+        for header in headers { responder.additionalHeaders.replaceOrAdd(name: header.name, value: header.value) }
+        responder.additionalHeaders.replaceOrAdd(name: "Request-Id", value: requestID)
+        inner.requestStarted(head, responder: responder)
+    }
+
+    func requestBody(_ bytes: [UInt8]) { inner.requestBody(bytes) }
+    func requestEnded(trailers: HTTPHeaders) { inner.requestEnded(trailers: trailers) }
+    func requestFailed(_ error: HTTPServerError) { inner.requestFailed(error) }
+    func responseWritable() { inner.responseWritable() }
+    func tunnelReceived(_ bytes: [UInt8]) { inner.tunnelReceived(bytes) }
+    func tunnelClientFinished() { inner.tunnelClientFinished() }
 }

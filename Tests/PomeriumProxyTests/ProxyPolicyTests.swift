@@ -106,6 +106,32 @@ struct ProxyPolicyTests {
         }
     }
 
+    @Test("the dispatcher's request id is the one the page, the header and the log show")
+    func dispatchedRequestID() async throws {
+        let id = "0123abcd-4567-89ef-0123-456789abcdef"
+        try await ProxyHarness.run(config: Self.config(echo: "http://127.0.0.1:9"), dispatchedRequestID: id) { proxy in
+            let json = try await proxy.request(
+                host: "users.example.test", path: "/", headers: [("Accept", "application/json")])
+            #expect(json.status == 401)
+            #expect(json.text.contains("\"RequestID\":\"\(id)\""))
+            #expect(json.headers["Request-Id"] == [id])
+            #expect(json.headers["X-Frame-Options"] == ["SAMEORIGIN"])
+            let lines = proxy.logs.all.filter { $0.message == "http-request" }
+            #expect(lines.last?.metadata["req_id"] == .string(id))
+        }
+    }
+
+    @Test("without a dispatcher the handler makes a UUID-shaped id")
+    func ownRequestID() async throws {
+        try await ProxyHarness.run(config: Self.config(echo: "http://127.0.0.1:9")) { proxy in
+            let json = try await proxy.request(
+                host: "users.example.test", path: "/", headers: [("Accept", "application/json")])
+            let id = try #require(json.headers.first(name: "Request-Id"))
+            #expect(id.split(separator: "-").map(\.count) == [8, 4, 4, 4, 12])
+            #expect(json.text.contains("\"RequestID\":\"\(id)\""))
+        }
+    }
+
     @Test("denied page hides reasons that the log keeps")
     func deniedPage() async throws {
         try await Fixtures.withEchoUpstream { echo in

@@ -164,6 +164,20 @@ struct HostDispatcherTests {
         }
     }
 
+    @Test("a configured Request-Id gives way to the request's id")
+    func configuredRequestID() async throws {
+        let dispatcher = HostDispatcher(
+            services: Self.services(generation: 1, headers: ["request-id": "fixed", "X-Test": "on"]),
+            logger: Logger.inMemory(store: .init()))
+        try await withServer(dispatcher) { server, client in
+            let response = try await get(client, server, "/healthz", host: "app.example.test")
+            let ids = response.head.headers["Request-Id"]
+            #expect(ids.count == 1)
+            #expect(ids.first?.count == 36)
+            #expect(response.head.headers["X-Test"] == ["on"])
+        }
+    }
+
     @Test("a swap sends new requests to the new services while a running request finishes on the old ones")
     func swapKeepsInFlightRequests() async throws {
         let startedFirst = Mutex(false)

@@ -49,6 +49,21 @@ struct AssertionTests {
         #expect(try signer.assertion(for: changed, sessionID: "s1", route: "app") != refreshed)
     }
 
+    @Test("a route session without an OAuth token hits the cache only with the same claims")
+    func cachingRouteSession() throws {
+        let signer = try signer()
+        let session = SessionFixtures.sampleSession().routeSession
+        let first = try signer.assertion(for: session, sessionID: "s1", route: "app")
+        #expect(try signer.assertion(for: session, sessionID: "s1", route: "app") == first)
+        // The same claims with a token attached are the same route session.
+        #expect(try signer.assertion(for: SessionFixtures.sampleSession(), sessionID: "s1", route: "app") == first)
+        var changed = session
+        changed.email = "other@example.test"
+        let other = try signer.assertion(for: changed, sessionID: "s1", route: "app")
+        #expect(other != first)
+        #expect(try signer.assertion(for: session, sessionID: "s1", route: "app") != other)
+    }
+
     @Test("the cache is bounded")
     func bounded() throws {
         let signer = try signer(capacity: 10)

@@ -44,3 +44,63 @@ struct ClaimHeadersTests {
         #expect(ClaimHeaders.canonicalName("x-pomerium-claim-a-b") == "X-Pomerium-Claim-A-B")
     }
 }
+
+@Suite("Claim header plan")
+struct ClaimHeaderPlanTests {
+    /// Every claim a session can have, names that are no claim, a name that is no header token,
+    /// another letter case and a repeat.
+    static let names = [
+        "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "email", "groups", "user", "name", "given_name",
+        "family_name", "picture", "email_verified", "impersonate_email", "impersonate_groups", "programatic",
+        "act", "ati", "Email", "unknown", "bad name", "email",
+    ]
+
+    static func sessions() -> [SessionState] {
+        var full = SessionFixtures.sampleSession()
+        full.user = "user-9"
+        full.givenName = "Ann"
+        full.familyName = "User"
+        full.picture = "https://pictures.example.test/a.png"
+        full.impersonateEmail = "other@example.test"
+        full.impersonateGroups = ["x", "y"]
+        full.programmatic = true
+        var route = full.routeSession
+        route.impersonateGroups = []
+        route.emailVerified = false
+        var empty = SessionState()
+        empty.email = ""
+        var controls = SessionFixtures.sampleSession()
+        controls.oauthToken = nil
+        controls.email = "a@example.test\r\nX-Injected: 1"
+        controls.name = "tab\tand\u{7F}"
+        controls.groups = ["one", "two\nthree"]
+        return [full, route, empty, controls]
+    }
+
+    @Test("gives the headers the claims object gives, in the same order")
+    func matchesClaimsObject() {
+        let plan = ClaimHeaderPlan(names: Self.names)
+        for session in Self.sessions() {
+            var planned: [String] = []
+            plan.forEachHeader(for: session) { name, value in planned.append("\(name): \(value)") }
+            let expected = ClaimHeaders.headers(claims: session.claims, names: Self.names).map {
+                "\($0.name): \($0.value)"
+            }
+            #expect(planned == expected)
+        }
+    }
+
+    @Test("drops names that can never produce a header")
+    func dropsUnusableNames() {
+        #expect(ClaimHeaderPlan(names: ["unknown", "bad name", "Email", ""]).isEmpty)
+        #expect(ClaimHeaderPlan(names: []).isEmpty)
+        let plan = ClaimHeaderPlan(names: ["email", "given_name"])
+        #expect(!plan.isEmpty)
+        var session = SessionState()
+        session.email = "a@example.test"
+        session.givenName = "Ann"
+        var names: [String] = []
+        plan.forEachHeader(for: session) { name, _ in names.append(name) }
+        #expect(names == ["X-Pomerium-Claim-Email", "X-Pomerium-Claim-Given_name"])
+    }
+}

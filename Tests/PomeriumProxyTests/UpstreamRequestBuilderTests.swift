@@ -1,0 +1,130 @@
+import PomeriumHTTP
+import Testing
+
+@testable import PomeriumProxy
+
+@Suite("Upstream request builder name checks")
+struct UpstreamRequestBuilderNameTests {
+    @Test(
+        "product cookies are matched by exact name",
+        arguments: [
+            ("_pomerium", true), ("_pomerium_1", true), ("_pomerium_12", true), ("_pomerium_csrf", true),
+            ("_pomerium_signin", true), ("_pomerium_", false), ("_pomerium_0", false), ("_pomerium_01", false),
+            ("_pomerium_1a", false), ("_pomerium_app", false), ("_pomerium_csrfx", false), ("_pomeriumx", false),
+            ("_pomeriu", false), ("x_pomerium", false), ("_POMERIUM", false), ("", false),
+        ])
+    func productCookies(name: String, expected: Bool) {
+        #expect(UpstreamRequestBuilder.isProductCookie(name, cookieName: "_pomerium") == expected)
+    }
+
+    @Test("every hop-by-hop name in any letter case, and nothing else")
+    func hopByHopNames() {
+        for name in HTTPHeaders.hopByHopFieldNames {
+            #expect(Self.check(name, UpstreamRequestBuilder.isHopByHopName))
+            #expect(Self.check(name.uppercased(), UpstreamRequestBuilder.isHopByHopName))
+            #expect(!Self.check(name + "x", UpstreamRequestBuilder.isHopByHopName))
+        }
+        for name in ["Host", "Cookie", "Te-", "Upgrades", "Connectio", "X-Connection"] {
+            #expect(!Self.check(name, UpstreamRequestBuilder.isHopByHopName), "\(name)")
+        }
+    }
+
+    @Test("forwarding names in any letter case and with underscores")
+    func forwardingNames() {
+        for name in ["X-Forwarded-For", "x_forwarded_host", "X-FORWARDED-PROTO", "Forwarded", "X-Real-Ip", "x_real_ip"]
+        {
+            #expect(Self.check(name, UpstreamRequestBuilder.isForwardingHeaderName), "\(name)")
+        }
+        for name in ["X-Forwarded", "Forwarded-For", "X-Real-Ips", "X-Real", "Host"] {
+            #expect(!Self.check(name, UpstreamRequestBuilder.isForwardingHeaderName), "\(name)")
+        }
+    }
+
+    @Test("one scan of the names finds the kinds of field present")
+    func fieldKinds() {
+        var kinds = UpstreamRequestBuilder.FieldKinds()
+        for name in ["Host", "Accept", "COOKIE", "connection", "X-Pomerium-Claim-Email", "x_forwarded_for"] {
+            Self.withBytes(name) { kinds.note($0) }
+        }
+        #expect(kinds.cookie)
+        #expect(kinds.connection)
+        #expect(kinds.hopByHop)
+        #expect(kinds.identity)
+        #expect(kinds.forwarded)
+        #expect(!kinds.authorization)
+        #expect(!kinds.transferEncoding)
+        #expect(!kinds.upgrade)
+        var others = UpstreamRequestBuilder.FieldKinds()
+        for name in ["Authorization", "Transfer-Encoding", "Upgrade"] {
+            Self.withBytes(name) { others.note($0) }
+        }
+        #expect(others.authorization)
+        #expect(others.transferEncoding)
+        #expect(others.upgrade)
+        #expect(others.hopByHop)
+        #expect(!others.cookie)
+        #expect(!others.connection)
+        #expect(!others.identity)
+        #expect(!others.forwarded)
+    }
+
+    static func check(_ name: String, _ predicate: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        withBytes(name, predicate)
+    }
+
+    static func withBytes<Result>(_ name: String, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        Array(name.utf8).withUnsafeBufferPointer(body)
+    }
+}
+
+@Suite("Response header policy")
+struct ResponseHeaderPolicyTests {
+    @Test("replaces configured fields in any letter case and sets the request id last")
+    func apply() {
+        let policy = ResponseHeaderPolicy([
+            ("X-Frame-Options", "SAMEORIGIN"), ("x-frame-options", "DENY"), ("Request-Id", "configured"),
+            ("X-Test", "on"),
+        ])
+        #expect(policy.fields.map(\.name) == ["X-Frame-Options", "X-Test"])
+        #expect(policy.fields.map(\.value) == ["DENY", "on"])
+        var headers: HTTPHeaders = ["Content-Type": "text/plain"]
+        headers.add(name: "x-frame-options", value: "ALLOW")
+        headers.add(name: "REQUEST-ID", value: "upstream")
+        headers.add(name: "X-Tests", value: "kept")
+        policy.apply(to: &headers, requestID: "id-1")
+        #expect(headers.map(\.name) == ["Content-Type", "X-Tests", "X-Frame-Options", "X-Test", "Request-Id"])
+        #expect(headers["X-Frame-Options"] == ["DENY"])
+        #expect(headers["Request-Id"] == ["id-1"])
+    }
+
+    @Test("an empty setting adds only the request id")
+    func emptySetting() {
+        let policy = ResponseHeaderPolicy([])
+        var headers: HTTPHeaders = ["Request-Id": "old", "Server": "up"]
+        policy.apply(to: &headers, requestID: "id-2")
+        #expect(headers.map(\.name) == ["Server", "Request-Id"])
+        #expect(headers["Request-Id"] == ["id-2"])
+    }
+}
+
+@Suite("Fields named by Connection")
+struct ConnectionNamedFieldTests {
+    static func names(_ fields: [(String, String)]) -> [String] {
+        var headers = HTTPHeaders()
+        for (name, value) in fields { headers.add(name: name, value: value) }
+        return UpstreamRequestBuilder.connectionNamedFields(headers).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    @Test("elements are trimmed, lowercased and without the fixed hop-by-hop names")
+    func oneField() {
+        #expect(Self.names([("Connection", " X-Secret ,\tkeep-alive,, Upgrade ,Cookie")]) == ["x-secret", "cookie"])
+        #expect(Self.names([("Connection", "keep-alive")]).isEmpty)
+        #expect(Self.names([("Connection", "")]).isEmpty)
+        #expect(Self.names([("Host", "a")]).isEmpty)
+    }
+
+    @Test("every Connection field counts")
+    func repeatedFields() {
+        #expect(Self.names([("Connection", "a"), ("Host", "h"), ("connection", "B, close")]) == ["a", "b", "close"])
+    }
+}
