@@ -147,7 +147,10 @@ final class AuthenticateRequestHandler: HTTPRequestHandler {
             host: head.headers.first(name: "Host") ?? "",
             path: head.path,
             rawQuery: head.query ?? "",
-            headers: head.headers
+            headers: head.headers,
+            // The dispatcher's id, which its `Request-Id` response header carries, so that the
+            // header, the error page and the log lines name the same request.
+            requestID: responder.additionalHeaders.first(name: RequestID.headerName)
         )
         let bound = LoopBound(responder, loop: loop)
         let service = self.service

@@ -80,6 +80,26 @@ def test_insecure_server_and_custom_headers(start_pomerium, oidc_provider):
     assert response.getheader("Strict-Transport-Security") is None
 
 
+@pytest.mark.parametrize("host, path", [
+    ("authenticate.example.test", "/.pomerium/sign_in?pomerium_redirect_uri=https%3A%2F%2Fapp.example.test%2F"),
+    ("unknown.example.test", "/"),
+])
+def test_request_id_header_matches_page_and_log(start_pomerium, oidc_provider, host, path):
+    port = free_port()
+    process = start_pomerium(base_config(port, issuer=oidc_provider, log_level="debug"), wait_port=port)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("GET", path, headers={"Host": host, "Accept": "application/json"})
+    response = connection.getresponse()
+    body = response.read().decode()
+    assert response.status >= 400
+    request_id = response.getheader("Request-Id")
+    assert request_id and len(request_id) == 36
+    assert request_id in body
+    process.stop()
+    logged = [json.loads(line) for line in process.output().splitlines() if line.startswith("{")]
+    assert any(line.get("req_id") == request_id or line.get("request_id") == request_id for line in logged)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stop_signal_exits_cleanly_after_the_running_request(start_pomerium, oidc_provider, sig):
     port = free_port()
