@@ -247,14 +247,21 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     /// carried the route session, because that token is the product's credential.
     private func forward(_ context: RouteContext, session: SessionState?, preflight: Bool, removeBearer: Bool) {
         guard let head, let responder else { return }
+        var keepUpgrade = true
         if head.isUpgradeRequest && !context.upstream.allowWebsockets {
-            respondError(400, "WebSocket upgrades are not enabled on this route.")
-            return
+            guard Self.mayIgnoreUpgrade(head) else {
+                respondError(400, "WebSocket upgrades are not enabled on this route.")
+                return
+            }
+            // A server may ignore an optional upgrade such as h2c (RFC 9110, section 7.8), so the
+            // request goes on as plain HTTP/1.1 without its Upgrade field.
+            keepUpgrade = false
         }
         let outgoing: HTTPRequestHead
         do {
             outgoing = try UpstreamRequestBuilder(service: service).build(
-                incoming: head, path: path, route: context.upstream, session: session, applySetHeaders: !preflight,
+                incoming: head, path: path, route: context.upstream, session: session, keepUpgrade: keepUpgrade,
+                applySetHeaders: !preflight,
                 removeBearer: removeBearer, cookies: parsedCookies,
                 remoteAddress: responder.remoteAddress, clientAddress: clientAddress, isTLS: responder.isTLS)
         } catch {
@@ -582,6 +589,14 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
     /// Returns the id the listener's dispatcher set in the responder's additional headers, next to
     /// the `headers` setting.
+    /// Returns whether an upgrade request can be served as plain HTTP instead: every protocol it
+    /// offers is one a client falls back from (h2c), and it is not a CONNECT or WebSocket request.
+    static func mayIgnoreUpgrade(_ head: HTTPRequestHead) -> Bool {
+        guard head.method != .connect else { return false }
+        let offered = head.headers.tokens(name: "Upgrade")
+        return !offered.isEmpty && offered.allSatisfy { $0.lowercased() == "h2c" }
+    }
+
     static func dispatchedRequestID(_ responder: HTTPResponder) -> String? {
         responder.additionalHeaders.isEmpty ? nil : responder.additionalHeaders.first(name: RequestID.headerName)
     }

@@ -13,6 +13,7 @@ struct UpstreamRequestBuilder {
         path: String,
         route: UpstreamRoute,
         session: SessionState?,
+        keepUpgrade: Bool = true,
         applySetHeaders: Bool,
         removeBearer: Bool = false,
         cookies: [HTTPCookie]? = nil,
@@ -43,7 +44,7 @@ struct UpstreamRequestBuilder {
         })
         let chunkedBody = present.transferEncoding && headers.containsToken("chunked", name: "Transfer-Encoding")
         let mayUpgrade = present.upgrade && (present.connection || incoming.method == .connect)
-        let upgrade = mayUpgrade && incoming.isUpgradeRequest ? headers.first(name: "Upgrade") : nil
+        let upgrade = keepUpgrade && mayUpgrade && incoming.isUpgradeRequest ? headers.first(name: "Upgrade") : nil
         let connectionNamed = present.connection ? Self.connectionNamedFields(headers) : []
         let trusted = service.trustedProxies.trusts(remoteAddress)
         // A `Cookie` field that `Connection` names goes with the other hop-by-hop fields.

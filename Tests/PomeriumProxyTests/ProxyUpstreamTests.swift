@@ -87,6 +87,42 @@ struct ProxyUpstreamTests {
         }
     }
 
+    @Test("an h2c upgrade without allow_websockets goes on as HTTP/1.1")
+    func ignoredH2CUpgrade() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            let config = """
+                policy:
+                  - from: https://plain.example.test
+                    to: \(echo.baseURL)
+                    allow_public_unauthenticated_access: true
+                """
+            try await ProxyHarness.run(config: config) { proxy in
+                let port = proxy.port
+                let (first, second, refused) = try await onThread {
+                    let connection = try RawConnection(port: port)
+                    connection.send(
+                        "GET /first HTTP/1.1\r\nHost: plain.example.test\r\nUpgrade: h2c\r\n"
+                            + "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+                    let first = connection.readResponse()
+                    connection.send("GET /second HTTP/1.1\r\nHost: plain.example.test\r\n\r\n")
+                    let second = connection.readResponse()
+                    let other = try RawConnection(port: port)
+                    other.send(
+                        "GET /third HTTP/1.1\r\nHost: plain.example.test\r\nUpgrade: h2c, websocket\r\n"
+                            + "Connection: Upgrade\r\n\r\n")
+                    return (first, second, other.readResponse())
+                }
+                #expect(first.head.hasPrefix("HTTP/1.1 200"))
+                let forwarded = try JSONDecoder().decode(EchoAnswer.self, from: Data(first.body))
+                #expect(forwarded.path == "/first")
+                #expect(forwarded.values("Upgrade").isEmpty)
+                #expect(forwarded.values("HTTP2-Settings").isEmpty)
+                #expect(second.head.hasPrefix("HTTP/1.1 200"))
+                #expect(refused.head.hasPrefix("HTTP/1.1 400"))
+            }
+        }
+    }
+
     @Test("expired session with failing refresh forwards nothing")
     func failedRefresh() async throws {
         try await CountingUpstream.with { port, count in
