@@ -203,11 +203,14 @@ enum FieldLineParser {
                 let end = base + line.upperBound
                 if ASCII.isWhitespace(storage[start]) { return .obsoleteLineFolding }
                 var colon = start
-                while colon < end, storage[colon] != ASCII.colon {
+                while colon < end {
                     let byte = storage[colon]
-                    if ASCII.isWhitespace(byte) { return .whitespaceBeforeColon }
-                    guard ASCII.isTokenCharacter(byte) else { return .invalidHeaderName }
-                    colon += 1
+                    if ASCII.isTokenCharacter(byte) {
+                        colon += 1
+                        continue
+                    }
+                    if byte == ASCII.colon { break }
+                    return ASCII.isWhitespace(byte) ? .whitespaceBeforeColon : .invalidHeaderName
                 }
                 guard colon < end, colon > start else { return .invalidHeaderName }
                 var valueStart = colon + 1

@@ -38,6 +38,16 @@ final class HTTPClientConnection: StreamConnectionDelegate {
 
     func write(_ bytes: [UInt8]) { stream?.write(bytes) }
 
+    /// Lets `body` append to the stream's output buffer in place (see `StreamConnection.write(appending:)`).
+    func writeEncoding(_ body: (inout [UInt8]) throws -> Void) throws {
+        guard let stream else {
+            var dropped: [UInt8] = []
+            try body(&dropped)
+            return
+        }
+        try stream.write(appending: body)
+    }
+
     func close() {
         guard !isClosed else { return }
         stream?.close()
@@ -60,7 +70,12 @@ final class HTTPClientConnection: StreamConnectionDelegate {
             deadline = 0
             return
         }
-        deadline = MonotonicClock.nanoseconds() &+ UInt64(seconds * 1_000_000_000)
+        guard let loop = stream?.loop else {
+            deadline = MonotonicClock.nanoseconds() &+ UInt64(seconds * 1_000_000_000)
+            if timer == nil { armTimer() }
+            return
+        }
+        deadline = loop.now &+ UInt64(seconds * 1_000_000_000)
         if let pending = timer, pending.deadline > deadline {
             pending.cancel()
             timer = nil

@@ -96,14 +96,13 @@ public final class HTTPClientRequest {
     func start(on connection: HTTPClientConnection, reused: Bool) {
         self.connection = connection
         connection.attach(self, reused: reused)
-        var headBytes: [UInt8] = []
         do {
-            try HTTPEncoder.encode(head, into: &headBytes)
+            // Encoded straight into the connection's output buffer.
+            try connection.writeEncoding { try HTTPEncoder.encode(head, into: &$0) }
         } catch {
             fail(.invalidUpstream("the request head cannot be encoded: \(error)"))
             return
         }
-        connection.write(headBytes)
         for chunk in pendingOutput { connection.write(chunk) }
         if connection.isOpen {
             connectionOpened()

@@ -94,9 +94,8 @@ public final class HTTPResponder {
     public var isActive: Bool { isCurrent }
 
     /// Writes the response head. A 101 (or 2xx to CONNECT) switches the connection to a tunnel.
-    public func writeHead(_ head: HTTPResponseHead) {
+    public func writeHead(_ head: consuming HTTPResponseHead) {
         guard let connection = live else { return }
-        var head = head
         if !head.isInformational {
             for field in additionalHeaders {
                 head.headers.replaceOrAdd(name: field.name, value: field.value)
@@ -111,6 +110,12 @@ public final class HTTPResponder {
         connection.writeBody(bytes)
     }
 
+    /// Writes body bytes; the overload spares callers in other modules the generic path.
+    public func writeBody(_ bytes: [UInt8]) {
+        guard let connection = live else { return }
+        bytes.withUnsafeBytes { connection.writeBody($0) }
+    }
+
     /// Ends the response; the connection moves on to the next request or closes.
     public func finish(trailers: HTTPHeaders = HTTPHeaders()) {
         guard let connection = live else { return }
@@ -120,7 +125,7 @@ public final class HTTPResponder {
     /// Sends a complete response with a fixed body.
     public func respond(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         var headers = headers
-        headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
+        headers.replaceOrAdd(validatedName: "Content-Length", value: String(body.count))
         writeHead(HTTPResponseHead(status: status, headers: headers))
         if !body.isEmpty { writeBody(body) }
         finish()

@@ -27,7 +27,14 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
     private var phase = Phase.idle
     private var deadline: UInt64 = 0
-    private var deadlineReason = "idle"
+    private var deadlineReason = DeadlineReason.idle
+    /// Which timeout the deadline enforces; the raw value names it in `HTTPServerError.timeout`.
+    private enum DeadlineReason: String {
+        case idle
+        case readHeader = "read header"
+        case read
+        case write
+    }
     private var timer: LoopTimer?
     /// An empty action array with capacity, lent to each machine call so that an event does not
     /// allocate an array. A nested call, such as a handler that responds inside `requestStarted`,
@@ -57,11 +64,11 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     /// finishes its ClientHello would hold the connection forever.
     func armHandshakeDeadline() {
         let seconds = configuration.readHeaderTimeout > 0 ? configuration.readHeaderTimeout : configuration.idleTimeout
-        setDeadline(seconds, reason: "read header")
+        setDeadline(seconds, reason: .readHeader)
     }
 
     func connectionDidOpen(_ connection: StreamConnection) {
-        setDeadline(configuration.idleTimeout, reason: "idle")
+        setDeadline(configuration.idleTimeout, reason: .idle)
     }
 
     func connection(_ connection: StreamConnection, didRead bytes: UnsafeRawBufferPointer) {
@@ -71,9 +78,9 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         }
         if phase == .idle {
             phase = .readingHead
-            setDeadline(configuration.readHeaderTimeout, reason: "read header")
+            setDeadline(configuration.readHeaderTimeout, reason: .readHeader)
         } else if phase == .readingBody {
-            setDeadline(configuration.readTimeout, reason: "read")
+            setDeadline(configuration.readTimeout, reason: .read)
         }
         var actions = borrowActions()
         machine.bytesReceived(bytes, into: &actions)
@@ -99,7 +106,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
 
     func connectionDidDrain(_ connection: StreamConnection) {
-        if phase == .handling && headWritten { setDeadline(configuration.writeTimeout, reason: "write") }
+        if phase == .handling && headWritten { setDeadline(configuration.writeTimeout, reason: .write) }
         handler?.responseWritable()
     }
 
@@ -135,7 +142,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
                 generation += 1
                 headWritten = false
                 phase = .readingBody
-                setDeadline(configuration.readTimeout, reason: "read")
+                setDeadline(configuration.readTimeout, reason: .read)
                 let handler = makeHandler(stream.loop)
                 self.handler = handler
                 handler.requestStarted(head, responder: HTTPResponder(connection: self, generation: generation))
@@ -184,34 +191,50 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
 
     // MARK: Handler calls
 
-    func writeHead(_ head: HTTPResponseHead) {
-        var head = head
-        if draining && !head.isInformational && head.status != 101 {
-            head.headers.replaceOrAdd(name: "Connection", value: "close")
+    func writeHead(_ head: consuming HTTPResponseHead) {
+        let isInformational = head.isInformational
+        let status = head.status
+        if draining && !isInformational && status != 101 {
+            head.headers.replaceOrAdd(validatedName: "Connection", value: "close")
         }
         var actions = borrowActions()
         defer { giveBack(&actions) }
         do {
-            try machine.writeHead(head, into: &actions)
-            if !head.isInformational || head.status == 101 { headWritten = true }
+            // The head is encoded straight into the stream's output buffer.
+            let head = head
+            try stream.write(appending: { buffer in
+                try machine.writeHead(head, encodingInto: &buffer, actions: &actions)
+            })
+            if !isInformational || status == 101 { headWritten = true }
             perform(actions)
-            if headWritten && !isTunnel { setDeadline(configuration.writeTimeout, reason: "write") }
+            if headWritten && !isTunnel { setDeadline(configuration.writeTimeout, reason: .write) }
         } catch {
             registry?.logger.error("response head rejected", metadata: ["error": "\(error)"])
             abort()
         }
     }
 
-    func writeBody(_ bytes: some Collection<UInt8>) {
-        var actions = borrowActions()
-        defer { giveBack(&actions) }
+    /// Writes response body bytes straight to the stream, framed as the machine says, instead of
+    /// through a `write` action, which would copy them once more.
+    func writeBody(_ bytes: UnsafeRawBufferPointer) {
+        let mode: HTTPServerConnection.BodyWrite
         do {
-            try machine.writeBody(bytes, into: &actions)
-            perform(actions)
+            mode = try machine.prepareBodyWrite(count: bytes.count)
         } catch {
             registry?.logger.error("response body rejected", metadata: ["error": "\(error)"])
             abort()
+            return
         }
+        switch mode {
+        case .drop: return
+        case .raw: stream.write(bytes)
+        case .chunked: stream.writeChunk(bytes)
+        }
+    }
+
+    func writeBody(_ bytes: some Collection<UInt8>) {
+        let written: Void? = bytes.withContiguousStorageIfAvailable { writeBody(UnsafeRawBufferPointer($0)) }
+        if written == nil { Array(bytes).withUnsafeBytes { writeBody($0) } }
     }
 
     func finishResponse(trailers: HTTPHeaders) {
@@ -221,7 +244,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         do {
             try machine.finishResponse(trailers: trailers, into: &actions)
             phase = .idle
-            setDeadline(configuration.idleTimeout, reason: "idle")
+            setDeadline(configuration.idleTimeout, reason: .idle)
             handlerPausedReading = false
             updateReading()
             if draining && machine.isIdle && !isClosed {
@@ -268,12 +291,12 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         deadline = 0
     }
 
-    private func setDeadline(_ seconds: Double, reason: String) {
+    private func setDeadline(_ seconds: Double, reason: DeadlineReason) {
         guard seconds > 0 else {
             deadline = 0
             return
         }
-        deadline = MonotonicClock.nanoseconds() &+ UInt64(seconds * 1_000_000_000)
+        deadline = stream.loop.now &+ UInt64(seconds * 1_000_000_000)
         deadlineReason = reason
         // The pending timer may be later than the new deadline; only then is it replaced.
         if let pending = timer, pending.deadline > deadline {
@@ -303,13 +326,13 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         }
         // A handler waiting on its upstream is not bound by the client-side read timeout.
         if phase == .handling && !headWritten { return }
-        if deadlineReason == "idle" || deadlineReason == "read header" {
+        if deadlineReason == .idle || deadlineReason == .readHeader {
             stream.close()
             return
         }
         if let handler {
             self.handler = nil
-            handler.requestFailed(.timeout(deadlineReason))
+            handler.requestFailed(.timeout(deadlineReason.rawValue))
         }
         if phase == .readingBody && !headWritten {
             writeTimeoutResponse()

@@ -34,6 +34,11 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
     private let finished = Mutex<Bool>(false)
     let logger: Logger
 
+    /// The monotonic time in nanoseconds, read once each time the loop wakes up. Deadlines of
+    /// whole seconds are set from it several times per request, where a clock call each would
+    /// add up. Loop thread only; it lags the clock by the time the current batch has taken.
+    public private(set) var now: UInt64 = MonotonicClock.nanoseconds()
+
     /// A 64 KiB scratch buffer that connections on this loop read into. Its contents are valid only
     /// during the callback that receives them.
     public let scratch: UnsafeMutableRawBufferPointer
@@ -189,6 +194,7 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
             let count: Int
             do {
                 count = try Syscall.epollWait(epoll, events, capacity, timeoutMilliseconds: timeout)
+                now = MonotonicClock.nanoseconds()
             } catch {
                 logger.critical("epoll_wait failed; stopping the loop", metadata: ["error": "\(error)"])
                 break
@@ -246,7 +252,7 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
 
     private func runTimers() {
         guard !timers.isEmpty else { return }
-        let now = MonotonicClock.nanoseconds()
+        now = MonotonicClock.nanoseconds()
         while let first = timers.first, first.deadline <= now {
             timers.removeFirst()
             if first.isCancelled { continue }

@@ -18,8 +18,10 @@ public enum HopByHopHeaders {
         headers.removeFields(whereName: { isHopByHop($0, named: named) })
     }
 
+    /// Whether `name` is a fixed hop-by-hop name, starts with `proxy-`, or is in `named` (lowercase
+    /// names from `Connection`).
     @inline(__always)
-    private static func isHopByHop(_ name: UnsafeBufferPointer<UInt8>, named: [[UInt8]]) -> Bool {
+    static func isHopByHop(_ name: UnsafeBufferPointer<UInt8>, named: [[UInt8]]) -> Bool {
         for candidate in named where HTTPFieldName.matches(name, lowercase: candidate) { return true }
         // Every fixed name and `proxy-` starts with c, k, p, t or u, so most fields are rejected
         // by their first byte without a full comparison. `| 0x20` lowercases ASCII letters.

@@ -249,4 +249,12 @@ struct HeaderStorageTests {
             try encoded(HTTPRequestHead(method: .get, target: "/", headers: headers))
         }
     }
+
+    @Test("the token masks accept exactly the tchar bytes of RFC 9110")
+    func tokenMasks() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for byte in UInt8.min...UInt8.max {
+            #expect(ASCII.isTokenCharacter(byte) == tchar.contains(byte), "byte \(byte)")
+        }
+    }
 }
