@@ -159,6 +159,7 @@ public final class HTTPResponder {
     /// Writes raw tunnel bytes to the client after a switch of protocols.
     public func tunnelWrite(_ bytes: some Collection<UInt8>) {
         guard let connection = live, connection.isTunnel else { return }
+        connection.noteTunnelActivity()
         connection.stream.write(bytes)
     }
 

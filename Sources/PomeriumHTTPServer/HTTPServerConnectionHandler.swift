@@ -34,6 +34,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         case readHeader = "read header"
         case read
         case write
+        case tunnelIdle = "tunnel idle"
     }
     private var timer: LoopTimer?
     /// An empty action array with capacity, lent to each machine call so that an event does not
@@ -73,6 +74,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
 
     func connection(_ connection: StreamConnection, didRead bytes: UnsafeRawBufferPointer) {
         if isTunnel {
+            noteTunnelActivity()
             handler?.tunnelReceived(Array(bytes))
             return
         }
@@ -106,7 +108,11 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
 
     func connectionDidDrain(_ connection: StreamConnection) {
-        if phase == .handling && headWritten { setDeadline(configuration.writeTimeout, reason: .write) }
+        if isTunnel {
+            noteTunnelActivity()
+        } else if phase == .handling && headWritten {
+            setDeadline(configuration.writeTimeout, reason: .write)
+        }
         handler?.responseWritable()
     }
 
@@ -171,11 +177,10 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
                 timer?.cancel()
                 stream.closeAfterFlush()
             case .startTunnel(let initialBytes):
-                // NOTE: tunnels have no idle timeout yet; a silent WebSocket stays open until a
-                // side closes it or the server shuts down.
+                // A tunnel closes once no byte has moved either way for the idle timeout, so a
+                // silent WebSocket whose peers vanished does not hold the connection forever.
                 isTunnel = true
-                timer?.cancel()
-                timer = nil
+                setDeadline(configuration.idleTimeout, reason: .tunnelIdle)
                 if !initialBytes.isEmpty { handler?.tunnelReceived(initialBytes) }
             }
         }
@@ -287,6 +292,13 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         stream.close()
     }
 
+    /// Moves the tunnel's idle deadline on after bytes moved in either direction. Only the
+    /// deadline changes; the pending timer finds it later and arms itself again.
+    func noteTunnelActivity() {
+        guard isTunnel, deadline != 0, configuration.idleTimeout > 0 else { return }
+        deadline = stream.loop.now &+ UInt64(configuration.idleTimeout * 1_000_000_000)
+    }
+
     private func clearDeadlineUnlessWriting() {
         deadline = 0
     }
@@ -318,10 +330,18 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
 
     private func timerFired() {
         timer = nil
-        guard !isClosed, !isTunnel, deadline != 0 else { return }
+        guard !isClosed, deadline != 0 else { return }
         let now = MonotonicClock.nanoseconds()
         if now < deadline {
             armTimer(at: deadline)
+            return
+        }
+        if isTunnel {
+            if let handler {
+                self.handler = nil
+                handler.requestFailed(.timeout(DeadlineReason.tunnelIdle.rawValue))
+            }
+            stream.close()
             return
         }
         // A handler waiting on its upstream is not bound by the client-side read timeout.

@@ -3,6 +3,7 @@ import PomeriumHTTP
 import PomeriumHTTPServer
 import PomeriumNet
 import PomeriumTestSupport
+import Synchronization
 import Testing
 
 @Suite("HTTP server")
@@ -133,6 +134,52 @@ struct HTTPServerTests {
             #expect(received.hasSuffix("early"))
             // receive() returns only once the server closes; LoopbackConnection gives up after 5 s.
             #expect(MonotonicClock.nanoseconds() - start < 4_000_000_000)
+        }
+    }
+
+    @Test("a tunnel stays open while bytes move and closes after the idle timeout")
+    func tunnelIdleTimeout() async throws {
+        // Switches to a tunnel that echoes, and records how the exchange ended.
+        final class Failures: Sendable {
+            let list = Mutex<[String]>([])
+        }
+        final class EchoTunnel: HTTPRequestHandler {
+            let failures: Failures
+            private var responder: HTTPResponder?
+            init(failures: Failures) { self.failures = failures }
+            func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) { self.responder = responder }
+            func requestBody(_ bytes: [UInt8]) {}
+            func requestEnded(trailers: HTTPHeaders) {
+                responder?.writeHead(
+                    HTTPResponseHead(status: 101, headers: ["Connection": "Upgrade", "Upgrade": "echo"]))
+            }
+            func requestFailed(_ error: HTTPServerError) { failures.list.withLock { $0.append("\(error)") } }
+            func tunnelReceived(_ bytes: [UInt8]) { responder?.tunnelWrite(bytes) }
+        }
+        let failures = Failures()
+        let shortIdle: (inout HTTPServerConfiguration) -> Void = { $0.idleTimeout = 0.4 }
+        let echo: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in EchoTunnel(failures: failures) }
+        try await HTTPTesting.withServer(configure: shortIdle, makeHandler: echo) { server in
+            let connection = try LoopbackConnection(port: server.localAddress.port)
+            try connection.send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+            let head = connection.receive(until: { $0.contains("\r\n\r\n") })
+            #expect(head.hasPrefix("HTTP/1.1 101 "))
+            // Traffic for longer than the idle timeout keeps the tunnel open.
+            let start = MonotonicClock.nanoseconds()
+            var round = 0
+            while MonotonicClock.nanoseconds() - start < 800_000_000 && round < 40 {
+                round += 1
+                try connection.send("ping\(round);")
+                let echoed = connection.receive(until: { $0.contains("ping\(round);") })
+                #expect(echoed.hasSuffix("ping\(round);"), "round \(round)")
+                try await Task.sleep(nanoseconds: 100_000_000)
+            }
+            #expect(failures.list.withLock { $0 }.isEmpty)
+            // Silence closes it; receive() returns at EOF, and gives up only after 5 seconds.
+            let silentSince = MonotonicClock.nanoseconds()
+            #expect(connection.receive() == "")
+            #expect(MonotonicClock.nanoseconds() - silentSince < 4_000_000_000)
+            #expect(failures.list.withLock { $0 } == ["the tunnel idle timeout expired"])
         }
     }
 
