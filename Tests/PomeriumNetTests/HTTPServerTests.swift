@@ -81,6 +81,30 @@ struct HTTPServerTests {
         }
     }
 
+    @Test("chunk sizes on the wire are the body lengths in hex")
+    func chunkSizesOnTheWire() async throws {
+        let sizes = [1, 15, 16, 255, 256, 4096, 70_000]
+        let streaming: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in
+            ClosureHandler { handler in
+                handler.responder?.writeHead(HTTPResponseHead(status: 200))
+                for size in sizes { handler.responder?.writeBody([UInt8](repeating: UInt8(ascii: "x"), count: size)) }
+                handler.responder?.finish()
+            }
+        }
+        try await HTTPTesting.withServer(makeHandler: streaming) { server in
+            let connection = try LoopbackConnection(port: server.localAddress.port)
+            try connection.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let response = connection.receive(limit: 1 << 20)
+            let body = try #require(response.range(of: "\r\n\r\n")).upperBound
+            var expected = ""
+            for size in sizes {
+                expected +=
+                    String(size, radix: 16, uppercase: true) + "\r\n" + String(repeating: "x", count: size) + "\r\n"
+            }
+            #expect(String(response[body...]) == expected + "0\r\n\r\n")
+        }
+    }
+
     @Test("100-continue is sent when the handler reads the body")
     func expectContinue() async throws {
         try await HTTPTesting.withServer(makeHandler: Self.hello) { server in
