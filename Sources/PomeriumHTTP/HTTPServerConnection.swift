@@ -457,7 +457,7 @@ public struct HTTPServerConnection: Sendable {
     }
 
     /// Starts the exchange for `head`, or returns the error to send instead.
-    private mutating func startExchange(_ head: HTTPRequestHead, actions: inout [Action]) -> HTTPParseError? {
+    private mutating func startExchange(_ head: consuming HTTPRequestHead, actions: inout [Action]) -> HTTPParseError? {
         var expectsContinue = false
         let expectations = head.headers.contains(name: "Expect") ? head.headers.tokens(name: "Expect") : []
         for expectation in expectations {

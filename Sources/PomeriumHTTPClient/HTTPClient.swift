@@ -241,7 +241,7 @@ public final class HTTPClient: Sendable {
     /// Loop thread only.
     @discardableResult
     public func execute(
-        _ head: HTTPRequestHead,
+        _ head: consuming HTTPRequestHead,
         to upstream: HTTPUpstream,
         on loop: EventLoop,
         timeouts: HTTPClientTimeouts = HTTPClientTimeouts(),

@@ -24,22 +24,22 @@ public final class HTTPClientRequest {
     private var pendingOutput: [[UInt8]] = []
 
     init(
-        head: HTTPRequestHead,
+        head: consuming HTTPRequestHead,
         upstream: HTTPUpstream,
         loop: EventLoop,
         timeouts: HTTPClientTimeouts,
         client: HTTPClientLoopState,
         delegate: any HTTPClientDelegate
     ) {
+        let hasLength = head.headers.contains(name: "Content-Length")
+        chunked = !hasLength && head.headers.containsToken("chunked", name: "Transfer-Encoding")
+        if !hasLength && !chunked { requestComplete = true }
         self.head = head
         self.upstream = upstream
         self.loop = loop
         self.timeouts = timeouts
         self.client = client
         self.delegate = delegate
-        let hasLength = head.headers.contains(name: "Content-Length")
-        chunked = !hasLength && head.headers.containsToken("chunked", name: "Transfer-Encoding")
-        if !hasLength && !chunked { requestComplete = true }
     }
 
     /// Whether the body may take more bytes without growing the output buffer past its mark.

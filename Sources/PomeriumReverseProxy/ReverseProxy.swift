@@ -199,7 +199,7 @@ final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
         }
     }
 
-    private func forward(_ head: HTTPRequestHead, to target: HTTPUpstream, timeouts: HTTPClientTimeouts) {
+    private func forward(_ head: consuming HTTPRequestHead, to target: HTTPUpstream, timeouts: HTTPClientTimeouts) {
         let request = proxy.client.execute(head, to: target, on: loop, timeouts: timeouts, delegate: self)
         upstream = request
         for chunk in pendingBody { request.writeBody(chunk) }
