@@ -54,10 +54,12 @@ public final class HTTPResponder {
     // connection drops its handler, which it does when the response finishes, fails or the
     // connection closes.
     private let connection: HTTPServerConnectionHandler
-    let generation: Int
+    private(set) var generation: Int
     public let loop: EventLoop
     /// The client's address.
     public let remoteAddress: SocketAddress?
+    /// The client's IP address as `SocketAddress.ipString` writes it, formatted once per connection.
+    public var remoteIPString: String? { connection.remoteIPString }
     /// Whether the request arrived over TLS.
     public let isTLS: Bool
     /// The SNI name the client sent, over TLS.
@@ -72,10 +74,19 @@ public final class HTTPResponder {
     init(connection: HTTPServerConnectionHandler, generation: Int) {
         self.connection = connection
         self.generation = generation
-        loop = connection.stream.loop
+        loop = connection.loop
         remoteAddress = connection.stream.remoteAddress
         isTLS = connection.stream.tls != nil
         serverName = connection.stream.tls?.serverName
+    }
+
+    /// Makes this responder serve the exchange `generation` of the same connection. The
+    /// connection calls it only when nothing else holds the responder, so no handler can see the
+    /// change.
+    func reuse(generation: Int) {
+        self.generation = generation
+        if !additionalHeaders.isEmpty { additionalHeaders = HTTPHeaders() }
+        responseStatus = nil
     }
 
     /// The connection, while this responder's exchange is still its current one.

@@ -6,6 +6,14 @@ import PomeriumNet
 /// performs its actions, calls the request handler, and enforces the server timeouts.
 final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     let stream: StreamConnection
+    /// The stream's loop, held strongly here: `stream.loop` is unowned, and each read of an
+    /// unowned reference retains and releases it, several times per request.
+    let loop: EventLoop
+    /// The client's address as text, formatted on first use and kept for the connection's requests.
+    /// The responder of the latest exchange, reused for the next one when no handler kept it.
+    /// It refers back to this connection; closing the connection drops it, ending the cycle.
+    private var spareResponder: HTTPResponder?
+    private(set) lazy var remoteIPString: String? = stream.remoteAddress?.ipString
     private var machine: HTTPServerConnection
     private let configuration: HTTPServerConfiguration
     private let makeHandler: (EventLoop) -> any HTTPRequestHandler
@@ -49,6 +57,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         makeHandler: @escaping (EventLoop) -> any HTTPRequestHandler
     ) {
         self.stream = stream
+        loop = stream.loop
         self.configuration = configuration
         self.registry = registry
         self.makeHandler = makeHandler
@@ -118,6 +127,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
 
     func connection(_ connection: StreamConnection, didCloseWith error: (any Error)?) {
         isClosed = true
+        spareResponder = nil
         timer?.cancel()
         timer = nil
         if let handler {
@@ -149,9 +159,9 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
                 headWritten = false
                 phase = .readingBody
                 setDeadline(configuration.readTimeout, reason: .read)
-                let handler = makeHandler(stream.loop)
+                let handler = makeHandler(loop)
                 self.handler = handler
-                handler.requestStarted(head, responder: HTTPResponder(connection: self, generation: generation))
+                handler.requestStarted(head, responder: makeResponder())
             case .requestBody(let bytes):
                 handler?.requestBody(bytes)
             case .requestEnd(let trailers):
@@ -184,6 +194,18 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
                 if !initialBytes.isEmpty { handler?.tunnelReceived(initialBytes) }
             }
         }
+    }
+
+    /// The responder for a new exchange: the previous one when no handler holds it any more,
+    /// which saves an object per request on a keep-alive connection, else a new one.
+    private func makeResponder() -> HTTPResponder {
+        if isKnownUniquelyReferenced(&spareResponder), let responder = spareResponder {
+            responder.reuse(generation: generation)
+            return responder
+        }
+        let responder = HTTPResponder(connection: self, generation: generation)
+        spareResponder = responder
+        return responder
     }
 
     func updateReading() {
@@ -296,7 +318,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     /// deadline changes; the pending timer finds it later and arms itself again.
     func noteTunnelActivity() {
         guard isTunnel, deadline != 0, configuration.idleTimeout > 0 else { return }
-        deadline = stream.loop.now &+ UInt64(configuration.idleTimeout * 1_000_000_000)
+        deadline = loop.now &+ UInt64(configuration.idleTimeout * 1_000_000_000)
     }
 
     private func clearDeadlineUnlessWriting() {
@@ -308,7 +330,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
             deadline = 0
             return
         }
-        deadline = stream.loop.now &+ UInt64(seconds * 1_000_000_000)
+        deadline = loop.now &+ UInt64(seconds * 1_000_000_000)
         deadlineReason = reason
         // The pending timer may be later than the new deadline; only then is it replaced.
         if let pending = timer, pending.deadline > deadline {
@@ -323,7 +345,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         // The closure holds the handler strongly, not weakly, to keep the handler free of a side
         // table (see `HTTPResponder`). The cycle ends when the timer fires, because the loop drops
         // the body before calling it, or when it is cancelled, which closing the connection does.
-        timer = stream.loop.schedule(afterNanoseconds: when > now ? when - now : 0) { [self] in
+        timer = loop.schedule(afterNanoseconds: when > now ? when - now : 0) { [self] in
             timerFired()
         }
     }

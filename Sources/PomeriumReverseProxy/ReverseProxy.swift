@@ -38,11 +38,21 @@ public final class ReverseProxy: Sendable {
         remoteAddress: SocketAddress?,
         isTLS: Bool
     ) throws -> HTTPRequestHead {
+        try outgoingHead(for: incoming, upstream: upstream, clientAddress: remoteAddress?.ipString, isTLS: isTLS)
+    }
+
+    /// `outgoingHead(for:upstream:remoteAddress:isTLS:)` with the client's address already
+    /// formatted, which the connection keeps instead of formatting it for every request.
+    func outgoingHead(
+        for incoming: HTTPRequestHead,
+        upstream: HTTPUpstream,
+        clientAddress: String?,
+        isTLS: Bool
+    ) throws -> HTTPRequestHead {
         let fields = incoming.headers
         let chunkedBody = fields.containsToken("chunked", name: "Transfer-Encoding")
         let upgrade = incoming.isUpgradeRequest ? fields.first(name: "Upgrade") : nil
-        let trusted = configuration.forwardedHeaderTrust.trusts(remoteAddress)
-        let clientAddress = remoteAddress?.ipString
+        let trusted = configuration.forwardedHeaderTrust.trusts(ip: clientAddress)
         let originalHost = fields.first(name: "Host")
         // A field the hop replaces is dropped while copying; a trusted client's values are kept.
         let dropForwardedFor = clientAddress != nil || !trusted
@@ -140,7 +150,7 @@ final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
             let outgoing: HTTPRequestHead
             do {
                 outgoing = try proxy.outgoingHead(
-                    for: head, upstream: upstream, remoteAddress: responder.remoteAddress, isTLS: responder.isTLS)
+                    for: head, upstream: upstream, clientAddress: responder.remoteIPString, isTLS: responder.isTLS)
             } catch {
                 respondLocally(status: 400, body: "invalid request target\n")
                 return
