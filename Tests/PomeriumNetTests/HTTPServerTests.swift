@@ -207,6 +207,59 @@ struct HTTPServerTests {
         }
     }
 
+    @Test("a responder is reused only when no handler kept it, and a kept one goes stale")
+    func responderReuse() async throws {
+        // Each handler answers with its path; "/keep" handlers hold their responder afterwards
+        // and use it again during the next exchange, which must not reach the client.
+        final class Shared: @unchecked Sendable {
+            let lock = NSLock()
+            var responders: [ObjectIdentifier] = []
+            var kept: HTTPResponder?
+        }
+        final class RecordingHandler: HTTPRequestHandler {
+            let shared: Shared
+            private var responder: HTTPResponder?
+            private var path = ""
+            init(shared: Shared) { self.shared = shared }
+            func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
+                self.responder = responder
+                path = head.path
+                shared.lock.withLock {
+                    shared.responders.append(ObjectIdentifier(responder))
+                    // A stale responder from the previous exchange writes nothing.
+                    shared.kept?.respond(status: 500, body: Array("stale".utf8))
+                    shared.kept = nil
+                }
+            }
+            func requestBody(_ bytes: [UInt8]) {}
+            func requestEnded(trailers: HTTPHeaders) {
+                let responder = self.responder
+                self.responder = nil
+                if path == "/keep" { shared.lock.withLock { shared.kept = responder } }
+                responder?.respond(status: 200, body: Array(path.utf8))
+            }
+            func requestFailed(_ error: HTTPServerError) {}
+        }
+        let shared = Shared()
+        let recording: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in RecordingHandler(shared: shared) }
+        try await HTTPTesting.withServer(makeHandler: recording) { server in
+            let connection = try LoopbackConnection(port: server.localAddress.port)
+            for path in ["/a", "/b", "/keep", "/c", "/d"] {
+                let close = path == "/d" ? "Connection: close\r\n" : ""
+                try connection.send("GET \(path) HTTP/1.1\r\nHost: x\r\n\(close)\r\n")
+                let response = connection.receive(until: { $0.hasSuffix(path) || $0.contains("stale") })
+                #expect(response.hasPrefix("HTTP/1.1 200 "), "\(path)")
+                #expect(response.hasSuffix(path))
+            }
+            let responders = shared.lock.withLock { shared.responders }
+            #expect(responders.count == 5)
+            // a, b and keep share one responder; c gets a new one because keep's handler held it.
+            #expect(responders[0] == responders[1] && responders[1] == responders[2])
+            #expect(responders[3] != responders[2])
+            #expect(responders[4] == responders[3])
+        }
+    }
+
     @Test("graceful shutdown finishes an in-flight request")
     func gracefulShutdown() async throws {
         let started = TestSignal()
