@@ -213,6 +213,15 @@ struct ByteWriter {
         count += 1
     }
 
+    /// Writes two bytes with one bounds check, for the separators of field lines.
+    @inline(__always)
+    mutating func write(_ first: UInt8, _ second: UInt8) {
+        precondition(count + 2 <= storage.count, "head larger than its computed size")
+        storage[count] = first
+        storage[count + 1] = second
+        count += 2
+    }
+
     @inline(__always)
     mutating func write(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard let source = bytes.baseAddress, !bytes.isEmpty else { return }

@@ -361,6 +361,13 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         index(ofFieldNamed: name).map { string(entries[$0].value) }
     }
 
+    /// Returns the value of the first field named `name` and whether that field is known to be
+    /// valid: parsed from a message, or added with `add(validatedName:value:)`. A caller copying
+    /// the value into another list may then add it as validated too.
+    public func firstValue(name: String) -> (value: String, isValidated: Bool)? {
+        index(ofFieldNamed: name).map { (string(entries[$0].value), entries[$0].isChecked) }
+    }
+
     /// Returns the values of every field named `name`, in order.
     public subscript(name: String) -> [String] {
         var values: [String] = []
@@ -479,11 +486,9 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         bytes.withUnsafeBufferPointer { storage in
             for entry in entries {
                 writer.write(UnsafeBufferPointer(rebasing: storage[entry.name]))
-                writer.write(ASCII.colon)
-                writer.write(ASCII.space)
+                writer.write(ASCII.colon, ASCII.space)
                 writer.write(UnsafeBufferPointer(rebasing: storage[entry.value]))
-                writer.write(ASCII.cr)
-                writer.write(ASCII.lf)
+                writer.write(ASCII.cr, ASCII.lf)
             }
         }
     }

@@ -43,6 +43,7 @@ public final class ReverseProxy: Sendable {
 
     /// `outgoingHead(for:upstream:remoteAddress:isTLS:)` with the client's address already
     /// formatted, which the connection keeps instead of formatting it for every request.
+    /// `clientAddress` must come from `SocketAddress.ipString`: it goes out as a validated field.
     func outgoingHead(
         for incoming: HTTPRequestHead,
         upstream: HTTPUpstream,
@@ -53,16 +54,21 @@ public final class ReverseProxy: Sendable {
         let chunkedBody = fields.containsToken("chunked", name: "Transfer-Encoding")
         let upgrade = incoming.isUpgradeRequest ? fields.first(name: "Upgrade") : nil
         let trusted = configuration.forwardedHeaderTrust.trusts(ip: clientAddress)
-        let originalHost = fields.first(name: "Host")
+        let host = fields.firstValue(name: "Host")
+        let originalHost = host?.value
         // A field the hop replaces is dropped while copying; a trusted client's values are kept.
         let dropForwardedFor = clientAddress != nil || !trusted
         let dropForwardedHost = !trusted || !fields.contains(name: "X-Forwarded-Host")
         let dropForwardedProto = !trusted || !fields.contains(name: "X-Forwarded-Proto")
         let replaceHost = !configuration.preserveHost || originalHost == nil
         var forwardedFor = clientAddress
+        var forwardedForIsAddress = true
         if let clientAddress, trusted, fields.contains(name: "X-Forwarded-For") {
             let previous = fields["X-Forwarded-For"].joined(separator: ", ")
-            if !previous.isEmpty { forwardedFor = "\(previous), \(clientAddress)" }
+            if !previous.isEmpty {
+                forwardedFor = "\(previous), \(clientAddress)"
+                forwardedForIsAddress = false
+            }
         }
         let connectionNamed =
             fields.contains(name: "Connection") ? fields.tokens(name: "Connection").map { Array($0.utf8) } : []
@@ -91,8 +97,22 @@ public final class ReverseProxy: Sendable {
             headers.add(validatedName: "Connection", value: "Upgrade")
             headers.add(name: "Upgrade", value: upgrade)
         }
-        if let forwardedFor { headers.add(name: "X-Forwarded-For", value: forwardedFor) }
-        if dropForwardedHost, let originalHost { headers.add(name: "X-Forwarded-Host", value: originalHost) }
+        // An address that `SocketAddress.ipString` wrote, and a Host value that was parsed and
+        // checked, need no second check when the head is encoded.
+        if let forwardedFor {
+            if forwardedForIsAddress {
+                headers.add(validatedName: "X-Forwarded-For", value: forwardedFor)
+            } else {
+                headers.add(name: "X-Forwarded-For", value: forwardedFor)
+            }
+        }
+        if dropForwardedHost, let host {
+            if host.isValidated {
+                headers.add(validatedName: "X-Forwarded-Host", value: host.value)
+            } else {
+                headers.add(name: "X-Forwarded-Host", value: host.value)
+            }
+        }
         if dropForwardedProto { headers.add(validatedName: "X-Forwarded-Proto", value: isTLS ? "https" : "http") }
         if let via = configuration.via {
             headers.add(name: "Via", value: "\(incoming.version.major).\(incoming.version.minor) \(via)")

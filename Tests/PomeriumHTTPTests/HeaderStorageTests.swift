@@ -257,4 +257,16 @@ struct HeaderStorageTests {
             #expect(ASCII.isTokenCharacter(byte) == tchar.contains(byte), "byte \(byte)")
         }
     }
+
+    @Test("firstValue reports whether the field is known valid")
+    func firstValueValidity() throws {
+        var headers = try parsedHead().headers
+        headers.add(name: "X-Added", value: "a")
+        headers.add(validatedName: "X-Constant", value: "b")
+        #expect(headers.firstValue(name: "host")?.value == "h.example.test")
+        #expect(headers.firstValue(name: "host")?.isValidated == true)
+        #expect(headers.firstValue(name: "X-Added")?.isValidated == false)
+        #expect(headers.firstValue(name: "X-Constant")?.isValidated == true)
+        #expect(headers.firstValue(name: "X-Missing") == nil)
+    }
 }
