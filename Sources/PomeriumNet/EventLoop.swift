@@ -28,6 +28,9 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
     /// Connections with output to send after the current batch of events. A list of connections
     /// instead of closures in `deferred` saves a closure allocation per flush.
     private var pendingFlushes: [StreamConnection] = []
+    /// The lists `runDeferred` works through, kept to reuse their storage.
+    private var flushing: [StreamConnection] = []
+    private var running: [() -> Void] = []
     private var timers = TimerHeap()
     private var timerSequence: UInt64 = 0
     private var thread: pthread_t?
@@ -237,14 +240,16 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
         var rounds = 0
         while (!deferred.isEmpty || !pendingFlushes.isEmpty) && rounds < 16 {
             if !pendingFlushes.isEmpty {
-                let connections = pendingFlushes
-                pendingFlushes.removeAll(keepingCapacity: true)
-                for connection in connections { connection.flushScheduledOutput() }
+                // Swapped with a spare list rather than copied and emptied: emptying a list whose
+                // storage a copy still holds allocates new storage, once per wake-up.
+                swap(&pendingFlushes, &flushing)
+                for connection in flushing { connection.flushScheduledOutput() }
+                flushing.removeAll(keepingCapacity: true)
             }
             if !deferred.isEmpty {
-                let jobs = deferred
-                deferred.removeAll(keepingCapacity: true)
-                for job in jobs { job() }
+                swap(&deferred, &running)
+                for job in running { job() }
+                running.removeAll(keepingCapacity: true)
             }
             rounds += 1
         }
