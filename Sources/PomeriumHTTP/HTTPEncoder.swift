@@ -86,8 +86,8 @@ public enum HTTPEncoder {
     /// Appends exactly `size` bytes that `body` writes. Heads are sized first and written through a
     /// pointer, because appending them byte by byte to an array measured about 3,000 instructions
     /// per proxied request in uniqueness and capacity checks. An empty buffer without room is
-    /// replaced by a new array of exactly `size` bytes, so the usual case allocates once; an empty
-    /// buffer with room (a connection's output buffer) is written in place.
+    /// replaced by a new array of exactly `size` bytes, so the usual case allocates once. An empty
+    /// buffer with room, such as a connection's output buffer, is written in place.
     private static func append(_ size: Int, to buffer: inout [UInt8], _ body: (inout ByteWriter) -> Void) {
         if buffer.isEmpty && buffer.capacity < size {
             buffer = [UInt8](unsafeUninitializedCapacity: size) { storage, initialized in

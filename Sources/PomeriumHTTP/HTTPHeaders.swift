@@ -229,7 +229,7 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
 
     /// A new list with the fields whose name bytes make `keep` return true, in order, and room for
     /// `fields` more fields with `bytes` more bytes of names and values. Kept fields stay checked
-    /// when they were, and the new list holds no bytes of dropped fields. A proxy builds its
+    /// when they were, and the new list contains no bytes of dropped fields. A proxy builds its
     /// forwarded head with one call instead of a copy followed by removals and replacements,
     /// each of which may copy the storage or leave dead bytes in it.
     public func filtered(

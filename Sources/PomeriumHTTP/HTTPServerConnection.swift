@@ -79,7 +79,7 @@ public struct HTTPServerConnection: Sendable {
         case streaming(ResponseFraming)
     }
 
-    /// The state of the current exchange. It holds flags instead of the method, which is a string,
+    /// The state of the current exchange. It stores flags instead of the method, which is a string,
     /// because the state is copied out and back on every event.
     private struct Exchange {
         var isHeadRequest: Bool
@@ -319,7 +319,7 @@ public struct HTTPServerConnection: Sendable {
         }
     }
 
-    /// How `prepareBodyWrite(count:)` tells the owner to send body bytes.
+    /// The framing that `prepareBodyWrite(count:)` returns for body bytes.
     public enum BodyWrite: Hashable, Sendable {
         /// Send nothing: the response has no body (`HEAD`, 204, 304).
         case drop

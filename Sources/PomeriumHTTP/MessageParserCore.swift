@@ -100,8 +100,8 @@ struct SectionScanner {
         lines.reserveCapacity(16)
     }
 
-    /// A scanner that keeps `spare`'s storage for its lines, so that a parser reusing the lines
-    /// of its previous message allocates no array per message. `spare` is left empty.
+    /// Creates a scanner that keeps `spare`'s storage for its lines, so that a parser reusing the
+    /// lines of its previous message allocates no array per message. `spare` is left empty.
     init(hasStartLine: Bool, reusing spare: inout [Range<Int>]) {
         self.hasStartLine = hasStartLine
         swap(&lines, &spare)
@@ -118,9 +118,9 @@ struct SectionScanner {
 
     private var inStartLine: Bool { hasStartLine && lines.isEmpty }
 
-    /// The index of the first CR or LF in `start..<end` of `storage`, or `end`. It tests eight
-    /// bytes per step for either byte; header lines are short, and two `memchr` calls per line,
-    /// one for each byte, cost about twice as much in call overhead.
+    /// Returns the index of the first CR or LF in `start..<end` of `storage`, or `end`. It tests
+    /// eight bytes per step for either byte. Header lines are short, so two `memchr` calls per
+    /// line, one for each byte, measured about twice the instructions in call overhead.
     @inline(__always)
     static func firstLineBreak(_ storage: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Int {
         guard start < end, let base = storage.baseAddress else { return end }

@@ -81,7 +81,7 @@ public final class HTTPResponder {
     }
 
     /// Makes this responder serve the exchange `generation` of the same connection. The
-    /// connection calls it only when nothing else holds the responder, so no handler can see the
+    /// connection calls it only when nothing else references the responder, so no handler can see the
     /// change.
     func reuse(generation: Int) {
         self.generation = generation

@@ -9,10 +9,10 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     /// The stream's loop, held strongly here: `stream.loop` is unowned, and each read of an
     /// unowned reference retains and releases it, several times per request.
     let loop: EventLoop
-    /// The client's address as text, formatted on first use and kept for the connection's requests.
     /// The responder of the latest exchange, reused for the next one when no handler kept it.
-    /// It refers back to this connection; closing the connection drops it, ending the cycle.
+    /// It refers back to this connection, and closing the connection drops it, ending the cycle.
     private var spareResponder: HTTPResponder?
+    /// The client's address as text, formatted on first use and kept for the connection's requests.
     private(set) lazy var remoteIPString: String? = stream.remoteAddress?.ipString
     private var machine: HTTPServerConnection
     private let configuration: HTTPServerConfiguration
@@ -36,7 +36,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     private var phase = Phase.idle
     private var deadline: UInt64 = 0
     private var deadlineReason = DeadlineReason.idle
-    /// Which timeout the deadline enforces; the raw value names it in `HTTPServerError.timeout`.
+    /// The timeout that the deadline enforces. The raw value names it in `HTTPServerError.timeout`.
     private enum DeadlineReason: String {
         case idle
         case readHeader = "read header"
@@ -196,7 +196,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         }
     }
 
-    /// The responder for a new exchange: the previous one when no handler holds it any more,
+    /// The responder for a new exchange: the previous one when no handler keeps a reference to it,
     /// which saves an object per request on a keep-alive connection, else a new one.
     private func makeResponder() -> HTTPResponder {
         if isKnownUniquelyReferenced(&spareResponder), let responder = spareResponder {
@@ -241,7 +241,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         }
     }
 
-    /// Writes response body bytes straight to the stream, framed as the machine says, instead of
+    /// Writes response body bytes straight to the stream, framed as the machine decides, instead of
     /// through a `write` action, which would copy them once more.
     func writeBody(_ bytes: UnsafeRawBufferPointer) {
         let mode: HTTPServerConnection.BodyWrite

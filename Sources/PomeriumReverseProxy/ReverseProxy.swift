@@ -89,7 +89,7 @@ public final class ReverseProxy: Sendable {
             }
         }
         if replaceHost {
-            // The replaced Host goes first, where clients put it and RFC 9110 §7.2 asks for it.
+            // The replaced Host goes first, where clients put it and RFC 9110 §7.2 recommends it.
             headers.insert(name: "Host", value: upstream.authority, at: 0)
         }
         if chunkedBody { headers.add(validatedName: "Transfer-Encoding", value: "chunked") }
