@@ -509,16 +509,15 @@ public struct HTTPServerConnection: Sendable {
         for head: inout HTTPResponseHead, exchange: Exchange
     ) throws(UsageError) -> ResponseFraming {
         let bodyless = exchange.isHeadRequest || head.status == 204 || head.status == 304
-        if head.headers.contains(name: "Content-Length") {
-            let length: Int?
-            do {
-                length = try FramingRules.contentLength(head.headers)
-            } catch {
-                throw .invalidContentLength
-            }
-            guard let length else { throw .invalidContentLength }
-            return bodyless ? .none : .fixed(remaining: length)
+        // One scan finds and parses Content-Length: nil means the field is absent, and a
+        // repeated or malformed field throws.
+        let length: Int?
+        do {
+            length = try FramingRules.contentLength(head.headers)
+        } catch {
+            throw .invalidContentLength
         }
+        if let length { return bodyless ? .none : .fixed(remaining: length) }
         if bodyless { return .none }
         if exchange.version.isAtLeastHTTP11 {
             head.headers.add(validatedName: "Transfer-Encoding", value: "chunked")

@@ -38,7 +38,8 @@ final class HTTPConnectionPool {
         if let lastStack, upstream.port == lastPort, upstream.scheme == lastScheme,
             Self.sameBytes(upstream.host, lastHost)
         {
-            if upstream.tls == nil && !lastHasTLS { return lastStack }
+            // `case .none` reads the tag in place, where `== nil` copied the TLS settings.
+            if case .none = upstream.tls, !lastHasTLS { return lastStack }
             if let lastUpstream, lastUpstream == upstream { return lastStack }
         }
         var stack = idle[upstream]
