@@ -432,6 +432,9 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
 
     /// Returns whether a comma-separated list field named `name` contains `token`, compared case-insensitively.
     public func containsToken(_ token: String, name: String) -> Bool {
+        // Most lists lack the field (Transfer-Encoding, Connection), and finding that out takes
+        // one scan of the names, without setting up the token walk.
+        guard index(ofFieldNamed: name) != nil else { return false }
         var found = false
         Self.withBytes(of: token) { needle in
             forEachToken(name: name) { element in
