@@ -20,20 +20,18 @@ enum ASCII {
     static let closeBracket: UInt8 = 0x5D
     static let plus: UInt8 = 0x2B
 
-    /// `tchar` of RFC 9110 §5.6.2: the bytes of a token such as a method or a field name.
+    /// `tchar` of RFC 9110 §5.6.2, the bytes of a token such as a method or a field name, as two
+    /// 64-bit masks over the bytes below 0x80: bit `b` is set when byte `b` is a `tchar`, that is
+    /// a letter, a digit or one of ``!#$%&'*+-.^_`|~``. Every byte of every field name passes
+    /// through this test, and a mask costs about a third of a `switch` over the ranges, which
+    /// compiles to a chain of comparisons. A test checks the masks against the RFC's list.
+    static let tokenMaskLow: UInt64 = 0x03FF_6CFA_0000_0000
+    static let tokenMaskHigh: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+
     @inline(__always)
     static func isTokenCharacter(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
+        let mask = byte < 64 ? tokenMaskLow : (byte < 128 ? tokenMaskHigh : 0)
+        return (mask >> UInt64(byte & 63)) & 1 != 0
     }
 
     /// `field-vchar` plus SP and HTAB (RFC 9110 §5.5): every byte a field value may contain.

@@ -94,6 +94,66 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         entries.append(Entry(name: nameStart..<valueStart, value: valueStart..<bytes.count, isChecked: false))
     }
 
+    /// Inserts a field at `index` (0 makes it the first field; `count` appends), keeping every other
+    /// field. The encoder checks it like a field from `add(name:value:)`.
+    public mutating func insert(name: String, value: String, at index: Int) {
+        precondition(index >= 0 && index <= entries.count, "header field index out of range")
+        add(name: name, value: value)
+        guard index < entries.count - 1 else { return }
+        let entry = entries.removeLast()
+        entries.insert(entry, at: index)
+    }
+
+    /// Appends a field whose name and value the caller vouches for, so that the encoder writes it
+    /// without checking it again on every message. Use it for constant names and values, and for
+    /// values built only from validated bytes (digits, a parsed and checked field, base64 or
+    /// percent-encoded output). Anything taken from a client or an upstream as it arrived must go
+    /// through `add(name:value:)`, which the encoder checks.
+    ///
+    /// The caller guarantees that `validatedName` is a non-empty token (RFC 9110 §5.6.2) and that
+    /// `value` contains no CR, LF, NUL or other control character but HTAB. Debug builds check this;
+    /// release builds do not, and an invalid field would reach the wire as it is.
+    public mutating func add(validatedName name: String, value: String) {
+        let nameStart = bytes.count
+        let valueStart = nameStart + name.utf8.count
+        Self.withBytes(of: name) { nameBytes in
+            Self.withBytes(of: value) { valueBytes in
+                assert(
+                    Self.isValidName(nameBytes) && Self.isValidValue(valueBytes),
+                    "a header field passed as validated is not valid")
+                reserveBytes(nameBytes.count + valueBytes.count)
+                bytes.append(contentsOf: nameBytes)
+                bytes.append(contentsOf: valueBytes)
+            }
+        }
+        entries.append(Entry(name: nameStart..<valueStart, value: valueStart..<bytes.count, isChecked: true))
+    }
+
+    /// Replaces every field named `validatedName` with one field, as `replaceOrAdd(name:value:)`
+    /// does, for a name and value the caller vouches for as `add(validatedName:value:)` describes.
+    /// The replaced field keeps its name spelling, which equals the token `validatedName` up to
+    /// ASCII case and so is a token too.
+    public mutating func replaceOrAdd(validatedName name: String, value: String) {
+        guard let index = index(ofFieldNamed: name) else {
+            add(validatedName: name, value: value)
+            return
+        }
+        let old = entries[index]
+        garbage += old.value.count
+        let valueStart = bytes.count
+        Self.withBytes(of: value) { valueBytes in
+            assert(Self.isValidValue(valueBytes), "a header field value passed as validated is not valid")
+            reserveBytes(valueBytes.count)
+            bytes.append(contentsOf: valueBytes)
+        }
+        entries[index].value = valueStart..<bytes.count
+        entries[index].isChecked = true
+        if self.index(ofFieldNamed: name, from: index + 1) != nil {
+            removeEntries(from: index + 1) { storage, entry in Self.nameEquals(storage, entry, name) }
+        }
+        compactIfWasteful()
+    }
+
     /// Makes room for `count` more bytes, growing geometrically: `reserveCapacity` alone grows to
     /// the exact size, so a run of additions would reallocate every time.
     @inline(__always)
@@ -165,6 +225,32 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         guard let first else { return }
         removeEntries(from: first) { storage, entry in shouldRemove(UnsafeBufferPointer(rebasing: storage[entry.name]))
         }
+    }
+
+    /// A new list with the fields whose name bytes make `keep` return true, in order, and room for
+    /// `fields` more fields with `bytes` more bytes of names and values. Kept fields stay checked
+    /// when they were, and the new list contains no bytes of dropped fields. A proxy builds its
+    /// forwarded head with one call instead of a copy followed by removals and replacements,
+    /// each of which may copy the storage or leave dead bytes in it.
+    public func filtered(
+        reservingFields fields: Int, bytes count: Int, keepingName keep: (UnsafeBufferPointer<UInt8>) -> Bool
+    ) -> HTTPHeaders {
+        var result = HTTPHeaders()
+        result.entries.reserveCapacity(entries.count + fields)
+        result.bytes.reserveCapacity(bytes.count + count)
+        bytes.withUnsafeBufferPointer { storage in
+            for entry in entries where keep(UnsafeBufferPointer(rebasing: storage[entry.name])) {
+                let nameStart = result.bytes.count
+                result.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: storage[entry.name]))
+                let valueStart = result.bytes.count
+                result.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: storage[entry.value]))
+                result.entries.append(
+                    Entry(
+                        name: nameStart..<valueStart, value: valueStart..<result.bytes.count, isChecked: entry.isChecked
+                    ))
+            }
+        }
+        return result
     }
 
     /// Whether a field's name bytes make `matches` return true.
@@ -275,6 +361,13 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         index(ofFieldNamed: name).map { string(entries[$0].value) }
     }
 
+    /// Returns the value of the first field named `name` and whether that field is known to be
+    /// valid: parsed from a message, or added with `add(validatedName:value:)`. A caller copying
+    /// the value into another list may then add it as validated too.
+    public func firstValue(name: String) -> (value: String, isValidated: Bool)? {
+        index(ofFieldNamed: name).map { (string(entries[$0].value), entries[$0].isChecked) }
+    }
+
     /// Returns the values of every field named `name`, in order.
     public subscript(name: String) -> [String] {
         var values: [String] = []
@@ -339,6 +432,9 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
 
     /// Returns whether a comma-separated list field named `name` contains `token`, compared case-insensitively.
     public func containsToken(_ token: String, name: String) -> Bool {
+        // Most lists lack the field (Transfer-Encoding, Connection), and finding that out takes
+        // one scan of the names, without setting up the token walk.
+        guard index(ofFieldNamed: name) != nil else { return false }
         var found = false
         Self.withBytes(of: token) { needle in
             forEachToken(name: name) { element in
@@ -393,11 +489,9 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         bytes.withUnsafeBufferPointer { storage in
             for entry in entries {
                 writer.write(UnsafeBufferPointer(rebasing: storage[entry.name]))
-                writer.write(ASCII.colon)
-                writer.write(ASCII.space)
+                writer.write(ASCII.colon, ASCII.space)
                 writer.write(UnsafeBufferPointer(rebasing: storage[entry.value]))
-                writer.write(ASCII.cr)
-                writer.write(ASCII.lf)
+                writer.write(ASCII.cr, ASCII.lf)
             }
         }
     }

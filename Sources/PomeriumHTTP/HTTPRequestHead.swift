@@ -142,6 +142,37 @@ public struct HTTPRequestHead: Hashable, Sendable {
         self.headers = headers
     }
 
+    /// Creates an origin-form request head (`path?query`) from a path and query that the caller
+    /// already validated, without parsing the target again as `init(method:target:version:headers:)`
+    /// does. For a proxy that forwards the path and query of a parsed head, or one rebuilt from
+    /// them with `PercentEncoding`.
+    ///
+    /// The caller guarantees that `validatedPath` starts with `/` and holds only RFC 3986 path
+    /// characters (percent-encoded), and that `query` (without its `?`) holds only query
+    /// characters, as `HTTPRequestTarget.init(parsing:method:)` requires. Debug builds check this;
+    /// release builds do not. The encoder still rejects a target with a space or control byte, so
+    /// a wrong value cannot split the request line.
+    public init(
+        method: HTTPMethod,
+        validatedPath: String,
+        query: String?,
+        version: HTTPVersion = .http1_1,
+        headers: HTTPHeaders = HTTPHeaders()
+    ) {
+        self.method = method
+        if let query {
+            target = validatedPath + "?" + query
+        } else {
+            target = validatedPath
+        }
+        targetForm = .origin(path: validatedPath, query: query)
+        self.version = version
+        self.headers = headers
+        assert(
+            (try? HTTPRequestTarget(parsing: target, method: method)) == targetForm,
+            "the path or query of a request head is not a valid origin-form target")
+    }
+
     init(method: HTTPMethod, target: String, targetForm: HTTPRequestTarget, version: HTTPVersion, headers: HTTPHeaders)
     {
         self.method = method

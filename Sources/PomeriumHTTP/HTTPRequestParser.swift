@@ -44,6 +44,8 @@ public struct HTTPRequestParser: Sendable {
     private var buffer = ParserBuffer()
     private var state: State = .head(SectionScanner(hasStartLine: true))
     private var inputClosed = false
+    /// The lines array of the last head's scanner, kept for the next one.
+    private var spareLines: [Range<Int>] = []
 
     public init(limits: HTTPParserLimits = HTTPParserLimits()) {
         self.limits = limits
@@ -89,6 +91,9 @@ public struct HTTPRequestParser: Sendable {
         case .failed, .upgraded, .awaitingUpgradeDecision:
             return nil
         case .head(var scanner):
+            // The state lets go of the scanner while it scans, so that its lines array is
+            // uniquely referenced and grows in place instead of being copied.
+            state = .failed
             switch scanner.scan(buffer, limits: limits) {
             case .incomplete:
                 state = .head(scanner)
@@ -99,6 +104,7 @@ public struct HTTPRequestParser: Sendable {
             case .complete(let length):
                 do {
                     let (head, fields) = try parseHead(scanner.lines)
+                    spareLines = scanner.takeLines()
                     let framing = try bodyFraming(of: head, fields: fields)
                     let isUpgrade =
                         head.method == .connect
@@ -122,7 +128,9 @@ public struct HTTPRequestParser: Sendable {
                 state = .body(decoder, isUpgrade: isUpgrade)
                 return .body(bytes)
             case .end(let trailers):
-                state = isUpgrade ? .awaitingUpgradeDecision : .head(SectionScanner(hasStartLine: true))
+                state =
+                    isUpgrade
+                    ? .awaitingUpgradeDecision : .head(SectionScanner(hasStartLine: true, reusing: &spareLines))
                 return .end(trailers: trailers)
             }
         }
@@ -139,7 +147,7 @@ public struct HTTPRequestParser: Sendable {
     /// Continues parsing HTTP after the upstream refused to switch protocols.
     public mutating func resumeAfterDeclinedUpgrade() {
         if case .awaitingUpgradeDecision = state {
-            state = .head(SectionScanner(hasStartLine: true))
+            state = .head(SectionScanner(hasStartLine: true, reusing: &spareLines))
         }
     }
 

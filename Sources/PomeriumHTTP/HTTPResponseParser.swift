@@ -36,6 +36,8 @@ public struct HTTPResponseParser: Sendable {
     private var buffer = ParserBuffer()
     private var state: State = .head(SectionScanner(hasStartLine: true))
     private var inputClosed = false
+    /// The lines array of the last head's scanner, kept for the next one.
+    private var spareLines: [Range<Int>] = []
     private var pendingMethods: [HTTPMethod] = []
     private var pendingMethodIndex = 0
 
@@ -82,6 +84,9 @@ public struct HTTPResponseParser: Sendable {
                 if buffer.readableCount > 0 && outstandingRequestCount == 0 {
                     return fail(.unexpectedResponse)
                 }
+                // The state lets go of the scanner while it scans, so that its lines array is
+                // uniquely referenced and grows in place instead of being copied.
+                state = .failed
                 switch scanner.scan(buffer, limits: limits) {
                 case .incomplete:
                     state = .head(scanner)
@@ -94,6 +99,7 @@ public struct HTTPResponseParser: Sendable {
                 case .complete(let length):
                     do {
                         let (head, fields) = try parseHead(scanner.lines)
+                        spareLines = scanner.takeLines()
                         let event = try classify(head, fields: fields)
                         buffer.readIndex += length
                         return event
@@ -113,7 +119,7 @@ public struct HTTPResponseParser: Sendable {
                     state = .body(decoder)
                     return .body(bytes)
                 case .end(let trailers):
-                    state = .head(SectionScanner(hasStartLine: true))
+                    state = .head(SectionScanner(hasStartLine: true, reusing: &spareLines))
                     if isCloseDelimited { state = .failed }
                     return .end(trailers: trailers)
                 }
@@ -141,7 +147,7 @@ public struct HTTPResponseParser: Sendable {
             return .upgrade(head)
         }
         if head.isInformational {
-            state = .head(SectionScanner(hasStartLine: true))
+            state = .head(SectionScanner(hasStartLine: true, reusing: &spareLines))
             return .informational(head)
         }
         let method = consumePendingMethod()

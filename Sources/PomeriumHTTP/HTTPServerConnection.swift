@@ -79,8 +79,11 @@ public struct HTTPServerConnection: Sendable {
         case streaming(ResponseFraming)
     }
 
+    /// The state of the current exchange. It stores flags instead of the method, which is a string,
+    /// because the state is copied out and back on every event.
     private struct Exchange {
-        var method: HTTPMethod
+        var isHeadRequest: Bool
+        var isConnect: Bool
         var version: HTTPVersion
         var keepAlive: Bool
         var isUpgrade: Bool
@@ -220,39 +223,49 @@ public struct HTTPServerConnection: Sendable {
     }
 
     /// Writes a response head as `writeHead(_:)` does, appending to `actions`, which is unchanged when it throws.
-    public mutating func writeHead(_ head: HTTPResponseHead, into actions: inout [Action]) throws(UsageError) {
+    public mutating func writeHead(_ head: consuming HTTPResponseHead, into actions: inout [Action]) throws(UsageError)
+    {
+        var bytes: [UInt8] = []
+        var followUp: [Action] = []
+        try writeHead(head, encodingInto: &bytes, actions: &followUp)
+        if !bytes.isEmpty { actions.append(.write(bytes)) }
+        actions.append(contentsOf: followUp)
+    }
+
+    /// Writes a response head as `writeHead(_:into:)` does, except that the head's bytes are
+    /// appended to `buffer`, the owner's output buffer, instead of going into a `write` action
+    /// that the owner would copy once more. The bytes go out before the appended `actions`.
+    /// Neither `buffer` nor `actions` changes when it throws.
+    public mutating func writeHead(
+        _ head: consuming HTTPResponseHead, encodingInto buffer: inout [UInt8], actions: inout [Action]
+    ) throws(UsageError) {
         guard case .active(var exchange) = state else { throw .noActiveRequest }
         guard exchange.response == .notStarted else { throw .headAlreadyWritten }
         let opensTunnel =
-            (head.status == 101 && exchange.isUpgrade && exchange.method != .connect)
-            || (exchange.method == .connect && (200..<300).contains(head.status))
+            (head.status == 101 && exchange.isUpgrade && !exchange.isConnect)
+            || (exchange.isConnect && (200..<300).contains(head.status))
         if head.status == 101 && !opensTunnel { throw .switchingProtocolsNotRequested }
         if opensTunnel {
             guard exchange.requestComplete else { throw .requestBodyIncomplete }
-            var bytes: [UInt8] = []
             do {
-                try HTTPEncoder.encode(head, into: &bytes)
+                try HTTPEncoder.encode(head, into: &buffer)
             } catch {
                 throw .invalidHead(error)
             }
             state = .tunnel
-            actions.append(.write(bytes))
             actions.append(.startTunnel(initialBytes: parser.takeRemainingBytes()))
             return
         }
         if head.isInformational {
             guard exchange.version.isAtLeastHTTP11 else { return }
-            var bytes: [UInt8] = []
             do {
-                try HTTPEncoder.encode(head, into: &bytes)
+                try HTTPEncoder.encode(head, into: &buffer)
             } catch {
                 throw .invalidHead(error)
             }
-            actions.append(.write(bytes))
             return
         }
 
-        var head = head
         head.version = .http1_1
         head.headers.remove(name: "Transfer-Encoding")
         let framing = try responseFraming(for: &head, exchange: exchange)
@@ -262,19 +275,17 @@ public struct HTTPServerConnection: Sendable {
             exchange.closeAfterResponse = true
         }
         if exchange.closeAfterResponse {
-            head.headers.replaceOrAdd(name: "Connection", value: "close")
+            head.headers.replaceOrAdd(validatedName: "Connection", value: "close")
         } else if !exchange.version.isAtLeastHTTP11 {
-            head.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+            head.headers.replaceOrAdd(validatedName: "Connection", value: "keep-alive")
         }
-        var bytes: [UInt8] = []
         do {
-            try HTTPEncoder.encode(head, into: &bytes)
+            try HTTPEncoder.encode(head, into: &buffer)
         } catch {
             throw .invalidHead(error)
         }
         exchange.response = .streaming(framing)
         state = .active(exchange)
-        actions.append(.write(bytes))
     }
 
     /// Writes response body bytes, framed as `writeHead` decided. Bytes for a `HEAD`, 204 or 304
@@ -305,6 +316,39 @@ public struct HTTPServerConnection: Sendable {
             actions.append(.write(output))
         case .closeDelimited:
             actions.append(.write(Array(bytes)))
+        }
+    }
+
+    /// The framing that `prepareBodyWrite(count:)` returns for body bytes.
+    public enum BodyWrite: Hashable, Sendable {
+        /// Send nothing: the response has no body (`HEAD`, 204, 304).
+        case drop
+        /// Send the bytes as they are.
+        case raw
+        /// Send the bytes as one chunk (`HTTPEncoder.encodeChunk`).
+        case chunked
+    }
+
+    /// Accounts for `count` body bytes of the response and returns how to send them, for an owner
+    /// that writes body bytes to its socket itself instead of through a `write` action, which
+    /// would copy them once more. Same rules and errors as `writeBody(_:into:)`; `count` of zero
+    /// returns `drop`.
+    public mutating func prepareBodyWrite(count: Int) throws(UsageError) -> BodyWrite {
+        guard case .active(var exchange) = state else { throw .noActiveRequest }
+        guard case .streaming(let framing) = exchange.response else { throw .headNotWritten }
+        guard count > 0 else { return .drop }
+        switch framing {
+        case .none:
+            return .drop
+        case .fixed(let remaining):
+            guard count <= remaining else { throw .bodyExceedsContentLength }
+            exchange.response = .streaming(.fixed(remaining: remaining - count))
+            state = .active(exchange)
+            return .raw
+        case .chunked:
+            return .chunked
+        case .closeDelimited:
+            return .raw
         }
     }
 
@@ -413,7 +457,7 @@ public struct HTTPServerConnection: Sendable {
     }
 
     /// Starts the exchange for `head`, or returns the error to send instead.
-    private mutating func startExchange(_ head: HTTPRequestHead, actions: inout [Action]) -> HTTPParseError? {
+    private mutating func startExchange(_ head: consuming HTTPRequestHead, actions: inout [Action]) -> HTTPParseError? {
         var expectsContinue = false
         let expectations = head.headers.contains(name: "Expect") ? head.headers.tokens(name: "Expect") : []
         for expectation in expectations {
@@ -423,7 +467,8 @@ public struct HTTPServerConnection: Sendable {
         }
         state = .active(
             Exchange(
-                method: head.method, version: head.version, keepAlive: head.keepAlive,
+                isHeadRequest: head.method == .head, isConnect: head.method == .connect, version: head.version,
+                keepAlive: head.keepAlive,
                 isUpgrade: head.isUpgradeRequest, expectsContinue: expectsContinue))
         actions.append(.startRequest(head))
         return nil
@@ -463,20 +508,19 @@ public struct HTTPServerConnection: Sendable {
     private func responseFraming(
         for head: inout HTTPResponseHead, exchange: Exchange
     ) throws(UsageError) -> ResponseFraming {
-        let bodyless = exchange.method == .head || head.status == 204 || head.status == 304
-        if head.headers.contains(name: "Content-Length") {
-            let length: Int?
-            do {
-                length = try FramingRules.contentLength(head.headers)
-            } catch {
-                throw .invalidContentLength
-            }
-            guard let length else { throw .invalidContentLength }
-            return bodyless ? .none : .fixed(remaining: length)
+        let bodyless = exchange.isHeadRequest || head.status == 204 || head.status == 304
+        // One scan finds and parses Content-Length: nil means the field is absent, and a
+        // repeated or malformed field throws.
+        let length: Int?
+        do {
+            length = try FramingRules.contentLength(head.headers)
+        } catch {
+            throw .invalidContentLength
         }
+        if let length { return bodyless ? .none : .fixed(remaining: length) }
         if bodyless { return .none }
         if exchange.version.isAtLeastHTTP11 {
-            head.headers.add(name: "Transfer-Encoding", value: "chunked")
+            head.headers.add(validatedName: "Transfer-Encoding", value: "chunked")
             return .chunked
         }
         return .closeDelimited

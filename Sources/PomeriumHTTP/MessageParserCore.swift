@@ -100,22 +100,42 @@ struct SectionScanner {
         lines.reserveCapacity(16)
     }
 
+    /// Creates a scanner that keeps `spare`'s storage for its lines, so that a parser reusing the
+    /// lines of its previous message allocates no array per message. `spare` is left empty.
+    init(hasStartLine: Bool, reusing spare: inout [Range<Int>]) {
+        self.hasStartLine = hasStartLine
+        swap(&lines, &spare)
+        lines.removeAll(keepingCapacity: true)
+        if lines.capacity < 16 { lines.reserveCapacity(16) }
+    }
+
+    /// Gives up the lines array, emptied, for the next scanner to reuse.
+    mutating func takeLines() -> [Range<Int>] {
+        var taken: [Range<Int>] = []
+        swap(&taken, &lines)
+        return taken
+    }
+
     private var inStartLine: Bool { hasStartLine && lines.isEmpty }
 
-    /// The index of the first CR or LF in `start..<end` of `storage`, or `end`. Two `memchr`
-    /// calls, which scan many bytes per step, replace a loop that tested every byte twice.
+    /// Returns the index of the first CR or LF in `start..<end` of `storage`, or `end`. It tests
+    /// eight bytes per step for either byte. Header lines are short, so two `memchr` calls per
+    /// line, one for each byte, measured about twice the instructions in call overhead.
     @inline(__always)
     static func firstLineBreak(_ storage: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Int {
         guard start < end, let base = storage.baseAddress else { return end }
-        var limit = end
-        if let cr = memchr(base + start, Int32(ASCII.cr), end - start) {
-            limit = base.distance(to: cr.assumingMemoryBound(to: UInt8.self))
+        var index = start
+        while index + 8 <= end {
+            let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+            if ASCII.hasByte(word, equalTo: ASCII.cr) || ASCII.hasByte(word, equalTo: ASCII.lf) { break }
+            index += 8
         }
-        guard limit > start else { return limit }
-        if let lf = memchr(base + start, Int32(ASCII.lf), limit - start) {
-            return base.distance(to: lf.assumingMemoryBound(to: UInt8.self))
+        while index < end {
+            let byte = base[index]
+            if byte == ASCII.cr || byte == ASCII.lf { return index }
+            index += 1
         }
-        return limit
+        return end
     }
 
     mutating func scan(_ buffer: ParserBuffer, limits: HTTPParserLimits) -> Result {
@@ -203,11 +223,14 @@ enum FieldLineParser {
                 let end = base + line.upperBound
                 if ASCII.isWhitespace(storage[start]) { return .obsoleteLineFolding }
                 var colon = start
-                while colon < end, storage[colon] != ASCII.colon {
+                while colon < end {
                     let byte = storage[colon]
-                    if ASCII.isWhitespace(byte) { return .whitespaceBeforeColon }
-                    guard ASCII.isTokenCharacter(byte) else { return .invalidHeaderName }
-                    colon += 1
+                    if ASCII.isTokenCharacter(byte) {
+                        colon += 1
+                        continue
+                    }
+                    if byte == ASCII.colon { break }
+                    return ASCII.isWhitespace(byte) ? .whitespaceBeforeColon : .invalidHeaderName
                 }
                 guard colon < end, colon > start else { return .invalidHeaderName }
                 var valueStart = colon + 1

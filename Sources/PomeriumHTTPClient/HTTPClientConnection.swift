@@ -7,7 +7,11 @@ import PomeriumNet
 final class HTTPClientConnection: StreamConnectionDelegate {
     let upstream: HTTPUpstream
     let pool: HTTPConnectionPool
-    var stream: StreamConnection?
+    var stream: StreamConnection? {
+        didSet { loop = stream?.loop }
+    }
+    /// The stream's loop, held strongly: reading the stream's unowned `loop` retains and releases it.
+    private var loop: EventLoop?
     /// The pool's idle stack for `upstream`, cached by the pool on the first release.
     var idleStack: HTTPConnectionPool.IdleStack?
     private var parser = HTTPResponseParser()
@@ -38,6 +42,16 @@ final class HTTPClientConnection: StreamConnectionDelegate {
 
     func write(_ bytes: [UInt8]) { stream?.write(bytes) }
 
+    /// Lets `body` append to the stream's output buffer in place (see `StreamConnection.write(appending:)`).
+    func writeEncoding(_ body: (inout [UInt8]) throws -> Void) throws {
+        guard let stream else {
+            var dropped: [UInt8] = []
+            try body(&dropped)
+            return
+        }
+        try stream.write(appending: body)
+    }
+
     func close() {
         guard !isClosed else { return }
         stream?.close()
@@ -60,7 +74,12 @@ final class HTTPClientConnection: StreamConnectionDelegate {
             deadline = 0
             return
         }
-        deadline = MonotonicClock.nanoseconds() &+ UInt64(seconds * 1_000_000_000)
+        guard let loop else {
+            deadline = MonotonicClock.nanoseconds() &+ UInt64(seconds * 1_000_000_000)
+            if timer == nil { armTimer() }
+            return
+        }
+        deadline = loop.now &+ UInt64(seconds * 1_000_000_000)
         if let pending = timer, pending.deadline > deadline {
             pending.cancel()
             timer = nil
@@ -77,7 +96,7 @@ final class HTTPClientConnection: StreamConnectionDelegate {
     }
 
     private func armTimer() {
-        guard let loop = stream?.loop, !isClosed else { return }
+        guard let loop, !isClosed else { return }
         let now = MonotonicClock.nanoseconds()
         // The closure holds the connection strongly. The cycle (connection, timer, closure) ends
         // when the timer fires, because the loop drops the body before calling it, or when

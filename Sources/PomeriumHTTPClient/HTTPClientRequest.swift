@@ -24,22 +24,22 @@ public final class HTTPClientRequest {
     private var pendingOutput: [[UInt8]] = []
 
     init(
-        head: HTTPRequestHead,
+        head: consuming HTTPRequestHead,
         upstream: HTTPUpstream,
         loop: EventLoop,
         timeouts: HTTPClientTimeouts,
         client: HTTPClientLoopState,
         delegate: any HTTPClientDelegate
     ) {
+        let hasLength = head.headers.contains(name: "Content-Length")
+        chunked = !hasLength && head.headers.containsToken("chunked", name: "Transfer-Encoding")
+        if !hasLength && !chunked { requestComplete = true }
         self.head = head
         self.upstream = upstream
         self.loop = loop
         self.timeouts = timeouts
         self.client = client
         self.delegate = delegate
-        let hasLength = head.headers.contains(name: "Content-Length")
-        chunked = !hasLength && head.headers.containsToken("chunked", name: "Transfer-Encoding")
-        if !hasLength && !chunked { requestComplete = true }
     }
 
     /// Whether the body may take more bytes without growing the output buffer past its mark.
@@ -96,14 +96,13 @@ public final class HTTPClientRequest {
     func start(on connection: HTTPClientConnection, reused: Bool) {
         self.connection = connection
         connection.attach(self, reused: reused)
-        var headBytes: [UInt8] = []
         do {
-            try HTTPEncoder.encode(head, into: &headBytes)
+            // Encoded straight into the connection's output buffer.
+            try connection.writeEncoding { try HTTPEncoder.encode(head, into: &$0) }
         } catch {
             fail(.invalidUpstream("the request head cannot be encoded: \(error)"))
             return
         }
-        connection.write(headBytes)
         for chunk in pendingOutput { connection.write(chunk) }
         if connection.isOpen {
             connectionOpened()

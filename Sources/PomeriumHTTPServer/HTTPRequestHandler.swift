@@ -54,10 +54,12 @@ public final class HTTPResponder {
     // connection drops its handler, which it does when the response finishes, fails or the
     // connection closes.
     private let connection: HTTPServerConnectionHandler
-    let generation: Int
+    private(set) var generation: Int
     public let loop: EventLoop
     /// The client's address.
     public let remoteAddress: SocketAddress?
+    /// The client's IP address as `SocketAddress.ipString` writes it, formatted once per connection.
+    public var remoteIPString: String? { connection.remoteIPString }
     /// Whether the request arrived over TLS.
     public let isTLS: Bool
     /// The SNI name the client sent, over TLS.
@@ -72,10 +74,19 @@ public final class HTTPResponder {
     init(connection: HTTPServerConnectionHandler, generation: Int) {
         self.connection = connection
         self.generation = generation
-        loop = connection.stream.loop
+        loop = connection.loop
         remoteAddress = connection.stream.remoteAddress
         isTLS = connection.stream.tls != nil
         serverName = connection.stream.tls?.serverName
+    }
+
+    /// Makes this responder serve the exchange `generation` of the same connection. The
+    /// connection calls it only when nothing else references the responder, so no handler can see the
+    /// change.
+    func reuse(generation: Int) {
+        self.generation = generation
+        if !additionalHeaders.isEmpty { additionalHeaders = HTTPHeaders() }
+        responseStatus = nil
     }
 
     /// The connection, while this responder's exchange is still its current one.
@@ -94,9 +105,8 @@ public final class HTTPResponder {
     public var isActive: Bool { isCurrent }
 
     /// Writes the response head. A 101 (or 2xx to CONNECT) switches the connection to a tunnel.
-    public func writeHead(_ head: HTTPResponseHead) {
+    public func writeHead(_ head: consuming HTTPResponseHead) {
         guard let connection = live else { return }
-        var head = head
         if !head.isInformational {
             for field in additionalHeaders {
                 head.headers.replaceOrAdd(name: field.name, value: field.value)
@@ -111,6 +121,12 @@ public final class HTTPResponder {
         connection.writeBody(bytes)
     }
 
+    /// Writes body bytes; the overload spares callers in other modules the generic path.
+    public func writeBody(_ bytes: [UInt8]) {
+        guard let connection = live else { return }
+        bytes.withUnsafeBytes { connection.writeBody($0) }
+    }
+
     /// Ends the response; the connection moves on to the next request or closes.
     public func finish(trailers: HTTPHeaders = HTTPHeaders()) {
         guard let connection = live else { return }
@@ -120,7 +136,7 @@ public final class HTTPResponder {
     /// Sends a complete response with a fixed body.
     public func respond(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         var headers = headers
-        headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
+        headers.replaceOrAdd(validatedName: "Content-Length", value: String(body.count))
         writeHead(HTTPResponseHead(status: status, headers: headers))
         if !body.isEmpty { writeBody(body) }
         finish()
@@ -154,6 +170,7 @@ public final class HTTPResponder {
     /// Writes raw tunnel bytes to the client after a switch of protocols.
     public func tunnelWrite(_ bytes: some Collection<UInt8>) {
         guard let connection = live, connection.isTunnel else { return }
+        connection.noteTunnelActivity()
         connection.stream.write(bytes)
     }
 

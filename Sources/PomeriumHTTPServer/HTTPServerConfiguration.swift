@@ -13,7 +13,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var readTimeout: Double
     /// Time allowed without progress while the response waits to be sent.
     public var writeTimeout: Double
-    /// Time a keep-alive connection may wait for its next request.
+    /// Time a keep-alive connection may wait for its next request, and time a tunnel (after a 101
+    /// or a 2xx to `CONNECT`) may stay open without a byte moving in either direction.
     public var idleTimeout: Double
     public var connection: HTTPServerConnection.Configuration
     /// The `Server` header on responses the server makes itself, or nil for none.

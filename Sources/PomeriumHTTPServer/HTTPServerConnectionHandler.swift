@@ -6,6 +6,14 @@ import PomeriumNet
 /// performs its actions, calls the request handler, and enforces the server timeouts.
 final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     let stream: StreamConnection
+    /// The stream's loop, held strongly here: `stream.loop` is unowned, and each read of an
+    /// unowned reference retains and releases it, several times per request.
+    let loop: EventLoop
+    /// The responder of the latest exchange, reused for the next one when no handler kept it.
+    /// It refers back to this connection, and closing the connection drops it, ending the cycle.
+    private var spareResponder: HTTPResponder?
+    /// The client's address as text, formatted on first use and kept for the connection's requests.
+    private(set) lazy var remoteIPString: String? = stream.remoteAddress?.ipString
     private var machine: HTTPServerConnection
     private let configuration: HTTPServerConfiguration
     private let makeHandler: (EventLoop) -> any HTTPRequestHandler
@@ -27,7 +35,15 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
     private var phase = Phase.idle
     private var deadline: UInt64 = 0
-    private var deadlineReason = "idle"
+    private var deadlineReason = DeadlineReason.idle
+    /// The timeout that the deadline enforces. The raw value names it in `HTTPServerError.timeout`.
+    private enum DeadlineReason: String {
+        case idle
+        case readHeader = "read header"
+        case read
+        case write
+        case tunnelIdle = "tunnel idle"
+    }
     private var timer: LoopTimer?
     /// An empty action array with capacity, lent to each machine call so that an event does not
     /// allocate an array. A nested call, such as a handler that responds inside `requestStarted`,
@@ -41,6 +57,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         makeHandler: @escaping (EventLoop) -> any HTTPRequestHandler
     ) {
         self.stream = stream
+        loop = stream.loop
         self.configuration = configuration
         self.registry = registry
         self.makeHandler = makeHandler
@@ -57,23 +74,24 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     /// finishes its ClientHello would hold the connection forever.
     func armHandshakeDeadline() {
         let seconds = configuration.readHeaderTimeout > 0 ? configuration.readHeaderTimeout : configuration.idleTimeout
-        setDeadline(seconds, reason: "read header")
+        setDeadline(seconds, reason: .readHeader)
     }
 
     func connectionDidOpen(_ connection: StreamConnection) {
-        setDeadline(configuration.idleTimeout, reason: "idle")
+        setDeadline(configuration.idleTimeout, reason: .idle)
     }
 
     func connection(_ connection: StreamConnection, didRead bytes: UnsafeRawBufferPointer) {
         if isTunnel {
+            noteTunnelActivity()
             handler?.tunnelReceived(Array(bytes))
             return
         }
         if phase == .idle {
             phase = .readingHead
-            setDeadline(configuration.readHeaderTimeout, reason: "read header")
+            setDeadline(configuration.readHeaderTimeout, reason: .readHeader)
         } else if phase == .readingBody {
-            setDeadline(configuration.readTimeout, reason: "read")
+            setDeadline(configuration.readTimeout, reason: .read)
         }
         var actions = borrowActions()
         machine.bytesReceived(bytes, into: &actions)
@@ -99,12 +117,17 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
 
     func connectionDidDrain(_ connection: StreamConnection) {
-        if phase == .handling && headWritten { setDeadline(configuration.writeTimeout, reason: "write") }
+        if isTunnel {
+            noteTunnelActivity()
+        } else if phase == .handling && headWritten {
+            setDeadline(configuration.writeTimeout, reason: .write)
+        }
         handler?.responseWritable()
     }
 
     func connection(_ connection: StreamConnection, didCloseWith error: (any Error)?) {
         isClosed = true
+        spareResponder = nil
         timer?.cancel()
         timer = nil
         if let handler {
@@ -135,10 +158,10 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
                 generation += 1
                 headWritten = false
                 phase = .readingBody
-                setDeadline(configuration.readTimeout, reason: "read")
-                let handler = makeHandler(stream.loop)
+                setDeadline(configuration.readTimeout, reason: .read)
+                let handler = makeHandler(loop)
                 self.handler = handler
-                handler.requestStarted(head, responder: HTTPResponder(connection: self, generation: generation))
+                handler.requestStarted(head, responder: makeResponder())
             case .requestBody(let bytes):
                 handler?.requestBody(bytes)
             case .requestEnd(let trailers):
@@ -164,14 +187,25 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
                 timer?.cancel()
                 stream.closeAfterFlush()
             case .startTunnel(let initialBytes):
-                // NOTE: tunnels have no idle timeout yet; a silent WebSocket stays open until a
-                // side closes it or the server shuts down.
+                // A tunnel closes once no byte has moved either way for the idle timeout, so a
+                // silent WebSocket whose peers vanished does not hold the connection forever.
                 isTunnel = true
-                timer?.cancel()
-                timer = nil
+                setDeadline(configuration.idleTimeout, reason: .tunnelIdle)
                 if !initialBytes.isEmpty { handler?.tunnelReceived(initialBytes) }
             }
         }
+    }
+
+    /// The responder for a new exchange: the previous one when no handler keeps a reference to it,
+    /// which saves an object per request on a keep-alive connection, else a new one.
+    private func makeResponder() -> HTTPResponder {
+        if isKnownUniquelyReferenced(&spareResponder), let responder = spareResponder {
+            responder.reuse(generation: generation)
+            return responder
+        }
+        let responder = HTTPResponder(connection: self, generation: generation)
+        spareResponder = responder
+        return responder
     }
 
     func updateReading() {
@@ -184,34 +218,50 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
 
     // MARK: Handler calls
 
-    func writeHead(_ head: HTTPResponseHead) {
-        var head = head
-        if draining && !head.isInformational && head.status != 101 {
-            head.headers.replaceOrAdd(name: "Connection", value: "close")
+    func writeHead(_ head: consuming HTTPResponseHead) {
+        let isInformational = head.isInformational
+        let status = head.status
+        if draining && !isInformational && status != 101 {
+            head.headers.replaceOrAdd(validatedName: "Connection", value: "close")
         }
         var actions = borrowActions()
         defer { giveBack(&actions) }
         do {
-            try machine.writeHead(head, into: &actions)
-            if !head.isInformational || head.status == 101 { headWritten = true }
+            // The head is encoded straight into the stream's output buffer.
+            let head = head
+            try stream.write(appending: { buffer in
+                try machine.writeHead(head, encodingInto: &buffer, actions: &actions)
+            })
+            if !isInformational || status == 101 { headWritten = true }
             perform(actions)
-            if headWritten && !isTunnel { setDeadline(configuration.writeTimeout, reason: "write") }
+            if headWritten && !isTunnel { setDeadline(configuration.writeTimeout, reason: .write) }
         } catch {
             registry?.logger.error("response head rejected", metadata: ["error": "\(error)"])
             abort()
         }
     }
 
-    func writeBody(_ bytes: some Collection<UInt8>) {
-        var actions = borrowActions()
-        defer { giveBack(&actions) }
+    /// Writes response body bytes straight to the stream, framed as the machine decides, instead of
+    /// through a `write` action, which would copy them once more.
+    func writeBody(_ bytes: UnsafeRawBufferPointer) {
+        let mode: HTTPServerConnection.BodyWrite
         do {
-            try machine.writeBody(bytes, into: &actions)
-            perform(actions)
+            mode = try machine.prepareBodyWrite(count: bytes.count)
         } catch {
             registry?.logger.error("response body rejected", metadata: ["error": "\(error)"])
             abort()
+            return
         }
+        switch mode {
+        case .drop: return
+        case .raw: stream.write(bytes)
+        case .chunked: stream.writeChunk(bytes)
+        }
+    }
+
+    func writeBody(_ bytes: some Collection<UInt8>) {
+        let written: Void? = bytes.withContiguousStorageIfAvailable { writeBody(UnsafeRawBufferPointer($0)) }
+        if written == nil { Array(bytes).withUnsafeBytes { writeBody($0) } }
     }
 
     func finishResponse(trailers: HTTPHeaders) {
@@ -221,7 +271,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         do {
             try machine.finishResponse(trailers: trailers, into: &actions)
             phase = .idle
-            setDeadline(configuration.idleTimeout, reason: "idle")
+            setDeadline(configuration.idleTimeout, reason: .idle)
             handlerPausedReading = false
             updateReading()
             if draining && machine.isIdle && !isClosed {
@@ -264,16 +314,23 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         stream.close()
     }
 
+    /// Moves the tunnel's idle deadline on after bytes moved in either direction. Only the
+    /// deadline changes; the pending timer finds it later and arms itself again.
+    func noteTunnelActivity() {
+        guard isTunnel, deadline != 0, configuration.idleTimeout > 0 else { return }
+        deadline = loop.now &+ UInt64(configuration.idleTimeout * 1_000_000_000)
+    }
+
     private func clearDeadlineUnlessWriting() {
         deadline = 0
     }
 
-    private func setDeadline(_ seconds: Double, reason: String) {
+    private func setDeadline(_ seconds: Double, reason: DeadlineReason) {
         guard seconds > 0 else {
             deadline = 0
             return
         }
-        deadline = MonotonicClock.nanoseconds() &+ UInt64(seconds * 1_000_000_000)
+        deadline = loop.now &+ UInt64(seconds * 1_000_000_000)
         deadlineReason = reason
         // The pending timer may be later than the new deadline; only then is it replaced.
         if let pending = timer, pending.deadline > deadline {
@@ -288,28 +345,36 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         // The closure holds the handler strongly, not weakly, to keep the handler free of a side
         // table (see `HTTPResponder`). The cycle ends when the timer fires, because the loop drops
         // the body before calling it, or when it is cancelled, which closing the connection does.
-        timer = stream.loop.schedule(afterNanoseconds: when > now ? when - now : 0) { [self] in
+        timer = loop.schedule(afterNanoseconds: when > now ? when - now : 0) { [self] in
             timerFired()
         }
     }
 
     private func timerFired() {
         timer = nil
-        guard !isClosed, !isTunnel, deadline != 0 else { return }
+        guard !isClosed, deadline != 0 else { return }
         let now = MonotonicClock.nanoseconds()
         if now < deadline {
             armTimer(at: deadline)
             return
         }
+        if isTunnel {
+            if let handler {
+                self.handler = nil
+                handler.requestFailed(.timeout(DeadlineReason.tunnelIdle.rawValue))
+            }
+            stream.close()
+            return
+        }
         // A handler waiting on its upstream is not bound by the client-side read timeout.
         if phase == .handling && !headWritten { return }
-        if deadlineReason == "idle" || deadlineReason == "read header" {
+        if deadlineReason == .idle || deadlineReason == .readHeader {
             stream.close()
             return
         }
         if let handler {
             self.handler = nil
-            handler.requestFailed(.timeout(deadlineReason))
+            handler.requestFailed(.timeout(deadlineReason.rawValue))
         }
         if phase == .readingBody && !headWritten {
             writeTimeoutResponse()

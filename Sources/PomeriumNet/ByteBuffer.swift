@@ -32,6 +32,26 @@ public struct ByteBuffer: Sendable {
         if copied == nil { storage.append(contentsOf: bytes) }
     }
 
+    /// Appends bytes in one copy; callers in other modules reach it without generic dispatch.
+    public mutating func append(_ bytes: [UInt8]) {
+        storage.append(contentsOf: bytes)
+    }
+
+    /// Appends the bytes in `bytes` in one copy.
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        storage.append(contentsOf: bytes)
+    }
+
+    /// Lets `body` append bytes to the end of the storage in place, for encoders that write a
+    /// message straight into an output buffer. `body` must only append.
+    public mutating func appendInPlace(_ body: (inout [UInt8]) throws -> Void) rethrows {
+        if readerIndex > 0 && readerIndex == storage.count {
+            storage.removeAll(keepingCapacity: true)
+            readerIndex = 0
+        }
+        try body(&storage)
+    }
+
     public mutating func append(string: String) {
         storage.append(contentsOf: string.utf8)
     }

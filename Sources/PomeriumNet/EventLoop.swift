@@ -28,11 +28,19 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
     /// Connections with output to send after the current batch of events. A list of connections
     /// instead of closures in `deferred` saves a closure allocation per flush.
     private var pendingFlushes: [StreamConnection] = []
+    /// The lists `runDeferred` works through, kept to reuse their storage.
+    private var flushing: [StreamConnection] = []
+    private var running: [() -> Void] = []
     private var timers = TimerHeap()
     private var timerSequence: UInt64 = 0
     private var thread: pthread_t?
     private let finished = Mutex<Bool>(false)
     let logger: Logger
+
+    /// The monotonic time in nanoseconds, read once each time the loop wakes up. Deadlines of
+    /// whole seconds are set from it several times per request, where a clock call each would
+    /// add up. Loop thread only; it lags the clock by the time the current batch has taken.
+    public private(set) var now: UInt64 = MonotonicClock.nanoseconds()
 
     /// A 64 KiB scratch buffer that connections on this loop read into. Its contents are valid only
     /// during the callback that receives them.
@@ -189,6 +197,7 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
             let count: Int
             do {
                 count = try Syscall.epollWait(epoll, events, capacity, timeoutMilliseconds: timeout)
+                now = MonotonicClock.nanoseconds()
             } catch {
                 logger.critical("epoll_wait failed; stopping the loop", metadata: ["error": "\(error)"])
                 break
@@ -231,14 +240,16 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
         var rounds = 0
         while (!deferred.isEmpty || !pendingFlushes.isEmpty) && rounds < 16 {
             if !pendingFlushes.isEmpty {
-                let connections = pendingFlushes
-                pendingFlushes.removeAll(keepingCapacity: true)
-                for connection in connections { connection.flushScheduledOutput() }
+                // Swapped with a spare list rather than copied and emptied: emptying a list whose
+                // storage a copy still holds allocates new storage, once per wake-up.
+                swap(&pendingFlushes, &flushing)
+                for connection in flushing { connection.flushScheduledOutput() }
+                flushing.removeAll(keepingCapacity: true)
             }
             if !deferred.isEmpty {
-                let jobs = deferred
-                deferred.removeAll(keepingCapacity: true)
-                for job in jobs { job() }
+                swap(&deferred, &running)
+                for job in running { job() }
+                running.removeAll(keepingCapacity: true)
             }
             rounds += 1
         }
@@ -246,7 +257,7 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
 
     private func runTimers() {
         guard !timers.isEmpty else { return }
-        let now = MonotonicClock.nanoseconds()
+        now = MonotonicClock.nanoseconds()
         while let first = timers.first, first.deadline <= now {
             timers.removeFirst()
             if first.isCancelled { continue }

@@ -98,6 +98,61 @@ public final class StreamConnection: EventHandler {
         scheduleFlush()
     }
 
+    /// Queues `bytes` as `write(_:)` does; the overload spares callers in other modules the generic
+    /// path, which walks a collection it cannot see through.
+    public func write(_ bytes: [UInt8]) {
+        guard state != .closed, !closeWhenFlushed else { return }
+        output.append(bytes)
+        scheduleFlush()
+    }
+
+    /// Lets `body` append bytes to the output buffer in place, then sends them as `write(_:)` does,
+    /// so an encoder writes a message head without building an array of its own. On a closed
+    /// connection `body` still runs, on a scratch array that is dropped, so that state changes
+    /// made with the encoding happen either way. `body` must only append.
+    public func write(appending body: (inout [UInt8]) throws -> Void) rethrows {
+        guard state != .closed, !closeWhenFlushed else {
+            var dropped: [UInt8] = []
+            try body(&dropped)
+            return
+        }
+        try output.appendInPlace(body)
+        scheduleFlush()
+    }
+
+    /// Queues a copy of `bytes`, which may point into the loop's scratch buffer.
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard state != .closed, !closeWhenFlushed else { return }
+        output.append(bytes)
+        scheduleFlush()
+    }
+
+    /// Queues `chunk` framed as one chunk of a chunked body: the size in hex, CRLF, the bytes,
+    /// CRLF. Nothing is queued for an empty chunk, which would end the body.
+    public func writeChunk(_ chunk: UnsafeRawBufferPointer) {
+        guard state != .closed, !closeWhenFlushed, !chunk.isEmpty else { return }
+        var prefix: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        let prefixLength = withUnsafeMutableBytes(of: &prefix) { digits -> Int in
+            var length = 0
+            var shift = (Int.bitWidth - chunk.count.leadingZeroBitCount + 3) / 4 * 4
+            repeat {
+                shift -= 4
+                digits[length] = Self.hexDigits[(chunk.count >> shift) & 0x0F]
+                length += 1
+            } while shift > 0
+            digits[length] = 0x0D
+            digits[length + 1] = 0x0A
+            return length + 2
+        }
+        withUnsafeBytes(of: &prefix) { output.append(UnsafeRawBufferPointer(rebasing: $0[0..<prefixLength])) }
+        output.append(chunk)
+        output.append(Self.lineEnd)
+        scheduleFlush()
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
+    private static let lineEnd: [UInt8] = [0x0D, 0x0A]
+
     public func write(_ buffer: ByteBuffer) {
         guard state != .closed, !closeWhenFlushed else { return }
         output.append(buffer)

@@ -38,42 +38,84 @@ public final class ReverseProxy: Sendable {
         remoteAddress: SocketAddress?,
         isTLS: Bool
     ) throws -> HTTPRequestHead {
-        var headers = incoming.headers
-        // One copy with room for the forwarding fields, instead of a copy and then regrowth.
-        headers.reserveCapacity(fields: 4, bytes: 160)
-        let chunkedBody = incoming.headers.containsToken("chunked", name: "Transfer-Encoding")
-        let upgrade = incoming.isUpgradeRequest ? incoming.headers.first(name: "Upgrade") : nil
-        HopByHopHeaders.remove(from: &headers)
-        if chunkedBody { headers.add(name: "Transfer-Encoding", value: "chunked") }
-        if let upgrade {
-            headers.add(name: "Connection", value: "Upgrade")
-            headers.add(name: "Upgrade", value: upgrade)
-        }
-        let trusted = configuration.forwardedHeaderTrust.trusts(remoteAddress)
-        let clientAddress = remoteAddress?.ipString
-        if let clientAddress {
-            let previous = headers["X-Forwarded-For"].joined(separator: ", ")
-            let value = trusted && !previous.isEmpty ? "\(previous), \(clientAddress)" : clientAddress
-            headers.replaceOrAdd(name: "X-Forwarded-For", value: value)
-        } else if !trusted {
-            headers.remove(name: "X-Forwarded-For")
-        }
-        let originalHost = incoming.headers.first(name: "Host")
-        if !trusted || !headers.contains(name: "X-Forwarded-Host") {
-            if let originalHost {
-                headers.replaceOrAdd(name: "X-Forwarded-Host", value: originalHost)
-            } else {
-                headers.remove(name: "X-Forwarded-Host")
+        try outgoingHead(for: incoming, upstream: upstream, clientAddress: remoteAddress?.ipString, isTLS: isTLS)
+    }
+
+    /// `outgoingHead(for:upstream:remoteAddress:isTLS:)` with the client's address already
+    /// formatted, which the connection keeps instead of formatting it for every request.
+    /// `clientAddress` must come from `SocketAddress.ipString`: it goes out as a validated field.
+    func outgoingHead(
+        for incoming: HTTPRequestHead,
+        upstream: HTTPUpstream,
+        clientAddress: String?,
+        isTLS: Bool
+    ) throws -> HTTPRequestHead {
+        let fields = incoming.headers
+        let chunkedBody = fields.containsToken("chunked", name: "Transfer-Encoding")
+        let upgrade = incoming.isUpgradeRequest ? fields.first(name: "Upgrade") : nil
+        let trusted = configuration.forwardedHeaderTrust.trusts(ip: clientAddress)
+        let host = fields.firstValue(name: "Host")
+        let originalHost = host?.value
+        // A field the hop replaces is dropped while copying; a trusted client's values are kept.
+        let dropForwardedFor = clientAddress != nil || !trusted
+        let dropForwardedHost = !trusted || !fields.contains(name: "X-Forwarded-Host")
+        let dropForwardedProto = !trusted || !fields.contains(name: "X-Forwarded-Proto")
+        let replaceHost = !configuration.preserveHost || originalHost == nil
+        var forwardedFor = clientAddress
+        var forwardedForIsAddress = true
+        if let clientAddress, trusted, fields.contains(name: "X-Forwarded-For") {
+            let previous = fields["X-Forwarded-For"].joined(separator: ", ")
+            if !previous.isEmpty {
+                forwardedFor = "\(previous), \(clientAddress)"
+                forwardedForIsAddress = false
             }
         }
-        if !trusted || !headers.contains(name: "X-Forwarded-Proto") {
-            headers.replaceOrAdd(name: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
+        let connectionNamed =
+            fields.contains(name: "Connection") ? fields.tokens(name: "Connection").map { Array($0.utf8) } : []
+        // One copy of the kept fields with room for the added ones, instead of a copy, removals and
+        // replacements, each of which would scan the list and leave dead bytes behind.
+        var headers = fields.filtered(reservingFields: 6, bytes: 160) { name in
+            guard let first = name.first else { return true }
+            if HopByHopHeaders.isHopByHop(name, named: connectionNamed) { return false }
+            switch (name.count, first | 0x20) {
+            case (4, UInt8(ascii: "h")): return !(replaceHost && HTTPFieldName.matches(name, lowercase: Self.hostName))
+            case (15, UInt8(ascii: "x")):
+                return !(dropForwardedFor && HTTPFieldName.matches(name, lowercase: Self.forwardedForName))
+            case (16, UInt8(ascii: "x")):
+                return !(dropForwardedHost && HTTPFieldName.matches(name, lowercase: Self.forwardedHostName))
+            case (17, UInt8(ascii: "x")):
+                return !(dropForwardedProto && HTTPFieldName.matches(name, lowercase: Self.forwardedProtoName))
+            default: return true
+            }
         }
+        if replaceHost {
+            // The replaced Host goes first, where clients put it and RFC 9110 §7.2 recommends it.
+            headers.insert(name: "Host", value: upstream.authority, at: 0)
+        }
+        if chunkedBody { headers.add(validatedName: "Transfer-Encoding", value: "chunked") }
+        if let upgrade {
+            headers.add(validatedName: "Connection", value: "Upgrade")
+            headers.add(name: "Upgrade", value: upgrade)
+        }
+        // An address that `SocketAddress.ipString` wrote, and a Host value that was parsed and
+        // checked, need no second check when the head is encoded.
+        if let forwardedFor {
+            if forwardedForIsAddress {
+                headers.add(validatedName: "X-Forwarded-For", value: forwardedFor)
+            } else {
+                headers.add(name: "X-Forwarded-For", value: forwardedFor)
+            }
+        }
+        if dropForwardedHost, let host {
+            if host.isValidated {
+                headers.add(validatedName: "X-Forwarded-Host", value: host.value)
+            } else {
+                headers.add(name: "X-Forwarded-Host", value: host.value)
+            }
+        }
+        if dropForwardedProto { headers.add(validatedName: "X-Forwarded-Proto", value: isTLS ? "https" : "http") }
         if let via = configuration.via {
             headers.add(name: "Via", value: "\(incoming.version.major).\(incoming.version.minor) \(via)")
-        }
-        if !configuration.preserveHost || originalHost == nil {
-            headers.replaceOrAdd(name: "Host", value: upstream.authority)
         }
         if case .absolute = incoming.targetForm {
             let target = incoming.path + (incoming.query.map { "?\($0)" } ?? "")
@@ -86,6 +128,11 @@ public final class ReverseProxy: Sendable {
         outgoing.headers = headers
         return outgoing
     }
+
+    private static let hostName = Array("host".utf8)
+    private static let forwardedForName = Array("x-forwarded-for".utf8)
+    private static let forwardedHostName = Array("x-forwarded-host".utf8)
+    private static let forwardedProtoName = Array("x-forwarded-proto".utf8)
 }
 
 /// One proxied request: the server-side handler and the client-side delegate at once.
@@ -123,7 +170,7 @@ final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
             let outgoing: HTTPRequestHead
             do {
                 outgoing = try proxy.outgoingHead(
-                    for: head, upstream: upstream, remoteAddress: responder.remoteAddress, isTLS: responder.isTLS)
+                    for: head, upstream: upstream, clientAddress: responder.remoteIPString, isTLS: responder.isTLS)
             } catch {
                 respondLocally(status: 400, body: "invalid request target\n")
                 return
@@ -182,7 +229,7 @@ final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
         }
     }
 
-    private func forward(_ head: HTTPRequestHead, to target: HTTPUpstream, timeouts: HTTPClientTimeouts) {
+    private func forward(_ head: consuming HTTPRequestHead, to target: HTTPUpstream, timeouts: HTTPClientTimeouts) {
         let request = proxy.client.execute(head, to: target, on: loop, timeouts: timeouts, delegate: self)
         upstream = request
         for chunk in pendingBody { request.writeBody(chunk) }

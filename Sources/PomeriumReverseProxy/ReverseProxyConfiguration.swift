@@ -13,10 +13,15 @@ public enum ForwardedHeaderTrust: Sendable, Hashable {
     case addresses(Set<String>)
 
     func trusts(_ address: SocketAddress?) -> Bool {
+        trusts(ip: address?.ipString)
+    }
+
+    /// Whether the client with the address `ip` (as `SocketAddress.ipString` writes it) is trusted.
+    func trusts(ip: String?) -> Bool {
         switch self {
         case .none: return false
         case .all: return true
-        case .addresses(let set): return address.map { set.contains($0.ipString) } ?? false
+        case .addresses(let set): return ip.map { set.contains($0) } ?? false
         }
     }
 }

@@ -171,4 +171,102 @@ struct HeaderStorageTests {
             }
         }
     }
+
+    @Test("fields added as validated skip the encoder's check; plain ones keep it")
+    func validatedFieldsSkipCheck() throws {
+        var headers = HTTPHeaders()
+        headers.add(validatedName: "Content-Type", value: "text/plain")
+        headers.add(name: "X-Plain", value: "1")
+        #expect(headers.entries.map(\.isChecked) == [true, false])
+        #expect(headers.first(name: "content-type") == "text/plain")
+
+        // Replacing a field added unchecked with a validated value marks it checked.
+        headers.replaceOrAdd(validatedName: "x-plain", value: "2")
+        #expect(headers.entries.map(\.isChecked) == [true, true])
+        #expect(headers.first(name: "X-Plain") == "2")
+        #expect(headers.firstInvalidFieldKind() == nil)
+
+        // A validated replacement also drops later fields of the same name, like `replaceOrAdd`.
+        headers.add(name: "X-Plain", value: "3")
+        headers.replaceOrAdd(validatedName: "X-Plain", value: "4")
+        #expect(headers["X-Plain"] == ["4"])
+        headers.replaceOrAdd(validatedName: "X-New", value: "5")
+        #expect(headers.entries.last?.isChecked == true)
+        #expect(headers.first(name: "X-New") == "5")
+
+        let head = HTTPResponseHead(status: 200, headers: headers)
+        var wire: [UInt8] = []
+        try HTTPEncoder.encode(head, into: &wire)
+        #expect(
+            String(decoding: wire, as: UTF8.self)
+                == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Plain: 4\r\nX-New: 5\r\n\r\n")
+    }
+
+    @Test("a head built from a validated path and query equals the parsed target")
+    func validatedPathHead() throws {
+        let cases: [(path: String, query: String?)] = [("/", nil), ("/a/b%20c", "x=1&y=%2F"), ("/q", "")]
+        for (path, query) in cases {
+            var headers = HTTPHeaders()
+            headers.add(validatedName: "Host", value: "h.example.test")
+            let built = HTTPRequestHead(method: .post, validatedPath: path, query: query, headers: headers)
+            let target = path + (query.map { "?" + $0 } ?? "")
+            let parsed = try HTTPRequestHead(method: .post, target: target, headers: headers)
+            #expect(built == parsed)
+            #expect(built.target == target)
+            #expect(built.path == path)
+            #expect(built.query == query)
+            #expect(try encoded(built) == encoded(parsed))
+        }
+    }
+
+    @Test("a filtered copy keeps the chosen fields in order, their checks, and only their bytes")
+    func filteredCopy() throws {
+        var headers = try parsedHead().headers
+        headers.add(name: "X-Added", value: "a")
+        headers.add(name: "X-Drop", value: "gone")
+        let kept = headers.filtered(reservingFields: 2, bytes: 32) { name in
+            !HTTPFieldName.matches(name, lowercase: Array("x-one".utf8))
+                && !HTTPFieldName.matches(name, lowercase: Array("x-drop".utf8))
+        }
+        #expect(kept.map(\.name) == ["Host", "Accept", "X-Added"])
+        #expect(kept.entries.map(\.isChecked) == [true, true, false])
+        #expect(kept.bytes == Array("Hosth.example.testAccept*/*X-Addeda".utf8))
+        #expect(headers.count == 5, "the original is unchanged")
+        let none = headers.filtered(reservingFields: 0, bytes: 0) { _ in false }
+        #expect(none.isEmpty)
+    }
+
+    @Test("an inserted field takes its place and is checked when encoded")
+    func insertedField() throws {
+        var headers: HTTPHeaders = ["A": "1", "B": "2"]
+        headers.insert(name: "Host", value: "h.example.test", at: 0)
+        headers.insert(name: "C", value: "3", at: 3)
+        headers.insert(name: "M", value: "m", at: 2)
+        #expect(headers.map(\.name) == ["Host", "A", "M", "B", "C"])
+        #expect(headers.map(\.value) == ["h.example.test", "1", "m", "2", "3"])
+        headers.insert(name: "X", value: "bad\r\nInjected: yes", at: 0)
+        #expect(throws: HTTPEncodingError(.invalidHeaderValue)) {
+            try encoded(HTTPRequestHead(method: .get, target: "/", headers: headers))
+        }
+    }
+
+    @Test("the token masks accept exactly the tchar bytes of RFC 9110")
+    func tokenMasks() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for byte in UInt8.min...UInt8.max {
+            #expect(ASCII.isTokenCharacter(byte) == tchar.contains(byte), "byte \(byte)")
+        }
+    }
+
+    @Test("firstValue reports whether the field is known valid")
+    func firstValueValidity() throws {
+        var headers = try parsedHead().headers
+        headers.add(name: "X-Added", value: "a")
+        headers.add(validatedName: "X-Constant", value: "b")
+        #expect(headers.firstValue(name: "host")?.value == "h.example.test")
+        #expect(headers.firstValue(name: "host")?.isValidated == true)
+        #expect(headers.firstValue(name: "X-Added")?.isValidated == false)
+        #expect(headers.firstValue(name: "X-Constant")?.isValidated == true)
+        #expect(headers.firstValue(name: "X-Missing") == nil)
+    }
 }

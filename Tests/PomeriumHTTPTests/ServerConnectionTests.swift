@@ -481,4 +481,74 @@ struct ServerConnectionTests {
         #expect(startedTargets(actions) == ["/b"])
         #expect(actions.last == .requestEnd(trailers: HTTPHeaders()))
     }
+
+    @Test("prepareBodyWrite frames like writeBody: raw, chunked, dropped, bounded by Content-Length")
+    func prepareBodyWrite() throws {
+        var fixed = HTTPServerConnection()
+        _ = received(&fixed, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(throws: HTTPServerConnection.UsageError.headNotWritten) { try fixed.prepareBodyWrite(count: 1) }
+        _ = try fixed.writeHead(okHead)
+        #expect(try fixed.prepareBodyWrite(count: 0) == .drop)
+        #expect(try fixed.prepareBodyWrite(count: 1) == .raw)
+        #expect(throws: HTTPServerConnection.UsageError.bodyExceedsContentLength) {
+            try fixed.prepareBodyWrite(count: 2)
+        }
+        #expect(try fixed.prepareBodyWrite(count: 1) == .raw)
+        #expect(!(try fixed.finishResponse()).contains(.close), "the whole body was accounted for")
+
+        var chunked = HTTPServerConnection()
+        _ = received(&chunked, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        _ = try chunked.writeHead(HTTPResponseHead(status: 200))
+        #expect(try chunked.prepareBodyWrite(count: 5) == .chunked)
+
+        var head = HTTPServerConnection()
+        _ = received(&head, "HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
+        _ = try head.writeHead(okHead)
+        #expect(try head.prepareBodyWrite(count: 2) == .drop)
+
+        var old = HTTPServerConnection()
+        _ = received(&old, "GET / HTTP/1.0\r\n\r\n")
+        _ = try old.writeHead(HTTPResponseHead(status: 200))
+        #expect(try old.prepareBodyWrite(count: 3) == .raw, "close-delimited for HTTP/1.0")
+    }
+
+    @Test("writeHead(encodingInto:) appends the same bytes writeHead returns, and only then")
+    func writeHeadIntoBuffer() throws {
+        var viaActions = HTTPServerConnection()
+        _ = received(&viaActions, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        let expected = written(try viaActions.writeHead(okHead))
+
+        var direct = HTTPServerConnection()
+        _ = received(&direct, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        var buffer = Array("earlier".utf8)
+        var actions: [HTTPServerConnection.Action] = []
+        try direct.writeHead(okHead, encodingInto: &buffer, actions: &actions)
+        #expect(String(decoding: buffer, as: UTF8.self) == "earlier" + expected)
+        #expect(actions.isEmpty)
+        #expect(throws: HTTPServerConnection.UsageError.headAlreadyWritten) {
+            try direct.writeHead(okHead, encodingInto: &buffer, actions: &actions)
+        }
+
+        // A rejected head leaves the buffer and the actions alone.
+        var rejected = HTTPServerConnection()
+        _ = received(&rejected, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        var bad = okHead
+        bad.headers.add(name: "X", value: "a\r\nInjected: yes")
+        var untouched: [UInt8] = []
+        #expect(throws: HTTPServerConnection.UsageError.invalidHead(HTTPEncodingError(.invalidHeaderValue))) {
+            try rejected.writeHead(bad, encodingInto: &untouched, actions: &actions)
+        }
+        #expect(untouched.isEmpty)
+        #expect(actions.isEmpty)
+
+        // A 101 puts the head bytes in the buffer and the tunnel start in the actions.
+        var upgrade = HTTPServerConnection()
+        _ = received(&upgrade, "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\nearly")
+        var upgradeBuffer: [UInt8] = []
+        try upgrade.writeHead(
+            HTTPResponseHead(status: 101, headers: ["Connection": "Upgrade", "Upgrade": "x"]),
+            encodingInto: &upgradeBuffer, actions: &actions)
+        #expect(String(decoding: upgradeBuffer, as: UTF8.self).hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+        #expect(actions == [.startTunnel(initialBytes: Array("early".utf8))])
+    }
 }

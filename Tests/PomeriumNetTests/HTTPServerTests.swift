@@ -3,6 +3,7 @@ import PomeriumHTTP
 import PomeriumHTTPServer
 import PomeriumNet
 import PomeriumTestSupport
+import Synchronization
 import Testing
 
 @Suite("HTTP server")
@@ -80,6 +81,30 @@ struct HTTPServerTests {
         }
     }
 
+    @Test("chunk sizes on the wire are the body lengths in hex")
+    func chunkSizesOnTheWire() async throws {
+        let sizes = [1, 15, 16, 255, 256, 4096, 70_000]
+        let streaming: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in
+            ClosureHandler { handler in
+                handler.responder?.writeHead(HTTPResponseHead(status: 200))
+                for size in sizes { handler.responder?.writeBody([UInt8](repeating: UInt8(ascii: "x"), count: size)) }
+                handler.responder?.finish()
+            }
+        }
+        try await HTTPTesting.withServer(makeHandler: streaming) { server in
+            let connection = try LoopbackConnection(port: server.localAddress.port)
+            try connection.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let response = connection.receive(limit: 1 << 20)
+            let body = try #require(response.range(of: "\r\n\r\n")).upperBound
+            var expected = ""
+            for size in sizes {
+                expected +=
+                    String(size, radix: 16, uppercase: true) + "\r\n" + String(repeating: "x", count: size) + "\r\n"
+            }
+            #expect(String(response[body...]) == expected + "0\r\n\r\n")
+        }
+    }
+
     @Test("100-continue is sent when the handler reads the body")
     func expectContinue() async throws {
         try await HTTPTesting.withServer(makeHandler: Self.hello) { server in
@@ -133,6 +158,106 @@ struct HTTPServerTests {
             #expect(received.hasSuffix("early"))
             // receive() returns only once the server closes; LoopbackConnection gives up after 5 s.
             #expect(MonotonicClock.nanoseconds() - start < 4_000_000_000)
+        }
+    }
+
+    @Test("a tunnel stays open while bytes move and closes after the idle timeout")
+    func tunnelIdleTimeout() async throws {
+        // Switches to a tunnel that echoes, and records how the exchange ended.
+        final class Failures: Sendable {
+            let list = Mutex<[String]>([])
+        }
+        final class EchoTunnel: HTTPRequestHandler {
+            let failures: Failures
+            private var responder: HTTPResponder?
+            init(failures: Failures) { self.failures = failures }
+            func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) { self.responder = responder }
+            func requestBody(_ bytes: [UInt8]) {}
+            func requestEnded(trailers: HTTPHeaders) {
+                responder?.writeHead(
+                    HTTPResponseHead(status: 101, headers: ["Connection": "Upgrade", "Upgrade": "echo"]))
+            }
+            func requestFailed(_ error: HTTPServerError) { failures.list.withLock { $0.append("\(error)") } }
+            func tunnelReceived(_ bytes: [UInt8]) { responder?.tunnelWrite(bytes) }
+        }
+        let failures = Failures()
+        let shortIdle: (inout HTTPServerConfiguration) -> Void = { $0.idleTimeout = 0.5 }
+        let echo: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in EchoTunnel(failures: failures) }
+        try await HTTPTesting.withServer(configure: shortIdle, makeHandler: echo) { server in
+            let connection = try LoopbackConnection(port: server.localAddress.port)
+            try connection.send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+            let head = connection.receive(until: { $0.contains("\r\n\r\n") })
+            #expect(head.hasPrefix("HTTP/1.1 101 "))
+            // Traffic for longer than the idle timeout keeps the tunnel open. The round trips run
+            // back to back, so a slow scheduler on a loaded machine cannot open a silent gap.
+            let start = MonotonicClock.nanoseconds()
+            var round = 0
+            while MonotonicClock.nanoseconds() - start < 1_000_000_000 && round < 100_000 {
+                round += 1
+                try connection.send("ping\(round);")
+                let echoed = connection.receive(until: { $0.contains("ping\(round);") })
+                #expect(echoed.hasSuffix("ping\(round);"), "round \(round)")
+                if !echoed.hasSuffix("ping\(round);") { break }
+            }
+            #expect(failures.list.withLock { $0 }.isEmpty)
+            // Silence closes it; receive() returns at EOF, and gives up only after 5 seconds.
+            let silentSince = MonotonicClock.nanoseconds()
+            #expect(connection.receive() == "")
+            #expect(MonotonicClock.nanoseconds() - silentSince < 4_000_000_000)
+            #expect(failures.list.withLock { $0 } == ["the tunnel idle timeout expired"])
+        }
+    }
+
+    @Test("a responder is reused only when no handler kept it, and a kept one goes stale")
+    func responderReuse() async throws {
+        // Each handler answers with its path; "/keep" handlers hold their responder afterwards
+        // and use it again during the next exchange, which must not reach the client.
+        final class Shared: @unchecked Sendable {
+            let lock = NSLock()
+            var responders: [ObjectIdentifier] = []
+            var kept: HTTPResponder?
+        }
+        final class RecordingHandler: HTTPRequestHandler {
+            let shared: Shared
+            private var responder: HTTPResponder?
+            private var path = ""
+            init(shared: Shared) { self.shared = shared }
+            func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
+                self.responder = responder
+                path = head.path
+                shared.lock.withLock {
+                    shared.responders.append(ObjectIdentifier(responder))
+                    // A stale responder from the previous exchange writes nothing.
+                    shared.kept?.respond(status: 500, body: Array("stale".utf8))
+                    shared.kept = nil
+                }
+            }
+            func requestBody(_ bytes: [UInt8]) {}
+            func requestEnded(trailers: HTTPHeaders) {
+                let responder = self.responder
+                self.responder = nil
+                if path == "/keep" { shared.lock.withLock { shared.kept = responder } }
+                responder?.respond(status: 200, body: Array(path.utf8))
+            }
+            func requestFailed(_ error: HTTPServerError) {}
+        }
+        let shared = Shared()
+        let recording: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in RecordingHandler(shared: shared) }
+        try await HTTPTesting.withServer(makeHandler: recording) { server in
+            let connection = try LoopbackConnection(port: server.localAddress.port)
+            for path in ["/a", "/b", "/keep", "/c", "/d"] {
+                let close = path == "/d" ? "Connection: close\r\n" : ""
+                try connection.send("GET \(path) HTTP/1.1\r\nHost: x\r\n\(close)\r\n")
+                let response = connection.receive(until: { $0.hasSuffix(path) || $0.contains("stale") })
+                #expect(response.hasPrefix("HTTP/1.1 200 "), "\(path)")
+                #expect(response.hasSuffix(path))
+            }
+            let responders = shared.lock.withLock { shared.responders }
+            #expect(responders.count == 5)
+            // a, b and keep share one responder; c gets a new one because keep's handler held it.
+            #expect(responders[0] == responders[1] && responders[1] == responders[2])
+            #expect(responders[3] != responders[2])
+            #expect(responders[4] == responders[3])
         }
     }
 
