@@ -146,7 +146,8 @@ public struct ClaimHeaderPlan: Sendable {
     public var count: Int { entries.count }
 
     /// Calls `body` with the header name and value of each listed claim that `session` has, in
-    /// the order of the list. Values with control characters are left out.
+    /// the order of the list. Values with control characters are left out, so every value given
+    /// to `body` is a valid field value and every name a token: callers add them as validated.
     public func forEachHeader(for session: SessionState, _ body: (_ name: String, _ value: String) -> Void) {
         for entry in entries {
             guard let value = Self.value(entry, of: session) else { continue }
