@@ -19,7 +19,11 @@ enum FieldValidity {
 
     /// Whether `text` may be a field value: no control character but HTAB, no DEL.
     static func isValue(_ text: String) -> Bool {
-        text.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
+        var text = text
+        return text.withUTF8 { bytes in
+            for byte in bytes where byte != 0x09 && (byte < 0x20 || byte == 0x7F) { return false }
+            return true
+        }
     }
 
     /// Whether a field named `name` with `value` may be added as validated.

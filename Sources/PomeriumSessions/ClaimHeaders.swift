@@ -150,9 +150,17 @@ public struct ClaimHeaderPlan: Sendable {
     /// to `body` is a valid field value and every name a token: callers add them as validated.
     public func forEachHeader(for session: SessionState, _ body: (_ name: String, _ value: String) -> Void) {
         for entry in entries {
-            guard let value = Self.value(entry, of: session) else { continue }
-            guard !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { continue }
+            guard let value = Self.value(entry, of: session), !Self.hasControlCharacter(value) else { continue }
             body(entry.headerName, value)
+        }
+    }
+
+    /// Whether `value` has a byte below 0x20 or DEL, read in place.
+    private static func hasControlCharacter(_ value: String) -> Bool {
+        var value = value
+        return value.withUTF8 { bytes in
+            for byte in bytes where byte < 0x20 || byte == 0x7F { return true }
+            return false
         }
     }
 
