@@ -79,7 +79,7 @@ public enum PathNormalization {
     }
 
     /// Whether `path` comes out of `normalize` unchanged, found with one pass over its bytes and no
-    /// allocation: it starts with `/`, holds only path characters and slashes (no `%`, so no escape
+    /// allocation: it starts with `/`, contains only path characters and slashes (no `%`, so no escape
     /// to decode or reject), has no empty segment but a final one (no `//`), and no segment that is
     /// `.` or `..` or starts with `;`, `.;` or `..;`. Names that merely start with a dot, such as
     /// `/.well-known`, pass. Anything else takes the full steps, which give the same answer for

@@ -41,7 +41,7 @@ enum FieldValidity {
         }
     }
 
-    /// Whether `query` (without its `?`) holds only the characters the request parser accepts in
+    /// Whether `query` (without its `?`) contains only the characters the request parser accepts in
     /// a query: path characters, `/`, `?` and `%HH` escapes.
     static func isQuery(_ query: String) -> Bool {
         var query = query
@@ -59,7 +59,9 @@ enum FieldValidity {
                 index += 3
                 continue
             }
-            guard isPathCharacter(byte) || byte == UInt8(ascii: "/") || (allowingQuestionMark && byte == UInt8(ascii: "?"))
+            guard
+                isPathCharacter(byte) || byte == UInt8(ascii: "/")
+                    || (allowingQuestionMark && byte == UInt8(ascii: "?"))
             else { return false }
             index += 1
         }

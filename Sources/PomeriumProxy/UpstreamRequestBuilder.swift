@@ -106,8 +106,8 @@ struct UpstreamRequestBuilder {
         let query = incoming.query.flatMap(Self.removingSessionParameter)
         let joinedPath = UpstreamTarget.joinPaths(route.to.path, path)
         let joinedQuery = UpstreamTarget.mergeQueries(route.to.query, query)
-        // The normalised path and the parsed query are valid already, but they are checked here
-        // (a byte loop) instead of trusted, and anything else takes the parsing initializer.
+        // A normalised path and a parsed query are valid already. A byte loop checks them anyway
+        // instead of trusting the callers, and a target that fails goes through the parser.
         if FieldValidity.isOriginPath(joinedPath) && (joinedQuery.map(FieldValidity.isQuery) ?? true) {
             return HTTPRequestHead(
                 method: incoming.method, validatedPath: joinedPath, query: joinedQuery, version: .http1_1,
@@ -333,7 +333,8 @@ struct UpstreamRequestBuilder {
             if let client { Self.add(&headers, name: "X-Forwarded-For", value: client, isValidated: clientIsValid) }
             if let originalHost {
                 Self.add(
-                    &headers, name: "X-Forwarded-Host", value: originalHost.value, isValidated: originalHost.isValidated)
+                    &headers, name: "X-Forwarded-Host", value: originalHost.value, isValidated: originalHost.isValidated
+                )
             }
             headers.add(validatedName: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
             return

@@ -5,15 +5,17 @@ import Testing
 @Suite("Path normalisation fast path")
 struct PathFastPathTests {
     @Test(
-        "paths that need no change skip the full steps",
-        arguments: ["/", "/bench", "/a/b/", "/.well-known/acme", "/a/.b", "/a/..b", "/a/b.", "/a/...", "/a;x/b", "/a/b;c"])
+        "normal paths returned unchanged",
+        arguments: [
+            "/", "/bench", "/a/b/", "/.well-known/acme", "/a/.b", "/a/..b", "/a/b.", "/a/...", "/a;x/b", "/a/b;c",
+        ])
     func alreadyNormal(_ path: String) throws {
         #expect(PathNormalization.isAlreadyNormal(path))
         #expect(try PathNormalization.normalize(path) == path)
     }
 
     @Test(
-        "paths that change or fail take the full steps",
+        "changed paths take full steps",
         arguments: [
             ("/a//b", "/a/b"), ("//a", "/a"), ("/a/./b", "/a/b"), ("/a/../b", "/b"), ("/a/.", "/a/"), ("/a/..", "/"),
             ("/%41", "/A"), ("/a%2db", "/a-b"), ("/a%3fb", "/a%3Fb"), ("/a%3Fb", "/a%3Fb"), ("/.", "/"), ("/..", "/"),
@@ -24,7 +26,7 @@ struct PathFastPathTests {
     }
 
     @Test(
-        "rejected paths never pass the fast path",
+        "rejected paths miss fast path",
         arguments: [
             ("/a/.;x/b", PathNormalizationError.Kind.parameterOnDotSegment), ("/a/..;x", .parameterOnDotSegment),
             ("/;x/admin", .parameterOnDotSegment), ("/a/b\\c", .invalidCharacter), ("/a b", .invalidCharacter),
@@ -36,7 +38,7 @@ struct PathFastPathTests {
         #expect(throws: PathNormalizationError(kind)) { try PathNormalization.normalize(path) }
     }
 
-    @Test("duplicate slashes kept on request take the full steps and stay")
+    @Test("kept duplicate slashes take full steps")
     func keptSlashes() throws {
         #expect(!PathNormalization.isAlreadyNormal("/a//b"))
         #expect(try PathNormalization.normalize("/a//b", mergeSlashes: false) == "/a//b")
@@ -46,7 +48,7 @@ struct PathFastPathTests {
 @Suite("Cookie value word test")
 struct CookieWordTests {
     /// Each byte value in each of the 8 positions of a word of otherwise valid bytes.
-    @Test("never misses a byte the per-byte test rejects")
+    @Test("word test misses no rejected byte")
     func noMissedByte() {
         for byte in 0...255 {
             let value = UInt8(byte)
@@ -61,9 +63,10 @@ struct CookieWordTests {
         #expect(!CookieParser.mayHoldInvalidValueByte(0x6161_6161_6161_6161))
     }
 
-    @Test("a value with a rejected byte past the first word drops the pair")
+    @Test("late rejected byte drops pair")
     func rejectedLateByte() {
-        let cookies = CookieParser.parse("a=0123456789abcdef\u{7F}x; b=0123456789abcdef\"x; c=0123456789abcdef\\x; d=ok")
+        let cookies = CookieParser.parse(
+            "a=0123456789abcdef\u{7F}x; b=0123456789abcdef\"x; c=0123456789abcdef\\x; d=ok")
         #expect(cookies.map(\.name) == ["d"])
     }
 }
