@@ -52,7 +52,10 @@ struct CookieWordTests {
     func noMissedByte() {
         for byte in 0...255 {
             let value = UInt8(byte)
-            let isAllowed = CookieSyntax.isCookieOctet(value) || value == 0x20 || value == UInt8(ascii: ",")
+            // A `;` ends a pair, so it never reaches a value and the word test need not find it.
+            let isAllowed =
+                CookieSyntax.isCookieOctet(value) || value == 0x20 || value == UInt8(ascii: ",")
+                || value == UInt8(ascii: ";")
             for position in 0..<8 {
                 var word: UInt64 = 0x6161_6161_6161_6161
                 word &= ~(UInt64(0xFF) << UInt64(position * 8))
