@@ -222,10 +222,10 @@ public struct HTTPRequestHead: Hashable, Sendable {
     /// Whether the client asks for a persistent connection: HTTP/1.1 unless `Connection: close`,
     /// HTTP/1.0 only with `Connection: keep-alive` (RFC 9112 §9.3).
     public var keepAlive: Bool {
+        // `containsToken` compares the elements in place; `tokens(name:)` built a string for each.
         guard headers.contains(name: "Connection") else { return version.isAtLeastHTTP11 }
-        let tokens = headers.tokens(name: "Connection")
-        if tokens.contains("close") { return false }
-        return version.isAtLeastHTTP11 || tokens.contains("keep-alive")
+        if headers.containsToken("close", name: "Connection") { return false }
+        return version.isAtLeastHTTP11 || headers.containsToken("keep-alive", name: "Connection")
     }
 
     /// Whether the request is a request to switch protocols: an `Upgrade` field named in `Connection`

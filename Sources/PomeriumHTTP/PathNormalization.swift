@@ -50,6 +50,7 @@ public struct PathNormalizationError: Error, Hashable, Sendable, CustomStringCon
 /// A trailing slash is kept. The query is not part of the input.
 public enum PathNormalization {
     public static func normalize(_ path: String, mergeSlashes: Bool = true) throws(PathNormalizationError) -> String {
+        if isAlreadyNormal(path) { return path }
         let bytes = Array(path.utf8)
         if bytes.isEmpty { return "/" }
         guard bytes[0] == ASCII.slash else { throw PathNormalizationError(.notAbsolute) }
@@ -75,6 +76,47 @@ public enum PathNormalization {
         }
         if trailingSlash && !segments.isEmpty { output.append(ASCII.slash) }
         return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Whether `path` comes out of `normalize` unchanged, found with one pass over its bytes and no
+    /// allocation: it starts with `/`, contains only path characters and slashes (no `%`, so no escape
+    /// to decode or reject), has no empty segment but a final one (no `//`), and no segment that is
+    /// `.` or `..` or starts with `;`, `.;` or `..;`. Names that merely start with a dot, such as
+    /// `/.well-known`, pass. Anything else takes the full steps, which give the same answer for
+    /// these paths.
+    static func isAlreadyNormal(_ path: String) -> Bool {
+        var path = path
+        return path.withUTF8 { bytes in
+            guard bytes.first == ASCII.slash else { return false }
+            var segmentStart = 1
+            var index = 1
+            while index <= bytes.count {
+                if index == bytes.count || bytes[index] == ASCII.slash {
+                    let length = index - segmentStart
+                    // An empty segment is fine only at the end (a trailing slash or the root).
+                    if length == 0 && index != bytes.count { return false }
+                    if length > 0 {
+                        let first = bytes[segmentStart]
+                        if first == ASCII.semicolon { return false }
+                        if first == ASCII.dot {
+                            if length == 1 { return false }
+                            let second = bytes[segmentStart + 1]
+                            if second == ASCII.semicolon { return false }
+                            if second == ASCII.dot
+                                && (length == 2 || bytes[segmentStart + 2] == ASCII.semicolon)
+                            {
+                                return false
+                            }
+                        }
+                    }
+                    segmentStart = index + 1
+                } else if !ASCII.isPathCharacter(bytes[index]) {
+                    return false
+                }
+                index += 1
+            }
+            return true
+        }
     }
 
     private static func apply(

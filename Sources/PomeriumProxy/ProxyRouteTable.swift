@@ -26,6 +26,9 @@ final class UpstreamRoute: Sendable {
     let setRequestHeadersByteCount: Int
     let preserveHostHeader: Bool
     let allowWebsockets: Bool
+    /// Whether `hostHeader` and every field of `setRequestHeaders` may be written as they are, so
+    /// the builder adds them as validated; checked once here instead of by the encoder per request.
+    let fieldsAreValid: Bool
 
     init(
         id: String, from: ConfigURL, to: HTTPURL, upstream: HTTPUpstream, hostHeader: String,
@@ -43,6 +46,9 @@ final class UpstreamRoute: Sendable {
         setRequestHeadersByteCount = setRequestHeaders.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
         self.preserveHostHeader = preserveHostHeader
         self.allowWebsockets = allowWebsockets
+        fieldsAreValid =
+            FieldValidity.isValue(hostHeader)
+            && setRequestHeaders.allSatisfy { FieldValidity.isField(name: $0.name, value: $0.value) }
     }
 }
 

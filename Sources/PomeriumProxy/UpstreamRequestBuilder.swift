@@ -44,7 +44,8 @@ struct UpstreamRequestBuilder {
         })
         let chunkedBody = present.transferEncoding && headers.containsToken("chunked", name: "Transfer-Encoding")
         let mayUpgrade = present.upgrade && (present.connection || incoming.method == .connect)
-        let upgrade = keepUpgrade && mayUpgrade && incoming.isUpgradeRequest ? headers.first(name: "Upgrade") : nil
+        let upgrade =
+            keepUpgrade && mayUpgrade && incoming.isUpgradeRequest ? headers.firstValue(name: "Upgrade") : nil
         let connectionNamed = present.connection ? Self.connectionNamedFields(headers) : []
         let trusted = service.trustedProxies.trusts(remoteAddress)
         // A `Cookie` field that `Connection` names goes with the other hop-by-hop fields.
@@ -64,35 +65,66 @@ struct UpstreamRequestBuilder {
                 return false
             })
         }
-        if chunkedBody { headers.add(name: "Transfer-Encoding", value: "chunked") }
+        // Fields added with `validatedName` have constant names and values the code built from
+        // checked bytes or checked once per configuration, so the encoder skips them.
+        if chunkedBody { headers.add(validatedName: "Transfer-Encoding", value: "chunked") }
         if let upgrade {
-            headers.add(name: "Connection", value: "Upgrade")
-            headers.add(name: "Upgrade", value: upgrade)
+            headers.add(validatedName: "Connection", value: "Upgrade")
+            Self.add(&headers, name: "Upgrade", value: upgrade.value, isValidated: upgrade.isValidated)
         }
         if let rewrittenCookie, !rewrittenCookie.isEmpty { headers.add(name: "Cookie", value: rewrittenCookie) }
         if present.authorization { removeProductAuthorization(&headers, removeBearer: removeBearer) }
         setForwardingHeaders(
             &headers, trusted: trusted, client: clientAddress ?? remoteAddress?.ipString, isTLS: isTLS)
         if !route.preserveHostHeader {
-            headers.replaceOrAdd(name: "Host", value: route.hostHeader)
+            if route.fieldsAreValid {
+                headers.replaceOrAdd(validatedName: "Host", value: route.hostHeader)
+            } else {
+                headers.replaceOrAdd(name: "Host", value: route.hostHeader)
+            }
         }
         if applySetHeaders {
             for header in route.setRequestHeaders {
-                headers.replaceOrAdd(name: header.name, value: header.value)
+                if route.fieldsAreValid {
+                    headers.replaceOrAdd(validatedName: header.name, value: header.value)
+                } else {
+                    headers.replaceOrAdd(name: header.name, value: header.value)
+                }
             }
         }
         if let session, let assertion {
             // The assertion and claim headers come last, so no client header or setting overrides
             // them. The client's identity headers went above; a setting may have added one back.
             if applySetHeaders && route.setsIdentityHeader { Self.removeIdentityHeaders(&headers) }
-            headers.add(name: IdentityAssertionSigner.headerName, value: assertion)
+            // A signed JWT is base64url text joined by dots.
+            headers.add(validatedName: IdentityAssertionSigner.headerName, value: assertion)
+            // `forEachHeader` leaves out values with control characters, and its names are tokens.
             service.claimHeaders.forEachHeader(for: session) { name, value in
-                headers.add(name: name, value: value)
+                headers.add(validatedName: name, value: value)
             }
         }
         let query = incoming.query.flatMap(Self.removingSessionParameter)
-        let target = UpstreamTarget.target(upstream: route.to, requestPath: path, requestQuery: query)
+        let joinedPath = UpstreamTarget.joinPaths(route.to.path, path)
+        let joinedQuery = UpstreamTarget.mergeQueries(route.to.query, query)
+        // A normalised path and a parsed query are valid already. A byte loop checks them anyway
+        // instead of trusting the callers, and a target that fails goes through the parser.
+        if FieldValidity.isOriginPath(joinedPath) && (joinedQuery.map(FieldValidity.isQuery) ?? true) {
+            return HTTPRequestHead(
+                method: incoming.method, validatedPath: joinedPath, query: joinedQuery, version: .http1_1,
+                headers: headers)
+        }
+        let target = joinedQuery.map { joinedPath + "?" + $0 } ?? joinedPath
         return try HTTPRequestHead(method: incoming.method, target: target, version: .http1_1, headers: headers)
+    }
+
+    /// Adds a field whose name is a constant token, as validated when `isValidated` says its value
+    /// was checked (a parsed field, or a value the proxy built).
+    private static func add(_ headers: inout HTTPHeaders, name: String, value: String, isValidated: Bool) {
+        if isValidated {
+            headers.add(validatedName: name, value: value)
+        } else {
+            headers.add(name: name, value: value)
+        }
     }
 
     /// The kinds of field a request has, found from its field names alone.
@@ -293,11 +325,18 @@ struct UpstreamRequestBuilder {
     /// `_`) is already gone, and the proxy's own view of the connection replaces them.
     /// `client` is the peer's address as text.
     private func setForwardingHeaders(_ headers: inout HTTPHeaders, trusted: Bool, client: String?, isTLS: Bool) {
-        let originalHost = headers.first(name: "Host")
+        let originalHost = headers.firstValue(name: "Host")
+        // `client` is the text of a socket address, so it is checked once here instead of by
+        // the encoder; a parsed `Host` is valid already.
+        let clientIsValid = client.map(FieldValidity.isValue) ?? false
         guard trusted else {
-            if let client { headers.add(name: "X-Forwarded-For", value: client) }
-            if let originalHost { headers.add(name: "X-Forwarded-Host", value: originalHost) }
-            headers.add(name: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
+            if let client { Self.add(&headers, name: "X-Forwarded-For", value: client, isValidated: clientIsValid) }
+            if let originalHost {
+                Self.add(
+                    &headers, name: "X-Forwarded-Host", value: originalHost.value, isValidated: originalHost.isValidated
+                )
+            }
+            headers.add(validatedName: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
             return
         }
         if let client {
@@ -305,10 +344,11 @@ struct UpstreamRequestBuilder {
             headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.isEmpty ? client : "\(previous), \(client)")
         }
         if !headers.contains(name: "X-Forwarded-Host"), let originalHost {
-            headers.add(name: "X-Forwarded-Host", value: originalHost)
+            Self.add(
+                &headers, name: "X-Forwarded-Host", value: originalHost.value, isValidated: originalHost.isValidated)
         }
         if !headers.contains(name: "X-Forwarded-Proto") {
-            headers.add(name: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
+            headers.add(validatedName: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
         }
     }
 }

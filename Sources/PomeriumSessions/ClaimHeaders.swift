@@ -146,12 +146,21 @@ public struct ClaimHeaderPlan: Sendable {
     public var count: Int { entries.count }
 
     /// Calls `body` with the header name and value of each listed claim that `session` has, in
-    /// the order of the list. Values with control characters are left out.
+    /// the order of the list. Values with control characters are left out, so every value given
+    /// to `body` is a valid field value and every name a token: callers add them as validated.
     public func forEachHeader(for session: SessionState, _ body: (_ name: String, _ value: String) -> Void) {
         for entry in entries {
-            guard let value = Self.value(entry, of: session) else { continue }
-            guard !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { continue }
+            guard let value = Self.value(entry, of: session), !Self.hasControlCharacter(value) else { continue }
             body(entry.headerName, value)
+        }
+    }
+
+    /// Whether `value` has a byte below 0x20 or DEL, read in place.
+    private static func hasControlCharacter(_ value: String) -> Bool {
+        var value = value
+        return value.withUTF8 { bytes in
+            for byte in bytes where byte < 0x20 || byte == 0x7F { return true }
+            return false
         }
     }
 

@@ -1,0 +1,75 @@
+import Testing
+
+@testable import PomeriumHTTP
+
+@Suite("Path normalisation fast path")
+struct PathFastPathTests {
+    @Test(
+        "normal paths returned unchanged",
+        arguments: [
+            "/", "/bench", "/a/b/", "/.well-known/acme", "/a/.b", "/a/..b", "/a/b.", "/a/...", "/a;x/b", "/a/b;c",
+        ])
+    func alreadyNormal(_ path: String) throws {
+        #expect(PathNormalization.isAlreadyNormal(path))
+        #expect(try PathNormalization.normalize(path) == path)
+    }
+
+    @Test(
+        "changed paths take full steps",
+        arguments: [
+            ("/a//b", "/a/b"), ("//a", "/a"), ("/a/./b", "/a/b"), ("/a/../b", "/b"), ("/a/.", "/a/"), ("/a/..", "/"),
+            ("/%41", "/A"), ("/a%2db", "/a-b"), ("/a%3fb", "/a%3Fb"), ("/a%3Fb", "/a%3Fb"), ("/.", "/"), ("/..", "/"),
+        ])
+    func changed(_ path: String, _ expected: String) throws {
+        #expect(!PathNormalization.isAlreadyNormal(path))
+        #expect(try PathNormalization.normalize(path) == expected)
+    }
+
+    @Test(
+        "rejected paths miss fast path",
+        arguments: [
+            ("/a/.;x/b", PathNormalizationError.Kind.parameterOnDotSegment), ("/a/..;x", .parameterOnDotSegment),
+            ("/;x/admin", .parameterOnDotSegment), ("/a/b\\c", .invalidCharacter), ("/a b", .invalidCharacter),
+            ("/a\u{0}b", .nulByte), ("/caf\u{E9}", .invalidCharacter), ("/a%", .invalidPercentEncoding),
+            ("/a%2F", .encodedSlash), ("/%2e%2e/x", .encodedDotSegment), ("bench", .notAbsolute),
+        ])
+    func rejected(_ path: String, _ kind: PathNormalizationError.Kind) {
+        #expect(!PathNormalization.isAlreadyNormal(path))
+        #expect(throws: PathNormalizationError(kind)) { try PathNormalization.normalize(path) }
+    }
+
+    @Test("kept duplicate slashes take full steps")
+    func keptSlashes() throws {
+        #expect(!PathNormalization.isAlreadyNormal("/a//b"))
+        #expect(try PathNormalization.normalize("/a//b", mergeSlashes: false) == "/a//b")
+    }
+}
+
+@Suite("Cookie value word test")
+struct CookieWordTests {
+    /// Each byte value in each of the 8 positions of a word of otherwise valid bytes.
+    @Test("word test misses no rejected byte")
+    func noMissedByte() {
+        for byte in 0...255 {
+            let value = UInt8(byte)
+            // A `;` ends a pair, so it never reaches a value and the word test need not find it.
+            let isAllowed =
+                CookieSyntax.isCookieOctet(value) || value == 0x20 || value == UInt8(ascii: ",")
+                || value == UInt8(ascii: ";")
+            for position in 0..<8 {
+                var word: UInt64 = 0x6161_6161_6161_6161
+                word &= ~(UInt64(0xFF) << UInt64(position * 8))
+                word |= UInt64(value) << UInt64(position * 8)
+                if !isAllowed { #expect(CookieParser.mayHoldInvalidValueByte(word), "byte \(byte) at \(position)") }
+            }
+        }
+        #expect(!CookieParser.mayHoldInvalidValueByte(0x6161_6161_6161_6161))
+    }
+
+    @Test("late rejected byte drops pair")
+    func rejectedLateByte() {
+        let cookies = CookieParser.parse(
+            "a=0123456789abcdef\u{7F}x; b=0123456789abcdef\"x; c=0123456789abcdef\\x; d=ok")
+        #expect(cookies.map(\.name) == ["d"])
+    }
+}
