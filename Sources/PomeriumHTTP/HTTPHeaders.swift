@@ -561,6 +561,18 @@ extension HTTPHeaders {
 /// Case-insensitive comparisons of field-name bytes, for the name filters of
 /// `HTTPHeaders.removeFields(whereName:)` and `containsField(whereName:)`.
 public enum HTTPFieldName {
+    /// Returns whether `text` is a non-empty token (RFC 9110 section 5.6.2), as a field name must be.
+    public static func isValidName(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in !bytes.isEmpty && bytes.allSatisfy(ASCII.isTokenCharacter) }
+    }
+
+    /// Returns whether `text` may be a field value: no control character other than HTAB, no DEL.
+    public static func isValidValue(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in bytes.allSatisfy(ASCII.isFieldValueCharacter) }
+    }
+
     /// Whether `name` equals `lowercase` (lowercase ASCII bytes) with ASCII letters folded.
     @inline(__always)
     public static func matches(_ name: UnsafeBufferPointer<UInt8>, lowercase: [UInt8]) -> Bool {

@@ -1,30 +1,15 @@
+import PomeriumHTTP
+
 /// Checks that let the proxy add a header field or a request target as already validated, so the
 /// encoder does not check it again on every request. Configuration values are checked once when a
 /// configuration is prepared; values built per request from bytes of unknown origin are checked
 /// here, with the rules of `PomeriumHTTP`'s encoder and request parser.
 enum FieldValidity {
     /// Whether `text` is a non-empty token (RFC 9110 section 5.6.2), as a field name must be.
-    static func isToken(_ text: String) -> Bool {
-        guard !text.isEmpty else { return false }
-        return text.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"):
-                return true
-            default:
-                return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-            }
-        }
-    }
+    static func isToken(_ text: String) -> Bool { HTTPFieldName.isValidName(text) }
 
     /// Whether `text` may be a field value: no control character but HTAB, no DEL.
-    static func isValue(_ text: String) -> Bool {
-        var text = text
-        return text.withUTF8 { bytes in
-            for byte in bytes where byte != 0x09 && (byte < 0x20 || byte == 0x7F) { return false }
-            return true
-        }
-    }
+    static func isValue(_ text: String) -> Bool { HTTPFieldName.isValidValue(text) }
 
     /// Whether a field named `name` with `value` may be added as validated.
     static func isField(name: String, value: String) -> Bool {

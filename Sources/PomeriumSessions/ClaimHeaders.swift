@@ -1,4 +1,5 @@
 import PomeriumCrypto
+import PomeriumHTTP
 
 /// The `jwt_claims_headers` option: listed session claims copied into `X-Pomerium-Claim-<Name>`
 /// request headers for the upstream.
@@ -66,19 +67,7 @@ public enum ClaimHeaders {
     }
 
     /// Returns whether `claim` is a non-empty header token, so it can be part of a header name.
-    static func isToken(_ claim: String) -> Bool {
-        !claim.isEmpty && claim.utf8.allSatisfy(isTokenCharacter)
-    }
-
-    private static func isTokenCharacter(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
-    }
+    static func isToken(_ claim: String) -> Bool { HTTPFieldName.isValidName(claim) }
 }
 
 /// The `jwt_claims_headers` option prepared once per configuration: each listed claim with its
