@@ -167,6 +167,14 @@ final class HTTPClientConnection: StreamConnectionDelegate {
                 }
                 return
             case .upgrade(let head):
+                // A server may switch only to a protocol that the request's Upgrade field offered
+                // (RFC 9110 section 15.2.2). Relaying another switch would open a tunnel the caller rejected.
+                guard request.head.isUpgradeRequest else {
+                    self.request = nil
+                    request.fail(.invalidResponse("the upstream switched protocols without an Upgrade request"))
+                    close()
+                    return
+                }
                 isTunnel = true
                 request.receivedUpgrade(head, initialBytes: parser.takeRemainingBytes())
                 return

@@ -392,3 +392,78 @@ final class RequestIDSetter: HTTPRequestHandler {
     func tunnelReceived(_ bytes: [UInt8]) { inner.tunnelReceived(bytes) }
     func tunnelClientFinished() { inner.tunnelClientFinished() }
 }
+
+/// A loopback upstream that responds to every request with `101 Switching Protocols` and a few raw
+/// bytes, whatever the request offered, as a broken upstream might. It serves at most three
+/// connections and stops after ten seconds without a new connection.
+final class SwitchingUpstream: @unchecked Sendable {
+    let port: Int
+    private let listener: Int32
+    private let heads = Mutex<[String]>([])
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        // On Linux the receive timeout bounds `accept` too, so the serving thread always ends.
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+                bind(descriptor, generic, length) == 0 && listen(descriptor, 4) == 0
+                    && getsockname(descriptor, generic, &length) == 0
+            }
+        }
+        guard bound else {
+            close(descriptor)
+            throw PomeriumError("test-listen", "listening on 127.0.0.1 failed")
+        }
+        listener = descriptor
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(listener) }
+
+    /// Returns the request heads received so far, in order.
+    func requestHeads() -> [String] { heads.withLock { $0 } }
+
+    /// Serves on a thread of its own.
+    func start() {
+        Thread { [self] in
+            for _ in 0..<3 {
+                let client = accept(listener, nil, nil)
+                guard client >= 0 else { return }
+                serve(client)
+                close(client)
+            }
+        }.start()
+    }
+
+    private func serve(_ client: Int32) {
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        let terminator = Array("\r\n\r\n".utf8)
+        while received.count < 65_536 {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(client, $0.baseAddress!, $0.count) }
+            if count <= 0 { return }
+            received.append(contentsOf: chunk[0..<count])
+            if received.count >= 4,
+                received.indices.dropLast(3).contains(where: {
+                    received[$0..<$0 + 4].elementsEqual(terminator)
+                })
+            {
+                break
+            }
+        }
+        heads.withLock { $0.append(String(decoding: received, as: UTF8.self)) }
+        let answer = Array("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nraw".utf8)
+        _ = answer.withUnsafeBytes { write(client, $0.baseAddress!, $0.count) }
+        // Waits for the proxy to close its side, or for the timeout.
+        while chunk.withUnsafeMutableBytes({ Glibc.read(client, $0.baseAddress!, $0.count) }) > 0 {}
+    }
+}

@@ -123,6 +123,32 @@ struct ProxyUpstreamTests {
         }
     }
 
+    @Test("unrequested upstream 101 opens no tunnel")
+    func unsolicitedSwitch() async throws {
+        // The route rejects upgrades, so the proxy forwards a plain request. A 101 from the upstream
+        // must not open a tunnel, because the request offered no protocol (RFC 9110 section 15.2.2).
+        let upstream = try SwitchingUpstream()
+        upstream.start()
+        let config = """
+            policy:
+              - from: https://plain.example.test
+                to: http://127.0.0.1:\(upstream.port)
+                allow_public_unauthenticated_access: true
+            """
+        try await ProxyHarness.run(config: config) { proxy in
+            let port = proxy.port
+            let response = try await onThread {
+                let connection = try RawConnection(port: port)
+                connection.send(
+                    "GET /first HTTP/1.1\r\nHost: plain.example.test\r\nUpgrade: h2c\r\n"
+                        + "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+                return connection.readResponse()
+            }
+            #expect(response.head.hasPrefix("HTTP/1.1 502"))
+            #expect(upstream.requestHeads().first?.lowercased().contains("upgrade: h2c") == false)
+        }
+    }
+
     @Test("expired session with failing refresh forwards nothing")
     func failedRefresh() async throws {
         try await CountingUpstream.with { port, count in
