@@ -331,6 +331,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     }
 
     func requestEnded(trailers: HTTPHeaders) {
+        var trailers = trailers
+        UpstreamRequestBuilder.removeTrustedFields(fromTrailers: &trailers)
         if formConsumer != nil {
             pendingEnd = trailers
             finishForm()
@@ -476,6 +478,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     func responseEnded(trailers: HTTPHeaders, request: HTTPClientRequest) {
         finished = true
         upstream = nil
+        // The assertion never goes back to the browser, in the trailers either.
+        var trailers = trailers
+        if !trailers.isEmpty { UpstreamRequestBuilder.removeIdentityHeaders(&trailers) }
         responder?.finish(trailers: trailers)
         responder = nil
         writeAccessLog()

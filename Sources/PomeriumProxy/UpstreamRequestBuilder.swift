@@ -229,6 +229,16 @@ struct UpstreamRequestBuilder {
         headers.removeFields(whereName: isIdentityHeaderName)
     }
 
+    /// Removes the request trailer fields an upstream could take for the proxy's own: identity,
+    /// forwarding and hop-by-hop fields. Servers that merge trailers into the header section would
+    /// otherwise see an identity or a client address that the client wrote.
+    static func removeTrustedFields(fromTrailers trailers: inout HTTPHeaders) {
+        guard !trailers.isEmpty else { return }
+        trailers.removeFields(whereName: { name in
+            isIdentityHeaderName(name) || isForwardingHeaderName(name) || isHopByHopName(name)
+        })
+    }
+
     static func isIdentityHeaderName(_ name: String) -> Bool {
         var name = name
         return name.withUTF8 { isIdentityHeaderName($0) }

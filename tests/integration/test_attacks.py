@@ -267,3 +267,58 @@ def test_log_next_to_config_does_not_loop_reloads(start_pomerium, oidc_provider)
     before = process.output().count("nothing to reload")
     time.sleep(3)
     assert process.output().count("nothing to reload") - before <= 1
+
+
+def test_request_trailers_cannot_carry_identity_headers(start_pomerium, oidc_provider):
+    """A chunked request's trailer fields reach the upstream, so identity and forwarding names
+    there are removed like in the head; other trailer fields pass."""
+    received = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    upstream_port = listener.getsockname()[1]
+
+    def serve():
+        connection, _ = listener.accept()
+        connection.settimeout(10)
+        data = b""
+        while b"\r\n0\r\n" not in data or not data.endswith(b"\r\n\r\n"):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        received.append(data)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        connection.close()
+
+    import threading
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    port = free_port()
+    config = base_config(port, issuer=oidc_provider, policy=[
+        {"from": "https://trailers.example.test", "to": f"http://127.0.0.1:{upstream_port}",
+         "allow_public_unauthenticated_access": True}])
+    start_pomerium(config, wait_port=port)
+    request = (b"POST /upload HTTP/1.1\r\nHost: trailers.example.test\r\nTransfer-Encoding: chunked\r\n"
+               b"Trailer: X-Pomerium-Jwt-Assertion\r\n\r\n"
+               b"5\r\nhello\r\n0\r\n"
+               b"X-Pomerium-Jwt-Assertion: forged.token.value\r\n"
+               b"x_pomerium_claim_email: mallory@example.com\r\n"
+               b"X-Forwarded-For: 203.0.113.7\r\n"
+               b"X-Checksum: abc123\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(request)
+        answer = b""
+        while b"\r\n\r\nok" not in answer:
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    thread.join(timeout=10)
+    listener.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert received, "the upstream got no request"
+    forwarded = received[0].lower()
+    assert b"x-checksum: abc123" in forwarded
+    assert b"forged.token.value" not in forwarded
+    assert b"mallory@example.com" not in forwarded
+    assert b"203.0.113.7" not in forwarded
