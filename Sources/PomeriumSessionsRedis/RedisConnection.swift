@@ -220,29 +220,34 @@ final class RedisConnection: RedisTransport, EventHandler, @unchecked Sendable {
             open(addresses)
             return
         }
-        // A host name goes to getaddrinfo in a task, because it can wait seconds on DNS while the
-        // loop carries every other Redis connection of the process.
+        // A host name goes to getaddrinfo on a thread of its own, because the lookup can wait
+        // seconds on DNS. On the loop it would stall every other Redis connection of the process,
+        // and in a task it would hold one of the few threads that run every Swift task.
         let current = attempt
         let host = configuration.host
         let port = configuration.port
         let endpoint = self.endpoint
         let resolver = self.resolver
-        loop.submit(
-            { try resolver(host, port, endpoint) },
-            completion: { [self] result in
-                // The attempt may have timed out or been shut down while the lookup ran.
-                guard current == attempt, socket == nil, case .connecting = phase, !isShutDown else { return }
-                switch result {
-                case .success(let addresses):
-                    open(addresses)
-                case .failure(let error as StoreError):
-                    sessionFailed(error)
-                case .failure(let error):
-                    sessionFailed(
-                        StoreError(
-                            .unavailable, "cannot resolve the Redis host in cache_store_address \(endpoint): \(error)"))
-                }
-            })
+        let loop = self.loop
+        Thread { [self] in
+            let result = Result { try resolver(host, port, endpoint) }
+            loop.execute { [self] in finishLookup(result, attempt: current) }
+        }.start()
+    }
+
+    /// Connects with the addresses a lookup found, unless its attempt already ended.
+    private func finishLookup(_ result: Result<[RedisAddress], any Error>, attempt lookupAttempt: Int) {
+        // The attempt may have timed out or been shut down while the lookup ran.
+        guard lookupAttempt == attempt, socket == nil, case .connecting = phase, !isShutDown else { return }
+        switch result {
+        case .success(let addresses):
+            open(addresses)
+        case .failure(let error as StoreError):
+            sessionFailed(error)
+        case .failure(let error):
+            sessionFailed(
+                StoreError(.unavailable, "cannot resolve the Redis host in cache_store_address \(endpoint): \(error)"))
+        }
     }
 
     /// Starts the connect to one of `addresses`, a different one on each successive attempt.
