@@ -42,6 +42,36 @@ public indirect enum HTTPRequestTarget: Hashable, Sendable {
         return .absolute(url)
     }
 
+    /// Returns whether `bytes` is an origin-form path that the request parser accepts: `/`, then
+    /// path characters, slashes and `%HH` escapes.
+    public static func isValidOriginPath(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        bytes.first == ASCII.slash && allTargetBytes(bytes, allowingQuestionMark: false)
+    }
+
+    /// Returns whether `bytes`, a query without its `?`, contains only what the request parser
+    /// accepts there: path characters, `/`, `?` and `%HH` escapes.
+    public static func isValidQuery(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        allTargetBytes(bytes, allowingQuestionMark: true)
+    }
+
+    private static func allTargetBytes(_ bytes: UnsafeBufferPointer<UInt8>, allowingQuestionMark: Bool) -> Bool {
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == ASCII.percent {
+                guard index + 2 < bytes.count, ASCII.hexValue(bytes[index + 1]) != nil,
+                    ASCII.hexValue(bytes[index + 2]) != nil
+                else { return false }
+                index += 3
+                continue
+            }
+            guard ASCII.isPathCharacter(byte) || byte == ASCII.slash || (allowingQuestionMark && byte == ASCII.question)
+            else { return false }
+            index += 1
+        }
+        return true
+    }
+
     private static func parseOriginForm(_ bytes: ArraySlice<UInt8>) throws(HTTPParseError) -> HTTPRequestTarget {
         let question = bytes.firstIndex(of: ASCII.question)
         let pathBytes = bytes[bytes.startIndex..<(question ?? bytes.endIndex)]
