@@ -241,7 +241,7 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
         while (!deferred.isEmpty || !pendingFlushes.isEmpty) && rounds < 16 {
             if !pendingFlushes.isEmpty {
                 // Swapped with a spare list rather than copied and emptied: emptying a list whose
-                // storage a copy still holds allocates new storage, once per wake-up.
+                // storage a copy still references allocates new storage, once per wake-up.
                 swap(&pendingFlushes, &flushing)
                 for connection in flushing { connection.flushScheduledOutput() }
                 flushing.removeAll(keepingCapacity: true)

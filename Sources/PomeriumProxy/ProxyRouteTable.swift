@@ -26,8 +26,8 @@ final class UpstreamRoute: Sendable {
     let setRequestHeadersByteCount: Int
     let preserveHostHeader: Bool
     let allowWebsockets: Bool
-    /// Whether `hostHeader` and every field of `setRequestHeaders` may be written as they are, so
-    /// the builder adds them as validated; checked once here instead of by the encoder per request.
+    /// Whether `hostHeader` and every field of `setRequestHeaders` may be written as they are. The
+    /// check runs once here, so the builder adds them as validated and the encoder skips them.
     let fieldsAreValid: Bool
 
     init(

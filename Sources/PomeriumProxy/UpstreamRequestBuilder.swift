@@ -117,7 +117,7 @@ struct UpstreamRequestBuilder {
         return try HTTPRequestHead(method: incoming.method, target: target, version: .http1_1, headers: headers)
     }
 
-    /// Adds a field whose name is a constant token, as validated when `isValidated` says its value
+    /// Adds a field whose name is a constant token, as validated when `isValidated` is true: its value
     /// was checked (a parsed field, or a value the proxy built).
     private static func add(_ headers: inout HTTPHeaders, name: String, value: String, isValidated: Bool) {
         if isValidated {

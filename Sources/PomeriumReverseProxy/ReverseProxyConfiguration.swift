@@ -16,7 +16,7 @@ public enum ForwardedHeaderTrust: Sendable, Hashable {
         trusts(ip: address?.ipString)
     }
 
-    /// Whether the client with the address `ip` (as `SocketAddress.ipString` writes it) is trusted.
+    /// Returns whether the client with the address `ip` (as `SocketAddress.ipString` writes it) is trusted.
     func trusts(ip: String?) -> Bool {
         switch self {
         case .none: return false

@@ -144,7 +144,7 @@ public struct ClaimHeaderPlan: Sendable {
         }
     }
 
-    /// Whether `value` has a byte below 0x20 or DEL, read in place.
+    /// Returns whether `value` has a byte below 0x20 or DEL, read in place.
     private static func hasControlCharacter(_ value: String) -> Bool {
         var value = value
         return value.withUTF8 { bytes in

@@ -58,7 +58,7 @@ class Pomerium:
         return self.log_path.read_text()
 
     def wait_ready(self, port, scheme="http", timeout=20.0):
-        """Polls /healthz until it answers 200; fails with the process output otherwise."""
+        """Polls /healthz until it returns 200; fails with the process output otherwise."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
