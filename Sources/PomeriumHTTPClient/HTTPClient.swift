@@ -146,12 +146,18 @@ final class HTTPClientLoopState {
         }
         let host = upstream.host
         let port = upstream.port
-        loop.submit(
-            { try HTTPClient.resolve(host: host, port: port) },
+        let resolver = client.resolver
+        // The lookup may wait seconds on DNS, so it runs on a blocking-work thread, and the
+        // request's connect timeout bounds it together with the connect that follows.
+        request.lookupStarted()
+        loop.submitBlocking(
+            on: client.lookupWorkers,
+            { try resolver(host, port) },
             completion: { [weak self] result in
                 guard let self, !request.isFinished else { return }
                 switch result {
                 case .success(let address): self.open(request, address: address)
+                case .failure(let error as HTTPClientError): request.fail(error)
                 case .failure(let error): request.fail(.resolveFailed("\(error)"))
                 }
             })
@@ -204,11 +210,23 @@ public final class HTTPClient: Sendable {
     private let slots: [LoopStateSlot]
     private let otherStates: Mutex<[ObjectIdentifier: LoopBound<HTTPClientLoopState>]> = Mutex([:])
     private let tlsContexts = Mutex<[TLSClientConfiguration: TLSClientContext]>([:])
+    /// Turns an upstream host name and port into an address. It may block.
+    public typealias Resolver = @Sendable (_ host: String, _ port: Int) throws -> SocketAddress
+    let resolver: Resolver
+    let lookupWorkers: BlockingWorkers
 
-    public init(group: EventLoopGroup, maxIdlePerUpstream: Int = 256, idleTimeout: Double = 90) {
+    /// `resolver` looks up host names that are not IP literals, on a thread of `lookupWorkers`:
+    /// getaddrinfo by default, a stand-in in tests.
+    public init(
+        group: EventLoopGroup, maxIdlePerUpstream: Int = 256, idleTimeout: Double = 90,
+        resolver: @escaping Resolver = { host, port in try HTTPClient.resolve(host: host, port: port) },
+        lookupWorkers: BlockingWorkers = .shared
+    ) {
         self.group = group
         self.maxIdlePerUpstream = maxIdlePerUpstream
         self.idleTimeout = idleTimeout
+        self.resolver = resolver
+        self.lookupWorkers = lookupWorkers
         slots = group.loops.map { LoopStateSlot(loop: $0) }
     }
 
@@ -286,8 +304,9 @@ public final class HTTPClient: Sendable {
         }
     }
 
-    /// Resolves `host` with getaddrinfo, preferring IPv4. Blocks, so callers run it in a task.
-    static func resolve(host: String, port: Int) throws -> SocketAddress {
+    /// Resolves `host` with getaddrinfo, preferring IPv4. It blocks, so the client calls it on a
+    /// blocking-work thread.
+    public static func resolve(host: String, port: Int) throws -> SocketAddress {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var result: UnsafeMutablePointer<addrinfo>?

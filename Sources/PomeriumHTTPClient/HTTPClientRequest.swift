@@ -22,6 +22,9 @@ public final class HTTPClientRequest {
     private var deadlineError = HTTPClientError.connectTimeout
     /// Body written before the connection could take it, kept for a possible retry.
     private var pendingOutput: [[UInt8]] = []
+    /// The connect deadline while a host name lookup runs. No connection exists yet to own the
+    /// deadline, so the request does until the connection is open.
+    private var lookupTimer: LoopTimer?
 
     init(
         head: consuming HTTPRequestHead,
@@ -75,6 +78,7 @@ public final class HTTPClientRequest {
     public func cancel() {
         guard !finished else { return }
         finished = true
+        cancelLookupTimer()
         delegate = nil
         connection?.close()
         connection = nil
@@ -106,9 +110,25 @@ public final class HTTPClientRequest {
         for chunk in pendingOutput { connection.write(chunk) }
         if connection.isOpen {
             connectionOpened()
-        } else {
+        } else if lookupTimer == nil {
             setDeadline(timeouts.connect, .connectTimeout)
         }
+    }
+
+    /// Starts the connect timeout before the host name lookup, so that it bounds the lookup
+    /// and the connect together.
+    func lookupStarted() {
+        lookupTimer?.cancel()
+        lookupTimer = loop.schedule(after: timeouts.connect) { [weak self] in
+            guard let self else { return }
+            lookupTimer = nil
+            fail(.connectTimeout)
+        }
+    }
+
+    private func cancelLookupTimer() {
+        lookupTimer?.cancel()
+        lookupTimer = nil
     }
 
     private func send(_ bytes: [UInt8]) {
@@ -120,6 +140,7 @@ public final class HTTPClientRequest {
     }
 
     func connectionOpened() {
+        cancelLookupTimer()
         setDeadline(timeouts.read, .readTimeout)
     }
 
@@ -189,6 +210,7 @@ public final class HTTPClientRequest {
     func fail(_ error: HTTPClientError) {
         guard !finished else { return }
         finished = true
+        cancelLookupTimer()
         let delegate = self.delegate
         self.delegate = nil
         connection?.clearDeadline()

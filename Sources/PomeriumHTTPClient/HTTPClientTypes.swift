@@ -81,7 +81,7 @@ public struct HTTPUpstream: Hashable, Sendable, CustomStringConvertible {
 
 /// Timeouts of one request, in seconds; zero disables one.
 public struct HTTPClientTimeouts: Sendable, Hashable {
-    /// Time to establish TCP and TLS.
+    /// Time to look up the host name and establish TCP and TLS.
     public var connect: Double
     /// Time without a byte from the upstream while its response is awaited or read.
     public var read: Double

@@ -220,7 +220,7 @@ final class RedisConnection: RedisTransport, EventHandler, @unchecked Sendable {
             open(addresses)
             return
         }
-        // A host name goes to getaddrinfo on a thread of its own, because the lookup can wait
+        // A host name goes to getaddrinfo on a blocking-work thread, because the lookup can wait
         // seconds on DNS. On the loop it would stall every other Redis connection of the process,
         // and in a task it would hold one of the few threads that run every Swift task.
         let current = attempt
@@ -229,10 +229,10 @@ final class RedisConnection: RedisTransport, EventHandler, @unchecked Sendable {
         let endpoint = self.endpoint
         let resolver = self.resolver
         let loop = self.loop
-        Thread { [self] in
+        BlockingWorkers.shared.run { [self] in
             let result = Result { try resolver(host, port, endpoint) }
             loop.execute { [self] in finishLookup(result, attempt: current) }
-        }.start()
+        }
     }
 
     /// Connects with the addresses a lookup found, unless its attempt already ended.

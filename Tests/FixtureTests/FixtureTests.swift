@@ -80,9 +80,66 @@ import Testing
         #expect(!processExists(pid))
     }
 
+    @Test func listenerOwnerIsChecked() throws {
+        let held = try HeldListener()
+        defer { held.close() }
+        #expect(LoopbackPort.listener(of: held.port, isInProcessGroup: getpgrp()) == true)
+        #expect(LoopbackPort.listener(of: held.port, isInProcessGroup: 1) == false)
+    }
+
+    /// A server started on a port that a listener of this process already holds must not pass
+    /// for started: it fails to bind and exits, and the wait reports that.
+    @Test func takenPortIsAStartFailure() throws {
+        let held = try HeldListener()
+        defer { held.close() }
+        let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "echo-taken")
+        let process = try ManagedProcess(
+            name: "echo-upstream",
+            executable: RepositoryPaths.python,
+            arguments: [RepositoryPaths.fixture("echo_upstream.py").path, "--port", String(held.port)],
+            logDirectory: directory
+        )
+        defer { process.stop() }
+        #expect(throws: FixtureError.self) {
+            try process.waitUntilListening(port: held.port)
+        }
+    }
+
     private func processExists(_ pid: Int32) -> Bool {
         guard pid > 0 else { return false }
         // A reaped child no longer exists; kill with signal 0 only checks.
         return kill(pid, 0) == 0
     }
+}
+
+/// A socket of the test process listening on a free 127.0.0.1 port.
+struct HeldListener {
+    let descriptor: Int32
+    let port: Int
+
+    init() throws {
+        // Close-on-exec, so that the server under test does not inherit the listener.
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw FixtureError("socket() failed: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0, listen(descriptor, 8) == 0 else {
+            Glibc.close(descriptor)
+            throw FixtureError("bind or listen on 127.0.0.1:0 failed: errno \(errno)")
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        self.descriptor = descriptor
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() { Glibc.close(descriptor) }
 }

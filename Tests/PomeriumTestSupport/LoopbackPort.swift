@@ -1,10 +1,12 @@
+import Foundation
 import Glibc
 
 /// Free TCP ports on 127.0.0.1 for test servers.
 public enum LoopbackPort {
     /// A port that was free a moment ago: the kernel picks it for a socket bound to port 0, and the
-    /// socket is closed again. Another process may take it before the test server binds it, which
-    /// `ManagedProcess.waitUntilListening` then reports as a start failure.
+    /// socket is closed again. Another process may take it before the test server binds it.
+    /// `ManagedProcess.waitUntilListening` then finds a listener outside the server's process
+    /// group, and the server's exit becomes a start failure that the fixture retries on a new port.
     public static func allocate() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw FixtureError("socket() failed: errno \(errno)") }
@@ -24,6 +26,59 @@ public enum LoopbackPort {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
         }
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Checks whether the socket listening on TCP `port` belongs to a process of process group
+    /// `group`. Returns `nil` when /proc cannot tell, for example when the socket is gone again.
+    public static func listener(of port: Int, isInProcessGroup group: pid_t) -> Bool? {
+        let inodes = listeningInodes(port: port)
+        guard !inodes.isEmpty, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else {
+            return nil
+        }
+        for entry in entries {
+            guard let pid = pid_t(entry), processGroup(of: pid) == group else { continue }
+            let folder = "/proc/\(pid)/fd"
+            for descriptor in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(folder)/\(descriptor)")
+                else { continue }
+                if target.hasPrefix("socket:["), let inode = UInt64(target.dropFirst(8).dropLast()),
+                    inodes.contains(inode)
+                {
+                    return true
+                }
+            }
+        }
+        return false
+    }
+
+    /// Reads the inodes of the sockets in state LISTEN on TCP `port`, any address, from /proc/net.
+    static func listeningInodes(port: Int) -> Set<UInt64> {
+        let portField = ":" + String(format: "%04X", port)
+        var inodes = Set<UInt64>()
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                // Fields: sl, local address, remote address, state, queues, timer, retransmits,
+                // uid, timeout, inode. State 0A is LISTEN.
+                let fields = line.split(separator: " ")
+                guard fields.count > 9, fields[1].hasSuffix(portField), fields[3] == "0A",
+                    let inode = UInt64(fields[9])
+                else { continue }
+                inodes.insert(inode)
+            }
+        }
+        return inodes
+    }
+
+    /// Reads the process group of `pid` from /proc/`pid`/stat, or `nil` when the process is gone.
+    static func processGroup(of pid: pid_t) -> pid_t? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let nameEnd = stat.lastIndex(of: ")")
+        else { return nil }
+        // After the command name: state, parent pid, process group.
+        let fields = stat[stat.index(after: nameEnd)...].split(separator: " ")
+        guard fields.count > 2 else { return nil }
+        return pid_t(fields[2])
     }
 
     /// Whether something accepts TCP connections on 127.0.0.1:`port`.

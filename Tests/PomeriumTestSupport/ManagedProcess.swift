@@ -54,11 +54,21 @@ public final class ManagedProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while Date() < deadline {
             if LoopbackPort.isListening(port) {
-                // Something listens, but it may be another process that took the port while this
-                // one failed to bind and is about to exit; make sure this one is still alive.
-                usleep(50_000)
-                if isRunning { return }
-                continue
+                // Something listens, but it may be another process, or a server of a test running
+                // in parallel, that took the port while this one was still starting. This one then
+                // fails to bind and exits, which the next round reports.
+                switch LoopbackPort.listener(of: port, isInProcessGroup: processIdentifier) {
+                case .some(true):
+                    return
+                case .some(false):
+                    usleep(50_000)
+                    continue
+                case .none:
+                    // Without /proc the owner is unknown, so wait a moment and check that this one runs.
+                    usleep(50_000)
+                    if isRunning { return }
+                    continue
+                }
             }
             if !isRunning {
                 let status = lock.withLock { exitStatus }
