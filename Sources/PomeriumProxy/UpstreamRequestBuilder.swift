@@ -21,15 +21,18 @@ struct UpstreamRequestBuilder {
         clientAddress: String? = nil,
         isTLS: Bool
     ) throws -> HTTPRequestHead {
-        var assertion: String?
+        var identity: IdentityHeaders?
         if let session {
             let sessionID = session.accessTokenID.isEmpty ? session.subject : session.accessTokenID
-            assertion = try service.shared.signer.assertion(for: session, sessionID: sessionID, route: route.id)
+            identity = try service.shared.signer.identityHeaders(
+                for: session, sessionID: sessionID, route: route.id,
+                claimHeaders: service.claimHeaders.isEmpty ? nil : service.claimHeaders)
         }
+        let assertion = identity?.assertion
         var headers = incoming.headers
         // The copy of the client's fields gets room for the fields added below, so it is made
         // once and the added bytes do not regrow it. Claim values are estimated at 64 bytes.
-        let claimCount = session == nil ? 0 : service.claimHeaders.count
+        let claimCount = identity?.claimHeaders.count ?? 0
         headers.reserveCapacity(
             fields: 8 + route.setRequestHeaders.count + claimCount,
             bytes: 256 + route.hostHeader.utf8.count + route.setRequestHeadersByteCount
@@ -92,16 +95,14 @@ struct UpstreamRequestBuilder {
                 }
             }
         }
-        if let session, let assertion {
+        if let identity {
             // The assertion and claim headers come last, so no client header or setting overrides
             // them. The client's identity headers went above; a setting may have added one back.
             if applySetHeaders && route.setsIdentityHeader { Self.removeIdentityHeaders(&headers) }
             // A signed JWT is base64url text joined by dots.
-            headers.add(validatedName: IdentityAssertionSigner.headerName, value: assertion)
-            // `forEachHeader` leaves out values with control characters, and its names are tokens.
-            service.claimHeaders.forEachHeader(for: session) { name, value in
-                headers.add(validatedName: name, value: value)
-            }
+            headers.add(validatedName: IdentityAssertionSigner.headerName, value: identity.assertion)
+            // Claim values have no control characters, and their names are tokens.
+            for claim in identity.claimHeaders { headers.add(validatedName: claim.name, value: claim.value) }
         }
         let query = incoming.query.flatMap(Self.removingSessionParameter)
         let joinedPath = UpstreamTarget.joinPaths(route.to.path, path)

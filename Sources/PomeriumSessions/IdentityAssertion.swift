@@ -31,6 +31,15 @@ public final class IdentityAssertionSigner: Sendable {
         /// The session the assertion was signed for; a changed session is signed again.
         let session: SessionState
         let validUntil: Int64
+        /// The claim headers of `session` under one `jwt_claims_headers` plan, once rendered.
+        var claimHeaders: RenderedClaimHeaders?
+    }
+
+    /// Claim header values rendered for one plan, so a request with a cached assertion copies the
+    /// finished list instead of joining and checking the values again.
+    private struct RenderedClaimHeaders {
+        let plan: ClaimHeaderPlan
+        let headers: [ClaimHeader]
     }
 
     private struct Cache {
@@ -63,31 +72,62 @@ public final class IdentityAssertionSigner: Sendable {
     /// signed before and the entry is still fresh. `sessionID` identifies the session, for example
     /// its `jti` or `ati`. The session's OAuth token is never included.
     public func assertion(for session: SessionState, sessionID: String, route: String) throws -> String {
+        try identityHeaders(for: session, sessionID: sessionID, route: route, claimHeaders: nil).assertion
+    }
+
+    /// Returns the assertion for `session` on `route` and the claim headers that `plan` gives for
+    /// `session`, both from the cache when the same claims were signed before and the entry is
+    /// still fresh. The claim headers are exactly those of `plan.forEachHeader(for: session)`.
+    public func identityHeaders(
+        for session: SessionState, sessionID: String, route: String, claimHeaders plan: ClaimHeaderPlan?
+    ) throws -> IdentityHeaders {
         let key = CacheKey(sessionID: sessionID, route: route)
         let now = clock.unixSeconds()
         // A route session has no OAuth token, so it compares as it is, without a copy.
         let hasToken = session.oauthToken != nil
-        let cached = cache.withLock { cache -> String? in
+        // Entries hold the route session, so claims read from the OAuth token (`act`) are rendered
+        // for each request and never cached.
+        let cachesClaims = plan.map { !(hasToken && $0.readsOAuthToken) } ?? false
+        let cached = cache.withLock { cache -> (assertion: String, claims: [ClaimHeader]?)? in
             guard let entry = cache.entries[key], entry.validUntil > now,
                 hasToken ? entry.session == session.routeSession : entry.session == session
             else {
                 return nil
             }
-            return entry.assertion
+            guard cachesClaims, let plan, let rendered = entry.claimHeaders, rendered.plan.isSamePlan(as: plan) else {
+                return (entry.assertion, nil)
+            }
+            return (entry.assertion, rendered.headers)
         }
-        if let cached { return cached }
+        if let cached, let claims = cached.claims {
+            return IdentityHeaders(assertion: cached.assertion, claimHeaders: claims)
+        }
+        let claims = plan.map { $0.headers(for: session) } ?? []
+        if let cached {
+            if let plan, cachesClaims {
+                let rendered = RenderedClaimHeaders(plan: plan, headers: claims)
+                cache.withLock { cache in
+                    guard let entry = cache.entries[key], entry.assertion == cached.assertion else { return }
+                    cache.entries[key]?.claimHeaders = rendered
+                }
+            }
+            return IdentityHeaders(assertion: cached.assertion, claimHeaders: claims)
+        }
         let routeSession = session.routeSession
 
         let assertion = try JWS.sign(payload: routeSession.jsonBytes(), with: signingKey, encodedHeader: encodedHeader)
-        guard let expiry = session.expiry, expiry - refreshMargin > now else { return assertion }
-        let entry = Entry(assertion: assertion, session: routeSession, validUntil: expiry - refreshMargin)
+        let result = IdentityHeaders(assertion: assertion, claimHeaders: claims)
+        guard let expiry = session.expiry, expiry - refreshMargin > now else { return result }
+        let rendered = cachesClaims ? plan.map { RenderedClaimHeaders(plan: $0, headers: claims) } : nil
+        let entry = Entry(
+            assertion: assertion, session: routeSession, validUntil: expiry - refreshMargin, claimHeaders: rendered)
         cache.withLock { cache in
             if cache.entries.updateValue(entry, forKey: key) == nil {
                 cache.insertionOrder.append(key)
             }
             evictIfFull(&cache, now: now)
         }
-        return assertion
+        return result
     }
 
     /// The number of cached assertions.
@@ -106,6 +146,20 @@ public final class IdentityAssertionSigner: Sendable {
             cache.head = 0
         }
     }
+}
+
+/// One claim header: a canonical `X-Pomerium-Claim-*` name and a value without control characters.
+public struct ClaimHeader: Sendable {
+    public let name: String
+    public let value: String
+}
+
+/// What an identified request adds for the upstream: the signed assertion and the claim headers.
+public struct IdentityHeaders: Sendable {
+    /// The `X-Pomerium-Jwt-Assertion` value, a signed JWT.
+    public let assertion: String
+    /// The `jwt_claims_headers` fields, in the order of the list.
+    public let claimHeaders: [ClaimHeader]
 }
 
 /// The JWKS document served at `/.well-known/pomerium/jwks.json`: the current assertion key and,
