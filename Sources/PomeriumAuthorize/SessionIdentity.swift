@@ -46,3 +46,19 @@ public struct SessionIdentity: Sendable, Hashable {
         !(impersonatedEmail ?? "").isEmpty || !impersonatedGroups.isEmpty
     }
 }
+
+/// A session identity with its email addresses parsed once, for callers that decide many requests
+/// of one session. `evaluate` gives the same decision for it as for `identity`.
+public struct PreparedSessionIdentity: Sendable {
+    public let identity: SessionIdentity
+    /// `identity.email` parsed, or nil when it is not an address.
+    let email: EmailAddress?
+    /// `identity.impersonatedEmail` parsed (an absent one reads as ""), or nil when it is not an address.
+    let impersonatedEmail: EmailAddress?
+
+    public init(_ identity: SessionIdentity) {
+        self.identity = identity
+        email = EmailAddress(identity.email)
+        impersonatedEmail = EmailAddress(identity.impersonatedEmail ?? "")
+    }
+}

@@ -164,7 +164,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             accessControlRequestMethod: isOptions ? head.headers.first(name: "Access-Control-Request-Method") : nil)
         let now = service.shared.clock.unixSeconds()
         let decision = service.evaluator.evaluate(
-            route: context.route, request: access, session: session.map(Self.identity), now: now)
+            route: context.route, request: access, prepared: session.map(Self.preparedIdentity), now: now)
         logDecision(decision, routeID: context.route.id, session: session)
         switch decision.outcome {
         case .allow:
@@ -211,6 +211,12 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             }
         }
         return metadata
+    }
+
+    /// The session's identity for the evaluator, parsed once per session: copies of a session
+    /// from the opened-cookie cache share it.
+    static func preparedIdentity(_ session: SessionState) -> PreparedSessionIdentity {
+        session.derived(SessionFacts.init).identity
     }
 
     static func identity(_ session: SessionState) -> SessionIdentity {
@@ -619,5 +625,15 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         var host = key.host
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return AudienceHost.format(host: host, port: key.port, scheme: scheme)
+    }
+}
+
+/// What the proxy derives from a session's claims for its decisions, kept with the session (see
+/// `SessionState.derived(_:)`).
+final class SessionFacts: Sendable {
+    let identity: PreparedSessionIdentity
+
+    init(_ session: SessionState) {
+        identity = PreparedSessionIdentity(ProxyRequestHandler.identity(session))
     }
 }

@@ -1,4 +1,5 @@
 import PomeriumCrypto
+import Synchronization
 
 /// The OAuth 2.0 token of a global session (`act`): only the authenticate service stores it.
 public struct OAuthToken: Sendable, Equatable {
@@ -28,6 +29,8 @@ public struct SessionState: Sendable, Equatable {
     /// reference, and copies it first otherwise, so no two sessions ever see each other's writes.
     private final class Storage: @unchecked Sendable {
         var claims: Claims
+        /// An object a caller derived from `claims` (see `derived(_:)`), with its type.
+        let derived = Mutex<(type: ObjectIdentifier, object: any AnyObject & Sendable)?>(nil)
 
         init(_ claims: Claims) { self.claims = claims }
     }
@@ -64,9 +67,31 @@ public struct SessionState: Sendable, Equatable {
     private var writableClaims: Claims {
         _read { yield storage.claims }
         _modify {
-            if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.claims) }
+            if isKnownUniquelyReferenced(&storage) {
+                // The claims change in place, so what was derived from them no longer holds.
+                storage.derived.withLock { $0 = nil }
+            } else {
+                storage = Storage(storage.claims)
+            }
             yield &storage.claims
         }
+    }
+
+    /// Returns the object `make` derives from this session, made on the first call and kept with
+    /// the claims: copies of the session share it, and a change to the claims drops it. `make`
+    /// must depend on the claims alone. One object is kept per session; asking for another type
+    /// replaces it.
+    ///
+    /// The proxy keeps what it computes from a session's claims for every request here, since the
+    /// opened-cookie cache hands each request a copy of the same session.
+    public func derived<Value: AnyObject & Sendable>(_ make: (SessionState) -> Value) -> Value {
+        let type = ObjectIdentifier(Value.self)
+        if let existing = storage.derived.withLock({ $0 }), existing.type == type {
+            return unsafeDowncast(existing.object, to: Value.self)
+        }
+        let made = make(self)
+        storage.derived.withLock { $0 = (type, made) }
+        return made
     }
 
     public static func == (lhs: SessionState, rhs: SessionState) -> Bool {
