@@ -10,7 +10,7 @@ import PomeriumSessions
 /// One request through the proxy: the server-side handler and, once forwarded, the upstream
 /// client's delegate. Everything runs on the connection's loop; backend refresh runs in a task
 /// whose result comes back to the loop.
-final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
+final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, RequestIDAssignable {
     let service: ProxyService
     let loop: EventLoop
     var responder: HTTPResponder?
@@ -53,6 +53,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
     var logger: Logger { service.shared.logger }
 
+    /// The id the listener's dispatcher gave this request, if it gave one this way.
+    private var assignedRequestID: String?
+
+    func assignRequestID(_ id: String) { assignedRequestID = id }
+
     // MARK: Request start
 
     func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
@@ -60,7 +65,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         self.head = head
         startedAt = MonotonicClock.nanoseconds()
         clientAddress = responder.remoteAddress?.ipString
-        if let dispatched = Self.dispatchedRequestID(responder) {
+        if let assignedRequestID {
+            // The dispatcher left the response fields to this handler (see `assignRequestID`).
+            requestID = assignedRequestID
+            if !responder.additionalHeaders.isEmpty { responder.additionalHeaders = HTTPHeaders() }
+        } else if let dispatched = Self.dispatchedRequestID(responder) {
             // The dispatcher's fields are the `headers` setting of this configuration and the id.
             // This handler writes them itself with one pass per response (`ResponseHeaderPolicy`),
             // so the responder does not set each of them again with its own lookup.
