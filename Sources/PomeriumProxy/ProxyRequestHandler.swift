@@ -105,12 +105,12 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         }
 
         parsedCookies = CookieParser.parse(headers: head.headers)
-        let cookies = parsedCookies.map { (name: $0.name, value: $0.value) }
-        let query = head.query.map { URLQuery(parsingLeniently: $0) }
         let loaded = service.loader.load(
-            SessionRequest(
-                cookies: cookies, authorization: head.headers.first(name: "Authorization"),
-                sessionQueryParameter: query?.value(for: "pomerium_session"), audienceHost: audienceHost))
+            cookies: parsedCookies, authorization: { head.headers.first(name: "Authorization") },
+            sessionQueryParameter: {
+                head.query.flatMap { URLQuery(parsingLeniently: $0).value(for: "pomerium_session") }
+            },
+            audienceHost: audienceHost)
         var session = loaded?.session
         if loaded?.source == .cookie, let cookieSession = session, !cookieSession.audience.contains(audienceHost) {
             logger.debug(
