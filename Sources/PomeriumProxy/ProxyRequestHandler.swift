@@ -446,14 +446,16 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         }
     }
 
-    /// Removes from an upstream response's fields the hop-by-hop fields, every identity header and
-    /// the fields of the `headers` setting in one pass, then adds the setting, `Request-Id` and
-    /// pending cookies.
-    private func prepareUpstreamResponseHeaders(_ headers: inout HTTPHeaders) {
+    /// Returns an upstream response's fields without the hop-by-hop fields, every identity header
+    /// and the fields of the `headers` setting, followed by the setting, `Request-Id` and pending
+    /// cookies. Copying the list and removing fields in place measured fewer instructions than
+    /// copying the kept fields one by one.
+    private func upstreamResponseHeaders(_ upstreamHeaders: HTTPHeaders) -> HTTPHeaders {
         let policy = service.responseHeaderPolicy
         // The fields `Connection` names are hop-by-hop too, except those the fixed list has anyway
         // (upstreams mostly send `Connection: keep-alive`).
-        let connectionNamed = UpstreamRequestBuilder.connectionNamedFields(headers)
+        let connectionNamed = UpstreamRequestBuilder.connectionNamedFields(upstreamHeaders)
+        var headers = upstreamHeaders
         // The fields are copied once, with room for what is added below.
         headers.reserveCapacity(
             fields: policy.fields.count + 1 + responseCookies.count,
@@ -471,14 +473,14 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         for cookie in responseCookies {
             headers.add(name: "Set-Cookie", value: cookie)
         }
+        return headers
     }
 
     // MARK: Upstream side
 
     func responseHead(_ head: HTTPResponseHead, request: HTTPClientRequest) {
         guard let responder else { return }
-        var headers = head.headers
-        prepareUpstreamResponseHeaders(&headers)
+        let headers = upstreamResponseHeaders(head.headers)
         status = head.status
         responder.writeHead(HTTPResponseHead(status: head.status, reason: head.reason, headers: headers))
     }
@@ -537,9 +539,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         }
         tunnel = true
         status = 101
-        var headers = head.headers
         let upgrade = head.headers.first(name: "Upgrade")
-        prepareUpstreamResponseHeaders(&headers)
+        var headers = upstreamResponseHeaders(head.headers)
         headers.add(name: "Connection", value: "Upgrade")
         if let upgrade { headers.add(name: "Upgrade", value: upgrade) }
         responder.writeHead(HTTPResponseHead(status: 101, reason: head.reason, headers: headers))
@@ -573,8 +574,10 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
 
     /// Writes the `http-request` line once: no query string, no cookie, no token.
     private func writeAccessLog() {
-        guard !logged, let head else { return }
+        guard !logged else { return }
         logged = true
+        // The level is read first, so a logger that drops debug lines costs no copy of the head.
+        guard service.shared.logger.logLevel <= .debug, let head else { return }
         let elapsed = Double(MonotonicClock.nanoseconds() &- startedAt) / 1_000_000
         logger.debug("http-request", metadata: accessLogMetadata(head, elapsed: elapsed))
     }
