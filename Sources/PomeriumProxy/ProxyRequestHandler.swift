@@ -104,13 +104,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
             return
         }
 
-        parsedCookies = CookieParser.parse(headers: head.headers)
-        let loaded = service.loader.load(
-            cookies: parsedCookies, authorization: { head.headers.first(name: "Authorization") },
-            sessionQueryParameter: {
-                head.query.flatMap { URLQuery(parsingLeniently: $0).value(for: "pomerium_session") }
-            },
-            audienceHost: audienceHost)
+        let loaded = loadSession(head, audienceHost: audienceHost)
         var session = loaded?.session
         if loaded?.source == .cookie, let cookieSession = session, !cookieSession.audience.contains(audienceHost) {
             logger.debug(
@@ -138,6 +132,32 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
                 if paused { self.responder?.resumeRequestBody() }
                 livenessChecked(outcome, context: context, session: session)
             })
+    }
+
+    /// Parses the request's cookies into `parsedCookies` and loads its session. A `Cookie` header
+    /// that gave a session before gives the same cookies and session from the cache.
+    private func loadSession(
+        _ head: HTTPRequestHead, audienceHost: String
+    ) -> (session: SessionState, source: SessionLoader.Source)? {
+        // The cache takes the one `Cookie` field a browser sends; several fields take the long way.
+        let cookieHeader = head.headers.first(name: "Cookie")
+        let singleField = cookieHeader != nil && head.headers.count(name: "Cookie") == 1
+        if singleField, let cookieHeader, let cached = service.cookieHeaderCache.entry(for: cookieHeader) {
+            parsedCookies = cached.cookies
+            return (cached.session, .cookie)
+        }
+        parsedCookies = CookieParser.parse(headers: head.headers)
+        let loaded = service.loader.load(
+            cookies: parsedCookies, authorization: { head.headers.first(name: "Authorization") },
+            sessionQueryParameter: {
+                head.query.flatMap { URLQuery(parsingLeniently: $0).value(for: "pomerium_session") }
+            },
+            audienceHost: audienceHost)
+        if singleField, let cookieHeader, let loaded, loaded.source == .cookie {
+            service.cookieHeaderCache.store(
+                CookieHeaderCache.Entry(header: cookieHeader, cookies: parsedCookies, session: loaded.session))
+        }
+        return loaded
     }
 
     /// Goes on with the request once `SessionLivenessGate` decided.
