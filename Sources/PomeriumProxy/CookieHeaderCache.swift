@@ -6,8 +6,8 @@ import Synchronization
 /// Sessions loaded from whole `Cookie` header values, so a browser's repeated requests with the
 /// same header skip parsing the cookies and opening the session cookie.
 ///
-/// What is stored is a pure function of the header text: the parsed cookies and the session the
-/// cookie codec opened from them. Only headers that gave a session are stored, and a hit requires
+/// What is stored is a pure function of the header text: the parsed cookies, the session the
+/// cookie codec opened from them and the `Cookie` value for the upstream. Only headers that gave a session are stored, and a hit requires
 /// every byte to be equal. Expiry, revocation and policy are checked for every request after the
 /// session is loaded, as for a session that was just opened.
 ///
@@ -22,6 +22,8 @@ final class CookieHeaderCache: Sendable {
         let header: String
         let cookies: [HTTPCookie]
         let session: SessionState
+        /// The `Cookie` value the upstream gets (`UpstreamRequestBuilder.keptCookieHeader`).
+        let keptCookieHeader: String?
     }
 
     /// The number of trailing bytes the slot index is computed from.

@@ -20,6 +20,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     private var clientAddress: String?
     /// The request's cookies, parsed once for session loading and for stripping.
     private var parsedCookies: [HTTPCookie] = []
+    /// The `Cookie` value for the upstream, when the cookie header cache knew it (see
+    /// `UpstreamRequestBuilder.keptCookieHeader`).
+    private var keptCookieHeader: String??
     /// The `Host` header value.
     var host = ""
     /// The normalised path that routing, policy and the upstream all see.
@@ -144,6 +147,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         let singleField = cookieHeader != nil && head.headers.count(name: "Cookie") == 1
         if singleField, let cookieHeader, let cached = service.cookieHeaderCache.entry(for: cookieHeader) {
             parsedCookies = cached.cookies
+            keptCookieHeader = .some(cached.keptCookieHeader)
             return (cached.session, .cookie)
         }
         parsedCookies = CookieParser.parse(headers: head.headers)
@@ -155,7 +159,10 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
             audienceHost: audienceHost)
         if singleField, let cookieHeader, let loaded, loaded.source == .cookie {
             service.cookieHeaderCache.store(
-                CookieHeaderCache.Entry(header: cookieHeader, cookies: parsedCookies, session: loaded.session))
+                CookieHeaderCache.Entry(
+                    header: cookieHeader, cookies: parsedCookies, session: loaded.session,
+                    keptCookieHeader: UpstreamRequestBuilder.keptCookieHeader(
+                        parsedCookies, cookieName: service.options.cookieName)))
         }
         return loaded
     }
@@ -297,7 +304,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
             outgoing = try UpstreamRequestBuilder(service: service).build(
                 incoming: head, path: path, route: context.upstream, session: session, keepUpgrade: keepUpgrade,
                 applySetHeaders: !preflight,
-                removeBearer: removeBearer, cookies: parsedCookies,
+                removeBearer: removeBearer, cookies: parsedCookies, keptCookieHeader: keptCookieHeader,
                 remoteAddress: responder.remoteAddress, clientAddress: clientAddress, isTLS: responder.isTLS)
         } catch {
             logger.error(

@@ -17,6 +17,7 @@ struct UpstreamRequestBuilder {
         applySetHeaders: Bool,
         removeBearer: Bool = false,
         cookies: [HTTPCookie]? = nil,
+        keptCookieHeader knownKeptCookieHeader: String?? = nil,
         remoteAddress: SocketAddress?,
         clientAddress: String? = nil,
         isTLS: Bool
@@ -53,7 +54,9 @@ struct UpstreamRequestBuilder {
         let trusted = service.trustedProxies.trusts(remoteAddress)
         // A `Cookie` field that `Connection` names goes with the other hop-by-hop fields.
         let cookieIsHopByHop = connectionNamed.contains(Self.cookieName)
-        let rewrittenCookie = present.cookie && !cookieIsHopByHop ? keptCookieHeader(headers, parsed: cookies) : nil
+        let rewrittenCookie =
+            present.cookie && !cookieIsHopByHop
+            ? (knownKeptCookieHeader ?? keptCookieHeader(headers, parsed: cookies)) : nil
         let removeForwarded = present.forwarded && !trusted
         if present.hopByHop || present.identity || removeForwarded || rewrittenCookie != nil || !connectionNamed.isEmpty
         {
@@ -286,10 +289,14 @@ struct UpstreamRequestBuilder {
     /// matched by exact name. Other cookies, such as `<name>_app`, stay.
     /// `parsed` is the request's cookies when the caller has parsed them already.
     private func keptCookieHeader(_ headers: HTTPHeaders, parsed: [HTTPCookie]?) -> String? {
-        let name = service.options.cookieName
-        let cookies = parsed ?? CookieParser.parse(headers: headers)
-        guard cookies.contains(where: { Self.isProductCookie($0.name, cookieName: name) }) else { return nil }
-        let kept = cookies.filter { !Self.isProductCookie($0.name, cookieName: name) }
+        Self.keptCookieHeader(parsed ?? CookieParser.parse(headers: headers), cookieName: service.options.cookieName)
+    }
+
+    /// The `Cookie` value the upstream gets for a request with `cookies`, as `keptCookieHeader`
+    /// describes.
+    static func keptCookieHeader(_ cookies: [HTTPCookie], cookieName name: String) -> String? {
+        guard cookies.contains(where: { isProductCookie($0.name, cookieName: name) }) else { return nil }
+        let kept = cookies.filter { !isProductCookie($0.name, cookieName: name) }
         return kept.isEmpty ? "" : CookieParser.headerValue(kept)
     }
 
