@@ -123,6 +123,9 @@ public final class RoutePolicy: Sendable {
         return true
     }
 
+    /// Whether the route has a `regex` path matcher.
+    var hasRegex: Bool { regex != nil }
+
     /// Returns whether `hostHeader` has exactly the bytes of `host`.
     public func hostHasSameBytes(as hostHeader: String) -> Bool {
         hostHeader.hasSameBytes(as: host)
