@@ -165,7 +165,7 @@ public struct PolicyEvaluator: Sendable {
                 return reasons.domain
             }
         }
-        if !route.groupSet.isEmpty, groups.contains(where: { route.groupSet.contains(ExactText($0)) }) {
+        if !route.groupSet.isEmpty, groups.contains(where: route.allowsGroup) {
             return reasons.group
         }
         return nil

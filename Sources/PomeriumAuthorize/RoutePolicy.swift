@@ -44,6 +44,8 @@ public final class RoutePolicy: Sendable {
     let userSet: Set<EmailAddress>
     let domainSet: Set<ExactText>
     let groupSet: Set<ExactText>
+    /// `allowed_groups` in order, searched directly when short (see `allowsGroup`).
+    private let groupList: [String]
 
     /// Validates `definition` and compiles its regex once.
     ///
@@ -84,6 +86,7 @@ public final class RoutePolicy: Sendable {
         self.userSet = userSet
         self.domainSet = Set(domains.map(ExactText.init))
         self.groupSet = Set(definition.allowedGroups.map(ExactText.init))
+        self.groupList = definition.allowedGroups
     }
 
     /// Whether the route sets at least one of `allowed_users`, `allowed_domains` and `allowed_groups`.
@@ -121,6 +124,16 @@ public final class RoutePolicy: Sendable {
             return false
         }
         return true
+    }
+
+    /// Whether `group` is in `allowed_groups`, compared byte for byte as `groupSet` compares. A
+    /// short list is searched in place, which costs less than hashing the group name.
+    func allowsGroup(_ group: String) -> Bool {
+        if groupList.count <= 8 {
+            for allowed in groupList where allowed.hasSameBytes(as: group) { return true }
+            return false
+        }
+        return groupSet.contains(ExactText(group))
     }
 
     /// Whether the route has a `regex` path matcher.
