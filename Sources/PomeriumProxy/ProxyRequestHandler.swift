@@ -671,6 +671,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
 /// `SessionState.derived(_:)`).
 final class SessionFacts: Sendable {
     let identity: PreparedSessionIdentity
+    /// The last assertion and claim headers built for the session.
+    let identityHeaders = IdentityHeadersMemo()
 
     init(_ session: SessionState) {
         identity = PreparedSessionIdentity(ProxyRequestHandler.identity(session))

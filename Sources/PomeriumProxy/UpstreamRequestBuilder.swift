@@ -27,7 +27,8 @@ struct UpstreamRequestBuilder {
             let sessionID = session.accessTokenID.isEmpty ? session.subject : session.accessTokenID
             identity = try service.shared.signer.identityHeaders(
                 for: session, sessionID: sessionID, route: route.id,
-                claimHeaders: service.claimHeaders.isEmpty ? nil : service.claimHeaders)
+                claimHeaders: service.claimHeaders.isEmpty ? nil : service.claimHeaders,
+                memo: session.derived(SessionFacts.init).identityHeaders)
         }
         let assertion = identity?.assertion
         var headers = incoming.headers

@@ -1,3 +1,4 @@
+import Glibc
 import PomeriumCore
 import PomeriumCrypto
 import PomeriumLogging
@@ -81,26 +82,57 @@ public final class IdentityAssertionSigner: Sendable {
     public func identityHeaders(
         for session: SessionState, sessionID: String, route: String, claimHeaders plan: ClaimHeaderPlan?
     ) throws -> IdentityHeaders {
-        let key = CacheKey(sessionID: sessionID, route: route)
+        try identityHeaders(
+            for: session, sessionID: sessionID, route: route, claimHeaders: plan, now: clock.unixSeconds()
+        ).headers
+    }
+
+    /// Returns what `identityHeaders(for:sessionID:route:claimHeaders:)` returns, first asking
+    /// `memo`, which holds the last result for this session. The caller keeps one memo per
+    /// session, for example in `SessionState.derived(_:)`, and never shares it between sessions
+    /// with different claims. A memo answers only for the same signer, route and plan, and only
+    /// until the time the cache entry it copied stops being fresh.
+    public func identityHeaders(
+        for session: SessionState, sessionID: String, route: String, claimHeaders plan: ClaimHeaderPlan?,
+        memo: IdentityHeadersMemo
+    ) throws -> IdentityHeaders {
         let now = clock.unixSeconds()
+        if let remembered = memo.headers(signer: self, route: route, plan: plan, now: now) { return remembered }
+        let result = try identityHeaders(
+            for: session, sessionID: sessionID, route: route, claimHeaders: plan, now: now)
+        if let reusableUntil = result.reusableUntil {
+            memo.remember(result.headers, signer: self, route: route, plan: plan, validUntil: reusableUntil)
+        }
+        return result.headers
+    }
+
+    /// The headers, and the time until which the cache would give the same headers again (nil
+    /// when it would not keep them).
+    private func identityHeaders(
+        for session: SessionState, sessionID: String, route: String, claimHeaders plan: ClaimHeaderPlan?, now: Int64
+    ) throws -> (headers: IdentityHeaders, reusableUntil: Int64?) {
+        let key = CacheKey(sessionID: sessionID, route: route)
         // A route session has no OAuth token, so it compares as it is, without a copy.
         let hasToken = session.oauthToken != nil
         // Entries hold the route session, so claims read from the OAuth token (`act`) are rendered
         // for each request and never cached.
         let cachesClaims = plan.map { !(hasToken && $0.readsOAuthToken) } ?? false
-        let cached = cache.withLock { cache -> (assertion: String, claims: [ClaimHeader]?)? in
+        // Without a plan there are no claim headers, which any entry gives alike.
+        let reusable = plan == nil || cachesClaims
+        let cached = cache.withLock { cache -> (assertion: String, claims: [ClaimHeader]?, validUntil: Int64)? in
             guard let entry = cache.entries[key], entry.validUntil > now,
                 hasToken ? entry.session == session.routeSession : entry.session == session
             else {
                 return nil
             }
-            guard cachesClaims, let plan, let rendered = entry.claimHeaders, rendered.plan.isSamePlan(as: plan) else {
-                return (entry.assertion, nil)
+            guard let plan else { return (entry.assertion, [], entry.validUntil) }
+            guard cachesClaims, let rendered = entry.claimHeaders, rendered.plan.isSamePlan(as: plan) else {
+                return (entry.assertion, nil, entry.validUntil)
             }
-            return (entry.assertion, rendered.headers)
+            return (entry.assertion, rendered.headers, entry.validUntil)
         }
         if let cached, let claims = cached.claims {
-            return IdentityHeaders(assertion: cached.assertion, claimHeaders: claims)
+            return (IdentityHeaders(assertion: cached.assertion, claimHeaders: claims), cached.validUntil)
         }
         let claims = plan.map { $0.headers(for: session) } ?? []
         if let cached {
@@ -111,13 +143,16 @@ public final class IdentityAssertionSigner: Sendable {
                     cache.entries[key]?.claimHeaders = rendered
                 }
             }
-            return IdentityHeaders(assertion: cached.assertion, claimHeaders: claims)
+            return (
+                IdentityHeaders(assertion: cached.assertion, claimHeaders: claims),
+                reusable ? cached.validUntil : nil
+            )
         }
         let routeSession = session.routeSession
 
         let assertion = try JWS.sign(payload: routeSession.jsonBytes(), with: signingKey, encodedHeader: encodedHeader)
         let result = IdentityHeaders(assertion: assertion, claimHeaders: claims)
-        guard let expiry = session.expiry, expiry - refreshMargin > now else { return result }
+        guard let expiry = session.expiry, expiry - refreshMargin > now else { return (result, nil) }
         let rendered = cachesClaims ? plan.map { RenderedClaimHeaders(plan: $0, headers: claims) } : nil
         let entry = Entry(
             assertion: assertion, session: routeSession, validUntil: expiry - refreshMargin, claimHeaders: rendered)
@@ -127,7 +162,7 @@ public final class IdentityAssertionSigner: Sendable {
             }
             evictIfFull(&cache, now: now)
         }
-        return result
+        return (result, reusable ? expiry - refreshMargin : nil)
     }
 
     /// The number of cached assertions.
@@ -160,6 +195,60 @@ public struct IdentityHeaders: Sendable {
     public let assertion: String
     /// The `jwt_claims_headers` fields, in the order of the list.
     public let claimHeaders: [ClaimHeader]
+}
+
+/// The last identity headers of one session, kept by the caller with the session so a request
+/// with the same signer, route and claim plan skips the signer's shared cache (see
+/// `IdentityAssertionSigner.identityHeaders(for:sessionID:route:claimHeaders:memo:)`).
+public final class IdentityHeadersMemo: Sendable {
+    private struct Remembered {
+        let signer: ObjectIdentifier
+        let route: String
+        let plan: ClaimHeaderPlan?
+        let headers: IdentityHeaders
+        let validUntil: Int64
+    }
+
+    private let last = Mutex<Remembered?>(nil)
+
+    public init() {}
+
+    fileprivate func headers(
+        signer: IdentityAssertionSigner, route: String, plan: ClaimHeaderPlan?, now: Int64
+    ) -> IdentityHeaders? {
+        last.withLock { remembered -> IdentityHeaders? in
+            guard let remembered, remembered.validUntil > now, remembered.signer == ObjectIdentifier(signer),
+                Self.sameBytes(remembered.route, route)
+            else { return nil }
+            switch (remembered.plan, plan) {
+            case (nil, nil): return remembered.headers
+            case (let kept?, let asked?): return kept.isSamePlan(as: asked) ? remembered.headers : nil
+            default: return nil
+            }
+        }
+    }
+
+    /// Whether the two strings have the same UTF-8 bytes, compared in place.
+    private static func sameBytes(_ left: String, _ right: String) -> Bool {
+        guard left.utf8.count == right.utf8.count else { return false }
+        var left = left
+        var right = right
+        return left.withUTF8 { leftBytes in
+            right.withUTF8 { rightBytes in
+                guard let leftBase = leftBytes.baseAddress, let rightBase = rightBytes.baseAddress else { return true }
+                return memcmp(leftBase, rightBase, leftBytes.count) == 0
+            }
+        }
+    }
+
+    fileprivate func remember(
+        _ headers: IdentityHeaders, signer: IdentityAssertionSigner, route: String, plan: ClaimHeaderPlan?,
+        validUntil: Int64
+    ) {
+        let remembered = Remembered(
+            signer: ObjectIdentifier(signer), route: route, plan: plan, headers: headers, validUntil: validUntil)
+        last.withLock { $0 = remembered }
+    }
 }
 
 /// The JWKS document served at `/.well-known/pomerium/jwks.json`: the current assertion key and,
