@@ -161,7 +161,7 @@ public struct PolicyEvaluator: Sendable {
             if route.userSet.contains(address) {
                 return reasons.user
             }
-            if route.domainSet.contains(ExactText(address.domain)) {
+            if route.allowsDomain(address.domain) {
                 return reasons.domain
             }
         }

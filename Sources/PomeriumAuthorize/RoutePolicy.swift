@@ -46,6 +46,8 @@ public final class RoutePolicy: Sendable {
     let groupSet: Set<ExactText>
     /// `allowed_groups` in order, searched directly when short (see `allowsGroup`).
     private let groupList: [String]
+    /// `allowedDomains` in order, searched directly when short (see `allowsDomain`).
+    private let domainList: [String]
 
     /// Validates `definition` and compiles its regex once.
     ///
@@ -87,6 +89,7 @@ public final class RoutePolicy: Sendable {
         self.domainSet = Set(domains.map(ExactText.init))
         self.groupSet = Set(definition.allowedGroups.map(ExactText.init))
         self.groupList = definition.allowedGroups
+        self.domainList = domains
     }
 
     /// Whether the route sets at least one of `allowed_users`, `allowed_domains` and `allowed_groups`.
@@ -134,6 +137,16 @@ public final class RoutePolicy: Sendable {
             return false
         }
         return groupSet.contains(ExactText(group))
+    }
+
+    /// Whether `domain`, lower-cased as `EmailAddress.domain` is, is in `allowed_domains`, compared
+    /// byte for byte as `domainSet` compares. A short list is searched in place.
+    func allowsDomain(_ domain: String) -> Bool {
+        if domainList.count <= 8 {
+            for allowed in domainList where allowed.hasSameBytes(as: domain) { return true }
+            return false
+        }
+        return domainSet.contains(ExactText(domain))
     }
 
     /// Whether the route has a `regex` path matcher.

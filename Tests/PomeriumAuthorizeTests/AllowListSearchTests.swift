@@ -37,6 +37,26 @@ struct AllowListSearchTests {
     }
 
     @Test(
+        "domains match the lower-cased address domain with a short and a long list",
+        arguments: [(1...8).map { "d\($0).test" }, (1...9).map { "d\($0).test" }])
+    func domains(_ allowed: [String]) throws {
+        let route = try RoutePolicy(
+            RouteDefinition(id: "r", host: "app.example.test", allowedDomains: allowed + ["B\u{FC}cher.test"]))
+        let evaluator = try PolicyEvaluator(administrators: [])
+        let request = AccessRequest(method: "GET", host: "app.example.test", path: "/")
+        func reason(_ email: String) -> DecisionReason {
+            evaluator.evaluate(route: route, request: request, session: SessionIdentity(email: email), now: 0).reason
+        }
+        #expect(reason("a@d1.test") == .domainAllowed)
+        #expect(reason("a@D8.TEST") == .domainAllowed)
+        #expect(reason("a@b\u{FC}cher.test") == .domainAllowed)
+        #expect(reason("a@bu\u{308}cher.test") == .noAllowRuleMatched)
+        #expect(reason("a@d10.test") == .noAllowRuleMatched)
+        #expect(reason("a@sub.d1.test") == .noAllowRuleMatched)
+        #expect(reason("a@d1.tes") == .noAllowRuleMatched)
+    }
+
+    @Test(
         "admin paths are the prefix alone or followed by a slash",
         arguments: [
             ("/.pomerium/admin", true), ("/.pomerium/admin/", true), ("/.pomerium/admin/impersonate", true),
