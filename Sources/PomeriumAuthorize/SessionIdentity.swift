@@ -48,8 +48,9 @@ public struct SessionIdentity: Sendable, Hashable {
 }
 
 /// A session identity with its email addresses parsed once, for callers that decide many requests
-/// of one session. `evaluate` gives the same decision for it as for `identity`.
-public struct PreparedSessionIdentity: Sendable {
+/// of one session. `evaluate` gives the same decision for it as for `identity`. A class, so
+/// handing it to the evaluator costs one reference count.
+public final class PreparedSessionIdentity: Sendable {
     public let identity: SessionIdentity
     /// `identity.email` parsed, or nil when it is not an address.
     let email: EmailAddress?

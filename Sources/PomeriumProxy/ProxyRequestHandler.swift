@@ -226,8 +226,10 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
 
     private func logDecision(_ decision: Decision, routeID: String, session: SessionState?) {
         // The metadata is built inside the log call's autoclosure, so a level that drops the line
-        // costs no dictionary.
+        // costs no dictionary; an allowed request at a level above debug does not even copy the
+        // logger.
         if decision.isAllowed {
+            guard service.shared.logger.logLevel <= .debug else { return }
             logger.debug("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
         } else {
             logger.info("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
