@@ -67,7 +67,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         self.responder = responder
         self.head = head
         startedAt = MonotonicClock.nanoseconds()
-        clientAddress = responder.remoteAddress?.ipString
+        // Formatted once per connection.
+        clientAddress = responder.remoteIPString
         if let assignedRequestID {
             // The dispatcher left the response fields to this handler (see `assignRequestID`).
             requestID = assignedRequestID
@@ -207,7 +208,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
             let identified = decision.reason != .publicRoute && decision.reason != .corsPreflight
             if identified, let session { identityForLog = (session.email, session.user) }
             forward(
-                context, session: identified ? session : nil, preflight: decision.reason == .corsPreflight,
+                context, head: head, session: identified ? session : nil, preflight: decision.reason == .corsPreflight,
                 removeBearer: identified && context.source == .authorizationBearer)
         case .denyUnauthenticated:
             // Expired tokens from any source are renewed: v0.7 let scripts keep sending an
@@ -289,8 +290,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
 
     /// Sends the request upstream. `removeBearer` drops an `Authorization: Bearer` header that
     /// carried the route session, because that token is the product's credential.
-    private func forward(_ context: RouteContext, session: SessionState?, preflight: Bool, removeBearer: Bool) {
-        guard let head, let responder else { return }
+    /// `head` is the request's head, which `decide` has unwrapped already.
+    private func forward(
+        _ context: RouteContext, head: HTTPRequestHead, session: SessionState?, preflight: Bool, removeBearer: Bool
+    ) {
+        guard let responder else { return }
         var keepUpgrade = true
         if head.isUpgradeRequest && !context.upstream.allowWebsockets {
             guard Self.mayIgnoreUpgrade(head) else {
