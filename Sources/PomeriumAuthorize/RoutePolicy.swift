@@ -129,7 +129,7 @@ public final class RoutePolicy: Sendable {
         return true
     }
 
-    /// Whether `group` is in `allowed_groups`, compared byte for byte as `groupSet` compares. A
+    /// Returns whether `group` is in `allowed_groups`, compared byte for byte as `groupSet` compares. A
     /// short list is searched in place, which costs less than hashing the group name.
     func allowsGroup(_ group: String) -> Bool {
         if groupList.count <= 8 {
@@ -139,7 +139,7 @@ public final class RoutePolicy: Sendable {
         return groupSet.contains(ExactText(group))
     }
 
-    /// Whether `domain`, lower-cased as `EmailAddress.domain` is, is in `allowed_domains`, compared
+    /// Returns whether `domain`, lower-cased as `EmailAddress.domain` is, is in `allowed_domains`, compared
     /// byte for byte as `domainSet` compares. A short list is searched in place.
     func allowsDomain(_ domain: String) -> Bool {
         if domainList.count <= 8 {

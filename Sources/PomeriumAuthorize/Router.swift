@@ -133,8 +133,8 @@ public struct Router: Sendable {
         }
         var evaluations = 0
         var text = path
-        // The same tests as `RoutePolicy.matchesPath`, on bytes prepared once; a route with a
-        // regex is asked itself.
+        // The same tests as `RoutePolicy.matchesPath`, on bytes prepared once. A route with a
+        // regex runs its own full match.
         let found: Int? = text.withUTF8 { pathBytes in
             matcherBytes.withUnsafeBufferPointer { storage in
                 pathMatchers.withUnsafeBufferPointer { matchers in
@@ -162,7 +162,7 @@ public struct Router: Sendable {
         return Lookup(route: routes[found], index: found, pathMatcherEvaluations: evaluations)
     }
 
-    /// Whether `path` starts with the `count` bytes of `storage` at `start`.
+    /// Returns whether `path` starts with the `count` bytes of `storage` at `start`.
     @inline(__always)
     private static func bytesEqual(
         _ path: UnsafeBufferPointer<UInt8>, _ storage: UnsafeBufferPointer<UInt8>, _ start: Int, _ count: Int

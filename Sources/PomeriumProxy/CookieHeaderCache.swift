@@ -13,11 +13,11 @@ import Synchronization
 ///
 /// The cache is direct-mapped: each header has one slot, chosen by a hash of its length and last
 /// bytes (hashing all of a 380-byte header measured 2,500 instructions), and a new header
-/// replaces whatever its slot held. Headers that share their last bytes, such as one session
-/// cookie followed by different other cookies, only take each other's slot; no lookup ever
-/// compares more than one stored header, so no client can slow other clients' lookups down.
+/// replaces whatever its slot contained. Headers that share their last bytes, such as one session
+/// cookie followed by different other cookies, only take each other's slot. No lookup compares
+/// more than one stored header, so no client can slow down other clients' lookups.
 final class CookieHeaderCache: Sendable {
-    /// What one header value gave.
+    /// The cookies, session and upstream `Cookie` value parsed from one header value.
     struct Entry: Sendable {
         let header: String
         let cookies: [HTTPCookie]
@@ -32,7 +32,8 @@ final class CookieHeaderCache: Sendable {
     private let slots: Mutex<[Entry?]>
     private let mask: Int
 
-    /// Creates a cache of at least `capacity` slots (rounded up to a power of two); 0 turns it off.
+    /// Creates a cache of at least `capacity` slots, rounded up to a power of two. A capacity of 0
+    /// turns it off.
     init(capacity: Int) {
         var count = capacity > 0 ? 1 : 0
         while count < capacity { count <<= 1 }
@@ -66,10 +67,10 @@ final class CookieHeaderCache: Sendable {
     /// The number of filled slots.
     var count: Int { slots.withLock { $0.reduce(0) { $0 + ($1 == nil ? 0 : 1) } } }
 
-    /// A multiply-and-rotate mix of the length and the last `hashedSuffix` bytes. It needs no
-    /// seed: a client can fill slots with headers of its own in any case (one valid session
-    /// cookie followed by ever new other cookies), and that only costs misses, never a longer
-    /// lookup. The SipHash of `Hasher` measured about 400 instructions here.
+    /// Returns the slot of a header: a multiply-and-xor mix of its length and last `hashedSuffix`
+    /// bytes. It needs no seed, because a client can fill slots with its own headers anyway (one
+    /// valid session cookie followed by ever new other cookies), and that only costs misses, never
+    /// a longer lookup. The SipHash of `Hasher` measured about 400 instructions here.
     private static func slot(_ bytes: UnsafeBufferPointer<UInt8>, mask: Int) -> Int {
         var hash = UInt64(truncatingIfNeeded: bytes.count) &* 0x9E37_79B9_7F4A_7C15
         let start = max(0, bytes.count - hashedSuffix)

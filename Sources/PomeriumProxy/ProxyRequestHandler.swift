@@ -143,7 +143,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     private func loadSession(
         _ head: HTTPRequestHead, audienceHost: String
     ) -> (session: SessionState, source: SessionLoader.Source)? {
-        // The cache takes the one `Cookie` field a browser sends; several fields take the long way.
+        // The cache takes the one `Cookie` field a browser sends. Several fields take the long way.
         let cookieHeader = head.headers.first(name: "Cookie")
         let singleField = cookieHeader != nil && head.headers.count(name: "Cookie") == 1
         if singleField, let cookieHeader, let cached = service.cookieHeaderCache.entry(for: cookieHeader) {
@@ -227,7 +227,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
 
     private func logDecision(_ decision: Decision, routeID: String, session: SessionState?) {
         // The metadata is built inside the log call's autoclosure, so a level that drops the line
-        // costs no dictionary; an allowed request at a level above debug does not even copy the
+        // costs no dictionary. An allowed request at a level above debug does not even copy the
         // logger.
         if decision.isAllowed {
             guard service.shared.logger.logLevel <= .debug else { return }
@@ -252,8 +252,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         return metadata
     }
 
-    /// The session's identity for the evaluator, parsed once per session: copies of a session
-    /// from the opened-cookie cache share it.
+    /// Returns the session's identity for the evaluator, parsed once per session and shared by
+    /// the copies of the session that the cookie caches hand out.
     static func preparedIdentity(_ session: SessionState) -> PreparedSessionIdentity {
         session.derived(SessionFacts.init).identity
     }
@@ -673,8 +673,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     }
 }
 
-/// What the proxy derives from a session's claims for its decisions, kept with the session (see
-/// `SessionState.derived(_:)`).
+/// The facts the proxy derives from a session's claims for its decisions, kept with the session
+/// (see `SessionState.derived(_:)`).
 final class SessionFacts: Sendable {
     let identity: PreparedSessionIdentity
     /// The last assertion and claim headers built for the session.

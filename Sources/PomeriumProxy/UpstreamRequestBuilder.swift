@@ -220,7 +220,7 @@ struct UpstreamRequestBuilder {
         }
     }
 
-    /// Whether `name`, with ASCII letters lowercased, is exactly `lowercase`.
+    /// Returns whether `name`, with ASCII letters lowercased, is exactly `lowercase`.
     @inline(__always)
     static func equalsLowercase(_ name: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
         guard name.count == lowercase.utf8CodeUnitCount else { return false }
@@ -293,8 +293,8 @@ struct UpstreamRequestBuilder {
         Self.keptCookieHeader(parsed ?? CookieParser.parse(headers: headers), cookieName: service.options.cookieName)
     }
 
-    /// The `Cookie` value the upstream gets for a request with `cookies`, as `keptCookieHeader`
-    /// describes.
+    /// Returns the `Cookie` value the upstream gets for a request with `cookies`, as
+    /// `keptCookieHeader` describes.
     static func keptCookieHeader(_ cookies: [HTTPCookie], cookieName name: String) -> String? {
         guard cookies.contains(where: { isProductCookie($0.name, cookieName: name) }) else { return nil }
         let kept = cookies.filter { !isProductCookie($0.name, cookieName: name) }

@@ -38,8 +38,8 @@ public final class HostDispatcher: Sendable {
         head: HTTPRequestHead, responder: HTTPResponder, loop: EventLoop
     ) -> (any HTTPRequestHandler)? {
         let services = self.services
-        // One id per request. A handler that writes the response fields itself gets it directly;
-        // any other reads it back from `additionalHeaders` for its log lines and error pages.
+        // One id per request. A handler that writes the response fields itself gets it directly,
+        // and any other reads it back from `additionalHeaders` for its log lines and error pages.
         let requestID = RequestID.make()
         func addResponseFields() {
             var extra = services.responseHeadersWithoutRequestID

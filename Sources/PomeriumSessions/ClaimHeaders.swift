@@ -116,7 +116,7 @@ public struct ClaimHeaderPlan: Sendable {
         }
     }
 
-    /// The prepared list, shared by copies of the plan; its identity tells plans apart.
+    /// The prepared list, shared by copies of the plan. Its identity distinguishes plans.
     private final class Entries: Sendable {
         let list: [Entry]
 
@@ -140,10 +140,10 @@ public struct ClaimHeaderPlan: Sendable {
         readsOAuthToken = entries.contains { if case .oauthToken = $0.field { true } else { false } }
     }
 
-    /// Whether `other` is this plan or a copy of it, prepared by the same `init`.
+    /// Returns whether `other` is this plan or a copy of it, prepared by the same `init`.
     func isSamePlan(as other: ClaimHeaderPlan) -> Bool { prepared === other.prepared }
 
-    /// The headers `forEachHeader` gives for `session`, as a list.
+    /// Returns the headers `forEachHeader` gives for `session`, as a list.
     func headers(for session: SessionState) -> [ClaimHeader] {
         var result: [ClaimHeader] = []
         result.reserveCapacity(entries.count)

@@ -88,7 +88,7 @@ public final class IdentityAssertionSigner: Sendable {
     }
 
     /// Returns what `identityHeaders(for:sessionID:route:claimHeaders:)` returns, first asking
-    /// `memo`, which holds the last result for this session. The caller keeps one memo per
+    /// `memo`, which contains the last result for this session. The caller keeps one memo per
     /// session, for example in `SessionState.derived(_:)`, and never shares it between sessions
     /// with different claims. A memo answers only for the same signer, route and plan, and only
     /// until the time the cache entry it copied stops being fresh.
@@ -106,8 +106,8 @@ public final class IdentityAssertionSigner: Sendable {
         return result.headers
     }
 
-    /// The headers, and the time until which the cache would give the same headers again (nil
-    /// when it would not keep them).
+    /// Returns the headers and the time until which the cache would give the same headers again
+    /// (nil when it would not keep them).
     private func identityHeaders(
         for session: SessionState, sessionID: String, route: String, claimHeaders plan: ClaimHeaderPlan?, now: Int64
     ) throws -> (headers: IdentityHeaders, reusableUntil: Int64?) {
@@ -189,7 +189,7 @@ public struct ClaimHeader: Sendable {
     public let value: String
 }
 
-/// What an identified request adds for the upstream: the signed assertion and the claim headers.
+/// The fields an identified request adds for the upstream: the signed assertion and the claim headers.
 public struct IdentityHeaders: Sendable {
     /// The `X-Pomerium-Jwt-Assertion` value, a signed JWT.
     public let assertion: String
@@ -228,7 +228,7 @@ public final class IdentityHeadersMemo: Sendable {
         }
     }
 
-    /// Whether the two strings have the same UTF-8 bytes, compared in place.
+    /// Returns whether the two strings have the same UTF-8 bytes, compared in place.
     private static func sameBytes(_ left: String, _ right: String) -> Bool {
         guard left.utf8.count == right.utf8.count else { return false }
         var left = left

@@ -144,7 +144,7 @@ public struct SessionCookieCodec: Sendable {
         cookies.contains { $0.name == settings.name }
     }
 
-    /// Whether the request's parsed cookies include a base session cookie.
+    /// Returns whether the request's parsed cookies include a base session cookie.
     public func hasCookie(in cookies: [HTTPCookie]) -> Bool {
         cookies.contains { $0.name == settings.name }
     }

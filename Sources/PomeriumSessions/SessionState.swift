@@ -79,8 +79,8 @@ public struct SessionState: Sendable, Equatable {
 
     /// Returns the object `make` derives from this session, made on the first call and kept with
     /// the claims: copies of the session share it, and a change to the claims drops it. `make`
-    /// must depend on the claims alone. One object is kept per session; asking for another type
-    /// replaces it.
+    /// must depend on the claims alone. One object is kept per session, so asking for another
+    /// type replaces it.
     ///
     /// The proxy keeps what it computes from a session's claims for every request here, since the
     /// opened-cookie cache hands each request a copy of the same session.
@@ -98,7 +98,7 @@ public struct SessionState: Sendable, Equatable {
         lhs.storage === rhs.storage || lhs.storage.claims == rhs.storage.claims
     }
 
-    /// Whether `other` shares this session's storage, which makes the two equal without comparing
+    /// Returns whether `other` shares this session's storage, which makes the two equal without comparing
     /// a field.
     func isSameStorage(as other: SessionState) -> Bool { storage === other.storage }
 

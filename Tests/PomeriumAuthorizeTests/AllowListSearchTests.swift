@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Allow list searches")
 struct AllowListSearchTests {
-    /// Eight groups are searched in order, nine through the set; both must give the same answers.
+    /// Eight groups are searched in order, nine through the set; both must give the same results.
     static let shortGroups = (1...8).map { "group-\($0)" }
     static let longGroups = (1...9).map { "group-\($0)" }
 

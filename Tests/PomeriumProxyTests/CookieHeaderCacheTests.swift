@@ -79,7 +79,7 @@ struct CookieHeaderCacheTests {
                 let otherHost = try await proxy.request(
                     host: "other.example.test", path: "/", headers: [("Cookie", cookie)])
                 #expect(otherHost.status == 302)
-                // Past `exp` the cached session leads to sign-in; the refresher fails, so the
+                // Past `exp` the cached session leads to sign-in. The refresher fails, so the
                 // cookie is cleared.
                 proxy.clock.advance(by: 61)
                 let expired = try await proxy.request(

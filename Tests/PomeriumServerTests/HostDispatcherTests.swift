@@ -220,8 +220,8 @@ struct HostDispatcherTests {
     }
 }
 
-/// A proxy stand-in that writes the response fields itself: it answers with the id it was given
-/// and the number of additional headers the responder holds.
+/// A proxy stand-in that writes the response fields itself. It responds with the id it was given
+/// and the number of additional headers the responder contains.
 final class AssignableHandler: HTTPRequestHandler, RequestIDAssignable {
     private var assigned: String?
     private var responder: HTTPResponder?
@@ -245,7 +245,7 @@ final class AssignableHandler: HTTPRequestHandler, RequestIDAssignable {
 
 @Suite("Host dispatcher and handlers that write their own response fields")
 struct HostDispatcherAssignedIDTests {
-    @Test("a proxy handler that takes the id gets it directly; other destinations keep the headers setting")
+    @Test("assignable proxy handler gets the request id")
     func assignedRequestID() async throws {
         let services = ServiceSet(
             authenticateHost: AuthenticateHost(scheme: "https", host: "authenticate.example.test", port: nil),

@@ -66,7 +66,7 @@ struct SessionStorageTests {
         #expect(second.email == "user@example.test")
     }
 
-    @Test("a change to the claims drops the derived object, in place or on a copy")
+    @Test("changed claims drop the derived object")
     func derivedDropped() {
         var session = SessionFixtures.sampleSession()
         let first = session.derived(Marker.init)
