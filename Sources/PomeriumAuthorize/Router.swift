@@ -1,3 +1,4 @@
+import Glibc
 import PomeriumCore
 
 /// Finds the policy route for a request: the first route in configuration order whose host rule and path matchers
@@ -31,6 +32,20 @@ public struct Router: Sendable {
     /// The check is conservative: it reports a route only when its shadowing is certain from the matcher text,
     /// so two different regexes that happen to accept the same paths are not reported.
     public let shadowedRoutes: [Shadowing]
+
+    /// The `path` and `prefix` matchers of a route as ranges of `matcherBytes` (a count of -1 for
+    /// none), so a lookup compares them in place without touching the route objects.
+    private struct PathMatcher: Sendable {
+        var exactStart = 0
+        var exactCount = -1
+        var prefixStart = 0
+        var prefixCount = -1
+        var hasRegex = false
+    }
+
+    /// The matchers by route index, and the bytes they point into.
+    private let pathMatchers: [PathMatcher]
+    private let matcherBytes: [UInt8]
 
     /// The result of a lookup, with the work it took.
     public struct Lookup: Sendable {
@@ -71,6 +86,22 @@ public struct Router: Sendable {
         }
         self.candidatesByPlainHost = plain
         self.shadowedRoutes = Self.findShadowedRoutes(routes, candidatesByHost: candidates)
+        var bytes: [UInt8] = []
+        pathMatchers = routes.map { route in
+            var matcher = PathMatcher(hasRegex: route.hasRegex)
+            if let exact = route.path {
+                matcher.exactStart = bytes.count
+                matcher.exactCount = exact.utf8.count
+                bytes.append(contentsOf: exact.utf8)
+            }
+            if let prefix = route.prefix {
+                matcher.prefixStart = bytes.count
+                matcher.prefixCount = prefix.utf8.count
+                bytes.append(contentsOf: prefix.utf8)
+            }
+            return matcher
+        }
+        matcherBytes = bytes
     }
 
     /// Validates every definition and builds the host index, collecting the problems of all routes.
@@ -101,13 +132,43 @@ public struct Router: Sendable {
             return Lookup(route: nil, index: nil, pathMatcherEvaluations: 0)
         }
         var evaluations = 0
-        for index in candidates {
-            evaluations += 1
-            if routes[index].matchesPath(path) {
-                return Lookup(route: routes[index], index: index, pathMatcherEvaluations: evaluations)
+        var text = path
+        // The same tests as `RoutePolicy.matchesPath`, on bytes prepared once. A route with a
+        // regex runs its own full match.
+        let found: Int? = text.withUTF8 { pathBytes in
+            matcherBytes.withUnsafeBufferPointer { storage in
+                pathMatchers.withUnsafeBufferPointer { matchers in
+                    for index in candidates {
+                        evaluations += 1
+                        let matcher = matchers[index]
+                        if matcher.exactCount >= 0 {
+                            guard pathBytes.count == matcher.exactCount,
+                                Self.bytesEqual(pathBytes, storage, matcher.exactStart, matcher.exactCount)
+                            else { continue }
+                        }
+                        if matcher.prefixCount >= 0 {
+                            guard pathBytes.count >= matcher.prefixCount,
+                                Self.bytesEqual(pathBytes, storage, matcher.prefixStart, matcher.prefixCount)
+                            else { continue }
+                        }
+                        if matcher.hasRegex && !routes[index].matchesPath(path) { continue }
+                        return index
+                    }
+                    return nil
+                }
             }
         }
-        return Lookup(route: nil, index: nil, pathMatcherEvaluations: evaluations)
+        guard let found else { return Lookup(route: nil, index: nil, pathMatcherEvaluations: evaluations) }
+        return Lookup(route: routes[found], index: found, pathMatcherEvaluations: evaluations)
+    }
+
+    /// Returns whether `path` starts with the `count` bytes of `storage` at `start`.
+    @inline(__always)
+    private static func bytesEqual(
+        _ path: UnsafeBufferPointer<UInt8>, _ storage: UnsafeBufferPointer<UInt8>, _ start: Int, _ count: Int
+    ) -> Bool {
+        guard count > 0, let pathBase = path.baseAddress, let storageBase = storage.baseAddress else { return true }
+        return memcmp(pathBase, storageBase + start, count) == 0
     }
 
     /// Returns the indices into `routes` of the routes registered for the `Host` value.

@@ -46,3 +46,20 @@ public struct SessionIdentity: Sendable, Hashable {
         !(impersonatedEmail ?? "").isEmpty || !impersonatedGroups.isEmpty
     }
 }
+
+/// A session identity with its email addresses parsed once, for callers that decide many requests
+/// of one session. `evaluate` gives the same decision for it as for `identity`. A class, so
+/// handing it to the evaluator costs one reference count.
+public final class PreparedSessionIdentity: Sendable {
+    public let identity: SessionIdentity
+    /// `identity.email` parsed, or nil when it is not an address.
+    let email: EmailAddress?
+    /// `identity.impersonatedEmail` parsed (an absent one reads as ""), or nil when it is not an address.
+    let impersonatedEmail: EmailAddress?
+
+    public init(_ identity: SessionIdentity) {
+        self.identity = identity
+        email = EmailAddress(identity.email)
+        impersonatedEmail = EmailAddress(identity.impersonatedEmail ?? "")
+    }
+}

@@ -52,3 +52,11 @@ public enum RequestID {
 
     private static let hexDigits: StaticString = "0123456789abcdef"
 }
+
+/// A service handler that writes the `headers` setting and `Request-Id` on each of its responses
+/// itself. The listener's dispatcher hands it the request's id with `assignRequestID(_:)` before
+/// the request starts, instead of putting both into the responder's additional headers, which the
+/// handler would only read back and clear.
+public protocol RequestIDAssignable: AnyObject {
+    func assignRequestID(_ id: String)
+}

@@ -176,7 +176,7 @@ final class ForwardAuthHandler: HTTPRequestHandler {
             origin: head.headers.first(name: "Origin"),
             accessControlRequestMethod: head.headers.first(name: "Access-Control-Request-Method"))
         let decision = service.evaluator.evaluate(
-            route: context.route, request: access, session: session.map(ProxyRequestHandler.identity),
+            route: context.route, request: access, prepared: session.map(ProxyRequestHandler.preparedIdentity),
             now: service.shared.clock.unixSeconds())
         logDecision(decision, routeID: context.route.id, session: session)
         switch decision.outcome {

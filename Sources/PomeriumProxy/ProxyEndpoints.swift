@@ -10,6 +10,11 @@ extension ProxyRequestHandler {
     /// Serves `head` and returns true when it is one of the proxy's own endpoints. Returns false
     /// for a request that goes through a route.
     func handleProxyEndpoint(_ head: HTTPRequestHead) -> Bool {
+        // Every endpoint path below starts with "/." or "/r". Most proxied paths do not, so they
+        // are passed on after reading one byte.
+        var probe = path
+        let second = probe.withUTF8 { $0.count > 1 ? $0[1] : 0 }
+        guard second == UInt8(ascii: ".") || second == UInt8(ascii: "r") else { return false }
         let method = head.method
         if path == "/robots.txt" && (method == .get || method == .head) {
             respond(.text(200, "User-agent: *\nDisallow: /\n"))

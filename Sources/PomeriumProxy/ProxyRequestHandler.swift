@@ -10,7 +10,7 @@ import PomeriumSessions
 /// One request through the proxy: the server-side handler and, once forwarded, the upstream
 /// client's delegate. Everything runs on the connection's loop; backend refresh runs in a task
 /// whose result comes back to the loop.
-final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
+final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, RequestIDAssignable {
     let service: ProxyService
     let loop: EventLoop
     var responder: HTTPResponder?
@@ -20,6 +20,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     private var clientAddress: String?
     /// The request's cookies, parsed once for session loading and for stripping.
     private var parsedCookies: [HTTPCookie] = []
+    /// The `Cookie` value for the upstream, when the cookie header cache knew it (see
+    /// `UpstreamRequestBuilder.keptCookieHeader`).
+    private var keptCookieHeader: String??
     /// The `Host` header value.
     var host = ""
     /// The normalised path that routing, policy and the upstream all see.
@@ -53,14 +56,24 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
     var logger: Logger { service.shared.logger }
 
+    /// The id the listener's dispatcher gave this request, if it gave one this way.
+    private var assignedRequestID: String?
+
+    func assignRequestID(_ id: String) { assignedRequestID = id }
+
     // MARK: Request start
 
     func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
         self.responder = responder
         self.head = head
         startedAt = MonotonicClock.nanoseconds()
-        clientAddress = responder.remoteAddress?.ipString
-        if let dispatched = Self.dispatchedRequestID(responder) {
+        // Formatted once per connection.
+        clientAddress = responder.remoteIPString
+        if let assignedRequestID {
+            // The dispatcher left the response fields to this handler (see `assignRequestID`).
+            requestID = assignedRequestID
+            if !responder.additionalHeaders.isEmpty { responder.additionalHeaders = HTTPHeaders() }
+        } else if let dispatched = Self.dispatchedRequestID(responder) {
             // The dispatcher's fields are the `headers` setting of this configuration and the id.
             // This handler writes them itself with one pass per response (`ResponseHeaderPolicy`),
             // so the responder does not set each of them again with its own lookup.
@@ -95,13 +108,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             return
         }
 
-        parsedCookies = CookieParser.parse(headers: head.headers)
-        let cookies = parsedCookies.map { (name: $0.name, value: $0.value) }
-        let query = head.query.map { URLQuery(parsingLeniently: $0) }
-        let loaded = service.loader.load(
-            SessionRequest(
-                cookies: cookies, authorization: head.headers.first(name: "Authorization"),
-                sessionQueryParameter: query?.value(for: "pomerium_session"), audienceHost: audienceHost))
+        let loaded = loadSession(head, audienceHost: audienceHost)
         var session = loaded?.session
         if loaded?.source == .cookie, let cookieSession = session, !cookieSession.audience.contains(audienceHost) {
             logger.debug(
@@ -129,6 +136,36 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
                 if paused { self.responder?.resumeRequestBody() }
                 livenessChecked(outcome, context: context, session: session)
             })
+    }
+
+    /// Parses the request's cookies into `parsedCookies` and loads its session. A `Cookie` header
+    /// that gave a session before gives the same cookies and session from the cache.
+    private func loadSession(
+        _ head: HTTPRequestHead, audienceHost: String
+    ) -> (session: SessionState, source: SessionLoader.Source)? {
+        // The cache takes the one `Cookie` field a browser sends. Several fields take the long way.
+        let cookieHeader = head.headers.first(name: "Cookie")
+        let singleField = cookieHeader != nil && head.headers.count(name: "Cookie") == 1
+        if singleField, let cookieHeader, let cached = service.cookieHeaderCache.entry(for: cookieHeader) {
+            parsedCookies = cached.cookies
+            keptCookieHeader = .some(cached.keptCookieHeader)
+            return (cached.session, .cookie)
+        }
+        parsedCookies = CookieParser.parse(headers: head.headers)
+        let loaded = service.loader.load(
+            cookies: parsedCookies, authorization: { head.headers.first(name: "Authorization") },
+            sessionQueryParameter: {
+                head.query.flatMap { URLQuery(parsingLeniently: $0).value(for: "pomerium_session") }
+            },
+            audienceHost: audienceHost)
+        if singleField, let cookieHeader, let loaded, loaded.source == .cookie {
+            service.cookieHeaderCache.store(
+                CookieHeaderCache.Entry(
+                    header: cookieHeader, cookies: parsedCookies, session: loaded.session,
+                    keptCookieHeader: UpstreamRequestBuilder.keptCookieHeader(
+                        parsedCookies, cookieName: service.options.cookieName)))
+        }
+        return loaded
     }
 
     /// Goes on with the request once `SessionLivenessGate` decided.
@@ -164,14 +201,14 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             accessControlRequestMethod: isOptions ? head.headers.first(name: "Access-Control-Request-Method") : nil)
         let now = service.shared.clock.unixSeconds()
         let decision = service.evaluator.evaluate(
-            route: context.route, request: access, session: session.map(Self.identity), now: now)
+            route: context.route, request: access, prepared: session.map(Self.preparedIdentity), now: now)
         logDecision(decision, routeID: context.route.id, session: session)
         switch decision.outcome {
         case .allow:
             let identified = decision.reason != .publicRoute && decision.reason != .corsPreflight
             if identified, let session { identityForLog = (session.email, session.user) }
             forward(
-                context, session: identified ? session : nil, preflight: decision.reason == .corsPreflight,
+                context, head: head, session: identified ? session : nil, preflight: decision.reason == .corsPreflight,
                 removeBearer: identified && context.source == .authorizationBearer)
         case .denyUnauthenticated:
             // Expired tokens from any source are renewed: v0.7 let scripts keep sending an
@@ -190,8 +227,10 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
     private func logDecision(_ decision: Decision, routeID: String, session: SessionState?) {
         // The metadata is built inside the log call's autoclosure, so a level that drops the line
-        // costs no dictionary.
+        // costs no dictionary. An allowed request at a level above debug does not even copy the
+        // logger.
         if decision.isAllowed {
+            guard service.shared.logger.logLevel <= .debug else { return }
             logger.debug("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
         } else {
             logger.info("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
@@ -211,6 +250,12 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             }
         }
         return metadata
+    }
+
+    /// Returns the session's identity for the evaluator, parsed once per session and shared by
+    /// the copies of the session that the cookie caches hand out.
+    static func preparedIdentity(_ session: SessionState) -> PreparedSessionIdentity {
+        session.derived(SessionFacts.init).identity
     }
 
     static func identity(_ session: SessionState) -> SessionIdentity {
@@ -245,8 +290,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
     /// Sends the request upstream. `removeBearer` drops an `Authorization: Bearer` header that
     /// carried the route session, because that token is the product's credential.
-    private func forward(_ context: RouteContext, session: SessionState?, preflight: Bool, removeBearer: Bool) {
-        guard let head, let responder else { return }
+    /// `head` is the request's head, which `decide` has unwrapped already.
+    private func forward(
+        _ context: RouteContext, head: HTTPRequestHead, session: SessionState?, preflight: Bool, removeBearer: Bool
+    ) {
+        guard let responder else { return }
         var keepUpgrade = true
         if head.isUpgradeRequest && !context.upstream.allowWebsockets {
             guard Self.mayIgnoreUpgrade(head) else {
@@ -262,7 +310,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             outgoing = try UpstreamRequestBuilder(service: service).build(
                 incoming: head, path: path, route: context.upstream, session: session, keepUpgrade: keepUpgrade,
                 applySetHeaders: !preflight,
-                removeBearer: removeBearer, cookies: parsedCookies,
+                removeBearer: removeBearer, cookies: parsedCookies, keptCookieHeader: keptCookieHeader,
                 remoteAddress: responder.remoteAddress, clientAddress: clientAddress, isTLS: responder.isTLS)
         } catch {
             logger.error(
@@ -431,14 +479,16 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         }
     }
 
-    /// Removes from an upstream response's fields the hop-by-hop fields, every identity header and
-    /// the fields of the `headers` setting in one pass, then adds the setting, `Request-Id` and
-    /// pending cookies.
-    private func prepareUpstreamResponseHeaders(_ headers: inout HTTPHeaders) {
+    /// Returns an upstream response's fields without the hop-by-hop fields, every identity header
+    /// and the fields of the `headers` setting, followed by the setting, `Request-Id` and pending
+    /// cookies. Copying the list and removing fields in place measured fewer instructions than
+    /// copying the kept fields one by one.
+    private func upstreamResponseHeaders(_ upstreamHeaders: HTTPHeaders) -> HTTPHeaders {
         let policy = service.responseHeaderPolicy
         // The fields `Connection` names are hop-by-hop too, except those the fixed list has anyway
         // (upstreams mostly send `Connection: keep-alive`).
-        let connectionNamed = UpstreamRequestBuilder.connectionNamedFields(headers)
+        let connectionNamed = UpstreamRequestBuilder.connectionNamedFields(upstreamHeaders)
+        var headers = upstreamHeaders
         // The fields are copied once, with room for what is added below.
         headers.reserveCapacity(
             fields: policy.fields.count + 1 + responseCookies.count,
@@ -456,14 +506,14 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         for cookie in responseCookies {
             headers.add(name: "Set-Cookie", value: cookie)
         }
+        return headers
     }
 
     // MARK: Upstream side
 
     func responseHead(_ head: HTTPResponseHead, request: HTTPClientRequest) {
         guard let responder else { return }
-        var headers = head.headers
-        prepareUpstreamResponseHeaders(&headers)
+        let headers = upstreamResponseHeaders(head.headers)
         status = head.status
         responder.writeHead(HTTPResponseHead(status: head.status, reason: head.reason, headers: headers))
     }
@@ -522,9 +572,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         }
         tunnel = true
         status = 101
-        var headers = head.headers
         let upgrade = head.headers.first(name: "Upgrade")
-        prepareUpstreamResponseHeaders(&headers)
+        var headers = upstreamResponseHeaders(head.headers)
         headers.add(name: "Connection", value: "Upgrade")
         if let upgrade { headers.add(name: "Upgrade", value: upgrade) }
         responder.writeHead(HTTPResponseHead(status: 101, reason: head.reason, headers: headers))
@@ -558,8 +607,10 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
 
     /// Writes the `http-request` line once: no query string, no cookie, no token.
     private func writeAccessLog() {
-        guard !logged, let head else { return }
+        guard !logged else { return }
         logged = true
+        // The level is read first, so a logger that drops debug lines costs no copy of the head.
+        guard service.shared.logger.logLevel <= .debug, let head else { return }
         let elapsed = Double(MonotonicClock.nanoseconds() &- startedAt) / 1_000_000
         logger.debug("http-request", metadata: accessLogMetadata(head, elapsed: elapsed))
     }
@@ -619,5 +670,17 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         var host = key.host
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return AudienceHost.format(host: host, port: key.port, scheme: scheme)
+    }
+}
+
+/// The facts the proxy derives from a session's claims for its decisions, kept with the session
+/// (see `SessionState.derived(_:)`).
+final class SessionFacts: Sendable {
+    let identity: PreparedSessionIdentity
+    /// The last assertion and claim headers built for the session.
+    let identityHeaders = IdentityHeadersMemo()
+
+    init(_ session: SessionState) {
+        identity = PreparedSessionIdentity(ProxyRequestHandler.identity(session))
     }
 }

@@ -53,8 +53,9 @@ final class UpstreamRoute: Sendable {
 }
 
 /// Route policies and upstream settings of one configuration snapshot, built once and shared by
-/// every request until the next reload.
-struct ProxyRouteTable: Sendable {
+/// every request until the next reload. A class, so a lookup reads it in place instead of copying
+/// its tables for every request.
+final class ProxyRouteTable: Sendable {
     let router: Router
     /// Upstream settings by route id.
     let upstreams: [String: UpstreamRoute]
@@ -78,7 +79,8 @@ struct ProxyRouteTable: Sendable {
             upstreams[id] = upstream
             upstreamsInOrder.append(upstream)
         }
-        router = try Router(definitions: definitions)
+        let router = try Router(definitions: definitions)
+        self.router = router
         self.upstreams = upstreams
         self.upstreamsInOrder = upstreamsInOrder
         routeHosts = Set(router.routes.flatMap(\.hostKeys))

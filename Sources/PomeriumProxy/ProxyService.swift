@@ -52,6 +52,8 @@ public final class ProxyService: Sendable {
     let cookies: SessionCookieCodec
     let tokens: RouteSessionTokenCodec
     let loader: SessionLoader
+    /// Sessions by whole `Cookie` header value, for browsers' repeated requests.
+    let cookieHeaderCache: CookieHeaderCache
     let urlSigner: URLSigner
     let callbackCodec: CallbackPayloadCodec
     let csrf: ProxyCSRF
@@ -95,6 +97,7 @@ public final class ProxyService: Sendable {
         tokens = try RouteSessionTokenCodec(
             sharedSecret: options.sharedSecret, clock: shared.clock, logger: sessionLogger)
         loader = SessionLoader(cookies: cookies, tokens: tokens)
+        cookieHeaderCache = CookieHeaderCache(capacity: 2048)
         urlSigner = try URLSigner(sharedSecret: options.sharedSecret, clock: shared.clock, logger: sessionLogger)
         callbackCodec = try CallbackPayloadCodec(sharedSecret: options.sharedSecret, logger: sessionLogger)
         csrf = try ProxyCSRF(cookieSecret: options.cookieSecret)

@@ -17,19 +17,24 @@ struct UpstreamRequestBuilder {
         applySetHeaders: Bool,
         removeBearer: Bool = false,
         cookies: [HTTPCookie]? = nil,
+        keptCookieHeader knownKeptCookieHeader: String?? = nil,
         remoteAddress: SocketAddress?,
         clientAddress: String? = nil,
         isTLS: Bool
     ) throws -> HTTPRequestHead {
-        var assertion: String?
+        var identity: IdentityHeaders?
         if let session {
             let sessionID = session.accessTokenID.isEmpty ? session.subject : session.accessTokenID
-            assertion = try service.shared.signer.assertion(for: session, sessionID: sessionID, route: route.id)
+            identity = try service.shared.signer.identityHeaders(
+                for: session, sessionID: sessionID, route: route.id,
+                claimHeaders: service.claimHeaders.isEmpty ? nil : service.claimHeaders,
+                memo: session.derived(SessionFacts.init).identityHeaders)
         }
+        let assertion = identity?.assertion
         var headers = incoming.headers
         // The copy of the client's fields gets room for the fields added below, so it is made
         // once and the added bytes do not regrow it. Claim values are estimated at 64 bytes.
-        let claimCount = session == nil ? 0 : service.claimHeaders.count
+        let claimCount = identity?.claimHeaders.count ?? 0
         headers.reserveCapacity(
             fields: 8 + route.setRequestHeaders.count + claimCount,
             bytes: 256 + route.hostHeader.utf8.count + route.setRequestHeadersByteCount
@@ -50,7 +55,9 @@ struct UpstreamRequestBuilder {
         let trusted = service.trustedProxies.trusts(remoteAddress)
         // A `Cookie` field that `Connection` names goes with the other hop-by-hop fields.
         let cookieIsHopByHop = connectionNamed.contains(Self.cookieName)
-        let rewrittenCookie = present.cookie && !cookieIsHopByHop ? keptCookieHeader(headers, parsed: cookies) : nil
+        let rewrittenCookie =
+            present.cookie && !cookieIsHopByHop
+            ? (knownKeptCookieHeader ?? keptCookieHeader(headers, parsed: cookies)) : nil
         let removeForwarded = present.forwarded && !trusted
         if present.hopByHop || present.identity || removeForwarded || rewrittenCookie != nil || !connectionNamed.isEmpty
         {
@@ -92,16 +99,14 @@ struct UpstreamRequestBuilder {
                 }
             }
         }
-        if let session, let assertion {
+        if let identity {
             // The assertion and claim headers come last, so no client header or setting overrides
             // them. The client's identity headers went above; a setting may have added one back.
             if applySetHeaders && route.setsIdentityHeader { Self.removeIdentityHeaders(&headers) }
             // A signed JWT is base64url text joined by dots.
-            headers.add(validatedName: IdentityAssertionSigner.headerName, value: assertion)
-            // `forEachHeader` leaves out values with control characters, and its names are tokens.
-            service.claimHeaders.forEachHeader(for: session) { name, value in
-                headers.add(validatedName: name, value: value)
-            }
+            headers.add(validatedName: IdentityAssertionSigner.headerName, value: identity.assertion)
+            // Claim values have no control characters, and their names are tokens.
+            for claim in identity.claimHeaders { headers.add(validatedName: claim.name, value: claim.value) }
         }
         let query = incoming.query.flatMap(Self.removingSessionParameter)
         let joinedPath = UpstreamTarget.joinPaths(route.to.path, path)
@@ -142,28 +147,23 @@ struct UpstreamRequestBuilder {
             if UpstreamRequestBuilder.isHopByHopName(name) {
                 hopByHop = true
                 switch name.count {
-                case 10: connection = connection || HTTPFieldName.matches(name, lowercase: Self.connectionName)
+                case 10: connection = connection || UpstreamRequestBuilder.equalsLowercase(name, "connection")
                 case 17:
                     transferEncoding =
-                        transferEncoding || HTTPFieldName.matches(name, lowercase: Self.transferEncodingName)
-                case 7: upgrade = upgrade || HTTPFieldName.matches(name, lowercase: Self.upgradeName)
+                        transferEncoding || UpstreamRequestBuilder.equalsLowercase(name, "transfer-encoding")
+                case 7: upgrade = upgrade || UpstreamRequestBuilder.equalsLowercase(name, "upgrade")
                 default: break
                 }
                 return
             }
             switch name.count {
-            case 6: cookie = cookie || HTTPFieldName.matches(name, lowercase: UpstreamRequestBuilder.cookieName)
-            case 13: authorization = authorization || HTTPFieldName.matches(name, lowercase: Self.authorizationName)
+            case 6: cookie = cookie || UpstreamRequestBuilder.equalsLowercase(name, "cookie")
+            case 13: authorization = authorization || UpstreamRequestBuilder.equalsLowercase(name, "authorization")
             default: break
             }
             identity = identity || UpstreamRequestBuilder.isIdentityHeaderName(name)
             forwarded = forwarded || UpstreamRequestBuilder.isForwardingHeaderName(name)
         }
-
-        private static let connectionName = Array("connection".utf8)
-        private static let transferEncodingName = Array("transfer-encoding".utf8)
-        private static let upgradeName = Array("upgrade".utf8)
-        private static let authorizationName = Array("authorization".utf8)
     }
 
     static let cookieName = Array("cookie".utf8)
@@ -173,44 +173,63 @@ struct UpstreamRequestBuilder {
     static func connectionNamedFields(_ headers: HTTPHeaders) -> [[UInt8]] {
         guard let first = headers.first(name: "Connection") else { return [] }
         // One field is the rule, and its value is read without the token list `tokens(name:)` builds.
-        let values = headers.count(name: "Connection") == 1 ? [first] : headers["Connection"]
         var names: [[UInt8]] = []
-        for value in values {
-            var value = value
-            value.withUTF8 { bytes in
-                // The comma-separated elements, trimmed of spaces and tabs, empty ones skipped
-                // (RFC 9110 section 5.6.1), lowercased.
-                var start = 0
-                while start <= bytes.count {
-                    var end = start
-                    while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
-                    var lower = start
-                    var upper = end
-                    while lower < upper, bytes[lower] == 0x20 || bytes[lower] == 0x09 { lower += 1 }
-                    while upper > lower, bytes[upper - 1] == 0x20 || bytes[upper - 1] == 0x09 { upper -= 1 }
-                    let element = UnsafeBufferPointer(rebasing: bytes[lower..<upper])
-                    if !element.isEmpty && !isHopByHopName(element) {
-                        names.append(element.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
-                    }
-                    start = end + 1
-                }
-            }
+        appendConnectionNames(of: first, to: &names)
+        if headers.count(name: "Connection") > 1 {
+            for value in headers["Connection"].dropFirst() { appendConnectionNames(of: value, to: &names) }
         }
         return names
     }
 
-    /// `HTTPHeaders.hopByHopFieldNames` as lowercase bytes.
-    static let hopByHopNames: [[UInt8]] = HTTPHeaders.hopByHopFieldNames.map { Array($0.lowercased().utf8) }
-
-    /// Bit n is set when a name in `hopByHopNames` is n bytes long, so most names are rejected
-    /// with one test.
-    static let hopByHopLengths: UInt64 = hopByHopNames.reduce(0) { $0 | (1 << UInt64($1.count)) }
+    /// Appends the names one `Connection` value lists, leaving out names of the fixed hop-by-hop list.
+    private static func appendConnectionNames(of value: String, to names: inout [[UInt8]]) {
+        var value = value
+        value.withUTF8 { bytes in
+            // The comma-separated elements, trimmed of spaces and tabs, empty ones skipped
+            // (RFC 9110 section 5.6.1), lowercased.
+            var start = 0
+            while start <= bytes.count {
+                var end = start
+                while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+                var lower = start
+                var upper = end
+                while lower < upper, bytes[lower] == 0x20 || bytes[lower] == 0x09 { lower += 1 }
+                while upper > lower, bytes[upper - 1] == 0x20 || bytes[upper - 1] == 0x09 { upper -= 1 }
+                let element = UnsafeBufferPointer(rebasing: bytes[lower..<upper])
+                if !element.isEmpty && !isHopByHopName(element) {
+                    names.append(element.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
+                }
+                start = end + 1
+            }
+        }
+    }
 
     /// Returns whether `name` is one of `HTTPHeaders.hopByHopFieldNames`, compared case-insensitively.
+    /// The names are spelled out by length: this runs for every field of every request and response,
+    /// and looping over the list measured over a thousand instructions per request.
     static func isHopByHopName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard name.count < 64, hopByHopLengths & (1 << UInt64(name.count)) != 0 else { return false }
-        for candidate in hopByHopNames where HTTPFieldName.matches(name, lowercase: candidate) { return true }
-        return false
+        switch name.count {
+        case 2: return equalsLowercase(name, "te")
+        case 7: return equalsLowercase(name, "trailer") || equalsLowercase(name, "upgrade")
+        case 10: return equalsLowercase(name, "connection") || equalsLowercase(name, "keep-alive")
+        case 16: return equalsLowercase(name, "proxy-connection")
+        case 17: return equalsLowercase(name, "transfer-encoding")
+        case 18: return equalsLowercase(name, "proxy-authenticate")
+        case 19: return equalsLowercase(name, "proxy-authorization")
+        default: return false
+        }
+    }
+
+    /// Returns whether `name`, with ASCII letters lowercased, is exactly `lowercase`.
+    @inline(__always)
+    static func equalsLowercase(_ name: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
+        guard name.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = lowercase.utf8Start
+        for index in 0..<name.count {
+            let byte = name[index]
+            if (byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) != expected[index] { return false }
+        }
+        return true
     }
 
     /// Returns whether `name` is `X-Forwarded-*`, `Forwarded` or `X-Real-Ip`, in any letter case
@@ -271,10 +290,14 @@ struct UpstreamRequestBuilder {
     /// matched by exact name. Other cookies, such as `<name>_app`, stay.
     /// `parsed` is the request's cookies when the caller has parsed them already.
     private func keptCookieHeader(_ headers: HTTPHeaders, parsed: [HTTPCookie]?) -> String? {
-        let name = service.options.cookieName
-        let cookies = parsed ?? CookieParser.parse(headers: headers)
-        guard cookies.contains(where: { Self.isProductCookie($0.name, cookieName: name) }) else { return nil }
-        let kept = cookies.filter { !Self.isProductCookie($0.name, cookieName: name) }
+        Self.keptCookieHeader(parsed ?? CookieParser.parse(headers: headers), cookieName: service.options.cookieName)
+    }
+
+    /// Returns the `Cookie` value the upstream gets for a request with `cookies`, as
+    /// `keptCookieHeader` describes.
+    static func keptCookieHeader(_ cookies: [HTTPCookie], cookieName name: String) -> String? {
+        guard cookies.contains(where: { isProductCookie($0.name, cookieName: name) }) else { return nil }
+        let kept = cookies.filter { !isProductCookie($0.name, cookieName: name) }
         return kept.isEmpty ? "" : CookieParser.headerValue(kept)
     }
 

@@ -38,14 +38,18 @@ public final class HostDispatcher: Sendable {
         head: HTTPRequestHead, responder: HTTPResponder, loop: EventLoop
     ) -> (any HTTPRequestHandler)? {
         let services = self.services
-        // One id per request: the service handler reads it back from `additionalHeaders` for its
-        // log lines and error pages.
+        // One id per request. A handler that writes the response fields itself gets it directly,
+        // and any other reads it back from `additionalHeaders` for its log lines and error pages.
         let requestID = RequestID.make()
-        var extra = services.responseHeadersWithoutRequestID
-        extra.add(name: RequestID.headerName, value: requestID)
-        responder.additionalHeaders = extra
+        func addResponseFields() {
+            var extra = services.responseHeadersWithoutRequestID
+            // The id is hexadecimal digits and dashes.
+            extra.add(validatedName: RequestID.headerName, value: requestID)
+            responder.additionalHeaders = extra
+        }
 
         guard TopLevelRouting.targetAgreesWithHost(head) else {
+            addResponseFields()
             logger.debug(
                 "http-request",
                 metadata: [
@@ -77,6 +81,16 @@ public final class HostDispatcher: Sendable {
                     "destination": .string("\(destination)"),
                 ])
         }
+        if case .proxy = destination, let factory = services.proxy {
+            let handler = factory(loop)
+            if let assignable = handler as? any RequestIDAssignable {
+                assignable.assignRequestID(requestID)
+            } else {
+                addResponseFields()
+            }
+            return handler
+        }
+        addResponseFields()
         switch destination {
         case .health:
             respondText(responder, head: head, status: 200, body: "OK\n")

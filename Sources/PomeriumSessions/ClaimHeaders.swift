@@ -116,16 +116,39 @@ public struct ClaimHeaderPlan: Sendable {
         }
     }
 
-    let entries: [Entry]
+    /// The prepared list, shared by copies of the plan. Its identity distinguishes plans.
+    private final class Entries: Sendable {
+        let list: [Entry]
+
+        init(_ list: [Entry]) { self.list = list }
+    }
+
+    private let prepared: Entries
+    var entries: [Entry] { prepared.list }
+    /// Whether a listed claim is `act`, the OAuth token, which a route session does not carry.
+    let readsOAuthToken: Bool
 
     /// Prepares `names`, the `jwt_claims_headers` list. Names that are not claims of a session, or
     /// not valid header tokens, never produce a header and are dropped here.
     public init(names: [String]) {
-        entries = names.compactMap { claim in
+        let entries = names.compactMap { claim -> Entry? in
             guard let field = Field(claim: claim), ClaimHeaders.isToken(claim) else { return nil }
             return Entry(
                 claim: claim, headerName: ClaimHeaders.canonicalName(prefix: "X-Pomerium-Claim-", claim), field: field)
         }
+        prepared = Entries(entries)
+        readsOAuthToken = entries.contains { if case .oauthToken = $0.field { true } else { false } }
+    }
+
+    /// Returns whether `other` is this plan or a copy of it, prepared by the same `init`.
+    func isSamePlan(as other: ClaimHeaderPlan) -> Bool { prepared === other.prepared }
+
+    /// Returns the headers `forEachHeader` gives for `session`, as a list.
+    func headers(for session: SessionState) -> [ClaimHeader] {
+        var result: [ClaimHeader] = []
+        result.reserveCapacity(entries.count)
+        forEachHeader(for: session) { result.append(ClaimHeader(name: $0, value: $1)) }
+        return result
     }
 
     /// Returns whether no listed claim can produce a header.

@@ -1,3 +1,4 @@
+import Glibc
 import PomeriumCore
 import PomeriumCrypto
 import PomeriumLogging
@@ -31,6 +32,15 @@ public final class IdentityAssertionSigner: Sendable {
         /// The session the assertion was signed for; a changed session is signed again.
         let session: SessionState
         let validUntil: Int64
+        /// The claim headers of `session` under one `jwt_claims_headers` plan, once rendered.
+        var claimHeaders: RenderedClaimHeaders?
+    }
+
+    /// Claim header values rendered for one plan, so a request with a cached assertion copies the
+    /// finished list instead of joining and checking the values again.
+    private struct RenderedClaimHeaders {
+        let plan: ClaimHeaderPlan
+        let headers: [ClaimHeader]
     }
 
     private struct Cache {
@@ -63,31 +73,96 @@ public final class IdentityAssertionSigner: Sendable {
     /// signed before and the entry is still fresh. `sessionID` identifies the session, for example
     /// its `jti` or `ati`. The session's OAuth token is never included.
     public func assertion(for session: SessionState, sessionID: String, route: String) throws -> String {
-        let key = CacheKey(sessionID: sessionID, route: route)
+        try identityHeaders(for: session, sessionID: sessionID, route: route, claimHeaders: nil).assertion
+    }
+
+    /// Returns the assertion for `session` on `route` and the claim headers that `plan` gives for
+    /// `session`, both from the cache when the same claims were signed before and the entry is
+    /// still fresh. The claim headers are exactly those of `plan.forEachHeader(for: session)`.
+    public func identityHeaders(
+        for session: SessionState, sessionID: String, route: String, claimHeaders plan: ClaimHeaderPlan?
+    ) throws -> IdentityHeaders {
+        try identityHeaders(
+            for: session, sessionID: sessionID, route: route, claimHeaders: plan, now: clock.unixSeconds()
+        ).headers
+    }
+
+    /// Returns what `identityHeaders(for:sessionID:route:claimHeaders:)` returns, first asking
+    /// `memo`, which contains the last result for this session. The caller keeps one memo per
+    /// session, for example in `SessionState.derived(_:)`, and never shares it between sessions
+    /// with different claims. A memo answers only for the same signer, route and plan, and only
+    /// until the time the cache entry it copied stops being fresh.
+    public func identityHeaders(
+        for session: SessionState, sessionID: String, route: String, claimHeaders plan: ClaimHeaderPlan?,
+        memo: IdentityHeadersMemo
+    ) throws -> IdentityHeaders {
         let now = clock.unixSeconds()
+        if let remembered = memo.headers(signer: self, route: route, plan: plan, now: now) { return remembered }
+        let result = try identityHeaders(
+            for: session, sessionID: sessionID, route: route, claimHeaders: plan, now: now)
+        if let reusableUntil = result.reusableUntil {
+            memo.remember(result.headers, signer: self, route: route, plan: plan, validUntil: reusableUntil)
+        }
+        return result.headers
+    }
+
+    /// Returns the headers and the time until which the cache would give the same headers again
+    /// (nil when it would not keep them).
+    private func identityHeaders(
+        for session: SessionState, sessionID: String, route: String, claimHeaders plan: ClaimHeaderPlan?, now: Int64
+    ) throws -> (headers: IdentityHeaders, reusableUntil: Int64?) {
+        let key = CacheKey(sessionID: sessionID, route: route)
         // A route session has no OAuth token, so it compares as it is, without a copy.
         let hasToken = session.oauthToken != nil
-        let cached = cache.withLock { cache -> String? in
+        // Entries hold the route session, so claims read from the OAuth token (`act`) are rendered
+        // for each request and never cached.
+        let cachesClaims = plan.map { !(hasToken && $0.readsOAuthToken) } ?? false
+        // Without a plan there are no claim headers, which any entry gives alike.
+        let reusable = plan == nil || cachesClaims
+        let cached = cache.withLock { cache -> (assertion: String, claims: [ClaimHeader]?, validUntil: Int64)? in
             guard let entry = cache.entries[key], entry.validUntil > now,
                 hasToken ? entry.session == session.routeSession : entry.session == session
             else {
                 return nil
             }
-            return entry.assertion
+            guard let plan else { return (entry.assertion, [], entry.validUntil) }
+            guard cachesClaims, let rendered = entry.claimHeaders, rendered.plan.isSamePlan(as: plan) else {
+                return (entry.assertion, nil, entry.validUntil)
+            }
+            return (entry.assertion, rendered.headers, entry.validUntil)
         }
-        if let cached { return cached }
+        if let cached, let claims = cached.claims {
+            return (IdentityHeaders(assertion: cached.assertion, claimHeaders: claims), cached.validUntil)
+        }
+        let claims = plan.map { $0.headers(for: session) } ?? []
+        if let cached {
+            if let plan, cachesClaims {
+                let rendered = RenderedClaimHeaders(plan: plan, headers: claims)
+                cache.withLock { cache in
+                    guard let entry = cache.entries[key], entry.assertion == cached.assertion else { return }
+                    cache.entries[key]?.claimHeaders = rendered
+                }
+            }
+            return (
+                IdentityHeaders(assertion: cached.assertion, claimHeaders: claims),
+                reusable ? cached.validUntil : nil
+            )
+        }
         let routeSession = session.routeSession
 
         let assertion = try JWS.sign(payload: routeSession.jsonBytes(), with: signingKey, encodedHeader: encodedHeader)
-        guard let expiry = session.expiry, expiry - refreshMargin > now else { return assertion }
-        let entry = Entry(assertion: assertion, session: routeSession, validUntil: expiry - refreshMargin)
+        let result = IdentityHeaders(assertion: assertion, claimHeaders: claims)
+        guard let expiry = session.expiry, expiry - refreshMargin > now else { return (result, nil) }
+        let rendered = cachesClaims ? plan.map { RenderedClaimHeaders(plan: $0, headers: claims) } : nil
+        let entry = Entry(
+            assertion: assertion, session: routeSession, validUntil: expiry - refreshMargin, claimHeaders: rendered)
         cache.withLock { cache in
             if cache.entries.updateValue(entry, forKey: key) == nil {
                 cache.insertionOrder.append(key)
             }
             evictIfFull(&cache, now: now)
         }
-        return assertion
+        return (result, reusable ? expiry - refreshMargin : nil)
     }
 
     /// The number of cached assertions.
@@ -105,6 +180,74 @@ public final class IdentityAssertionSigner: Sendable {
             cache.insertionOrder = cache.insertionOrder[cache.head...].filter { cache.entries[$0] != nil }
             cache.head = 0
         }
+    }
+}
+
+/// One claim header: a canonical `X-Pomerium-Claim-*` name and a value without control characters.
+public struct ClaimHeader: Sendable {
+    public let name: String
+    public let value: String
+}
+
+/// The fields an identified request adds for the upstream: the signed assertion and the claim headers.
+public struct IdentityHeaders: Sendable {
+    /// The `X-Pomerium-Jwt-Assertion` value, a signed JWT.
+    public let assertion: String
+    /// The `jwt_claims_headers` fields, in the order of the list.
+    public let claimHeaders: [ClaimHeader]
+}
+
+/// The last identity headers of one session, kept by the caller with the session so a request
+/// with the same signer, route and claim plan skips the signer's shared cache (see
+/// `IdentityAssertionSigner.identityHeaders(for:sessionID:route:claimHeaders:memo:)`).
+public final class IdentityHeadersMemo: Sendable {
+    private struct Remembered {
+        let signer: ObjectIdentifier
+        let route: String
+        let plan: ClaimHeaderPlan?
+        let headers: IdentityHeaders
+        let validUntil: Int64
+    }
+
+    private let last = Mutex<Remembered?>(nil)
+
+    public init() {}
+
+    fileprivate func headers(
+        signer: IdentityAssertionSigner, route: String, plan: ClaimHeaderPlan?, now: Int64
+    ) -> IdentityHeaders? {
+        last.withLock { remembered -> IdentityHeaders? in
+            guard let remembered, remembered.validUntil > now, remembered.signer == ObjectIdentifier(signer),
+                Self.sameBytes(remembered.route, route)
+            else { return nil }
+            switch (remembered.plan, plan) {
+            case (nil, nil): return remembered.headers
+            case (let kept?, let asked?): return kept.isSamePlan(as: asked) ? remembered.headers : nil
+            default: return nil
+            }
+        }
+    }
+
+    /// Returns whether the two strings have the same UTF-8 bytes, compared in place.
+    private static func sameBytes(_ left: String, _ right: String) -> Bool {
+        guard left.utf8.count == right.utf8.count else { return false }
+        var left = left
+        var right = right
+        return left.withUTF8 { leftBytes in
+            right.withUTF8 { rightBytes in
+                guard let leftBase = leftBytes.baseAddress, let rightBase = rightBytes.baseAddress else { return true }
+                return memcmp(leftBase, rightBase, leftBytes.count) == 0
+            }
+        }
+    }
+
+    fileprivate func remember(
+        _ headers: IdentityHeaders, signer: IdentityAssertionSigner, route: String, plan: ClaimHeaderPlan?,
+        validUntil: Int64
+    ) {
+        let remembered = Remembered(
+            signer: ObjectIdentifier(signer), route: route, plan: plan, headers: headers, validUntil: validUntil)
+        last.withLock { $0 = remembered }
     }
 }
 

@@ -1,5 +1,6 @@
 import PomeriumCore
 import PomeriumCrypto
+import PomeriumHTTP
 import PomeriumLogging
 
 /// Host names as they appear in `iss` and `aud`: lowercase, with the port unless it is the
@@ -147,23 +148,36 @@ public final class SessionLoader: Sendable {
 
     /// Returns the session and its source, or nil for no session.
     public func load(_ request: SessionRequest) -> (session: SessionState, source: Source)? {
-        if cookies.hasCookie(in: request.cookies) {
-            return cookies.session(fromCookies: request.cookies).map { ($0, .cookie) }
+        load(
+            cookies: request.cookies.map { HTTPCookie(name: $0.name, value: $0.value) },
+            authorization: { request.authorization }, sessionQueryParameter: { request.sessionQueryParameter },
+            audienceHost: request.audienceHost)
+    }
+
+    /// Loads the session as `load(_:)` does, from the request's parsed cookies. `authorization`
+    /// and `sessionQueryParameter` are read only when no session cookie is present, so a browser's
+    /// request looks up neither.
+    public func load(
+        cookies requestCookies: [HTTPCookie], authorization: () -> String?, sessionQueryParameter: () -> String?,
+        audienceHost: String
+    ) -> (session: SessionState, source: Source)? {
+        if cookies.hasCookie(in: requestCookies) {
+            return cookies.session(fromCookies: requestCookies).map { ($0, .cookie) }
         }
-        if let authorization = request.authorization {
+        if let authorization = authorization() {
             if let token = Self.credential(authorization, scheme: "pomerium") {
-                return (try? tokens.verify(token, audienceHost: request.audienceHost, allowExpired: true)).map {
+                return (try? tokens.verify(token, audienceHost: audienceHost, allowExpired: true)).map {
                     ($0, .authorizationPomerium)
                 }
             }
             if let token = Self.credential(authorization, scheme: "bearer") {
-                return (try? tokens.verify(token, audienceHost: request.audienceHost, allowExpired: true)).map {
+                return (try? tokens.verify(token, audienceHost: audienceHost, allowExpired: true)).map {
                     ($0, .authorizationBearer)
                 }
             }
         }
-        if let parameter = request.sessionQueryParameter {
-            return (try? tokens.verify(Array(parameter.utf8), audienceHost: request.audienceHost, allowExpired: true))
+        if let parameter = sessionQueryParameter() {
+            return (try? tokens.verify(Array(parameter.utf8), audienceHost: audienceHost, allowExpired: true))
                 .map {
                     ($0, .queryParameter)
                 }

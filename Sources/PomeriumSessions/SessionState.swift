@@ -1,4 +1,5 @@
 import PomeriumCrypto
+import Synchronization
 
 /// The OAuth 2.0 token of a global session (`act`): only the authenticate service stores it.
 public struct OAuthToken: Sendable, Equatable {
@@ -18,45 +19,206 @@ public struct OAuthToken: Sendable, Equatable {
 
 /// The session state with Pomerium v0.7's JSON claim names. One type serves the global session
 /// (with the OAuth token in `act`) and the route session and identity assertion (without it).
+///
+/// The claims live in one shared, copy-on-write storage object, so a copy of a session costs one
+/// reference count instead of one per string and list. The proxy copies the session of every
+/// request several times (from the opened-cookie cache, into the decision and into the upstream
+/// request), and copying the twenty fields measured about 5,000 instructions per request.
 public struct SessionState: Sendable, Equatable {
+    /// The claim values. A `SessionState` writes to its storage only while it holds the sole
+    /// reference, and copies it first otherwise, so no two sessions ever see each other's writes.
+    private final class Storage: @unchecked Sendable {
+        var claims: Claims
+        /// An object a caller derived from `claims` (see `derived(_:)`), with its type.
+        let derived = Mutex<(type: ObjectIdentifier, object: any AnyObject & Sendable)?>(nil)
+
+        init(_ claims: Claims) { self.claims = claims }
+    }
+
+    /// The fields, stored together.
+    private struct Claims: Equatable {
+        var issuer: String = ""
+        var subject: String = ""
+        var audience: [String] = []
+        var expiry: Int64?
+        var notBefore: Int64?
+        var issuedAt: Int64?
+        var id: String = ""
+        var email: String = ""
+        var groups: [String] = []
+        var user: String?
+        var name: String?
+        var givenName: String?
+        var familyName: String?
+        var picture: String?
+        var emailVerified: Bool?
+        var impersonateEmail: String?
+        var impersonateGroups: [String]?
+        var programmatic: Bool = false
+        var oauthToken: OAuthToken?
+        var accessTokenID: String = ""
+    }
+
+    private var storage: Storage
+
+    public init() { storage = Storage(Claims()) }
+
+    /// Returns the claims for writing, copying the storage first when another session shares it.
+    private var writableClaims: Claims {
+        _read { yield storage.claims }
+        _modify {
+            if isKnownUniquelyReferenced(&storage) {
+                // The claims change in place, so what was derived from them no longer holds.
+                storage.derived.withLock { $0 = nil }
+            } else {
+                storage = Storage(storage.claims)
+            }
+            yield &storage.claims
+        }
+    }
+
+    /// Returns the object `make` derives from this session, made on the first call and kept with
+    /// the claims: copies of the session share it, and a change to the claims drops it. `make`
+    /// must depend on the claims alone. One object is kept per session, so asking for another
+    /// type replaces it.
+    ///
+    /// The proxy keeps what it computes from a session's claims for every request here, since the
+    /// opened-cookie cache hands each request a copy of the same session.
+    public func derived<Value: AnyObject & Sendable>(_ make: (SessionState) -> Value) -> Value {
+        let type = ObjectIdentifier(Value.self)
+        if let existing = storage.derived.withLock({ $0 }), existing.type == type {
+            return unsafeDowncast(existing.object, to: Value.self)
+        }
+        let made = make(self)
+        storage.derived.withLock { $0 = (type, made) }
+        return made
+    }
+
+    public static func == (lhs: SessionState, rhs: SessionState) -> Bool {
+        lhs.storage === rhs.storage || lhs.storage.claims == rhs.storage.claims
+    }
+
+    /// Returns whether `other` shares this session's storage, which makes the two equal without comparing
+    /// a field.
+    func isSameStorage(as other: SessionState) -> Bool { storage === other.storage }
+
     /// `iss`: the authenticate host, with its port when it is not the scheme's default.
-    public var issuer: String = ""
+    public var issuer: String {
+        get { storage.claims.issuer }
+        set { writableClaims.issuer = newValue }
+    }
+
     /// `sub`: the identity provider's subject.
-    public var subject: String = ""
+    public var subject: String {
+        get { storage.claims.subject }
+        set { writableClaims.subject = newValue }
+    }
+
     /// `aud`: the hosts this session is valid for.
-    public var audience: [String] = []
+    public var audience: [String] {
+        get { storage.claims.audience }
+        set { writableClaims.audience = newValue }
+    }
+
     /// `exp`, Unix seconds.
-    public var expiry: Int64?
+    public var expiry: Int64? {
+        get { storage.claims.expiry }
+        set { writableClaims.expiry = newValue }
+    }
+
     /// `nbf`, Unix seconds.
-    public var notBefore: Int64?
+    public var notBefore: Int64? {
+        get { storage.claims.notBefore }
+        set { writableClaims.notBefore = newValue }
+    }
+
     /// `iat`, Unix seconds.
-    public var issuedAt: Int64?
+    public var issuedAt: Int64? {
+        get { storage.claims.issuedAt }
+        set { writableClaims.issuedAt = newValue }
+    }
+
     /// `jti`, omitted when empty.
-    public var id: String = ""
+    public var id: String {
+        get { storage.claims.id }
+        set { writableClaims.id = newValue }
+    }
+
     /// `email`, always written, even when empty.
-    public var email: String = ""
+    public var email: String {
+        get { storage.claims.email }
+        set { writableClaims.email = newValue }
+    }
+
     /// `groups`, omitted when empty.
-    public var groups: [String] = []
+    public var groups: [String] {
+        get { storage.claims.groups }
+        set { writableClaims.groups = newValue }
+    }
+
     /// `user`, only when the provider supplies one.
-    public var user: String?
-    public var name: String?
-    public var givenName: String?
-    public var familyName: String?
-    public var picture: String?
-    public var emailVerified: Bool?
-    public var impersonateEmail: String?
-    public var impersonateGroups: [String]?
+    public var user: String? {
+        get { storage.claims.user }
+        set { writableClaims.user = newValue }
+    }
+
+    public var name: String? {
+        get { storage.claims.name }
+        set { writableClaims.name = newValue }
+    }
+
+    public var givenName: String? {
+        get { storage.claims.givenName }
+        set { writableClaims.givenName = newValue }
+    }
+
+    public var familyName: String? {
+        get { storage.claims.familyName }
+        set { writableClaims.familyName = newValue }
+    }
+
+    public var picture: String? {
+        get { storage.claims.picture }
+        set { writableClaims.picture = newValue }
+    }
+
+    public var emailVerified: Bool? {
+        get { storage.claims.emailVerified }
+        set { writableClaims.emailVerified = newValue }
+    }
+
+    public var impersonateEmail: String? {
+        get { storage.claims.impersonateEmail }
+        set { writableClaims.impersonateEmail = newValue }
+    }
+
+    public var impersonateGroups: [String]? {
+        get { storage.claims.impersonateGroups }
+        set { writableClaims.impersonateGroups = newValue }
+    }
+
     /// `programatic` (v0.7's spelling): whether a script rather than a browser uses the session.
-    public var programmatic: Bool = false
+    public var programmatic: Bool {
+        get { storage.claims.programmatic }
+        set { writableClaims.programmatic = newValue }
+    }
+
     /// `act`: the OAuth token; nil in route sessions.
-    public var oauthToken: OAuthToken?
+    public var oauthToken: OAuthToken? {
+        get { storage.claims.oauthToken }
+        set { writableClaims.oauthToken = newValue }
+    }
+
     /// `ati`: the access-token id, the cache key of the global session.
-    public var accessTokenID: String = ""
+    public var accessTokenID: String {
+        get { storage.claims.accessTokenID }
+        set { writableClaims.accessTokenID = newValue }
+    }
 
-    public init() {}
-
-    /// The route-session view: the same claims without the OAuth token.
+    /// The route-session view: the same claims without the OAuth token. A session without a token
+    /// is its own view and shares its storage.
     public var routeSession: SessionState {
+        guard oauthToken != nil else { return self }
         var copy = self
         copy.oauthToken = nil
         return copy

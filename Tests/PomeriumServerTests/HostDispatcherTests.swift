@@ -1,4 +1,5 @@
 import PomeriumCore
+import PomeriumCrypto
 import PomeriumHTTP
 import PomeriumHTTPClient
 import PomeriumHTTPServer
@@ -215,6 +216,59 @@ struct HostDispatcherTests {
             let head = try await get(client, server, "/healthz", host: "app.example.test", method: .head)
             #expect(head.head.status == 200)
             #expect(head.body.isEmpty)
+        }
+    }
+}
+
+/// A proxy stand-in that writes the response fields itself. It responds with the id it was given
+/// and the number of additional headers the responder contains.
+final class AssignableHandler: HTTPRequestHandler, RequestIDAssignable {
+    private var assigned: String?
+    private var responder: HTTPResponder?
+
+    func assignRequestID(_ id: String) { assigned = id }
+
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) { self.responder = responder }
+
+    func requestBody(_ bytes: [UInt8]) {}
+
+    func requestEnded(trailers: HTTPHeaders) {
+        guard let responder else { return }
+        var headers = HTTPHeaders()
+        headers.add(name: "Request-Id", value: assigned ?? "none")
+        let body = Array("additional=\(responder.additionalHeaders.count)".utf8)
+        responder.respond(status: 200, headers: headers, body: body)
+    }
+
+    func requestFailed(_ error: HTTPServerError) {}
+}
+
+@Suite("Host dispatcher and handlers that write their own response fields")
+struct HostDispatcherAssignedIDTests {
+    @Test("assignable proxy handler gets the request id")
+    func assignedRequestID() async throws {
+        let services = ServiceSet(
+            authenticateHost: AuthenticateHost(scheme: "https", host: "authenticate.example.test", port: nil),
+            authenticate: { _ in AssignableHandler() }, proxy: { _ in AssignableHandler() },
+            responseHeaders: ServiceSet.responseHeaders(from: ["X-Test": "on"]), generation: 1)
+        let dispatcher = HostDispatcher(
+            services: services, userAgent: "pomerium/test", logger: Logger.inMemory(store: .init()))
+        try await HostDispatcherTests().withServer(dispatcher) { server, client in
+            let proxied = try await HostDispatcherTests().get(client, server, "/", host: "app.example.test")
+            let id = try #require(proxied.head.headers.first(name: "Request-Id"))
+            #expect(id.split(separator: "-").map(\.count) == [8, 4, 4, 4, 12])
+            #expect(proxied.head.headers["Request-Id"].count == 1)
+            #expect(String(decoding: proxied.body, as: UTF8.self) == "additional=0")
+            #expect(proxied.head.headers.first(name: "X-Test") == nil)
+            // The authenticate service is not handed the id, so it reads it from the responder.
+            let authenticate = try await HostDispatcherTests().get(
+                client, server, "/", host: "authenticate.example.test")
+            #expect(String(decoding: authenticate.body, as: UTF8.self) == "additional=2")
+            #expect(authenticate.head.headers.first(name: "X-Test") == "on")
+            #expect(authenticate.head.headers.first(name: "Request-Id") != "none")
+            let health = try await HostDispatcherTests().get(client, server, "/healthz", host: "app.example.test")
+            #expect(health.head.headers.first(name: "X-Test") == "on")
+            #expect(health.head.headers.first(name: "Request-Id")?.count == 36)
         }
     }
 }
