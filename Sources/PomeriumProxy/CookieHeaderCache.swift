@@ -7,8 +7,8 @@ import Synchronization
 /// same header skip parsing the cookies and opening the session cookie.
 ///
 /// What is stored is a pure function of the header text: the parsed cookies, the session the
-/// cookie codec opened from them and the `Cookie` value for the upstream. Only headers that gave a session are stored, and a hit requires
-/// every byte to be equal. Expiry, revocation and policy are checked for every request after the
+/// cookie codec opened from them and the `Cookie` value for the upstream. Only headers that gave
+/// a session are stored, and a hit requires every byte to be equal. Expiry, revocation and policy are checked for every request after the
 /// session is loaded, as for a session that was just opened.
 ///
 /// The cache is direct-mapped: each header has one slot, chosen by a hash of its length and last
@@ -28,6 +28,11 @@ final class CookieHeaderCache: Sendable {
 
     /// The number of trailing bytes the slot index is computed from.
     static let hashedSuffix = 32
+    /// The longest header value stored. Each entry keeps the header about three times over (the
+    /// text, the parsed cookies and the upstream value), so this bounds the cache at about
+    /// 2,048 slots x 12 KiB = 24 MiB. Longer headers, such as chunked session cookies, take the
+    /// uncached path.
+    static let maximumHeaderLength = 4096
 
     private let slots: Mutex<[Entry?]>
     private let mask: Int
@@ -58,7 +63,7 @@ final class CookieHeaderCache: Sendable {
     }
 
     func store(_ entry: Entry) {
-        guard mask >= 0 else { return }
+        guard mask >= 0, entry.header.utf8.count <= Self.maximumHeaderLength else { return }
         var header = entry.header
         let slot = header.withUTF8 { Self.slot($0, mask: mask) }
         slots.withLock { $0[slot] = entry }

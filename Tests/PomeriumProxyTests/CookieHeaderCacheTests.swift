@@ -50,6 +50,17 @@ struct CookieHeaderCacheTests {
         #expect(off.count == 0)
     }
 
+    @Test("long headers are not stored")
+    func longHeaderSkipped() {
+        let cache = CookieHeaderCache(capacity: 16)
+        let longest = "_pomerium=" + String(repeating: "a", count: CookieHeaderCache.maximumHeaderLength - 10)
+        let tooLong = longest + "b"
+        cache.store(Self.entry(longest, email: "fits@example.test"))
+        cache.store(Self.entry(tooLong, email: "long@example.test"))
+        #expect(cache.entry(for: longest)?.session.email == "fits@example.test")
+        #expect(cache.entry(for: tooLong) == nil)
+    }
+
     static func config(echo: String) -> String {
         """
         policy:
