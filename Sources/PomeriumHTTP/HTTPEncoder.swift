@@ -88,6 +88,8 @@ public enum HTTPEncoder {
     /// per proxied request in uniqueness and capacity checks. An empty buffer without room is
     /// replaced by a new array of exactly `size` bytes, so the usual case allocates once. An empty
     /// buffer with room, such as a connection's output buffer, is written in place.
+    /// Inlined, so that `body` is too and the head it reads is not copied into a closure context.
+    @inline(__always)
     private static func append(_ size: Int, to buffer: inout [UInt8], _ body: (inout ByteWriter) -> Void) {
         if buffer.isEmpty && buffer.capacity < size {
             buffer = [UInt8](unsafeUninitializedCapacity: size) { storage, initialized in

@@ -411,9 +411,10 @@ public struct HTTPServerConnection: Sendable {
                 return
             case .idle:
                 guard let event = parser.next() else { return }
-                switch event {
+                // Consumed, so the head moves into the action instead of being copied.
+                switch consume event {
                 case .head(let head):
-                    if let rejection = startExchange(head, actions: &actions) {
+                    if let rejection = startExchange(consume head, actions: &actions) {
                         fail(rejection, actions: &actions)
                         return
                     }
@@ -433,7 +434,7 @@ public struct HTTPServerConnection: Sendable {
                     return
                 }
                 guard let event = parser.next() else { return }
-                switch event {
+                switch consume event {
                 case .body(let bytes):
                     actions.append(.requestBody(bytes))
                 case .end(let trailers):
@@ -470,7 +471,7 @@ public struct HTTPServerConnection: Sendable {
                 isHeadRequest: head.method == .head, isConnect: head.method == .connect, version: head.version,
                 keepAlive: head.keepAlive,
                 isUpgrade: head.isUpgradeRequest, expectsContinue: expectsContinue))
-        actions.append(.startRequest(head))
+        actions.append(.startRequest(consume head))
         return nil
     }
 

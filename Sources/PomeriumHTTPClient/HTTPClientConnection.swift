@@ -149,7 +149,8 @@ final class HTTPClientConnection: StreamConnectionDelegate {
 
     private func pump() {
         while let request, !isClosed, !isTunnel, let event = parser.next() {
-            switch event {
+            // Consumed, so the response head is handed on without a copy.
+            switch consume event {
             case .informational:
                 continue
             case .head(let head):

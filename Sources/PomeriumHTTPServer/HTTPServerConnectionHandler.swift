@@ -95,7 +95,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         }
         var actions = borrowActions()
         machine.bytesReceived(bytes, into: &actions)
-        perform(actions)
+        perform(moving: &actions)
         giveBack(&actions)
     }
 
@@ -151,9 +151,19 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
 
     private func perform(_ actions: [HTTPServerConnection.Action]) {
-        for action in actions {
+        var actions = actions
+        perform(moving: &actions)
+    }
+
+    /// Performs `actions` in order, moving each out of the array instead of copying it: a copied
+    /// `startRequest` copies the request head, which retains each of its buffers and releases them
+    /// again. The array is left holding placeholders, for `giveBack` to empty.
+    private func perform(moving actions: inout [HTTPServerConnection.Action]) {
+        for index in actions.indices {
             guard !isClosed else { return }
-            switch action {
+            var action = HTTPServerConnection.Action.resumeReading
+            swap(&action, &actions[index])
+            switch consume action {
             case .startRequest(let head):
                 generation += 1
                 headWritten = false
@@ -233,7 +243,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
                 try machine.writeHead(head, encodingInto: &buffer, actions: &actions)
             })
             if !isInformational || status == 101 { headWritten = true }
-            perform(actions)
+            perform(moving: &actions)
             if headWritten && !isTunnel { setDeadline(configuration.writeTimeout, reason: .write) }
         } catch {
             registry?.logger.error("response head rejected", metadata: ["error": "\(error)"])
@@ -277,7 +287,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
             if draining && machine.isIdle && !isClosed {
                 stream.closeAfterFlush()
             }
-            perform(actions)
+            perform(moving: &actions)
         } catch {
             registry?.logger.error("response end rejected", metadata: ["error": "\(error)"])
             abort()

@@ -121,12 +121,9 @@ public final class ReverseProxy: Sendable {
             let target = incoming.path + (incoming.query.map { "?\($0)" } ?? "")
             return try HTTPRequestHead(method: incoming.method, target: target, version: .http1_1, headers: headers)
         }
-        // The target goes out unchanged, so the parsed head is reused instead of parsing the target
+        // The target goes out unchanged, so the parsed target is reused instead of parsing it
         // again, which the initializer would do.
-        var outgoing = incoming
-        outgoing.version = .http1_1
-        outgoing.headers = headers
-        return outgoing
+        return incoming.forwarding(version: .http1_1, headers: headers)
     }
 
     private static let hostName = Array("host".utf8)

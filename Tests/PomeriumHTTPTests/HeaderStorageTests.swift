@@ -230,10 +230,40 @@ struct HeaderStorageTests {
         }
         #expect(kept.map(\.name) == ["Host", "Accept", "X-Added"])
         #expect(kept.entries.map(\.isChecked) == [true, true, false])
-        #expect(kept.bytes == Array("Hosth.example.testAccept*/*X-Addeda".utf8))
+        #expect(Array(kept.bytes[..<kept.end]) == Array("Hosth.example.testAccept*/*X-Addeda".utf8))
+        #expect(kept.bytes[kept.end...].allSatisfy { $0 == 0 }, "spare room for 32 bytes, all zero")
+        #expect(kept.bytes.count - kept.end >= 32)
         #expect(headers.count == 5, "the original is unchanged")
         let none = headers.filtered(reservingFields: 0, bytes: 0) { _ in false }
         #expect(none.isEmpty)
+    }
+
+    @Test("copies that share storage with spare room each keep their own appended fields")
+    func appendsIntoSharedSpareRoom() throws {
+        var original = try parsedHead().headers.filtered(reservingFields: 2, bytes: 64) { _ in true }
+        var copy = original
+        copy.add(validatedName: "X-Copy", value: "c")
+        original.add(name: "X-Original", value: "o")
+        #expect(copy.map(\.name) == ["Host", "X-One", "Accept", "X-Copy"])
+        #expect(original.map(\.name) == ["Host", "X-One", "Accept", "X-Original"])
+        #expect(copy.first(name: "X-Copy") == "c" && copy.first(name: "X-Original") == nil)
+        #expect(original.first(name: "X-Original") == "o" && original.first(name: "X-Copy") == nil)
+    }
+
+    @Test("appending past the spare room grows the storage and keeps every field")
+    func appendsGrowStorage() {
+        var headers = HTTPHeaders()
+        var expected: [HTTPHeaders.Field] = []
+        for index in 0..<200 {
+            let value = String(repeating: "v", count: index % 40)
+            headers.add(name: "X-Field-\(index)", value: value)
+            expected.append(HTTPHeaders.Field(name: "X-Field-\(index)", value: value))
+        }
+        #expect(Array(headers) == expected)
+        #expect(headers.bytes.count >= headers.end)
+        headers.add(name: "", value: "")
+        let kept = headers.filtered(reservingFields: 0, bytes: 0) { $0.isEmpty }
+        #expect(kept.map(\.name) == [""], "an empty name and value copy without reading storage")
     }
 
     @Test("an inserted field takes its place and is checked when encoded")
