@@ -542,12 +542,7 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
     /// Writes each field as `name: value` CRLF. Call `firstInvalidFieldKind()` first.
     func writeFieldLines(to writer: inout ByteWriter) {
         bytes.withUnsafeBufferPointer { storage in
-            for entry in entries {
-                writer.write(UnsafeBufferPointer(rebasing: storage[entry.name]))
-                writer.write(ASCII.colon, ASCII.space)
-                writer.write(UnsafeBufferPointer(rebasing: storage[entry.value]))
-                writer.write(ASCII.cr, ASCII.lf)
-            }
+            writer.writeFieldLines(entries, from: storage)
         }
     }
 }

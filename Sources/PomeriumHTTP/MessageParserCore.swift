@@ -326,10 +326,16 @@ enum FramingRules {
 
     /// Parses the single `Content-Length` field of a head built in code, such as a handler's response.
     static func contentLength(_ headers: HTTPHeaders) throws(HTTPParseError) -> Int? {
-        let (count, first) = headers.valueBytes(ofFieldsNamed: contentLengthName)
-        guard let first else { return nil }
+        // The values are read in place: returning the first as an array slice retained the storage.
+        var count = 0
+        var first: Result<Int, HTTPParseError> = .failure(HTTPParseError(.invalidContentLength))
+        headers.forEachValue(ofFieldsNamed: contentLengthName) { value in
+            count += 1
+            if count == 1 { first = Result { () throws(HTTPParseError) in try parseContentLength(value) } }
+        }
+        guard count > 0 else { return nil }
         guard count == 1 else { throw HTTPParseError(.multipleContentLength) }
-        return try parseContentLength(first)
+        return try first.get()
     }
 
     private static let contentLengthName = Array("content-length".utf8)
