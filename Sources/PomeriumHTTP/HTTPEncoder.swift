@@ -260,7 +260,8 @@ struct ByteWriter {
         let limit = start + self.storage.count
         for entry in entries {
             precondition(entry.name.upperBound <= storage.count && entry.value.upperBound <= storage.count)
-            precondition(entry.name.count + entry.value.count + 4 <= limit - target, "head larger than its computed size")
+            precondition(
+                entry.name.count + entry.value.count + 4 <= limit - target, "head larger than its computed size")
             if let source = storage.baseAddress {
                 target.update(from: source + entry.name.lowerBound, count: entry.name.count)
                 target += entry.name.count

@@ -101,10 +101,52 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
     /// field. The encoder checks it like a field from `add(name:value:)`.
     public mutating func insert(name: String, value: String, at index: Int) {
         precondition(index >= 0 && index <= entries.count, "header field index out of range")
-        add(name: name, value: value)
-        guard index < entries.count - 1 else { return }
-        let entry = entries.removeLast()
-        entries.insert(entry, at: index)
+        entries.insert(appendField(name: name, value: value, isChecked: false), at: index)
+    }
+
+    /// Inserts a field as `insert(name:value:at:)` does, for a name and value the caller vouches
+    /// for as `add(validatedName:value:)` describes.
+    public mutating func insert(validatedName name: String, value: String, at index: Int) {
+        precondition(index >= 0 && index <= entries.count, "header field index out of range")
+        entries.insert(appendField(name: name, value: value, isChecked: true), at: index)
+    }
+
+    /// Appends the bytes of a field and returns its entry, which the caller puts in the list.
+    private mutating func appendField(name: String, value: String, isChecked: Bool) -> Entry {
+        let nameStart = end
+        Self.withBytes(of: name) { nameBytes in
+            assert(!isChecked || Self.isValidName(nameBytes), "a header field name passed as validated is not a token")
+            appendBytes(nameBytes)
+        }
+        let valueStart = end
+        Self.withBytes(of: value) { valueBytes in
+            assert(!isChecked || Self.isValidValue(valueBytes), "a header field value passed as validated is not valid")
+            appendBytes(valueBytes)
+        }
+        return Entry(name: nameStart..<valueStart, value: valueStart..<end, isChecked: isChecked)
+    }
+
+    /// Appends a field named `validatedName` (a token, as `add(validatedName:value:)` requires)
+    /// with the value bytes of the first field named `sourceName` in `source`, without building a
+    /// string. The new field is checked when the source field was. Returns false, adding nothing,
+    /// when `source` has no field named `sourceName`.
+    @discardableResult
+    public mutating func add(
+        validatedName name: String, valueOfFirstFieldNamed sourceName: String, in source: HTTPHeaders
+    )
+        -> Bool
+    {
+        guard let index = source.index(ofFieldNamed: sourceName) else { return false }
+        let sourceEntry = source.entries[index]
+        let nameStart = end
+        Self.withBytes(of: name) { nameBytes in
+            assert(Self.isValidName(nameBytes), "a header field name passed as validated is not a token")
+            appendBytes(nameBytes)
+        }
+        let valueStart = end
+        source.bytes.withUnsafeBufferPointer { appendBytes(UnsafeBufferPointer(rebasing: $0[sourceEntry.value])) }
+        entries.append(Entry(name: nameStart..<valueStart, value: valueStart..<end, isChecked: sourceEntry.isChecked))
+        return true
     }
 
     /// Appends a field whose name and value the caller vouches for, so that the encoder writes it

@@ -127,6 +127,23 @@ public struct HTTPResponseParser: Sendable {
         }
     }
 
+    /// Hands the next body bytes to `body` in place and returns true when they are a run of the
+    /// received bytes (a fixed-length body, chunk data, or a close-delimited body within the
+    /// limit); returns false otherwise, and `next()` then yields the next event. The bytes are the
+    /// same that a `.body` event would carry, without the array that event allocates. `body`
+    /// must not keep the buffer pointer.
+    public mutating func nextBodyBytes(_ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        guard case .body(var decoder) = state, let range = decoder.takeBodyRun(&buffer, limits: limits) else {
+            return false
+        }
+        state = .body(decoder)
+        // A reference of its own, so that `body` may call back into this parser: a change to the
+        // buffer then copies the storage instead of moving bytes under the pointer.
+        let bytes = buffer.bytes
+        bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[range])) }
+        return true
+    }
+
     /// Returns the bytes received after a 101 or `CONNECT` response head, which belong to the tunnel.
     public mutating func takeRemainingBytes() -> [UInt8] {
         state = .upgraded

@@ -380,6 +380,33 @@ struct BodyDecoder {
         }
     }
 
+    /// Consumes and returns the range of `buffer.bytes` that `step` would next return as `.body`,
+    /// for a body whose next bytes lie in one run of the buffer: a fixed-length body, chunk data,
+    /// or a close-delimited body within the size limit. Returns nil, consuming nothing, in every
+    /// other case, where `step` decides. The range is valid until the buffer next changes.
+    mutating func takeBodyRun(_ buffer: inout ParserBuffer, limits: HTTPParserLimits) -> Range<Int>? {
+        let readable = buffer.readableCount
+        guard readable > 0 else { return nil }
+        let length: Int
+        switch state {
+        case .fixed(let remaining) where remaining > 0:
+            length = Swift.min(remaining, readable)
+            state = .fixed(remaining: remaining - length)
+        case .chunkData(let remaining):
+            length = Swift.min(remaining, readable)
+            state = remaining == length ? .chunkDataEnd : .chunkData(remaining: remaining - length)
+        case .closeDelimited:
+            if let max = limits.maxBodySize, received + readable > max { return nil }
+            length = readable
+            received += length
+        default:
+            return nil
+        }
+        let start = buffer.readIndex
+        buffer.readIndex += length
+        return start..<(start + length)
+    }
+
     /// Advances by what `buffer` holds. `inputClosed` is set once the peer has closed its side.
     mutating func step(_ buffer: inout ParserBuffer, limits: HTTPParserLimits, inputClosed: Bool) -> Step {
         while true {

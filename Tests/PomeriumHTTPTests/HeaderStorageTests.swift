@@ -266,6 +266,41 @@ struct HeaderStorageTests {
         #expect(kept.map(\.name) == [""], "an empty name and value copy without reading storage")
     }
 
+    @Test("a field inserted as validated takes its place and skips the encoder's check")
+    func insertedValidatedField() throws {
+        var headers: HTTPHeaders = ["A": "1", "B": "2"]
+        headers.insert(validatedName: "Host", value: "h.example.test", at: 0)
+        headers.insert(validatedName: "C", value: "3", at: 3)
+        #expect(headers.map(\.name) == ["Host", "A", "B", "C"])
+        #expect(headers.entries.map(\.isChecked) == [true, false, false, true])
+        let wire = try encoded(HTTPRequestHead(method: .get, target: "/", headers: headers))
+        #expect(String(decoding: wire, as: UTF8.self).hasPrefix("GET / HTTP/1.1\r\nHost: h.example.test\r\nA: 1\r\n"))
+    }
+
+    @Test("a value copied from another list keeps its bytes and whether it was checked")
+    func valueCopiedFromAnotherList() throws {
+        let parsed = try parsedHead(Array("X-Raw: a".utf8) + [0xFF] + Array("b\r\n".utf8)).headers
+        var headers = HTTPHeaders()
+        let addedHost = headers.add(validatedName: "X-Forwarded-Host", valueOfFirstFieldNamed: "host", in: parsed)
+        let addedRaw = headers.add(validatedName: "X-Copy", valueOfFirstFieldNamed: "X-Raw", in: parsed)
+        let addedMissing = headers.add(validatedName: "X-None", valueOfFirstFieldNamed: "X-Missing", in: parsed)
+        #expect(addedHost && addedRaw && !addedMissing)
+        #expect(headers.map(\.name) == ["X-Forwarded-Host", "X-Copy"])
+        #expect(headers.first(name: "X-Forwarded-Host") == "h.example.test")
+        #expect(headers.entries.map(\.isChecked) == [true, true])
+        let wire = try encoded(HTTPRequestHead(method: .get, target: "/", headers: headers))
+        #expect(wire.firstRange(of: Array("X-Copy: a".utf8) + [0xFF] + Array("b\r\n".utf8)) != nil)
+
+        var built: HTTPHeaders = ["Host": "bad\u{01}value"]
+        built.add(name: "Other", value: "x")
+        var copied = HTTPHeaders()
+        copied.add(validatedName: "X-Forwarded-Host", valueOfFirstFieldNamed: "Host", in: built)
+        #expect(copied.entries.map(\.isChecked) == [false], "an unchecked source stays unchecked")
+        #expect(throws: HTTPEncodingError(.invalidHeaderValue)) {
+            try encoded(HTTPRequestHead(method: .get, target: "/", headers: copied))
+        }
+    }
+
     @Test("an inserted field takes its place and is checked when encoded")
     func insertedField() throws {
         var headers: HTTPHeaders = ["A": "1", "B": "2"]
