@@ -77,11 +77,13 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[range]), as: UTF8.self) }
     }
 
-    /// The UTF-8 bytes of `text`, read in place.
+    /// The UTF-8 bytes of `text`, read in place. The non-mutating contiguous view comes first:
+    /// `withUTF8` is mutating, and the copy it needs retained and released the string each call.
     @inline(__always)
     static func withBytes<Result>(of text: String, _ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows
         -> Result
     {
+        if let result = try text.utf8.withContiguousStorageIfAvailable(body) { return result }
         var text = text
         return try text.withUTF8(body)
     }
