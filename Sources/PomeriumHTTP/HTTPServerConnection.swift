@@ -239,6 +239,16 @@ public struct HTTPServerConnection: Sendable {
     public mutating func writeHead(
         _ head: consuming HTTPResponseHead, encodingInto buffer: inout [UInt8], actions: inout [Action]
     ) throws(UsageError) {
+        var head = head
+        try writeHead(editing: &head, encodingInto: &buffer, actions: &actions)
+    }
+
+    /// Writes a response head as `writeHead(_:encodingInto:actions:)` does, adjusting the framing
+    /// fields of `head` in place: an owner whose head sits in a closure's captured variable
+    /// passes it without the copy that a consuming parameter would need there.
+    public mutating func writeHead(
+        editing head: inout HTTPResponseHead, encodingInto buffer: inout [UInt8], actions: inout [Action]
+    ) throws(UsageError) {
         guard case .active(var exchange) = state else { throw .noActiveRequest }
         guard exchange.response == .notStarted else { throw .headAlreadyWritten }
         let opensTunnel =

@@ -237,10 +237,11 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         var actions = borrowActions()
         defer { giveBack(&actions) }
         do {
-            // The head is encoded straight into the stream's output buffer.
-            let head = head
+            // The head is encoded straight into the stream's output buffer, and edited in place
+            // rather than copied into the closure.
+            var head = head
             try stream.write(appending: { buffer in
-                try machine.writeHead(head, encodingInto: &buffer, actions: &actions)
+                try machine.writeHead(editing: &head, encodingInto: &buffer, actions: &actions)
             })
             if !isInformational || status == 101 { headWritten = true }
             perform(moving: &actions)
@@ -295,7 +296,9 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
 
     func handlerReadsBody() {
-        perform(machine.handlerReadsBody())
+        // Usually there is nothing to do: no `Expect: 100-continue`, so no action to perform.
+        let actions = machine.handlerReadsBody()
+        if !actions.isEmpty { perform(actions) }
     }
 
     func abort() {
