@@ -317,8 +317,8 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
     public func filtered(
         reservingFields fields: Int, bytes count: Int, keepingName keep: (UnsafeBufferPointer<UInt8>) -> Bool
     ) -> HTTPHeaders {
-        var kept: [Entry] = []
-        kept.reserveCapacity(entries.count + fields)
+        var keptEntries: [Entry] = []
+        keptEntries.reserveCapacity(entries.count + fields)
         // The kept bytes are at most the bytes in use; the new storage is sized for them and the
         // additions at once and written through a pointer, so filtering allocates it once.
         let size = Swift.max(end + count, 1)
@@ -341,12 +341,12 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
                         written += entry.value.count
                     }
                     let valueStart = nameStart + entry.name.count
-                    kept.append(
+                    keptEntries.append(
                         Entry(name: nameStart..<valueStart, value: valueStart..<written, isChecked: entry.isChecked))
                 }
             }
         }
-        var result = HTTPHeaders(checkedBytes: keptBytes, entries: kept)
+        var result = HTTPHeaders(checkedBytes: keptBytes, entries: keptEntries)
         result.end = written
         return result
     }

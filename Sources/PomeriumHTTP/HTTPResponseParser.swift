@@ -127,11 +127,10 @@ public struct HTTPResponseParser: Sendable {
         }
     }
 
-    /// Hands the next body bytes to `body` in place and returns true when they are a run of the
-    /// received bytes (a fixed-length body, chunk data, or a close-delimited body within the
-    /// limit); returns false otherwise, and `next()` then yields the next event. The bytes are the
-    /// same that a `.body` event would carry, without the array that event allocates. `body`
-    /// must not keep the buffer pointer.
+    /// Passes the next body bytes to `body` in place and returns true, for a fixed-length body,
+    /// chunk data, or a close-delimited body within the limit. Otherwise it returns false, and
+    /// `next()` yields the next event. The bytes equal those of the `.body` event that `next()`
+    /// would return, without the array that the event allocates. `body` must not keep the pointer.
     public mutating func nextBodyBytes(_ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
         guard case .body(var decoder) = state, let range = decoder.takeBodyRun(&buffer, limits: limits) else {
             return false

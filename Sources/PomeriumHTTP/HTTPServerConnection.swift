@@ -243,9 +243,9 @@ public struct HTTPServerConnection: Sendable {
         try writeHead(editing: &head, encodingInto: &buffer, actions: &actions)
     }
 
-    /// Writes a response head as `writeHead(_:encodingInto:actions:)` does, adjusting the framing
-    /// fields of `head` in place: an owner whose head sits in a closure's captured variable
-    /// passes it without the copy that a consuming parameter would need there.
+    /// Writes a response head as `writeHead(_:encodingInto:actions:)` does and adjusts the framing
+    /// fields of `head` in place. An owner whose head is a variable captured by a closure passes
+    /// it this way without the copy that a consuming parameter would need.
     public mutating func writeHead(
         editing head: inout HTTPResponseHead, encodingInto buffer: inout [UInt8], actions: inout [Action]
     ) throws(UsageError) {

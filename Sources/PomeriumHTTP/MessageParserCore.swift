@@ -380,10 +380,10 @@ struct BodyDecoder {
         }
     }
 
-    /// Consumes and returns the range of `buffer.bytes` that `step` would next return as `.body`,
-    /// for a body whose next bytes lie in one run of the buffer: a fixed-length body, chunk data,
-    /// or a close-delimited body within the size limit. Returns nil, consuming nothing, in every
-    /// other case, where `step` decides. The range is valid until the buffer next changes.
+    /// Consumes and returns the range of `buffer.bytes` that `step` would next return as `.body`.
+    /// That works for a fixed-length body, chunk data, and a close-delimited body within the size
+    /// limit. In every other case it returns nil and consumes nothing, so `step` decides.
+    /// The range is valid until the buffer next changes.
     mutating func takeBodyRun(_ buffer: inout ParserBuffer, limits: HTTPParserLimits) -> Range<Int>? {
         let readable = buffer.readableCount
         guard readable > 0 else { return nil }

@@ -25,8 +25,8 @@ public struct HTTPUpstream: Hashable, Sendable, CustomStringConvertible {
     public private(set) var authority: String {
         didSet { authorityIsValidFieldValue = HTTPFieldName.isValidValue(authority) }
     }
-    /// Whether `authority` may be sent as a field value as it is (no control characters), checked
-    /// once here so that a proxy adds it to every forwarded request as a validated field.
+    /// Whether `authority` is a valid field value (no control characters). It is checked once here,
+    /// so that a proxy adds it to every forwarded request as a validated field.
     public private(set) var authorityIsValidFieldValue: Bool
 
     public init(scheme: Scheme, host: String, port: Int? = nil, tls: TLSClientConfiguration? = nil) {
@@ -146,8 +146,8 @@ public enum HTTPClientError: Error, Sendable, CustomStringConvertible, Equatable
 public protocol HTTPClientDelegate: AnyObject {
     func responseHead(_ head: HTTPResponseHead, request: HTTPClientRequest)
     func responseBody(_ bytes: [UInt8], request: HTTPClientRequest)
-    /// Body bytes in place, valid only during the call. The default copies them into an array for
-    /// `responseBody(_:request:)`; a delegate that writes them straight on saves that array.
+    /// Receives body bytes in place, valid only during the call. The default copies them into an
+    /// array for `responseBody(_:request:)`, so a delegate that writes them on directly saves it.
     func responseBodyBytes(_ bytes: UnsafeRawBufferPointer, request: HTTPClientRequest)
     func responseEnded(trailers: HTTPHeaders, request: HTTPClientRequest)
     func requestFailed(_ error: HTTPClientError, request: HTTPClientRequest)

@@ -121,7 +121,7 @@ public final class HTTPResponder {
         connection.writeBody(bytes)
     }
 
-    /// Writes body bytes that the caller holds in place, such as bytes read from an upstream.
+    /// Writes body bytes from memory that the caller owns, such as bytes read from an upstream.
     public func writeBody(_ bytes: UnsafeRawBufferPointer) {
         guard let connection = live else { return }
         connection.writeBody(bytes)

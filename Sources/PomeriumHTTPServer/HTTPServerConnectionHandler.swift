@@ -155,9 +155,9 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         perform(moving: &actions)
     }
 
-    /// Performs `actions` in order, moving each out of the array instead of copying it: a copied
-    /// `startRequest` copies the request head, which retains each of its buffers and releases them
-    /// again. The array is left holding placeholders, for `giveBack` to empty.
+    /// Performs `actions` in order, moving each out of the array instead of copying it, because a
+    /// copied `startRequest` retains and releases every buffer of the request head. The array is
+    /// left with placeholders for `giveBack` to remove.
     private func perform(moving actions: inout [HTTPServerConnection.Action]) {
         for index in actions.indices {
             guard !isClosed else { return }

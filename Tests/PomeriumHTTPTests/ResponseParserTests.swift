@@ -251,10 +251,10 @@ struct ResponseParserTests {
         return (events, runs)
     }
 
-    /// Chunk data is taken in place when its size line was already read; the parser reads a size
-    /// line only in `next()`, so later chunks of one read arrive as `.body` events.
+    /// Chunk data is taken in place only when its size line was already read. The parser reads a
+    /// size line only in `next()`, so later chunks of one read arrive as `.body` events.
     @Test(
-        "body bytes taken in place match the body events",
+        "in-place body matches body events",
         arguments: [
             (["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "defg", "hij"], 3),
             (["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab", "c\r\n4\r\ndefg\r\n0\r\n\r\n"], 1),
@@ -275,7 +275,7 @@ struct ResponseParserTests {
         #expect(runs == expectedRuns)
     }
 
-    @Test("body bytes past the limit of a close-delimited body are not taken in place")
+    @Test("in-place body keeps the size limit")
     func inPlaceBodyKeepsTheLimit() {
         let (events, runs) = parseInPlace(
             ["HTTP/1.1 200 OK\r\n\r\n0123", "456789"], limits: HTTPParserLimits(maxBodySize: 6))
@@ -284,21 +284,23 @@ struct ResponseParserTests {
         #expect(responseError(events) == .bodyTooLarge)
     }
 
-    @Test("no bytes are taken in place before the head or after the body")
+    @Test("in-place body only inside a body")
     func inPlaceBodyOnlyInBody() {
         var parser = HTTPResponseParser()
         parser.expectResponse(to: .get)
         parser.feed(Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".utf8))
-        var taken: [[UInt8]] = []
-        let beforeHead = parser.nextBodyBytes { taken.append(Array($0)) }
+        var bodyRuns: [[UInt8]] = []
+        let beforeHead = parser.nextBodyBytes { bodyRuns.append(Array($0)) }
         guard case .head = parser.next() else {
             Issue.record("expected the head")
             return
         }
-        let inBody = parser.nextBodyBytes { taken.append(Array($0)) }
-        let afterBody = parser.nextBodyBytes { taken.append(Array($0)) }
-        #expect(!beforeHead && inBody && !afterBody)
-        #expect(taken == [Array("ok".utf8)])
+        let inBody = parser.nextBodyBytes { bodyRuns.append(Array($0)) }
+        let afterBody = parser.nextBodyBytes { bodyRuns.append(Array($0)) }
+        #expect(!beforeHead)
+        #expect(inBody)
+        #expect(!afterBody)
+        #expect(bodyRuns == [Array("ok".utf8)])
         #expect(parser.next() == .end(trailers: HTTPHeaders()))
     }
 }

@@ -512,7 +512,7 @@ struct ServerConnectionTests {
         #expect(try old.prepareBodyWrite(count: 3) == .raw, "close-delimited for HTTP/1.0")
     }
 
-    @Test("writeHead(editing:) writes the bytes writeHead returns and leaves the framing in the head")
+    @Test("writeHead editing matches writeHead")
     func writeHeadEditingInPlace() throws {
         var viaActions = HTTPServerConnection()
         _ = received(&viaActions, "GET / HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n")

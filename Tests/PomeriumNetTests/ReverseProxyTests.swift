@@ -226,10 +226,11 @@ struct ReverseProxyTests {
         }
     }
 
-    @Test("an upstream authority is sent as a validated Host only when it is a valid field value")
+    @Test("upstream Host validated only when valid")
     func upstreamAuthorityValidity() throws {
         var upstream = try HTTPUpstream(url: "http://127.0.0.1:8080")
-        #expect(upstream.authority == "127.0.0.1:8080" && upstream.authorityIsValidFieldValue)
+        #expect(upstream.authority == "127.0.0.1:8080")
+        #expect(upstream.authorityIsValidFieldValue)
         upstream.host = "bad\r\nInjected: yes"
         #expect(!upstream.authorityIsValidFieldValue)
         let group = try EventLoopGroup(loopCount: 1)
