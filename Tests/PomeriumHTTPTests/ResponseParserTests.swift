@@ -202,6 +202,35 @@ struct ResponseParserTests {
         #expect(responseError(parseResponses(response)) == kind)
     }
 
+    @Test("methods recorded one at a time")
+    func methodsRecordedInTurn() {
+        var parser = HTTPResponseParser()
+        var events: [HTTPResponseParser.Event] = []
+        func deliver(_ text: String) {
+            parser.feed(Array(text.utf8))
+            while let event = parser.next() { events.append(event) }
+        }
+        parser.expectResponse(to: .head)
+        deliver("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        #expect(parser.outstandingRequestCount == 0)
+        parser.expectResponse(to: .get)
+        #expect(parser.outstandingRequestCount == 1)
+        deliver("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        parser.expectResponse(to: .get)
+        parser.expectResponse(to: .head)
+        #expect(parser.outstandingRequestCount == 2)
+        deliver("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n")
+        #expect(parser.outstandingRequestCount == 0)
+        let bodies = events.compactMap { event -> [UInt8]? in
+            if case .body(let bytes) = event { return bytes }
+            return nil
+        }
+        #expect(bodies == [Array("ok".utf8), Array("x".utf8)], "the HEAD responses have no body")
+        #expect(events.filter { if case .end = $0 { true } else { false } }.count == 4)
+        deliver("HTTP/1.1 200 OK\r\n\r\n")
+        #expect(responseError(events) == .unexpectedResponse)
+    }
+
     @Test("response without request")
     func unexpected() {
         #expect(responseError(parseResponses("HTTP/1.1 200 OK\r\n\r\n", methods: [])) == .unexpectedResponse)
