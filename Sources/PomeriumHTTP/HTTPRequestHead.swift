@@ -212,6 +212,13 @@ public struct HTTPRequestHead: Hashable, Sendable {
         self.headers = headers
     }
 
+    /// A head with this head's method and target and the given version and fields, for a proxy
+    /// that forwards the target unchanged. Unlike a copy whose fields are then replaced, it
+    /// neither retains nor releases this head's field storage.
+    public func forwarding(version: HTTPVersion, headers: consuming HTTPHeaders) -> HTTPRequestHead {
+        HTTPRequestHead(method: method, target: target, targetForm: targetForm, version: version, headers: headers)
+    }
+
     /// The percent-encoded path: of an origin-form or absolute-form target, `*` for asterisk-form,
     /// and empty for authority-form.
     public var path: String {

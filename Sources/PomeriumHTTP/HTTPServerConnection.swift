@@ -239,6 +239,16 @@ public struct HTTPServerConnection: Sendable {
     public mutating func writeHead(
         _ head: consuming HTTPResponseHead, encodingInto buffer: inout [UInt8], actions: inout [Action]
     ) throws(UsageError) {
+        var head = head
+        try writeHead(editing: &head, encodingInto: &buffer, actions: &actions)
+    }
+
+    /// Writes a response head as `writeHead(_:encodingInto:actions:)` does and adjusts the framing
+    /// fields of `head` in place. An owner whose head is a variable captured by a closure passes
+    /// it this way without the copy that a consuming parameter would need.
+    public mutating func writeHead(
+        editing head: inout HTTPResponseHead, encodingInto buffer: inout [UInt8], actions: inout [Action]
+    ) throws(UsageError) {
         guard case .active(var exchange) = state else { throw .noActiveRequest }
         guard exchange.response == .notStarted else { throw .headAlreadyWritten }
         let opensTunnel =
@@ -411,9 +421,10 @@ public struct HTTPServerConnection: Sendable {
                 return
             case .idle:
                 guard let event = parser.next() else { return }
-                switch event {
+                // Consumed, so the head moves into the action instead of being copied.
+                switch consume event {
                 case .head(let head):
-                    if let rejection = startExchange(head, actions: &actions) {
+                    if let rejection = startExchange(consume head, actions: &actions) {
                         fail(rejection, actions: &actions)
                         return
                     }
@@ -433,7 +444,7 @@ public struct HTTPServerConnection: Sendable {
                     return
                 }
                 guard let event = parser.next() else { return }
-                switch event {
+                switch consume event {
                 case .body(let bytes):
                     actions.append(.requestBody(bytes))
                 case .end(let trailers):
@@ -470,7 +481,7 @@ public struct HTTPServerConnection: Sendable {
                 isHeadRequest: head.method == .head, isConnect: head.method == .connect, version: head.version,
                 keepAlive: head.keepAlive,
                 isUpgrade: head.isUpgradeRequest, expectsContinue: expectsContinue))
-        actions.append(.startRequest(head))
+        actions.append(.startRequest(consume head))
         return nil
     }
 

@@ -326,10 +326,16 @@ enum FramingRules {
 
     /// Parses the single `Content-Length` field of a head built in code, such as a handler's response.
     static func contentLength(_ headers: HTTPHeaders) throws(HTTPParseError) -> Int? {
-        let (count, first) = headers.valueBytes(ofFieldsNamed: contentLengthName)
-        guard let first else { return nil }
+        // The values are read in place: returning the first as an array slice retained the storage.
+        var count = 0
+        var first: Result<Int, HTTPParseError> = .failure(HTTPParseError(.invalidContentLength))
+        headers.forEachValue(ofFieldsNamed: contentLengthName) { value in
+            count += 1
+            if count == 1 { first = Result { () throws(HTTPParseError) in try parseContentLength(value) } }
+        }
+        guard count > 0 else { return nil }
         guard count == 1 else { throw HTTPParseError(.multipleContentLength) }
-        return try parseContentLength(first)
+        return try first.get()
     }
 
     private static let contentLengthName = Array("content-length".utf8)
@@ -372,6 +378,33 @@ struct BodyDecoder {
         case .chunked: state = .chunkSizeLine(scanned: 0)
         case .closeDelimited: state = .closeDelimited
         }
+    }
+
+    /// Consumes and returns the range of `buffer.bytes` that `step` would next return as `.body`.
+    /// That works for a fixed-length body, chunk data, and a close-delimited body within the size
+    /// limit. In every other case it returns nil and consumes nothing, so `step` decides.
+    /// The range is valid until the buffer next changes.
+    mutating func takeBodyRun(_ buffer: inout ParserBuffer, limits: HTTPParserLimits) -> Range<Int>? {
+        let readable = buffer.readableCount
+        guard readable > 0 else { return nil }
+        let length: Int
+        switch state {
+        case .fixed(let remaining) where remaining > 0:
+            length = Swift.min(remaining, readable)
+            state = .fixed(remaining: remaining - length)
+        case .chunkData(let remaining):
+            length = Swift.min(remaining, readable)
+            state = remaining == length ? .chunkDataEnd : .chunkData(remaining: remaining - length)
+        case .closeDelimited:
+            if let max = limits.maxBodySize, received + readable > max { return nil }
+            length = readable
+            received += length
+        default:
+            return nil
+        }
+        let start = buffer.readIndex
+        buffer.readIndex += length
+        return start..<(start + length)
     }
 
     /// Advances by what `buffer` holds. `inputClosed` is set once the peer has closed its side.

@@ -148,8 +148,12 @@ final class HTTPClientConnection: StreamConnectionDelegate {
     }
 
     private func pump() {
-        while let request, !isClosed, !isTunnel, let event = parser.next() {
-            switch event {
+        while let request, !isClosed, !isTunnel {
+            // Body bytes go to the request in place when they can, without an array per read.
+            if parser.nextBodyBytes({ request.receivedBody(in: $0) }) { continue }
+            guard let event = parser.next() else { return }
+            // Consumed, so the response head is handed on without a copy.
+            switch consume event {
             case .informational:
                 continue
             case .head(let head):

@@ -162,6 +162,10 @@ public final class HTTPClientRequest {
         delegate?.responseBody(bytes, request: self)
     }
 
+    func receivedBody(in bytes: UnsafeRawBufferPointer) {
+        delegate?.responseBodyBytes(bytes, request: self)
+    }
+
     func receivedEnd(trailers: HTTPHeaders) {
         guard !finished else { return }
         finished = true

@@ -22,7 +22,12 @@ public struct HTTPUpstream: Hashable, Sendable, CustomStringConvertible {
     public var tls: TLSClientConfiguration?
     /// The `Host` header value for this upstream. Kept with the fields it derives from, because a
     /// proxy writes it into every forwarded request.
-    public private(set) var authority: String
+    public private(set) var authority: String {
+        didSet { authorityIsValidFieldValue = HTTPFieldName.isValidValue(authority) }
+    }
+    /// Whether `authority` is a valid field value (no control characters). It is checked once here,
+    /// so that a proxy adds it to every forwarded request as a validated field.
+    public private(set) var authorityIsValidFieldValue: Bool
 
     public init(scheme: Scheme, host: String, port: Int? = nil, tls: TLSClientConfiguration? = nil) {
         let port = port ?? (scheme == .https ? 443 : 80)
@@ -30,7 +35,9 @@ public struct HTTPUpstream: Hashable, Sendable, CustomStringConvertible {
         self.host = host
         self.port = port
         self.tls = scheme == .https ? (tls ?? TLSClientConfiguration()) : nil
-        authority = Self.authority(scheme: scheme, host: host, port: port)
+        let authority = Self.authority(scheme: scheme, host: host, port: port)
+        self.authority = authority
+        authorityIsValidFieldValue = HTTPFieldName.isValidValue(authority)
     }
 
     /// Parses `http://host:port` or `https://host:port` (a path after the authority is ignored).
@@ -139,6 +146,9 @@ public enum HTTPClientError: Error, Sendable, CustomStringConvertible, Equatable
 public protocol HTTPClientDelegate: AnyObject {
     func responseHead(_ head: HTTPResponseHead, request: HTTPClientRequest)
     func responseBody(_ bytes: [UInt8], request: HTTPClientRequest)
+    /// Receives body bytes in place, valid only during the call. The default copies them into an
+    /// array for `responseBody(_:request:)`, so a delegate that writes them on directly saves it.
+    func responseBodyBytes(_ bytes: UnsafeRawBufferPointer, request: HTTPClientRequest)
     func responseEnded(trailers: HTTPHeaders, request: HTTPClientRequest)
     func requestFailed(_ error: HTTPClientError, request: HTTPClientRequest)
     /// The request body may be written again after `request.isWritable` was false.
@@ -151,6 +161,9 @@ public protocol HTTPClientDelegate: AnyObject {
 }
 
 extension HTTPClientDelegate {
+    public func responseBodyBytes(_ bytes: UnsafeRawBufferPointer, request: HTTPClientRequest) {
+        responseBody(Array(bytes), request: request)
+    }
     public func requestBodyWritable(_ request: HTTPClientRequest) {}
     public func upgraded(_ head: HTTPResponseHead, initialBytes: [UInt8], request: HTTPClientRequest) {}
     public func tunnelReceived(_ bytes: [UInt8], request: HTTPClientRequest) {}

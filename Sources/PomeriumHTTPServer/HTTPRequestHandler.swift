@@ -121,6 +121,12 @@ public final class HTTPResponder {
         connection.writeBody(bytes)
     }
 
+    /// Writes body bytes from memory that the caller owns, such as bytes read from an upstream.
+    public func writeBody(_ bytes: UnsafeRawBufferPointer) {
+        guard let connection = live else { return }
+        connection.writeBody(bytes)
+    }
+
     /// Writes body bytes; the overload spares callers in other modules the generic path.
     public func writeBody(_ bytes: [UInt8]) {
         guard let connection = live else { return }

@@ -54,13 +54,12 @@ public final class ReverseProxy: Sendable {
         let chunkedBody = fields.containsToken("chunked", name: "Transfer-Encoding")
         let upgrade = incoming.isUpgradeRequest ? fields.first(name: "Upgrade") : nil
         let trusted = configuration.forwardedHeaderTrust.trusts(ip: clientAddress)
-        let host = fields.firstValue(name: "Host")
-        let originalHost = host?.value
+        let hasHost = fields.contains(name: "Host")
         // A field the hop replaces is dropped while copying; a trusted client's values are kept.
         let dropForwardedFor = clientAddress != nil || !trusted
         let dropForwardedHost = !trusted || !fields.contains(name: "X-Forwarded-Host")
         let dropForwardedProto = !trusted || !fields.contains(name: "X-Forwarded-Proto")
-        let replaceHost = !configuration.preserveHost || originalHost == nil
+        let replaceHost = !configuration.preserveHost || !hasHost
         var forwardedFor = clientAddress
         var forwardedForIsAddress = true
         if let clientAddress, trusted, fields.contains(name: "X-Forwarded-For") {
@@ -90,7 +89,11 @@ public final class ReverseProxy: Sendable {
         }
         if replaceHost {
             // The replaced Host goes first, where clients put it and RFC 9110 §7.2 recommends it.
-            headers.insert(name: "Host", value: upstream.authority, at: 0)
+            if upstream.authorityIsValidFieldValue {
+                headers.insert(validatedName: "Host", value: upstream.authority, at: 0)
+            } else {
+                headers.insert(name: "Host", value: upstream.authority, at: 0)
+            }
         }
         if chunkedBody { headers.add(validatedName: "Transfer-Encoding", value: "chunked") }
         if let upgrade {
@@ -106,12 +109,10 @@ public final class ReverseProxy: Sendable {
                 headers.add(name: "X-Forwarded-For", value: forwardedFor)
             }
         }
-        if dropForwardedHost, let host {
-            if host.isValidated {
-                headers.add(validatedName: "X-Forwarded-Host", value: host.value)
-            } else {
-                headers.add(name: "X-Forwarded-Host", value: host.value)
-            }
+        if dropForwardedHost {
+            // The bytes of the client's Host go over as they are, checked on encoding unless the
+            // parser checked them.
+            headers.add(validatedName: "X-Forwarded-Host", valueOfFirstFieldNamed: "Host", in: fields)
         }
         if dropForwardedProto { headers.add(validatedName: "X-Forwarded-Proto", value: isTLS ? "https" : "http") }
         if let via = configuration.via {
@@ -121,12 +122,9 @@ public final class ReverseProxy: Sendable {
             let target = incoming.path + (incoming.query.map { "?\($0)" } ?? "")
             return try HTTPRequestHead(method: incoming.method, target: target, version: .http1_1, headers: headers)
         }
-        // The target goes out unchanged, so the parsed head is reused instead of parsing the target
+        // The target goes out unchanged, so the parsed target is reused instead of parsing it
         // again, which the initializer would do.
-        var outgoing = incoming
-        outgoing.version = .http1_1
-        outgoing.headers = headers
-        return outgoing
+        return incoming.forwarding(version: .http1_1, headers: headers)
     }
 
     private static let hostName = Array("host".utf8)
@@ -311,6 +309,10 @@ final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
     }
 
     func responseBody(_ bytes: [UInt8], request: HTTPClientRequest) {
+        bytes.withUnsafeBytes { responseBodyBytes($0, request: request) }
+    }
+
+    func responseBodyBytes(_ bytes: UnsafeRawBufferPointer, request: HTTPClientRequest) {
         guard let responder else { return }
         responder.writeBody(bytes)
         if !responder.isWritable { request.pauseResponse() }

@@ -230,10 +230,79 @@ struct HeaderStorageTests {
         }
         #expect(kept.map(\.name) == ["Host", "Accept", "X-Added"])
         #expect(kept.entries.map(\.isChecked) == [true, true, false])
-        #expect(kept.bytes == Array("Hosth.example.testAccept*/*X-Addeda".utf8))
+        #expect(Array(kept.bytes[..<kept.end]) == Array("Hosth.example.testAccept*/*X-Addeda".utf8))
+        #expect(kept.bytes[kept.end...].allSatisfy { $0 == 0 }, "spare room for 32 bytes, all zero")
+        #expect(kept.bytes.count - kept.end >= 32)
         #expect(headers.count == 5, "the original is unchanged")
         let none = headers.filtered(reservingFields: 0, bytes: 0) { _ in false }
         #expect(none.isEmpty)
+    }
+
+    @Test("copies append independently into shared room")
+    func appendsIntoSharedSpareRoom() throws {
+        var original = try parsedHead().headers.filtered(reservingFields: 2, bytes: 64) { _ in true }
+        var copy = original
+        copy.add(validatedName: "X-Copy", value: "c")
+        original.add(name: "X-Original", value: "o")
+        #expect(copy.map(\.name) == ["Host", "X-One", "Accept", "X-Copy"])
+        #expect(original.map(\.name) == ["Host", "X-One", "Accept", "X-Original"])
+        #expect(copy.first(name: "X-Copy") == "c")
+        #expect(copy.first(name: "X-Original") == nil)
+        #expect(original.first(name: "X-Original") == "o")
+        #expect(original.first(name: "X-Copy") == nil)
+    }
+
+    @Test("appends past spare room grow storage")
+    func appendsGrowStorage() {
+        var headers = HTTPHeaders()
+        var expected: [HTTPHeaders.Field] = []
+        for index in 0..<200 {
+            let value = String(repeating: "v", count: index % 40)
+            headers.add(name: "X-Field-\(index)", value: value)
+            expected.append(HTTPHeaders.Field(name: "X-Field-\(index)", value: value))
+        }
+        #expect(Array(headers) == expected)
+        #expect(headers.bytes.count >= headers.end)
+        headers.add(name: "", value: "")
+        let kept = headers.filtered(reservingFields: 0, bytes: 0) { $0.isEmpty }
+        #expect(kept.map(\.name) == [""], "an empty name and value copy without reading storage")
+    }
+
+    @Test("validated insert skips encoder check")
+    func insertedValidatedField() throws {
+        var headers: HTTPHeaders = ["A": "1", "B": "2"]
+        headers.insert(validatedName: "Host", value: "h.example.test", at: 0)
+        headers.insert(validatedName: "C", value: "3", at: 3)
+        #expect(headers.map(\.name) == ["Host", "A", "B", "C"])
+        #expect(headers.entries.map(\.isChecked) == [true, false, false, true])
+        let wire = try encoded(HTTPRequestHead(method: .get, target: "/", headers: headers))
+        #expect(String(decoding: wire, as: UTF8.self).hasPrefix("GET / HTTP/1.1\r\nHost: h.example.test\r\nA: 1\r\n"))
+    }
+
+    @Test("copied value keeps bytes and check")
+    func valueCopiedFromAnotherList() throws {
+        let parsed = try parsedHead(Array("X-Raw: a".utf8) + [0xFF] + Array("b\r\n".utf8)).headers
+        var headers = HTTPHeaders()
+        let addedHost = headers.add(validatedName: "X-Forwarded-Host", valueOfFirstFieldNamed: "host", in: parsed)
+        let addedRaw = headers.add(validatedName: "X-Copy", valueOfFirstFieldNamed: "X-Raw", in: parsed)
+        let addedMissing = headers.add(validatedName: "X-None", valueOfFirstFieldNamed: "X-Missing", in: parsed)
+        #expect(addedHost)
+        #expect(addedRaw)
+        #expect(!addedMissing)
+        #expect(headers.map(\.name) == ["X-Forwarded-Host", "X-Copy"])
+        #expect(headers.first(name: "X-Forwarded-Host") == "h.example.test")
+        #expect(headers.entries.map(\.isChecked) == [true, true])
+        let wire = try encoded(HTTPRequestHead(method: .get, target: "/", headers: headers))
+        #expect(wire.firstRange(of: Array("X-Copy: a".utf8) + [0xFF] + Array("b\r\n".utf8)) != nil)
+
+        var built: HTTPHeaders = ["Host": "bad\u{01}value"]
+        built.add(name: "Other", value: "x")
+        var copied = HTTPHeaders()
+        copied.add(validatedName: "X-Forwarded-Host", valueOfFirstFieldNamed: "Host", in: built)
+        #expect(copied.entries.map(\.isChecked) == [false], "an unchecked source stays unchecked")
+        #expect(throws: HTTPEncodingError(.invalidHeaderValue)) {
+            try encoded(HTTPRequestHead(method: .get, target: "/", headers: copied))
+        }
     }
 
     @Test("an inserted field takes its place and is checked when encoded")

@@ -202,6 +202,35 @@ struct ResponseParserTests {
         #expect(responseError(parseResponses(response)) == kind)
     }
 
+    @Test("methods recorded one at a time")
+    func methodsRecordedInTurn() {
+        var parser = HTTPResponseParser()
+        var events: [HTTPResponseParser.Event] = []
+        func deliver(_ text: String) {
+            parser.feed(Array(text.utf8))
+            while let event = parser.next() { events.append(event) }
+        }
+        parser.expectResponse(to: .head)
+        deliver("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        #expect(parser.outstandingRequestCount == 0)
+        parser.expectResponse(to: .get)
+        #expect(parser.outstandingRequestCount == 1)
+        deliver("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        parser.expectResponse(to: .get)
+        parser.expectResponse(to: .head)
+        #expect(parser.outstandingRequestCount == 2)
+        deliver("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n")
+        #expect(parser.outstandingRequestCount == 0)
+        let bodies = events.compactMap { event -> [UInt8]? in
+            if case .body(let bytes) = event { return bytes }
+            return nil
+        }
+        #expect(bodies == [Array("ok".utf8), Array("x".utf8)], "the HEAD responses have no body")
+        #expect(events.filter { if case .end = $0 { true } else { false } }.count == 4)
+        deliver("HTTP/1.1 200 OK\r\n\r\n")
+        #expect(responseError(events) == .unexpectedResponse)
+    }
+
     @Test("response without request")
     func unexpected() {
         #expect(responseError(parseResponses("HTTP/1.1 200 OK\r\n\r\n", methods: [])) == .unexpectedResponse)
@@ -219,5 +248,88 @@ struct ResponseParserTests {
     func closeDelimitedLimit() {
         let events = parseResponses("HTTP/1.1 200 OK\r\n\r\n0123456789", limits: HTTPParserLimits(maxBodySize: 4))
         #expect(responseError(events) == .bodyTooLarge)
+    }
+
+    /// Feeds `pieces` one by one and collects events, taking body bytes in place where the parser
+    /// offers them, as the client does, and turning them into `.body` events to compare.
+    private func parseInPlace(
+        _ pieces: [String], finish: Bool = false, limits: HTTPParserLimits = .init()
+    ) -> (events: [HTTPResponseParser.Event], inPlaceRuns: Int) {
+        var parser = HTTPResponseParser(limits: limits)
+        parser.expectResponse(to: .get)
+        var events: [HTTPResponseParser.Event] = []
+        var runs = 0
+        func drain() {
+            while true {
+                if parser.nextBodyBytes({ events.append(.body(Array($0))) }) {
+                    runs += 1
+                    continue
+                }
+                guard let event = parser.next() else { return }
+                events.append(event)
+            }
+        }
+        for piece in pieces {
+            parser.feed(Array(piece.utf8))
+            drain()
+        }
+        if finish {
+            parser.finish()
+            drain()
+        }
+        return (events, runs)
+    }
+
+    /// Chunk data is taken in place only when its size line was already read. The parser reads a
+    /// size line only in `next()`, so later chunks of one read arrive as `.body` events.
+    @Test(
+        "in-place body matches body events",
+        arguments: [
+            (["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "defg", "hij"], 3),
+            (["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab", "c\r\n4\r\ndefg\r\n0\r\n\r\n"], 1),
+            (["HTTP/1.1 200 OK\r\n\r\npart one ", "part two"], 2),
+        ])
+    func inPlaceBodyMatchesEvents(pieces: [String], expectedRuns: Int) {
+        var parser = HTTPResponseParser()
+        parser.expectResponse(to: .get)
+        var expected: [HTTPResponseParser.Event] = []
+        for piece in pieces {
+            parser.feed(Array(piece.utf8))
+            while let event = parser.next() { expected.append(event) }
+        }
+        parser.finish()
+        while let event = parser.next() { expected.append(event) }
+        let (events, runs) = parseInPlace(pieces, finish: true)
+        #expect(events == expected)
+        #expect(runs == expectedRuns)
+    }
+
+    @Test("in-place body keeps the size limit")
+    func inPlaceBodyKeepsTheLimit() {
+        let (events, runs) = parseInPlace(
+            ["HTTP/1.1 200 OK\r\n\r\n0123", "456789"], limits: HTTPParserLimits(maxBodySize: 6))
+        #expect(runs == 1)
+        #expect(events.dropFirst().first == .body(Array("0123".utf8)))
+        #expect(responseError(events) == .bodyTooLarge)
+    }
+
+    @Test("in-place body only inside a body")
+    func inPlaceBodyOnlyInBody() {
+        var parser = HTTPResponseParser()
+        parser.expectResponse(to: .get)
+        parser.feed(Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".utf8))
+        var bodyRuns: [[UInt8]] = []
+        let beforeHead = parser.nextBodyBytes { bodyRuns.append(Array($0)) }
+        guard case .head = parser.next() else {
+            Issue.record("expected the head")
+            return
+        }
+        let inBody = parser.nextBodyBytes { bodyRuns.append(Array($0)) }
+        let afterBody = parser.nextBodyBytes { bodyRuns.append(Array($0)) }
+        #expect(!beforeHead)
+        #expect(inBody)
+        #expect(!afterBody)
+        #expect(bodyRuns == [Array("ok".utf8)])
+        #expect(parser.next() == .end(trailers: HTTPHeaders()))
     }
 }

@@ -512,6 +512,25 @@ struct ServerConnectionTests {
         #expect(try old.prepareBodyWrite(count: 3) == .raw, "close-delimited for HTTP/1.0")
     }
 
+    @Test("writeHead editing matches writeHead")
+    func writeHeadEditingInPlace() throws {
+        var viaActions = HTTPServerConnection()
+        _ = received(&viaActions, "GET / HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n")
+        let response = HTTPResponseHead(status: 200, headers: ["Transfer-Encoding": "gzip", "Content-Length": "2"])
+        let expected = written(try viaActions.writeHead(response))
+
+        var direct = HTTPServerConnection()
+        _ = received(&direct, "GET / HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n")
+        var head = response
+        var buffer: [UInt8] = []
+        var actions: [HTTPServerConnection.Action] = []
+        try direct.writeHead(editing: &head, encodingInto: &buffer, actions: &actions)
+        #expect(String(decoding: buffer, as: UTF8.self) == expected)
+        #expect(head.headers.first(name: "Transfer-Encoding") == nil, "the handler's framing field is dropped")
+        #expect(head.headers.first(name: "Connection") == "keep-alive", "an HTTP/1.0 keep-alive is answered")
+        #expect(actions.isEmpty)
+    }
+
     @Test("writeHead(encodingInto:) appends the same bytes writeHead returns, and only then")
     func writeHeadIntoBuffer() throws {
         var viaActions = HTTPServerConnection()

@@ -226,6 +226,29 @@ struct ReverseProxyTests {
         }
     }
 
+    @Test("upstream Host validated only when valid")
+    func upstreamAuthorityValidity() throws {
+        var upstream = try HTTPUpstream(url: "http://127.0.0.1:8080")
+        #expect(upstream.authority == "127.0.0.1:8080")
+        #expect(upstream.authorityIsValidFieldValue)
+        upstream.host = "bad\r\nInjected: yes"
+        #expect(!upstream.authorityIsValidFieldValue)
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let proxy = ReverseProxy(
+            client: HTTPClient(group: group), configuration: ReverseProxyConfiguration(upstream: upstream))
+        let incoming = try HTTPRequestHead(method: .get, target: "/", headers: ["Host": "client.example.test"])
+        let outgoing = try proxy.outgoingHead(for: incoming, upstream: upstream, remoteAddress: nil, isTLS: false)
+        #expect(outgoing.headers.first(name: "X-Forwarded-Host") == "client.example.test")
+        var bytes: [UInt8] = []
+        #expect(throws: HTTPEncodingError(.invalidHeaderValue)) { try HTTPEncoder.encode(outgoing, into: &bytes) }
+        upstream.host = "upstream.example.test"
+        let fixed = try proxy.outgoingHead(for: incoming, upstream: upstream, remoteAddress: nil, isTLS: false)
+        try HTTPEncoder.encode(fixed, into: &bytes)
+        #expect(
+            String(decoding: bytes, as: UTF8.self).hasPrefix("GET / HTTP/1.1\r\nHost: upstream.example.test:8080\r\n"))
+    }
+
     @Test("hop-by-hop removal follows Connection tokens")
     func hopByHopUnit() {
         var headers: HTTPHeaders = [
