@@ -21,7 +21,7 @@ public final class IdentityAssertionSigner: Sendable {
     private let refreshMargin: Int64
     private let capacity: Int
     private let cache = Mutex(Cache())
-    /// A number no other signer of this process has, so a memo (`IdentityHeadersMemo`) never
+    /// A number that no other signer in this process has, so a memo (`IdentityHeadersMemo`) never
     /// mistakes a new signer for a released one that had the same address.
     fileprivate let serial = IdentityAssertionSigner.serials.add(1, ordering: .relaxed).newValue
     private static let serials = Atomic<UInt64>(0)

@@ -192,7 +192,7 @@ struct IdentityHeadersTests {
             ).assertion != late.assertion)
     }
 
-    @Test("a memo does not answer for a new signer that took a released signer's address")
+    @Test("memo ignores a signer at a reused address")
     func memoAfterSignerReleased() throws {
         let plan = ClaimHeaderPlan(names: ["email"])
         let session = SessionFixtures.sampleSession().routeSession
@@ -209,7 +209,7 @@ struct IdentityHeadersTests {
             releasedAddress = ObjectIdentifier(released)
         }
         // A reload with a new key builds a new signer; the allocator often hands it the old one's
-        // memory. Its answer must be signed with its own key.
+        // memory. The headers it returns must carry its own key's signature.
         var reused = false
         for _ in 0..<64 where !reused {
             let replacement = try IdentityAssertionSigner(signingKey: newKey, clock: clock)
