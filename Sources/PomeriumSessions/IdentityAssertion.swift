@@ -21,6 +21,10 @@ public final class IdentityAssertionSigner: Sendable {
     private let refreshMargin: Int64
     private let capacity: Int
     private let cache = Mutex(Cache())
+    /// A number that no other signer in this process has, so a memo (`IdentityHeadersMemo`) never
+    /// mistakes a new signer for a released one that had the same address.
+    fileprivate let serial = IdentityAssertionSigner.serials.add(1, ordering: .relaxed).newValue
+    private static let serials = Atomic<UInt64>(0)
 
     private struct CacheKey: Hashable {
         let sessionID: String
@@ -202,7 +206,8 @@ public struct IdentityHeaders: Sendable {
 /// `IdentityAssertionSigner.identityHeaders(for:sessionID:route:claimHeaders:memo:)`).
 public final class IdentityHeadersMemo: Sendable {
     private struct Remembered {
-        let signer: ObjectIdentifier
+        /// The signer's `serial`: an object identifier would match a new signer at a released one's address.
+        let signer: UInt64
         let route: String
         let plan: ClaimHeaderPlan?
         let headers: IdentityHeaders
@@ -217,7 +222,7 @@ public final class IdentityHeadersMemo: Sendable {
         signer: IdentityAssertionSigner, route: String, plan: ClaimHeaderPlan?, now: Int64
     ) -> IdentityHeaders? {
         last.withLock { remembered -> IdentityHeaders? in
-            guard let remembered, remembered.validUntil > now, remembered.signer == ObjectIdentifier(signer),
+            guard let remembered, remembered.validUntil > now, remembered.signer == signer.serial,
                 Self.sameBytes(remembered.route, route)
             else { return nil }
             switch (remembered.plan, plan) {
@@ -246,7 +251,7 @@ public final class IdentityHeadersMemo: Sendable {
         validUntil: Int64
     ) {
         let remembered = Remembered(
-            signer: ObjectIdentifier(signer), route: route, plan: plan, headers: headers, validUntil: validUntil)
+            signer: signer.serial, route: route, plan: plan, headers: headers, validUntil: validUntil)
         last.withLock { $0 = remembered }
     }
 }

@@ -66,4 +66,39 @@ struct AllowListSearchTests {
     func adminPath(_ path: String, _ expected: Bool) {
         #expect(AccessRequest(method: "GET", host: "h", path: path).isAdminPath == expected)
     }
+
+    @Test(
+        "one @ sign, also when impersonated",
+        arguments: [(1...8).map { "d\($0).test" }, (1...9).map { "d\($0).test" }])
+    func oneAtSign(_ allowed: [String]) throws {
+        let route = try RoutePolicy(
+            RouteDefinition(
+                id: "r", host: "app.example.test", allowedDomains: allowed, allowedGroups: ["g\(allowed.count)"]))
+        let evaluator = try PolicyEvaluator(administrators: ["root@admin.test"])
+        let request = AccessRequest(method: "GET", host: "app.example.test", path: "/")
+        func reason(_ identity: SessionIdentity) -> DecisionReason {
+            let prepared = PreparedSessionIdentity(identity)
+            let plain = evaluator.evaluate(route: route, request: request, session: identity, now: 0).reason
+            #expect(evaluator.evaluate(route: route, request: request, prepared: prepared, now: 0).reason == plain)
+            return plain
+        }
+        #expect(reason(SessionIdentity(email: "a@d1.test@d1.test")) == .noAllowRuleMatched)
+        #expect(reason(SessionIdentity(email: "d1.test")) == .noAllowRuleMatched)
+        #expect(reason(SessionIdentity(email: "@d1.test")) == .noAllowRuleMatched)
+        #expect(
+            reason(SessionIdentity(email: "root@admin.test", impersonatedEmail: "x@D1.Test"))
+                == .impersonatedDomainAllowed)
+        #expect(
+            reason(SessionIdentity(email: "root@admin.test", impersonatedEmail: "x@d1.test@d1.test"))
+                == .noAllowRuleMatched)
+        #expect(
+            reason(SessionIdentity(email: "root@admin.test", impersonatedGroups: ["g\(allowed.count)"]))
+                == .impersonatedGroupAllowed)
+        // A session that is not an administrator does not get the impersonated grant.
+        #expect(
+            reason(SessionIdentity(email: "a@d1.test", impersonatedEmail: "x@d2.test")) == .impersonationNotAllowed)
+        // "g9" belongs to the nine-domain route, "g8" to the eight-domain one.
+        #expect(
+            reason(SessionIdentity(email: "a@other.test", groups: ["g\(17 - allowed.count)"])) == .noAllowRuleMatched)
+    }
 }

@@ -137,13 +137,15 @@ final class ProxyHarness: @unchecked Sendable {
         forwardAuth: Bool = false,
         livenessStore: (any KeyValueStore)? = nil,
         dispatchedRequestID: String? = nil,
+        assignedRequestID: String? = nil,
+        infoLogs: Bool = false,
         _ body: (ProxyHarness) async throws -> T
     ) async throws -> T {
         let options = try options(config)
         let clock = ManualWallClock(now: SystemWallClock().now().rounded(.down))
         let logs = InMemoryLogHandler.Store()
         var logger = Logger.inMemory(store: logs)
-        logger.logLevel = .debug
+        logger.logLevel = infoLogs ? .info : .debug
         let group = try EventLoopGroup(loopCount: 1)
         defer { group.shutdown() }
         let client = HTTPClient(group: group)
@@ -157,6 +159,10 @@ final class ProxyHarness: @unchecked Sendable {
             group: group, configuration: HTTPServerConfiguration(address: try SocketAddress(parsing: "127.0.0.1:0"))
         ) { loop -> any HTTPRequestHandler in
             let handler = forwardAuth ? service.makeForwardAuthHandler(loop: loop) : service.makeHandler(loop: loop)
+            // As the listener's dispatcher does for a handler that writes the response fields itself.
+            if let assignedRequestID, let assignable = handler as? any RequestIDAssignable {
+                assignable.assignRequestID(assignedRequestID)
+            }
             guard let dispatchedRequestID else { return handler }
             return RequestIDSetter(requestID: dispatchedRequestID, headers: service.responseHeaders, inner: handler)
         }

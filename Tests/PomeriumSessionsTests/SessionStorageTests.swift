@@ -191,4 +191,37 @@ struct IdentityHeadersTests {
                 for: session, sessionID: "s1", route: "app", claimHeaders: otherPlan, memo: memo
             ).assertion != late.assertion)
     }
+
+    @Test("memo ignores a signer at a reused address")
+    func memoAfterSignerReleased() throws {
+        let plan = ClaimHeaderPlan(names: ["email"])
+        let session = SessionFixtures.sampleSession().routeSession
+        let memo = IdentityHeadersMemo()
+        let newKey = try ECPrivateKey.generate()
+        var releasedAddress: ObjectIdentifier?
+        var releasedAssertion = ""
+        do {
+            let released = try signer()
+            releasedAssertion =
+                try released.identityHeaders(
+                    for: session, sessionID: "s1", route: "app", claimHeaders: plan, memo: memo
+                ).assertion
+            releasedAddress = ObjectIdentifier(released)
+        }
+        // A reload with a new key builds a new signer; the allocator often hands it the old one's
+        // memory. The headers it returns must carry its own key's signature.
+        var reused = false
+        for _ in 0..<64 where !reused {
+            let replacement = try IdentityAssertionSigner(signingKey: newKey, clock: clock)
+            guard ObjectIdentifier(replacement) == releasedAddress else { continue }
+            reused = true
+            let answer = try replacement.identityHeaders(
+                for: session, sessionID: "s1", route: "app", claimHeaders: plan, memo: memo)
+            #expect(answer.assertion != releasedAssertion)
+            let headerPart = answer.assertion.split(separator: ".").first.map(String.init) ?? ""
+            let header = try JSONParser.parseObject(Base64.urlUnpadded.decode(headerPart) ?? [])
+            #expect(header["kid"]?.stringValue == replacement.keyID)
+        }
+        #expect(reused, "no new signer took the released signer's address, so the case was not exercised")
+    }
 }
