@@ -30,6 +30,16 @@ public enum ConstantTime {
     }
 }
 
+extension ConstantTime {
+    /// Whether the bytes at `lhs` and `rhs` are equal, in time that depends only on the length.
+    /// Unequal lengths return false at once.
+    public static func equals(_ lhs: UnsafeBufferPointer<UInt8>, _ rhs: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        guard let left = lhs.baseAddress, let right = rhs.baseAddress else { return true }
+        return CRYPTO_memcmp(left, right, lhs.count) == 0
+    }
+}
+
 /// Runs `body` over the bytes of `bytes` without a copy when the collection is contiguous.
 @inlinable
 func withContiguousBytes<Bytes: Collection<UInt8>, Result>(

@@ -1,4 +1,5 @@
 import Glibc
+import PomeriumCrypto
 import PomeriumHTTP
 import PomeriumSessions
 import Synchronization
@@ -53,11 +54,10 @@ final class CookieHeaderCache: Sendable {
             let slot = Self.slot(bytes, mask: mask)
             guard let entry = slots.withLock({ $0[slot] }) else { return nil }
             var stored = entry.header
-            let equal = stored.withUTF8 { storedBytes in
-                guard storedBytes.count == bytes.count else { return false }
-                guard let storedBase = storedBytes.baseAddress, let base = bytes.baseAddress else { return true }
-                return memcmp(storedBase, base, bytes.count) == 0
-            }
+            // Constant time: a client can aim its own header at a slot that another user's header
+            // fills, and with memcmp the time to the first difference would reveal that header,
+            // session cookie included, byte by byte.
+            let equal = stored.withUTF8 { storedBytes in ConstantTime.equals(storedBytes, bytes) }
             return equal ? entry : nil
         }
     }

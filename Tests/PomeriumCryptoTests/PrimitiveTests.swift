@@ -135,6 +135,25 @@ struct DigestTests {
         #expect(ConstantTime.equals([UInt8](), [UInt8]()))
     }
 
+    @Test("constant-time compare of buffers")
+    func constantTimeBuffers() {
+        let stored: [UInt8] = Array("_pomerium=v1.abc".utf8)
+        let cases: [([UInt8], Bool)] = [
+            (Array("_pomerium=v1.abc".utf8), true),
+            (Array("_pomerium=v1.abd".utf8), false),
+            (Array("Xpomerium=v1.abc".utf8), false),
+            (Array("_pomerium=v1.ab".utf8), false),
+        ]
+        for (candidate, expected) in cases {
+            let equal = stored.withUnsafeBufferPointer { left in
+                candidate.withUnsafeBufferPointer { right in ConstantTime.equals(left, right) }
+            }
+            #expect(equal == expected, "\(String(decoding: candidate, as: UTF8.self))")
+        }
+        let empty = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+        #expect(ConstantTime.equals(empty, empty))
+    }
+
     @Test("secure random bytes differ")
     func random() throws {
         let first = try SecureRandom.bytes(32)
