@@ -519,6 +519,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     }
 
     func responseBody(_ bytes: [UInt8], request: HTTPClientRequest) {
+        bytes.withUnsafeBytes { responseBodyBytes($0, request: request) }
+    }
+
+    /// Writes body bytes as they sit in the client's read buffer, so no array is built per chunk.
+    func responseBodyBytes(_ bytes: UnsafeRawBufferPointer, request: HTTPClientRequest) {
         guard let responder else { return }
         bytesSent += bytes.count
         responder.writeBody(bytes)
