@@ -151,6 +151,53 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         return true
     }
 
+    /// Appends the fields of `block` after all existing ones, keeping any earlier field with the
+    /// same names. The block's checks carry over: a field that failed them is checked again by
+    /// the encoder.
+    public mutating func append(_ block: FieldBlock) {
+        guard !block.entries.isEmpty else { return }
+        let base = end
+        block.bytes.withUnsafeBufferPointer { appendBytes($0) }
+        if entries.capacity < entries.count + block.entries.count {
+            entries.reserveCapacity(Swift.max(entries.count + block.entries.count, entries.count * 2))
+        }
+        for entry in block.entries {
+            entries.append(
+                Entry(
+                    name: (entry.name.lowerBound + base)..<(entry.name.upperBound + base),
+                    value: (entry.value.lowerBound + base)..<(entry.value.upperBound + base),
+                    isChecked: entry.isChecked))
+        }
+    }
+
+    /// Appends a field named `validatedName` (a token, as `add(validatedName:value:)` requires)
+    /// with the value bytes of this list's first field named `sourceName`, without building a
+    /// string: a proxy's `X-Forwarded-Host` from `Host`. The new field is checked when the source
+    /// field was. Returns false, adding nothing, when no field is named `sourceName`.
+    @discardableResult
+    public mutating func add(validatedName name: String, valueOfFirstFieldNamed sourceName: String) -> Bool {
+        guard let index = index(ofFieldNamed: sourceName) else { return false }
+        let source = entries[index]
+        let nameStart = end
+        Self.withBytes(of: name) { nameBytes in
+            assert(Self.isValidName(nameBytes), "a header field name passed as validated is not a token")
+            appendBytes(nameBytes)
+        }
+        let valueStart = end
+        let needed = valueStart + source.value.count
+        if needed > bytes.count { growBytes(toAtLeast: needed) }
+        if !source.value.isEmpty {
+            // The source bytes lie before `end`, so they do not overlap the bytes written after it.
+            bytes.withUnsafeMutableBufferPointer { storage in
+                (storage.baseAddress! + valueStart).update(
+                    from: storage.baseAddress! + source.value.lowerBound, count: source.value.count)
+            }
+        }
+        end = needed
+        entries.append(Entry(name: nameStart..<valueStart, value: valueStart..<end, isChecked: source.isChecked))
+        return true
+    }
+
     /// Appends a field whose name and value the caller vouches for, so that the encoder writes it
     /// without checking it again on every message. Use it for constant names and values, and for
     /// values built only from validated bytes (digits, a parsed and checked field, base64 or

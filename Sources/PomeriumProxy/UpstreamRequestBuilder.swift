@@ -30,16 +30,13 @@ struct UpstreamRequestBuilder {
                 claimHeaders: service.claimHeaders.isEmpty ? nil : service.claimHeaders,
                 memo: session.derived(SessionFacts.init).identityHeaders)
         }
-        let assertion = identity?.assertion
         var headers = incoming.headers
         // The copy of the client's fields gets room for the fields added below, so it is made
-        // once and the added bytes do not regrow it. Claim values are estimated at 64 bytes.
-        let claimCount = identity?.claimHeaders.count ?? 0
+        // once and the added bytes do not regrow it.
         headers.reserveCapacity(
-            fields: 8 + route.setRequestHeaders.count + claimCount,
+            fields: 8 + route.setRequestHeaders.count + (identity?.fields.count ?? 0),
             bytes: 256 + route.hostHeader.utf8.count + route.setRequestHeadersByteCount
-                + (assertion.map { IdentityAssertionSigner.headerName.utf8.count + $0.utf8.count } ?? 0)
-                + claimCount * 96)
+                + (identity?.fields.byteCount ?? 0))
         // One pass over the names finds the fields that need work. Most requests have none of
         // them, so the later steps for those fields are skipped.
         var present = FieldKinds()
@@ -103,10 +100,8 @@ struct UpstreamRequestBuilder {
             // The assertion and claim headers come last, so no client header or setting overrides
             // them. The client's identity headers went above; a setting may have added one back.
             if applySetHeaders && route.setsIdentityHeader { Self.removeIdentityHeaders(&headers) }
-            // A signed JWT is base64url text joined by dots.
-            headers.add(validatedName: IdentityAssertionSigner.headerName, value: identity.assertion)
-            // Claim values have no control characters, and their names are tokens.
-            for claim in identity.claimHeaders { headers.add(validatedName: claim.name, value: claim.value) }
+            // The assertion, then the claim headers, checked once when the signer built them.
+            headers.append(identity.fields)
         }
         let query = incoming.query.flatMap(Self.removingSessionParameter)
         let joinedPath = UpstreamTarget.joinPaths(route.to.path, path)
@@ -353,25 +348,25 @@ struct UpstreamRequestBuilder {
         return joined.isEmpty ? nil : joined
     }
 
+    /// `X-Forwarded-Proto` for each scheme, encoded once.
+    private static let forwardedHTTP = HTTPHeaders.FieldBlock([("X-Forwarded-Proto", "http")])
+    private static let forwardedHTTPS = HTTPHeaders.FieldBlock([("X-Forwarded-Proto", "https")])
+
     /// Keeps a trusted hop's `X-Forwarded-*` and appends the client to `X-Forwarded-For`. For any
     /// other client, every `X-Forwarded-*`, `Forwarded` and `X-Real-Ip` header (also spelled with
     /// `_`) is already gone, and the proxy's own view of the connection replaces them.
     /// `client` is the peer's address as text.
     private func setForwardingHeaders(_ headers: inout HTTPHeaders, trusted: Bool, client: String?, isTLS: Bool) {
-        let originalHost = headers.firstValue(name: "Host")
         // `client` is the text of a socket address, so it is checked once here instead of by
-        // the encoder; a parsed `Host` is valid already.
+        // the encoder; a parsed `Host` is valid already, and its copy keeps its check.
         let clientIsValid = client.map(FieldValidity.isValue) ?? false
         guard trusted else {
             if let client { Self.add(&headers, name: "X-Forwarded-For", value: client, isValidated: clientIsValid) }
-            if let originalHost {
-                Self.add(
-                    &headers, name: "X-Forwarded-Host", value: originalHost.value, isValidated: originalHost.isValidated
-                )
-            }
-            headers.add(validatedName: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
+            headers.add(validatedName: "X-Forwarded-Host", valueOfFirstFieldNamed: "Host")
+            headers.append(isTLS ? Self.forwardedHTTPS : Self.forwardedHTTP)
             return
         }
+        let originalHost = headers.firstValue(name: "Host")
         if let client {
             let previous = headers["X-Forwarded-For"].joined(separator: ", ")
             headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.isEmpty ? client : "\(previous), \(client)")
