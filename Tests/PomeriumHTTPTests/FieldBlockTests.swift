@@ -1,0 +1,79 @@
+import Testing
+
+@testable import PomeriumHTTP
+
+/// `HTTPHeaders.FieldBlock` and the in-place copy of a field value: fields appended in bulk keep
+/// their order and offsets, carry the block's checks, and an invalid field still fails encoding.
+@Suite("Header field blocks")
+struct FieldBlockTests {
+    private func wire(_ headers: HTTPHeaders) throws -> String {
+        var bytes: [UInt8] = []
+        try HTTPEncoder.encode(
+            HTTPRequestHead(method: .get, target: "/", version: .http1_1, headers: headers), into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    @Test("a block appends its fields after the existing ones with the offsets moved")
+    func appendsInOrder() throws {
+        let block = HTTPHeaders.FieldBlock([("X-Frame-Options", "SAMEORIGIN"), ("X-Test", ""), ("Via", "1.1 p")])
+        #expect(block.count == 3)
+        #expect(block.byteCount == "X-Frame-OptionsSAMEORIGINX-TestVia1.1 p".utf8.count)
+        #expect(block.isValid)
+        var headers: HTTPHeaders = ["Host": "h.example.test"]
+        headers.append(block)
+        headers.append(block)
+        #expect(headers.count == 7)
+        #expect(headers[1] == HTTPHeaders.Field(name: "X-Frame-Options", value: "SAMEORIGIN"))
+        #expect(headers[2] == HTTPHeaders.Field(name: "X-Test", value: ""))
+        #expect(headers[6] == HTTPHeaders.Field(name: "Via", value: "1.1 p"))
+        #expect(headers["x-frame-options"] == ["SAMEORIGIN", "SAMEORIGIN"])
+        #expect(headers.firstValue(name: "Via")?.isValidated == true)
+        #expect(try wire(headers).contains("\r\nX-Test: \r\nVia: 1.1 p\r\nX-Frame-Options: SAMEORIGIN\r\n"))
+        headers.append(HTTPHeaders.FieldBlock())
+        #expect(headers.count == 7)
+    }
+
+    @Test("a block field that fails the check is rejected by the encoder")
+    func invalidFieldsStayChecked() throws {
+        let badValue = HTTPHeaders.FieldBlock([("X-Ok", "1"), ("X-Bad", "a\r\nInjected: 1")])
+        #expect(!badValue.isValid)
+        var headers = HTTPHeaders()
+        headers.append(badValue)
+        #expect(throws: HTTPEncodingError(.invalidHeaderValue)) { try wire(headers) }
+        var badName = HTTPHeaders()
+        badName.append(HTTPHeaders.FieldBlock([("Bad Name", "1")]))
+        #expect(throws: HTTPEncodingError(.invalidHeaderName)) { try wire(badName) }
+    }
+
+    @Test("appending to a copy leaves the original list as it was")
+    func copyOnWrite() {
+        let original: HTTPHeaders = ["A": "1"]
+        var copy = original
+        copy.append(HTTPHeaders.FieldBlock([("B", "2")]))
+        #expect(original.count == 1)
+        #expect(copy.map(\.name) == ["A", "B"])
+    }
+
+    @Test("a field copies another field's value in place, keeping whether it was checked")
+    func copiesValueInPlace() throws {
+        var headers = HTTPHeaders()
+        // Many fields first, so the copy has to grow the storage it reads from.
+        headers.add(validatedName: "Host", value: "h.example.test")
+        for index in 0..<40 {
+            headers.add(validatedName: "X-Filler-\(index)", value: String(repeating: "v", count: 20))
+        }
+        let copied = headers.add(validatedName: "X-Forwarded-Host", valueOfFirstFieldNamed: "host")
+        #expect(copied)
+        #expect(headers.firstValue(name: "X-Forwarded-Host")?.value == "h.example.test")
+        #expect(headers.firstValue(name: "X-Forwarded-Host")?.isValidated == true)
+        let copiedMissing = headers.add(validatedName: "X-Forwarded-Host", valueOfFirstFieldNamed: "Missing")
+        #expect(!copiedMissing)
+        #expect(headers.count(name: "X-Forwarded-Host") == 1)
+
+        var unchecked = HTTPHeaders()
+        unchecked.add(name: "Host", value: "bad\u{1}host")
+        unchecked.add(validatedName: "X-Forwarded-Host", valueOfFirstFieldNamed: "Host")
+        #expect(unchecked.firstValue(name: "X-Forwarded-Host")?.isValidated == false)
+        #expect(throws: HTTPEncodingError(.invalidHeaderValue)) { try wire(unchecked) }
+    }
+}
