@@ -30,44 +30,48 @@ struct UpstreamRequestBuilder {
                 claimHeaders: service.claimHeaders.isEmpty ? nil : service.claimHeaders,
                 memo: session.derived(SessionFacts.init).identityHeaders)
         }
-        var headers = incoming.headers
-        // The copy of the client's fields gets room for the fields added below, so it is made
-        // once and the added bytes do not regrow it.
-        headers.reserveCapacity(
-            fields: 8 + route.setRequestHeaders.count + (identity?.fields.count ?? 0),
-            bytes: 256 + route.hostHeader.utf8.count + route.setRequestHeadersByteCount
-                + (identity?.fields.byteCount ?? 0))
+        let source = incoming.headers
         // One pass over the names finds the fields that need work. Most requests have none of
         // them, so the later steps for those fields are skipped.
         var present = FieldKinds()
-        _ = headers.containsField(whereName: { name in
+        _ = source.containsField(whereName: { name in
             present.note(name)
             return false
         })
-        let chunkedBody = present.transferEncoding && headers.containsToken("chunked", name: "Transfer-Encoding")
+        let chunkedBody = present.transferEncoding && source.containsToken("chunked", name: "Transfer-Encoding")
         let mayUpgrade = present.upgrade && (present.connection || incoming.method == .connect)
         let upgrade =
-            keepUpgrade && mayUpgrade && incoming.isUpgradeRequest ? headers.firstValue(name: "Upgrade") : nil
-        let connectionNamed = present.connection ? Self.connectionNamedFields(headers) : []
+            keepUpgrade && mayUpgrade && incoming.isUpgradeRequest ? source.firstValue(name: "Upgrade") : nil
+        let connectionNamed = present.connection ? Self.connectionNamedFields(source) : []
         let trusted = service.trustedProxies.trusts(remoteAddress)
         // A `Cookie` field that `Connection` names goes with the other hop-by-hop fields.
         let cookieIsHopByHop = connectionNamed.contains(Self.cookieName)
         let rewrittenCookie =
             present.cookie && !cookieIsHopByHop
-            ? (knownKeptCookieHeader ?? keptCookieHeader(headers, parsed: cookies)) : nil
+            ? (knownKeptCookieHeader ?? keptCookieHeader(source, parsed: cookies)) : nil
         let removeForwarded = present.forwarded && !trusted
+        // The copy of the client's fields gets room for the fields added below, so it is made
+        // once and the added bytes do not regrow it.
+        let addedFields = 8 + route.setRequestHeaders.count + (identity?.fields.count ?? 0)
+        let addedBytes =
+            256 + route.hostHeader.utf8.count + route.setRequestHeadersByteCount + (identity?.fields.byteCount ?? 0)
+        var headers: HTTPHeaders
         if present.hopByHop || present.identity || removeForwarded || rewrittenCookie != nil || !connectionNamed.isEmpty
         {
+            // The copy leaves out the removed fields, in the same pass that copies the kept ones.
             let removeCookie = rewrittenCookie != nil
-            headers.removeFields(whereName: { name in
-                if Self.isHopByHopName(name) || Self.isIdentityHeaderName(name) { return true }
-                if removeForwarded && Self.isForwardingHeaderName(name) { return true }
-                if removeCookie && HTTPFieldName.matches(name, lowercase: Self.cookieName) { return true }
+            headers = source.filtered(reservingFields: addedFields, bytes: addedBytes) { name in
+                if Self.isHopByHopName(name) || Self.isIdentityHeaderName(name) { return false }
+                if removeForwarded && Self.isForwardingHeaderName(name) { return false }
+                if removeCookie && HTTPFieldName.matches(name, lowercase: Self.cookieName) { return false }
                 for candidate in connectionNamed where HTTPFieldName.matches(name, lowercase: candidate) {
-                    return true
+                    return false
                 }
-                return false
-            })
+                return true
+            }
+        } else {
+            headers = source
+            headers.reserveCapacity(fields: addedFields, bytes: addedBytes)
         }
         // Fields added with `validatedName` have constant names and values the code built from
         // checked bytes or checked once per configuration, so the encoder skips them.
