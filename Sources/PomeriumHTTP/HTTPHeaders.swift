@@ -507,6 +507,16 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         index(ofFieldNamed: name).map { string(entries[$0].value) }
     }
 
+    /// Calls `body` with the value bytes of the first field named `name`, read in place without
+    /// building a string, and returns its result; nil when no field is named `name`.
+    public func withFirstValueBytes<Result>(
+        name: String, _ body: (UnsafeBufferPointer<UInt8>) throws -> Result
+    ) rethrows -> Result? {
+        guard let index = index(ofFieldNamed: name) else { return nil }
+        let range = entries[index].value
+        return try bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[range])) }
+    }
+
     /// Returns the value of the first field named `name` and whether that field is known to be
     /// valid: parsed from a message, or added with `add(validatedName:value:)`. A caller copying
     /// the value into another list may then add it as validated too.

@@ -76,4 +76,12 @@ struct FieldBlockTests {
         #expect(unchecked.firstValue(name: "X-Forwarded-Host")?.isValidated == false)
         #expect(throws: HTTPEncodingError(.invalidHeaderValue)) { try wire(unchecked) }
     }
+
+    @Test("the first value's bytes are read in place, or nil without such a field")
+    func readsFirstValueBytes() {
+        let headers: HTTPHeaders = ["Host": "h.example.test:8443", "host": "second", "X-Empty": ""]
+        #expect(headers.withFirstValueBytes(name: "HOST") { Array($0) } == Array("h.example.test:8443".utf8))
+        #expect(headers.withFirstValueBytes(name: "X-Empty") { $0.count } == 0)
+        #expect(headers.withFirstValueBytes(name: "Cookie") { $0.count } == nil)
+    }
 }
