@@ -517,6 +517,17 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         return try bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[range])) }
     }
 
+    /// Calls `body` with the value bytes of each field named `name`, in order, read in place
+    /// without building strings.
+    public func forEachValueBytes(name: String, _ body: (UnsafeBufferPointer<UInt8>) throws -> Void) rethrows {
+        var next = 0
+        while let index = index(ofFieldNamed: name, from: next) {
+            let range = entries[index].value
+            try bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[range])) }
+            next = index + 1
+        }
+    }
+
     /// Returns the value of the first field named `name` and whether that field is known to be
     /// valid: parsed from a message, or added with `add(validatedName:value:)`. A caller copying
     /// the value into another list may then add it as validated too.

@@ -170,36 +170,29 @@ struct UpstreamRequestBuilder {
     /// Returns the lowercase names that the `Connection` fields list, which are hop-by-hop too
     /// (RFC 9110 section 7.6.1), leaving out names of the fixed hop-by-hop list.
     static func connectionNamedFields(_ headers: HTTPHeaders) -> [[UInt8]] {
-        guard let first = headers.first(name: "Connection") else { return [] }
-        // One field is the rule, and its value is read without the token list `tokens(name:)` builds.
+        // The values are read as bytes in place, without the token list `tokens(name:)` builds.
         var names: [[UInt8]] = []
-        appendConnectionNames(of: first, to: &names)
-        if headers.count(name: "Connection") > 1 {
-            for value in headers["Connection"].dropFirst() { appendConnectionNames(of: value, to: &names) }
-        }
+        headers.forEachValueBytes(name: "Connection") { appendConnectionNames(of: $0, to: &names) }
         return names
     }
 
     /// Appends the names one `Connection` value lists, leaving out names of the fixed hop-by-hop list.
-    private static func appendConnectionNames(of value: String, to names: inout [[UInt8]]) {
-        var value = value
-        value.withUTF8 { bytes in
-            // The comma-separated elements, trimmed of spaces and tabs, empty ones skipped
-            // (RFC 9110 section 5.6.1), lowercased.
-            var start = 0
-            while start <= bytes.count {
-                var end = start
-                while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
-                var lower = start
-                var upper = end
-                while lower < upper, bytes[lower] == 0x20 || bytes[lower] == 0x09 { lower += 1 }
-                while upper > lower, bytes[upper - 1] == 0x20 || bytes[upper - 1] == 0x09 { upper -= 1 }
-                let element = UnsafeBufferPointer(rebasing: bytes[lower..<upper])
-                if !element.isEmpty && !isHopByHopName(element) {
-                    names.append(element.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
-                }
-                start = end + 1
+    private static func appendConnectionNames(of bytes: UnsafeBufferPointer<UInt8>, to names: inout [[UInt8]]) {
+        // The comma-separated elements, trimmed of spaces and tabs, empty ones skipped
+        // (RFC 9110 section 5.6.1), lowercased.
+        var start = 0
+        while start <= bytes.count {
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+            var lower = start
+            var upper = end
+            while lower < upper, bytes[lower] == 0x20 || bytes[lower] == 0x09 { lower += 1 }
+            while upper > lower, bytes[upper - 1] == 0x20 || bytes[upper - 1] == 0x09 { upper -= 1 }
+            let element = UnsafeBufferPointer(rebasing: bytes[lower..<upper])
+            if !element.isEmpty && !isHopByHopName(element) {
+                names.append(element.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
             }
+            start = end + 1
         }
     }
 

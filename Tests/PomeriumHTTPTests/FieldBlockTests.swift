@@ -84,4 +84,15 @@ struct FieldBlockTests {
         #expect(headers.withFirstValueBytes(name: "X-Empty") { $0.count } == 0)
         #expect(headers.withFirstValueBytes(name: "Cookie") { $0.count } == nil)
     }
+
+    @Test("every value's bytes are visited in order")
+    func visitsEveryValue() {
+        let headers: HTTPHeaders = ["Connection": "keep-alive", "X-Other": "x", "connection": "X-Drop, TE"]
+        var seen: [String] = []
+        headers.forEachValueBytes(name: "Connection") { seen.append(String(decoding: $0, as: UTF8.self)) }
+        #expect(seen == ["keep-alive", "X-Drop, TE"])
+        var none = 0
+        headers.forEachValueBytes(name: "Upgrade") { _ in none += 1 }
+        #expect(none == 0)
+    }
 }
