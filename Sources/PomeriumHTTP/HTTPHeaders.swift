@@ -599,17 +599,46 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
 
     /// Returns whether a comma-separated list field named `name` contains `token`, compared case-insensitively.
     public func containsToken(_ token: String, name: String) -> Bool {
-        // Most lists lack the field (Transfer-Encoding, Connection), and finding that out takes
-        // one scan of the names, without setting up the token walk.
-        guard index(ofFieldNamed: name) != nil else { return false }
-        var found = false
-        Self.withBytes(of: token) { needle in
-            forEachToken(name: name) { element in
-                found = ASCII.equalsIgnoringCase(element, needle)
-                return !found
+        // Every response and request asks this (`Connection: close`), so it is one pass over the
+        // names that walks the elements of a matching field in place, without closures.
+        Self.withBytes(of: name) { wantedName in
+            Self.withBytes(of: token) { needle in
+                bytes.withUnsafeBufferPointer { storage in
+                    for entry in entries
+                    where entry.name.count == wantedName.count
+                        && ASCII.equalsIgnoringCase(UnsafeBufferPointer(rebasing: storage[entry.name]), wantedName)
+                    {
+                        if Self.list(storage, entry.value, containsIgnoringCase: needle) { return true }
+                    }
+                    return false
+                }
             }
         }
-        return found
+    }
+
+    /// Whether the comma-separated elements of `storage[range]`, trimmed of spaces and tabs
+    /// (RFC 9110 §5.6.1), include `needle` with ASCII letters folded. An empty needle matches nothing.
+    @inline(__always)
+    private static func list(
+        _ storage: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, containsIgnoringCase needle: UnsafeBufferPointer<UInt8>
+    ) -> Bool {
+        guard !needle.isEmpty else { return false }
+        var start = range.lowerBound
+        while start < range.upperBound {
+            var end = start
+            while end < range.upperBound, storage[end] != ASCII.comma { end += 1 }
+            var lower = start
+            var upper = end
+            while lower < upper, ASCII.isWhitespace(storage[lower]) { lower += 1 }
+            while upper > lower, ASCII.isWhitespace(storage[upper - 1]) { upper -= 1 }
+            if upper - lower == needle.count
+                && ASCII.equalsIgnoringCase(UnsafeBufferPointer(rebasing: storage[lower..<upper]), needle)
+            {
+                return true
+            }
+            start = end + 1
+        }
+        return false
     }
 
     // MARK: Encoding

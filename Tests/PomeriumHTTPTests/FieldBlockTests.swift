@@ -2,9 +2,10 @@ import Testing
 
 @testable import PomeriumHTTP
 
-/// `HTTPHeaders.FieldBlock` and the in-place copy of a field value: fields appended in bulk keep
-/// their order and offsets, carry the block's checks, and an invalid field still fails encoding.
-@Suite("Header field blocks")
+/// `HTTPHeaders.FieldBlock` and the reads and copies of field values in place: fields appended in
+/// bulk keep their order and offsets, carry the block's checks, and an invalid field still fails
+/// encoding.
+@Suite("Header field blocks and in-place reads")
 struct FieldBlockTests {
     private func wire(_ headers: HTTPHeaders) throws -> String {
         var bytes: [UInt8] = []
@@ -94,5 +95,20 @@ struct FieldBlockTests {
         var none = 0
         headers.forEachValueBytes(name: "Upgrade") { _ in none += 1 }
         #expect(none == 0)
+    }
+
+    @Test("list tokens are found in any field of the name, trimmed and with letters folded")
+    func findsListTokens() {
+        let headers: HTTPHeaders = [
+            "Connection": " , keep-alive ,\tX-A", "X-Other": "close", "CONNECTION": "te,\t Close\t,",
+        ]
+        #expect(headers.containsToken("close", name: "connection"))
+        #expect(headers.containsToken("KEEP-ALIVE", name: "Connection"))
+        #expect(headers.containsToken("x-a", name: "Connection"))
+        #expect(!headers.containsToken("clos", name: "Connection"))
+        #expect(!headers.containsToken("", name: "Connection"))
+        #expect(!headers.containsToken("close", name: "Upgrade"))
+        let empty: HTTPHeaders = ["Connection": ""]
+        #expect(!empty.containsToken("close", name: "Connection"))
     }
 }
