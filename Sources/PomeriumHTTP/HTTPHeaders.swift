@@ -620,7 +620,8 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
     /// (RFC 9110 §5.6.1), include `needle` with ASCII letters folded. An empty needle matches nothing.
     @inline(__always)
     private static func list(
-        _ storage: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, containsIgnoringCase needle: UnsafeBufferPointer<UInt8>
+        _ storage: UnsafeBufferPointer<UInt8>, _ range: Range<Int>,
+        containsIgnoringCase needle: UnsafeBufferPointer<UInt8>
     ) -> Bool {
         guard !needle.isEmpty else { return false }
         var start = range.lowerBound

@@ -14,7 +14,7 @@ struct FieldBlockTests {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    @Test("a block appends its fields after the existing ones with the offsets moved")
+    @Test("block appends fields in order")
     func appendsInOrder() throws {
         let block = HTTPHeaders.FieldBlock([("X-Frame-Options", "SAMEORIGIN"), ("X-Test", ""), ("Via", "1.1 p")])
         #expect(block.count == 3)
@@ -34,7 +34,7 @@ struct FieldBlockTests {
         #expect(headers.count == 7)
     }
 
-    @Test("a block field that fails the check is rejected by the encoder")
+    @Test("invalid block field fails encoding")
     func invalidFieldsStayChecked() throws {
         let badValue = HTTPHeaders.FieldBlock([("X-Ok", "1"), ("X-Bad", "a\r\nInjected: 1")])
         #expect(!badValue.isValid)
@@ -46,7 +46,7 @@ struct FieldBlockTests {
         #expect(throws: HTTPEncodingError(.invalidHeaderName)) { try wire(badName) }
     }
 
-    @Test("appending to a copy leaves the original list as it was")
+    @Test("append leaves the original unchanged")
     func copyOnWrite() {
         let original: HTTPHeaders = ["A": "1"]
         var copy = original
@@ -55,7 +55,7 @@ struct FieldBlockTests {
         #expect(copy.map(\.name) == ["A", "B"])
     }
 
-    @Test("a field copies another field's value in place, keeping whether it was checked")
+    @Test("value copy keeps its check")
     func copiesValueInPlace() throws {
         var headers = HTTPHeaders()
         // Many fields first, so the copy has to grow the storage it reads from.
@@ -78,7 +78,7 @@ struct FieldBlockTests {
         #expect(throws: HTTPEncodingError(.invalidHeaderValue)) { try wire(unchecked) }
     }
 
-    @Test("the first value's bytes are read in place, or nil without such a field")
+    @Test("first value bytes read in place")
     func readsFirstValueBytes() {
         let headers: HTTPHeaders = ["Host": "h.example.test:8443", "host": "second", "X-Empty": ""]
         #expect(headers.withFirstValueBytes(name: "HOST") { Array($0) } == Array("h.example.test:8443".utf8))
@@ -86,7 +86,7 @@ struct FieldBlockTests {
         #expect(headers.withFirstValueBytes(name: "Cookie") { $0.count } == nil)
     }
 
-    @Test("every value's bytes are visited in order")
+    @Test("every value visited in order")
     func visitsEveryValue() {
         let headers: HTTPHeaders = ["Connection": "keep-alive", "X-Other": "x", "connection": "X-Drop, TE"]
         var seen: [String] = []
@@ -97,7 +97,7 @@ struct FieldBlockTests {
         #expect(none == 0)
     }
 
-    @Test("list tokens are found in any field of the name, trimmed and with letters folded")
+    @Test("list tokens found in any field")
     func findsListTokens() {
         let headers: HTTPHeaders = [
             "Connection": " , keep-alive ,\tX-A", "X-Other": "close", "CONNECTION": "te,\t Close\t,",
