@@ -151,6 +151,53 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         return true
     }
 
+    /// Appends the fields of `block` after all existing ones, keeping any earlier field with the
+    /// same names. The block's checks carry over: a field that failed them is checked again by
+    /// the encoder.
+    public mutating func append(_ block: FieldBlock) {
+        guard !block.entries.isEmpty else { return }
+        let base = end
+        block.bytes.withUnsafeBufferPointer { appendBytes($0) }
+        if entries.capacity < entries.count + block.entries.count {
+            entries.reserveCapacity(Swift.max(entries.count + block.entries.count, entries.count * 2))
+        }
+        for entry in block.entries {
+            entries.append(
+                Entry(
+                    name: (entry.name.lowerBound + base)..<(entry.name.upperBound + base),
+                    value: (entry.value.lowerBound + base)..<(entry.value.upperBound + base),
+                    isChecked: entry.isChecked))
+        }
+    }
+
+    /// Appends a field named `validatedName` (a token, as `add(validatedName:value:)` requires)
+    /// with the value bytes of this list's first field named `sourceName`, without building a
+    /// string: a proxy's `X-Forwarded-Host` from `Host`. The new field is checked when the source
+    /// field was. Returns false, adding nothing, when no field is named `sourceName`.
+    @discardableResult
+    public mutating func add(validatedName name: String, valueOfFirstFieldNamed sourceName: String) -> Bool {
+        guard let index = index(ofFieldNamed: sourceName) else { return false }
+        let source = entries[index]
+        let nameStart = end
+        Self.withBytes(of: name) { nameBytes in
+            assert(Self.isValidName(nameBytes), "a header field name passed as validated is not a token")
+            appendBytes(nameBytes)
+        }
+        let valueStart = end
+        let needed = valueStart + source.value.count
+        if needed > bytes.count { growBytes(toAtLeast: needed) }
+        if !source.value.isEmpty {
+            // The source bytes lie before `end`, so they do not overlap the bytes written after it.
+            bytes.withUnsafeMutableBufferPointer { storage in
+                (storage.baseAddress! + valueStart).update(
+                    from: storage.baseAddress! + source.value.lowerBound, count: source.value.count)
+            }
+        }
+        end = needed
+        entries.append(Entry(name: nameStart..<valueStart, value: valueStart..<end, isChecked: source.isChecked))
+        return true
+    }
+
     /// Appends a field whose name and value the caller vouches for, so that the encoder writes it
     /// without checking it again on every message. Use it for constant names and values, and for
     /// values built only from validated bytes (digits, a parsed and checked field, base64 or
@@ -460,6 +507,27 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         index(ofFieldNamed: name).map { string(entries[$0].value) }
     }
 
+    /// Calls `body` with the value bytes of the first field named `name`, read in place without
+    /// building a string, and returns its result; nil when no field is named `name`.
+    public func withFirstValueBytes<Result>(
+        name: String, _ body: (UnsafeBufferPointer<UInt8>) throws -> Result
+    ) rethrows -> Result? {
+        guard let index = index(ofFieldNamed: name) else { return nil }
+        let range = entries[index].value
+        return try bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[range])) }
+    }
+
+    /// Calls `body` with the value bytes of each field named `name`, in order, read in place
+    /// without building strings.
+    public func forEachValueBytes(name: String, _ body: (UnsafeBufferPointer<UInt8>) throws -> Void) rethrows {
+        var next = 0
+        while let index = index(ofFieldNamed: name, from: next) {
+            let range = entries[index].value
+            try bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[range])) }
+            next = index + 1
+        }
+    }
+
     /// Returns the value of the first field named `name` and whether that field is known to be
     /// valid: parsed from a message, or added with `add(validatedName:value:)`. A caller copying
     /// the value into another list may then add it as validated too.
@@ -531,17 +599,47 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
 
     /// Returns whether a comma-separated list field named `name` contains `token`, compared case-insensitively.
     public func containsToken(_ token: String, name: String) -> Bool {
-        // Most lists lack the field (Transfer-Encoding, Connection), and finding that out takes
-        // one scan of the names, without setting up the token walk.
-        guard index(ofFieldNamed: name) != nil else { return false }
-        var found = false
-        Self.withBytes(of: token) { needle in
-            forEachToken(name: name) { element in
-                found = ASCII.equalsIgnoringCase(element, needle)
-                return !found
+        // Every response and request asks this (`Connection: close`), so it is one pass over the
+        // names that walks the elements of a matching field in place, without closures.
+        Self.withBytes(of: name) { wantedName in
+            Self.withBytes(of: token) { needle in
+                bytes.withUnsafeBufferPointer { storage in
+                    for entry in entries
+                    where entry.name.count == wantedName.count
+                        && ASCII.equalsIgnoringCase(UnsafeBufferPointer(rebasing: storage[entry.name]), wantedName)
+                    {
+                        if Self.list(storage, entry.value, containsIgnoringCase: needle) { return true }
+                    }
+                    return false
+                }
             }
         }
-        return found
+    }
+
+    /// Whether the comma-separated elements of `storage[range]`, trimmed of spaces and tabs
+    /// (RFC 9110 §5.6.1), include `needle` with ASCII letters folded. An empty needle matches nothing.
+    @inline(__always)
+    private static func list(
+        _ storage: UnsafeBufferPointer<UInt8>, _ range: Range<Int>,
+        containsIgnoringCase needle: UnsafeBufferPointer<UInt8>
+    ) -> Bool {
+        guard !needle.isEmpty else { return false }
+        var start = range.lowerBound
+        while start < range.upperBound {
+            var end = start
+            while end < range.upperBound, storage[end] != ASCII.comma { end += 1 }
+            var lower = start
+            var upper = end
+            while lower < upper, ASCII.isWhitespace(storage[lower]) { lower += 1 }
+            while upper > lower, ASCII.isWhitespace(storage[upper - 1]) { upper -= 1 }
+            if upper - lower == needle.count
+                && ASCII.equalsIgnoringCase(UnsafeBufferPointer(rebasing: storage[lower..<upper]), needle)
+            {
+                return true
+            }
+            start = end + 1
+        }
+        return false
     }
 
     // MARK: Encoding

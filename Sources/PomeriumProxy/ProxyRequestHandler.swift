@@ -488,20 +488,19 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         // The fields `Connection` names are hop-by-hop too, except those the fixed list has anyway
         // (upstreams mostly send `Connection: keep-alive`).
         let connectionNamed = UpstreamRequestBuilder.connectionNamedFields(upstreamHeaders)
-        var headers = upstreamHeaders
-        // The fields are copied once, with room for what is added below.
-        headers.reserveCapacity(
-            fields: policy.fields.count + 1 + responseCookies.count,
-            bytes: policy.byteCount + responseCookies.reduce(0) { $0 + $1.utf8.count + 10 })
-        headers.removeFields(whereName: { name in
+        // The kept fields are copied once, with room for what is added below.
+        var headers = upstreamHeaders.filtered(
+            reservingFields: policy.fields.count + 1 + responseCookies.count,
+            bytes: policy.byteCount + responseCookies.reduce(0) { $0 + $1.utf8.count + 10 }
+        ) { name in
             if UpstreamRequestBuilder.isHopByHopName(name) || UpstreamRequestBuilder.isIdentityHeaderName(name)
                 || policy.isPolicyName(name)
             {
-                return true
+                return false
             }
-            for candidate in connectionNamed where HTTPFieldName.matches(name, lowercase: candidate) { return true }
-            return false
-        })
+            for candidate in connectionNamed where HTTPFieldName.matches(name, lowercase: candidate) { return false }
+            return true
+        }
         policy.add(to: &headers, requestID: requestID)
         for cookie in responseCookies {
             headers.add(name: "Set-Cookie", value: cookie)
@@ -519,6 +518,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     }
 
     func responseBody(_ bytes: [UInt8], request: HTTPClientRequest) {
+        bytes.withUnsafeBytes { responseBodyBytes($0, request: request) }
+    }
+
+    /// Writes body bytes as they sit in the client's read buffer, so no array is built per chunk.
+    func responseBodyBytes(_ bytes: UnsafeRawBufferPointer, request: HTTPClientRequest) {
         guard let responder else { return }
         bytesSent += bytes.count
         responder.writeBody(bytes)

@@ -13,9 +13,9 @@ struct ResponseHeaderPolicy: Sendable {
     /// Bit n is set when a name in `lowercaseNames` is n bytes long (bit 63: 63 or more), so most
     /// fields are rejected with one test.
     private let lengthMask: UInt64
-    /// Whether every configured name is a token and every value a valid field value, checked once
-    /// here so `add` writes them as validated fields.
-    private let fieldsAreValid: Bool
+    /// `fields` encoded and checked once, so `add` copies them with one append. A field that
+    /// fails the check stays unchecked, and the encoder rejects the response that carries it.
+    private let block: HTTPHeaders.FieldBlock
 
     /// Prepares `configured`, in the order the fields are written. Where two entries have the
     /// same name in another letter case, the result is what setting each in turn gives: the
@@ -40,7 +40,7 @@ struct ResponseHeaderPolicy: Sendable {
         }
         lowercaseNames = (fields.map(\.name) + [RequestID.headerName]).map { Array($0.lowercased().utf8) }
         lengthMask = lowercaseNames.reduce(0) { $0 | Self.lengthBit($1.count) }
-        fieldsAreValid = fields.allSatisfy { FieldValidity.isField(name: $0.name, value: $0.value) }
+        block = HTTPHeaders.FieldBlock(fields)
     }
 
     /// Returns whether `name` is a configured name or `Request-Id`, compared case-insensitively.
@@ -57,11 +57,7 @@ struct ResponseHeaderPolicy: Sendable {
     /// field of the same names (see `isPolicyName`).
     /// `requestID` comes from `RequestID.make`, hexadecimal digits and dashes, never from a client.
     func add(to headers: inout HTTPHeaders, requestID: String) {
-        if fieldsAreValid {
-            for field in fields { headers.add(validatedName: field.name, value: field.value) }
-        } else {
-            for field in fields { headers.add(name: field.name, value: field.value) }
-        }
+        headers.append(block)
         headers.add(validatedName: RequestID.headerName, value: requestID)
     }
 

@@ -30,47 +30,48 @@ struct UpstreamRequestBuilder {
                 claimHeaders: service.claimHeaders.isEmpty ? nil : service.claimHeaders,
                 memo: session.derived(SessionFacts.init).identityHeaders)
         }
-        let assertion = identity?.assertion
-        var headers = incoming.headers
-        // The copy of the client's fields gets room for the fields added below, so it is made
-        // once and the added bytes do not regrow it. Claim values are estimated at 64 bytes.
-        let claimCount = identity?.claimHeaders.count ?? 0
-        headers.reserveCapacity(
-            fields: 8 + route.setRequestHeaders.count + claimCount,
-            bytes: 256 + route.hostHeader.utf8.count + route.setRequestHeadersByteCount
-                + (assertion.map { IdentityAssertionSigner.headerName.utf8.count + $0.utf8.count } ?? 0)
-                + claimCount * 96)
+        let source = incoming.headers
         // One pass over the names finds the fields that need work. Most requests have none of
         // them, so the later steps for those fields are skipped.
         var present = FieldKinds()
-        _ = headers.containsField(whereName: { name in
+        _ = source.containsField(whereName: { name in
             present.note(name)
             return false
         })
-        let chunkedBody = present.transferEncoding && headers.containsToken("chunked", name: "Transfer-Encoding")
+        let chunkedBody = present.transferEncoding && source.containsToken("chunked", name: "Transfer-Encoding")
         let mayUpgrade = present.upgrade && (present.connection || incoming.method == .connect)
         let upgrade =
-            keepUpgrade && mayUpgrade && incoming.isUpgradeRequest ? headers.firstValue(name: "Upgrade") : nil
-        let connectionNamed = present.connection ? Self.connectionNamedFields(headers) : []
+            keepUpgrade && mayUpgrade && incoming.isUpgradeRequest ? source.firstValue(name: "Upgrade") : nil
+        let connectionNamed = present.connection ? Self.connectionNamedFields(source) : []
         let trusted = service.trustedProxies.trusts(remoteAddress)
         // A `Cookie` field that `Connection` names goes with the other hop-by-hop fields.
         let cookieIsHopByHop = connectionNamed.contains(Self.cookieName)
         let rewrittenCookie =
             present.cookie && !cookieIsHopByHop
-            ? (knownKeptCookieHeader ?? keptCookieHeader(headers, parsed: cookies)) : nil
+            ? (knownKeptCookieHeader ?? keptCookieHeader(source, parsed: cookies)) : nil
         let removeForwarded = present.forwarded && !trusted
+        // The copy of the client's fields gets room for the fields added below, so it is made
+        // once and the added bytes do not regrow it.
+        let addedFields = 8 + route.setRequestHeaders.count + (identity?.fields.count ?? 0)
+        let addedBytes =
+            256 + route.hostHeader.utf8.count + route.setRequestHeadersByteCount + (identity?.fields.byteCount ?? 0)
+        var headers: HTTPHeaders
         if present.hopByHop || present.identity || removeForwarded || rewrittenCookie != nil || !connectionNamed.isEmpty
         {
+            // The copy leaves out the removed fields, in the same pass that copies the kept ones.
             let removeCookie = rewrittenCookie != nil
-            headers.removeFields(whereName: { name in
-                if Self.isHopByHopName(name) || Self.isIdentityHeaderName(name) { return true }
-                if removeForwarded && Self.isForwardingHeaderName(name) { return true }
-                if removeCookie && HTTPFieldName.matches(name, lowercase: Self.cookieName) { return true }
+            headers = source.filtered(reservingFields: addedFields, bytes: addedBytes) { name in
+                if Self.isHopByHopName(name) || Self.isIdentityHeaderName(name) { return false }
+                if removeForwarded && Self.isForwardingHeaderName(name) { return false }
+                if removeCookie && HTTPFieldName.matches(name, lowercase: Self.cookieName) { return false }
                 for candidate in connectionNamed where HTTPFieldName.matches(name, lowercase: candidate) {
-                    return true
+                    return false
                 }
-                return false
-            })
+                return true
+            }
+        } else {
+            headers = source
+            headers.reserveCapacity(fields: addedFields, bytes: addedBytes)
         }
         // Fields added with `validatedName` have constant names and values the code built from
         // checked bytes or checked once per configuration, so the encoder skips them.
@@ -103,10 +104,8 @@ struct UpstreamRequestBuilder {
             // The assertion and claim headers come last, so no client header or setting overrides
             // them. The client's identity headers went above; a setting may have added one back.
             if applySetHeaders && route.setsIdentityHeader { Self.removeIdentityHeaders(&headers) }
-            // A signed JWT is base64url text joined by dots.
-            headers.add(validatedName: IdentityAssertionSigner.headerName, value: identity.assertion)
-            // Claim values have no control characters, and their names are tokens.
-            for claim in identity.claimHeaders { headers.add(validatedName: claim.name, value: claim.value) }
+            // The assertion, then the claim headers, checked once when the signer built them.
+            headers.append(identity.fields)
         }
         let query = incoming.query.flatMap(Self.removingSessionParameter)
         let joinedPath = UpstreamTarget.joinPaths(route.to.path, path)
@@ -171,36 +170,29 @@ struct UpstreamRequestBuilder {
     /// Returns the lowercase names that the `Connection` fields list, which are hop-by-hop too
     /// (RFC 9110 section 7.6.1), leaving out names of the fixed hop-by-hop list.
     static func connectionNamedFields(_ headers: HTTPHeaders) -> [[UInt8]] {
-        guard let first = headers.first(name: "Connection") else { return [] }
-        // One field is the rule, and its value is read without the token list `tokens(name:)` builds.
+        // The values are read as bytes in place, without the token list `tokens(name:)` builds.
         var names: [[UInt8]] = []
-        appendConnectionNames(of: first, to: &names)
-        if headers.count(name: "Connection") > 1 {
-            for value in headers["Connection"].dropFirst() { appendConnectionNames(of: value, to: &names) }
-        }
+        headers.forEachValueBytes(name: "Connection") { appendConnectionNames(of: $0, to: &names) }
         return names
     }
 
     /// Appends the names one `Connection` value lists, leaving out names of the fixed hop-by-hop list.
-    private static func appendConnectionNames(of value: String, to names: inout [[UInt8]]) {
-        var value = value
-        value.withUTF8 { bytes in
-            // The comma-separated elements, trimmed of spaces and tabs, empty ones skipped
-            // (RFC 9110 section 5.6.1), lowercased.
-            var start = 0
-            while start <= bytes.count {
-                var end = start
-                while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
-                var lower = start
-                var upper = end
-                while lower < upper, bytes[lower] == 0x20 || bytes[lower] == 0x09 { lower += 1 }
-                while upper > lower, bytes[upper - 1] == 0x20 || bytes[upper - 1] == 0x09 { upper -= 1 }
-                let element = UnsafeBufferPointer(rebasing: bytes[lower..<upper])
-                if !element.isEmpty && !isHopByHopName(element) {
-                    names.append(element.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
-                }
-                start = end + 1
+    private static func appendConnectionNames(of bytes: UnsafeBufferPointer<UInt8>, to names: inout [[UInt8]]) {
+        // The comma-separated elements, trimmed of spaces and tabs, empty ones skipped
+        // (RFC 9110 section 5.6.1), lowercased.
+        var start = 0
+        while start <= bytes.count {
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+            var lower = start
+            var upper = end
+            while lower < upper, bytes[lower] == 0x20 || bytes[lower] == 0x09 { lower += 1 }
+            while upper > lower, bytes[upper - 1] == 0x20 || bytes[upper - 1] == 0x09 { upper -= 1 }
+            let element = UnsafeBufferPointer(rebasing: bytes[lower..<upper])
+            if !element.isEmpty && !isHopByHopName(element) {
+                names.append(element.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
             }
+            start = end + 1
         }
     }
 
@@ -353,25 +345,25 @@ struct UpstreamRequestBuilder {
         return joined.isEmpty ? nil : joined
     }
 
+    /// `X-Forwarded-Proto` for each scheme, encoded once.
+    private static let forwardedHTTP = HTTPHeaders.FieldBlock([("X-Forwarded-Proto", "http")])
+    private static let forwardedHTTPS = HTTPHeaders.FieldBlock([("X-Forwarded-Proto", "https")])
+
     /// Keeps a trusted hop's `X-Forwarded-*` and appends the client to `X-Forwarded-For`. For any
     /// other client, every `X-Forwarded-*`, `Forwarded` and `X-Real-Ip` header (also spelled with
     /// `_`) is already gone, and the proxy's own view of the connection replaces them.
     /// `client` is the peer's address as text.
     private func setForwardingHeaders(_ headers: inout HTTPHeaders, trusted: Bool, client: String?, isTLS: Bool) {
-        let originalHost = headers.firstValue(name: "Host")
         // `client` is the text of a socket address, so it is checked once here instead of by
-        // the encoder; a parsed `Host` is valid already.
+        // the encoder; a parsed `Host` is valid already, and its copy keeps its check.
         let clientIsValid = client.map(FieldValidity.isValue) ?? false
         guard trusted else {
             if let client { Self.add(&headers, name: "X-Forwarded-For", value: client, isValidated: clientIsValid) }
-            if let originalHost {
-                Self.add(
-                    &headers, name: "X-Forwarded-Host", value: originalHost.value, isValidated: originalHost.isValidated
-                )
-            }
-            headers.add(validatedName: "X-Forwarded-Proto", value: isTLS ? "https" : "http")
+            headers.add(validatedName: "X-Forwarded-Host", valueOfFirstFieldNamed: "Host")
+            headers.append(isTLS ? Self.forwardedHTTPS : Self.forwardedHTTP)
             return
         }
+        let originalHost = headers.firstValue(name: "Host")
         if let client {
             let previous = headers["X-Forwarded-For"].joined(separator: ", ")
             headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.isEmpty ? client : "\(previous), \(client)")

@@ -120,15 +120,18 @@ public final class HostDispatcher: Sendable {
     /// `Host` whose host part differs from both hosts is not parsed.
     static func authorityToMatch(_ head: HTTPRequestHead, services: ServiceSet) -> (host: String, port: Int?)? {
         guard services.authenticateHost != nil || services.forwardAuthHost != nil else { return nil }
-        guard case .origin = head.targetForm, let value = head.headers.first(name: "Host") else {
+        // The value is read as bytes in place: most requests match neither host.
+        guard case .origin = head.targetForm,
+            let matches = head.headers.withFirstValueBytes(
+                name: "Host",
+                { value in
+                    hostPart(of: value, equals: services.authenticateHost)
+                        || hostPart(of: value, equals: services.forwardAuthHost)
+                })
+        else {
             return head.authority
         }
-        if hostPart(of: value, equals: services.authenticateHost)
-            || hostPart(of: value, equals: services.forwardAuthHost)
-        {
-            return head.authority
-        }
-        return nil
+        return matches ? head.authority : nil
     }
 
     /// Returns whether the host part of a `Host` value (the text before the port, without the
@@ -136,24 +139,27 @@ public final class HostDispatcher: Sendable {
     /// case-insensitively. Brackets that do not close count as a possible match, so the caller
     /// parses the value.
     static func hostPart(of value: String, equals expected: AuthenticateHost?) -> Bool {
-        guard let expected else { return false }
         var value = value
+        return value.withUTF8 { hostPart(of: $0, equals: expected) }
+    }
+
+    /// `hostPart(of:equals:)` for the value's bytes.
+    static func hostPart(of bytes: UnsafeBufferPointer<UInt8>, equals expected: AuthenticateHost?) -> Bool {
+        guard let expected else { return false }
         var host = expected.host
-        return value.withUTF8 { bytes in
-            var start = 0
-            var end = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.count
-            if bytes.first == UInt8(ascii: "[") {
-                guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return true }
-                start = 1
-                end = close
+        var start = 0
+        var end = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.count
+        if bytes.first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return true }
+            start = 1
+            end = close
+        }
+        return host.withUTF8 { wanted in
+            guard wanted.count == end - start else { return false }
+            for index in 0..<wanted.count where bytes[start + index] | 0x20 != wanted[index] | 0x20 {
+                return false
             }
-            return host.withUTF8 { wanted in
-                guard wanted.count == end - start else { return false }
-                for index in 0..<wanted.count where bytes[start + index] | 0x20 != wanted[index] | 0x20 {
-                    return false
-                }
-                return true
-            }
+            return true
         }
     }
 

@@ -1,6 +1,7 @@
 import Glibc
 import PomeriumCore
 import PomeriumCrypto
+import PomeriumHTTP
 import PomeriumLogging
 import Synchronization
 
@@ -199,6 +200,16 @@ public struct IdentityHeaders: Sendable {
     public let assertion: String
     /// The `jwt_claims_headers` fields, in the order of the list.
     public let claimHeaders: [ClaimHeader]
+    /// The assertion field followed by the claim fields, encoded and checked once, so a request
+    /// that reuses these headers appends them with one copy.
+    public let fields: HTTPHeaders.FieldBlock
+
+    init(assertion: String, claimHeaders: [ClaimHeader]) {
+        self.assertion = assertion
+        self.claimHeaders = claimHeaders
+        fields = HTTPHeaders.FieldBlock(
+            [(IdentityAssertionSigner.headerName, assertion)] + claimHeaders.map { ($0.name, $0.value) })
+    }
 }
 
 /// The last identity headers of one session, kept by the caller with the session so a request

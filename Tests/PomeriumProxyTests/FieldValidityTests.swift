@@ -47,7 +47,13 @@ struct FieldValidityTests {
 
         var unchecked = HTTPHeaders()
         ResponseHeaderPolicy([("X-Bad", "a\r\nInjected: 1"), ("X-Good", "on")]).add(to: &unchecked, requestID: "id-2")
+        // Each field is checked on its own: the bad one stays unchecked, so the encoder rejects
+        // the response that carries it.
         #expect(unchecked.firstValue(name: "X-Bad")?.isValidated == false)
-        #expect(unchecked.firstValue(name: "X-Good")?.isValidated == false)
+        #expect(unchecked.firstValue(name: "X-Good")?.isValidated == true)
+        var wire: [UInt8] = []
+        #expect(throws: HTTPEncodingError(.invalidHeaderValue)) {
+            try HTTPEncoder.encode(HTTPResponseHead(status: 200, headers: unchecked), into: &wire)
+        }
     }
 }
