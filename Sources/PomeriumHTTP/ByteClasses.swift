@@ -180,3 +180,16 @@ enum ASCII {
         return String(decoding: text.utf8.map { lowercased($0) }, as: UTF8.self)
     }
 }
+
+extension ASCII {
+    /// Whether `name` equals `lowercase` (lowercase ASCII) ignoring ASCII case. Only `A`-`Z` are
+    /// folded, so no other byte can pass for a letter or a hyphen.
+    @inline(__always)
+    static func equalsLowercase(_ name: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
+        lowercase.withUTF8Buffer { expected in
+            guard name.count == expected.count else { return false }
+            for index in 0..<expected.count where lowercased(name[index]) != expected[index] { return false }
+            return true
+        }
+    }
+}
