@@ -140,6 +140,19 @@ enum ASCII {
         ((word &+ ones &* UInt64(0x7F - limit)) | word) & highBits != 0
     }
 
+    /// The high bit of each byte of `word` that is zero, read as little-endian. The lowest set bit
+    /// marks the first zero byte exactly; bits above it may be false, from the borrow.
+    @inline(__always)
+    static func zeroByteMask(_ word: UInt64) -> UInt64 {
+        (word &- ones) & ~word & highBits
+    }
+
+    /// `zeroByteMask` of `word` with `byte` as the zero, for searching.
+    @inline(__always)
+    static func byteMask(_ word: UInt64, equalTo byte: UInt8) -> UInt64 {
+        zeroByteMask(word ^ (ones &* UInt64(byte)))
+    }
+
     /// Whether some byte of `word` equals `byte`; never false when one does.
     @inline(__always)
     static func hasByte(_ word: UInt64, equalTo byte: UInt8) -> Bool {

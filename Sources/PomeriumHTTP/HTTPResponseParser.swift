@@ -242,7 +242,9 @@ public struct HTTPResponseParser: Sendable {
             guard reasonBytes.allSatisfy(ASCII.isFieldValueCharacter) else { throw HTTPParseError(.invalidStatusLine) }
             // Nearly every upstream sends `OK` with its 200s; a literal skips building and
             // validating a string from the bytes.
-            if status == 200 && reasonBytes.elementsEqual("OK".utf8) {
+            if status == 200 && reasonBytes.count == 2 && reasonBytes.first == UInt8(ascii: "O")
+                && reasonBytes.last == UInt8(ascii: "K")
+            {
                 reason = "OK"
             } else {
                 reason = String(decoding: reasonBytes, as: UTF8.self)
