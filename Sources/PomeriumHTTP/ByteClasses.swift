@@ -140,14 +140,14 @@ enum ASCII {
         ((word &+ ones &* UInt64(0x7F - limit)) | word) & highBits != 0
     }
 
-    /// The high bit of each byte of `word` that is zero, read as little-endian. The lowest set bit
-    /// marks the first zero byte exactly; bits above it may be false, from the borrow.
+    /// Returns the high bit of each zero byte of `word`, read as little-endian. The lowest set bit
+    /// marks the first zero byte exactly. Bits above it may be false, set by the borrow.
     @inline(__always)
     static func zeroByteMask(_ word: UInt64) -> UInt64 {
         (word &- ones) & ~word & highBits
     }
 
-    /// `zeroByteMask` of `word` with `byte` as the zero, for searching.
+    /// Returns `zeroByteMask` of `word` with `byte` as the zero, to search for `byte`.
     @inline(__always)
     static func byteMask(_ word: UInt64, equalTo byte: UInt8) -> UInt64 {
         zeroByteMask(word ^ (ones &* UInt64(byte)))
@@ -195,7 +195,7 @@ enum ASCII {
 }
 
 extension ASCII {
-    /// Whether `name` equals `lowercase` (lowercase ASCII) ignoring ASCII case. Only `A`-`Z` are
+    /// Returns whether `name` equals `lowercase` (lowercase ASCII) ignoring ASCII case. Only `A`-`Z` are
     /// folded, so no other byte can pass for a letter or a hyphen.
     @inline(__always)
     static func equalsLowercase(_ name: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {

@@ -340,11 +340,11 @@ public enum HTTPStatusReason {
 }
 
 extension HTTPHeaders {
-    /// Which of `Connection`, `Upgrade` and `Expect` the list has, found in one pass over the
+    /// Returns which of `Connection`, `Upgrade` and `Expect` the list has, in one pass over the
     /// names. Starting an exchange reads all three, and most requests have none of them.
     func connectionFieldsPresent() -> (connection: Bool, upgrade: Bool, expect: Bool) {
         var found = (connection: false, upgrade: false, expect: false)
-        // The callback never asks to stop, so it sees every name.
+        // The callback always returns false, so it sees every name.
         _ = containsField { name in
             switch name.count {
             case 10: if ASCII.equalsLowercase(name, "connection") { found.connection = true }

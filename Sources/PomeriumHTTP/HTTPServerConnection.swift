@@ -471,7 +471,7 @@ public struct HTTPServerConnection: Sendable {
     private mutating func startExchange(_ head: consuming HTTPRequestHead, actions: inout [Action]) -> HTTPParseError? {
         var expectsContinue = false
         // One pass over the names finds which of the three fields read here are present, instead
-        // of one lookup each; most requests have none of them.
+        // of one lookup each. Most requests have none of them.
         let present = head.headers.connectionFieldsPresent()
         let expectations = present.expect ? head.headers.tokens(name: "Expect") : []
         for expectation in expectations {

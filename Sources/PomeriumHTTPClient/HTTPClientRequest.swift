@@ -47,11 +47,11 @@ public final class HTTPClientRequest {
         self.delegate = delegate
     }
 
-    /// Whether the head has `Content-Length` and `Transfer-Encoding` fields, found in one pass over
+    /// Returns whether the head has `Content-Length` and `Transfer-Encoding` fields, in one pass over
     /// the names instead of one lookup each.
     private static func framingFieldsPresent(_ headers: HTTPHeaders) -> (contentLength: Bool, transferEncoding: Bool) {
         var found = (contentLength: false, transferEncoding: false)
-        // The callback never asks to stop, so it sees every name.
+        // The callback always returns false, so it sees every name.
         _ = headers.containsField { name in
             switch name.count {
             case 14: if matches(name, "content-length") { found.contentLength = true }
@@ -63,7 +63,7 @@ public final class HTTPClientRequest {
         return found
     }
 
-    /// Whether `name` equals `lowercase` (lowercase ASCII of the same length) ignoring ASCII case.
+    /// Returns whether `name` equals `lowercase` (lowercase ASCII) ignoring ASCII case.
     /// Only `A`-`Z` are folded, so no other byte can pass for a letter or a hyphen.
     @inline(__always)
     private static func matches(_ name: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {

@@ -10,9 +10,9 @@ public struct HTTPUpstream: Hashable, Sendable, CustomStringConvertible {
         case https
     }
 
-    /// The fields, immutable and shared. Every request holds its upstream and the pool compares
-    /// it, so a copy retains one object instead of each string and the TLS settings; a setter
-    /// replaces the storage.
+    /// The fields, immutable and shared. Every request keeps a copy of its upstream and the pool
+    /// compares it, so a copy retains this one object, not each string and the TLS settings.
+    /// A setter replaces the storage.
     private final class Storage: Sendable {
         let scheme: Scheme
         let host: String
@@ -62,7 +62,7 @@ public struct HTTPUpstream: Hashable, Sendable, CustomStringConvertible {
             scheme: scheme, host: host, port: port, tls: scheme == .https ? (tls ?? TLSClientConfiguration()) : nil)
     }
 
-    /// Whether `other` is this value or a copy of it, with no field compared.
+    /// Returns whether `other` is this value or a copy of it, without comparing fields.
     func isSameStorage(as other: HTTPUpstream) -> Bool { storage === other.storage }
 
     public static func == (left: HTTPUpstream, right: HTTPUpstream) -> Bool {

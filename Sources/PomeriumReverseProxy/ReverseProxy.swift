@@ -155,7 +155,7 @@ struct PresentFields: OptionSet {
 
     init(of fields: HTTPHeaders) {
         var found = PresentFields()
-        // The callback never asks to stop, so it sees every name.
+        // The callback always returns false, so it sees every name.
         _ = fields.containsField { name in
             guard let first = name.first else { return false }
             // The length and the first byte pick the one name a field could be; `| 0x20`
@@ -177,7 +177,7 @@ struct PresentFields: OptionSet {
         self = found
     }
 
-    /// Whether `name` equals `lowercase` (lowercase ASCII of the same length) ignoring ASCII case.
+    /// Returns whether `name` equals `lowercase` (lowercase ASCII) ignoring ASCII case.
     /// Only `A`-`Z` are folded, so no other byte can pass for a letter or a hyphen.
     @inline(__always)
     private static func matches(_ name: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {

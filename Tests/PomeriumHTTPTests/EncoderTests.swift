@@ -24,7 +24,7 @@ struct EncoderTests {
         #expect(text(bytes) == "HTTP/1.0 299 \r\n\r\n")
     }
 
-    @Test("names and values of every length from 1 to 40 bytes are written whole")
+    @Test("field pieces of 1 to 40 bytes")
     func fieldLengths() throws {
         // The copy takes a different path below 4, from 4 to 7, from 8 to 16 and above 16 bytes.
         for length in 1...40 {

@@ -76,12 +76,12 @@ struct CookieWordTests {
 
 @Suite("Line break search")
 struct LineBreakSearchTests {
-    /// The first CR or LF at or after `start`, one byte at a time, for comparison.
+    /// Returns the first CR or LF at or after `start`, searched byte by byte, for comparison.
     private func expected(_ bytes: [UInt8], from start: Int) -> Int {
         bytes[start...].firstIndex { $0 == ASCII.cr || $0 == ASCII.lf } ?? bytes.count
     }
 
-    @Test("finds the first break at every position, for runs of every length up to 24 bytes")
+    @Test("first break at every position")
     func everyPosition() {
         // Several breaks per run exercise the bits a borrow may set above the first one, and the
         // bytes 0x0C and 0x0E sit next to CR in value.

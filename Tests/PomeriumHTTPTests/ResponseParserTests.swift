@@ -161,7 +161,7 @@ struct ResponseParserTests {
         #expect(head.reason == "")
     }
 
-    @Test("a reason other than OK is kept as sent, also on a 200")
+    @Test("reasons other than OK kept")
     func otherReasons() {
         let events = parseResponses(
             "HTTP/1.1 200 Fine\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK \r\nContent-Length: 0\r\n\r\n"

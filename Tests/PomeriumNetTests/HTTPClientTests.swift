@@ -170,7 +170,7 @@ struct HTTPClientTests {
         #expect(throws: HTTPClientError.self) { try HTTPUpstream(url: "http://x:99999") }
     }
 
-    @Test("changing an upstream's field updates its authority and leaves copies as they were")
+    @Test("upstream field changes leave copies")
     func upstreamFieldChanges() throws {
         let original = try HTTPUpstream(url: "http://upstream.example.test")
         var changed = original
