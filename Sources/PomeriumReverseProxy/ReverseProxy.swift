@@ -207,10 +207,30 @@ final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
     private var clientFinished = false
     private var upstreamFinished = false
     private var isHead = false
+    /// Whether a decision ran as a task, whose completion keeps a reference to this exchange.
+    private var decidedLater = false
 
     init(proxy: ReverseProxy, loop: EventLoop) {
         self.proxy = proxy
         self.loop = loop
+    }
+
+    /// Resets the exchange for the next request of its connection after a response that ended
+    /// normally. The upstream request dropped its delegate before reporting the end, so only a
+    /// task's completion could still call this exchange, and an exchange that started one stays
+    /// out of reuse.
+    func prepareForNextRequest() -> Bool {
+        guard finished, responder == nil, upstream == nil, !tunnel, !decidedLater, pendingEnd == nil,
+            pendingBody.isEmpty
+        else {
+            return false
+        }
+        headSent = false
+        finished = false
+        clientFinished = false
+        upstreamFinished = false
+        isHead = false
+        return true
     }
 
     // MARK: Server side
@@ -261,6 +281,7 @@ final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
         case .now(let decision):
             apply(decision)
         case .later(let work):
+            decidedLater = true
             responder.pauseRequestBody()
             loop.submit(
                 { await work() },
