@@ -140,6 +140,19 @@ enum ASCII {
         ((word &+ ones &* UInt64(0x7F - limit)) | word) & highBits != 0
     }
 
+    /// Returns the high bit of each zero byte of `word`, read as little-endian. The lowest set bit
+    /// marks the first zero byte exactly. Bits above it may be false, set by the borrow.
+    @inline(__always)
+    static func zeroByteMask(_ word: UInt64) -> UInt64 {
+        (word &- ones) & ~word & highBits
+    }
+
+    /// Returns `zeroByteMask` of `word` with `byte` as the zero, to search for `byte`.
+    @inline(__always)
+    static func byteMask(_ word: UInt64, equalTo byte: UInt8) -> UInt64 {
+        zeroByteMask(word ^ (ones &* UInt64(byte)))
+    }
+
     /// Whether some byte of `word` equals `byte`; never false when one does.
     @inline(__always)
     static func hasByte(_ word: UInt64, equalTo byte: UInt8) -> Bool {
@@ -178,5 +191,18 @@ enum ASCII {
     static func lowercased(_ text: String) -> String {
         if !text.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) { return text }
         return String(decoding: text.utf8.map { lowercased($0) }, as: UTF8.self)
+    }
+}
+
+extension ASCII {
+    /// Returns whether `name` equals `lowercase` (lowercase ASCII) ignoring ASCII case. Only `A`-`Z` are
+    /// folded, so no other byte can pass for a letter or a hyphen.
+    @inline(__always)
+    static func equalsLowercase(_ name: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
+        lowercase.withUTF8Buffer { expected in
+            guard name.count == expected.count else { return false }
+            for index in 0..<expected.count where lowercased(name[index]) != expected[index] { return false }
+            return true
+        }
     }
 }

@@ -240,7 +240,15 @@ public struct HTTPResponseParser: Sendable {
             guard line[codeStart + 3] == ASCII.space else { throw HTTPParseError(.invalidStatusLine) }
             let reasonBytes = line[(codeStart + 4)...]
             guard reasonBytes.allSatisfy(ASCII.isFieldValueCharacter) else { throw HTTPParseError(.invalidStatusLine) }
-            reason = String(decoding: reasonBytes, as: UTF8.self)
+            // Nearly every upstream sends `OK` with its 200s; a literal skips building and
+            // validating a string from the bytes.
+            if status == 200 && reasonBytes.count == 2 && reasonBytes.first == UInt8(ascii: "O")
+                && reasonBytes.last == UInt8(ascii: "K")
+            {
+                reason = "OK"
+            } else {
+                reason = String(decoding: reasonBytes, as: UTF8.self)
+            }
         }
         let (headers, fields) = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
         return (HTTPResponseHead(status: status, reason: reason, version: version, headers: headers), fields)

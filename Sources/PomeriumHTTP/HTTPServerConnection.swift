@@ -470,17 +470,21 @@ public struct HTTPServerConnection: Sendable {
     /// Starts the exchange for `head`, or returns the error to send instead.
     private mutating func startExchange(_ head: consuming HTTPRequestHead, actions: inout [Action]) -> HTTPParseError? {
         var expectsContinue = false
-        let expectations = head.headers.contains(name: "Expect") ? head.headers.tokens(name: "Expect") : []
+        // One pass over the names finds which of the three fields read here are present, instead
+        // of one lookup each. Most requests have none of them.
+        let present = head.headers.connectionFieldsPresent()
+        let expectations = present.expect ? head.headers.tokens(name: "Expect") : []
         for expectation in expectations {
             guard expectation == "100-continue" else { return HTTPParseError(.expectationFailed) }
             // RFC 9110 §10.1.1: a server ignores 100-continue from an HTTP/1.0 client.
             expectsContinue = head.version.isAtLeastHTTP11
         }
+        let keepAlive = present.connection ? head.keepAlive : head.version.isAtLeastHTTP11
+        let isUpgrade = head.method == .connect || (present.connection && present.upgrade && head.isUpgradeRequest)
         state = .active(
             Exchange(
                 isHeadRequest: head.method == .head, isConnect: head.method == .connect, version: head.version,
-                keepAlive: head.keepAlive,
-                isUpgrade: head.isUpgradeRequest, expectsContinue: expectsContinue))
+                keepAlive: keepAlive, isUpgrade: isUpgrade, expectsContinue: expectsContinue))
         actions.append(.startRequest(consume head))
         return nil
     }

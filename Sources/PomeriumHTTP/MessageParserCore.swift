@@ -119,16 +119,30 @@ struct SectionScanner {
     private var inStartLine: Bool { hasStartLine && lines.isEmpty }
 
     /// Returns the index of the first CR or LF in `start..<end` of `storage`, or `end`. It tests
-    /// eight bytes per step for either byte. Header lines are short, so two `memchr` calls per
-    /// line, one for each byte, measured about twice the instructions in call overhead.
+    /// eight bytes per step for either byte and takes the position from the lowest marked byte.
+    /// Header lines are short, so two `memchr` calls per line, one for each byte, measured about
+    /// twice the instructions in call overhead.
     @inline(__always)
     static func firstLineBreak(_ storage: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Int {
         guard start < end, let base = storage.baseAddress else { return end }
+        @inline(__always)
+        func breaks(at offset: Int) -> UInt64 {
+            let word = UnsafeRawPointer(base + offset).loadUnaligned(as: UInt64.self)
+            return ASCII.byteMask(word, equalTo: ASCII.cr) | ASCII.byteMask(word, equalTo: ASCII.lf)
+        }
         var index = start
         while index + 8 <= end {
-            let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
-            if ASCII.hasByte(word, equalTo: ASCII.cr) || ASCII.hasByte(word, equalTo: ASCII.lf) { break }
+            let mask = breaks(at: index)
+            // Each mask's lowest bit is exact, so the lowest bit of both is the first break.
+            if mask != 0 { return index + mask.trailingZeroBitCount >> 3 }
             index += 8
+        }
+        guard index < end else { return end }
+        if end - start >= 8 {
+            // The last eight bytes overlap bytes already searched, which hold no break, so the
+            // lowest marked byte is the first break after them.
+            let mask = breaks(at: end - 8)
+            return mask == 0 ? end : end - 8 + mask.trailingZeroBitCount >> 3
         }
         while index < end {
             let byte = base[index]

@@ -33,8 +33,10 @@ final class HTTPConnectionPool {
     }
 
     private func stack(for upstream: HTTPUpstream, creating: Bool) -> IdleStack? {
-        // The fields of the last upstream are compared one by one: binding the optional upstream
-        // copied it, retaining its strings, on every request.
+        // A request's upstream is usually a copy of the one used last (one route, one upstream),
+        // which sharing the storage shows without comparing fields.
+        if let lastStack, let lastUpstream, lastUpstream.isSameStorage(as: upstream) { return lastStack }
+        // Otherwise the fields of the last upstream are compared one by one.
         if let lastStack, upstream.port == lastPort, upstream.scheme == lastScheme,
             Self.sameBytes(upstream.host, lastHost)
         {

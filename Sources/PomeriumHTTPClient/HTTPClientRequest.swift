@@ -34,8 +34,10 @@ public final class HTTPClientRequest {
         client: HTTPClientLoopState,
         delegate: any HTTPClientDelegate
     ) {
-        let hasLength = head.headers.contains(name: "Content-Length")
-        chunked = !hasLength && head.headers.containsToken("chunked", name: "Transfer-Encoding")
+        let present = Self.framingFieldsPresent(head.headers)
+        let hasLength = present.contentLength
+        chunked =
+            !hasLength && present.transferEncoding && head.headers.containsToken("chunked", name: "Transfer-Encoding")
         if !hasLength && !chunked { requestComplete = true }
         self.head = head
         self.upstream = upstream
@@ -43,6 +45,37 @@ public final class HTTPClientRequest {
         self.timeouts = timeouts
         self.client = client
         self.delegate = delegate
+    }
+
+    /// Returns whether the head has `Content-Length` and `Transfer-Encoding` fields, in one pass over
+    /// the names instead of one lookup each.
+    private static func framingFieldsPresent(_ headers: HTTPHeaders) -> (contentLength: Bool, transferEncoding: Bool) {
+        var found = (contentLength: false, transferEncoding: false)
+        // The callback always returns false, so it sees every name.
+        _ = headers.containsField { name in
+            switch name.count {
+            case 14: if matches(name, "content-length") { found.contentLength = true }
+            case 17: if matches(name, "transfer-encoding") { found.transferEncoding = true }
+            default: break
+            }
+            return false
+        }
+        return found
+    }
+
+    /// Returns whether `name` equals `lowercase` (lowercase ASCII) ignoring ASCII case.
+    /// Only `A`-`Z` are folded, so no other byte can pass for a letter or a hyphen.
+    @inline(__always)
+    private static func matches(_ name: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
+        lowercase.withUTF8Buffer { expected in
+            guard name.count == expected.count else { return false }
+            for index in 0..<expected.count {
+                let byte = name[index]
+                let folded = byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
+                if folded != expected[index] { return false }
+            }
+            return true
+        }
     }
 
     /// Whether the body may take more bytes without growing the output buffer past its mark.

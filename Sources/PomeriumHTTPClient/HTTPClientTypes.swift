@@ -10,34 +10,72 @@ public struct HTTPUpstream: Hashable, Sendable, CustomStringConvertible {
         case https
     }
 
+    /// The fields, immutable and shared. Every request keeps a copy of its upstream and the pool
+    /// compares it, so a copy retains this one object, not each string and the TLS settings.
+    /// A setter replaces the storage.
+    private final class Storage: Sendable {
+        let scheme: Scheme
+        let host: String
+        let port: Int
+        let tls: TLSClientConfiguration?
+        let authority: String
+        let authorityIsValidFieldValue: Bool
+
+        init(scheme: Scheme, host: String, port: Int, tls: TLSClientConfiguration?) {
+            self.scheme = scheme
+            self.host = host
+            self.port = port
+            self.tls = tls
+            authority = HTTPUpstream.authority(scheme: scheme, host: host, port: port)
+            authorityIsValidFieldValue = HTTPFieldName.isValidValue(authority)
+        }
+    }
+
+    private var storage: Storage
+
     public var scheme: Scheme {
-        didSet { authority = Self.authority(scheme: scheme, host: host, port: port) }
+        get { storage.scheme }
+        set { storage = Storage(scheme: newValue, host: storage.host, port: storage.port, tls: storage.tls) }
     }
     public var host: String {
-        didSet { authority = Self.authority(scheme: scheme, host: host, port: port) }
+        get { storage.host }
+        set { storage = Storage(scheme: storage.scheme, host: newValue, port: storage.port, tls: storage.tls) }
     }
     public var port: Int {
-        didSet { authority = Self.authority(scheme: scheme, host: host, port: port) }
+        get { storage.port }
+        set { storage = Storage(scheme: storage.scheme, host: storage.host, port: newValue, tls: storage.tls) }
     }
-    public var tls: TLSClientConfiguration?
+    public var tls: TLSClientConfiguration? {
+        get { storage.tls }
+        set { storage = Storage(scheme: storage.scheme, host: storage.host, port: storage.port, tls: newValue) }
+    }
     /// The `Host` header value for this upstream. Kept with the fields it derives from, because a
     /// proxy writes it into every forwarded request.
-    public private(set) var authority: String {
-        didSet { authorityIsValidFieldValue = HTTPFieldName.isValidValue(authority) }
-    }
+    public var authority: String { storage.authority }
     /// Whether `authority` is a valid field value (no control characters). It is checked once here,
     /// so that a proxy adds it to every forwarded request as a validated field.
-    public private(set) var authorityIsValidFieldValue: Bool
+    public var authorityIsValidFieldValue: Bool { storage.authorityIsValidFieldValue }
 
     public init(scheme: Scheme, host: String, port: Int? = nil, tls: TLSClientConfiguration? = nil) {
         let port = port ?? (scheme == .https ? 443 : 80)
-        self.scheme = scheme
-        self.host = host
-        self.port = port
-        self.tls = scheme == .https ? (tls ?? TLSClientConfiguration()) : nil
-        let authority = Self.authority(scheme: scheme, host: host, port: port)
-        self.authority = authority
-        authorityIsValidFieldValue = HTTPFieldName.isValidValue(authority)
+        storage = Storage(
+            scheme: scheme, host: host, port: port, tls: scheme == .https ? (tls ?? TLSClientConfiguration()) : nil)
+    }
+
+    /// Returns whether `other` is this value or a copy of it, without comparing fields.
+    func isSameStorage(as other: HTTPUpstream) -> Bool { storage === other.storage }
+
+    public static func == (left: HTTPUpstream, right: HTTPUpstream) -> Bool {
+        if left.storage === right.storage { return true }
+        return left.port == right.port && left.scheme == right.scheme && left.host == right.host
+            && left.tls == right.tls
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(scheme)
+        hasher.combine(host)
+        hasher.combine(port)
+        hasher.combine(tls)
     }
 
     /// Parses `http://host:port` or `https://host:port` (a path after the authority is ignored).
@@ -76,7 +114,7 @@ public struct HTTPUpstream: Hashable, Sendable, CustomStringConvertible {
         self.init(scheme: scheme, host: String(host), port: port, tls: tls)
     }
 
-    private static func authority(scheme: Scheme, host: String, port: Int) -> String {
+    fileprivate static func authority(scheme: Scheme, host: String, port: Int) -> String {
         let defaultPort = scheme == .https ? 443 : 80
         // Bytes, not `String.contains`, which Foundation's overload would turn into a CFString search.
         let hostPart = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host

@@ -1,8 +1,8 @@
 import PomeriumHTTP
 import PomeriumNet
 
-/// One request's handler, created by the server for each request and called on the connection's
-/// loop. Request body bytes arrive as they are read; call `responder.pauseRequestBody()` when the
+/// One request's handler, created by the server for each request (unless the previous handler of
+/// the connection takes it, see `prepareForNextRequest()`) and called on the connection's loop. Request body bytes arrive as they are read; call `responder.pauseRequestBody()` when the
 /// consumer falls behind, which stops reading from the socket.
 public protocol HTTPRequestHandler: AnyObject {
     /// Handles a request head. Respond now, or after the body, through `responder`.
@@ -18,12 +18,18 @@ public protocol HTTPRequestHandler: AnyObject {
     func tunnelReceived(_ bytes: [UInt8])
     /// Handles the end (EOF) of the client's tunnel bytes.
     func tunnelClientFinished()
+    /// Resets the handler for the next request on its connection and returns true, or returns
+    /// false when it cannot serve another request. The server calls it before it would otherwise call
+    /// `makeHandler`, with the handler's last response finished. Return true only when nothing else
+    /// (an upstream request, a pending task) can still call the handler. The default returns false.
+    func prepareForNextRequest() -> Bool
 }
 
 extension HTTPRequestHandler {
     public func responseWritable() {}
     public func tunnelReceived(_ bytes: [UInt8]) {}
     public func tunnelClientFinished() {}
+    public func prepareForNextRequest() -> Bool { false }
 }
 
 /// Why the server ended an exchange before the handler finished it.

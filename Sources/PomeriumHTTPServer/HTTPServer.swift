@@ -46,7 +46,8 @@ final class LoopServerState {
 }
 
 /// An HTTP/1.1 server (optionally over TLS) with one `SO_REUSEPORT` listener per event loop.
-/// `makeHandler` is called on the connection's loop for every request.
+/// `makeHandler` is called on the connection's loop for every request that the previous
+/// handler does not take through `HTTPRequestHandler.prepareForNextRequest()`.
 public final class HTTPServer: Sendable {
     public let group: EventLoopGroup
     /// The configuration given at init; `currentConfiguration` has the timeouts in effect now.

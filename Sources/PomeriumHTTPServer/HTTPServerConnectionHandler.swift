@@ -19,6 +19,9 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     private let makeHandler: (EventLoop) -> any HTTPRequestHandler
     private weak var registry: LoopServerState?
     private var handler: (any HTTPRequestHandler)?
+    /// The handler of the last finished response, offered the next request of this connection
+    /// before `makeHandler` is called, so that a handler may avoid one allocation per request.
+    private var spareHandler: (any HTTPRequestHandler)?
     private(set) var generation = 0
     private(set) var isClosed = false
     private(set) var isTunnel = false
@@ -128,6 +131,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     func connection(_ connection: StreamConnection, didCloseWith error: (any Error)?) {
         isClosed = true
         spareResponder = nil
+        spareHandler = nil
         timer?.cancel()
         timer = nil
         if let handler {
@@ -171,7 +175,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
                 headWritten = false
                 phase = .readingBody
                 setDeadline(configuration.readTimeout, reason: .read)
-                let handler = makeHandler(loop)
+                let handler = takeSpareHandler() ?? makeHandler(loop)
                 self.handler = handler
                 handler.requestStarted(head, responder: makeResponder())
             case .requestBody(let bytes):
@@ -210,6 +214,14 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
 
     /// The responder for a new exchange: the previous one when no handler keeps a reference to it,
     /// which saves an object per request on a keep-alive connection, else a new one.
+    /// Returns the spare handler when it reset itself for another request. It is asked here, not
+    /// when its response finished, because it may still be in the call that finished it then.
+    private func takeSpareHandler() -> (any HTTPRequestHandler)? {
+        guard let spare = spareHandler else { return nil }
+        spareHandler = nil
+        return spare.prepareForNextRequest() ? spare : nil
+    }
+
     private func makeResponder() -> HTTPResponder {
         if isKnownUniquelyReferenced(&spareResponder), let responder = spareResponder {
             responder.reuse(generation: generation)
@@ -278,6 +290,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
 
     func finishResponse(trailers: HTTPHeaders) {
+        spareHandler = handler
         handler = nil
         var actions = borrowActions()
         defer { giveBack(&actions) }

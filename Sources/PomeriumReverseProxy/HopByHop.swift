@@ -15,8 +15,16 @@ public enum HopByHopHeaders {
     public static func remove(from headers: inout HTTPHeaders) {
         // This runs twice per proxied request, so it compares name bytes in place instead of
         // building strings, and skips the `Connection` token list when there is none.
-        let named =
-            headers.contains(name: "Connection") ? headers.tokens(name: "Connection").map { Array($0.utf8) } : []
+        // `Connection` is itself a fixed hop-by-hop name, so a list without any fixed one names
+        // none either, and one pass over the names settles the common case.
+        var hasConnection = false
+        let hasFixed = headers.containsField { name in
+            guard isHopByHop(name, named: []) else { return false }
+            hasConnection = HTTPFieldName.matches(name, lowercase: connection)
+            return hasConnection
+        }
+        guard hasFixed else { return }
+        let named = hasConnection ? headers.tokens(name: "Connection").map { Array($0.utf8) } : []
         headers.removeFields(whereName: { isHopByHop($0, named: named) })
     }
 

@@ -51,18 +51,21 @@ public final class ReverseProxy: Sendable {
         isTLS: Bool
     ) throws -> HTTPRequestHead {
         let fields = incoming.headers
-        let chunkedBody = fields.containsToken("chunked", name: "Transfer-Encoding")
-        let upgrade = incoming.isUpgradeRequest ? fields.first(name: "Upgrade") : nil
+        let present = PresentFields(of: fields)
+        let chunkedBody =
+            present.contains(.transferEncoding) && fields.containsToken("chunked", name: "Transfer-Encoding")
+        // Without an `Upgrade` field there is no value to pass on, whatever the method.
+        let upgrade = present.contains(.upgrade) && incoming.isUpgradeRequest ? fields.first(name: "Upgrade") : nil
         let trusted = configuration.forwardedHeaderTrust.trusts(ip: clientAddress)
-        let hasHost = fields.contains(name: "Host")
+        let hasHost = present.contains(.host)
         // A field the hop replaces is dropped while copying; a trusted client's values are kept.
         let dropForwardedFor = clientAddress != nil || !trusted
-        let dropForwardedHost = !trusted || !fields.contains(name: "X-Forwarded-Host")
-        let dropForwardedProto = !trusted || !fields.contains(name: "X-Forwarded-Proto")
+        let dropForwardedHost = !trusted || !present.contains(.forwardedHost)
+        let dropForwardedProto = !trusted || !present.contains(.forwardedProto)
         let replaceHost = !configuration.preserveHost || !hasHost
         var forwardedFor = clientAddress
         var forwardedForIsAddress = true
-        if let clientAddress, trusted, fields.contains(name: "X-Forwarded-For") {
+        if let clientAddress, trusted, present.contains(.forwardedFor) {
             let previous = fields["X-Forwarded-For"].joined(separator: ", ")
             if !previous.isEmpty {
                 forwardedFor = "\(previous), \(clientAddress)"
@@ -70,7 +73,7 @@ public final class ReverseProxy: Sendable {
             }
         }
         let connectionNamed =
-            fields.contains(name: "Connection") ? fields.tokens(name: "Connection").map { Array($0.utf8) } : []
+            present.contains(.connection) ? fields.tokens(name: "Connection").map { Array($0.utf8) } : []
         // One copy of the kept fields with room for the added ones, instead of a copy, removals and
         // replacements, each of which would scan the list and leave dead bytes behind.
         var headers = fields.filtered(reservingFields: 6, bytes: 160) { name in
@@ -133,6 +136,63 @@ public final class ReverseProxy: Sendable {
     private static let forwardedProtoName = Array("x-forwarded-proto".utf8)
 }
 
+/// The fields a forwarded head depends on that a request has, found in one pass over the names.
+/// Looking each up by name scanned the list once per name, seven times per request.
+struct PresentFields: OptionSet {
+    let rawValue: UInt8
+
+    static let host = PresentFields(rawValue: 1 << 0)
+    static let connection = PresentFields(rawValue: 1 << 1)
+    static let transferEncoding = PresentFields(rawValue: 1 << 2)
+    static let upgrade = PresentFields(rawValue: 1 << 3)
+    static let forwardedFor = PresentFields(rawValue: 1 << 4)
+    static let forwardedHost = PresentFields(rawValue: 1 << 5)
+    static let forwardedProto = PresentFields(rawValue: 1 << 6)
+
+    init(rawValue: UInt8) {
+        self.rawValue = rawValue
+    }
+
+    init(of fields: HTTPHeaders) {
+        var found = PresentFields()
+        // The callback always returns false, so it sees every name.
+        _ = fields.containsField { name in
+            guard let first = name.first else { return false }
+            // The length and the first byte pick the one name a field could be; `| 0x20`
+            // lowercases ASCII letters.
+            switch (name.count, first | 0x20) {
+            case (4, UInt8(ascii: "h")): if Self.matches(name, "host") { found.insert(.host) }
+            case (10, UInt8(ascii: "c")): if Self.matches(name, "connection") { found.insert(.connection) }
+            case (17, UInt8(ascii: "t")):
+                if Self.matches(name, "transfer-encoding") { found.insert(.transferEncoding) }
+            case (7, UInt8(ascii: "u")): if Self.matches(name, "upgrade") { found.insert(.upgrade) }
+            case (15, UInt8(ascii: "x")): if Self.matches(name, "x-forwarded-for") { found.insert(.forwardedFor) }
+            case (16, UInt8(ascii: "x")): if Self.matches(name, "x-forwarded-host") { found.insert(.forwardedHost) }
+            case (17, UInt8(ascii: "x")):
+                if Self.matches(name, "x-forwarded-proto") { found.insert(.forwardedProto) }
+            default: break
+            }
+            return false
+        }
+        self = found
+    }
+
+    /// Returns whether `name` equals `lowercase` (lowercase ASCII) ignoring ASCII case.
+    /// Only `A`-`Z` are folded, so no other byte can pass for a letter or a hyphen.
+    @inline(__always)
+    private static func matches(_ name: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
+        lowercase.withUTF8Buffer { expected in
+            guard name.count == expected.count else { return false }
+            for index in 0..<expected.count {
+                let byte = name[index]
+                let folded = byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
+                if folded != expected[index] { return false }
+            }
+            return true
+        }
+    }
+}
+
 /// One proxied request: the server-side handler and the client-side delegate at once.
 final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
     private let proxy: ReverseProxy
@@ -147,10 +207,30 @@ final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
     private var clientFinished = false
     private var upstreamFinished = false
     private var isHead = false
+    /// Whether a decision ran as a task, whose completion keeps a reference to this exchange.
+    private var decidedLater = false
 
     init(proxy: ReverseProxy, loop: EventLoop) {
         self.proxy = proxy
         self.loop = loop
+    }
+
+    /// Resets the exchange for the next request of its connection after a response that ended
+    /// normally. The upstream request dropped its delegate before reporting the end, so only a
+    /// task's completion could still call this exchange, and an exchange that started one stays
+    /// out of reuse.
+    func prepareForNextRequest() -> Bool {
+        guard finished, responder == nil, upstream == nil, !tunnel, !decidedLater, pendingEnd == nil,
+            pendingBody.isEmpty
+        else {
+            return false
+        }
+        headSent = false
+        finished = false
+        clientFinished = false
+        upstreamFinished = false
+        isHead = false
+        return true
     }
 
     // MARK: Server side
@@ -201,6 +281,7 @@ final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
         case .now(let decision):
             apply(decision)
         case .later(let work):
+            decidedLater = true
             responder.pauseRequestBody()
             loop.submit(
                 { await work() },

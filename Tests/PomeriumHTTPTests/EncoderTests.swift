@@ -24,6 +24,18 @@ struct EncoderTests {
         #expect(text(bytes) == "HTTP/1.0 299 \r\n\r\n")
     }
 
+    @Test("field pieces of 1 to 40 bytes")
+    func fieldLengths() throws {
+        // The copy takes a different path below 4, from 4 to 7, from 8 to 16 and above 16 bytes.
+        for length in 1...40 {
+            let name = String((0..<length).map { Character(UnicodeScalar(UInt8(ascii: "a") + UInt8($0 % 26))) })
+            let value = String((0..<length).map { Character(UnicodeScalar(UInt8(ascii: "A") + UInt8($0 % 26))) })
+            var bytes: [UInt8] = []
+            try HTTPEncoder.encode(HTTPResponseHead(status: 200, headers: [name: value, "Z": "z"]), into: &bytes)
+            #expect(text(bytes) == "HTTP/1.1 200 OK\r\n\(name): \(value)\r\nZ: z\r\n\r\n")
+        }
+    }
+
     @Test("chunks and last chunk")
     func chunks() throws {
         var bytes: [UInt8] = []

@@ -73,3 +73,35 @@ struct CookieWordTests {
         #expect(cookies.map(\.name) == ["d"])
     }
 }
+
+@Suite("Line break search")
+struct LineBreakSearchTests {
+    /// Returns the first CR or LF at or after `start`, searched byte by byte, for comparison.
+    private func expected(_ bytes: [UInt8], from start: Int) -> Int {
+        bytes[start...].firstIndex { $0 == ASCII.cr || $0 == ASCII.lf } ?? bytes.count
+    }
+
+    @Test("first break at every position")
+    func everyPosition() {
+        // Several breaks per run exercise the bits a borrow may set above the first one, and the
+        // bytes 0x0C and 0x0E sit next to CR in value.
+        for length in 1...24 {
+            for first in 0...length {
+                for second in [first + 1, first + 2, length] where second <= length {
+                    for (firstByte, secondByte) in [(ASCII.cr, ASCII.lf), (ASCII.lf, ASCII.cr), (ASCII.cr, ASCII.cr)] {
+                        var bytes = [UInt8](repeating: 0x0E, count: length)
+                        for index in stride(from: 0, to: length, by: 3) { bytes[index] = 0x0C }
+                        if first < length { bytes[first] = firstByte }
+                        if second < length { bytes[second] = secondByte }
+                        for start in 0..<length {
+                            let found = bytes.withUnsafeBufferPointer {
+                                SectionScanner.firstLineBreak($0, from: start, to: length)
+                            }
+                            #expect(found == expected(bytes, from: start), "length \(length), \(first), from \(start)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -161,6 +161,19 @@ struct ResponseParserTests {
         #expect(head.reason == "")
     }
 
+    @Test("reasons other than OK kept")
+    func otherReasons() {
+        let events = parseResponses(
+            "HTTP/1.1 200 Fine\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK \r\nContent-Length: 0\r\n\r\n"
+                + "HTTP/1.1 201 OK\r\nContent-Length: 0\r\n\r\n",
+            methods: [.get, .get, .get])
+        let reasons = events.compactMap { event -> String? in
+            if case .head(let head) = event { return head.reason }
+            return nil
+        }
+        #expect(reasons == ["Fine", "OK ", "OK"])
+    }
+
     @Test("HTTP/1.0 response keep-alive")
     func http10KeepAlive() {
         let events = parseResponses("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")

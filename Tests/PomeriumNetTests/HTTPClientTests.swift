@@ -169,4 +169,24 @@ struct HTTPClientTests {
         #expect(throws: HTTPClientError.self) { try HTTPUpstream(url: "ftp://x") }
         #expect(throws: HTTPClientError.self) { try HTTPUpstream(url: "http://x:99999") }
     }
+
+    @Test("upstream field changes leave copies")
+    func upstreamFieldChanges() throws {
+        let original = try HTTPUpstream(url: "http://upstream.example.test")
+        var changed = original
+        changed.port = 8080
+        #expect(changed.authority == "upstream.example.test:8080")
+        #expect(original.authority == "upstream.example.test")
+        #expect(changed != original)
+        changed.host = "bad\r\nvalue"
+        #expect(!changed.authorityIsValidFieldValue)
+        #expect(original.authorityIsValidFieldValue)
+        changed.host = "upstream.example.test"
+        changed.port = 80
+        // Equal fields in separate storage compare and hash as equal, so the pool finds one entry.
+        #expect(changed == original)
+        #expect(Set([changed, original]).count == 1)
+        changed.tls = TLSClientConfiguration(skipVerification: true)
+        #expect(changed != original)
+    }
 }

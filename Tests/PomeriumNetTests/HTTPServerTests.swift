@@ -28,6 +28,28 @@ struct HTTPServerTests {
         }
     }
 
+    @Test("finished handler takes next request", arguments: [true, false])
+    func handlerReuse(reusable: Bool) async throws {
+        let handlersMade = Mutex(0)
+        let makeHandler: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in
+            handlersMade.withLock { $0 += 1 }
+            return ReusableHandler(reusable: reusable)
+        }
+        try await HTTPTesting.withServer(makeHandler: makeHandler) { server in
+            let base = "http://127.0.0.1:\(server.localAddress.port)"
+            let result = try await Subprocess.curl(["-v", "\(base)/a", "\(base)/b"])
+            #expect(
+                result.stderr.contains("Re-using existing connection") || result.stderr.contains("Reusing existing"))
+            if reusable {
+                #expect(result.stdout == "/a served 1/b served 2")
+                #expect(handlersMade.withLock { $0 } == 1)
+            } else {
+                #expect(result.stdout == "/a served 1/b served 1")
+                #expect(handlersMade.withLock { $0 } == 2)
+            }
+        }
+    }
+
     @Test("parser errors become 400, 414 and 431")
     func parserErrors() async throws {
         try await HTTPTesting.withServer(makeHandler: Self.hello) { server in
@@ -310,4 +332,23 @@ struct HTTPServerTests {
         #expect(connection.receive() == "")
         #expect(failures.get() == ["the server is shutting down"])
     }
+}
+
+/// A handler that counts the requests it served and takes the next one when `reusable` is true.
+private final class ReusableHandler: HTTPRequestHandler {
+    let reusable: Bool
+    var served = 0
+
+    init(reusable: Bool) {
+        self.reusable = reusable
+    }
+
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
+        served += 1
+        responder.respond(status: 200, headers: [:], body: Array("\(head.path) served \(served)".utf8))
+    }
+    func requestBody(_ bytes: [UInt8]) {}
+    func requestEnded(trailers: HTTPHeaders) {}
+    func requestFailed(_ error: HTTPServerError) {}
+    func prepareForNextRequest() -> Bool { reusable }
 }
