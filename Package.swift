@@ -202,7 +202,7 @@ let package = Package(
 
         .target(
             name: "PomeriumTestSupport",
-            dependencies: ["PomeriumLogging", "PomeriumCore", "PomeriumSessions"],
+            dependencies: ["CLinux", "PomeriumLogging", "PomeriumCore", "PomeriumSessions"],
             path: "Tests/PomeriumTestSupport",
             swiftSettings: swiftSettings
         ),

@@ -13,12 +13,15 @@
 #include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <netinet/tcp.h>
+#include <spawn.h>
 
 #include <sys/types.h>
 
 // glibc declares these only under _GNU_SOURCE.
 extern int accept4(int fd, struct sockaddr *_Nullable addr, socklen_t *_Nullable len, int flags);
 extern int sched_getaffinity(pid_t pid, size_t size, void *_Nonnull mask);
+// glibc 2.34 and later, declared in spawn.h only under _GNU_SOURCE.
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *_Nonnull actions, int from);
 
 static inline int CLinux_accept4(int fd, struct sockaddr *_Nullable addr, socklen_t *_Nullable len, int flags) {
     return accept4(fd, addr, len, flags);

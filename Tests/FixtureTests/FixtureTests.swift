@@ -105,6 +105,24 @@ import Testing
         }
     }
 
+    /// A test's socket without close-on-exec must not stay open in a server it starts, or the
+    /// server would seem to own a listener of another test.
+    @Test func childGetsOnlyStandardDescriptors() throws {
+        let inherited = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(inherited >= 3)
+        defer { close(inherited) }
+        let script = """
+            import os, stat, sys
+            try:
+                print("socket" if stat.S_ISSOCK(os.fstat(int(sys.argv[1])).st_mode) else "other")
+            except OSError:
+                print("closed")
+            """
+        let result = try CommandRunner.run(RepositoryPaths.python.path, ["-c", script, String(inherited)])
+        #expect(result.status == 0)
+        #expect(result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) != "socket")
+    }
+
     private func processExists(_ pid: Int32) -> Bool {
         guard pid > 0 else { return false }
         // A reaped child no longer exists; kill with signal 0 only checks.

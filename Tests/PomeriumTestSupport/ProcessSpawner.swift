@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import Glibc
 
@@ -24,6 +25,9 @@ enum ProcessSpawner {
         posix_spawn_file_actions_addopen(&actions, 0, inputPath, O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, outputDescriptor, 1)
         posix_spawn_file_actions_adddup2(&actions, errorDescriptor, 2)
+        // The child gets only these three. A test's sockets that lack close-on-exec would
+        // otherwise stay open in a server, which then seems to own another test's listener.
+        posix_spawn_file_actions_addclosefrom_np(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
