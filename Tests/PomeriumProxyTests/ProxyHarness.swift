@@ -25,6 +25,9 @@ struct ProxyTestResponse {
     /// The body decoded as the echo upstream's JSON, or nil when it is not.
     var echo: EchoAnswer? { try? JSONDecoder().decode(EchoAnswer.self, from: Data(body)) }
 
+    /// The first 200 bytes of the body as text, for failure messages.
+    var bodyPrefix: String { String(decoding: body.prefix(200), as: UTF8.self) }
+
     var location: String? { headers.first(name: "Location") }
 }
 
