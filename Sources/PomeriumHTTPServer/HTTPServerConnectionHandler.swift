@@ -212,8 +212,6 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         }
     }
 
-    /// The responder for a new exchange: the previous one when no handler keeps a reference to it,
-    /// which saves an object per request on a keep-alive connection, else a new one.
     /// Returns the spare handler when it reset itself for another request. It is asked here, not
     /// when its response finished, because it may still be in the call that finished it then.
     private func takeSpareHandler() -> (any HTTPRequestHandler)? {
@@ -222,6 +220,8 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         return spare.prepareForNextRequest() ? spare : nil
     }
 
+    /// The responder for a new exchange: the previous one when no handler keeps a reference to it,
+    /// which saves an object per request on a keep-alive connection, else a new one.
     private func makeResponder() -> HTTPResponder {
         if isKnownUniquelyReferenced(&spareResponder), let responder = spareResponder {
             responder.reuse(generation: generation)
