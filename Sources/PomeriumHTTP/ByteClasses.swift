@@ -199,10 +199,6 @@ extension ASCII {
     /// folded, so no other byte can pass for a letter or a hyphen.
     @inline(__always)
     static func equalsLowercase(_ name: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
-        lowercase.withUTF8Buffer { expected in
-            guard name.count == expected.count else { return false }
-            for index in 0..<expected.count where lowercased(name[index]) != expected[index] { return false }
-            return true
-        }
+        HTTPFieldName.matches(name, lowercase: lowercase)
     }
 }

@@ -260,8 +260,8 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         end = needed
     }
 
-    /// Replaces the storage with one of at least `count` bytes, growing geometrically so that a run
-    /// of additions reallocates rarely; the bytes in use are kept and the rest is zero.
+    /// Replaces the storage with one of at least `count` bytes. It grows geometrically, so a run of
+    /// additions reallocates rarely. The bytes in use are kept and the rest is zero.
     private mutating func growBytes(toAtLeast count: Int) {
         let size = Swift.max(count, bytes.count * 2, 256)
         var grown = Self.zeroedStorage(count: size)
@@ -276,7 +276,7 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         bytes = grown
     }
 
-    /// A new array of `count` zero bytes. Built from a reserved array and copies of a constant
+    /// Returns a new array of `count` zero bytes. It is built from a reserved array and copies of a constant
     /// block of zeros because `Array(unsafeUninitializedCapacity:)` and `Array(repeating:count:)`
     /// reach an unspecialised allocation in the standard library that measured about 540
     /// instructions, more than twice this.
@@ -366,7 +366,7 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
     ) -> HTTPHeaders {
         var keptEntries: [Entry] = []
         keptEntries.reserveCapacity(entries.count + fields)
-        // The kept bytes are at most the bytes in use; the new storage is sized for them and the
+        // The kept bytes are at most the bytes in use. The new storage is sized for them and the
         // additions at once and written through a pointer, so filtering allocates it once.
         let size = Swift.max(end + count, 1)
         var written = 0
@@ -396,6 +396,13 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         var result = HTTPHeaders(checkedBytes: keptBytes, entries: keptEntries)
         result.end = written
         return result
+    }
+
+    /// Calls `body` with the name bytes of every field, in order, read in place.
+    public func forEachName(_ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        bytes.withUnsafeBufferPointer { storage in
+            for entry in entries { body(UnsafeBufferPointer(rebasing: storage[entry.name])) }
+        }
     }
 
     /// Whether a field's name bytes make `matches` return true.
@@ -599,7 +606,7 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
 
     /// Returns whether a comma-separated list field named `name` contains `token`, compared case-insensitively.
     public func containsToken(_ token: String, name: String) -> Bool {
-        // Every response and request asks this (`Connection: close`), so it is one pass over the
+        // Every response and request checks this (`Connection: close`), so it is one pass over the
         // names that walks the elements of a matching field in place, without closures.
         Self.withBytes(of: name) { wantedName in
             Self.withBytes(of: token) { needle in
@@ -763,6 +770,21 @@ public enum HTTPFieldName {
     public static func isValidValue(_ text: String) -> Bool {
         var text = text
         return text.withUTF8 { bytes in bytes.allSatisfy(ASCII.isFieldValueCharacter) }
+    }
+
+    /// Returns whether `name` equals `lowercase` (lowercase ASCII) ignoring ASCII case. Only
+    /// `A`-`Z` are folded, so no other byte can pass for a letter or a hyphen.
+    @inlinable
+    public static func matches(_ name: UnsafeBufferPointer<UInt8>, lowercase: StaticString) -> Bool {
+        lowercase.withUTF8Buffer { expected in
+            guard name.count == expected.count else { return false }
+            for index in 0..<expected.count {
+                let byte = name[index]
+                let folded = byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
+                if folded != expected[index] { return false }
+            }
+            return true
+        }
     }
 
     /// Whether `name` equals `lowercase` (lowercase ASCII bytes) with ASCII letters folded.

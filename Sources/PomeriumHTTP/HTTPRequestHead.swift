@@ -344,15 +344,13 @@ extension HTTPHeaders {
     /// names. Starting an exchange reads all three, and most requests have none of them.
     func connectionFieldsPresent() -> (connection: Bool, upgrade: Bool, expect: Bool) {
         var found = (connection: false, upgrade: false, expect: false)
-        // The callback always returns false, so it sees every name.
-        _ = containsField { name in
+        forEachName { name in
             switch name.count {
             case 10: if ASCII.equalsLowercase(name, "connection") { found.connection = true }
             case 7: if ASCII.equalsLowercase(name, "upgrade") { found.upgrade = true }
             case 6: if ASCII.equalsLowercase(name, "expect") { found.expect = true }
             default: break
             }
-            return false
         }
         return found
     }

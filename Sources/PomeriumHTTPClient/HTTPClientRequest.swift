@@ -51,31 +51,14 @@ public final class HTTPClientRequest {
     /// the names instead of one lookup each.
     private static func framingFieldsPresent(_ headers: HTTPHeaders) -> (contentLength: Bool, transferEncoding: Bool) {
         var found = (contentLength: false, transferEncoding: false)
-        // The callback always returns false, so it sees every name.
-        _ = headers.containsField { name in
+        headers.forEachName { name in
             switch name.count {
-            case 14: if matches(name, "content-length") { found.contentLength = true }
-            case 17: if matches(name, "transfer-encoding") { found.transferEncoding = true }
+            case 14: if HTTPFieldName.matches(name, lowercase: "content-length") { found.contentLength = true }
+            case 17: if HTTPFieldName.matches(name, lowercase: "transfer-encoding") { found.transferEncoding = true }
             default: break
             }
-            return false
         }
         return found
-    }
-
-    /// Returns whether `name` equals `lowercase` (lowercase ASCII) ignoring ASCII case.
-    /// Only `A`-`Z` are folded, so no other byte can pass for a letter or a hyphen.
-    @inline(__always)
-    private static func matches(_ name: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
-        lowercase.withUTF8Buffer { expected in
-            guard name.count == expected.count else { return false }
-            for index in 0..<expected.count {
-                let byte = name[index]
-                let folded = byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
-                if folded != expected[index] { return false }
-            }
-            return true
-        }
     }
 
     /// Whether the body may take more bytes without growing the output buffer past its mark.

@@ -34,10 +34,7 @@ struct UpstreamRequestBuilder {
         // One pass over the names finds the fields that need work. Most requests have none of
         // them, so the later steps for those fields are skipped.
         var present = FieldKinds()
-        _ = source.containsField(whereName: { name in
-            present.note(name)
-            return false
-        })
+        source.forEachName { present.note($0) }
         let chunkedBody = present.transferEncoding && source.containsToken("chunked", name: "Transfer-Encoding")
         let mayUpgrade = present.upgrade && (present.connection || incoming.method == .connect)
         let upgrade =

@@ -155,41 +155,27 @@ struct PresentFields: OptionSet {
 
     init(of fields: HTTPHeaders) {
         var found = PresentFields()
-        // The callback always returns false, so it sees every name.
-        _ = fields.containsField { name in
-            guard let first = name.first else { return false }
+        fields.forEachName { name in
+            guard let first = name.first else { return }
             // The length and the first byte pick the one name a field could be; `| 0x20`
             // lowercases ASCII letters.
             switch (name.count, first | 0x20) {
-            case (4, UInt8(ascii: "h")): if Self.matches(name, "host") { found.insert(.host) }
-            case (10, UInt8(ascii: "c")): if Self.matches(name, "connection") { found.insert(.connection) }
+            case (4, UInt8(ascii: "h")): if HTTPFieldName.matches(name, lowercase: "host") { found.insert(.host) }
+            case (10, UInt8(ascii: "c")):
+                if HTTPFieldName.matches(name, lowercase: "connection") { found.insert(.connection) }
             case (17, UInt8(ascii: "t")):
-                if Self.matches(name, "transfer-encoding") { found.insert(.transferEncoding) }
-            case (7, UInt8(ascii: "u")): if Self.matches(name, "upgrade") { found.insert(.upgrade) }
-            case (15, UInt8(ascii: "x")): if Self.matches(name, "x-forwarded-for") { found.insert(.forwardedFor) }
-            case (16, UInt8(ascii: "x")): if Self.matches(name, "x-forwarded-host") { found.insert(.forwardedHost) }
+                if HTTPFieldName.matches(name, lowercase: "transfer-encoding") { found.insert(.transferEncoding) }
+            case (7, UInt8(ascii: "u")): if HTTPFieldName.matches(name, lowercase: "upgrade") { found.insert(.upgrade) }
+            case (15, UInt8(ascii: "x")):
+                if HTTPFieldName.matches(name, lowercase: "x-forwarded-for") { found.insert(.forwardedFor) }
+            case (16, UInt8(ascii: "x")):
+                if HTTPFieldName.matches(name, lowercase: "x-forwarded-host") { found.insert(.forwardedHost) }
             case (17, UInt8(ascii: "x")):
-                if Self.matches(name, "x-forwarded-proto") { found.insert(.forwardedProto) }
+                if HTTPFieldName.matches(name, lowercase: "x-forwarded-proto") { found.insert(.forwardedProto) }
             default: break
             }
-            return false
         }
         self = found
-    }
-
-    /// Returns whether `name` equals `lowercase` (lowercase ASCII) ignoring ASCII case.
-    /// Only `A`-`Z` are folded, so no other byte can pass for a letter or a hyphen.
-    @inline(__always)
-    private static func matches(_ name: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
-        lowercase.withUTF8Buffer { expected in
-            guard name.count == expected.count else { return false }
-            for index in 0..<expected.count {
-                let byte = name[index]
-                let folded = byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
-                if folded != expected[index] { return false }
-            }
-            return true
-        }
     }
 }
 
