@@ -31,7 +31,7 @@ public enum ConstantTime {
 }
 
 extension ConstantTime {
-    /// Whether the bytes at `lhs` and `rhs` are equal, in time that depends only on the length.
+    /// Returns whether the bytes at `lhs` and `rhs` are equal, in time that depends only on the length.
     /// Unequal lengths return false at once.
     public static func equals(_ lhs: UnsafeBufferPointer<UInt8>, _ rhs: UnsafeBufferPointer<UInt8>) -> Bool {
         guard lhs.count == rhs.count else { return false }

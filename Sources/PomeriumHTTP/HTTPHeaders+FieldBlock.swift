@@ -13,7 +13,7 @@ extension HTTPHeaders {
         /// The fields, as ranges of `bytes`.
         let entries: [Entry]
 
-        /// An empty block.
+        /// Creates an empty block.
         public init() {
             bytes = []
             entries = []

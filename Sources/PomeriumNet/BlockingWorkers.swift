@@ -125,7 +125,7 @@ public final class BlockingWorkers: @unchecked Sendable {
         return job
     }
 
-    /// The body of each thread: runs jobs until none comes for `idleSeconds`.
+    /// Runs jobs on the current thread until none comes for `idleSeconds`: the body of each thread.
     private func work() {
         pthread_mutex_lock(mutex)
         while true {

@@ -95,7 +95,7 @@ public final class IdentityAssertionSigner: Sendable {
     /// Returns what `identityHeaders(for:sessionID:route:claimHeaders:)` returns, first asking
     /// `memo`, which contains the last result for this session. The caller keeps one memo per
     /// session, for example in `SessionState.derived(_:)`, and never shares it between sessions
-    /// with different claims. A memo answers only for the same signer, route and plan, and only
+    /// with different claims. A memo returns headers only for the same signer, route and plan, and only
     /// until the time the cache entry it copied stops being fresh.
     public func identityHeaders(
         for session: SessionState, sessionID: String, route: String, claimHeaders plan: ClaimHeaderPlan?,

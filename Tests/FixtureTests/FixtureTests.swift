@@ -87,7 +87,7 @@ import Testing
         #expect(LoopbackPort.listener(of: held.port, isInProcessGroup: 1) == false)
     }
 
-    /// A server started on a port that a listener of this process already holds must not pass
+    /// A server started on a port that a listener of this process already uses must not pass
     /// for started: it fails to bind and exits, and the wait reports that.
     @Test func takenPortIsAStartFailure() throws {
         let held = try HeldListener()

@@ -145,7 +145,7 @@ struct IdentityHeadersTests {
         #expect(none.claimHeaders.isEmpty)
     }
 
-    @Test("a plan that lists the OAuth token renders it for each session with a token")
+    @Test("token claim rendered per session")
     func oauthTokenClaim() throws {
         let signer = try signer()
         let plan = ClaimHeaderPlan(names: ["act"])
@@ -160,7 +160,7 @@ struct IdentityHeadersTests {
         #expect(Self.rendered(second) != Self.rendered(first))
     }
 
-    @Test("a memo answers for the same signer, route and plan until the entry would go stale")
+    @Test("memo reuse until stale")
     func memo() throws {
         let signer = try signer()
         let plan = ClaimHeaderPlan(names: ["email"])
@@ -171,7 +171,7 @@ struct IdentityHeadersTests {
         #expect(
             try signer.identityHeaders(for: session, sessionID: "s1", route: "app", claimHeaders: plan, memo: memo)
                 .assertion == first.assertion)
-        // Another route, another plan or another signer is not answered from the memo, and a
+        // Another route, another plan or another signer is not served from the memo, and a
         // fresh signer signs anew.
         let otherSigner = try self.signer()
         let fromOther = try otherSigner.identityHeaders(
@@ -181,7 +181,7 @@ struct IdentityHeadersTests {
         let withOtherPlan = try otherSigner.identityHeaders(
             for: session, sessionID: "s1", route: "app", claimHeaders: otherPlan, memo: memo)
         #expect(Self.rendered(withOtherPlan) == ["X-Pomerium-Claim-Groups: group-0,group-1,group-2"])
-        // Within the refresh margin the memo no longer answers and the signer signs again.
+        // Within the refresh margin the memo returns nothing and the signer signs again.
         clock.set(Double(session.expiry! - 60))
         let late = try otherSigner.identityHeaders(
             for: session, sessionID: "s1", route: "app", claimHeaders: otherPlan, memo: memo)
