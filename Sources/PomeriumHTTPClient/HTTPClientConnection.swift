@@ -148,7 +148,11 @@ final class HTTPClientConnection: StreamConnectionDelegate {
     }
 
     private func pump() {
-        while let request, !isClosed, !isTunnel {
+        // The request is read once, not on every pass: each `while let` read of the property
+        // retained and released it, six times per response. The identity check ends the loop if
+        // a callback detached it, as the property read did.
+        guard let request else { return }
+        while self.request === request, !isClosed, !isTunnel {
             // Body bytes go to the request in place when they can, without an array per read.
             if parser.nextBodyBytes({ request.receivedBody(in: $0) }) { continue }
             guard let event = parser.next() else { return }
@@ -157,7 +161,7 @@ final class HTTPClientConnection: StreamConnectionDelegate {
             case .informational:
                 continue
             case .head(let head):
-                request.receivedHead(head)
+                request.receivedHead(consume head)
             case .body(let bytes):
                 request.receivedBody(bytes)
             case .end(let trailers):

@@ -169,7 +169,7 @@ public final class HTTPClientRequest {
         delegate?.requestBodyWritable(self)
     }
 
-    func receivedHead(_ head: HTTPResponseHead) {
+    func receivedHead(_ head: consuming HTTPResponseHead) {
         responseReusable = head.keepAlive
         delegate?.responseHead(head, request: self)
     }

@@ -182,7 +182,10 @@ public enum HTTPClientError: Error, Sendable, CustomStringConvertible, Equatable
 
 /// Callbacks for one client request, made on the loop that started it.
 public protocol HTTPClientDelegate: AnyObject {
-    func responseHead(_ head: HTTPResponseHead, request: HTTPClientRequest)
+    /// Receives the response head, handed over rather than lent: a delegate that declares the
+    /// parameter `consuming` can edit the fields in place, where an edit of a lent head copies
+    /// its field storage. A delegate without the modifier still conforms.
+    func responseHead(_ head: consuming HTTPResponseHead, request: HTTPClientRequest)
     func responseBody(_ bytes: [UInt8], request: HTTPClientRequest)
     /// Receives body bytes in place, valid only during the call. The default copies them into an
     /// array for `responseBody(_:request:)`, so a delegate that writes them on directly saves it.

@@ -6,8 +6,7 @@ import PomeriumNet
 /// performs its actions, calls the request handler, and enforces the server timeouts.
 final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     let stream: StreamConnection
-    /// The stream's loop, held strongly here: `stream.loop` is unowned, and each read of an
-    /// unowned reference retains and releases it, several times per request.
+    /// The stream's loop, kept here so that reaching it does not go through the stream.
     let loop: EventLoop
     /// The responder of the latest exchange, reused for the next one when no handler kept it.
     /// It refers back to this connection, and closing the connection drops it, ending the cycle.
@@ -177,7 +176,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
                 setDeadline(configuration.readTimeout, reason: .read)
                 let handler = takeSpareHandler() ?? makeHandler(loop)
                 self.handler = handler
-                handler.requestStarted(head, responder: makeResponder())
+                handler.requestStarted(consume head, responder: makeResponder())
             case .requestBody(let bytes):
                 handler?.requestBody(bytes)
             case .requestEnd(let trailers):

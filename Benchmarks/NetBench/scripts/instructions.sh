@@ -22,18 +22,18 @@ proxy_port=$((upstream_port + 1))
 upstream=$!
 client_args=()
 if [ "$which" = ours ]; then
-  valgrind --tool=callgrind --callgrind-out-file="$run/callgrind.%p" "$binary" proxy \
+  valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$run/callgrind.%p" "$binary" proxy \
     --listen "127.0.0.1:$proxy_port" --upstream "http://127.0.0.1:$upstream_port" --loops 1 \
     >"$run/proxy.log" 2>&1 &
 elif [ "$which" = auth ]; then
-  valgrind --tool=callgrind --callgrind-out-file="$run/callgrind.%p" "$binary" auth \
+  valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$run/callgrind.%p" "$binary" auth \
     --listen "127.0.0.1:$proxy_port" --upstream "http://127.0.0.1:$upstream_port" --loops 1 \
     --cookie-file "$run/cookie" >"$run/proxy.log" 2>&1 &
   client_args=(app.example.test "$run/cookie")
 else
   sed -e "s|@RUN@|$run|g; s|@UP_PORT@|$upstream_port|; s|@PROXY_PORT@|$proxy_port|" \
     "$here/nginx-proxy.conf.in" >"$run/nginx.conf"
-  valgrind --tool=callgrind --callgrind-out-file="$run/callgrind.%p" \
+  valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$run/callgrind.%p" \
     nginx -c "$run/nginx.conf" -g 'daemon off; master_process off;' >"$run/proxy.log" 2>&1 &
 fi
 proxy=$!
