@@ -7,11 +7,10 @@ import PomeriumNet
 final class HTTPClientConnection: StreamConnectionDelegate {
     let upstream: HTTPUpstream
     let pool: HTTPConnectionPool
-    var stream: StreamConnection? {
-        didSet { loop = stream?.loop }
-    }
-    /// The stream's loop, held strongly: reading the stream's unowned `loop` retains and releases it.
-    private var loop: EventLoop?
+    var stream: StreamConnection?
+    /// The pool's loop, which is also the stream's. A constant, unlike the optional it replaced,
+    /// is read without a retain and release, twice per request in `setDeadline`.
+    private let loop: EventLoop
     /// The pool's idle stack for `upstream`, cached by the pool on the first release.
     var idleStack: HTTPConnectionPool.IdleStack?
     private var parser = HTTPResponseParser()
@@ -31,6 +30,7 @@ final class HTTPClientConnection: StreamConnectionDelegate {
     init(upstream: HTTPUpstream, pool: HTTPConnectionPool) {
         self.upstream = upstream
         self.pool = pool
+        loop = pool.loop
     }
 
     func attach(_ request: HTTPClientRequest, reused: Bool) {
@@ -74,11 +74,6 @@ final class HTTPClientConnection: StreamConnectionDelegate {
             deadline = 0
             return
         }
-        guard let loop else {
-            deadline = MonotonicClock.nanoseconds() &+ UInt64(seconds * 1_000_000_000)
-            if timer == nil { armTimer() }
-            return
-        }
         deadline = loop.now &+ UInt64(seconds * 1_000_000_000)
         if let pending = timer, pending.deadline > deadline {
             pending.cancel()
@@ -96,7 +91,7 @@ final class HTTPClientConnection: StreamConnectionDelegate {
     }
 
     private func armTimer() {
-        guard let loop, !isClosed else { return }
+        guard !isClosed else { return }
         let now = MonotonicClock.nanoseconds()
         // The closure holds the connection strongly. The cycle (connection, timer, closure) ends
         // when the timer fires, because the loop drops the body before calling it, or when

@@ -123,7 +123,9 @@ public final class HTTPClientRequest {
             fail(.invalidUpstream("the request head cannot be encoded: \(error)"))
             return
         }
-        for chunk in pendingOutput { connection.write(chunk) }
+        if !pendingOutput.isEmpty {
+            for chunk in pendingOutput { connection.write(chunk) }
+        }
         if connection.isOpen {
             connectionOpened()
         } else if lookupTimer == nil {

@@ -241,10 +241,15 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
         while (!deferred.isEmpty || !pendingFlushes.isEmpty) && rounds < 16 {
             if !pendingFlushes.isEmpty {
                 // Swapped with a spare list rather than copied and emptied: emptying a list whose
-                // storage a copy still references allocates new storage, once per wake-up.
-                swap(&pendingFlushes, &flushing)
-                for connection in flushing { connection.flushScheduledOutput() }
-                flushing.removeAll(keepingCapacity: true)
+                // storage a copy still references allocates new storage, once per wake-up. The
+                // batch is a local, which a flush cannot change, so its connections are called
+                // without the retain and release that each element of a property's list took.
+                var batch: [StreamConnection] = []
+                swap(&batch, &flushing)
+                swap(&batch, &pendingFlushes)
+                for connection in batch { connection.flushScheduledOutput() }
+                batch.removeAll(keepingCapacity: true)
+                swap(&batch, &flushing)
             }
             if !deferred.isEmpty {
                 swap(&deferred, &running)

@@ -297,8 +297,10 @@ final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
     private func forward(_ head: consuming HTTPRequestHead, to target: HTTPUpstream, timeouts: HTTPClientTimeouts) {
         let request = proxy.client.execute(head, to: target, on: loop, timeouts: timeouts, delegate: self)
         upstream = request
-        for chunk in pendingBody { request.writeBody(chunk) }
-        pendingBody.removeAll()
+        if !pendingBody.isEmpty {
+            for chunk in pendingBody { request.writeBody(chunk) }
+            pendingBody.removeAll()
+        }
         if let trailers = pendingEnd {
             request.endBody(trailers: trailers)
         } else {
