@@ -32,21 +32,21 @@ public struct HTTPEncodingError: Error, Hashable, Sendable, CustomStringConverti
 /// The encoder adds no fields: framing fields are the caller's choice.
 public enum HTTPEncoder {
     public static func encode(_ head: HTTPRequestHead, into buffer: inout [UInt8]) throws(HTTPEncodingError) {
-        var target = head.target
-        let targetIsValid = target.withUTF8 { bytes in
+        // The strings are read in place (`withBytes`): copying them into variables for the mutating
+        // `withUTF8` retained and released each, three times per proxied request with the reason below.
+        let targetIsValid = HTTPHeaders.withBytes(of: head.target) { bytes in
             for byte in bytes where byte <= 0x20 || byte == 0x7F { return false }
             return true
         }
         guard targetIsValid else { throw HTTPEncodingError(.invalidTarget) }
         if let failure = head.headers.firstInvalidFieldKind() { throw HTTPEncodingError(failure) }
-        var method = head.method.rawValue
         let size =
-            method.utf8.count + 1 + target.utf8.count + 1 + versionLength(head.version) + 2
+            head.method.rawValue.utf8.count + 1 + head.target.utf8.count + 1 + versionLength(head.version) + 2
             + head.headers.fieldLinesSize + 2
         append(size, to: &buffer) { writer in
-            method.withUTF8 { writer.write($0) }
+            HTTPHeaders.withBytes(of: head.method.rawValue) { writer.write($0) }
             writer.write(ASCII.space)
-            target.withUTF8 { writer.write($0) }
+            HTTPHeaders.withBytes(of: head.target) { writer.write($0) }
             writer.write(ASCII.space)
             writeVersion(head.version, to: &writer)
             writer.write(ASCII.cr)
@@ -59,14 +59,13 @@ public enum HTTPEncoder {
 
     public static func encode(_ head: HTTPResponseHead, into buffer: inout [UInt8]) throws(HTTPEncodingError) {
         guard (100...999).contains(head.status) else { throw HTTPEncodingError(.invalidStatus) }
-        var reason = head.reason
-        let reasonIsValid = reason.withUTF8 { bytes in
+        let reasonIsValid = HTTPHeaders.withBytes(of: head.reason) { bytes in
             for byte in bytes where !ASCII.isFieldValueCharacter(byte) { return false }
             return true
         }
         guard reasonIsValid else { throw HTTPEncodingError(.invalidReason) }
         if let failure = head.headers.firstInvalidFieldKind() { throw HTTPEncodingError(failure) }
-        let size = versionLength(head.version) + 5 + reason.utf8.count + 2 + head.headers.fieldLinesSize + 2
+        let size = versionLength(head.version) + 5 + head.reason.utf8.count + 2 + head.headers.fieldLinesSize + 2
         append(size, to: &buffer) { writer in
             writeVersion(head.version, to: &writer)
             writer.write(ASCII.space)
@@ -74,7 +73,7 @@ public enum HTTPEncoder {
             writer.write(UInt8(ascii: "0") + UInt8(head.status / 10 % 10))
             writer.write(UInt8(ascii: "0") + UInt8(head.status % 10))
             writer.write(ASCII.space)
-            reason.withUTF8 { writer.write($0) }
+            HTTPHeaders.withBytes(of: head.reason) { writer.write($0) }
             writer.write(ASCII.cr)
             writer.write(ASCII.lf)
             head.headers.writeFieldLines(to: &writer)
