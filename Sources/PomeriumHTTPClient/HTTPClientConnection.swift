@@ -139,14 +139,19 @@ final class HTTPClientConnection: StreamConnectionDelegate {
         }
         request.noteResponseProgress()
         parser.feed(bytes)
-        pump()
+        pump(request)
     }
 
     private func pump() {
-        // The request is read once, not on every pass: each `while let` read of the property
-        // retained and released it, six times per response. The identity check ends the loop if
-        // a callback detached it, as the property read did.
         guard let request else { return }
+        pump(request)
+    }
+
+    /// Delivers the parser's events to `request`, the attached request. It is passed in rather
+    /// than read on every pass: each `while let` read of the property retained and released it,
+    /// six times per response. The identity check ends the loop if a callback detached it, as the
+    /// property read did.
+    private func pump(_ request: HTTPClientRequest) {
         while self.request === request, !isClosed, !isTunnel {
             // Body bytes go to the request in place when they can, without an array per read.
             if parser.nextBodyBytes({ request.receivedBody(in: $0) }) { continue }
