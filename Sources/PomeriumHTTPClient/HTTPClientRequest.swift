@@ -188,8 +188,8 @@ public final class HTTPClientRequest {
         guard !finished else { return }
         finished = true
         connection?.clearDeadline()
-        let delegate = self.delegate
-        self.delegate = nil
+        // Moved out with `take()`, which neither retains nor releases it, unlike a read and a reset.
+        let delegate = self.delegate.take()
         if !requestComplete {
             // The upstream responded before the whole body went out, so the connection cannot be reused.
             responseReusable = false
@@ -233,8 +233,7 @@ public final class HTTPClientRequest {
         guard !finished else { return }
         finished = true
         cancelLookupTimer()
-        let delegate = self.delegate
-        self.delegate = nil
+        let delegate = self.delegate.take()
         connection?.clearDeadline()
         connection?.close()
         connection = nil

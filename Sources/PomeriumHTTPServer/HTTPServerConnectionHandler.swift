@@ -214,8 +214,8 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     /// Returns the spare handler when it reset itself for another request. It is asked here, not
     /// when its response finished, because it may still be in the call that finished it then.
     private func takeSpareHandler() -> (any HTTPRequestHandler)? {
-        guard let spare = spareHandler else { return nil }
-        spareHandler = nil
+        // Moved out with `take()`, which neither retains nor releases it, unlike a read and a reset.
+        guard let spare = spareHandler.take() else { return nil }
         return spare.prepareForNextRequest() ? spare : nil
     }
 
@@ -289,8 +289,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
 
     func finishResponse(trailers: HTTPHeaders) {
-        spareHandler = handler
-        handler = nil
+        spareHandler = handler.take()
         var actions = borrowActions()
         defer { giveBack(&actions) }
         do {
