@@ -5,11 +5,8 @@ import PomeriumNet
 /// the connection takes it, see `prepareForNextRequest()`) and called on the connection's loop. Request body bytes arrive as they are read; call `responder.pauseRequestBody()` when the
 /// consumer falls behind, which stops reading from the socket.
 public protocol HTTPRequestHandler: AnyObject {
-    /// Handles a request head. Respond now, or after the body, through `responder`. The head is
-    /// handed over rather than lent, so a handler that declares the parameter `consuming` can keep
-    /// or edit it without copying it (a copy retains five buffers). Handlers without the modifier
-    /// still conform.
-    func requestStarted(_ head: consuming HTTPRequestHead, responder: HTTPResponder)
+    /// Handles a request head. Respond now, or after the body, through `responder`.
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder)
     func requestBody(_ bytes: [UInt8])
     func requestEnded(trailers: HTTPHeaders)
     /// Releases the request's resources (cancel an upstream request, for example) because the

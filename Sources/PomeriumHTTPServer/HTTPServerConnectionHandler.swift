@@ -176,7 +176,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
                 setDeadline(configuration.readTimeout, reason: .read)
                 let handler = takeSpareHandler() ?? makeHandler(loop)
                 self.handler = handler
-                handler.requestStarted(consume head, responder: makeResponder())
+                handler.requestStarted(head, responder: makeResponder())
             case .requestBody(let bytes):
                 handler?.requestBody(bytes)
             case .requestEnd(let trailers):
