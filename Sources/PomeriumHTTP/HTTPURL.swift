@@ -132,8 +132,15 @@ public struct HTTPURL: Hashable, Sendable, CustomStringConvertible {
     /// Parses the digits after `:`; an empty port means "none" (RFC 3986 §3.2.3).
     static func parsePort(_ digits: ArraySlice<UInt8>) throws(URLParseError) -> Int? {
         if digits.isEmpty { return nil }
-        guard digits.count <= 5, digits.allSatisfy(ASCII.isDigit) else { throw URLParseError(.invalidPort) }
-        let value = digits.reduce(0) { $0 * 10 + Int($1 &- UInt8(ascii: "0")) }
+        guard digits.count <= 5 else { throw URLParseError(.invalidPort) }
+        // One loop checks and adds up the digits; `allSatisfy` and `reduce` on the slice measured
+        // about 110 instructions for the port of every request's `Host`.
+        var value = 0
+        for index in digits.indices {
+            let digit = digits[index] &- UInt8(ascii: "0")
+            guard digit <= 9 else { throw URLParseError(.invalidPort) }
+            value = value * 10 + Int(digit)
+        }
         guard value <= 65_535 else { throw URLParseError(.invalidPort) }
         return value
     }

@@ -24,6 +24,17 @@ struct EncoderTests {
         #expect(text(bytes) == "HTTP/1.0 299 \r\n\r\n")
     }
 
+    @Test("version numbers of more than one digit")
+    func versionDigits() throws {
+        // One-digit numbers take a shortcut; longer ones are written digit by digit.
+        var bytes: [UInt8] = []
+        try HTTPEncoder.encode(HTTPResponseHead(status: 200, version: HTTPVersion(major: 12, minor: 345)), into: &bytes)
+        #expect(text(bytes) == "HTTP/12.345 200 OK\r\n\r\n")
+        bytes = []
+        try HTTPEncoder.encode(HTTPResponseHead(status: 200, version: HTTPVersion(major: 9, minor: 10)), into: &bytes)
+        #expect(text(bytes) == "HTTP/9.10 200 OK\r\n\r\n")
+    }
+
     @Test("field pieces of 1 to 40 bytes")
     func fieldLengths() throws {
         // The copy takes a different path below 4, from 4 to 7, from 8 to 16 and above 16 bytes.
