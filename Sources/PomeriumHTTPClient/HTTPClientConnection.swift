@@ -147,10 +147,8 @@ final class HTTPClientConnection: StreamConnectionDelegate {
         pump(request)
     }
 
-    /// Delivers the parser's events to `request`, the attached request. It is passed in rather
-    /// than read on every pass: each `while let` read of the property retained and released it,
-    /// six times per response. The identity check ends the loop if a callback detached it, as the
-    /// property read did.
+    /// Delivers the parser's events to `request`, the attached request. Passing it in saves the
+    /// retain and release of a property read on every pass; the loop ends once it is detached.
     private func pump(_ request: HTTPClientRequest) {
         while self.request === request, !isClosed, !isTunnel {
             // Body bytes go to the request in place when they can, without an array per read.

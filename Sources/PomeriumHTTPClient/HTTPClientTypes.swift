@@ -182,9 +182,8 @@ public enum HTTPClientError: Error, Sendable, CustomStringConvertible, Equatable
 
 /// Callbacks for one client request, made on the loop that started it.
 public protocol HTTPClientDelegate: AnyObject {
-    /// Receives the response head, handed over rather than lent: a delegate that declares the
-    /// parameter `consuming` can edit the fields in place, where an edit of a lent head copies
-    /// its field storage. A delegate without the modifier still conforms.
+    /// Receives the response head. A delegate that declares it `consuming` edits the fields in
+    /// place, without the copy that editing a borrowed head makes. Without the modifier it still conforms.
     func responseHead(_ head: consuming HTTPResponseHead, request: HTTPClientRequest)
     func responseBody(_ bytes: [UInt8], request: HTTPClientRequest)
     /// Receives body bytes in place, valid only during the call. The default copies them into an

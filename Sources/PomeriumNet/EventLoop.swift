@@ -240,10 +240,8 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
         var rounds = 0
         while (!deferred.isEmpty || !pendingFlushes.isEmpty) && rounds < 16 {
             if !pendingFlushes.isEmpty {
-                // Swapped with a spare list rather than copied and emptied: emptying a list whose
-                // storage a copy still references allocates new storage, once per wake-up. The
-                // batch is a local, which a flush cannot change, so its connections are called
-                // without the retain and release that each element of a property's list took.
+                // Swapped with a spare list, because emptying a copied list allocates new storage.
+                // Walking a local list, which no flush can change, retains no element.
                 var batch: [StreamConnection] = []
                 swap(&batch, &flushing)
                 swap(&batch, &pendingFlushes)

@@ -28,10 +28,8 @@ public final class StreamConnection: EventHandler {
     }
 
     public let descriptor: Int32
-    /// Strong, where unowned would do: each read of an unowned reference retains and releases the
-    /// loop through the runtime's unowned-strong path, four times per proxied request (a read and a
-    /// flush on each side). The cycle with the loop's handler table ends when the connection
-    /// unregisters on close, which stopping the loop does for every connection.
+    /// Strong, because each read of an unowned reference retains and releases it (four times per
+    /// proxied request). Closing unregisters the connection, which ends the cycle with the loop.
     public let loop: EventLoop
     /// The delegate, held strongly until the connection closes; the loop table keeps the connection.
     public var delegate: (any StreamConnectionDelegate)?

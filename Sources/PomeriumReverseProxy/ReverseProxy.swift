@@ -363,9 +363,8 @@ final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
 
     // MARK: Upstream side
 
-    /// Passes the upstream's head on with its fields edited in place. Taking the head as
-    /// `consuming` makes those edits copy no field storage, and forwarding the head itself
-    /// instead of a new one built from its parts saved 8 retains and releases per request.
+    /// Passes the upstream's head on with its fields edited in place. A consumed head is edited
+    /// without copying its field storage, and forwarding it saved about 6 retains and releases.
     func responseHead(_ head: consuming HTTPResponseHead, request: HTTPClientRequest) {
         guard let responder else { return }
         let hadContentLength = isHead && head.headers.contains(name: "Content-Length")
@@ -376,7 +375,7 @@ final class ProxyExchange: HTTPRequestHandler, HTTPClientDelegate {
         if isHead && !hadContentLength {
             head.headers.remove(name: "Content-Length")
         }
-        // The client gets HTTP/1.1 whatever version the upstream spoke, as a new head would say.
+        // The client gets HTTP/1.1 whatever version the upstream used.
         head.version = .http1_1
         headSent = true
         responder.writeHead(head)
