@@ -34,6 +34,49 @@ struct ReverseProxyTests {
         }
     }
 
+    /// An upstream that answers one request in HTTP/1.0 with hop-by-hop fields, then closes.
+    static let oldUpstream = """
+        import socket
+        server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(4)
+        print(server.getsockname()[1], flush=True)
+        server.settimeout(10)
+        conn, _ = server.accept()
+        data = b""
+        while b"\\r\\n\\r\\n" not in data:
+            chunk = conn.recv(4096)
+            if not chunk: break
+            data += chunk
+        conn.sendall(b"HTTP/1.0 200 OK\\r\\nConnection: keep-alive, X-Secret\\r\\nX-Secret: s\\r\\n"
+            b"Keep-Alive: timeout=5\\r\\nX-Kept: yes\\r\\nContent-Length: 2\\r\\n\\r\\nok")
+        conn.close()
+        """
+
+    @Test("response hop-by-hop fields and version")
+    func responseHopByHop() async throws {
+        // The proxy edits the upstream's head in place, so this checks what the edit keeps.
+        let process = Process()
+        process.executableURL = RepositoryPaths.python
+        process.arguments = ["-c", Self.oldUpstream]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        defer { process.terminate() }
+        let line = output.fileHandleForReading.availableData
+        let port = try #require(
+            Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        try await HTTPTesting.withProxy(upstream: "http://127.0.0.1:\(port)") { server, _ in
+            let connection = try LoopbackConnection(port: server.localAddress.port)
+            try connection.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let response = connection.receive()
+            #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(response.contains("X-Kept: yes\r\n"))
+            #expect(!response.contains("X-Secret"))
+            #expect(!response.contains("Keep-Alive"))
+            #expect(!response.contains("keep-alive"))
+            #expect(response.hasSuffix("\r\n\r\nok"))
+        }
+    }
+
     @Test("trusted clients get X-Forwarded-For appended")
     func trustedForwardedFor() async throws {
         try await Fixtures.withEchoUpstream { upstream in
