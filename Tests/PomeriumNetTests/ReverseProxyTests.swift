@@ -34,8 +34,8 @@ struct ReverseProxyTests {
         }
     }
 
-    /// An upstream that answers one request in HTTP/1.0 with hop-by-hop fields, then closes.
-    static let oldUpstream = """
+    /// An upstream that responds to one request in HTTP/1.0 with hop-by-hop fields, then closes.
+    static let http10Upstream = """
         import socket
         server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(4)
         print(server.getsockname()[1], flush=True)
@@ -56,7 +56,7 @@ struct ReverseProxyTests {
         // The proxy edits the upstream's head in place, so this checks what the edit keeps.
         let process = Process()
         process.executableURL = RepositoryPaths.python
-        process.arguments = ["-c", Self.oldUpstream]
+        process.arguments = ["-c", Self.http10Upstream]
         let output = Pipe()
         process.standardOutput = output
         try process.run()
