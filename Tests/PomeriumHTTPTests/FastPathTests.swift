@@ -86,10 +86,12 @@ struct ControlByteSearchTests {
     func everyPosition() {
         // Several marked bytes per run exercise the bits a borrow may set above the first one. The
         // filler bytes sit next to the marked ones in value (0x20, 0x7E, 0x80) or are obs-text.
+        // Lengths up to 40 cover the two-word steps, the single word and the byte loop.
         let fillers: [UInt8] = [0x20, 0x7E, 0x80, 0xFF, 0x61]
-        for length in 1...24 {
+        var wrong: [String] = []
+        for length in 1...40 {
             for first in 0...length {
-                for second in [first + 1, first + 2, length] where second <= length {
+                for second in [first + 1, first + 2, first + 9, length] where second <= length {
                     for (firstByte, secondByte) in [
                         (ASCII.cr, ASCII.lf), (ASCII.lf, ASCII.cr), (ASCII.tab, 0x7F), (0x7F, 0x00), (0x1F, 0x1F),
                     ] {
@@ -103,12 +105,15 @@ struct ControlByteSearchTests {
                             let found = bytes.withUnsafeBufferPointer {
                                 SectionScanner.firstControlByte($0, from: start, to: length)
                             }
-                            #expect(found == expected(bytes, from: start), "length \(length), \(first), from \(start)")
+                            if found != expected(bytes, from: start) {
+                                wrong.append("\(length), \(first), from \(start)")
+                            }
                         }
                     }
                 }
             }
         }
+        #expect(wrong.isEmpty, "length, first mark, start: \(wrong.prefix(8))")
     }
 
     @Test("every byte value in every word position")
@@ -127,7 +132,7 @@ struct ControlByteSearchTests {
                     for index in 0..<8 where isControl(UInt8(truncatingIfNeeded: word >> UInt64(index * 8))) {
                         expected |= 0x80 << UInt64(index * 8)
                     }
-                    if SectionScanner.controlByteMask(word) != expected { wrong.append(word) }
+                    if ByteMasks.controlBytes(word) != expected { wrong.append(word) }
                 }
             }
         }
