@@ -104,4 +104,29 @@ struct ControlByteShortcutTests {
         #expect(firstError(parseRequests(text, sliceSize: sliceSize, limits: tight))?.kind == .requestLineTooLong)
         #expect(firstError(parseRequests(text, sliceSize: sliceSize, limits: exact))?.kind == .invalidVersion)
     }
+
+    /// Control bytes right after a head belong to what follows it, here a WebSocket frame.
+    @Test("upgrade head split before frame bytes")
+    func upgradeThenFrame() {
+        let head = Array(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".utf8)
+        let frame: [UInt8] = [0x81, 0x05, 0x68, 0x00, 0x0D, 0x0A, 0x7F]
+        let bytes = head + frame
+        for offset in 0...bytes.count {
+            var parser = HTTPResponseParser()
+            parser.expectResponse(to: .get)
+            var events: [HTTPResponseParser.Event] = []
+            for slice in [bytes[..<offset], bytes[offset...]] {
+                parser.feed(slice)
+                while let event = parser.next() { events.append(event) }
+            }
+            guard case .upgrade(let upgraded)? = events.first else {
+                Issue.record("no upgrade at split \(offset): \(events)")
+                continue
+            }
+            #expect(events.count == 1, "split at \(offset)")
+            #expect(upgraded.status == 101, "split at \(offset)")
+            #expect(parser.takeRemainingBytes() == frame, "split at \(offset)")
+        }
+    }
 }
