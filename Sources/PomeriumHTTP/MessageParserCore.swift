@@ -94,10 +94,10 @@ struct SectionScanner {
 
     /// Whether the first line is a start line, which has its own limit and may follow empty lines.
     let hasStartLine: Bool
-    private(set) var lines: [Range<Int>] = []
     /// Whether a byte below 0x20 other than a line's CRLF, or DEL, was seen. Field values may
     /// contain HTAB but no other such byte, so only a section with one needs its values checked.
     private(set) var hasControlBytes = false
+    private(set) var lines: [Range<Int>] = []
     private var scanned = 0
     private var lineStart = 0
     private var sectionStart = 0
