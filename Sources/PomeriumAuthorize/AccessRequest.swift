@@ -48,7 +48,6 @@ public struct AccessRequest: Sendable, Hashable {
         let prefix = PolicyEvaluator.adminPathPrefix
         guard path.hasBytePrefix(prefix) else { return false }
         let prefixCount = prefix.utf8.count
-        var text = path
-        return text.withUTF8 { bytes in bytes.count == prefixCount || bytes[prefixCount] == UInt8(ascii: "/") }
+        return path.withUTF8Bytes { bytes in bytes.count == prefixCount || bytes[prefixCount] == UInt8(ascii: "/") }
     }
 }

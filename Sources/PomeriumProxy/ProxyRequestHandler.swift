@@ -31,7 +31,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     private var status = 0
     private var bytesSent = 0
     private var logged = false
-    var identityForLog: (email: String, user: String?)?
+    /// The session whose email and user the access log line names. The session is kept rather
+    /// than its two strings: one reference to retain instead of two.
+    var identityForLog: SessionState?
     /// `Set-Cookie` values to add to whatever response goes out (a refreshed or cleared session).
     var responseCookies: [String] = []
 
@@ -56,10 +58,14 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
 
     var logger: Logger { service.shared.logger }
 
-    /// The id the listener's dispatcher gave this request, if it gave one this way.
-    private var assignedRequestID: String?
+    /// Whether the listener's dispatcher gave this request its id through `assignRequestID`. The
+    /// id goes straight into `requestID`: a second copy of it cost a retain and two releases.
+    private var hasAssignedRequestID = false
 
-    func assignRequestID(_ id: String) { assignedRequestID = id }
+    func assignRequestID(_ id: String) {
+        requestID = id
+        hasAssignedRequestID = true
+    }
 
     // MARK: Request start
 
@@ -69,9 +75,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         startedAt = MonotonicClock.nanoseconds()
         // Formatted once per connection.
         clientAddress = responder.remoteIPString
-        if let assignedRequestID {
+        if hasAssignedRequestID {
             // The dispatcher left the response fields to this handler (see `assignRequestID`).
-            requestID = assignedRequestID
             if !responder.additionalHeaders.isEmpty { responder.additionalHeaders = HTTPHeaders() }
         } else if let dispatched = Self.dispatchedRequestID(responder) {
             // The dispatcher's fields are the `headers` setting of this configuration and the id.
@@ -110,7 +115,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
 
         let loaded = loadSession(head, audienceHost: audienceHost)
         var session = loaded?.session
-        if loaded?.source == .cookie, let cookieSession = session, !cookieSession.audience.contains(audienceHost) {
+        if loaded?.source == .cookie, let cookieSession = session, !cookieSession.audienceContains(audienceHost) {
             logger.debug(
                 "session cookie ignored: its audience does not include the request host",
                 metadata: ["req_id": .string(requestID), "host": .string(host)])
@@ -119,11 +124,18 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         let context = RouteContext(
             route: route, upstream: upstreamRoute, audienceHost: audienceHost, source: loaded?.source)
         // A session seen live moments ago, or no liveness check at all, decides at once, with no
-        // closure to allocate.
+        // closure to allocate. The head goes on as this call's argument: reading it back from
+        // `self.head` copies its strings and arrays.
         if let outcome = SessionLivenessGate.immediateOutcome(session, liveness: service.shared.liveness) {
-            livenessChecked(outcome, context: context, session: session)
+            livenessChecked(outcome, head: head, context: context, session: session)
             return
         }
+        checkLiveness(context: context, session: session, responder: responder)
+    }
+
+    /// Reads the session's liveness from the store and goes on once it is known. A separate
+    /// function, so the variables its closures capture are allocated only on this path.
+    private func checkLiveness(context: RouteContext, session: SessionState?, responder: HTTPResponder) {
         var paused = false
         SessionLivenessGate.check(
             session, liveness: service.shared.liveness, loop: loop,
@@ -132,9 +144,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
                 responder.pauseRequestBody()
             },
             completion: { [self] outcome in
-                guard !finished else { return }
+                guard !finished, let head else { return }
                 if paused { self.responder?.resumeRequestBody() }
-                livenessChecked(outcome, context: context, session: session)
+                livenessChecked(outcome, head: head, context: context, session: session)
             })
     }
 
@@ -170,11 +182,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
 
     /// Goes on with the request once `SessionLivenessGate` decided.
     private func livenessChecked(
-        _ outcome: SessionLivenessGate.Outcome, context: RouteContext, session: SessionState?
+        _ outcome: SessionLivenessGate.Outcome, head: HTTPRequestHead, context: RouteContext, session: SessionState?
     ) {
         guard !finished else { return }
         switch outcome {
-        case .proceed: decide(context, session: session, refreshed: false)
+        case .proceed: decide(context, head: head, session: session, refreshed: false)
         case .signedOut:
             if context.source == .cookie { responseCookies = (try? service.cookies.clearingHeaders()) ?? [] }
             respondSignIn(scheme: context.upstream.from.scheme)
@@ -191,8 +203,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
 
     // MARK: Decision
 
-    private func decide(_ context: RouteContext, session: SessionState?, refreshed: Bool) {
-        guard let head else { return }
+    private func decide(_ context: RouteContext, head: HTTPRequestHead, session: SessionState?, refreshed: Bool) {
         // Only an OPTIONS request can be a CORS preflight, so other methods skip the two lookups.
         let isOptions = head.method == .options
         let access = AccessRequest(
@@ -206,7 +217,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         switch decision.outcome {
         case .allow:
             let identified = decision.reason != .publicRoute && decision.reason != .corsPreflight
-            if identified, let session { identityForLog = (session.email, session.user) }
+            if identified, let session { identityForLog = session }
             forward(
                 context, head: head, session: identified ? session : nil, preflight: decision.reason == .corsPreflight,
                 removeBearer: identified && context.source == .authorizationBearer)
@@ -214,7 +225,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
             // Expired tokens from any source are renewed: v0.7 let scripts keep sending an
             // expired `Authorization: Pomerium` token while the global session lives.
             if decision.reason == .sessionExpired, !refreshed, context.source != nil, let session,
-                !session.accessTokenID.isEmpty
+                session.hasAccessTokenID
             {
                 refresh(context, expired: session)
                 return
@@ -278,7 +289,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
                 responder?.resumeRequestBody()
                 if let renewal {
                     if let cookies = renewal.cookies { responseCookies = cookies }
-                    decide(context, session: renewal.session, refreshed: true)
+                    guard let head else { return }
+                    decide(context, head: head, session: renewal.session, refreshed: true)
                     return
                 }
                 if context.source == .cookie { responseCookies = (try? service.cookies.clearingHeaders()) ?? [] }

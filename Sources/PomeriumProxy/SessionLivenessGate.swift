@@ -43,7 +43,7 @@ enum SessionLivenessGate {
     /// `SessionLiveness` or a session with an access token id, else when the in-memory entry
     /// decides. Returns nil when only a store read can tell, and `check` then does that read.
     static func immediateOutcome(_ session: SessionState?, liveness: SessionLiveness?) -> Outcome? {
-        guard let liveness, let session, !session.accessTokenID.isEmpty else { return .proceed }
+        guard let liveness, let session, session.hasAccessTokenID else { return .proceed }
         let verdict = liveness.cached(session.accessTokenID)
         return verdict == .unknown ? nil : outcome(verdict)
     }

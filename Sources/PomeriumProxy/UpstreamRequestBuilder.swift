@@ -1,3 +1,4 @@
+import PomeriumCore
 import PomeriumHTTP
 import PomeriumNet
 import PomeriumSessions
@@ -24,9 +25,10 @@ struct UpstreamRequestBuilder {
     ) throws -> HTTPRequestHead {
         var identity: IdentityHeaders?
         if let session {
-            let sessionID = session.accessTokenID.isEmpty ? session.subject : session.accessTokenID
+            // The id is read only when the session's memo has no headers for this route.
             identity = try service.shared.signer.identityHeaders(
-                for: session, sessionID: sessionID, route: route.id,
+                for: session, sessionID: session.hasAccessTokenID ? session.accessTokenID : session.subject,
+                route: route.id,
                 claimHeaders: service.claimHeaders.isEmpty ? nil : service.claimHeaders,
                 memo: session.derived(SessionFacts.init).identityHeaders)
         }
@@ -42,7 +44,7 @@ struct UpstreamRequestBuilder {
         let connectionNamed = present.connection ? Self.connectionNamedFields(source) : []
         let trusted = service.trustedProxies.trusts(remoteAddress)
         // A `Cookie` field that `Connection` names goes with the other hop-by-hop fields.
-        let cookieIsHopByHop = connectionNamed.contains(Self.cookieName)
+        let cookieIsHopByHop = !connectionNamed.isEmpty && connectionNamed.contains(Self.cookieName)
         let rewrittenCookie =
             present.cookie && !cookieIsHopByHop
             ? (knownKeptCookieHeader ?? keptCookieHeader(source, parsed: cookies)) : nil
@@ -60,7 +62,8 @@ struct UpstreamRequestBuilder {
             headers = source.filtered(reservingFields: addedFields, bytes: addedBytes) { name in
                 if Self.isHopByHopName(name) || Self.isIdentityHeaderName(name) { return false }
                 if removeForwarded && Self.isForwardingHeaderName(name) { return false }
-                if removeCookie && HTTPFieldName.matches(name, lowercase: Self.cookieName) { return false }
+                // A constant string, not `cookieName`: reading that global cost a `swift_once` per field.
+                if removeCookie && Self.equalsLowercase(name, "cookie") { return false }
                 for candidate in connectionNamed where HTTPFieldName.matches(name, lowercase: candidate) {
                     return false
                 }
@@ -248,8 +251,7 @@ struct UpstreamRequestBuilder {
     }
 
     static func isIdentityHeaderName(_ name: String) -> Bool {
-        var name = name
-        return name.withUTF8 { isIdentityHeaderName($0) }
+        name.withUTF8Bytes { isIdentityHeaderName($0) }
     }
 
     static func isIdentityHeaderName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -293,9 +295,7 @@ struct UpstreamRequestBuilder {
     /// Returns whether `candidate` names a product cookie of `cookieName`, compared byte for byte
     /// without building strings.
     static func isProductCookie(_ candidate: String, cookieName: String) -> Bool {
-        var candidate = candidate
-        var cookieName = cookieName
-        return candidate.withUTF8 { name in cookieName.withUTF8 { isProductCookie(name, cookieName: $0) } }
+        candidate.withUTF8Bytes { name in cookieName.withUTF8Bytes { isProductCookie(name, cookieName: $0) } }
     }
 
     static func isProductCookie(_ name: UnsafeBufferPointer<UInt8>, cookieName: UnsafeBufferPointer<UInt8>) -> Bool {
