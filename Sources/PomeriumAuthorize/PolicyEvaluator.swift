@@ -91,17 +91,18 @@ public struct PolicyEvaluator: Sendable {
             return Decision(.corsPreflight)
         }
         guard let session else { return Decision(.noSession) }
-        if let denial = Self.sessionDenial(session.identity, now: now) { return denial }
+        if let denial = Self.sessionDenial(session, now: now) { return denial }
         guard route.hasAllowList else {
             return Decision(.routeHasNoAllowList)
         }
-        let identity = session.identity
-        if identity.isImpersonating {
+        // The group lists are read from `session.identity` one at a time: a local copy of the
+        // whole identity measured six retains and six releases per request.
+        if session.isImpersonating {
             guard isAdministrator(session.email) else { return Decision(.impersonationNotAllowed) }
             let granted = Self.grant(
                 route: route,
                 email: session.impersonatedEmail,
-                groups: identity.impersonatedGroups,
+                groups: session.identity.impersonatedGroups,
                 reasons: (.impersonatedUserAllowed, .impersonatedDomainAllowed, .impersonatedGroupAllowed)
             )
             return Decision(granted ?? .noAllowRuleMatched)
@@ -109,7 +110,7 @@ public struct PolicyEvaluator: Sendable {
         let granted = Self.grant(
             route: route,
             email: session.email,
-            groups: identity.groups,
+            groups: session.identity.groups,
             reasons: (.userAllowed, .domainAllowed, .groupAllowed)
         )
         return Decision(granted ?? .noAllowRuleMatched)
@@ -124,7 +125,7 @@ public struct PolicyEvaluator: Sendable {
 
     private func evaluateAdminEndpoint(prepared session: PreparedSessionIdentity?, now: Int64) -> Decision {
         guard let session else { return Decision(.noSession) }
-        if let denial = Self.sessionDenial(session.identity, now: now) { return denial }
+        if let denial = Self.sessionDenial(session, now: now) { return denial }
         return Decision(isAdministrator(session.email) ? .administratorAllowed : .adminRequired)
     }
 
@@ -139,7 +140,7 @@ public struct PolicyEvaluator: Sendable {
     }
 
     /// Denies a session that is not yet valid (`now < nbf`) or expired (`now >= exp`), with no leeway.
-    private static func sessionDenial(_ session: SessionIdentity, now: Int64) -> Decision? {
+    private static func sessionDenial(_ session: PreparedSessionIdentity, now: Int64) -> Decision? {
         if let notBefore = session.notBefore, now < notBefore {
             return Decision(.sessionNotYetValid)
         }

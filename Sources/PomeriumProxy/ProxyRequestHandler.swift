@@ -332,10 +332,13 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
             return
         }
         let request = service.shared.client.execute(
-            outgoing, to: context.upstream.upstream, on: loop, timeouts: context.upstream.timeouts, delegate: self)
+            consume outgoing, to: context.upstream.upstream, on: loop, timeouts: context.upstream.timeouts, delegate: self)
         upstream = request
-        for chunk in pendingBody { request.writeBody(chunk) }
-        pendingBody.removeAll()
+        // Most requests have no body waiting here, and the empty list is left as it is.
+        if !pendingBody.isEmpty {
+            for chunk in pendingBody { request.writeBody(chunk) }
+            pendingBody.removeAll()
+        }
         if let trailers = pendingEnd {
             request.endBody(trailers: trailers)
         } else {
@@ -391,8 +394,17 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     }
 
     func requestEnded(trailers: HTTPHeaders) {
+        // Most requests have no trailers, and those are passed on without a copy to edit.
+        guard !trailers.isEmpty else {
+            relayRequestEnd(trailers: trailers)
+            return
+        }
         var trailers = trailers
         UpstreamRequestBuilder.removeTrustedFields(fromTrailers: &trailers)
+        relayRequestEnd(trailers: trailers)
+    }
+
+    private func relayRequestEnd(trailers: HTTPHeaders) {
         if formConsumer != nil {
             pendingEnd = trailers
             finishForm()
@@ -544,10 +556,15 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     func responseEnded(trailers: HTTPHeaders, request: HTTPClientRequest) {
         finished = true
         upstream = nil
-        // The assertion never goes back to the browser, in the trailers either.
-        var trailers = trailers
-        if !trailers.isEmpty { UpstreamRequestBuilder.removeIdentityHeaders(&trailers) }
-        responder?.finish(trailers: trailers)
+        // The assertion never goes back to the browser, in the trailers either. Empty trailers,
+        // the common case, go on without a copy to edit.
+        if trailers.isEmpty {
+            responder?.finish(trailers: trailers)
+        } else {
+            var trailers = trailers
+            UpstreamRequestBuilder.removeIdentityHeaders(&trailers)
+            responder?.finish(trailers: trailers)
+        }
         responder = nil
         writeAccessLog()
     }

@@ -108,8 +108,8 @@ struct UpstreamRequestBuilder {
             headers.append(identity.fields)
         }
         let query = incoming.query.flatMap(Self.removingSessionParameter)
-        let joinedPath = UpstreamTarget.joinPaths(route.to.path, path)
-        let joinedQuery = UpstreamTarget.mergeQueries(route.to.query, query)
+        let joinedPath = Self.joinedPath(base: route.to.path, path)
+        let joinedQuery = Self.mergedQuery(base: route.to.query, query)
         // A normalised path and a parsed query are valid already. A byte loop checks them anyway
         // instead of trusting the callers, and a target that fails goes through the parser.
         if FieldValidity.isOriginPath(joinedPath) && (joinedQuery.map(FieldValidity.isQuery) ?? true) {
@@ -119,6 +119,26 @@ struct UpstreamRequestBuilder {
         }
         let target = joinedQuery.map { joinedPath + "?" + $0 } ?? joinedPath
         return try HTTPRequestHead(method: incoming.method, target: target, version: .http1_1, headers: headers)
+    }
+
+    /// Returns `UpstreamTarget.joinPaths(base, path)`. Most routes' `to` URL has the path "" or
+    /// "/", which joins a path that starts with "/" to itself, so that path is returned as it is:
+    /// building the joined string measured about 400 instructions per request.
+    static func joinedPath(base: String, _ path: String) -> String {
+        let baseBytes = base.utf8
+        if baseBytes.isEmpty || (baseBytes.count == 1 && baseBytes.first == UInt8(ascii: "/")),
+            path.utf8.first == UInt8(ascii: "/")
+        {
+            return path
+        }
+        return UpstreamTarget.joinPaths(base, path)
+    }
+
+    /// Returns `UpstreamTarget.mergeQueries(base, query)`, without building a string when the
+    /// route's `to` URL has no query, as most do.
+    static func mergedQuery(base: String?, _ query: String?) -> String? {
+        guard let base, !base.isEmpty else { return query?.isEmpty == false ? query : nil }
+        return UpstreamTarget.mergeQueries(base, query)
     }
 
     /// Adds a field whose name is a constant token, as validated when `isValidated` is true: its value
