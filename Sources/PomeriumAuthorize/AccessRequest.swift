@@ -42,7 +42,10 @@ public struct AccessRequest: Sendable, Hashable {
     }
 
     /// Whether the path is under `/.pomerium/admin`, the administrator endpoints such as impersonation.
-    public var isAdminPath: Bool {
+    public var isAdminPath: Bool { Self.isAdminPath(path) }
+
+    /// Returns whether `path` is `/.pomerium/admin` or below it (see `isAdminPath`).
+    public static func isAdminPath(_ path: String) -> Bool {
         // The bytes are compared in place: iterating the UTF-8 views measured over 200
         // instructions per request.
         let prefix = PolicyEvaluator.adminPathPrefix

@@ -77,17 +77,34 @@ public struct PolicyEvaluator: Sendable {
         prepared session: PreparedSessionIdentity?,
         now: Int64
     ) -> Decision {
-        guard route.matches(host: request.host, path: request.path) else {
+        evaluate(
+            route: route, host: request.host, path: request.path, isCORSPreflight: request.isCORSPreflight,
+            prepared: session, now: now)
+    }
+
+    /// Decides as `evaluate(route:request:prepared:now:)` does, for a request given by its parts:
+    /// the `Host` value, the normalised path and `AccessRequest.isCORSPreflight`. A caller that
+    /// holds the parts builds no `AccessRequest`, whose three strings cost three retains and
+    /// three releases per request.
+    public func evaluate(
+        route: RoutePolicy,
+        host: String,
+        path: String,
+        isCORSPreflight: Bool,
+        prepared session: PreparedSessionIdentity?,
+        now: Int64
+    ) -> Decision {
+        guard route.matches(host: host, path: path) else {
             return Decision(.routeMismatch)
         }
-        if request.isAdminPath {
+        if AccessRequest.isAdminPath(path) {
             let adminDecision = evaluateAdminEndpoint(prepared: session, now: now)
             guard adminDecision.isAllowed else { return adminDecision }
         }
         if route.allowPublicUnauthenticatedAccess {
             return Decision(.publicRoute)
         }
-        if route.corsAllowPreflight && request.isCORSPreflight {
+        if route.corsAllowPreflight && isCORSPreflight {
             return Decision(.corsPreflight)
         }
         guard let session else { return Decision(.noSession) }

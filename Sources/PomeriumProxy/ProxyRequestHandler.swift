@@ -98,17 +98,22 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
             respondError(405, "CONNECT is not supported.")
             return
         }
+        let normalizedPath: String
         do {
-            path = try PathNormalization.normalize(head.path)
+            normalizedPath = try PathNormalization.normalize(head.path)
         } catch {
             path = ""
             respondError(400, "The request path is invalid.")
             return
         }
+        path = normalizedPath
 
         if handleProxyEndpoint(head) { return }
 
-        guard let (route, upstreamRoute, audienceHost) = service.table.route(host: host, path: path) else {
+        // The local copies of the host and path go on from here: passing `self.host` or
+        // `self.path` to a call retains and releases the string each time.
+        guard let (route, upstreamRoute, audienceHost) = service.table.route(host: hostValue, path: normalizedPath)
+        else {
             respondError(404, "\(host) route unknown")
             return
         }
@@ -122,7 +127,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
             session = nil
         }
         let context = RouteContext(
-            route: route, upstream: upstreamRoute, audienceHost: audienceHost, source: loaded?.source)
+            route: route, upstream: upstreamRoute, audienceHost: audienceHost, source: loaded?.source, host: hostValue,
+            path: normalizedPath)
         // A session seen live moments ago, or no liveness check at all, decides at once, with no
         // closure to allocate. The head goes on as this call's argument: reading it back from
         // `self.head` copies its strings and arrays.
@@ -199,20 +205,25 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         let upstream: UpstreamRoute
         let audienceHost: String
         let source: SessionLoader.Source?
+        /// `ProxyRequestHandler.host` and `path`, held here so the decision and the upstream
+        /// request read them without retaining the handler's copies.
+        let host: String
+        let path: String
     }
 
     // MARK: Decision
 
     private func decide(_ context: RouteContext, head: HTTPRequestHead, session: SessionState?, refreshed: Bool) {
         // Only an OPTIONS request can be a CORS preflight, so other methods skip the two lookups.
-        let isOptions = head.method == .options
-        let access = AccessRequest(
-            method: head.method.rawValue, host: host, path: path,
-            origin: isOptions ? head.headers.first(name: "Origin") : nil,
-            accessControlRequestMethod: isOptions ? head.headers.first(name: "Access-Control-Request-Method") : nil)
+        let isCORSPreflight =
+            head.method == .options
+            && AccessRequest.isCORSPreflight(
+                method: head.method.rawValue, origin: head.headers.first(name: "Origin"),
+                accessControlRequestMethod: head.headers.first(name: "Access-Control-Request-Method"))
         let now = service.shared.clock.unixSeconds()
         let decision = service.evaluator.evaluate(
-            route: context.route, request: access, prepared: session.map(Self.preparedIdentity), now: now)
+            route: context.route, host: context.host, path: context.path, isCORSPreflight: isCORSPreflight,
+            prepared: session.map(Self.preparedIdentity), now: now)
         logDecision(decision, routeID: context.route.id, session: session)
         switch decision.outcome {
         case .allow:
@@ -320,7 +331,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         let outgoing: HTTPRequestHead
         do {
             outgoing = try UpstreamRequestBuilder(service: service).build(
-                incoming: head, path: path, route: context.upstream, session: session, keepUpgrade: keepUpgrade,
+                incoming: head, path: context.path, route: context.upstream, session: session, keepUpgrade: keepUpgrade,
                 applySetHeaders: !preflight,
                 removeBearer: removeBearer, cookies: parsedCookies, keptCookieHeader: keptCookieHeader,
                 remoteAddress: responder.remoteAddress, clientAddress: clientAddress, isTLS: responder.isTLS)
@@ -712,6 +723,8 @@ final class SessionFacts: Sendable {
     let identity: PreparedSessionIdentity
     /// The last assertion and claim headers built for the session.
     let identityHeaders = IdentityHeadersMemo()
+    /// The session's last live verdict (see `SessionLiveness.cached(_:memo:)`).
+    let livenessMemo = LivenessMemo()
 
     init(_ session: SessionState) {
         identity = PreparedSessionIdentity(ProxyRequestHandler.identity(session))
