@@ -22,10 +22,7 @@ public struct Logger: Sendable {
         self.handler = handler
     }
 
-    /// The lowest level that this logger emits. Inlinable, so a caller that checks the level
-    /// before building a line reads it through the handler in place instead of copying the
-    /// logger: the copy measured about 170 instructions.
-    @inlinable
+    /// The lowest level that this logger emits.
     public var logLevel: Level {
         get { handler.logLevel }
         set { handler.logLevel = newValue }

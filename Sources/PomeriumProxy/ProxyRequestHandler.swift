@@ -18,7 +18,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     var requestID = ""
     private var startedAt: UInt64 = 0
     private var clientAddress: String?
-    /// The request's cookies, parsed once for session loading and for stripping.
+    /// The request's cookies, parsed once for session loading and for stripping. Empty when
+    /// `keptCookieHeader` came from the cookie header cache, which makes them unnecessary.
     private var parsedCookies: [HTTPCookie] = []
     /// The `Cookie` value for the upstream, when the cookie header cache knew it (see
     /// `UpstreamRequestBuilder.keptCookieHeader`).
@@ -165,7 +166,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         let cookieHeader = head.headers.first(name: "Cookie")
         let singleField = cookieHeader != nil && head.headers.count(name: "Cookie") == 1
         if singleField, let cookieHeader, let cached = service.cookieHeaderCache.entry(for: cookieHeader) {
-            parsedCookies = cached.cookies
+            // `parsedCookies` stays empty: with the kept header known, the builder never reads
+            // the cookies, and storing them cost a retain and a release.
             keptCookieHeader = .some(cached.keptCookieHeader)
             return (cached.session, .cookie)
         }
@@ -252,7 +254,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         // costs no dictionary. An allowed request at a level above debug does not even copy the
         // logger.
         if decision.isAllowed {
-            guard service.shared.logger.logLevel <= .debug else { return }
+            guard service.logLevel.level <= .debug else { return }
             logger.debug("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
         } else {
             logger.info("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
@@ -654,7 +656,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         guard !logged else { return }
         logged = true
         // The level is read first, so a logger that drops debug lines costs no copy of the head.
-        guard service.shared.logger.logLevel <= .debug, let head else { return }
+        guard service.logLevel.level <= .debug, let head else { return }
         let elapsed = Double(MonotonicClock.nanoseconds() &- startedAt) / 1_000_000
         logger.debug("http-request", metadata: accessLogMetadata(head, elapsed: elapsed))
     }
