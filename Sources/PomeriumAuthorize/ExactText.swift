@@ -1,5 +1,5 @@
-import PomeriumCore
 import Glibc
+import PomeriumCore
 
 /// A string compared and hashed by its UTF-8 bytes.
 ///

@@ -1,5 +1,5 @@
-import PomeriumCore
 import PomeriumAuthorize
+import PomeriumCore
 import PomeriumHTTP
 import PomeriumLogging
 import PomeriumSessions

@@ -345,7 +345,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
             return
         }
         let request = service.shared.client.execute(
-            consume outgoing, to: context.upstream.upstream, on: loop, timeouts: context.upstream.timeouts, delegate: self)
+            consume outgoing, to: context.upstream.upstream, on: loop, timeouts: context.upstream.timeouts,
+            delegate: self)
         upstream = request
         // Most requests have no body waiting here, and the empty list is left as it is.
         if !pendingBody.isEmpty {

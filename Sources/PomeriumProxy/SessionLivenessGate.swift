@@ -44,7 +44,7 @@ enum SessionLivenessGate {
     /// decides. Returns nil when only a store read can tell, and `check` then does that read.
     static func immediateOutcome(_ session: SessionState?, liveness: SessionLiveness?) -> Outcome? {
         guard let liveness, let session, session.hasAccessTokenID else { return .proceed }
-        // The session's memo answers for a session seen live moments ago, without reading the id.
+        // For a session seen live moments ago, the session's memo gives the verdict without the id.
         let verdict = liveness.cached(
             session.accessTokenID, memo: session.derived(SessionFacts.init).livenessMemo)
         return verdict == .unknown ? nil : outcome(verdict)

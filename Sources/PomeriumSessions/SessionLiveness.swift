@@ -62,8 +62,8 @@ public final class SessionLiveness: Sendable {
     /// out, an evicted entry and a check time moved back. A `LivenessMemo` holds only while the
     /// count is the one it saw.
     private let generation = Atomic<UInt64>(0)
-    /// A number that no other `SessionLiveness` in this process has, so a memo never answers for
-    /// another instance.
+    /// A number that no other `SessionLiveness` in this process has, so a memo filled by another
+    /// instance is never used.
     private let serial = SessionLiveness.serials.add(1, ordering: .relaxed).newValue
     private static let serials = Atomic<UInt64>(0)
 
@@ -93,7 +93,7 @@ public final class SessionLiveness: Sendable {
 
     /// Returns what `cached(_:)` returns for `accessTokenID`, first asking `memo`, which the caller
     /// keeps with one session (one `accessTokenID`) and never shares between sessions. A memo of
-    /// a live verdict answers without the lock and the table's hash of the id, which measured
+    /// a live verdict returns it without the lock and the table's hash of the id, which measured
     /// about 450 instructions per request, until `recheckInterval` after the store read it
     /// copied, or until a change that could end the verdict early.
     public func cached(_ accessTokenID: @autoclosure () -> String, memo: LivenessMemo) -> Verdict {

@@ -25,7 +25,8 @@ private struct SharedLevelHandler: LogHandler {
 @Suite struct LogLevelReaderTests {
     @Test func followsTheSharedLevel() {
         let shared = AdjustableLogLevel(.info)
-        let logger = Logger(label: "test", handler: AdjustableLevelLogHandler(base: InMemoryLogHandler(), level: shared))
+        let logger = Logger(
+            label: "test", handler: AdjustableLevelLogHandler(base: InMemoryLogHandler(), level: shared))
         let reader = LogLevelReader(logger)
         for level in Logger.Level.allCases {
             shared.set(level)
@@ -36,7 +37,8 @@ private struct SharedLevelHandler: LogHandler {
 
     @Test func pinnedLevelStaysFixed() {
         let shared = AdjustableLogLevel(.info)
-        var logger = Logger(label: "test", handler: AdjustableLevelLogHandler(base: InMemoryLogHandler(), level: shared))
+        var logger = Logger(
+            label: "test", handler: AdjustableLevelLogHandler(base: InMemoryLogHandler(), level: shared))
         logger.logLevel = .error
         let reader = LogLevelReader(logger)
         shared.set(.trace)
@@ -47,7 +49,8 @@ private struct SharedLevelHandler: LogHandler {
     @Test func moduleHandlersGiveTheirLevel() {
         for level in Logger.Level.allCases {
             let handlers: [any LogHandler] = [
-                JSONLogHandler(logLevel: level), ConsoleLogHandler(logLevel: level), InMemoryLogHandler(logLevel: level),
+                JSONLogHandler(logLevel: level), ConsoleLogHandler(logLevel: level),
+                InMemoryLogHandler(logLevel: level),
             ]
             for handler in handlers {
                 #expect(LogLevelReader(Logger(label: "test", handler: handler)).level == level)
