@@ -85,16 +85,19 @@ public struct PolicyEvaluator: Sendable {
     /// Decides as `evaluate(route:request:prepared:now:)` does, for a request given by its parts:
     /// the `Host` value, the normalised path and `AccessRequest.isCORSPreflight`. A caller that
     /// holds the parts builds no `AccessRequest`, whose three strings cost three retains and
-    /// three releases per request.
+    /// three releases per request. With `foundByRouter`, `route` is what `Router.lookup(host:path:)`
+    /// returned for this host and path, which matches them, so the match (about 200
+    /// instructions) is not checked again.
     public func evaluate(
         route: RoutePolicy,
         host: String,
         path: String,
         isCORSPreflight: Bool,
         prepared session: PreparedSessionIdentity?,
-        now: Int64
+        now: Int64,
+        foundByRouter: Bool = false
     ) -> Decision {
-        guard route.matches(host: host, path: path) else {
+        guard foundByRouter || route.matches(host: host, path: path) else {
             return Decision(.routeMismatch)
         }
         if AccessRequest.isAdminPath(path) {

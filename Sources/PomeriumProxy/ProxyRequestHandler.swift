@@ -203,6 +203,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     }
 
     struct RouteContext {
+        /// The route that the router found for `host` and `path`.
         let route: RoutePolicy
         let upstream: UpstreamRoute
         let audienceHost: String
@@ -225,7 +226,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         let now = service.shared.clock.unixSeconds()
         let decision = service.evaluator.evaluate(
             route: context.route, host: context.host, path: context.path, isCORSPreflight: isCORSPreflight,
-            prepared: session.map(Self.preparedIdentity), now: now)
+            prepared: session.map(Self.preparedIdentity), now: now, foundByRouter: true)
         logDecision(decision, routeID: context.route.id, session: session)
         switch decision.outcome {
         case .allow:
