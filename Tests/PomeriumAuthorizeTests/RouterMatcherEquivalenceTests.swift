@@ -39,4 +39,16 @@ struct RouterMatcherEquivalenceTests {
             }
         }
     }
+
+    /// The proxy skips the evaluator's match for a route the router found (`foundByRouter`).
+    @Test("found route matches its request")
+    func foundRouteMatches() throws {
+        let router = try Router(definitions: Self.definitions)
+        for host in ["a.test", "A.TEST", "a.test:443", "a.test:8443", "b.test", "c.test", "a.test.", "[::1]"] {
+            for path in Self.paths {
+                guard let found = router.lookup(host: host, path: path).route else { continue }
+                #expect(found.matches(host: host, path: path), "host \(host) path \(path.debugDescription)")
+            }
+        }
+    }
 }
