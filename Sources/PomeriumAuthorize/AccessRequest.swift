@@ -42,13 +42,15 @@ public struct AccessRequest: Sendable, Hashable {
     }
 
     /// Whether the path is under `/.pomerium/admin`, the administrator endpoints such as impersonation.
-    public var isAdminPath: Bool {
+    public var isAdminPath: Bool { Self.isAdminPath(path) }
+
+    /// Returns whether `path` is `/.pomerium/admin` or below it (see `isAdminPath`).
+    public static func isAdminPath(_ path: String) -> Bool {
         // The bytes are compared in place: iterating the UTF-8 views measured over 200
         // instructions per request.
         let prefix = PolicyEvaluator.adminPathPrefix
         guard path.hasBytePrefix(prefix) else { return false }
         let prefixCount = prefix.utf8.count
-        var text = path
-        return text.withUTF8 { bytes in bytes.count == prefixCount || bytes[prefixCount] == UInt8(ascii: "/") }
+        return path.withUTF8Bytes { bytes in bytes.count == prefixCount || bytes[prefixCount] == UInt8(ascii: "/") }
     }
 }

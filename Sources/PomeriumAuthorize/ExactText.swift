@@ -1,4 +1,5 @@
 import Glibc
+import PomeriumCore
 
 /// A string compared and hashed by its UTF-8 bytes.
 ///
@@ -15,8 +16,7 @@ struct ExactText: Hashable, Sendable {
     }
 
     func hash(into hasher: inout Hasher) {
-        var copy = text
-        copy.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        text.withUTF8Bytes { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
         hasher.combine(text.utf8.count)
     }
 }
@@ -44,10 +44,8 @@ extension String {
     /// Returns whether the string's UTF-8 bytes start with all of `prefix`'s bytes.
     func hasBytePrefix(_ prefix: String) -> Bool {
         guard utf8.count >= prefix.utf8.count else { return false }
-        var text = self
-        var prefix = prefix
-        return text.withUTF8 { textBytes in
-            prefix.withUTF8 { prefixBytes in
+        return withUTF8Bytes { textBytes in
+            prefix.withUTF8Bytes { prefixBytes in
                 guard let textStart = textBytes.baseAddress, let prefixStart = prefixBytes.baseAddress else {
                     return true
                 }

@@ -132,10 +132,9 @@ public struct Router: Sendable {
             return Lookup(route: nil, index: nil, pathMatcherEvaluations: 0)
         }
         var evaluations = 0
-        var text = path
         // The same tests as `RoutePolicy.matchesPath`, on bytes prepared once. A route with a
         // regex runs its own full match.
-        let found: Int? = text.withUTF8 { pathBytes in
+        let found: Int? = path.withUTF8Bytes { pathBytes in
             matcherBytes.withUnsafeBufferPointer { storage in
                 pathMatchers.withUnsafeBufferPointer { matchers in
                     for index in candidates {

@@ -29,7 +29,7 @@ public final class AdjustableLogLevel: Sendable {
 public struct AdjustableLevelLogHandler: LogHandler {
     public var base: any LogHandler
     public let sharedLevel: AdjustableLogLevel
-    private var pinnedLevel: Logger.Level?
+    private(set) var pinnedLevel: Logger.Level?
 
     public init(base: any LogHandler, level: AdjustableLogLevel) {
         self.base = base

@@ -1,3 +1,4 @@
+import PomeriumCore
 import PomeriumHTTP
 
 /// Checks that let the proxy add a header field or a request target as already validated, so the
@@ -18,14 +19,12 @@ enum FieldValidity {
 
     /// Returns whether `path` is an origin-form path the request parser accepts.
     static func isOriginPath(_ path: String) -> Bool {
-        var path = path
-        return path.withUTF8 { HTTPRequestTarget.isValidOriginPath($0) }
+        path.withUTF8Bytes { HTTPRequestTarget.isValidOriginPath($0) }
     }
 
     /// Returns whether `query` (without its `?`) contains only what the request parser accepts in a
     /// query.
     static func isQuery(_ query: String) -> Bool {
-        var query = query
-        return query.withUTF8 { HTTPRequestTarget.isValidQuery($0) }
+        query.withUTF8Bytes { HTTPRequestTarget.isValidQuery($0) }
     }
 }

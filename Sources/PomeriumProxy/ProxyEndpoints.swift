@@ -1,4 +1,5 @@
 import PomeriumAuthorize
+import PomeriumCore
 import PomeriumHTTP
 import PomeriumLogging
 import PomeriumSessions
@@ -12,8 +13,7 @@ extension ProxyRequestHandler {
     func handleProxyEndpoint(_ head: HTTPRequestHead) -> Bool {
         // Every endpoint path below starts with "/." or "/r". Most proxied paths do not, so they
         // are passed on after reading one byte.
-        var probe = path
-        let second = probe.withUTF8 { $0.count > 1 ? $0[1] : 0 }
+        let second = path.withUTF8Bytes { $0.count > 1 ? $0[1] : 0 }
         guard second == UInt8(ascii: ".") || second == UInt8(ascii: "r") else { return false }
         let method = head.method
         if path == "/robots.txt" && (method == .get || method == .head) {
@@ -119,7 +119,7 @@ extension ProxyRequestHandler {
             respondSignIn(scheme: publicScheme, returnPath: "/.pomerium/")
             return
         }
-        identityForLog = (session.email, session.user)
+        identityForLog = session
         var response = ProxyPages.dashboard(
             session: session, csrfToken: service.csrf.token(for: session, host: host),
             isAdministrator: service.evaluator.isAdministrator(session.email))
@@ -246,7 +246,7 @@ extension ProxyRequestHandler {
             respondError(500, "The session could not be stored.")
             return
         }
-        identityForLog = (session.email, session.user)
+        identityForLog = session
 
         guard programmatic else {
             respond(.redirect(to: redirectURL.description))
@@ -349,7 +349,7 @@ extension ProxyRequestHandler {
             respondError(403, "The form is invalid or expired. Reload the page and try again.")
             return
         }
-        identityForLog = (session.email, session.user)
+        identityForLog = session
         do {
             let url = try service.signedAuthenticateURL(
                 path: "/.pomerium/sign_in",

@@ -18,7 +18,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     var requestID = ""
     private var startedAt: UInt64 = 0
     private var clientAddress: String?
-    /// The request's cookies, parsed once for session loading and for stripping.
+    /// The request's cookies, parsed once for session loading and for stripping. Empty when
+    /// `keptCookieHeader` came from the cookie header cache, which makes them unnecessary.
     private var parsedCookies: [HTTPCookie] = []
     /// The `Cookie` value for the upstream, when the cookie header cache knew it (see
     /// `UpstreamRequestBuilder.keptCookieHeader`).
@@ -31,7 +32,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     private var status = 0
     private var bytesSent = 0
     private var logged = false
-    var identityForLog: (email: String, user: String?)?
+    /// The session whose email and user the access log line names. The session is kept rather
+    /// than its two strings: one reference to retain instead of two.
+    var identityForLog: SessionState?
     /// `Set-Cookie` values to add to whatever response goes out (a refreshed or cleared session).
     var responseCookies: [String] = []
 
@@ -56,10 +59,14 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
 
     var logger: Logger { service.shared.logger }
 
-    /// The id the listener's dispatcher gave this request, if it gave one this way.
-    private var assignedRequestID: String?
+    /// Whether the listener's dispatcher gave this request its id through `assignRequestID`. The
+    /// id goes straight into `requestID`: a second copy of it cost a retain and two releases.
+    private var hasAssignedRequestID = false
 
-    func assignRequestID(_ id: String) { assignedRequestID = id }
+    func assignRequestID(_ id: String) {
+        requestID = id
+        hasAssignedRequestID = true
+    }
 
     // MARK: Request start
 
@@ -69,9 +76,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         startedAt = MonotonicClock.nanoseconds()
         // Formatted once per connection.
         clientAddress = responder.remoteIPString
-        if let assignedRequestID {
+        if hasAssignedRequestID {
             // The dispatcher left the response fields to this handler (see `assignRequestID`).
-            requestID = assignedRequestID
             if !responder.additionalHeaders.isEmpty { responder.additionalHeaders = HTTPHeaders() }
         } else if let dispatched = Self.dispatchedRequestID(responder) {
             // The dispatcher's fields are the `headers` setting of this configuration and the id.
@@ -93,37 +99,50 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
             respondError(405, "CONNECT is not supported.")
             return
         }
+        let normalizedPath: String
         do {
-            path = try PathNormalization.normalize(head.path)
+            normalizedPath = try PathNormalization.normalize(head.path)
         } catch {
             path = ""
             respondError(400, "The request path is invalid.")
             return
         }
+        path = normalizedPath
 
         if handleProxyEndpoint(head) { return }
 
-        guard let (route, upstreamRoute, audienceHost) = service.table.route(host: host, path: path) else {
+        // The local copies of the host and path go on from here: passing `self.host` or
+        // `self.path` to a call retains and releases the string each time.
+        guard let (route, upstreamRoute, audienceHost) = service.table.route(host: hostValue, path: normalizedPath)
+        else {
             respondError(404, "\(host) route unknown")
             return
         }
 
         let loaded = loadSession(head, audienceHost: audienceHost)
         var session = loaded?.session
-        if loaded?.source == .cookie, let cookieSession = session, !cookieSession.audience.contains(audienceHost) {
+        if loaded?.source == .cookie, let cookieSession = session, !cookieSession.audienceContains(audienceHost) {
             logger.debug(
                 "session cookie ignored: its audience does not include the request host",
                 metadata: ["req_id": .string(requestID), "host": .string(host)])
             session = nil
         }
         let context = RouteContext(
-            route: route, upstream: upstreamRoute, audienceHost: audienceHost, source: loaded?.source)
+            route: route, upstream: upstreamRoute, audienceHost: audienceHost, source: loaded?.source, host: hostValue,
+            path: normalizedPath)
         // A session seen live moments ago, or no liveness check at all, decides at once, with no
-        // closure to allocate.
+        // closure to allocate. The head goes on as this call's argument: reading it back from
+        // `self.head` copies its strings and arrays.
         if let outcome = SessionLivenessGate.immediateOutcome(session, liveness: service.shared.liveness) {
-            livenessChecked(outcome, context: context, session: session)
+            livenessChecked(outcome, head: head, context: context, session: session)
             return
         }
+        checkLiveness(context: context, session: session, responder: responder)
+    }
+
+    /// Reads the session's liveness from the store and goes on once it is known. A separate
+    /// function, so the variables its closures capture are allocated only on this path.
+    private func checkLiveness(context: RouteContext, session: SessionState?, responder: HTTPResponder) {
         var paused = false
         SessionLivenessGate.check(
             session, liveness: service.shared.liveness, loop: loop,
@@ -132,9 +151,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
                 responder.pauseRequestBody()
             },
             completion: { [self] outcome in
-                guard !finished else { return }
+                guard !finished, let head else { return }
                 if paused { self.responder?.resumeRequestBody() }
-                livenessChecked(outcome, context: context, session: session)
+                livenessChecked(outcome, head: head, context: context, session: session)
             })
     }
 
@@ -147,7 +166,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         let cookieHeader = head.headers.first(name: "Cookie")
         let singleField = cookieHeader != nil && head.headers.count(name: "Cookie") == 1
         if singleField, let cookieHeader, let cached = service.cookieHeaderCache.entry(for: cookieHeader) {
-            parsedCookies = cached.cookies
+            // `parsedCookies` stays empty: with the kept header known, the builder never reads
+            // the cookies, and storing them cost a retain and a release.
             keptCookieHeader = .some(cached.keptCookieHeader)
             return (cached.session, .cookie)
         }
@@ -170,11 +190,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
 
     /// Goes on with the request once `SessionLivenessGate` decided.
     private func livenessChecked(
-        _ outcome: SessionLivenessGate.Outcome, context: RouteContext, session: SessionState?
+        _ outcome: SessionLivenessGate.Outcome, head: HTTPRequestHead, context: RouteContext, session: SessionState?
     ) {
         guard !finished else { return }
         switch outcome {
-        case .proceed: decide(context, session: session, refreshed: false)
+        case .proceed: decide(context, head: head, session: session, refreshed: false)
         case .signedOut:
             if context.source == .cookie { responseCookies = (try? service.cookies.clearingHeaders()) ?? [] }
             respondSignIn(scheme: context.upstream.from.scheme)
@@ -187,26 +207,30 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         let upstream: UpstreamRoute
         let audienceHost: String
         let source: SessionLoader.Source?
+        /// `ProxyRequestHandler.host` and `path`, held here so the decision and the upstream
+        /// request read them without retaining the handler's copies.
+        let host: String
+        let path: String
     }
 
     // MARK: Decision
 
-    private func decide(_ context: RouteContext, session: SessionState?, refreshed: Bool) {
-        guard let head else { return }
+    private func decide(_ context: RouteContext, head: HTTPRequestHead, session: SessionState?, refreshed: Bool) {
         // Only an OPTIONS request can be a CORS preflight, so other methods skip the two lookups.
-        let isOptions = head.method == .options
-        let access = AccessRequest(
-            method: head.method.rawValue, host: host, path: path,
-            origin: isOptions ? head.headers.first(name: "Origin") : nil,
-            accessControlRequestMethod: isOptions ? head.headers.first(name: "Access-Control-Request-Method") : nil)
+        let isCORSPreflight =
+            head.method == .options
+            && AccessRequest.isCORSPreflight(
+                method: head.method.rawValue, origin: head.headers.first(name: "Origin"),
+                accessControlRequestMethod: head.headers.first(name: "Access-Control-Request-Method"))
         let now = service.shared.clock.unixSeconds()
         let decision = service.evaluator.evaluate(
-            route: context.route, request: access, prepared: session.map(Self.preparedIdentity), now: now)
+            route: context.route, host: context.host, path: context.path, isCORSPreflight: isCORSPreflight,
+            prepared: session.map(Self.preparedIdentity), now: now)
         logDecision(decision, routeID: context.route.id, session: session)
         switch decision.outcome {
         case .allow:
             let identified = decision.reason != .publicRoute && decision.reason != .corsPreflight
-            if identified, let session { identityForLog = (session.email, session.user) }
+            if identified, let session { identityForLog = session }
             forward(
                 context, head: head, session: identified ? session : nil, preflight: decision.reason == .corsPreflight,
                 removeBearer: identified && context.source == .authorizationBearer)
@@ -214,7 +238,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
             // Expired tokens from any source are renewed: v0.7 let scripts keep sending an
             // expired `Authorization: Pomerium` token while the global session lives.
             if decision.reason == .sessionExpired, !refreshed, context.source != nil, let session,
-                !session.accessTokenID.isEmpty
+                session.hasAccessTokenID
             {
                 refresh(context, expired: session)
                 return
@@ -230,7 +254,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         // costs no dictionary. An allowed request at a level above debug does not even copy the
         // logger.
         if decision.isAllowed {
-            guard service.shared.logger.logLevel <= .debug else { return }
+            guard service.logLevel.level <= .debug else { return }
             logger.debug("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
         } else {
             logger.info("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
@@ -278,7 +302,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
                 responder?.resumeRequestBody()
                 if let renewal {
                     if let cookies = renewal.cookies { responseCookies = cookies }
-                    decide(context, session: renewal.session, refreshed: true)
+                    guard let head else { return }
+                    decide(context, head: head, session: renewal.session, refreshed: true)
                     return
                 }
                 if context.source == .cookie { responseCookies = (try? service.cookies.clearingHeaders()) ?? [] }
@@ -308,7 +333,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         let outgoing: HTTPRequestHead
         do {
             outgoing = try UpstreamRequestBuilder(service: service).build(
-                incoming: head, path: path, route: context.upstream, session: session, keepUpgrade: keepUpgrade,
+                incoming: head, path: context.path, route: context.upstream, session: session, keepUpgrade: keepUpgrade,
                 applySetHeaders: !preflight,
                 removeBearer: removeBearer, cookies: parsedCookies, keptCookieHeader: keptCookieHeader,
                 remoteAddress: responder.remoteAddress, clientAddress: clientAddress, isTLS: responder.isTLS)
@@ -320,10 +345,14 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
             return
         }
         let request = service.shared.client.execute(
-            outgoing, to: context.upstream.upstream, on: loop, timeouts: context.upstream.timeouts, delegate: self)
+            consume outgoing, to: context.upstream.upstream, on: loop, timeouts: context.upstream.timeouts,
+            delegate: self)
         upstream = request
-        for chunk in pendingBody { request.writeBody(chunk) }
-        pendingBody.removeAll()
+        // Most requests have no body waiting here, and the empty list is left as it is.
+        if !pendingBody.isEmpty {
+            for chunk in pendingBody { request.writeBody(chunk) }
+            pendingBody.removeAll()
+        }
         if let trailers = pendingEnd {
             request.endBody(trailers: trailers)
         } else {
@@ -379,8 +408,17 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     }
 
     func requestEnded(trailers: HTTPHeaders) {
+        // Most requests have no trailers, and those are passed on without a copy to edit.
+        guard !trailers.isEmpty else {
+            relayRequestEnd(trailers: trailers)
+            return
+        }
         var trailers = trailers
         UpstreamRequestBuilder.removeTrustedFields(fromTrailers: &trailers)
+        relayRequestEnd(trailers: trailers)
+    }
+
+    private func relayRequestEnd(trailers: HTTPHeaders) {
         if formConsumer != nil {
             pendingEnd = trailers
             finishForm()
@@ -532,10 +570,15 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     func responseEnded(trailers: HTTPHeaders, request: HTTPClientRequest) {
         finished = true
         upstream = nil
-        // The assertion never goes back to the browser, in the trailers either.
-        var trailers = trailers
-        if !trailers.isEmpty { UpstreamRequestBuilder.removeIdentityHeaders(&trailers) }
-        responder?.finish(trailers: trailers)
+        // The assertion never goes back to the browser, in the trailers either. Empty trailers,
+        // the common case, go on without a copy to edit.
+        if trailers.isEmpty {
+            responder?.finish(trailers: trailers)
+        } else {
+            var trailers = trailers
+            UpstreamRequestBuilder.removeIdentityHeaders(&trailers)
+            responder?.finish(trailers: trailers)
+        }
         responder = nil
         writeAccessLog()
     }
@@ -614,7 +657,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         guard !logged else { return }
         logged = true
         // The level is read first, so a logger that drops debug lines costs no copy of the head.
-        guard service.shared.logger.logLevel <= .debug, let head else { return }
+        guard service.logLevel.level <= .debug, let head else { return }
         let elapsed = Double(MonotonicClock.nanoseconds() &- startedAt) / 1_000_000
         logger.debug("http-request", metadata: accessLogMetadata(head, elapsed: elapsed))
     }
@@ -683,6 +726,8 @@ final class SessionFacts: Sendable {
     let identity: PreparedSessionIdentity
     /// The last assertion and claim headers built for the session.
     let identityHeaders = IdentityHeadersMemo()
+    /// The session's last live verdict (see `SessionLiveness.cached(_:memo:)`).
+    let livenessMemo = LivenessMemo()
 
     init(_ session: SessionState) {
         identity = PreparedSessionIdentity(ProxyRequestHandler.identity(session))

@@ -47,6 +47,8 @@ public struct ProxySharedState: Sendable {
 public final class ProxyService: Sendable {
     public let options: Options
     public let shared: ProxySharedState
+    /// `shared.logger`'s level, read without copying the logger.
+    let logLevel: LogLevelReader
     let table: ProxyRouteTable
     let evaluator: PolicyEvaluator
     let cookies: SessionCookieCodec
@@ -83,6 +85,7 @@ public final class ProxyService: Sendable {
         }
         self.options = options
         self.shared = shared
+        logLevel = LogLevelReader(shared.logger)
 
         table = try ProxyRouteTable(policy: options.policy)
         evaluator = try PolicyEvaluator(administrators: options.administrators)

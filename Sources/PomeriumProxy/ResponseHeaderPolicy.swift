@@ -2,8 +2,9 @@ import PomeriumCrypto
 import PomeriumHTTP
 
 /// The `headers` setting and the `Request-Id` prepared once per configuration, so a response
-/// gets them with one pass over its fields instead of one lookup per configured header.
-struct ResponseHeaderPolicy: Sendable {
+/// gets them with one pass over its fields instead of one lookup per configured header. A class,
+/// so a response reads it through one reference instead of copying its four lists.
+final class ResponseHeaderPolicy: Sendable {
     /// The configured fields, one per name compared case-insensitively, without `Request-Id`.
     let fields: [(name: String, value: String)]
     /// The bytes `add` appends: every name and value, and a `Request-Id` with its 36-digit id.

@@ -43,8 +43,10 @@ enum SessionLivenessGate {
     /// `SessionLiveness` or a session with an access token id, else when the in-memory entry
     /// decides. Returns nil when only a store read can tell, and `check` then does that read.
     static func immediateOutcome(_ session: SessionState?, liveness: SessionLiveness?) -> Outcome? {
-        guard let liveness, let session, !session.accessTokenID.isEmpty else { return .proceed }
-        let verdict = liveness.cached(session.accessTokenID)
+        guard let liveness, let session, session.hasAccessTokenID else { return .proceed }
+        // For a session seen live moments ago, the session's memo gives the verdict without the id.
+        let verdict = liveness.cached(
+            session.accessTokenID, memo: session.derived(SessionFacts.init).livenessMemo)
         return verdict == .unknown ? nil : outcome(verdict)
     }
 

@@ -139,14 +139,12 @@ public final class HostDispatcher: Sendable {
     /// case-insensitively. Brackets that do not close count as a possible match, so the caller
     /// parses the value.
     static func hostPart(of value: String, equals expected: AuthenticateHost?) -> Bool {
-        var value = value
-        return value.withUTF8 { hostPart(of: $0, equals: expected) }
+        value.withUTF8Bytes { hostPart(of: $0, equals: expected) }
     }
 
     /// `hostPart(of:equals:)` for the value's bytes.
     static func hostPart(of bytes: UnsafeBufferPointer<UInt8>, equals expected: AuthenticateHost?) -> Bool {
         guard let expected else { return false }
-        var host = expected.host
         var start = 0
         var end = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.count
         if bytes.first == UInt8(ascii: "[") {
@@ -154,7 +152,7 @@ public final class HostDispatcher: Sendable {
             start = 1
             end = close
         }
-        return host.withUTF8 { wanted in
+        return expected.host.withUTF8Bytes { wanted in
             guard wanted.count == end - start else { return false }
             for index in 0..<wanted.count where bytes[start + index] | 0x20 != wanted[index] | 0x20 {
                 return false

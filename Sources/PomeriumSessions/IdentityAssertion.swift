@@ -96,15 +96,16 @@ public final class IdentityAssertionSigner: Sendable {
     /// `memo`, which contains the last result for this session. The caller keeps one memo per
     /// session, for example in `SessionState.derived(_:)`, and never shares it between sessions
     /// with different claims. A memo returns headers only for the same signer, route and plan, and only
-    /// until the time the cache entry it copied stops being fresh.
+    /// until the time the cache entry it copied stops being fresh. `sessionID` is evaluated only
+    /// when the memo has no headers, so a memo hit copies no string for it.
     public func identityHeaders(
-        for session: SessionState, sessionID: String, route: String, claimHeaders plan: ClaimHeaderPlan?,
-        memo: IdentityHeadersMemo
+        for session: SessionState, sessionID: @autoclosure () -> String, route: String,
+        claimHeaders plan: ClaimHeaderPlan?, memo: IdentityHeadersMemo
     ) throws -> IdentityHeaders {
         let now = clock.unixSeconds()
         if let remembered = memo.headers(signer: self, route: route, plan: plan, now: now) { return remembered }
         let result = try identityHeaders(
-            for: session, sessionID: sessionID, route: route, claimHeaders: plan, now: now)
+            for: session, sessionID: sessionID(), route: route, claimHeaders: plan, now: now)
         if let reusableUntil = result.reusableUntil {
             memo.remember(result.headers, signer: self, route: route, plan: plan, validUntil: reusableUntil)
         }
@@ -195,7 +196,9 @@ public struct ClaimHeader: Sendable {
 }
 
 /// The fields an identified request adds for the upstream: the signed assertion and the claim headers.
-public struct IdentityHeaders: Sendable {
+/// A class, so the memo and each request share one instance: copying the struct's string and three
+/// lists measured four retains and four releases per request.
+public final class IdentityHeaders: Sendable {
     /// The `X-Pomerium-Jwt-Assertion` value, a signed JWT.
     public let assertion: String
     /// The `jwt_claims_headers` fields, in the order of the list.
@@ -216,13 +219,22 @@ public struct IdentityHeaders: Sendable {
 /// with the same signer, route and claim plan skips the signer's shared cache (see
 /// `IdentityAssertionSigner.identityHeaders(for:sessionID:route:claimHeaders:memo:)`).
 public final class IdentityHeadersMemo: Sendable {
-    private struct Remembered {
+    /// A class, so reading it under the lock copies one reference instead of its five fields.
+    private final class Remembered: Sendable {
         /// The signer's `serial`: an object identifier would match a new signer at a released one's address.
         let signer: UInt64
         let route: String
         let plan: ClaimHeaderPlan?
         let headers: IdentityHeaders
         let validUntil: Int64
+
+        init(signer: UInt64, route: String, plan: ClaimHeaderPlan?, headers: IdentityHeaders, validUntil: Int64) {
+            self.signer = signer
+            self.route = route
+            self.plan = plan
+            self.headers = headers
+            self.validUntil = validUntil
+        }
     }
 
     private let last = Mutex<Remembered?>(nil)
@@ -232,29 +244,28 @@ public final class IdentityHeadersMemo: Sendable {
     fileprivate func headers(
         signer: IdentityAssertionSigner, route: String, plan: ClaimHeaderPlan?, now: Int64
     ) -> IdentityHeaders? {
-        last.withLock { remembered -> IdentityHeaders? in
-            guard let remembered, remembered.validUntil > now, remembered.signer == signer.serial,
-                Self.sameBytes(remembered.route, route)
-            else { return nil }
-            switch (remembered.plan, plan) {
-            case (nil, nil): return remembered.headers
-            case (let kept?, let asked?): return kept.isSamePlan(as: asked) ? remembered.headers : nil
-            default: return nil
-            }
+        // The entry is immutable, so it is checked after the lock is released.
+        guard let remembered = last.withLock({ $0 }), remembered.validUntil > now, remembered.signer == signer.serial,
+            Self.sameBytes(remembered.route, route)
+        else { return nil }
+        switch (remembered.plan, plan) {
+        case (nil, nil): return remembered.headers
+        case (let kept?, let asked?): return kept.isSamePlan(as: asked) ? remembered.headers : nil
+        default: return nil
         }
     }
 
-    /// Returns whether the two strings have the same UTF-8 bytes, compared in place.
+    /// Returns whether the two strings have the same UTF-8 bytes, compared in place. The bytes are
+    /// read without the copies that `withUTF8` needs, which cost two retains and two releases.
     private static func sameBytes(_ left: String, _ right: String) -> Bool {
         guard left.utf8.count == right.utf8.count else { return false }
-        var left = left
-        var right = right
-        return left.withUTF8 { leftBytes in
-            right.withUTF8 { rightBytes in
+        let same = left.utf8.withContiguousStorageIfAvailable { leftBytes in
+            right.utf8.withContiguousStorageIfAvailable { rightBytes in
                 guard let leftBase = leftBytes.baseAddress, let rightBase = rightBytes.baseAddress else { return true }
                 return memcmp(leftBase, rightBase, leftBytes.count) == 0
             }
         }
+        return (same ?? nil) ?? (left == right)
     }
 
     fileprivate func remember(

@@ -215,6 +215,13 @@ public struct SessionState: Sendable, Equatable {
         set { writableClaims.accessTokenID = newValue }
     }
 
+    /// Whether `ati` is set. Unlike `accessTokenID.isEmpty`, it reads the claim in place: a copy
+    /// of the string cost a retain and a release, and the proxy checks it for every request.
+    public var hasAccessTokenID: Bool { !storage.claims.accessTokenID.isEmpty }
+
+    /// Returns whether `aud` lists `host`, reading the list in place instead of copying it.
+    public func audienceContains(_ host: String) -> Bool { storage.claims.audience.contains(host) }
+
     /// The route-session view: the same claims without the OAuth token. A session without a token
     /// is its own view and shares its storage.
     public var routeSession: SessionState {

@@ -133,3 +133,29 @@ struct ConnectionNamedFieldTests {
         #expect(Self.names([("Connection", "a"), ("Host", "h"), ("connection", "B, close")]) == ["a", "b", "close"])
     }
 }
+
+@Suite("Upstream target shortcuts")
+struct UpstreamTargetShortcutTests {
+    @Test("joined path matches joinPaths")
+    func joinedPath() {
+        for base in ["", "/", "/api", "/api/", "//"] {
+            for path in ["/", "/x", "/x/", "x", "", "//x"] {
+                #expect(
+                    UpstreamRequestBuilder.joinedPath(base: base, path) == UpstreamTarget.joinPaths(base, path),
+                    "base \(base), path \(path)")
+            }
+        }
+    }
+
+    @Test("merged query matches mergeQueries")
+    func mergedQuery() {
+        let values: [String?] = [nil, "", "a=1", "b=2&c"]
+        for base in values {
+            for query in values {
+                #expect(
+                    UpstreamRequestBuilder.mergedQuery(base: base, query) == UpstreamTarget.mergeQueries(base, query),
+                    "base \(base ?? "nil"), query \(query ?? "nil")")
+            }
+        }
+    }
+}

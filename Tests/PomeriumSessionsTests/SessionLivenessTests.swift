@@ -177,3 +177,103 @@ private final class ObservedStore: KeyValueStore {
         #expect(liveness.cached("ati-0") == .unknown)
     }
 }
+
+@Suite struct LivenessMemoTests {
+    private let clock = ManualWallClock()
+    private let logs = InMemoryLogHandler.Store()
+
+    private func make(_ store: ObservedStore, capacity: Int = 1000) -> SessionLiveness {
+        SessionLiveness(store: store, clock: clock, logger: .inMemory(store: logs), capacity: capacity)
+    }
+
+    private func save(_ store: ObservedStore, _ accessTokenID: String) async throws {
+        try await store.set(SessionLiveness.storeKey(accessTokenID: accessTokenID), value: [1], ttl: .seconds(3600))
+    }
+
+    @Test func memoAgreesWithTableOverTime() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        let memo = LivenessMemo()
+        #expect(liveness.cached("ati-1", memo: memo) == .unknown)
+        #expect(await liveness.check("ati-1") == .live)
+        for _ in 0..<700 {
+            #expect(liveness.cached("ati-1", memo: memo) == liveness.cached("ati-1"))
+            clock.advance(by: 0.01)
+        }
+        #expect(liveness.cached("ati-1", memo: memo) == .unknown)
+    }
+
+    @Test func memoEndsAtSignOut() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        let memo = LivenessMemo()
+        #expect(await liveness.check("ati-1") == .live)
+        #expect(liveness.cached("ati-1", memo: memo) == .live)
+        liveness.markSignedOut("ati-1")
+        #expect(liveness.cached("ati-1", memo: memo) == .signedOut)
+    }
+
+    @Test func memoEndsWhenTheStoreSaysSignedOut() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        let memo = LivenessMemo()
+        #expect(await liveness.check("ati-1") == .live)
+        #expect(liveness.cached("ati-1", memo: memo) == .live)
+        try await store.delete(SessionLiveness.storeKey(accessTokenID: "ati-1"))
+        clock.advance(by: 5.1)
+        #expect(await liveness.check("ati-1") == .signedOut)
+        clock.set(clock.now() - 5.1)
+        #expect(liveness.cached("ati-1", memo: memo) == .signedOut)
+    }
+
+    @Test func memoEndsWhenTheEntryIsEvicted() async throws {
+        let store = try ObservedStore(clock: clock)
+        let liveness = make(store, capacity: 10)
+        let memo = LivenessMemo()
+        try await save(store, "ati-0")
+        #expect(await liveness.check("ati-0") == .live)
+        #expect(liveness.cached("ati-0", memo: memo) == .live)
+        for index in 1...10 {
+            try await save(store, "ati-\(index)")
+            #expect(await liveness.check("ati-\(index)") == .live)
+        }
+        #expect(liveness.cached("ati-0") == .unknown)
+        #expect(liveness.cached("ati-0", memo: memo) == .unknown)
+    }
+
+    @Test func memoEndsWhenTheClockMovesBack() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        let memo = LivenessMemo()
+        let start = clock.now()
+        #expect(await liveness.check("ati-1") == .live)
+        #expect(liveness.cached("ati-1", memo: memo) == .live)
+        // A read that starts after the interval and ends after the clock was set back stores an
+        // earlier check time, which shortens the entry's live window.
+        clock.set(start + 6)
+        store.hold()
+        async let verdict = liveness.check("ati-1")
+        while store.reads < 2 { await Task.yield() }
+        clock.set(start - 100)
+        store.release()
+        #expect(await verdict == .live)
+        clock.set(start - 94)
+        #expect(liveness.cached("ati-1") == .unknown)
+        #expect(liveness.cached("ati-1", memo: memo) == .unknown)
+    }
+
+    @Test func memoOfAnotherInstanceIsIgnored() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "ati-1")
+        let first = make(store)
+        let second = make(store)
+        let memo = LivenessMemo()
+        #expect(await first.check("ati-1") == .live)
+        #expect(first.cached("ati-1", memo: memo) == .live)
+        #expect(second.cached("ati-1", memo: memo) == .unknown)
+    }
+}
