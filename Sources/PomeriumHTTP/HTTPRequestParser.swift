@@ -103,7 +103,7 @@ public struct HTTPRequestParser: Sendable {
                 return fail(kind)
             case .complete(let length):
                 do {
-                    let (head, fields) = try parseHead(scanner.lines)
+                    let (head, fields) = try parseHead(scanner.lines, checkValues: scanner.hasControlBytes)
                     spareLines = scanner.takeLines()
                     let framing = try bodyFraming(of: head, fields: fields)
                     let isUpgrade =
@@ -156,7 +156,9 @@ public struct HTTPRequestParser: Sendable {
         return .error(HTTPParseError(kind))
     }
 
-    private func parseHead(_ lines: [Range<Int>]) throws(HTTPParseError) -> (HTTPRequestHead, FramingFields) {
+    private func parseHead(_ lines: [Range<Int>], checkValues: Bool) throws(HTTPParseError) -> (
+        HTTPRequestHead, FramingFields
+    ) {
         let base = buffer.readIndex
         let bytes = buffer.bytes
         let requestLine = lines[0]
@@ -172,7 +174,7 @@ public struct HTTPRequestParser: Sendable {
         let method = HTTPMethod(validatedBytes: methodBytes)
         let targetForm = try HTTPRequestTarget.parse(targetBytes, method: method)
         let version = try StartLineSyntax.parseVersion(afterMethod[(secondSpace + 1)...])
-        let (headers, fields) = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
+        let (headers, fields) = try FieldLineParser.parse(lines[1...], in: bytes, base: base, checkValues: checkValues)
         try checkHost(fields, version: version)
         // An origin-form target without a query is its path, so the path's string serves as both.
         let target: String

@@ -109,7 +109,7 @@ public struct HTTPResponseParser: Sendable {
                     return fail(kind == .requestLineTooLong ? .invalidStatusLine : kind)
                 case .complete(let length):
                     do {
-                        let (head, fields) = try parseHead(scanner.lines)
+                        let (head, fields) = try parseHead(scanner.lines, checkValues: scanner.hasControlBytes)
                         spareLines = scanner.takeLines()
                         let event = try classify(head, fields: fields)
                         buffer.readIndex += length
@@ -215,7 +215,9 @@ public struct HTTPResponseParser: Sendable {
 
     /// Parses `HTTP-version SP 3DIGIT [SP reason-phrase]`. A missing space before an empty
     /// reason is accepted because common servers omit it.
-    private func parseHead(_ lines: [Range<Int>]) throws(HTTPParseError) -> (HTTPResponseHead, FramingFields) {
+    private func parseHead(_ lines: [Range<Int>], checkValues: Bool) throws(HTTPParseError) -> (
+        HTTPResponseHead, FramingFields
+    ) {
         let base = buffer.readIndex
         let bytes = buffer.bytes
         let statusLine = lines[0]
@@ -250,7 +252,7 @@ public struct HTTPResponseParser: Sendable {
                 reason = String(decoding: reasonBytes, as: UTF8.self)
             }
         }
-        let (headers, fields) = try FieldLineParser.parse(lines[1...], in: bytes, base: base)
+        let (headers, fields) = try FieldLineParser.parse(lines[1...], in: bytes, base: base, checkValues: checkValues)
         return (HTTPResponseHead(status: status, reason: reason, version: version, headers: headers), fields)
     }
 }

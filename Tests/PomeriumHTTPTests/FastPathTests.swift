@@ -74,34 +74,68 @@ struct CookieWordTests {
     }
 }
 
-@Suite("Line break search")
-struct LineBreakSearchTests {
-    /// Returns the first CR or LF at or after `start`, searched byte by byte, for comparison.
+@Suite("Control byte search")
+struct ControlByteSearchTests {
+    /// Returns the first byte below 0x20 or equal to 0x7F at or after `start`, searched byte by
+    /// byte, for comparison.
     private func expected(_ bytes: [UInt8], from start: Int) -> Int {
-        bytes[start...].firstIndex { $0 == ASCII.cr || $0 == ASCII.lf } ?? bytes.count
+        bytes[start...].firstIndex { $0 < 0x20 || $0 == 0x7F } ?? bytes.count
     }
 
-    @Test("first break at every position")
+    @Test("first control byte at every position")
     func everyPosition() {
-        // Several breaks per run exercise the bits a borrow may set above the first one, and the
-        // bytes 0x0C and 0x0E sit next to CR in value.
-        for length in 1...24 {
+        // Several marked bytes per run exercise the bits a borrow may set above the first one. The
+        // filler bytes sit next to the marked ones in value (0x20, 0x7E, 0x80) or are obs-text.
+        // Lengths up to 40 cover the two-word steps, the single word and the byte loop.
+        let fillers: [UInt8] = [0x20, 0x7E, 0x80, 0xFF, 0x61]
+        var wrong: [String] = []
+        for length in 1...40 {
             for first in 0...length {
-                for second in [first + 1, first + 2, length] where second <= length {
-                    for (firstByte, secondByte) in [(ASCII.cr, ASCII.lf), (ASCII.lf, ASCII.cr), (ASCII.cr, ASCII.cr)] {
-                        var bytes = [UInt8](repeating: 0x0E, count: length)
-                        for index in stride(from: 0, to: length, by: 3) { bytes[index] = 0x0C }
+                for second in [first + 1, first + 2, first + 9, length] where second <= length {
+                    for (firstByte, secondByte) in [
+                        (ASCII.cr, ASCII.lf), (ASCII.lf, ASCII.cr), (ASCII.tab, 0x7F), (0x7F, 0x00), (0x1F, 0x1F),
+                    ] {
+                        var bytes = [UInt8](repeating: fillers[length % fillers.count], count: length)
+                        for index in stride(from: 0, to: length, by: 3) {
+                            bytes[index] = fillers[index % fillers.count]
+                        }
                         if first < length { bytes[first] = firstByte }
                         if second < length { bytes[second] = secondByte }
                         for start in 0..<length {
                             let found = bytes.withUnsafeBufferPointer {
-                                SectionScanner.firstLineBreak($0, from: start, to: length)
+                                SectionScanner.firstControlByte($0, from: start, to: length)
                             }
-                            #expect(found == expected(bytes, from: start), "length \(length), \(first), from \(start)")
+                            if found != expected(bytes, from: start) {
+                                wrong.append("\(length), \(first), from \(start)")
+                            }
                         }
                     }
                 }
             }
         }
+        #expect(wrong.isEmpty, "length, first mark, start: \(wrong.prefix(8))")
+    }
+
+    @Test("every byte value in every word position")
+    func everyByteValue() {
+        // Each mark must be exact, not only the lowest: the word's other bytes take every value
+        // in turn, so a borrow or carry between bytes would show.
+        func isControl(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x7F }
+        var wrong: [UInt64] = []
+        for byte in UInt8.min...UInt8.max {
+            for other in UInt8.min...UInt8.max {
+                for position in 0..<8 {
+                    var word = UInt64(other) &* 0x0101_0101_0101_0101
+                    word &= ~(UInt64(0xFF) << UInt64(position * 8))
+                    word |= UInt64(byte) << UInt64(position * 8)
+                    var expected: UInt64 = 0
+                    for index in 0..<8 where isControl(UInt8(truncatingIfNeeded: word >> UInt64(index * 8))) {
+                        expected |= 0x80 << UInt64(index * 8)
+                    }
+                    if ByteMasks.controlBytes(word) != expected { wrong.append(word) }
+                }
+            }
+        }
+        #expect(wrong.isEmpty, "wrong marks for \(wrong.prefix(8).map { String($0, radix: 16) })")
     }
 }

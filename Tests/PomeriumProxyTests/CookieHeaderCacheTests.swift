@@ -15,6 +15,10 @@ struct CookieHeaderCacheTests {
             header: header, cookies: CookieParser.parse(header), session: session, keptCookieHeader: nil)
     }
 
+    /// A header shaped like a browser's: other cookies around a 300-byte session cookie.
+    static let browserHeader =
+        "_ga=GA1.2.1234567890.1234567890; _pomerium=v1." + String(repeating: "Ab0-_", count: 60) + "; app_pref=dark"
+
     @Test("a hit needs every byte of the header")
     func exactHit() {
         let cache = CookieHeaderCache(capacity: 16)
@@ -22,16 +26,67 @@ struct CookieHeaderCacheTests {
         cache.store(Self.entry(header, email: "a@example.test"))
         #expect(cache.entry(for: header)?.session.email == "a@example.test")
         #expect(cache.entry(for: String(header.dropLast())) == nil)
-        // Same length and the same last 32 bytes, different elsewhere: the same slot, no hit.
+        #expect(cache.entry(for: header + "9") == nil)
         let sibling = "_pomerium=v1.Abcdefghijklmnopqrstuvwxyz0123456789"
         #expect(cache.entry(for: sibling) == nil)
     }
 
-    @Test("a header that shares the slot replaces the entry, and lookups stay single")
-    func collisionReplaces() {
+    @Test("one changed byte misses", arguments: ["first", "middle", "last"])
+    func singleByteChange(_ place: String) {
+        let cache = CookieHeaderCache(capacity: 2048)
+        let header = Array(Self.browserHeader.utf8)
+        cache.store(Self.entry(Self.browserHeader, email: "a@example.test"))
+        let offset = ["first": 0, "middle": header.count / 2, "last": header.count - 1][place] ?? 0
+        for replacement in [UInt8(ascii: "X"), UInt8(ascii: "y"), header[offset] ^ 0x01]
+        where replacement != header[offset] {
+            var changed = header
+            changed[offset] = replacement
+            #expect(cache.entry(for: String(decoding: changed, as: UTF8.self)) == nil, "byte \(replacement)")
+        }
+        #expect(cache.entry(for: Self.browserHeader)?.session.email == "a@example.test")
+    }
+
+    @Test("a header in a filled slot misses")
+    func sameSlotMisses() throws {
+        let cache = CookieHeaderCache(capacity: 16)
+        cache.store(Self.entry(Self.browserHeader, email: "a@example.test"))
+        let slot = cache.slotIndex(of: Self.browserHeader)
+        // About one in 16 headers shares the slot, so 2,000 tries all missing it have odds of 1e-56.
+        let neighbour = try #require(
+            (0..<2000).lazy.map { "x=\($0); " + Self.browserHeader }.first { cache.slotIndex(of: $0) == slot })
+        #expect(cache.entry(for: neighbour) == nil)
+        #expect(cache.entry(for: Self.browserHeader)?.session.email == "a@example.test")
+    }
+
+    @Test("slots depend on the whole header")
+    func slotsSpread() {
+        // The headers share their length and all bytes but the first. A slot taken from the last
+        // bytes, or from any other part a client can copy, would put them all in one slot.
+        let cache = CookieHeaderCache(capacity: 2048)
+        let slots = Set(
+            (0..<64).map { index in
+                cache.slotIndex(of: String(UnicodeScalar(UInt8(0x40 + index))) + Self.browserHeader.dropFirst())
+            })
+        #expect(slots.count > 48)
+    }
+
+    @Test("each cache has its own key")
+    func keyPerCache() {
+        // Eight headers in the same slots of two caches of 2,048 slots: odds of 2^-88 by chance.
+        let first = CookieHeaderCache(capacity: 2048)
+        let second = CookieHeaderCache(capacity: 2048)
+        let headers = (0..<8).map { "a=\($0); " + Self.browserHeader }
+        #expect(headers.map(first.slotIndex(of:)) != headers.map(second.slotIndex(of:)))
+    }
+
+    @Test("a header that shares the slot replaces the entry")
+    func collisionReplaces() throws {
         let cache = CookieHeaderCache(capacity: 16)
         let first = "a=1; _pomerium=v1.abcdefghijklmnopqrstuvwxyz0123456789"
-        let second = "b=1; _pomerium=v1.abcdefghijklmnopqrstuvwxyz0123456789"
+        let slot = cache.slotIndex(of: first)
+        let second = try #require(
+            (0..<2000).lazy.map { "b=\($0); _pomerium=v1.abcdefghijklmnopqrstuvwxyz0123456789" }
+                .first { cache.slotIndex(of: $0) == slot })
         cache.store(Self.entry(first, email: "first@example.test"))
         cache.store(Self.entry(second, email: "second@example.test"))
         #expect(cache.entry(for: first) == nil)
@@ -97,6 +152,23 @@ struct CookieHeaderCacheTests {
                     host: "app.example.test", path: "/", headers: [("Cookie", cookie)])
                 #expect(expired.status == 302)
                 #expect(expired.headers["Set-Cookie"].contains { $0.hasPrefix("_pomerium=;") })
+            }
+        }
+    }
+
+    @Test("two Cookie fields store nothing")
+    func twoFieldsNotStored() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            try await ProxyHarness.run(config: Self.config(echo: echo.baseURL)) { proxy in
+                let session = proxy.session("alice@corp.test", audience: ["app.example.test"], expiresIn: 60)
+                let cookie = try proxy.cookieHeader(session)
+                for _ in 0..<2 {
+                    let response = try await proxy.request(
+                        host: "app.example.test", path: "/", headers: [("Cookie", cookie), ("Cookie", "b=2")])
+                    #expect(response.status == 200)
+                }
+                #expect(proxy.service.cookieHeaderCache.count == 0)
+                #expect(proxy.service.cookieHeaderCache.entry(for: cookie) == nil)
             }
         }
     }
