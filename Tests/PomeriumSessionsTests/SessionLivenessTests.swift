@@ -276,4 +276,44 @@ private final class ObservedStore: KeyValueStore {
         #expect(first.cached("ati-1", memo: memo) == .live)
         #expect(second.cached("ati-1", memo: memo) == .unknown)
     }
+
+    /// A check time after the clock's reading (the clock was set back since) is not recent. Taken
+    /// as recent, it served a session that another process had signed out for as long as the
+    /// clock went back, with no store read, and its memo did the same.
+    @Test func clockSetBackDoesNotHideASignOutInAnotherProcess() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        let memo = LivenessMemo()
+        let start = clock.now()
+        #expect(await liveness.check("ati-1") == .live)
+        #expect(liveness.cached("ati-1", memo: memo) == .live)
+        try await store.delete(SessionLiveness.storeKey(accessTokenID: "ati-1"))
+        for back in [0.001, 1, 3600] {
+            clock.set(start - back)
+            #expect(liveness.cached("ati-1") == .unknown, "clock set back by \(back) s")
+            #expect(liveness.cached("ati-1", memo: memo) == .unknown, "clock set back by \(back) s")
+        }
+        #expect(await liveness.check("ati-1") == .signedOut)
+        #expect(store.reads == 2)
+        clock.set(start)
+        #expect(liveness.cached("ati-1", memo: memo) == .signedOut)
+    }
+
+    /// The failure grace counts from the last time the session was seen live, and a clock set back
+    /// before that time leaves no grace: the store cannot tell and the session is refused.
+    @Test func clockSetBackEndsTheFailureGrace() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        let start = clock.now()
+        #expect(await liveness.check("ati-1") == .live)
+        store.setFailing(true)
+        clock.set(start + 10)
+        #expect(await liveness.check("ati-1") == .live)
+        clock.set(start - 3600)
+        #expect(await liveness.check("ati-1") == .unavailable)
+        clock.set(start - 0.5)
+        #expect(await liveness.check("ati-1") == .unavailable)
+    }
 }
