@@ -46,6 +46,31 @@ struct CookieHeaderCacheTests {
         #expect(cache.entry(for: Self.browserHeader)?.session.email == "a@example.test")
     }
 
+    /// Two users whose headers differ in one byte, at every position: each gets only its own
+    /// session, and a third header that differs from both in that byte gets none.
+    @Test("two users one byte apart, at every position")
+    func twoUsersEveryPosition() {
+        let base = Array(Self.browserHeader.utf8)
+        for position in 0..<base.count {
+            let cache = CookieHeaderCache(capacity: 2048)
+            var other = base
+            other[position] = base[position] == UInt8(ascii: "Q") ? UInt8(ascii: "R") : UInt8(ascii: "Q")
+            var third = base
+            third[position] = base[position] == UInt8(ascii: "Z") ? UInt8(ascii: "W") : UInt8(ascii: "Z")
+            let first = String(decoding: base, as: UTF8.self)
+            let second = String(decoding: other, as: UTF8.self)
+            cache.store(Self.entry(first, email: "first@example.test"))
+            cache.store(Self.entry(second, email: "second@example.test"))
+            // Both fit unless their slots collide, and a collision may only cost the first a miss.
+            let firstHit = cache.entry(for: first)?.session.email
+            #expect(firstHit == "first@example.test" || (firstHit == nil && cache.count == 1), "at \(position)")
+            #expect(cache.entry(for: second)?.session.email == "second@example.test", "at \(position)")
+            if third != base && third != other {
+                #expect(cache.entry(for: String(decoding: third, as: UTF8.self)) == nil, "at \(position)")
+            }
+        }
+    }
+
     @Test("a header in a filled slot misses")
     func sameSlotMisses() throws {
         let cache = CookieHeaderCache(capacity: 16)
