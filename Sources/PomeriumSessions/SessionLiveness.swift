@@ -165,7 +165,8 @@ public final class SessionLiveness: Sendable {
             case .success(let exists):
                 // A sign-out in this process while the read ran wins over the store's result.
                 if entry.live && exists {
-                    // A clock set back shortens the live window, which a memo must not outlast.
+                    // A clock set back moves the entry's live window earlier, and a memo of the old
+                    // window must not outlast it.
                     if now < entry.checkedAt { generation.add(1, ordering: .releasing) }
                     entry.checkedAt = now
                     entry.lastLiveAt = now

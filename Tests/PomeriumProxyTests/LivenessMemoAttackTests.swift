@@ -7,9 +7,9 @@ import Testing
 
 @testable import PomeriumProxy
 
-/// Attacks on the liveness verdict each session keeps (`LivenessMemo`), through the proxy: every
-/// request after the first is served from the cookie header cache and the memo, so these check
-/// that sign-out, the store, the clock and expiry still end a session.
+/// Attacks on the liveness verdict each session keeps (`LivenessMemo`), through the proxy. Every
+/// request after the first is served from the cookie header cache and the memo, and these tests
+/// check that sign-out, the store, the clock and expiry still end a session.
 @Suite("Liveness memo under attack")
 struct LivenessMemoAttackTests {
     static func config(echo: String) -> String {
@@ -53,9 +53,9 @@ struct LivenessMemoAttackTests {
         }
     }
 
-    /// Replica A signs the user out: it marks the session and deletes the store key. Replica B, whose
-    /// memo holds a live verdict, sees the sign-out within the recheck interval, and a clock set back
-    /// on B does not stretch that interval.
+    /// Replica A signs the user out: it marks the session and deletes the store key. Replica B,
+    /// whose memo contains a live verdict, rejects the session within the recheck interval, and a
+    /// clock set back on B does not stretch that interval.
     @Test("sign-out on another replica, with B's clock set back")
     func otherReplica() async throws {
         try await Fixtures.withEchoUpstream { echo in
@@ -83,8 +83,8 @@ struct LivenessMemoAttackTests {
         }
     }
 
-    /// The memo says the global session lives; the route session's own `exp` still ends it, with
-    /// no leeway, even while the memo holds.
+    /// While the memo reports the global session live, the route session's own `exp` still ends
+    /// it, with no leeway.
     @Test("expiry crossed while the memo holds")
     func expiryWhileMemoised() async throws {
         try await Fixtures.withEchoUpstream { echo in
@@ -106,8 +106,8 @@ struct LivenessMemoAttackTests {
     }
 
     /// A store that fails after the memo was filled: the session is served through the memo and
-    /// the failure grace, and refused once both are over; a sign-out in this process still ends it
-    /// at once while the store is down.
+    /// the failure grace, and rejected once both are over. A sign-out in this process still ends
+    /// it at once while the store is down.
     @Test("a failing store")
     func failingStore() async throws {
         try await Fixtures.withEchoUpstream { echo in

@@ -301,7 +301,7 @@ private final class ObservedStore: KeyValueStore {
     }
 
     /// The failure grace counts from the last time the session was seen live, and a clock set back
-    /// before that time leaves no grace: the store cannot tell and the session is refused.
+    /// before that time leaves no grace: the store cannot tell, so the session is rejected.
     @Test func clockSetBackEndsTheFailureGrace() async throws {
         let store = try ObservedStore(clock: clock)
         try await save(store, "ati-1")
@@ -316,4 +316,48 @@ private final class ObservedStore: KeyValueStore {
         clock.set(start - 0.5)
         #expect(await liveness.check("ati-1") == .unavailable)
     }
+
+    /// Readers on several threads share one memo while another thread signs the session out. A
+    /// read that starts after `markSignedOut(_:)` returned must not get `.live`, from the memo or
+    /// from the table.
+    @Test func memoNeverOutlivesSignOutAcrossThreads() async throws {
+        let store = try ObservedStore(clock: clock)
+        let liveness = make(store)
+        let counter = ViolationCounter()
+        for round in 0..<40 {
+            let accessTokenID = "ati-\(round)"
+            try await save(store, accessTokenID)
+            #expect(await liveness.check(accessTokenID) == .live)
+            let memo = LivenessMemo()
+            #expect(liveness.cached(accessTokenID, memo: memo) == .live)
+            let signal = SignOutSignal()
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<3 {
+                    group.addTask {
+                        for _ in 0..<2000 {
+                            let afterSignOut = signal.done.load(ordering: .acquiring)
+                            let verdict = liveness.cached(accessTokenID, memo: memo)
+                            if afterSignOut && verdict == .live { counter.count.add(1, ordering: .relaxed) }
+                        }
+                    }
+                }
+                group.addTask {
+                    liveness.markSignedOut(accessTokenID)
+                    signal.done.store(true, ordering: .releasing)
+                }
+            }
+            #expect(liveness.cached(accessTokenID, memo: memo) == .signedOut)
+        }
+        #expect(counter.count.load(ordering: .relaxed) == 0)
+    }
+}
+
+/// A flag set once `markSignedOut(_:)` has returned.
+private final class SignOutSignal: Sendable {
+    let done = Atomic<Bool>(false)
+}
+
+/// The number of reads that got `.live` after the sign-out returned.
+private final class ViolationCounter: Sendable {
+    let count = Atomic<Int>(0)
 }
