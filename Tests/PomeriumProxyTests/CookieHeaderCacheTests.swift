@@ -4,6 +4,7 @@ import PomeriumSessions
 import PomeriumTestSupport
 import Testing
 
+@testable import PomeriumConfig
 @testable import PomeriumProxy
 
 @Suite("Cookie header cache")
@@ -177,6 +178,32 @@ struct CookieHeaderCacheTests {
                     host: "app.example.test", path: "/", headers: [("Cookie", cookie)])
                 #expect(expired.status == 302)
                 #expect(expired.headers["Set-Cookie"].contains { $0.hasPrefix("_pomerium=;") })
+            }
+        }
+    }
+
+    /// A reload builds a new service with a new, empty cache. A header cached under the old
+    /// `cookie_secret` is neither found in it nor opened by the new secret.
+    @Test("a new cookie secret starts an empty cache")
+    func secretRotation() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            try await ProxyHarness.run(config: Self.config(echo: echo.baseURL)) { proxy in
+                let session = proxy.session("alice@corp.test", audience: ["app.example.test"], expiresIn: 60)
+                let cookie = try proxy.cookieHeader(session)
+                let response = try await proxy.request(
+                    host: "app.example.test", path: "/", headers: [("Cookie", cookie)])
+                #expect(response.status == 200)
+                #expect(proxy.service.cookieHeaderCache.entry(for: cookie) != nil)
+
+                var options = proxy.service.options
+                options.cookieSecret = [UInt8](repeating: 0x5A, count: 32)
+                let rotated = try proxy.service.reconfigured(options: options)
+                #expect(rotated.cookieHeaderCache.count == 0)
+                #expect(rotated.cookieHeaderCache.entry(for: cookie) == nil)
+                let loaded = rotated.loader.load(
+                    cookies: CookieParser.parse(cookie), authorization: { nil }, sessionQueryParameter: { nil },
+                    audienceHost: "app.example.test")
+                #expect(loaded == nil)
             }
         }
     }
