@@ -87,7 +87,7 @@ public final class SessionLiveness: Sendable {
         return state.withLock { state in
             guard let entry = state.entries[accessTokenID] else { return .unknown }
             if !entry.live { return .signedOut }
-            return now - entry.checkedAt < recheckInterval ? .live : .unknown
+            return Self.isRecent(entry.checkedAt, now: now, within: recheckInterval) ? .live : .unknown
         }
     }
 
@@ -104,7 +104,9 @@ public final class SessionLiveness: Sendable {
         let (verdict, checkedAt): (Verdict, Double) = state.withLock { state in
             guard let entry = state.entries[accessTokenID()] else { return (.unknown, 0) }
             if !entry.live { return (.signedOut, 0) }
-            return (now - entry.checkedAt < recheckInterval ? .live : .unknown, entry.checkedAt)
+            return (
+                Self.isRecent(entry.checkedAt, now: now, within: recheckInterval) ? .live : .unknown, entry.checkedAt
+            )
         }
         if verdict == .live {
             memo.remember(serial: serial, generation: seen, checkedAt: checkedAt)
@@ -163,7 +165,8 @@ public final class SessionLiveness: Sendable {
             case .success(let exists):
                 // A sign-out in this process while the read ran wins over the store's result.
                 if entry.live && exists {
-                    // A clock set back shortens the live window, which a memo must not outlast.
+                    // A clock set back moves the entry's live window earlier, and a memo of the old
+                    // window must not outlast it.
                     if now < entry.checkedAt { generation.add(1, ordering: .releasing) }
                     entry.checkedAt = now
                     entry.lastLiveAt = now
@@ -177,7 +180,7 @@ public final class SessionLiveness: Sendable {
             case .failure:
                 if !entry.live {
                     verdict = .signedOut
-                } else if let lastLive = entry.lastLiveAt, now - lastLive < failureGrace {
+                } else if let lastLive = entry.lastLiveAt, Self.isRecent(lastLive, now: now, within: failureGrace) {
                     verdict = .live
                 } else {
                     verdict = .unavailable
@@ -200,6 +203,13 @@ public final class SessionLiveness: Sendable {
                 metadata: ["error": .string(error.description)])
         }
         return verdict
+    }
+
+    /// Returns whether `time` lies in the `interval` seconds up to `now`. A time after `now`, left
+    /// by a clock that was set back since, is not recent: counted as recent, it would serve a
+    /// session signed out in another process for as long as the clock went back.
+    fileprivate static func isRecent(_ time: Double, now: Double, within interval: Double) -> Bool {
+        now >= time && now - time < interval
     }
 
     private func insert(_ state: inout State, _ key: String, _ entry: Entry) {
@@ -238,7 +248,7 @@ public final class LivenessMemo: Sendable {
         remembered.withLock { remembered in
             guard let remembered else { return false }
             return remembered.serial == serial && remembered.generation == generation
-                && now - remembered.checkedAt < recheckInterval
+                && SessionLiveness.isRecent(remembered.checkedAt, now: now, within: recheckInterval)
         }
     }
 

@@ -4,6 +4,7 @@ import PomeriumSessions
 import PomeriumTestSupport
 import Testing
 
+@testable import PomeriumConfig
 @testable import PomeriumProxy
 
 @Suite("Cookie header cache")
@@ -44,6 +45,31 @@ struct CookieHeaderCacheTests {
             #expect(cache.entry(for: String(decoding: changed, as: UTF8.self)) == nil, "byte \(replacement)")
         }
         #expect(cache.entry(for: Self.browserHeader)?.session.email == "a@example.test")
+    }
+
+    /// Two users whose headers differ in one byte, at every position: each gets only its own
+    /// session, and a third header that differs from both in that byte gets none.
+    @Test("two users one byte apart, at every position")
+    func twoUsersEveryPosition() {
+        let base = Array(Self.browserHeader.utf8)
+        for position in 0..<base.count {
+            let cache = CookieHeaderCache(capacity: 2048)
+            var other = base
+            other[position] = base[position] == UInt8(ascii: "Q") ? UInt8(ascii: "R") : UInt8(ascii: "Q")
+            var third = base
+            third[position] = base[position] == UInt8(ascii: "Z") ? UInt8(ascii: "W") : UInt8(ascii: "Z")
+            let first = String(decoding: base, as: UTF8.self)
+            let second = String(decoding: other, as: UTF8.self)
+            cache.store(Self.entry(first, email: "first@example.test"))
+            cache.store(Self.entry(second, email: "second@example.test"))
+            // Both fit unless their slots collide, and a collision may only cost the first a miss.
+            let firstHit = cache.entry(for: first)?.session.email
+            #expect(firstHit == "first@example.test" || (firstHit == nil && cache.count == 1), "at \(position)")
+            #expect(cache.entry(for: second)?.session.email == "second@example.test", "at \(position)")
+            if third != base && third != other {
+                #expect(cache.entry(for: String(decoding: third, as: UTF8.self)) == nil, "at \(position)")
+            }
+        }
     }
 
     @Test("a header in a filled slot misses")
@@ -152,6 +178,32 @@ struct CookieHeaderCacheTests {
                     host: "app.example.test", path: "/", headers: [("Cookie", cookie)])
                 #expect(expired.status == 302)
                 #expect(expired.headers["Set-Cookie"].contains { $0.hasPrefix("_pomerium=;") })
+            }
+        }
+    }
+
+    /// A reload builds a new service with a new, empty cache. A header cached under the old
+    /// `cookie_secret` is neither found in it nor opened by the new secret.
+    @Test("a new cookie secret starts an empty cache")
+    func secretRotation() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            try await ProxyHarness.run(config: Self.config(echo: echo.baseURL)) { proxy in
+                let session = proxy.session("alice@corp.test", audience: ["app.example.test"], expiresIn: 60)
+                let cookie = try proxy.cookieHeader(session)
+                let response = try await proxy.request(
+                    host: "app.example.test", path: "/", headers: [("Cookie", cookie)])
+                #expect(response.status == 200)
+                #expect(proxy.service.cookieHeaderCache.entry(for: cookie) != nil)
+
+                var options = proxy.service.options
+                options.cookieSecret = [UInt8](repeating: 0x5A, count: 32)
+                let rotated = try proxy.service.reconfigured(options: options)
+                #expect(rotated.cookieHeaderCache.count == 0)
+                #expect(rotated.cookieHeaderCache.entry(for: cookie) == nil)
+                let loaded = rotated.loader.load(
+                    cookies: CookieParser.parse(cookie), authorization: { nil }, sessionQueryParameter: { nil },
+                    audienceHost: "app.example.test")
+                #expect(loaded == nil)
             }
         }
     }

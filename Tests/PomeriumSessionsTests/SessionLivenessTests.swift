@@ -276,4 +276,88 @@ private final class ObservedStore: KeyValueStore {
         #expect(first.cached("ati-1", memo: memo) == .live)
         #expect(second.cached("ati-1", memo: memo) == .unknown)
     }
+
+    /// A check time after the clock's reading (the clock was set back since) is not recent. Taken
+    /// as recent, it served a session that another process had signed out for as long as the
+    /// clock went back, with no store read, and its memo did the same.
+    @Test func clockSetBackDoesNotHideASignOutInAnotherProcess() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        let memo = LivenessMemo()
+        let start = clock.now()
+        #expect(await liveness.check("ati-1") == .live)
+        #expect(liveness.cached("ati-1", memo: memo) == .live)
+        try await store.delete(SessionLiveness.storeKey(accessTokenID: "ati-1"))
+        for back in [0.001, 1, 3600] {
+            clock.set(start - back)
+            #expect(liveness.cached("ati-1") == .unknown, "clock set back by \(back) s")
+            #expect(liveness.cached("ati-1", memo: memo) == .unknown, "clock set back by \(back) s")
+        }
+        #expect(await liveness.check("ati-1") == .signedOut)
+        #expect(store.reads == 2)
+        clock.set(start)
+        #expect(liveness.cached("ati-1", memo: memo) == .signedOut)
+    }
+
+    /// The failure grace counts from the last time the session was seen live, and a clock set back
+    /// before that time leaves no grace: the store cannot tell, so the session is rejected.
+    @Test func clockSetBackEndsTheFailureGrace() async throws {
+        let store = try ObservedStore(clock: clock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        let start = clock.now()
+        #expect(await liveness.check("ati-1") == .live)
+        store.setFailing(true)
+        clock.set(start + 10)
+        #expect(await liveness.check("ati-1") == .live)
+        clock.set(start - 3600)
+        #expect(await liveness.check("ati-1") == .unavailable)
+        clock.set(start - 0.5)
+        #expect(await liveness.check("ati-1") == .unavailable)
+    }
+
+    /// Readers on several threads share one memo while another thread signs the session out. A
+    /// read that starts after `markSignedOut(_:)` returned must not get `.live`, from the memo or
+    /// from the table.
+    @Test func memoNeverOutlivesSignOutAcrossThreads() async throws {
+        let store = try ObservedStore(clock: clock)
+        let liveness = make(store)
+        let counter = ViolationCounter()
+        for round in 0..<40 {
+            let accessTokenID = "ati-\(round)"
+            try await save(store, accessTokenID)
+            #expect(await liveness.check(accessTokenID) == .live)
+            let memo = LivenessMemo()
+            #expect(liveness.cached(accessTokenID, memo: memo) == .live)
+            let signal = SignOutSignal()
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<3 {
+                    group.addTask {
+                        for _ in 0..<2000 {
+                            let afterSignOut = signal.done.load(ordering: .acquiring)
+                            let verdict = liveness.cached(accessTokenID, memo: memo)
+                            if afterSignOut && verdict == .live { counter.count.add(1, ordering: .relaxed) }
+                        }
+                    }
+                }
+                group.addTask {
+                    liveness.markSignedOut(accessTokenID)
+                    signal.done.store(true, ordering: .releasing)
+                }
+            }
+            #expect(liveness.cached(accessTokenID, memo: memo) == .signedOut)
+        }
+        #expect(counter.count.load(ordering: .relaxed) == 0)
+    }
+}
+
+/// A flag set once `markSignedOut(_:)` has returned.
+private final class SignOutSignal: Sendable {
+    let done = Atomic<Bool>(false)
+}
+
+/// The number of reads that got `.live` after the sign-out returned.
+private final class ViolationCounter: Sendable {
+    let count = Atomic<Int>(0)
 }
