@@ -364,16 +364,55 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
     public func filtered(
         reservingFields fields: Int, bytes count: Int, keepingName keep: (UnsafeBufferPointer<UInt8>) -> Bool
     ) -> HTTPHeaders {
+        filtered(reservingFields: fields, bytes: count, first: nil, keepingName: keep)
+    }
+
+    /// `filtered(reservingFields:bytes:keepingName:)` with the field `name: value` first, ahead of
+    /// the kept fields: a proxy's replaced `Host`. The encoder checks it unless `isValidated` is
+    /// true, which vouches for it as `add(validatedName:value:)` describes. Inserting it after
+    /// filtering measured about 300 instructions, most of them in shifting the entries.
+    public func filtered(
+        reservingFields fields: Int, bytes count: Int, firstName name: String, value: String, isValidated: Bool,
+        keepingName keep: (UnsafeBufferPointer<UInt8>) -> Bool
+    ) -> HTTPHeaders {
+        filtered(reservingFields: fields, bytes: count, first: (name, value, isValidated), keepingName: keep)
+    }
+
+    @inline(__always)
+    private func filtered(
+        reservingFields fields: Int, bytes count: Int, first: (name: String, value: String, isValidated: Bool)?,
+        keepingName keep: (UnsafeBufferPointer<UInt8>) -> Bool
+    ) -> HTTPHeaders {
         var keptEntries: [Entry] = []
-        keptEntries.reserveCapacity(entries.count + fields)
-        // The kept bytes are at most the bytes in use. The new storage is sized for them and the
-        // additions at once and written through a pointer, so filtering allocates it once.
-        let size = Swift.max(end + count, 1)
+        keptEntries.reserveCapacity(entries.count + fields + (first == nil ? 0 : 1))
+        // The kept bytes are at most the bytes in use. The new storage is sized for them, the first
+        // field and the additions at once and written through a pointer, so filtering allocates it once.
+        let firstSize = first.map { $0.name.utf8.count + $0.value.utf8.count } ?? 0
+        let size = Swift.max(end + firstSize + count, 1)
         var written = 0
         var keptBytes = Self.zeroedStorage(count: size)
         bytes.withUnsafeBufferPointer { storage in
             keptBytes.withUnsafeMutableBufferPointer { target in
                 let base = target.baseAddress!
+                if let first {
+                    Self.withBytes(of: first.name) { nameBytes in
+                        Self.withBytes(of: first.value) { valueBytes in
+                            assert(!first.isValidated || Self.isValidName(nameBytes), "a validated name is not a token")
+                            assert(
+                                !first.isValidated || Self.isValidValue(valueBytes), "a validated value is not valid")
+                            precondition(nameBytes.count + valueBytes.count == firstSize, "the first field changed")
+                            if let source = nameBytes.baseAddress { base.update(from: source, count: nameBytes.count) }
+                            if let source = valueBytes.baseAddress {
+                                (base + nameBytes.count).update(from: source, count: valueBytes.count)
+                            }
+                            keptEntries.append(
+                                Entry(
+                                    name: 0..<nameBytes.count, value: nameBytes.count..<firstSize,
+                                    isChecked: first.isValidated))
+                        }
+                    }
+                    written = firstSize
+                }
                 for entry in entries where keep(UnsafeBufferPointer(rebasing: storage[entry.name])) {
                     precondition(written + entry.name.count + entry.value.count <= size, "header fields overlap")
                     let nameStart = written

@@ -76,7 +76,8 @@ public final class ReverseProxy: Sendable {
             present.contains(.connection) ? fields.tokens(name: "Connection").map { Array($0.utf8) } : []
         // One copy of the kept fields with room for the added ones, instead of a copy, removals and
         // replacements, each of which would scan the list and leave dead bytes behind.
-        var headers = fields.filtered(reservingFields: 6, bytes: 160) { name in
+        // A local function, not a closure in a constant: the constant's context was allocated on the heap.
+        func keep(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
             guard let first = name.first else { return true }
             if HopByHopHeaders.isHopByHop(name, named: connectionNamed) { return false }
             switch (name.count, first | 0x20) {
@@ -90,14 +91,13 @@ public final class ReverseProxy: Sendable {
             default: return true
             }
         }
-        if replaceHost {
-            // The replaced Host goes first, where clients put it and RFC 9110 §7.2 recommends it.
-            if upstream.authorityIsValidFieldValue {
-                headers.insert(validatedName: "Host", value: upstream.authority, at: 0)
-            } else {
-                headers.insert(name: "Host", value: upstream.authority, at: 0)
-            }
-        }
+        // The replaced Host goes first, where clients put it and RFC 9110 §7.2 recommends it.
+        var headers =
+            replaceHost
+            ? fields.filtered(
+                reservingFields: 6, bytes: 160, firstName: "Host", value: upstream.authority,
+                isValidated: upstream.authorityIsValidFieldValue, keepingName: keep)
+            : fields.filtered(reservingFields: 6, bytes: 160, keepingName: keep)
         if chunkedBody { headers.add(validatedName: "Transfer-Encoding", value: "chunked") }
         if let upgrade {
             headers.add(validatedName: "Connection", value: "Upgrade")

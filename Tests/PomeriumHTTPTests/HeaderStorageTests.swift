@@ -238,6 +238,30 @@ struct HeaderStorageTests {
         #expect(none.isEmpty)
     }
 
+    @Test("filtered copy with a first field")
+    func filteredCopyWithFirstField() throws {
+        let headers = try parsedHead().headers
+        let kept = headers.filtered(
+            reservingFields: 1, bytes: 16, firstName: "Host", value: "up.example.test:8080", isValidated: true
+        ) { name in !HTTPFieldName.matches(name, lowercase: Array("host".utf8)) }
+        #expect(kept.map(\.name) == ["Host", "X-One", "Accept"])
+        #expect(kept.first(name: "Host") == "up.example.test:8080")
+        #expect(kept.entries.map(\.isChecked) == [true, true, true])
+        #expect(Array(kept.bytes[..<kept.end]) == Array("Hostup.example.test:8080X-One1Accept*/*".utf8))
+        #expect(kept.bytes.count - kept.end >= 16)
+        var grown = kept
+        grown.add(name: "X-Later", value: "l")
+        #expect(grown.map(\.name) == ["Host", "X-One", "Accept", "X-Later"])
+
+        // Not vouched for, the first field is checked when encoded, as an added field is.
+        let unchecked = headers.filtered(
+            reservingFields: 0, bytes: 0, firstName: "Host", value: "a\r\nInjected: yes", isValidated: false
+        ) { _ in false }
+        #expect(unchecked.entries.map(\.isChecked) == [false])
+        let head = try HTTPRequestHead(method: .get, target: "/", headers: unchecked)
+        #expect(throws: HTTPEncodingError(.invalidHeaderValue)) { try encoded(head) }
+    }
+
     @Test("copies append independently into shared room")
     func appendsIntoSharedSpareRoom() throws {
         var original = try parsedHead().headers.filtered(reservingFields: 2, bytes: 64) { _ in true }
