@@ -149,7 +149,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
 
     private func giveBack(_ actions: inout [HTTPServerConnection.Action]) {
-        // A call returns a few actions at most. Removing them one by one keeps the capacity without
+        // A call usually returns a few actions. Removing them one by one keeps the capacity without
         // the generic `replaceSubrange` behind `removeAll(keepingCapacity:)`, which measured about
         // 80 instructions even for an empty array and 200 for a request's actions.
         while !actions.isEmpty { actions.removeLast() }
