@@ -34,17 +34,20 @@ public final class HTTPClientRequest {
         client: HTTPClientLoopState,
         delegate: any HTTPClientDelegate
     ) {
+        // Bound as a `let`, the head's fields are read in place. Read from the consumed
+        // parameter, which is a variable, each read retained and released both header buffers.
+        let head = consume head
         let present = Self.framingFieldsPresent(head.headers)
         let hasLength = present.contentLength
         chunked =
             !hasLength && present.transferEncoding && head.headers.containsToken("chunked", name: "Transfer-Encoding")
-        if !hasLength && !chunked { requestComplete = true }
         self.head = head
         self.upstream = upstream
         self.loop = loop
         self.timeouts = timeouts
         self.client = client
         self.delegate = delegate
+        if !hasLength && !chunked { requestComplete = true }
     }
 
     /// Returns whether the head has `Content-Length` and `Transfer-Encoding` fields, in one pass over

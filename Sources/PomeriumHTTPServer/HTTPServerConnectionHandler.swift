@@ -149,9 +149,10 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
 
     private func giveBack(_ actions: inout [HTTPServerConnection.Action]) {
-        // Most calls return no action, and emptying an empty array still costs about 80
-        // instructions in the generic `replaceSubrange` behind `removeAll(keepingCapacity:)`.
-        if !actions.isEmpty { actions.removeAll(keepingCapacity: true) }
+        // A call usually returns a few actions. Removing them one by one keeps the capacity without
+        // the generic `replaceSubrange` behind `removeAll(keepingCapacity:)`, which measured about
+        // 80 instructions even for an empty array and 200 for a request's actions.
+        while !actions.isEmpty { actions.removeLast() }
         if spareActions.capacity == 0 { swap(&actions, &spareActions) }
     }
 

@@ -238,6 +238,65 @@ struct HeaderStorageTests {
         #expect(none.isEmpty)
     }
 
+    @Test("filtered copy with a first field")
+    func filteredCopyWithFirstField() throws {
+        let headers = try parsedHead().headers
+        let kept = headers.filtered(
+            reservingFields: 1, bytes: 16, firstName: "Host", value: "up.example.test:8080", isValidated: true
+        ) { name in !HTTPFieldName.matches(name, lowercase: Array("host".utf8)) }
+        #expect(kept.map(\.name) == ["Host", "X-One", "Accept"])
+        #expect(kept.first(name: "Host") == "up.example.test:8080")
+        #expect(kept.entries.map(\.isChecked) == [true, true, true])
+        #expect(Array(kept.bytes[..<kept.end]) == Array("Hostup.example.test:8080X-One1Accept*/*".utf8))
+        #expect(kept.bytes.count - kept.end >= 16)
+        var grown = kept
+        grown.add(name: "X-Later", value: "l")
+        #expect(grown.map(\.name) == ["Host", "X-One", "Accept", "X-Later"])
+
+        // Not vouched for, the first field is checked when encoded, as an added field is.
+        let unchecked = headers.filtered(
+            reservingFields: 0, bytes: 0, firstName: "Host", value: "a\r\nInjected: yes", isValidated: false
+        ) { _ in false }
+        #expect(unchecked.entries.map(\.isChecked) == [false])
+        let head = try HTTPRequestHead(method: .get, target: "/", headers: unchecked)
+        #expect(throws: HTTPEncodingError(.invalidHeaderValue)) { try encoded(head) }
+    }
+
+    @Test("replacing fields reuses unshared storage")
+    func replaceFieldsReusesStorage() throws {
+        let first = try parsedHead(Array("X-Long: \(String(repeating: "v", count: 100))\r\n".utf8)).headers
+        let second = try parsedHead().headers
+        let keepAll: (UnsafeBufferPointer<UInt8>) -> Bool = { _ in true }
+        var built = HTTPHeaders()
+        built.replaceFields(
+            withFieldsOf: first, reservingFields: 2, bytes: 32, firstName: "Host", value: "up.example.test",
+            isValidated: true, keepingName: keepAll)
+        #expect(
+            built
+                == first.filtered(
+                    reservingFields: 2, bytes: 32, firstName: "Host", value: "up.example.test", isValidated: true,
+                    keepingName: keepAll))
+        let storage = built.bytes.withUnsafeBufferPointer { $0.baseAddress }
+
+        built.replaceFields(withFieldsOf: second, reservingFields: 2, bytes: 32) { name in
+            !HTTPFieldName.matches(name, lowercase: Array("x-one".utf8))
+        }
+        #expect(built.map(\.name) == ["Host", "Accept"])
+        #expect(built.first(name: "Host") == "h.example.test")
+        #expect(built.entries.map(\.isChecked) == [true, true])
+        #expect(built.bytes.withUnsafeBufferPointer { $0.baseAddress } == storage, "written in place")
+        built.add(name: "X-Added", value: "a")
+        #expect(built.map(\.name) == ["Host", "Accept", "X-Added"])
+        #expect(built.first(name: "X-Added") == "a")
+
+        // A list that shares the storage keeps its fields.
+        let shared = built
+        built.replaceFields(withFieldsOf: first, reservingFields: 0, bytes: 0) { _ in false }
+        #expect(built.isEmpty)
+        #expect(shared.map(\.name) == ["Host", "Accept", "X-Added"])
+        #expect(shared.first(name: "X-Added") == "a")
+    }
+
     @Test("copies append independently into shared room")
     func appendsIntoSharedSpareRoom() throws {
         var original = try parsedHead().headers.filtered(reservingFields: 2, bytes: 64) { _ in true }

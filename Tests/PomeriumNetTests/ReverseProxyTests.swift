@@ -34,6 +34,33 @@ struct ReverseProxyTests {
         }
     }
 
+    @Test("keep-alive requests forward only their own fields")
+    func keepAliveRequestsForwardOwnFields() async throws {
+        try await Fixtures.withEchoUpstream { upstream in
+            try await HTTPTesting.withProxy(upstream: upstream.baseURL) { server, _ in
+                // One curl run sends both requests on one connection, so the second head is built
+                // in the storage of the first.
+                let proxyURL = "http://127.0.0.1:\(server.localAddress.port)"
+                let output = try await Subprocess.curl([
+                    "-w", "\\n", "-H", "X-First: \(String(repeating: "f", count: 300))", "-H",
+                    "Host: first.example.test", "\(proxyURL)/first",
+                    "--next", "-w", "\\n", "-H", "X-Second: s", "\(proxyURL)/second",
+                ])
+                let answers = try output.stdout.split(separator: "\n").map { try HTTPTesting.echo(String($0)) }
+                try #require(answers.count == 2)
+                #expect(answers[0].path == "/first")
+                #expect(answers[0].values("X-First") == [String(repeating: "f", count: 300)])
+                #expect(answers[0].values("X-Forwarded-Host") == ["first.example.test"])
+                #expect(answers[1].path == "/second")
+                #expect(answers[1].values("X-First").isEmpty)
+                #expect(answers[1].values("X-Second") == ["s"])
+                #expect(answers[1].values("X-Forwarded-Host") == ["127.0.0.1:\(server.localAddress.port)"])
+                #expect(answers[1].values("Host") == ["127.0.0.1:\(upstream.port)"])
+                #expect(answers[1].values("X-Forwarded-For") == ["127.0.0.1"])
+            }
+        }
+    }
+
     /// An upstream that responds to one request in HTTP/1.0 with hop-by-hop fields, then closes.
     static let http10Upstream = """
         import socket
