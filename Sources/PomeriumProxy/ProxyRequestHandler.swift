@@ -10,7 +10,7 @@ import PomeriumSessions
 /// One request through the proxy: the server-side handler and, once forwarded, the upstream
 /// client's delegate. Everything runs on the connection's loop; backend refresh runs in a task
 /// whose result comes back to the loop.
-final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, RequestIDAssignable {
+final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     let service: ProxyService
     let loop: EventLoop
     var responder: HTTPResponder?
@@ -52,21 +52,22 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
     /// The largest form body the proxy endpoints read.
     static let maximumFormSize = 64 * 1024
 
-    init(service: ProxyService, loop: EventLoop) {
+    /// `requestID` is the id the listener's dispatcher made for the request, which leaves the
+    /// response fields to this handler (see `ProxyService.makeHandler(loop:requestID:)`).
+    init(service: ProxyService, loop: EventLoop, requestID: String? = nil) {
         self.service = service
         self.loop = loop
+        if let requestID {
+            self.requestID = requestID
+            hasAssignedRequestID = true
+        }
     }
 
     var logger: Logger { service.shared.logger }
 
-    /// Whether the listener's dispatcher gave this request its id through `assignRequestID`. The
+    /// Whether the listener's dispatcher gave this request its id when it made the handler. The
     /// id goes straight into `requestID`: a second copy of it cost a retain and two releases.
     private var hasAssignedRequestID = false
-
-    func assignRequestID(_ id: String) {
-        requestID = id
-        hasAssignedRequestID = true
-    }
 
     // MARK: Request start
 
@@ -77,7 +78,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate, Request
         // Formatted once per connection.
         clientAddress = responder.remoteIPString
         if hasAssignedRequestID {
-            // The dispatcher left the response fields to this handler (see `assignRequestID`).
+            // The dispatcher left the response fields to this handler (see `init`).
             if !responder.additionalHeaders.isEmpty { responder.additionalHeaders = HTTPHeaders() }
         } else if let dispatched = Self.dispatchedRequestID(responder) {
             // The dispatcher's fields are the `headers` setting of this configuration and the id.
