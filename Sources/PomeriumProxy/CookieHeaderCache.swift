@@ -39,13 +39,21 @@ import Synchronization
 /// A client can still learn whether some header evicted its own entry, which reveals equal slot
 /// indexes of two unknown headers under an unknown key and nothing about their bytes.
 final class CookieHeaderCache: Sendable {
-    /// The cookies, session and upstream `Cookie` value parsed from one header value.
-    struct Entry: Sendable {
+    /// The cookies, session and upstream `Cookie` value parsed from one header value. A class, so
+    /// a hit copies one reference out of the slot instead of retaining each of the four fields.
+    final class Entry: Sendable {
         let header: String
         let cookies: [HTTPCookie]
         let session: SessionState
         /// The `Cookie` value the upstream gets (`UpstreamRequestBuilder.keptCookieHeader`).
         let keptCookieHeader: String?
+
+        init(header: String, cookies: [HTTPCookie], session: SessionState, keptCookieHeader: String?) {
+            self.header = header
+            self.cookies = cookies
+            self.session = session
+            self.keptCookieHeader = keptCookieHeader
+        }
     }
 
     /// A filled slot: an entry and the keyed hash of its header.
@@ -82,25 +90,29 @@ final class CookieHeaderCache: Sendable {
         mask = count - 1
     }
 
+    /// Returns the entry stored for the header value `header`, if any.
     func entry(for header: String) -> Entry? {
-        guard mask >= 0 else { return nil }
         var header = header
-        return header.withUTF8 { bytes in
-            let tag = keyedHash(bytes)
-            let index = Int(truncatingIfNeeded: tag) & mask
-            let candidate = slots.withLock { slots -> Entry? in
-                guard let slot = slots[index], slot.tag == tag else { return nil }
-                return slot.entry
-            }
-            guard let candidate else { return nil }
-            var stored = candidate.header
-            let equal = stored.withUTF8 { storedBytes in
-                guard storedBytes.count == bytes.count else { return false }
-                guard let left = storedBytes.baseAddress, let right = bytes.baseAddress else { return true }
-                return memcmp(left, right, bytes.count) == 0
-            }
-            return equal ? candidate : nil
+        return header.withUTF8 { entry(forHeaderBytes: $0) }
+    }
+
+    /// Returns the entry stored for the header value whose bytes are `bytes`, if any. The proxy
+    /// passes the `Cookie` field's bytes as they lie in the request head, so a hit builds no string.
+    func entry(forHeaderBytes bytes: UnsafeBufferPointer<UInt8>) -> Entry? {
+        guard mask >= 0 else { return nil }
+        let tag = keyedHash(bytes)
+        let index = Int(truncatingIfNeeded: tag) & mask
+        let candidate = slots.withLock { slots -> Entry? in
+            guard let slot = slots[index], slot.tag == tag else { return nil }
+            return slot.entry
         }
+        guard let candidate else { return nil }
+        let equal = Self.withBytes(of: candidate.header) { storedBytes in
+            guard storedBytes.count == bytes.count else { return false }
+            guard let left = storedBytes.baseAddress, let right = bytes.baseAddress else { return true }
+            return memcmp(left, right, bytes.count) == 0
+        }
+        return equal ? candidate : nil
     }
 
     func store(_ entry: Entry) {
@@ -117,6 +129,14 @@ final class CookieHeaderCache: Sendable {
     func slotIndex(of header: String) -> Int {
         var header = header
         return header.withUTF8 { Int(truncatingIfNeeded: keyedHash($0)) & mask }
+    }
+
+    /// Calls `body` with the UTF-8 bytes of `text`, read in place when the string has contiguous
+    /// storage, without the copy that the mutating `withUTF8` needs.
+    private static func withBytes<Result>(of text: String, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        if let result = text.utf8.withContiguousStorageIfAvailable(body) { return result }
+        var text = text
+        return text.withUTF8(body)
     }
 
     /// Returns the keyed hash of a header: its low bits pick the slot, and all 64 bits are the tag.

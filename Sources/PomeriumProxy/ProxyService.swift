@@ -139,8 +139,13 @@ public final class ProxyService: Sendable {
     }
 
     /// Creates the handler for one request on `loop`; pass this to `HTTPServer`.
-    public func makeHandler(loop: EventLoop) -> any HTTPRequestHandler {
-        ProxyRequestHandler(service: self, loop: loop)
+    ///
+    /// With a `requestID` the handler writes the `headers` setting and `Request-Id: requestID`
+    /// on each of its responses and clears the responder's additional headers, as the listener's
+    /// dispatcher expects of an `IdentifiedRequestHandlerFactory`. Without one it reads the id
+    /// from the responder's additional headers, or makes one when they have none.
+    public func makeHandler(loop: EventLoop, requestID: String? = nil) -> any HTTPRequestHandler {
+        ProxyRequestHandler(service: self, loop: loop, requestID: requestID)
     }
 
     /// Returns the `headers` map in a stable order. When it is v0.7's default map,

@@ -38,8 +38,9 @@ public final class HostDispatcher: Sendable {
         head: HTTPRequestHead, responder: HTTPResponder, loop: EventLoop
     ) -> (any HTTPRequestHandler)? {
         let services = self.services
-        // One id per request. A handler that writes the response fields itself gets it directly,
-        // and any other reads it back from `additionalHeaders` for its log lines and error pages.
+        // One id per request. A proxy handler that writes the response fields itself gets it from
+        // its factory, and any other reads it back from `additionalHeaders` for its log lines and
+        // error pages.
         let requestID = RequestID.make()
         func addResponseFields() {
             var extra = services.responseHeadersWithoutRequestID
@@ -62,13 +63,13 @@ public final class HostDispatcher: Sendable {
         }
         let destination = TopLevelRouting.destination(
             method: head.method, path: head.path, authority: Self.authorityToMatch(head, services: services),
-            authenticateHost: services.authenticateHost, runsProxy: services.proxy != nil,
+            authenticateHost: services.authenticateHost, runsProxy: services.runsProxy,
             query: head.query,
             hasForwardedURI: services.forwardAuthHost != nil && head.headers.contains(name: "X-Forwarded-Uri")
                 && services.trustsForwardedHeaders(responder.remoteAddress),
             forwardAuthHost: services.forwardAuthHost)
         switch destination {
-        case .authenticate where services.authenticate != nil, .proxy where services.proxy != nil,
+        case .authenticate where services.authenticate != nil, .proxy where services.runsProxy,
             .forwardAuth where services.forwardAuth != nil:
             // The service writes the access log line, with the status and the user.
             break
@@ -81,14 +82,12 @@ public final class HostDispatcher: Sendable {
                     "destination": .string("\(destination)"),
                 ])
         }
-        if case .proxy = destination, let factory = services.proxy {
-            let handler = factory(loop)
-            if let assignable = handler as? any RequestIDAssignable {
-                assignable.assignRequestID(requestID)
-            } else {
+        if case .proxy = destination {
+            if let factory = services.identifiedProxy { return factory(loop, requestID) }
+            if let factory = services.plainProxy {
                 addResponseFields()
+                return factory(loop)
             }
-            return handler
         }
         addResponseFields()
         switch destination {
@@ -109,7 +108,7 @@ public final class HostDispatcher: Sendable {
             if let factory = services.forwardAuth { return factory(loop) }
             respondText(responder, head: head, status: 404, body: "404 page not found\n")
         case .proxy:
-            if let factory = services.proxy { return factory(loop) }
+            // A set with a proxy returned its handler above.
             respondText(responder, head: head, status: 404, body: "404 page not found\n")
         }
         return nil

@@ -92,10 +92,10 @@ struct ServiceWiring: Sendable {
             if let authenticate {
                 authenticateFactory = { loop in authenticate.makeHandler(loop: loop) }
             }
-            var proxyFactory: RequestHandlerFactory?
+            var proxyFactory: ProxyHandlerFactory?
             var forwardAuthFactory: RequestHandlerFactory?
             if let proxy {
-                proxyFactory = { loop in proxy.makeHandler(loop: loop) }
+                proxyFactory = .identified { loop, requestID in proxy.makeHandler(loop: loop, requestID: requestID) }
                 if options.forwardAuthURL != nil {
                     forwardAuthFactory = { loop in proxy.makeForwardAuthHandler(loop: loop) }
                 }
@@ -111,7 +111,7 @@ struct ServiceWiring: Sendable {
             return ServiceSet(
                 authenticateHost: authenticateHost,
                 authenticate: authenticateFactory,
-                proxy: proxyFactory,
+                proxyHandler: proxyFactory,
                 forwardAuthHost: forwardAuthHost,
                 forwardAuth: forwardAuthFactory,
                 trustsForwardedHeaders: { [proxy] address in proxy?.trustsForwardedHeaders(from: address) ?? false },

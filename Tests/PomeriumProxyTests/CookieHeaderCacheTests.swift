@@ -32,6 +32,22 @@ struct CookieHeaderCacheTests {
         #expect(cache.entry(for: sibling) == nil)
     }
 
+    @Test("byte lookups match string lookups")
+    func bytesLookup() {
+        let cache = CookieHeaderCache(capacity: 2048)
+        let stored = Self.entry(Self.browserHeader, email: "a@example.test")
+        cache.store(stored)
+        let header = Array(Self.browserHeader.utf8)
+        let hit = header.withUnsafeBufferPointer { cache.entry(forHeaderBytes: $0) }
+        #expect(hit === stored)
+        let shorter = header.dropLast().withUnsafeBufferPointer { cache.entry(forHeaderBytes: $0) }
+        #expect(shorter == nil)
+        var changed = header
+        changed[changed.count / 2] ^= 0x01
+        #expect(changed.withUnsafeBufferPointer { cache.entry(forHeaderBytes: $0) } == nil)
+        #expect([UInt8]().withUnsafeBufferPointer { cache.entry(forHeaderBytes: $0) } == nil)
+    }
+
     @Test("one changed byte misses", arguments: ["first", "middle", "last"])
     func singleByteChange(_ place: String) {
         let cache = CookieHeaderCache(capacity: 2048)
@@ -204,6 +220,29 @@ struct CookieHeaderCacheTests {
                     cookies: CookieParser.parse(cookie), authorization: { nil }, sessionQueryParameter: { nil },
                     audienceHost: "app.example.test")
                 #expect(loaded == nil)
+            }
+        }
+    }
+
+    @Test("the proxy looks up the Cookie bytes")
+    func handlerHitsByBytes() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            try await ProxyHarness.run(config: Self.config(echo: echo.baseURL)) { proxy in
+                // An entry stored by hand for a header that contains no session cookie: only a
+                // cache hit turns this header into Alice's session.
+                let header = "planted=1; app_pref=dark"
+                let alice = proxy.session("alice@corp.test", audience: ["app.example.test"])
+                proxy.service.cookieHeaderCache.store(
+                    CookieHeaderCache.Entry(
+                        header: header, cookies: CookieParser.parse(header), session: alice,
+                        keptCookieHeader: "app_pref=dark"))
+                let hit = try await proxy.request(host: "app.example.test", path: "/", headers: [("Cookie", header)])
+                #expect(hit.status == 200)
+                #expect(hit.echo?.values("Cookie") == ["app_pref=dark"])
+                // A second Cookie field takes the long way, which finds no session.
+                let split = try await proxy.request(
+                    host: "app.example.test", path: "/", headers: [("Cookie", header), ("Cookie", "b=2")])
+                #expect(split.status == 302)
             }
         }
     }

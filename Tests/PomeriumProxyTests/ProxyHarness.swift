@@ -161,11 +161,12 @@ final class ProxyHarness: @unchecked Sendable {
         let server = try await HTTPServer(
             group: group, configuration: HTTPServerConfiguration(address: try SocketAddress(parsing: "127.0.0.1:0"))
         ) { loop -> any HTTPRequestHandler in
-            let handler = forwardAuth ? service.makeForwardAuthHandler(loop: loop) : service.makeHandler(loop: loop)
-            // As the listener's dispatcher does for a handler that writes the response fields itself.
-            if let assignedRequestID, let assignable = handler as? any RequestIDAssignable {
-                assignable.assignRequestID(assignedRequestID)
-            }
+            // With `assignedRequestID`, as the listener's dispatcher makes a proxy handler that writes
+            // the response fields itself.
+            let handler =
+                forwardAuth
+                ? service.makeForwardAuthHandler(loop: loop)
+                : service.makeHandler(loop: loop, requestID: assignedRequestID)
             guard let dispatchedRequestID else { return handler }
             return RequestIDSetter(requestID: dispatchedRequestID, headers: service.responseHeaders, inner: handler)
         }

@@ -1,4 +1,5 @@
 import PomeriumHTTP
+import PomeriumNet
 import Testing
 
 @testable import PomeriumProxy
@@ -71,6 +72,20 @@ struct UpstreamRequestBuilderNameTests {
         #expect(!others.connection)
         #expect(!others.identity)
         #expect(!others.forwarded)
+    }
+
+    @Test(
+        "client address text is a valid field value",
+        arguments: [
+            "0.0.0.0:1", "255.255.255.255:65535", "[::1]:80", "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:443",
+            "[::ffff:192.0.2.1]:80", "[fe80::1]:8080",
+        ])
+    func clientAddressText(_ address: String) throws {
+        // `X-Forwarded-For` adds this text as validated, without the encoder's check.
+        let text = try SocketAddress(parsing: address).ipString
+        let allowed = Set("0123456789abcdef.:".utf8)
+        #expect(text.utf8.allSatisfy(allowed.contains), "\(text)")
+        #expect(FieldValidity.isValue(text))
     }
 
     static func check(_ name: String, _ predicate: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {

@@ -222,11 +222,11 @@ struct HostDispatcherTests {
 
 /// A proxy stand-in that writes the response fields itself. It responds with the id it was given
 /// and the number of additional headers the responder contains.
-final class AssignableHandler: HTTPRequestHandler, RequestIDAssignable {
-    private var assigned: String?
+final class AssignableHandler: HTTPRequestHandler {
+    private let assigned: String?
     private var responder: HTTPResponder?
 
-    func assignRequestID(_ id: String) { assigned = id }
+    init(requestID: String? = nil) { assigned = requestID }
 
     func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) { self.responder = responder }
 
@@ -249,7 +249,8 @@ struct HostDispatcherAssignedIDTests {
     func assignedRequestID() async throws {
         let services = ServiceSet(
             authenticateHost: AuthenticateHost(scheme: "https", host: "authenticate.example.test", port: nil),
-            authenticate: { _ in AssignableHandler() }, proxy: { _ in AssignableHandler() },
+            authenticate: { _ in AssignableHandler() },
+            proxyHandler: .identified { _, requestID in AssignableHandler(requestID: requestID) },
             responseHeaders: ServiceSet.responseHeaders(from: ["X-Test": "on"]), generation: 1)
         let dispatcher = HostDispatcher(
             services: services, userAgent: "pomerium/test", logger: Logger.inMemory(store: .init()))
