@@ -265,7 +265,7 @@ public final class IdentityHeadersMemo: Sendable {
                 return memcmp(leftBase, rightBase, leftBytes.count) == 0
             }
         }
-        return (same ?? nil) ?? (left == right)
+        return (same ?? nil) ?? left.utf8.elementsEqual(right.utf8)
     }
 
     fileprivate func remember(
