@@ -23,6 +23,32 @@ struct UpstreamRequestBuilder {
         clientAddress: String? = nil,
         isTLS: Bool
     ) throws -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        return try build(
+            incoming: incoming, path: path, route: route, session: session, keepUpgrade: keepUpgrade,
+            applySetHeaders: applySetHeaders, removeBearer: removeBearer, cookies: cookies,
+            keptCookieHeader: knownKeptCookieHeader, remoteAddress: remoteAddress, clientAddress: clientAddress,
+            isTLS: isTLS, buildingFieldsIn: &headers)
+    }
+
+    /// `build` with the fields written into `headers`, whose storage is reused when nothing else
+    /// holds it any more: a handler that keeps the fields of its last upstream head builds the
+    /// next one without allocating.
+    func build(
+        incoming: HTTPRequestHead,
+        path: String,
+        route: UpstreamRoute,
+        session: SessionState?,
+        keepUpgrade: Bool = true,
+        applySetHeaders: Bool,
+        removeBearer: Bool = false,
+        cookies: [HTTPCookie]? = nil,
+        keptCookieHeader knownKeptCookieHeader: String?? = nil,
+        remoteAddress: SocketAddress?,
+        clientAddress: String? = nil,
+        isTLS: Bool,
+        buildingFieldsIn headers: inout HTTPHeaders
+    ) throws -> HTTPRequestHead {
         var identity: IdentityHeaders?
         if let session {
             // The id is read only when the session's memo has no headers for this route.
@@ -54,12 +80,11 @@ struct UpstreamRequestBuilder {
         let addedFields = 8 + route.setRequestHeaders.count + (identity?.fields.count ?? 0)
         let addedBytes =
             256 + route.hostHeader.utf8.count + route.setRequestHeadersByteCount + (identity?.fields.byteCount ?? 0)
-        var headers: HTTPHeaders
         if present.hopByHop || present.identity || removeForwarded || rewrittenCookie != nil || !connectionNamed.isEmpty
         {
             // The copy leaves out the removed fields, in the same pass that copies the kept ones.
             let removeCookie = rewrittenCookie != nil
-            headers = source.filtered(reservingFields: addedFields, bytes: addedBytes) { name in
+            headers.replaceFields(withFieldsOf: source, reservingFields: addedFields, bytes: addedBytes) { name in
                 if Self.isHopByHopName(name) || Self.isIdentityHeaderName(name) { return false }
                 if removeForwarded && Self.isForwardingHeaderName(name) { return false }
                 // A constant string, not `cookieName`: reading that global cost a `swift_once` per field.
@@ -70,8 +95,9 @@ struct UpstreamRequestBuilder {
                 return true
             }
         } else {
-            headers = source
-            headers.reserveCapacity(fields: addedFields, bytes: addedBytes)
+            // Every field is kept. Copying them into `headers` reuses its storage, where editing a
+            // copy of the client's list would copy it.
+            headers.replaceFields(withFieldsOf: source, reservingFields: addedFields, bytes: addedBytes) { _ in true }
         }
         // Fields added with `validatedName` have constant names and values the code built from
         // checked bytes or checked once per configuration, so the encoder skips them.

@@ -34,15 +34,18 @@ public final class HostDispatcher: Sendable {
         DispatchingHandler(dispatcher: self, loop: loop)
     }
 
+    /// Returns the handler of the service that takes the request, or nil when the dispatcher
+    /// responded itself, and the services when the handler is their identified proxy's.
+    /// `spare` is the handler of the connection's previous request, reset by its
+    /// `prepareForNextRequest()`, which drew a new request id for it; `spareServices` is non-nil
+    /// when their identified proxy made it. It serves this request when it is a proxy request
+    /// of the same services.
     fileprivate func start(
-        head: HTTPRequestHead, responder: HTTPResponder, loop: EventLoop
-    ) -> (any HTTPRequestHandler)? {
+        head: HTTPRequestHead, responder: HTTPResponder, loop: EventLoop, spare: (any HTTPRequestHandler)?,
+        spareServices: ServiceSet?
+    ) -> (handler: (any HTTPRequestHandler)?, proxyServices: ServiceSet?) {
         let services = self.services
-        // One id per request. A proxy handler that writes the response fields itself gets it from
-        // its factory, and any other reads it back from `additionalHeaders` for its log lines and
-        // error pages.
-        let requestID = RequestID.make()
-        func addResponseFields() {
+        func addResponseFields(_ requestID: String) {
             var extra = services.responseHeadersWithoutRequestID
             // The id is hexadecimal digits and dashes.
             extra.add(validatedName: RequestID.headerName, value: requestID)
@@ -50,7 +53,8 @@ public final class HostDispatcher: Sendable {
         }
 
         guard TopLevelRouting.targetAgreesWithHost(head) else {
-            addResponseFields()
+            let requestID = RequestID.make()
+            addResponseFields(requestID)
             logger.debug(
                 "http-request",
                 metadata: [
@@ -59,7 +63,7 @@ public final class HostDispatcher: Sendable {
                 ])
             respondText(
                 responder, head: head, status: 400, body: "400 the request target and the Host header disagree\n")
-            return nil
+            return (nil, nil)
         }
         let destination = TopLevelRouting.destination(
             method: head.method, path: head.path, authority: Self.authorityToMatch(head, services: services),
@@ -68,6 +72,13 @@ public final class HostDispatcher: Sendable {
             hasForwardedURI: services.forwardAuthHost != nil && head.headers.contains(name: "X-Forwarded-Uri")
                 && services.trustsForwardedHeaders(responder.remoteAddress),
             forwardAuthHost: services.forwardAuthHost)
+        if case .proxy = destination, services.identifiedProxy != nil, let spare, spareServices === services {
+            return (spare, services)
+        }
+        // One id per request. A proxy handler that writes the response fields itself gets it from
+        // its factory, and any other reads it back from `additionalHeaders` for its log lines and
+        // error pages.
+        let requestID = RequestID.make()
         switch destination {
         case .authenticate where services.authenticate != nil, .proxy where services.runsProxy,
             .forwardAuth where services.forwardAuth != nil:
@@ -83,13 +94,13 @@ public final class HostDispatcher: Sendable {
                 ])
         }
         if case .proxy = destination {
-            if let factory = services.identifiedProxy { return factory(loop, requestID) }
+            if let factory = services.identifiedProxy { return (factory(loop, requestID), services) }
             if let factory = services.plainProxy {
-                addResponseFields()
-                return factory(loop)
+                addResponseFields(requestID)
+                return (factory(loop), nil)
             }
         }
-        addResponseFields()
+        addResponseFields(requestID)
         switch destination {
         case .health:
             respondText(responder, head: head, status: 200, body: "OK\n")
@@ -102,16 +113,16 @@ public final class HostDispatcher: Sendable {
         case .notFound:
             respondText(responder, head: head, status: 404, body: "404 page not found\n")
         case .authenticate:
-            if let factory = services.authenticate { return factory(loop) }
+            if let factory = services.authenticate { return (factory(loop), nil) }
             respondText(responder, head: head, status: 404, body: "404 page not found\n")
         case .forwardAuth:
-            if let factory = services.forwardAuth { return factory(loop) }
+            if let factory = services.forwardAuth { return (factory(loop), nil) }
             respondText(responder, head: head, status: 404, body: "404 page not found\n")
         case .proxy:
             // A set with a proxy returned its handler above.
             respondText(responder, head: head, status: 404, body: "404 page not found\n")
         }
-        return nil
+        return (nil, nil)
     }
 
     /// Returns `head.authority` when it could name the authenticate or forward-auth host, else
@@ -184,6 +195,8 @@ final class DispatchingHandler: HTTPRequestHandler {
     private let dispatcher: HostDispatcher
     private let loop: EventLoop
     private var inner: (any HTTPRequestHandler)?
+    /// The services whose identified proxy made `inner`; nil for any other handler.
+    private var proxyServices: ServiceSet?
 
     init(dispatcher: HostDispatcher, loop: EventLoop) {
         self.dispatcher = dispatcher
@@ -191,8 +204,25 @@ final class DispatchingHandler: HTTPRequestHandler {
     }
 
     func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
-        inner = dispatcher.start(head: head, responder: responder, loop: loop)
-        inner?.requestStarted(head, responder: responder)
+        // The previous request's handler, reset already, is offered for reuse; `start` keeps it
+        // only for another proxy request.
+        let (handler, services) = dispatcher.start(
+            head: head, responder: responder, loop: loop, spare: inner.take(), spareServices: proxyServices)
+        inner = handler
+        proxyServices = services
+        handler?.requestStarted(head, responder: responder)
+    }
+
+    /// Returns true in every case, because only the server calls this handler. The inner handler
+    /// stays as the spare for the next request when it resets itself, so a proxy handler keeps the
+    /// storage of its last upstream fields. It is reset here, before the server makes the next
+    /// responder, so that it no longer holds the previous one and the server can reuse it.
+    func prepareForNextRequest() -> Bool {
+        if let handler = inner, !handler.prepareForNextRequest() {
+            inner = nil
+            proxyServices = nil
+        }
+        return true
     }
 
     func requestBody(_ bytes: [UInt8]) { inner?.requestBody(bytes) }

@@ -167,6 +167,9 @@ final class ProxyHarness: @unchecked Sendable {
                 forwardAuth
                 ? service.makeForwardAuthHandler(loop: loop)
                 : service.makeHandler(loop: loop, requestID: assignedRequestID)
+            // A handler with a fixed id serves one request, as the dispatcher's handlers with an
+            // id did: a reused one draws a new id for each further request.
+            if assignedRequestID != nil { return SingleRequestHandler(inner: handler) }
             guard let dispatchedRequestID else { return handler }
             return RequestIDSetter(requestID: dispatchedRequestID, headers: service.responseHeaders, inner: handler)
         }
@@ -392,6 +395,25 @@ final class RequestIDSetter: HTTPRequestHandler {
     func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
         for header in headers { responder.additionalHeaders.replaceOrAdd(name: header.name, value: header.value) }
         responder.additionalHeaders.replaceOrAdd(name: "Request-Id", value: requestID)
+        inner.requestStarted(head, responder: responder)
+    }
+
+    func requestBody(_ bytes: [UInt8]) { inner.requestBody(bytes) }
+    func requestEnded(trailers: HTTPHeaders) { inner.requestEnded(trailers: trailers) }
+    func requestFailed(_ error: HTTPServerError) { inner.requestFailed(error) }
+    func responseWritable() { inner.responseWritable() }
+    func tunnelReceived(_ bytes: [UInt8]) { inner.tunnelReceived(bytes) }
+    func tunnelClientFinished() { inner.tunnelClientFinished() }
+}
+
+/// Passes every event to `inner` and is never reused, so the server makes a new handler for each
+/// request.
+final class SingleRequestHandler: HTTPRequestHandler {
+    let inner: any HTTPRequestHandler
+
+    init(inner: any HTTPRequestHandler) { self.inner = inner }
+
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
         inner.requestStarted(head, responder: responder)
     }
 

@@ -273,3 +273,86 @@ struct HostDispatcherAssignedIDTests {
         }
     }
 }
+
+/// A proxy handler that serves further requests of its connection, drawing a new id each time,
+/// as the proxy's handler does.
+final class ReusableHandler: HTTPRequestHandler {
+    private var requestID: String
+    private var responder: HTTPResponder?
+    let serial: Int
+
+    init(requestID: String, serial: Int) {
+        self.requestID = requestID
+        self.serial = serial
+    }
+
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) { self.responder = responder }
+
+    func requestBody(_ bytes: [UInt8]) {}
+
+    func requestEnded(trailers: HTTPHeaders) {
+        guard let responder else { return }
+        var headers = HTTPHeaders()
+        headers.add(name: "Request-Id", value: requestID)
+        responder.respond(status: 200, headers: headers, body: Array("handler=\(serial)".utf8))
+    }
+
+    func requestFailed(_ error: HTTPServerError) {}
+
+    func prepareForNextRequest() -> Bool {
+        responder = nil
+        requestID = RequestID.make()
+        return true
+    }
+}
+
+@Suite("Host dispatcher reuse of the proxy handler")
+struct HostDispatcherReuseTests {
+    /// The number of handlers the proxy factory made.
+    final class Made: Sendable {
+        let count = Mutex(0)
+    }
+
+    static func services(made: Made, generation: Int) -> ServiceSet {
+        ServiceSet(
+            authenticateHost: AuthenticateHost(scheme: "https", host: "authenticate.example.test", port: nil),
+            authenticate: { _ in AssignableHandler() },
+            proxyHandler: .identified { _, requestID in
+                ReusableHandler(
+                    requestID: requestID,
+                    serial: made.count.withLock {
+                        $0 += 1
+                        return $0
+                    })
+            },
+            responseHeaders: ServiceSet.responseHeaders(from: [:]), generation: generation)
+    }
+
+    @Test("proxy handler reused per connection")
+    func reusesProxyHandler() async throws {
+        let made = Made()
+        let dispatcher = HostDispatcher(
+            services: Self.services(made: made, generation: 1), userAgent: "pomerium/test",
+            logger: Logger.inMemory(store: .init()))
+        try await HostDispatcherTests().withServer(dispatcher) { server, client in
+            var ids: [String] = []
+            func proxied() async throws -> String {
+                let response = try await HostDispatcherTests().get(client, server, "/", host: "app.example.test")
+                ids.append(response.head.headers.first(name: "Request-Id") ?? "")
+                return String(decoding: response.body, as: UTF8.self)
+            }
+            #expect(try await proxied() == "handler=1")
+            #expect(try await proxied() == "handler=1", "the spare handler served the second request")
+            // Another service's request drops the spare, and the next proxy request gets a new one.
+            let health = try await HostDispatcherTests().get(client, server, "/healthz", host: "app.example.test")
+            #expect(health.head.status == 200)
+            #expect(try await proxied() == "handler=2")
+            // A reload's services make their own handlers.
+            dispatcher.replaceServices(Self.services(made: made, generation: 2))
+            #expect(try await proxied() == "handler=3")
+            #expect(try await proxied() == "handler=3")
+            #expect(Set(ids).count == ids.count, "every request has its own id: \(ids)")
+            #expect(ids.allSatisfy { $0.count == 36 })
+        }
+    }
+}
