@@ -427,7 +427,8 @@ final class SingleRequestHandler: HTTPRequestHandler {
 
 /// A loopback upstream that responds to every request with `101 Switching Protocols` and a few raw
 /// bytes, whatever the request offered, as a broken upstream might. It serves at most three
-/// connections and stops after ten seconds without a new connection.
+/// connections and stops after a minute without a new connection: with ten seconds, a loaded
+/// machine once took longer to start the proxy and the upstream had stopped before the request.
 final class SwitchingUpstream: @unchecked Sendable {
     let port: Int
     private let listener: Int32
@@ -435,7 +436,7 @@ final class SwitchingUpstream: @unchecked Sendable {
 
     init() throws {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
         // On Linux the receive timeout bounds `accept` too, so the serving thread always ends.
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
