@@ -92,6 +92,17 @@ struct HeadStorageReuseTests {
         #expect(Array(second.headers) == [HTTPHeaders.Field(name: "Host", value: "s")])
     }
 
+    @Test("large head storage is not kept")
+    func largeStorageNotKept() throws {
+        let large = "GET / HTTP/1.1\r\nHost: h\r\nX-Large: \(String(repeating: "l", count: 17 * 1024))\r\n\r\n"
+        var parser = HTTPRequestParser()
+        let largeHead = try #require(requestHeads(events(&parser, large)).first)
+        #expect(FieldLineParser.spare(from: largeHead.headers).storageCapacity == 0)
+        let small = try #require(requestHeads(events(&parser, Self.firstRequest)).first)
+        #expect(FieldLineParser.spare(from: small.headers).storageCapacity == small.headers.storageCapacity)
+        #expect(small.headers.storageCapacity > 0)
+    }
+
     /// Feeds `text` as the response to a request with `method` and returns the events it completes.
     private func events(
         _ parser: inout HTTPResponseParser, _ text: String, method: HTTPMethod = .get
