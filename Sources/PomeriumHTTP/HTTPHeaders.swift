@@ -64,6 +64,20 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         end = bytes.count
     }
 
+    /// Empties the list and returns its byte and entry arrays, for a parser to write the next
+    /// head's fields into when no other list still shares them (`FieldLineParser.parse`).
+    mutating func takeStorage() -> (bytes: [UInt8], entries: [Entry]) {
+        var taken: (bytes: [UInt8], entries: [Entry]) = ([], [])
+        swap(&taken.bytes, &bytes)
+        swap(&taken.entries, &entries)
+        end = 0
+        garbage = 0
+        return taken
+    }
+
+    /// The capacity of the byte storage, for a parser deciding whether to keep it.
+    var storageCapacity: Int { bytes.capacity }
+
     public var startIndex: Int { entries.startIndex }
     public var endIndex: Int { entries.endIndex }
 

@@ -46,6 +46,9 @@ public struct HTTPRequestParser: Sendable {
     private var inputClosed = false
     /// The lines array of the last head's scanner, kept for the next one.
     private var spareLines: [Range<Int>] = []
+    /// The fields of the last head, whose storage the next head is written into once nothing
+    /// else holds it.
+    private var spareHeaders = HTTPHeaders()
 
     public init(limits: HTTPParserLimits = HTTPParserLimits()) {
         self.limits = limits
@@ -105,6 +108,7 @@ public struct HTTPRequestParser: Sendable {
                 do {
                     let (head, fields) = try parseHead(scanner.lines, checkValues: scanner.hasControlBytes)
                     spareLines = scanner.takeLines()
+                    spareHeaders = FieldLineParser.spare(from: head.headers)
                     let framing = try bodyFraming(of: head, fields: fields)
                     let isUpgrade =
                         head.method == .connect
@@ -156,7 +160,7 @@ public struct HTTPRequestParser: Sendable {
         return .error(HTTPParseError(kind))
     }
 
-    private func parseHead(_ lines: [Range<Int>], checkValues: Bool) throws(HTTPParseError) -> (
+    private mutating func parseHead(_ lines: [Range<Int>], checkValues: Bool) throws(HTTPParseError) -> (
         HTTPRequestHead, FramingFields
     ) {
         let base = buffer.readIndex
@@ -174,7 +178,8 @@ public struct HTTPRequestParser: Sendable {
         let method = HTTPMethod(validatedBytes: methodBytes)
         let targetForm = try HTTPRequestTarget.parse(targetBytes, method: method)
         let version = try StartLineSyntax.parseVersion(afterMethod[(secondSpace + 1)...])
-        let (headers, fields) = try FieldLineParser.parse(lines[1...], in: bytes, base: base, checkValues: checkValues)
+        let (headers, fields) = try FieldLineParser.parse(
+            lines[1...], in: bytes, base: base, checkValues: checkValues, reusing: &spareHeaders)
         try checkHost(fields, version: version)
         // An origin-form target without a query is its path, so the path's string serves as both.
         let target: String

@@ -38,6 +38,9 @@ public struct HTTPResponseParser: Sendable {
     private var inputClosed = false
     /// The lines array of the last head's scanner, kept for the next one.
     private var spareLines: [Range<Int>] = []
+    /// The fields of the last head, whose storage the next head is written into once nothing
+    /// else holds it.
+    private var spareHeaders = HTTPHeaders()
     private var pendingMethods: [HTTPMethod] = []
     private var pendingMethodIndex = 0
 
@@ -111,6 +114,7 @@ public struct HTTPResponseParser: Sendable {
                     do {
                         let (head, fields) = try parseHead(scanner.lines, checkValues: scanner.hasControlBytes)
                         spareLines = scanner.takeLines()
+                        spareHeaders = FieldLineParser.spare(from: head.headers)
                         let event = try classify(head, fields: fields)
                         buffer.readIndex += length
                         return event
@@ -215,7 +219,7 @@ public struct HTTPResponseParser: Sendable {
 
     /// Parses `HTTP-version SP 3DIGIT [SP reason-phrase]`. A missing space before an empty
     /// reason is accepted because common servers omit it.
-    private func parseHead(_ lines: [Range<Int>], checkValues: Bool) throws(HTTPParseError) -> (
+    private mutating func parseHead(_ lines: [Range<Int>], checkValues: Bool) throws(HTTPParseError) -> (
         HTTPResponseHead, FramingFields
     ) {
         let base = buffer.readIndex
@@ -252,7 +256,8 @@ public struct HTTPResponseParser: Sendable {
                 reason = String(decoding: reasonBytes, as: UTF8.self)
             }
         }
-        let (headers, fields) = try FieldLineParser.parse(lines[1...], in: bytes, base: base, checkValues: checkValues)
+        let (headers, fields) = try FieldLineParser.parse(
+            lines[1...], in: bytes, base: base, checkValues: checkValues, reusing: &spareHeaders)
         return (HTTPResponseHead(status: status, reason: reason, version: version, headers: headers), fields)
     }
 }

@@ -296,12 +296,31 @@ enum FieldLineParser {
     static func parse(
         _ lines: ArraySlice<Range<Int>>, in bytes: [UInt8], base: Int, checkValues: Bool
     ) throws(HTTPParseError) -> (headers: HTTPHeaders, framing: FramingFields) {
+        var spare = HTTPHeaders()
+        return try parse(lines, in: bytes, base: base, checkValues: checkValues, reusing: &spare)
+    }
+
+    /// `parse(_:in:base:checkValues:)` writing the fields into the storage of `spare`, which is
+    /// left empty. A parser passes the headers of its previous head: once the receiver of that
+    /// head has released it, nothing else references the storage, and the next head of the connection
+    /// allocates nothing (2 mallocs per head, 4 per proxied request). Storage still held elsewhere
+    /// is never written: the arrays are replaced by fresh ones, as copy on write would.
+    static func parse(
+        _ lines: ArraySlice<Range<Int>>, in bytes: [UInt8], base: Int, checkValues: Bool,
+        reusing spare: inout HTTPHeaders
+    ) throws(HTTPParseError) -> (headers: HTTPHeaders, framing: FramingFields) {
         guard let firstLine = lines.first, let lastLine = lines.last else { return (HTTPHeaders(), FramingFields()) }
         // The section's bytes are copied once; the fields are ranges into the copy.
         let sectionStart = base + firstLine.lowerBound
         let sectionEnd = base + lastLine.upperBound
-        var entries: [HTTPHeaders.Entry] = []
+        var (sectionBytes, entries) = spare.takeStorage()
+        // Too small a storage is dropped rather than emptied: emptying a shared array with its
+        // capacity kept allocates a new one, which would then be grown.
+        if entries.capacity < lines.count { entries = [] }
+        entries.removeAll(keepingCapacity: true)
         entries.reserveCapacity(lines.count)
+        if sectionBytes.capacity < sectionEnd - sectionStart { sectionBytes = [] }
+        sectionBytes.removeAll(keepingCapacity: true)
         var framing = FramingFields()
         let result: HTTPParseError.Kind? = bytes.withUnsafeBufferPointer { storage in
             for line in lines {
@@ -336,11 +355,17 @@ enum FieldLineParser {
                         name: (start - sectionStart)..<(colon - sectionStart),
                         value: (valueStart - sectionStart)..<(valueEnd - sectionStart), isChecked: true))
             }
+            sectionBytes.append(contentsOf: UnsafeBufferPointer(rebasing: storage[sectionStart..<sectionEnd]))
             return nil
         }
         if let result { throw HTTPParseError(result) }
-        let headers = HTTPHeaders(checkedBytes: Array(bytes[sectionStart..<sectionEnd]), entries: entries)
-        return (headers, framing)
+        return (HTTPHeaders(checkedBytes: sectionBytes, entries: entries), framing)
+    }
+
+    /// Returns `headers` for a parser to keep for its next head, or an empty list when their bytes
+    /// take more than 16 KiB, which an idle connection would otherwise keep allocated.
+    static func spare(from headers: HTTPHeaders) -> HTTPHeaders {
+        headers.storageCapacity <= 16 * 1024 ? headers : HTTPHeaders()
     }
 
     /// Returns the index of the colon that ends the field name starting at `start`, checking the
