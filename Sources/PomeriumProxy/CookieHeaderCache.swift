@@ -99,7 +99,8 @@ final class CookieHeaderCache: Sendable {
     /// Returns the entry stored for the header value whose bytes are `bytes`, if any. The proxy
     /// passes the `Cookie` field's bytes as they lie in the request head, so a hit builds no string.
     func entry(forHeaderBytes bytes: UnsafeBufferPointer<UInt8>) -> Entry? {
-        guard mask >= 0 else { return nil }
+        // A longer header is never stored, so hashing it would be wasted work.
+        guard mask >= 0, bytes.count <= Self.maximumHeaderLength else { return nil }
         let tag = keyedHash(bytes)
         let index = Int(truncatingIfNeeded: tag) & mask
         let candidate = slots.withLock { slots -> Entry? in
