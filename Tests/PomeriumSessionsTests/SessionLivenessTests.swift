@@ -53,17 +53,26 @@ private final class ObservedStore: KeyValueStore {
     }
 }
 
-@Suite struct SessionLivenessTests {
-    private let clock = ManualWallClock()
-    private let logs = InMemoryLogHandler.Store()
+/// A manual clock and a log store, with helpers that build a `SessionLiveness` over them and
+/// save a live session in its store.
+private protocol LivenessTestBed {
+    var clock: ManualWallClock { get }
+    var logs: InMemoryLogHandler.Store { get }
+}
 
-    private func make(_ store: ObservedStore, capacity: Int = 1000) -> SessionLiveness {
+extension LivenessTestBed {
+    func make(_ store: ObservedStore, capacity: Int = 1000) -> SessionLiveness {
         SessionLiveness(store: store, clock: clock, logger: .inMemory(store: logs), capacity: capacity)
     }
 
-    private func save(_ store: ObservedStore, _ accessTokenID: String) async throws {
+    func save(_ store: ObservedStore, _ accessTokenID: String) async throws {
         try await store.set(SessionLiveness.storeKey(accessTokenID: accessTokenID), value: [1], ttl: .seconds(3600))
     }
+}
+
+@Suite struct SessionLivenessTests: LivenessTestBed {
+    let clock = ManualWallClock()
+    let logs = InMemoryLogHandler.Store()
 
     @Test func liveSessionIsReadOnceThenServedFromMemory() async throws {
         let store = try ObservedStore(clock: clock)
@@ -178,17 +187,9 @@ private final class ObservedStore: KeyValueStore {
     }
 }
 
-@Suite struct LivenessMemoTests {
-    private let clock = ManualWallClock()
-    private let logs = InMemoryLogHandler.Store()
-
-    private func make(_ store: ObservedStore, capacity: Int = 1000) -> SessionLiveness {
-        SessionLiveness(store: store, clock: clock, logger: .inMemory(store: logs), capacity: capacity)
-    }
-
-    private func save(_ store: ObservedStore, _ accessTokenID: String) async throws {
-        try await store.set(SessionLiveness.storeKey(accessTokenID: accessTokenID), value: [1], ttl: .seconds(3600))
-    }
+@Suite struct LivenessMemoTests: LivenessTestBed {
+    let clock = ManualWallClock()
+    let logs = InMemoryLogHandler.Store()
 
     @Test func memoAgreesWithTableOverTime() async throws {
         let store = try ObservedStore(clock: clock)
