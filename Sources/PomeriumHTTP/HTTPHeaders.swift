@@ -67,12 +67,12 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
     /// Empties the list and returns its byte and entry arrays, for a parser to write the next
     /// head's fields into when no other list still shares them (`FieldLineParser.parse`).
     mutating func takeStorage() -> (bytes: [UInt8], entries: [Entry]) {
-        var taken: (bytes: [UInt8], entries: [Entry]) = ([], [])
-        swap(&taken.bytes, &bytes)
-        swap(&taken.entries, &entries)
+        var storage: (bytes: [UInt8], entries: [Entry]) = ([], [])
+        swap(&storage.bytes, &bytes)
+        swap(&storage.entries, &entries)
         end = 0
         garbage = 0
-        return taken
+        return storage
     }
 
     /// The capacity of the byte storage, for a parser deciding whether to keep it.

@@ -38,8 +38,8 @@ public struct HTTPResponseParser: Sendable {
     private var inputClosed = false
     /// The lines array of the last head's scanner, kept for the next one.
     private var spareLines: [Range<Int>] = []
-    /// The fields of the last head, whose storage the next head is written into once nothing
-    /// else holds it.
+    /// The fields of the last head. The next head is written into their storage once no other
+    /// list references it.
     private var spareHeaders = HTTPHeaders()
     private var pendingMethods: [HTTPMethod] = []
     private var pendingMethodIndex = 0

@@ -33,7 +33,7 @@ import Synchronization
 ///   per byte, about 2,800 for a 400-byte header. The keyed hash costs about 5 per byte, and a
 ///   lookup measured about 700 instructions less in all.
 /// - The cache key keeps the slots unpredictable even when `SWIFT_DETERMINISTIC_HASHING` fixes the
-///   `Hasher` seed for debugging; the secret then enters as the first 16 bytes of the hashed data.
+///   `Hasher` seed for debugging, because the key is always the first 16 bytes of the hashed data.
 ///   That variable also exposes every dictionary to hash flooding and must not be set in
 ///   production.
 /// A client can still learn whether some header evicted its own entry, which reveals equal slot

@@ -259,7 +259,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         let upstream: UpstreamRoute
         let audienceHost: String
         let source: SessionLoader.Source?
-        /// `ProxyRequestHandler.host` and `path`, held here so the decision and the upstream
+        /// Copies of `ProxyRequestHandler.host` and `path`, so the decision and the upstream
         /// request read them without retaining the handler's copies.
         let host: String
         let path: String

@@ -31,9 +31,9 @@ struct UpstreamRequestBuilder {
             isTLS: isTLS, buildingFieldsIn: &headers)
     }
 
-    /// `build` with the fields written into `headers`, whose storage is reused when nothing else
-    /// holds it any more: a handler that keeps the fields of its last upstream head builds the
-    /// next one without allocating.
+    /// Builds the upstream request like `build`, writing the fields into `headers`. Their storage
+    /// is reused when no other list references it, so a handler that keeps the fields of its last
+    /// upstream head builds the next one without allocating.
     func build(
         incoming: HTTPRequestHead,
         path: String,

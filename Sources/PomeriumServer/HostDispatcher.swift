@@ -36,10 +36,10 @@ public final class HostDispatcher: Sendable {
 
     /// Returns the handler of the service that takes the request, or nil when the dispatcher
     /// responded itself, and the services when the handler is their identified proxy's.
-    /// `spare` is the handler of the connection's previous request, reset by its
-    /// `prepareForNextRequest()`, which drew a new request id for it; `spareServices` is non-nil
-    /// when their identified proxy made it. It serves this request when it is a proxy request
-    /// of the same services.
+    /// `spare` is the handler of the connection's previous request, already reset by its
+    /// `prepareForNextRequest()`, which also drew a new request id. `spareServices` is non-nil when
+    /// their identified proxy created it. The spare serves this request only when it is a proxy
+    /// request of the same services.
     fileprivate func start(
         head: HTTPRequestHead, responder: HTTPResponder, loop: EventLoop, spare: (any HTTPRequestHandler)?,
         spareServices: ServiceSet?
@@ -213,10 +213,11 @@ final class DispatchingHandler: HTTPRequestHandler {
         handler?.requestStarted(head, responder: responder)
     }
 
-    /// Returns true in every case, because only the server calls this handler. The inner handler
-    /// stays as the spare for the next request when it resets itself, so a proxy handler keeps the
-    /// storage of its last upstream fields. It is reset here, before the server makes the next
-    /// responder, so that it no longer holds the previous one and the server can reuse it.
+    /// Resets the inner handler and returns true in every case, because only the server calls this
+    /// handler. An inner handler that resets itself stays as the spare for the next request, so a
+    /// proxy handler keeps the storage of its last upstream fields. The reset happens here, before
+    /// the server creates the next responder, so the inner handler drops the previous responder
+    /// and the server can reuse it.
     func prepareForNextRequest() -> Bool {
         if let handler = inner, !handler.prepareForNextRequest() {
             inner = nil

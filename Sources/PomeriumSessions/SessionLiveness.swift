@@ -93,9 +93,9 @@ public final class SessionLiveness: Sendable {
 
     /// Returns what `cached(_:)` returns for `accessTokenID`, first asking `memo`, which the caller
     /// keeps with one session (one `accessTokenID`) and never shares between sessions. A memo of
-    /// a live verdict returns it without the lock and the table's hash of the id, which measured
-    /// about 450 instructions per request, until `recheckInterval` after the store read it
-    /// copied, or until a change that could end the verdict early.
+    /// a live verdict skips the lock and the table's hash of the id (about 450 instructions per
+    /// request, measured). It is used until `recheckInterval` after the store read it copied, or
+    /// until a change that could end the verdict early.
     public func cached(_ accessTokenID: @autoclosure () -> String, memo: LivenessMemo) -> Verdict {
         let now = clock.now()
         // The count is read before the table: a change after this point makes the memo stale.

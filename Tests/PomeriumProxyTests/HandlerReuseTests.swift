@@ -19,7 +19,7 @@ struct HandlerReuseTests {
         """
     }
 
-    /// Sends `request` on `connection` and decodes the echo upstream's answer.
+    /// Sends `request` on `connection` and decodes the echo upstream's response body.
     static func exchange(_ connection: RawConnection, _ request: String) async throws -> (String, EchoAnswer?) {
         let (head, body) = try await onThread {
             connection.send(request)
@@ -29,7 +29,7 @@ struct HandlerReuseTests {
         return (head, try? JSONDecoder().decode(EchoAnswer.self, from: Data(body)))
     }
 
-    /// The decoded payload of a JWT.
+    /// Returns the decoded payload of a JWT.
     static func payload(_ token: String) -> String {
         let parts = token.split(separator: ".")
         guard parts.count == 3 else { return "" }

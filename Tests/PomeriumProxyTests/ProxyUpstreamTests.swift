@@ -299,8 +299,8 @@ struct ProxyUpstreamTests {
                     timeout: 300ms
                 """
             try await ProxyHarness.run(config: config) { proxy in
-                // The upstream would answer 200 after 20 s, so a 504 well before that can only come
-                // from the route's timeout. The bound is loose: a loaded machine once took 4.5 s.
+                // The upstream responds with 200 after 20 s, so a 504 well before that can only
+                // come from the route's timeout. The bound is loose: a loaded machine once took 4.5 s.
                 let started = Date()
                 let response = try await proxy.request(host: "slow.example.test", path: "/slow/20")
                 #expect(response.status == 504)

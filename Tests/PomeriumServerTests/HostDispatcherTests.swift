@@ -308,19 +308,19 @@ final class ReusableHandler: HTTPRequestHandler {
 
 @Suite("Host dispatcher reuse of the proxy handler")
 struct HostDispatcherReuseTests {
-    /// The number of handlers the proxy factory made.
-    final class Made: Sendable {
+    /// A counter of the handlers that the proxy factory created.
+    final class HandlerCounter: Sendable {
         let count = Mutex(0)
     }
 
-    static func services(made: Made, generation: Int) -> ServiceSet {
+    static func services(counter: HandlerCounter, generation: Int) -> ServiceSet {
         ServiceSet(
             authenticateHost: AuthenticateHost(scheme: "https", host: "authenticate.example.test", port: nil),
             authenticate: { _ in AssignableHandler() },
             proxyHandler: .identified { _, requestID in
                 ReusableHandler(
                     requestID: requestID,
-                    serial: made.count.withLock {
+                    serial: counter.count.withLock {
                         $0 += 1
                         return $0
                     })
@@ -330,9 +330,9 @@ struct HostDispatcherReuseTests {
 
     @Test("proxy handler reused per connection")
     func reusesProxyHandler() async throws {
-        let made = Made()
+        let counter = HandlerCounter()
         let dispatcher = HostDispatcher(
-            services: Self.services(made: made, generation: 1), userAgent: "pomerium/test",
+            services: Self.services(counter: counter, generation: 1), userAgent: "pomerium/test",
             logger: Logger.inMemory(store: .init()))
         try await HostDispatcherTests().withServer(dispatcher) { server, client in
             var ids: [String] = []
@@ -348,7 +348,7 @@ struct HostDispatcherReuseTests {
             #expect(health.head.status == 200)
             #expect(try await proxied() == "handler=2")
             // A reload's services make their own handlers.
-            dispatcher.replaceServices(Self.services(made: made, generation: 2))
+            dispatcher.replaceServices(Self.services(counter: counter, generation: 2))
             #expect(try await proxied() == "handler=3")
             #expect(try await proxied() == "handler=3")
             #expect(Set(ids).count == ids.count, "every request has its own id: \(ids)")
