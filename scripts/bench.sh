@@ -18,7 +18,8 @@
 # sessions: the per-request cost of opening a session cookie and attaching a cached assertion.
 #
 # Knobs: DURATION (10s), WARMUP (2s), CONNS (32), QUIET_WAIT (90 s of waiting for other load to
-# stop before each row), RETRIES (2), PEERS_BASE_PORT (18100), BASE_PORT (18200 for variants,
+# stop before each row), RETRIES (2), ROUNDS (3: the variants and netcore parts measure their rows
+# that many times and report medians, while the peers part runs the harness once), PEERS_BASE_PORT (18100), BASE_PORT (18200 for variants,
 # +100 for netcore), DOC (docs/benchmarks.md, or DOC= for none), FWD_AUTH (1: also measure nginx
 # auth_request in front of pomerium's forward-auth endpoint; 0: leave that row out). Servers run
 # on CPU 0 and wrk on the other CPUs. Everything listens on 127.0.0.1; every process started here
@@ -42,8 +43,9 @@ for part in "${parts[@]}"; do
 done
 
 export DURATION="${DURATION:-10s}" WARMUP="${WARMUP:-2s}" CONNS="${CONNS:-32}"
-export QUIET_WAIT="${QUIET_WAIT:-90}" RETRIES="${RETRIES:-2}"
+export QUIET_WAIT="${QUIET_WAIT:-90}" RETRIES="${RETRIES:-2}" ROUNDS="${ROUNDS:-3}"
 FWD_AUTH="${FWD_AUTH:-1}"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "bench: ROUNDS=$ROUNDS: use a whole number of rounds, at least 1" >&2; exit 2; }
 DOC="${DOC-$ROOT/docs/benchmarks.md}"
 [ -z "$DOC" ] || [ -f "$DOC" ] || { echo "bench: $DOC not found; set DOC to the benchmarks page or DOC= for none" >&2; exit 1; }
 
@@ -99,18 +101,35 @@ start() {
   eval "STARTUP_${name//-/_}=$(echo "$(date +%s.%N) - $began" | bc)"
 }
 
-# measure NAME TARGETS: wrk over every row of TARGETS (see measure.py), the table in $RUN/NAME-table.txt.
+# measure NAME TARGETS UP_PORT: wrk over every row of TARGETS (see measure.py), ROUNDS times in a
+# row, so a drift of the machine spreads over every target. Each round's table is
+# $RUN/NAME-table-N.txt, and $RUN/NAME-table.txt contains the medians of the rounds.
 measure() {
-  local name=$1 targets=$2 up_port=$3
-  taskset -c "$LOAD_CPUS" "$PY" "$SHARED/measure.py" "$targets" --duration "$DURATION" \
-    --warmup "$WARMUP" --threads "$(($(nproc) > 1 ? $(nproc) - 1 : 1))" --conns "$CONNS" \
-    --quiet-wait "$QUIET_WAIT" --retries "$RETRIES" --load-cpus "$LOAD_CPUS" \
-    --up-status "http://127.0.0.1:$up_port/_up_status" --own-root $$ \
-    --out "$RUN/$name-table.txt" --raw "$RUN/$name-wrk.txt"
+  local name=$1 targets=$2 up_port=$3 round tables=()
+  for round in $(seq "$ROUNDS"); do
+    echo "== $name: round $round of $ROUNDS"
+    taskset -c "$LOAD_CPUS" "$PY" "$SHARED/measure.py" "$targets" --duration "$DURATION" \
+      --warmup "$WARMUP" --threads "$(($(nproc) > 1 ? $(nproc) - 1 : 1))" --conns "$CONNS" \
+      --quiet-wait "$QUIET_WAIT" --retries "$RETRIES" --load-cpus "$LOAD_CPUS" \
+      --up-status "http://127.0.0.1:$up_port/_up_status" --own-root $$ \
+      --out "$RUN/$name-table-$round.txt" --raw "$RUN/$name-wrk.txt"
+    tables+=("$RUN/$name-table-$round.txt")
+  done
+  "$PY" "$ROOT/scripts/bench_doc.py" median "$RUN/$name-table.txt" "${tables[@]}"
   if grep -q ' BAD$' "$RUN/$name-table.txt"; then
     echo "bench: $name: a row is marked BAD (wrong status, leaked requests or errors); see $RUN" >&2
     STATUS=1
   fi
+}
+
+# rounds_notes NAME: the per-round ratios of NAME's rows, for the doc.
+rounds_notes() {
+  echo "Each row is the median of $ROUNDS rounds over every target (in each round every row once,"
+  echo "in the order listed); \`err\` is the sum and peak RSS and \`bg\` the largest over the rounds."
+  echo "Each round's ratios to the nginx row of the same round:"
+  echo
+  "$PY" "$ROOT/scripts/bench_doc.py" rounds "$RUN/$1"-table-[0-9]*.txt --ref "nginx plain proxy" \
+    --tls-ref "TLS nginx plain proxy"
 }
 
 # publish PART FILE: add FILE to the report and write it into the doc between PART's markers.
@@ -301,8 +320,8 @@ bench_variants() {
   measure variants "$targets" "$UP_PORT"
 
   local cmp rps10 rps10k diff max_bg route_verdict redis_verdict
-  cmp="$("$PY" "$ROOT/scripts/bench_doc.py" compare "$RUN/variants-table.txt" "pomerium 10 routes" \
-    "pomerium 10000 routes")"
+  cmp="$("$PY" "$ROOT/scripts/bench_doc.py" compare "pomerium 10 routes" "pomerium 10000 routes" \
+    "$RUN"/variants-table-[0-9]*.txt)"
   read -r rps10 rps10k diff max_bg <<<"$cmp"
   if awk -v d="$diff" 'BEGIN { exit !(d > -5 && d < 5) }'; then route_verdict=met; else route_verdict="not met"; fi
   if awk -v b="$max_bg" 'BEGIN { exit !(b > 0.1) }'; then
@@ -333,8 +352,10 @@ bench_variants() {
     echo
     echo "$TABLE_NOTES"
     echo
+    rounds_notes variants
+    echo
     echo "- 10 against 10,000 routes (target: less than 5% apart): $rps10 against $rps10k req/s,"
-    echo "  ${diff}%. Each figure is the mean of two rows, measured in the order A B B A."
+    echo "  ${diff}%. Each figure is the mean of $((2 * ROUNDS)) rows: two per round, in the order A B B A."
     echo "  The target is $route_verdict."
     echo "  From start until the port accepted connections:"
     echo "  $(printf %.2f "$STARTUP_pom10") s with 10 routes, $(printf %.2f "$STARTUP_pom10k") s with 10,000."
@@ -387,6 +408,8 @@ bench_netcore() {
       --tls-ref "TLS nginx plain proxy"
     echo
     echo "$TABLE_NOTES"
+    echo
+    rounds_notes netcore
   } >>"$section"
   publish netcore "$section"
   cleanup

@@ -5,9 +5,18 @@ usage:
       Reads a table printed by the peer harness's measure.py and prints it as a Markdown table.
       Its ratios are to the row named --ref, the nginx plain proxy of the same run. Rows whose
       name starts with "TLS " are compared with --tls-ref instead when it is given.
-  bench_doc.py compare TABLE.txt NAME_A NAME_B
-      Prints the mean req/s of the rows whose names start with NAME_A and NAME_B, B's
-      throughput difference to A in percent, and the largest bg of those rows.
+  bench_doc.py compare NAME_A NAME_B TABLE.txt [TABLE.txt ...]
+      Prints the mean req/s of the rows whose names start with NAME_A and NAME_B, over every
+      table given (one per round), B's throughput difference to A in percent, and the largest
+      bg of those rows.
+  bench_doc.py median OUT TABLE.txt [TABLE.txt ...]
+      Combines the tables of several rounds over the same targets into one table in
+      measure.py's format, written to OUT: per row the median req/s, p50 and p99, the median
+      up/req and idle RSS, the sum of errors, and the largest peak RSS and bg. A row is BAD
+      when it was BAD in any round. Ratios are to the first row's medians.
+  bench_doc.py rounds TABLE.txt [TABLE.txt ...] --ref NAME [--tls-ref NAME]
+      Prints a Markdown table of each row's req/s ratio to the reference row of the same
+      round, one column per round, and the median of those ratios.
   bench_doc.py section DOC NAME FILE
       Replaces the text between <!-- bench:NAME:begin --> and <!-- bench:NAME:end --> in DOC
       with the contents of FILE; appends both markers and the text when DOC has none.
@@ -73,7 +82,7 @@ def table(args):
 
 
 def compare(args):
-    rows = read_table(args[0])
+    rows = [row for path in args[2:] for row in read_table(path)]
 
     def matching(prefix):
         found = [r for r in rows if r["name"].startswith(prefix)]
@@ -81,11 +90,91 @@ def compare(args):
             sys.exit(f"bench_doc.py: no row starts with \"{prefix}\"")
         return found
 
-    rows_a, rows_b = matching(args[1]), matching(args[2])
+    rows_a, rows_b = matching(args[0]), matching(args[1])
     a = sum(r["rps"] for r in rows_a) / len(rows_a)
     b = sum(r["rps"] for r in rows_b) / len(rows_b)
     bg = max(r["bg"] for r in rows_a + rows_b)
     print(f"{a:.0f} {b:.0f} {(b - a) / a * 100:+.1f} {bg:.2f}")
+
+
+def median_of(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def read_rounds(paths):
+    """Reads the tables of several rounds and checks that they list the same targets in order."""
+    rounds = [read_table(path) for path in paths]
+    names = [r["name"] for r in rounds[0]]
+    for path, rows in zip(paths, rounds):
+        if [r["name"] for r in rows] != names:
+            sys.exit(f"bench_doc.py: {path} does not list the targets of {paths[0]} in the same order")
+    return names, rounds
+
+
+def median(args):
+    out, paths = args[0], args[1:]
+    names, rounds = read_rounds(paths)
+    combined = []
+    for index, name in enumerate(names):
+        rows = [rows[index] for rows in rounds]
+        combined.append({
+            "name": name,
+            "rps": median_of(r["rps"] for r in rows),
+            "p50": median_of(r["p50"] for r in rows),
+            "p99": median_of(r["p99"] for r in rows),
+            "up": median_of(r["up"] for r in rows),
+            "err": sum(r["err"] for r in rows),
+            "rss_idle": median_of(r["rss_idle"] for r in rows),
+            "rss_peak": max(r["rss_peak"] for r in rows),
+            "bg": max(r["bg"] for r in rows),
+            "ok": "yes" if all(r["ok"] == "yes" for r in rows) else "BAD",
+        })
+    base = combined[0]
+    width = max(len(name) for name in names)
+    head = (f"{'target':<{width}} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'rps/x':>6} "
+            f"{'p50/x':>6} {'p99/x':>6} {'up/req':>6} {'err':>5} {'RSS MB idle>peak':>17} {'bg':>4}  ok")
+    lines = [head, "-" * len(head)]
+    for r in combined:
+        lines.append(
+            f"{r['name']:<{width}} {r['rps']:>9.0f} {r['p50']:>7.3f} {r['p99']:>7.3f} "
+            f"{r['rps'] / base['rps']:>6.2f} {r['p50'] / base['p50']:>6.2f} {r['p99'] / base['p99']:>6.2f} "
+            f"{r['up']:>6.2f} {r['err']:>5} {r['rss_idle']:>8.1f}>{r['rss_peak']:<8.1f} {r['bg']:>4.2f}  {r['ok']}")
+    with open(out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def rounds_table(args):
+    paths, ref_name, tls_ref_name = [], None, None
+    while args:
+        if args[0] in ("--ref", "--tls-ref"):
+            if args[0] == "--ref":
+                ref_name = args[1]
+            else:
+                tls_ref_name = args[1]
+            args = args[2:]
+        else:
+            paths.append(args[0])
+            args = args[1:]
+    if not paths or not ref_name:
+        sys.exit("bench_doc.py: rounds needs at least one table and --ref")
+    names, rounds = read_rounds(paths)
+    if ref_name not in names:
+        sys.exit(f"bench_doc.py: no row named \"{ref_name}\" in {paths[0]}")
+    header = " | ".join(f"round {n}" for n in range(1, len(paths) + 1))
+    print(f"| target (req/s vs nginx) | {header} | median |")
+    print("|---|" + "---:|" * (len(paths) + 1))
+    for index, name in enumerate(names):
+        reference = tls_ref_name if name.startswith("TLS ") and tls_ref_name in names else ref_name
+        if name == reference:
+            continue
+        ratios = []
+        for rows in rounds:
+            by_name = {r["name"]: r for r in rows}
+            ratios.append(rows[index]["rps"] / by_name[reference]["rps"])
+        cells = " | ".join(f"{value:.2f}" for value in ratios)
+        print(f"| {name} | {cells} | {median_of(ratios):.2f} |")
 
 
 def section(args):
@@ -115,7 +204,8 @@ def redis(args):
 
 
 if __name__ == "__main__":
-    commands = {"table": table, "compare": compare, "section": section, "redis": redis}
+    commands = {"table": table, "compare": compare, "median": median, "rounds": rounds_table,
+                "section": section, "redis": redis}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]](sys.argv[2:])
