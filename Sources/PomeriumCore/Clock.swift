@@ -38,3 +38,39 @@ public final class ManualWallClock: WallClock {
     /// Sets the clock to `seconds` since the epoch.
     public func set(_ seconds: Double) { current.withLock { $0 = seconds } }
 }
+
+/// A clock for measuring intervals in one process: seconds from an unspecified starting point,
+/// never set back or forward. Its readings mean nothing in another process or after a restart,
+/// so they must not be stored or sent. Times that leave the process come from a `WallClock`.
+public protocol MonotonicClock: Sendable {
+    /// Seconds since the clock's starting point.
+    func now() -> Double
+}
+
+/// The system's monotonic clock (`CLOCK_MONOTONIC`), which setting the system time does not move.
+/// It stops while the machine is suspended.
+public struct SystemMonotonicClock: MonotonicClock {
+    public init() {}
+
+    public func now() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1_000_000_000
+    }
+}
+
+/// A monotonic clock that keeps one reading until a test advances it.
+public final class ManualMonotonicClock: MonotonicClock {
+    private let current: Mutex<Double>
+
+    public init(now: Double = 1000) { current = Mutex(now) }
+
+    public func now() -> Double { current.withLock { $0 } }
+
+    /// Moves the clock forward by `seconds`, which must not be negative: a monotonic clock never
+    /// goes back.
+    public func advance(by seconds: Double) {
+        precondition(seconds >= 0, "a monotonic clock cannot move back (advance(by: \(seconds)))")
+        current.withLock { $0 += seconds }
+    }
+}

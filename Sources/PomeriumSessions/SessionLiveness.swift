@@ -16,6 +16,10 @@ import Synchronization
 /// - When the store fails, an entry seen live within `failureGrace` (60 s) keeps being served and a
 ///   warning is logged at most once per `failureGrace`; any other session gets `.unavailable`.
 /// - At most `capacity` entries are kept; the oldest inserted is dropped first.
+///
+/// The intervals are measured with a `MonotonicClock`, so setting the system time back or forward
+/// changes no verdict. The times it reads stay in this process: the store holds only the global
+/// session's key, whose expiry the store keeps itself.
 public final class SessionLiveness: Sendable {
     public enum Verdict: Sendable, Equatable {
         /// The global session exists.
@@ -52,15 +56,14 @@ public final class SessionLiveness: Sendable {
     }
 
     private let store: any KeyValueStore
-    private let clock: any WallClock
+    private let clock: any MonotonicClock
     private let logger: Logger
     public let recheckInterval: Double
     public let failureGrace: Double
     public let capacity: Int
     private let state = Mutex(State())
     /// Counts the changes that can end a live verdict early: a sign-out, an entry found signed
-    /// out, an evicted entry and a check time moved back. A `LivenessMemo` holds only while the
-    /// count is the one it saw.
+    /// out and an evicted entry. A `LivenessMemo` holds only while the count is the one it saw.
     private let generation = Atomic<UInt64>(0)
     /// A number that no other `SessionLiveness` in this process has, so a memo filled by another
     /// instance is never used.
@@ -68,7 +71,7 @@ public final class SessionLiveness: Sendable {
     private static let serials = Atomic<UInt64>(0)
 
     public init(
-        store: any KeyValueStore, clock: any WallClock, logger: Logger,
+        store: any KeyValueStore, clock: any MonotonicClock, logger: Logger,
         recheckInterval: Double = SessionLiveness.defaultRecheckInterval,
         failureGrace: Double = SessionLiveness.defaultFailureGrace,
         capacity: Int = SessionLiveness.defaultCapacity
@@ -165,9 +168,6 @@ public final class SessionLiveness: Sendable {
             case .success(let exists):
                 // A sign-out in this process while the read ran wins over the store's result.
                 if entry.live && exists {
-                    // A clock set back moves the entry's live window earlier, and a memo of the old
-                    // window must not outlast it.
-                    if now < entry.checkedAt { generation.add(1, ordering: .releasing) }
                     entry.checkedAt = now
                     entry.lastLiveAt = now
                     verdict = .live
@@ -205,11 +205,11 @@ public final class SessionLiveness: Sendable {
         return verdict
     }
 
-    /// Returns whether `time` lies in the `interval` seconds up to `now`. A time after `now`, left
-    /// by a clock that was set back since, is not recent: counted as recent, it would serve a
-    /// session signed out in another process for as long as the clock went back.
+    /// Returns whether `time` lies less than `interval` seconds before `now`, both monotonic clock
+    /// readings. A time slightly after `now` is recent: another thread stored it after this one
+    /// read the clock.
     fileprivate static func isRecent(_ time: Double, now: Double, within interval: Double) -> Bool {
-        now >= time && now - time < interval
+        now - time < interval
     }
 
     private func insert(_ state: inout State, _ key: String, _ entry: Entry) {

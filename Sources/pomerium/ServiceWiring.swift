@@ -59,9 +59,10 @@ struct ServiceWiring: Sendable {
 
         // Only a process that runs the authenticate service knows its sessions are in `store`; a
         // proxy-only process skips the sign-out check (its route sessions last until their `exp`).
+        // Its recheck intervals use the monotonic clock, which setting the system time does not move.
         let liveness: SessionLiveness? =
             mode.runsAuthenticate && mode.runsProxy
-            ? SessionLiveness(store: store, clock: clock, logger: proxyLogger) : nil
+            ? SessionLiveness(store: store, clock: SystemMonotonicClock(), logger: proxyLogger) : nil
         let signingKeys = shared.signingKeys
         let build: ServiceSetBuilder = { (snapshot: ConfigSnapshot) throws -> ServiceSet in
             let options = snapshot.options

@@ -1,5 +1,6 @@
 import Foundation
 import PomeriumTestSupport
+import Synchronization
 import Testing
 
 /// The real servers that integration tests rely on start on a free loopback port, answer, and are
@@ -105,6 +106,43 @@ import Testing
         }
     }
 
+    /// A listener of this process that closes after each connection and listens again moments
+    /// later, as the servers of parallel tests come and go on one port, must not pass for the
+    /// started server, which never listens. Taken for it, it got the requests meant for that
+    /// server: an OIDC test then read another server's JSON as its discovery document.
+    @Test func comingAndGoingListenerIsNotTheServer() throws {
+        let squatter = try FlappingListener(seconds: 4)
+        defer { squatter.stop() }
+        let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "sleep-flapping")
+        let process = try ManagedProcess(
+            name: "sleep", executable: try Fixtures.findExecutable("sleep"), arguments: ["3"],
+            logDirectory: directory)
+        defer { process.stop() }
+        #expect(throws: FixtureError.self) {
+            try process.waitUntilListening(port: squatter.port, timeoutSeconds: 2)
+        }
+    }
+
+    /// A server that exits because another process listens on its port is reported as exited at
+    /// once, not after the whole timeout.
+    @Test func exitWhilePortTakenIsReportedAtOnce() throws {
+        let held = try HeldListener()
+        defer { held.close() }
+        let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "false-taken")
+        let process = try ManagedProcess(
+            name: "false", executable: try Fixtures.findExecutable("false"), arguments: [],
+            logDirectory: directory)
+        defer { process.stop() }
+        let started = Date()
+        do {
+            try process.waitUntilListening(port: held.port, timeoutSeconds: 15)
+            Issue.record("the wait returned for a process that exited")
+        } catch let error as FixtureError {
+            #expect(error.description.contains("exited"))
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+    }
+
     /// A test's socket without close-on-exec must not stay open in a server it starts, or the
     /// server would seem to own a listener of another test.
     @Test func childGetsOnlyStandardDescriptors() throws {
@@ -130,18 +168,22 @@ import Testing
     }
 }
 
-/// A socket of the test process listening on a free 127.0.0.1 port.
+/// A socket of the test process listening on 127.0.0.1:`port`, by default a free port.
 struct HeldListener {
     let descriptor: Int32
     let port: Int
 
-    init() throws {
+    init(port requested: Int = 0) throws {
         // Close-on-exec, so that the server under test does not inherit the listener.
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw FixtureError("socket() failed: errno \(errno)") }
+        // Binds again at once after a close, while the closed connections are in TIME_WAIT.
+        var reuse: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(requested).bigEndian
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -149,7 +191,7 @@ struct HeldListener {
         }
         guard bound == 0, listen(descriptor, 8) == 0 else {
             Glibc.close(descriptor)
-            throw FixtureError("bind or listen on 127.0.0.1:0 failed: errno \(errno)")
+            throw FixtureError("bind or listen on 127.0.0.1:\(requested) failed: errno \(errno)")
         }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {
@@ -160,4 +202,42 @@ struct HeldListener {
     }
 
     func close() { Glibc.close(descriptor) }
+}
+
+/// A listener on one 127.0.0.1 port, on a thread of its own, that closes after each connection it
+/// accepts and listens again 30 ms later. It stops after `seconds` or at `stop()`.
+final class FlappingListener: Sendable {
+    let port: Int
+    private let stopRequested = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(seconds: Double) throws {
+        let first = try HeldListener()
+        port = first.port
+        let deadline = Date().addingTimeInterval(seconds)
+        Thread { [self] in
+            var listener: HeldListener? = first
+            while !stopRequested.load(ordering: .relaxed) && Date() < deadline {
+                guard let current = listener else {
+                    usleep(30_000)
+                    listener = try? HeldListener(port: port)
+                    continue
+                }
+                var entry = pollfd(fd: current.descriptor, events: Int16(POLLIN), revents: 0)
+                guard poll(&entry, 1, 20) > 0 else { continue }
+                let connection = accept(current.descriptor, nil, nil)
+                if connection >= 0 { Glibc.close(connection) }
+                current.close()
+                listener = nil
+            }
+            listener?.close()
+            self.finished.signal()
+        }.start()
+    }
+
+    /// Stops the thread and waits until it has closed its listener.
+    func stop() {
+        stopRequested.store(true, ordering: .relaxed)
+        finished.wait()
+    }
 }

@@ -54,16 +54,20 @@ struct LivenessMemoAttackTests {
     }
 
     /// Replica A signs the user out: it marks the session and deletes the store key. Replica B,
-    /// whose memo contains a live verdict, rejects the session within the recheck interval, and a
-    /// clock set back on B does not stretch that interval.
-    @Test("sign-out on another replica, with B's clock set back")
+    /// whose memo contains a live verdict, rejects the session once its recheck interval ends, and
+    /// steps of B's wall clock by an hour either way neither shorten nor stretch that interval.
+    @Test("sign-out on another replica, with B's wall clock stepped")
     func otherReplica() async throws {
         try await Fixtures.withEchoUpstream { echo in
             let store = try MemoryStore(clock: SystemWallClock())
             let config = Self.config(echo: echo.baseURL)
             try await ProxyHarness.run(config: config, livenessStore: store) { replicaA in
                 try await ProxyHarness.run(config: config, livenessStore: store) { replicaB in
-                    let alice = replicaB.session("alice@corp.test", audience: ["app.example.test"])
+                    // Issued two hours ago and valid for a day, so the steps keep the cookie valid.
+                    var alice = replicaB.session("alice@corp.test", audience: ["app.example.test"], expiresIn: 86_400)
+                    let issued = replicaB.clock.unixSeconds() - 7200
+                    alice.issuedAt = issued
+                    alice.notBefore = issued
                     try await Self.save(store, alice)
                     let cookie = try replicaB.cookieHeader(alice)
                     for _ in 0..<3 { #expect(try await Self.status(replicaB, cookie) == 200) }
@@ -73,10 +77,14 @@ struct LivenessMemoAttackTests {
                     try await store.delete(SessionLiveness.storeKey(accessTokenID: alice.accessTokenID))
                     #expect(try await Self.status(replicaA, cookie) == 302)
 
-                    // Set back, B's memo and table hold a check time in the future.
                     replicaB.clock.advance(by: -3600)
-                    #expect(try await Self.status(replicaB, cookie) == 302)
-                    replicaB.clock.advance(by: 3600)
+                    #expect(try await Self.status(replicaB, cookie) == 200)
+                    replicaB.elapse(2)
+                    replicaB.clock.advance(by: 7200)
+                    #expect(try await Self.status(replicaB, cookie) == 200)
+                    replicaB.elapse(2.9)
+                    #expect(try await Self.status(replicaB, cookie) == 200)
+                    replicaB.elapse(0.2)
                     #expect(try await Self.status(replicaB, cookie) == 302)
                 }
             }
@@ -94,10 +102,10 @@ struct LivenessMemoAttackTests {
                 try await Self.save(store, alice)
                 let cookie = try proxy.cookieHeader(alice)
                 #expect(try await Self.status(proxy, cookie) == 200)
-                proxy.clock.advance(by: 2)
+                proxy.elapse(2)
                 #expect(try await Self.status(proxy, cookie) == 200)
                 // One second later `now == exp`: expired, 1 s after the memo was filled.
-                proxy.clock.advance(by: 1)
+                proxy.elapse(1)
                 #expect(try await Self.status(proxy, cookie) != 200)
                 proxy.clock.advance(by: -0.5)
                 #expect(try await Self.status(proxy, cookie) == 200)
@@ -123,11 +131,11 @@ struct LivenessMemoAttackTests {
                 #expect(try await Self.status(proxy, aliceCookie) == 200)
                 #expect(try await Self.status(proxy, bobCookie) == 200)
                 failing.failing.withLock { $0 = true }
-                proxy.clock.advance(by: 30)
+                proxy.elapse(30)
                 #expect(try await Self.status(proxy, aliceCookie) == 200)
                 proxy.service.shared.liveness?.markSignedOut(bob.accessTokenID)
                 #expect(try await Self.status(proxy, bobCookie) == 302)
-                proxy.clock.advance(by: 31)
+                proxy.elapse(31)
                 #expect(try await Self.status(proxy, aliceCookie) != 200)
             }
         }

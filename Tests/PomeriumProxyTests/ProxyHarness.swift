@@ -84,6 +84,8 @@ final class ProxyHarness: @unchecked Sendable {
     let server: HTTPServer
     let client: HTTPClient
     let clock: ManualWallClock
+    /// The clock the sign-out check (`SessionLiveness`) measures its intervals with.
+    let livenessClock: ManualMonotonicClock
     let logs: InMemoryLogHandler.Store
     let tokens: RouteSessionTokenCodec
     let cookies: SessionCookieCodec
@@ -95,12 +97,13 @@ final class ProxyHarness: @unchecked Sendable {
 
     private init(
         service: ProxyService, server: HTTPServer, client: HTTPClient, clock: ManualWallClock,
-        logs: InMemoryLogHandler.Store, signer: IdentityAssertionSigner
+        livenessClock: ManualMonotonicClock, logs: InMemoryLogHandler.Store, signer: IdentityAssertionSigner
     ) throws {
         self.service = service
         self.server = server
         self.client = client
         self.clock = clock
+        self.livenessClock = livenessClock
         self.logs = logs
         self.signer = signer
         let options = service.options
@@ -146,6 +149,7 @@ final class ProxyHarness: @unchecked Sendable {
     ) async throws -> T {
         let options = try options(config)
         let clock = ManualWallClock(now: SystemWallClock().now().rounded(.down))
+        let livenessClock = ManualMonotonicClock()
         let logs = InMemoryLogHandler.Store()
         var logger = Logger.inMemory(store: logs)
         logger.logLevel = infoLogs ? .info : .debug
@@ -156,7 +160,7 @@ final class ProxyHarness: @unchecked Sendable {
         let shared = ProxySharedState(
             signer: signer, keySet: try AssertionKeySet(current: signer.publicKey), refresher: refresher,
             client: client, logger: logger, clock: clock,
-            liveness: livenessStore.map { SessionLiveness(store: $0, clock: clock, logger: logger) })
+            liveness: livenessStore.map { SessionLiveness(store: $0, clock: livenessClock, logger: logger) })
         let service = try ProxyService(options: options, shared: shared)
         let server = try await HTTPServer(
             group: group, configuration: HTTPServerConfiguration(address: try SocketAddress(parsing: "127.0.0.1:0"))
@@ -174,7 +178,8 @@ final class ProxyHarness: @unchecked Sendable {
             return RequestIDSetter(requestID: dispatchedRequestID, headers: service.responseHeaders, inner: handler)
         }
         let harness = try ProxyHarness(
-            service: service, server: server, client: client, clock: clock, logs: logs, signer: signer)
+            service: service, server: server, client: client, clock: clock, livenessClock: livenessClock, logs: logs,
+            signer: signer)
         do {
             let result = try await body(harness)
             await server.shutdown(gracePeriod: 1)
@@ -183,6 +188,12 @@ final class ProxyHarness: @unchecked Sendable {
             await server.shutdown(gracePeriod: 1)
             throw error
         }
+    }
+
+    /// Lets `seconds` of real time pass: the wall clock and the liveness clock both move.
+    func elapse(_ seconds: Double) {
+        clock.advance(by: seconds)
+        livenessClock.advance(by: seconds)
     }
 
     // MARK: Sessions

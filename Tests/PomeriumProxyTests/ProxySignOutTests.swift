@@ -32,10 +32,10 @@ struct ProxySignOutTests {
 
                 // Deleted by another process: served from memory until the 5-second recheck.
                 try await store.delete(key)
-                proxy.clock.advance(by: 4)
+                proxy.elapse(4)
                 let cached = try await proxy.request(host: "app.example.test", path: "/", headers: [("Cookie", cookie)])
                 #expect(cached.status == 200)
-                proxy.clock.advance(by: 2)
+                proxy.elapse(2)
                 let ended = try await proxy.request(host: "app.example.test", path: "/", headers: [("Cookie", cookie)])
                 #expect(ended.status == 302)
                 #expect(ended.headers["Set-Cookie"].contains { $0.hasPrefix("_pomerium=;") })

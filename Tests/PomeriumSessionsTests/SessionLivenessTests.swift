@@ -53,10 +53,13 @@ private final class ObservedStore: KeyValueStore {
     }
 }
 
-/// A manual clock and a log store, with helpers that build a `SessionLiveness` over them and
+/// Manual clocks and a log store, with helpers that build a `SessionLiveness` over them and
 /// save a live session in its store.
 private protocol LivenessTestBed {
-    var clock: ManualWallClock { get }
+    /// The wall clock, which only the store reads, for the expiry of its keys.
+    var wallClock: ManualWallClock { get }
+    /// The clock that `SessionLiveness` measures its intervals with.
+    var clock: ManualMonotonicClock { get }
     var logs: InMemoryLogHandler.Store { get }
 }
 
@@ -66,76 +69,87 @@ extension LivenessTestBed {
     }
 
     func save(_ store: ObservedStore, _ accessTokenID: String) async throws {
-        try await store.set(SessionLiveness.storeKey(accessTokenID: accessTokenID), value: [1], ttl: .seconds(3600))
+        try await store.set(SessionLiveness.storeKey(accessTokenID: accessTokenID), value: [1], ttl: .seconds(86_400))
     }
+
+    /// Lets `seconds` of real time pass: both clocks move.
+    func elapse(_ seconds: Double) {
+        clock.advance(by: seconds)
+        wallClock.advance(by: seconds)
+    }
+
+    /// Steps the wall clock by `seconds` (negative sets it back) with no time passing, as an
+    /// administrator or an NTP step does.
+    func jumpWallClock(by seconds: Double) { wallClock.advance(by: seconds) }
 }
 
 @Suite struct SessionLivenessTests: LivenessTestBed {
-    let clock = ManualWallClock()
+    let wallClock = ManualWallClock()
+    let clock = ManualMonotonicClock()
     let logs = InMemoryLogHandler.Store()
 
     @Test func liveSessionIsReadOnceThenServedFromMemory() async throws {
-        let store = try ObservedStore(clock: clock)
+        let store = try ObservedStore(clock: wallClock)
         try await save(store, "ati-1")
         let liveness = make(store)
         #expect(liveness.cached("ati-1") == .unknown)
         #expect(await liveness.check("ati-1") == .live)
         for _ in 0..<1000 {
             #expect(liveness.cached("ati-1") == .live)
-            clock.advance(by: 0.004)
+            elapse(0.004)
         }
         #expect(store.reads == 1)
         // 4 s passed; after the 5-second interval, one more read.
-        clock.advance(by: 1.1)
+        elapse(1.1)
         #expect(liveness.cached("ati-1") == .unknown)
         #expect(await liveness.check("ati-1") == .live)
         #expect(store.reads == 2)
     }
 
     @Test func signOutInThisProcessEndsTheSessionAtOnce() async throws {
-        let store = try ObservedStore(clock: clock)
+        let store = try ObservedStore(clock: wallClock)
         try await save(store, "ati-1")
         let liveness = make(store)
         #expect(await liveness.check("ati-1") == .live)
         liveness.markSignedOut("ati-1")
         #expect(liveness.cached("ati-1") == .signedOut)
-        clock.advance(by: 3600)
+        elapse(3600)
         #expect(await liveness.check("ati-1") == .signedOut)
         #expect(store.reads == 1)
     }
 
     @Test func deletionByAnotherProcessIsSeenAfterTheInterval() async throws {
-        let store = try ObservedStore(clock: clock)
+        let store = try ObservedStore(clock: wallClock)
         try await save(store, "ati-1")
         let liveness = make(store)
         #expect(await liveness.check("ati-1") == .live)
         try await store.delete(SessionLiveness.storeKey(accessTokenID: "ati-1"))
-        clock.advance(by: 4.9)
+        elapse(4.9)
         #expect(liveness.cached("ati-1") == .live)
-        clock.advance(by: 0.2)
+        elapse(0.2)
         #expect(await liveness.check("ati-1") == .signedOut)
         #expect(liveness.cached("ati-1") == .signedOut)
     }
 
     @Test func unknownSessionIsSignedOut() async throws {
-        let store = try ObservedStore(clock: clock)
+        let store = try ObservedStore(clock: wallClock)
         let liveness = make(store)
         #expect(await liveness.check("never-stored") == .signedOut)
     }
 
     @Test func storeFailureServesRecentlyLiveSessionsOnly() async throws {
-        let store = try ObservedStore(clock: clock)
+        let store = try ObservedStore(clock: wallClock)
         try await save(store, "seen")
         try await save(store, "unseen")
         let liveness = make(store)
         #expect(await liveness.check("seen") == .live)
         store.setFailing(true)
-        clock.advance(by: 10)
+        elapse(10)
         #expect(await liveness.check("seen") == .live)
         #expect(await liveness.check("unseen") == .unavailable)
         // The failure is not cached: the next request reads again.
         #expect(liveness.cached("seen") == .unknown)
-        clock.advance(by: 60)
+        elapse(60)
         #expect(await liveness.check("seen") == .unavailable)
         let warnings = logs.all.filter { $0.level == .warning }
         #expect(warnings.count == 2)
@@ -144,7 +158,7 @@ extension LivenessTestBed {
     }
 
     @Test func concurrentChecksShareOneRead() async throws {
-        let store = try ObservedStore(clock: clock)
+        let store = try ObservedStore(clock: wallClock)
         try await save(store, "ati-1")
         let liveness = make(store)
         store.hold()
@@ -162,7 +176,7 @@ extension LivenessTestBed {
     }
 
     @Test func signOutDuringAReadWins() async throws {
-        let store = try ObservedStore(clock: clock)
+        let store = try ObservedStore(clock: wallClock)
         try await save(store, "ati-1")
         let liveness = make(store)
         store.hold()
@@ -175,7 +189,7 @@ extension LivenessTestBed {
     }
 
     @Test func entriesAreBounded() async throws {
-        let store = try ObservedStore(clock: clock)
+        let store = try ObservedStore(clock: wallClock)
         let liveness = make(store, capacity: 100)
         for index in 0..<1000 {
             try await save(store, "ati-\(index)")
@@ -188,11 +202,12 @@ extension LivenessTestBed {
 }
 
 @Suite struct LivenessMemoTests: LivenessTestBed {
-    let clock = ManualWallClock()
+    let wallClock = ManualWallClock()
+    let clock = ManualMonotonicClock()
     let logs = InMemoryLogHandler.Store()
 
     @Test func memoAgreesWithTableOverTime() async throws {
-        let store = try ObservedStore(clock: clock)
+        let store = try ObservedStore(clock: wallClock)
         try await save(store, "ati-1")
         let liveness = make(store)
         let memo = LivenessMemo()
@@ -200,13 +215,13 @@ extension LivenessTestBed {
         #expect(await liveness.check("ati-1") == .live)
         for _ in 0..<700 {
             #expect(liveness.cached("ati-1", memo: memo) == liveness.cached("ati-1"))
-            clock.advance(by: 0.01)
+            elapse(0.01)
         }
         #expect(liveness.cached("ati-1", memo: memo) == .unknown)
     }
 
     @Test func memoEndsAtSignOut() async throws {
-        let store = try ObservedStore(clock: clock)
+        let store = try ObservedStore(clock: wallClock)
         try await save(store, "ati-1")
         let liveness = make(store)
         let memo = LivenessMemo()
@@ -217,21 +232,20 @@ extension LivenessTestBed {
     }
 
     @Test func memoEndsWhenTheStoreSaysSignedOut() async throws {
-        let store = try ObservedStore(clock: clock)
+        let store = try ObservedStore(clock: wallClock)
         try await save(store, "ati-1")
         let liveness = make(store)
         let memo = LivenessMemo()
         #expect(await liveness.check("ati-1") == .live)
         #expect(liveness.cached("ati-1", memo: memo) == .live)
         try await store.delete(SessionLiveness.storeKey(accessTokenID: "ati-1"))
-        clock.advance(by: 5.1)
+        elapse(5.1)
         #expect(await liveness.check("ati-1") == .signedOut)
-        clock.set(clock.now() - 5.1)
         #expect(liveness.cached("ati-1", memo: memo) == .signedOut)
     }
 
     @Test func memoEndsWhenTheEntryIsEvicted() async throws {
-        let store = try ObservedStore(clock: clock)
+        let store = try ObservedStore(clock: wallClock)
         let liveness = make(store, capacity: 10)
         let memo = LivenessMemo()
         try await save(store, "ati-0")
@@ -245,30 +259,8 @@ extension LivenessTestBed {
         #expect(liveness.cached("ati-0", memo: memo) == .unknown)
     }
 
-    @Test func memoEndsWhenTheClockMovesBack() async throws {
-        let store = try ObservedStore(clock: clock)
-        try await save(store, "ati-1")
-        let liveness = make(store)
-        let memo = LivenessMemo()
-        let start = clock.now()
-        #expect(await liveness.check("ati-1") == .live)
-        #expect(liveness.cached("ati-1", memo: memo) == .live)
-        // A read that starts after the interval and ends after the clock was set back stores an
-        // earlier check time, which shortens the entry's live window.
-        clock.set(start + 6)
-        store.hold()
-        async let verdict = liveness.check("ati-1")
-        while store.reads < 2 { await Task.yield() }
-        clock.set(start - 100)
-        store.release()
-        #expect(await verdict == .live)
-        clock.set(start - 94)
-        #expect(liveness.cached("ati-1") == .unknown)
-        #expect(liveness.cached("ati-1", memo: memo) == .unknown)
-    }
-
     @Test func memoOfAnotherInstanceIsIgnored() async throws {
-        let store = try ObservedStore(clock: clock)
+        let store = try ObservedStore(clock: wallClock)
         try await save(store, "ati-1")
         let first = make(store)
         let second = make(store)
@@ -278,51 +270,11 @@ extension LivenessTestBed {
         #expect(second.cached("ati-1", memo: memo) == .unknown)
     }
 
-    /// A check time after the clock's reading (the clock was set back since) is not recent. Taken
-    /// as recent, it served a session that another process had signed out for as long as the
-    /// clock went back, with no store read, and its memo did the same.
-    @Test func clockSetBackDoesNotHideASignOutInAnotherProcess() async throws {
-        let store = try ObservedStore(clock: clock)
-        try await save(store, "ati-1")
-        let liveness = make(store)
-        let memo = LivenessMemo()
-        let start = clock.now()
-        #expect(await liveness.check("ati-1") == .live)
-        #expect(liveness.cached("ati-1", memo: memo) == .live)
-        try await store.delete(SessionLiveness.storeKey(accessTokenID: "ati-1"))
-        for back in [0.001, 1, 3600] {
-            clock.set(start - back)
-            #expect(liveness.cached("ati-1") == .unknown, "clock set back by \(back) s")
-            #expect(liveness.cached("ati-1", memo: memo) == .unknown, "clock set back by \(back) s")
-        }
-        #expect(await liveness.check("ati-1") == .signedOut)
-        #expect(store.reads == 2)
-        clock.set(start)
-        #expect(liveness.cached("ati-1", memo: memo) == .signedOut)
-    }
-
-    /// The failure grace counts from the last time the session was seen live, and a clock set back
-    /// before that time leaves no grace: the store cannot tell, so the session is rejected.
-    @Test func clockSetBackEndsTheFailureGrace() async throws {
-        let store = try ObservedStore(clock: clock)
-        try await save(store, "ati-1")
-        let liveness = make(store)
-        let start = clock.now()
-        #expect(await liveness.check("ati-1") == .live)
-        store.setFailing(true)
-        clock.set(start + 10)
-        #expect(await liveness.check("ati-1") == .live)
-        clock.set(start - 3600)
-        #expect(await liveness.check("ati-1") == .unavailable)
-        clock.set(start - 0.5)
-        #expect(await liveness.check("ati-1") == .unavailable)
-    }
-
     /// Readers on several threads share one memo while another thread signs the session out. A
     /// read that starts after `markSignedOut(_:)` returned must not get `.live`, from the memo or
     /// from the table.
     @Test func memoNeverOutlivesSignOutAcrossThreads() async throws {
-        let store = try ObservedStore(clock: clock)
+        let store = try ObservedStore(clock: wallClock)
         let liveness = make(store)
         let counter = ViolationCounter()
         for round in 0..<40 {
@@ -350,6 +302,87 @@ extension LivenessTestBed {
             #expect(liveness.cached(accessTokenID, memo: memo) == .signedOut)
         }
         #expect(counter.count.load(ordering: .relaxed) == 0)
+    }
+}
+
+/// Steps of the wall clock, back and forward by half a second and by three hours, while the
+/// liveness checks run. Each test expects the verdicts, store reads and warnings that the same
+/// steps give with no jump.
+@Suite struct LivenessWallClockTests: LivenessTestBed {
+    let wallClock = ManualWallClock()
+    let clock = ManualMonotonicClock()
+    let logs = InMemoryLogHandler.Store()
+    static let jumps = [-3 * 3600.0, -0.5, 0.5, 3 * 3600.0]
+
+    @Test(arguments: jumps)
+    func memoryVerdictOutlastsJump(jump: Double) async throws {
+        let store = try ObservedStore(clock: wallClock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        let memo = LivenessMemo()
+        #expect(await liveness.check("ati-1") == .live)
+        #expect(liveness.cached("ati-1", memo: memo) == .live)
+        jumpWallClock(by: jump)
+        elapse(4.9)
+        #expect(liveness.cached("ati-1") == .live)
+        #expect(liveness.cached("ati-1", memo: memo) == .live)
+        #expect(await liveness.check("ati-1") == .live)
+        #expect(store.reads == 1)
+        elapse(0.2)
+        #expect(liveness.cached("ati-1") == .unknown)
+        #expect(liveness.cached("ati-1", memo: memo) == .unknown)
+    }
+
+    @Test(arguments: jumps)
+    func signOutElsewhereSeenAfterInterval(jump: Double) async throws {
+        let store = try ObservedStore(clock: wallClock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        let memo = LivenessMemo()
+        #expect(await liveness.check("ati-1") == .live)
+        #expect(liveness.cached("ati-1", memo: memo) == .live)
+        try await store.delete(SessionLiveness.storeKey(accessTokenID: "ati-1"))
+        elapse(2)
+        jumpWallClock(by: jump)
+        elapse(2.9)
+        #expect(liveness.cached("ati-1", memo: memo) == .live)
+        elapse(0.2)
+        #expect(liveness.cached("ati-1", memo: memo) == .unknown)
+        #expect(await liveness.check("ati-1") == .signedOut)
+        #expect(liveness.cached("ati-1", memo: memo) == .signedOut)
+        #expect(store.reads == 2)
+    }
+
+    @Test(arguments: jumps)
+    func failureGraceOutlastsJump(jump: Double) async throws {
+        let store = try ObservedStore(clock: wallClock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        #expect(await liveness.check("ati-1") == .live)
+        store.setFailing(true)
+        elapse(10)
+        jumpWallClock(by: jump)
+        #expect(await liveness.check("ati-1") == .live)
+        elapse(49.9)
+        #expect(await liveness.check("ati-1") == .live)
+        elapse(0.2)
+        #expect(await liveness.check("ati-1") == .unavailable)
+    }
+
+    @Test(arguments: jumps)
+    func failureWarningsKeepTheirRate(jump: Double) async throws {
+        let store = try ObservedStore(clock: wallClock)
+        try await save(store, "ati-1")
+        let liveness = make(store)
+        store.setFailing(true)
+        #expect(await liveness.check("ati-1") == .unavailable)
+        jumpWallClock(by: jump)
+        elapse(59.9)
+        #expect(await liveness.check("ati-1") == .unavailable)
+        #expect(logs.all.filter { $0.level == .warning }.count == 1)
+        elapse(0.2)
+        #expect(await liveness.check("ati-1") == .unavailable)
+        #expect(logs.all.filter { $0.level == .warning }.count == 2)
     }
 }
 

@@ -7,6 +7,12 @@ public struct RunningServer: Sendable {
     public let process: ManagedProcess
     public let directory: URL
 
+    public init(port: Int, process: ManagedProcess, directory: URL) {
+        self.port = port
+        self.process = process
+        self.directory = directory
+    }
+
     /// `http://127.0.0.1:<port>`.
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 }
@@ -163,7 +169,7 @@ public enum Fixtures {
     /// Runs blocking start-up work (spawning, polling the port) on a thread of its own, so that
     /// waiting for a server does not hold one of the few threads of Swift's cooperative pool
     /// that other tests running in parallel need.
-    static func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    public static func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             Thread {
                 do {
@@ -178,7 +184,9 @@ public enum Fixtures {
     /// Starts a server with `launch` on a port that was free a moment ago. Another process can
     /// bind that port between the allocation and the server's own bind; the server then exits
     /// before listening, and the start is tried again on a new port, up to `attempts` times.
-    static func startOnFreePort(attempts: Int = 3, _ launch: (Int) throws -> RunningServer) throws -> RunningServer {
+    public static func startOnFreePort(attempts: Int = 3, _ launch: (Int) throws -> RunningServer) throws
+        -> RunningServer
+    {
         var lastError: any Error = FixtureError("no start attempted")
         for _ in 0..<attempts {
             do {

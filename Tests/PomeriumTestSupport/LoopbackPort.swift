@@ -28,13 +28,12 @@ public enum LoopbackPort {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// Checks whether the socket listening on TCP `port` belongs to a process of process group
-    /// `group`. Returns `nil` when /proc cannot tell, for example when the socket is gone again.
+    /// Checks whether an IPv4 socket listening on 127.0.0.1:`port` or 0.0.0.0:`port` belongs to a
+    /// process of process group `group`. Returns `nil` when /proc/net/tcp cannot be read.
     public static func listener(of port: Int, isInProcessGroup group: pid_t) -> Bool? {
-        let inodes = listeningInodes(port: port)
-        guard !inodes.isEmpty, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else {
-            return nil
-        }
+        guard let inodes = listeningInodes(port: port) else { return nil }
+        guard !inodes.isEmpty else { return false }
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
         for entry in entries {
             guard let pid = pid_t(entry), processGroup(of: pid) == group else { continue }
             let folder = "/proc/\(pid)/fd"
@@ -51,21 +50,23 @@ public enum LoopbackPort {
         return false
     }
 
-    /// Reads the inodes of the sockets in state LISTEN on TCP `port`, any address, from /proc/net.
-    static func listeningInodes(port: Int) -> Set<UInt64> {
-        let portField = ":" + String(format: "%04X", port)
+    /// Reads the inodes of the IPv4 sockets in state LISTEN on 127.0.0.1:`port` or 0.0.0.0:`port`,
+    /// or `nil` when /proc/net/tcp cannot be read. Sockets on other addresses are left out, because
+    /// they do not receive the connections to 127.0.0.1 that the tests make.
+    static func listeningInodes(port: Int) -> Set<UInt64>? {
+        guard let text = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return nil }
+        // The table prints an address's four bytes as one native-endian hexadecimal integer, so
+        // 127.0.0.1 reads 0100007F on little-endian machines such as x86-64 and arm64.
+        let addresses = ["0100007F:" + String(format: "%04X", port), "00000000:" + String(format: "%04X", port)]
         var inodes = Set<UInt64>()
-        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
-            for line in text.split(separator: "\n").dropFirst() {
-                // Fields: sl, local address, remote address, state, queues, timer, retransmits,
-                // uid, timeout, inode. State 0A is LISTEN.
-                let fields = line.split(separator: " ")
-                guard fields.count > 9, fields[1].hasSuffix(portField), fields[3] == "0A",
-                    let inode = UInt64(fields[9])
-                else { continue }
-                inodes.insert(inode)
-            }
+        for line in text.split(separator: "\n").dropFirst() {
+            // Fields: sl, local address, remote address, state, queues, timer, retransmits,
+            // uid, timeout, inode. State 0A is LISTEN.
+            let fields = line.split(separator: " ")
+            guard fields.count > 9, addresses.contains(String(fields[1])), fields[3] == "0A",
+                let inode = UInt64(fields[9])
+            else { continue }
+            inodes.insert(inode)
         }
         return inodes
     }

@@ -49,26 +49,22 @@ public final class ManagedProcess: @unchecked Sendable {
     /// The log file's text, for failure messages.
     public var output: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
-    /// Waits until 127.0.0.1:`port` accepts connections, or fails with the process's output.
+    /// Waits until a process of this process's group listens on 127.0.0.1:`port`, or fails with
+    /// the process's output. A connection to the port proves nothing: it can reach a server of a
+    /// test running in parallel that listens on the port for a moment while this one is still
+    /// starting.
     public func waitUntilListening(port: Int, timeoutSeconds: Double = 20) throws {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while Date() < deadline {
-            if LoopbackPort.isListening(port) {
-                // Something listens, but it may be another process, or a server of a test running
-                // in parallel, that took the port while this one was still starting. This one then
-                // fails to bind and exits, which the next round reports.
-                switch LoopbackPort.listener(of: port, isInProcessGroup: processIdentifier) {
-                case .some(true):
-                    return
-                case .some(false):
-                    usleep(50_000)
-                    continue
-                case .none:
-                    // Without /proc the owner is unknown, so wait a moment and check that this one runs.
-                    usleep(50_000)
-                    if isRunning { return }
-                    continue
-                }
+            switch LoopbackPort.listener(of: port, isInProcessGroup: processIdentifier) {
+            case .some(true):
+                return
+            case .some(false):
+                break
+            case .none:
+                throw FixtureError(
+                    "\(name): /proc/net/tcp cannot be read, so the owner of port \(port) is unknown; "
+                        + "run the tests on Linux with /proc mounted")
             }
             if !isRunning {
                 let status = lock.withLock { exitStatus }

@@ -9,21 +9,25 @@ import PomeriumTestSupport
 enum ExtendedMockProvider {
     /// Runs `body` with the extended mock on a free loopback port, passing the port.
     static func run<T>(_ body: (Int) async throws -> T) async throws -> T {
-        let port = try LoopbackPort.allocate()
-        let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "oidc-extended")
         guard FileManager.default.isExecutableFile(atPath: RepositoryPaths.python.path) else {
             throw FixtureError("\(RepositoryPaths.python.path) is missing; run scripts/bootstrap.sh first")
         }
-        let process = try ManagedProcess(
-            name: "oidc-provider-mock-extended",
-            executable: RepositoryPaths.python,
-            arguments: ["-c", script, String(port)],
-            environment: ["PYTHONWARNINGS": "ignore"],
-            logDirectory: directory
-        )
-        defer { process.stop() }
-        try process.waitUntilListening(port: port)
-        return try await body(port)
+        let server = try await Fixtures.offCooperativePool {
+            try Fixtures.startOnFreePort { port in
+                let directory = try RepositoryPaths.makeTemporaryDirectory(prefix: "oidc-extended")
+                let process = try ManagedProcess(
+                    name: "oidc-provider-mock-extended",
+                    executable: RepositoryPaths.python,
+                    arguments: ["-c", script, String(port)],
+                    environment: ["PYTHONWARNINGS": "ignore"],
+                    logDirectory: directory
+                )
+                try process.waitUntilListening(port: port)
+                return RunningServer(port: port, process: process, directory: directory)
+            }
+        }
+        defer { server.process.stop() }
+        return try await body(server.port)
     }
 
     /// The Python program. Its revocation endpoint returns 200 after client authentication also for
