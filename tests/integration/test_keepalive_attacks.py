@@ -902,3 +902,72 @@ def test_pipelined_local_responses_in_order(stack, upstream):
     statuses = [client.read().status for _ in range(5)]
     assert statuses == [404, 302, 403, 200, 200]
     assert upstream.received() == []
+
+
+# -------------------------------------------------------------------------------------------------
+# The upstream side of the exchange: pooled upstream connections.
+
+
+def serve_with_extra_response(listener, paths, stop):
+    """Accepts upstream connections. Each connection's first response is followed, in the same
+    write, by a second response that no request asked for; later responses name the path."""
+    listener.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            connection, _ = listener.accept()
+        except socket.timeout:
+            continue
+        connection.settimeout(5)
+        reader = _Reader(connection)
+        first = True
+        try:
+            while (head := reader.read_until(b"\r\n\r\n")) is not None:
+                path = head.split(b" ")[1].decode()
+                paths.append(path)
+                body = f"answer for {path}".encode()
+                answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                if first:
+                    answer += b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nX-Unsolicited: 1\r\n\r\nPOISONED"
+                    first = False
+                connection.sendall(answer)
+        except OSError:
+            pass
+        finally:
+            connection.close()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "HTTPClientConnection releases an upstream connection to the pool while its parser still holds "
+    "bytes after the response (an unsolicited second response), and the next request on it, of "
+    "another client, gets those bytes as its response"))
+def test_unsolicited_upstream_bytes_not_served_to_next_request(start_pomerium, oidc_provider):
+    listener = socket.create_server(("127.0.0.1", 0))
+    paths, stop = [], threading.Event()
+    thread = threading.Thread(target=serve_with_extra_response, args=(listener, paths, stop), daemon=True)
+    thread.start()
+    port = free_port()
+    start_pomerium(base_config(port, issuer=oidc_provider, policy=[
+        {"from": "https://extra.example.test", "to": f"http://127.0.0.1:{listener.getsockname()[1]}",
+         "allow_public_unauthenticated_access": True}]), wait_port=port)
+    try:
+        # The extra response may reach pomerium in the same read as the first one or in a later
+        # read, and only the first case leaves it buffered, so several requests probe it. Each
+        # comes on its own client connection, as from another user.
+        answers = []
+        for index in range(3):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                client.sendall(f"GET /request-{index} HTTP/1.1\r\nHost: extra.example.test\r\n"
+                               "Connection: close\r\n\r\n".encode())
+                answer = b""
+                try:
+                    while chunk := client.recv(65536):
+                        answer += chunk
+                except socket.timeout:
+                    answer += b" (timed out)"
+            answers.append(answer.split(b"\r\n\r\n", 1)[-1].decode("latin-1"))
+            time.sleep(0.1)
+        assert answers == [f"answer for /request-{index}" for index in range(3)], paths
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
