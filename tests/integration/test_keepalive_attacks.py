@@ -595,16 +595,20 @@ def test_expect_continue_then_next_request(stack, upstream):
 
 
 def test_head_then_get_framing(stack, upstream):
-    """A HEAD response carries no body, so the next response is read from the right offset."""
+    """HEAD responses, proxied or made by pomerium, carry no body, so the next response is read
+    from the right offset."""
     port = stack["port"]
     alice = session_cookie(stack, "alice")
     client = Client(stack)
-    for index, method in enumerate(["HEAD", "GET", "HEAD", "HEAD", "GET"]):
-        client.send(request("app", port, f"/head/{index}", method=method, cookie=alice))
+    steps = [("HEAD", "/head/0", alice, 200), ("GET", "/head/1", alice, 200), ("HEAD", "/admin/head/2", alice, 403),
+             ("GET", "/head/3", alice, 200), ("HEAD", "/head/4", None, 302), ("HEAD", "/head/5", alice, 200),
+             ("GET", "/head/6", alice, 200)]
+    for index, (method, path, cookie, expected) in enumerate(steps):
+        client.send(request("app", port, path, method=method, cookie=cookie))
         response = client.read(head_request=method == "HEAD")
-        assert response.status == 200, (index, response)
+        assert response.status == expected, (index, response)
         if method == "GET":
-            assert response.echo()["path"] == f"/head/{index}"
+            assert response.echo()["path"] == path
             assert response.echo()["method"] == "GET"
     client.close()
 
@@ -1128,3 +1132,68 @@ def test_dashboard_rejects_signed_out_cookie(stack, upstream):
     assert response.status == 302, response
     assert b"alice@example.com" not in response.body
     client.close()
+
+
+def test_timed_out_upstream_answer_not_delivered_later(stack, upstream):
+    """After a 504, the slow upstream's late answer never reaches the next request on the
+    connection, which is still waiting for its own upstream when the late answer comes."""
+    port = stack["port"]
+    alice, admin = login_on(stack, "alice", "slow"), session_cookie(stack, "admin")
+    client = Client(stack, timeout=10)
+    client.send(request("slow", port, "/slow/2.5", cookie=alice))
+    assert client.read().status == 504
+    client.send(request("app", port, "/slow/2", cookie=admin))
+    response = client.read()
+    assert response.status == 200, response
+    assert response.echo()["path"] == "/slow/2"
+    assert assertion_email(response.echo()) == "admin@example.com"
+    client.send(request("app", port, "/after-late-answer", cookie=admin))
+    after = client.read()
+    assert after.status == 200
+    assert after.echo()["path"] == "/after-late-answer"
+    client.close()
+
+
+def test_request_ids_across_destinations(stack, upstream):
+    """Proxy, health, authenticate and 404 responses on one connection each carry one Request-Id
+    of their own; the reused proxy handler draws a new one every time."""
+    port = stack["port"]
+    alice = session_cookie(stack, "alice")
+    client = Client(stack)
+    steps = [("app", "/ids/0", alice, 200), ("app", "/healthz", None, 200), ("app", "/ids/1", alice, 200),
+             ("authenticate", "/.well-known/pomerium/jwks.json", None, 200), ("app", "/ids/2", alice, 200),
+             ("unknown", "/", None, 404), ("app", "/ids/3", alice, 200), ("app", "/ids/4", alice, 200)]
+    ids = []
+    for index, (host, path, cookie, expected) in enumerate(steps):
+        client.send(request(host, port, path, cookie=cookie))
+        response = client.read()
+        assert response.status == expected, (index, response)
+        assert len(response.all("Request-Id")) == 1, (index, response.headers)
+        if path.startswith("/ids/"):
+            assert response.header("X-Pomerium-Intercepted-Response") is None, index
+            assert response.echo()["path"] == path
+        ids.append(response.header("Request-Id"))
+    assert len(set(ids)) == len(ids), ids
+    client.close()
+
+
+def test_expect_continue_denied_then_body_as_request(stack, upstream):
+    """A request with Expect: 100-continue that is denied before its body is read: whatever the
+    client sends next is never parsed as a new request, so a request hidden there with forged
+    identity headers does not reach the upstream."""
+    port = stack["port"]
+    alice = session_cookie(stack, "alice")
+    hidden = request("app", port, "/hidden-after-expect", headers=["X-Pomerium-Claim-Email: admin@example.com"])
+    client = Client(stack)
+    client.send(request("app", port, "/admin/upload", method="POST", cookie=alice,
+                        headers=["Expect: 100-continue", f"Content-Length: {len(hidden)}"]))
+    response = client.read()
+    assert response.status == 403, response
+    try:
+        client.send(hidden)
+        client.read()
+    except (ConnectionError, socket.timeout, ssl.SSLError, OSError):
+        pass
+    time.sleep(0.3)
+    assert "/hidden-after-expect" not in upstream_paths(upstream)
+    assert "/admin/upload" not in upstream_paths(upstream)
