@@ -1197,3 +1197,60 @@ def test_expect_continue_denied_then_body_as_request(stack, upstream):
     time.sleep(0.3)
     assert "/hidden-after-expect" not in upstream_paths(upstream)
     assert "/admin/upload" not in upstream_paths(upstream)
+
+
+def test_body_framing_not_carried_to_next_request(stack, upstream):
+    """Chunked, Content-Length and bodiless requests alternate on one connection; each upstream
+    head has its own framing fields and the upstream reads each body whole."""
+    port = stack["port"]
+    alice, admin = session_cookie(stack, "alice"), session_cookie(stack, "admin")
+    large = "z" * (512 * 1024)
+    client = Client(stack, timeout=10)
+    chunked = (f"POST /frame/0 HTTP/1.1\r\nHost: app.example.test:{port}\r\nCookie: {alice}\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\nX-Sum: 1\r\n\r\n")
+    steps = [
+        (chunked, "first", [["X-Sum", "1"]], "alice@example.com"),
+        (request("app", port, "/frame/1", cookie=admin), "", [], "admin@example.com"),
+        (request("app", port, "/frame/2", method="POST", cookie=alice, body=large), large, [], "alice@example.com"),
+        (request("app", port, "/frame/3", method="POST", cookie=admin, body="small"), "small", [], "admin@example.com"),
+        (request("app", port, "/frame/4", cookie=alice), "", [], "alice@example.com"),
+    ]
+    for index, (data, body, trailers, email) in enumerate(steps):
+        client.send(data)
+        response = client.read()
+        assert response.status == 200, (index, response)
+        echo = response.echo()
+        received = fields(echo)
+        assert echo["path"] == f"/frame/{index}"
+        assert echo["body"] == body, index
+        assert echo["trailers"] == trailers, index
+        assert assertion_email(echo) == email, index
+        if body == "":
+            assert "transfer-encoding" not in received and received.get("content-length", ["0"]) == ["0"], index
+        elif trailers:
+            assert received["transfer-encoding"] == ["chunked"], index
+        else:
+            assert received["content-length"] == [str(len(body))], index
+            assert "transfer-encoding" not in received, index
+    client.close()
+
+
+def test_ignored_h2c_upgrade_then_request(stack, upstream):
+    """An h2c upgrade offer is ignored and the request served as HTTP/1.1 without Upgrade; the
+    next request on the connection is a plain request of another user."""
+    port = stack["port"]
+    alice, admin = session_cookie(stack, "alice"), session_cookie(stack, "admin")
+    client = Client(stack)
+    client.send(request("app", port, "/h2c", cookie=alice, headers=[
+        "Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"]))
+    first = client.read()
+    assert first.status == 200, first
+    received = fields(first.echo())
+    assert "upgrade" not in received
+    assert "http2-settings" not in received
+    client.send(request("app", port, "/after-h2c", cookie=admin))
+    second = client.read()
+    assert second.status == 200, second
+    assert second.echo()["path"] == "/after-h2c"
+    assert assertion_email(second.echo()) == "admin@example.com"
+    client.close()
