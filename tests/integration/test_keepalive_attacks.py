@@ -1034,6 +1034,9 @@ def test_forwarded_cookie_follows_each_request(stack, upstream):
         ([f"Cookie: {alice}"], None),
         ([f"Cookie: cart=42; {alice}"], ["cart=42"]),
         ([f"Cookie: {alice}; theme=dark"], ["theme=dark"]),
+        # A Cookie field that Connection names is hop-by-hop, on a cache hit too.
+        ([f"Cookie: {alice}; theme=dark", "Connection: cookie"], None),
+        ([f"Cookie: {alice}; theme=dark"], ["theme=dark"]),
     ]
     for index, (headers, expected) in enumerate(steps):
         client.send(request("app", port, f"/cookies/{index}", headers=headers))
@@ -1262,4 +1265,28 @@ def test_ignored_h2c_upgrade_then_request(stack, upstream):
     assert second.status == 200, second
     assert second.echo()["path"] == "/after-h2c"
     assert assertion_email(second.echo()) == "admin@example.com"
+    client.close()
+
+
+def test_chunked_session_cookies_alternating(stack, upstream, oidc_provider):
+    """A session split into chunk cookies (a Cookie header too long for the Cookie header cache)
+    alternates with a short cached one. Each request gets its own groups claim header."""
+    port = stack["port"]
+    groups = [f"group-with-a-fairly-long-name-{index:04d}" for index in range(150)]
+    support.set_user_claims(oidc_provider, "many", {"email": "many@example.com", "groups": groups})
+    many, alice = session_cookie(stack, "many"), session_cookie(stack, "alice")
+    assert len(many) > 4096
+    assert "_pomerium_1=" in many
+    client = Client(stack)
+    for index, (cookie, email, expected_groups) in enumerate([
+            (many, "many@example.com", groups), (alice, "alice@example.com", ["devs"]),
+            (many, "many@example.com", groups), (many + "; extra=1", "many@example.com", groups),
+            (alice, "alice@example.com", ["devs"])]):
+        client.send(request("app", port, f"/chunks/{index}", cookie=cookie))
+        response = client.read()
+        assert response.status == 200, (index, response)
+        received = fields(response.echo())
+        assert received["x-pomerium-claim-email"] == [email], index
+        assert received["x-pomerium-claim-groups"][0].split(",") == expected_groups, index
+        assert received.get("cookie") == (["extra=1"] if "extra=1" in cookie else None), index
     client.close()
