@@ -164,7 +164,14 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     /// Performs `actions` in order, moving each out of the array instead of copying it, because a
     /// copied `startRequest` retains and releases every buffer of the request head. The array is
     /// left with placeholders for `giveBack` to remove.
+    ///
+    /// Body and end actions belong to the exchange that was current when they were produced. A
+    /// handler that responds before it has been given its whole request (a redirect sent from
+    /// `requestStarted`, say) makes the machine start a pipelined request inside that call. The
+    /// rest of the earlier request's actions in this array are then dropped, never handed to the
+    /// next request's handler, which would forward another client's body and trailers upstream.
     private func perform(moving actions: inout [HTTPServerConnection.Action]) {
+        var exchange = generation
         for index in actions.indices {
             guard !isClosed else { return }
             var action = HTTPServerConnection.Action.resumeReading
@@ -172,6 +179,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
             switch consume action {
             case .startRequest(let head):
                 generation += 1
+                exchange = generation
                 headWritten = false
                 phase = .readingBody
                 setDeadline(configuration.readTimeout, reason: .read)
@@ -179,11 +187,12 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
                 self.handler = handler
                 handler.requestStarted(head, responder: makeResponder())
             case .requestBody(let bytes):
+                guard exchange == generation else { break }
                 handler?.requestBody(bytes)
             case .requestEnd(let trailers):
                 // A handler that finished its response in requestStarted left the connection idle
                 // with the idle deadline set; moving to handling would clear it for good.
-                guard let handler else { break }
+                guard exchange == generation, let handler else { break }
                 phase = .handling
                 clearDeadlineUnlessWriting()
                 handler.requestEnded(trailers: trailers)
@@ -290,8 +299,14 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
 
     func finishResponse(trailers: HTTPHeaders) {
-        spareHandler = handler.take()
+        let finished = handler.take()
         var actions = borrowActions()
+        // The finished handler becomes the spare only after the actions ran. A pipelined request
+        // that they start runs inside the call that finished this response, and reusing the
+        // handler there would reset it while its own code still runs after that call returns.
+        // A handler that finished inside `perform` below has returned by then and is kept instead.
+        // A closed connection keeps none: the handler refers back to it through its responder.
+        defer { if spareHandler == nil && !isClosed { spareHandler = finished } }
         defer { giveBack(&actions) }
         do {
             try machine.finishResponse(trailers: trailers, into: &actions)

@@ -82,6 +82,46 @@ struct HTTPServerTests {
         }
     }
 
+    @Test("early response leaves pipelined body alone")
+    func earlyResponseKeepsPipelinedBody() async throws {
+        let makeHandler: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in EarlyOrEchoHandler() }
+        try await HTTPTesting.withServer(makeHandler: makeHandler) { server in
+            let connection = try LoopbackConnection(port: server.localAddress.port)
+            // The handler responds to the first request before reading its body. The second one's
+            // body comes only after that response, so a body of the first request delivered to
+            // the second request's handler would end it with the wrong bytes.
+            try connection.send(
+                "POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nAAAAA"
+                    + "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+            let first = connection.receive { $0.contains("early") }
+            #expect(first.contains("HTTP/1.1 200"))
+            try connection.send("BBBBB")
+            let second = connection.receive { $0.contains("echo ") }
+            #expect(second.contains("echo BBBBB"))
+            #expect(!second.contains("AAAAA"))
+        }
+    }
+
+    @Test("handler is not reset inside its finishing call")
+    func noReuseInsideFinishingCall() async throws {
+        let violations = Mutex(0)
+        let makeHandler: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in
+            FinishWatchingHandler { violations.withLock { $0 += 1 } }
+        }
+        try await HTTPTesting.withServer(makeHandler: makeHandler) { server in
+            let connection = try LoopbackConnection(port: server.localAddress.port)
+            // Pipelined, so each response's end starts the next request inside the finishing call.
+            try connection.send(
+                "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + "GET /three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let text = connection.receive()
+            #expect(text.contains("/one done"))
+            #expect(text.contains("/two done"))
+            #expect(text.contains("/three done"))
+        }
+        #expect(violations.withLock { $0 } == 0)
+    }
+
     @Test("chunked request and response bodies")
     func chunkedBothWays() async throws {
         let streaming: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in
@@ -351,4 +391,51 @@ private final class ReusableHandler: HTTPRequestHandler {
     func requestEnded(trailers: HTTPHeaders) {}
     func requestFailed(_ error: HTTPServerError) {}
     func prepareForNextRequest() -> Bool { reusable }
+}
+
+/// Responds to `/early` at once, before its body, and echoes the body of any other path once it ended.
+private final class EarlyOrEchoHandler: HTTPRequestHandler {
+    private var responder: HTTPResponder?
+    private var body: [UInt8] = []
+
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
+        if head.path == "/early" {
+            responder.respond(status: 200, headers: [:], body: Array("early".utf8))
+        } else {
+            self.responder = responder
+        }
+    }
+    func requestBody(_ bytes: [UInt8]) { body += bytes }
+    func requestEnded(trailers: HTTPHeaders) {
+        responder?.respond(status: 200, headers: [:], body: Array("echo ".utf8) + body)
+        responder = nil
+    }
+    func requestFailed(_ error: HTTPServerError) {}
+    func prepareForNextRequest() -> Bool {
+        body = []
+        return true
+    }
+}
+
+/// A reusable handler that counts a reset that comes while its own response-finishing call runs.
+private final class FinishWatchingHandler: HTTPRequestHandler {
+    private let violation: @Sendable () -> Void
+    private var finishing = false
+
+    init(violation: @escaping @Sendable () -> Void) {
+        self.violation = violation
+    }
+
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
+        finishing = true
+        responder.respond(status: 200, headers: [:], body: Array("\(head.path) done".utf8))
+        finishing = false
+    }
+    func requestBody(_ bytes: [UInt8]) {}
+    func requestEnded(trailers: HTTPHeaders) {}
+    func requestFailed(_ error: HTTPServerError) {}
+    func prepareForNextRequest() -> Bool {
+        if finishing { violation() }
+        return true
+    }
 }
