@@ -68,6 +68,7 @@ public struct ClientIdentityTransport: IdentityHTTPTransport {
         case .responseTooLarge: .responseTooLarge
         case .invalidUpstream(let reason): .unsupportedURL(reason: reason)
         case .cancelled: .connectionFailed(reason: "the request was cancelled")
+        case .invalidRequestBody(let reason): .connectionFailed(reason: reason)
         }
     }
 

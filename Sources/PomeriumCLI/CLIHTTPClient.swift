@@ -137,6 +137,8 @@ public final class CLIHTTPClient: Sendable {
             return CLIError(.invalidInput, "invalid target \(target): \(reason)")
         case .cancelled:
             return CLIError(.connection, "the request to \(target) was cancelled")
+        case .invalidRequestBody(let reason):
+            return CLIError(.invalidInput, "the request to \(target) was not sent: \(reason)")
         }
     }
 }

@@ -14,6 +14,10 @@ public final class HTTPClientRequest {
     private var connection: HTTPClientConnection?
     private let chunked: Bool
     private var bodyBytesSent = 0
+    /// The body bytes that the head's `Content-Length` still announces, nil without that field.
+    /// A body that would pass it fails the request instead: bytes past the announced length
+    /// would reach the upstream as the start of another request.
+    private var announcedBytesLeft: Int?
     private(set) var requestComplete = false
     private(set) var receivedAnyResponseByte = false
     private(set) var responseReusable = true
@@ -47,7 +51,26 @@ public final class HTTPClientRequest {
         self.timeouts = timeouts
         self.client = client
         self.delegate = delegate
-        if !hasLength && !chunked { requestComplete = true }
+        if hasLength {
+            // A value that is not one plain number leaves -1, which no body fits.
+            announcedBytesLeft = Self.announcedLength(head.headers) ?? -1
+        } else if !chunked {
+            requestComplete = true
+        }
+    }
+
+    /// Returns the value of the single `Content-Length` field when it is plain decimal digits.
+    private static func announcedLength(_ headers: HTTPHeaders) -> Int? {
+        var count = 0
+        var length: Int?
+        headers.forEachValueBytes(name: "Content-Length") { value in
+            count += 1
+            guard !value.isEmpty, value.count <= 18,
+                value.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+            else { return }
+            length = value.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+        }
+        return count == 1 ? length : nil
     }
 
     /// Returns whether the head has `Content-Length` and `Transfer-Encoding` fields, in one pass over
@@ -73,6 +96,13 @@ public final class HTTPClientRequest {
 
     public func writeBody(_ bytes: [UInt8]) {
         guard !finished, !requestComplete, !bytes.isEmpty else { return }
+        if let left = announcedBytesLeft {
+            guard bytes.count <= left else {
+                fail(.invalidRequestBody("it is longer than its Content-Length"))
+                return
+            }
+            announcedBytesLeft = left - bytes.count
+        }
         var output: [UInt8] = []
         if chunked {
             HTTPEncoder.encodeChunk(bytes, into: &output)
@@ -85,6 +115,11 @@ public final class HTTPClientRequest {
 
     public func endBody(trailers: HTTPHeaders = HTTPHeaders()) {
         guard !finished, !requestComplete else { return }
+        if let left = announcedBytesLeft, left != 0 {
+            // The upstream would wait for the missing bytes, or read the next request as them.
+            fail(.invalidRequestBody("it is shorter than its Content-Length"))
+            return
+        }
         requestComplete = true
         if chunked {
             var output: [UInt8] = []

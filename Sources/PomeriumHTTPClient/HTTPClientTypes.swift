@@ -153,6 +153,9 @@ public enum HTTPClientError: Error, Sendable, CustomStringConvertible, Equatable
     case upstreamClosed
     case invalidResponse(String)
     case responseTooLarge(Int)
+    /// The caller's body did not match the head's `Content-Length`. Nothing past the announced
+    /// length was sent, and the connection was closed.
+    case invalidRequestBody(String)
     case cancelled
 
     public var description: String {
@@ -167,6 +170,7 @@ public enum HTTPClientError: Error, Sendable, CustomStringConvertible, Equatable
         case .upstreamClosed: return "the upstream closed the connection before the response was complete"
         case .invalidResponse(let reason): return "the upstream sent an invalid response: \(reason)"
         case .responseTooLarge(let limit): return "the upstream response exceeds the \(limit)-byte limit"
+        case .invalidRequestBody(let reason): return "the request body was not sent: \(reason)"
         case .cancelled: return "the request was cancelled"
         }
     }

@@ -48,6 +48,41 @@ struct HTTPClientTests {
         }
     }
 
+    @Test(
+        "a body must match its Content-Length",
+        arguments: [
+            ([UInt8](repeating: 1, count: 5), "it is longer than its Content-Length"),
+            ([1, 2], "it is shorter than its Content-Length"),
+        ])
+    func bodyMatchesContentLength(body: [UInt8], reason: String) async throws {
+        try await Fixtures.withEchoUpstream { upstream in
+            let group = try EventLoopGroup(loopCount: 1)
+            defer { group.shutdown() }
+            let client = HTTPClient(group: group)
+            let target = try HTTPUpstream(url: upstream.baseURL)
+            var head = try HTTPRequestHead(method: .post, target: "/upload")
+            head.headers.add(name: "Host", value: target.authority)
+            head.headers.add(name: "Content-Length", value: "3")
+            let prepared = head
+            let loop = group.loops[0]
+            // Bytes past the announced length would reach the upstream as the start of another
+            // request, and a short body would leave it waiting, so both fail the request.
+            let outcome = await withCheckedContinuation { continuation in
+                loop.execute {
+                    let request = client.execute(
+                        prepared, to: target, on: loop,
+                        delegate: OutcomeDelegate { continuation.resume(returning: $0) })
+                    request.writeBody(body)
+                    request.endBody()
+                }
+            }
+            #expect(outcome == .failure(.invalidRequestBody(reason)))
+            let next = try await client.send(try Self.get("/after"), to: target)
+            #expect(next.head.status == 200)
+            #expect(try HTTPTesting.echo(String(decoding: next.body, as: UTF8.self)).path == "/after")
+        }
+    }
+
     @Test("connect failure and read timeout")
     func failures() async throws {
         let group = try EventLoopGroup(loopCount: 1)
@@ -189,4 +224,19 @@ struct HTTPClientTests {
         changed.tls = TLSClientConfiguration(skipVerification: true)
         #expect(changed != original)
     }
+}
+
+/// Reports the status of the response, or the failure, once.
+private final class OutcomeDelegate: HTTPClientDelegate {
+    private var report: ((Result<Int, HTTPClientError>) -> Void)?
+    private var status = 0
+
+    init(report: @escaping (Result<Int, HTTPClientError>) -> Void) {
+        self.report = report
+    }
+
+    func responseHead(_ head: consuming HTTPResponseHead, request: HTTPClientRequest) { status = head.status }
+    func responseBody(_ bytes: [UInt8], request: HTTPClientRequest) {}
+    func responseEnded(trailers: HTTPHeaders, request: HTTPClientRequest) { report.take()?(.success(status)) }
+    func requestFailed(_ error: HTTPClientError, request: HTTPClientRequest) { report.take()?(.failure(error)) }
 }
