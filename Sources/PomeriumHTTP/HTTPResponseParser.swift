@@ -71,6 +71,11 @@ public struct HTTPResponseParser: Sendable {
     /// The number of requests whose final response head has not arrived yet.
     public var outstandingRequestCount: Int { pendingMethods.count - pendingMethodIndex }
 
+    /// Whether bytes were received that no event has consumed yet. After the last expected
+    /// response ended, such bytes came unrequested, and the connection must not carry another
+    /// request, whose response they would seem to start.
+    public var hasUnreadBytes: Bool { buffer.readableCount > 0 }
+
     public mutating func feed(_ bytes: some Sequence<UInt8>) {
         guard !inputClosed else { return }
         buffer.append(bytes)

@@ -163,7 +163,9 @@ final class HTTPClientConnection: StreamConnectionDelegate {
             case .body(let bytes):
                 request.receivedBody(bytes)
             case .end(let trailers):
-                let reusable = request.responseReusable && !parser.isCloseDelimited
+                // Bytes after the response were not requested: pooled, the connection would hand
+                // them to the next request as the start of its response.
+                let reusable = request.responseReusable && !parser.isCloseDelimited && !parser.hasUnreadBytes
                 self.request = nil
                 request.receivedEnd(trailers: trailers)
                 if reusable && request.requestComplete && !isClosed {
