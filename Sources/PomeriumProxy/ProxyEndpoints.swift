@@ -112,10 +112,50 @@ extension ProxyRequestHandler {
         return session
     }
 
+    /// Calls `body` with the route session of `cookieSession()` once the global session behind it
+    /// is known to exist, as for a proxied request. A session signed out here or in another
+    /// process gives nil and clears the cookie. A failed store read responds 503 instead of
+    /// calling `body`.
+    private func withLiveCookieSession(_ body: @escaping (SessionState?) -> Void) {
+        guard let session = cookieSession() else {
+            body(nil)
+            return
+        }
+        if let outcome = SessionLivenessGate.immediateOutcome(session, liveness: service.shared.liveness) {
+            liveCookieSession(outcome, session: session, body)
+            return
+        }
+        mayBeCalledLater = true
+        SessionLivenessGate.check(
+            session, liveness: service.shared.liveness, loop: loop,
+            completion: { [self] outcome in
+                guard !finished else { return }
+                liveCookieSession(outcome, session: session, body)
+            })
+    }
+
+    private func liveCookieSession(
+        _ outcome: SessionLivenessGate.Outcome, session: SessionState, _ body: (SessionState?) -> Void
+    ) {
+        switch outcome {
+        case .proceed:
+            body(session)
+        case .signedOut:
+            responseCookies = (try? service.cookies.clearingHeaders()) ?? []
+            body(nil)
+        case .unavailable:
+            respondError(503, "The session store is unavailable; try again shortly.")
+        }
+    }
+
     // MARK: Dashboard
 
     private func showDashboard() {
-        guard let session = cookieSession() else {
+        withLiveCookieSession { [self] session in showDashboard(session: session) }
+    }
+
+    private func showDashboard(session: SessionState?) {
+        guard let session else {
             respondSignIn(scheme: publicScheme, returnPath: "/.pomerium/")
             return
         }
@@ -328,7 +368,10 @@ extension ProxyRequestHandler {
     /// Sends an administrator to the authenticate service with the impersonation fields, which it
     /// writes into the session.
     private func impersonate(form: URLQuery) {
-        let session = cookieSession()
+        withLiveCookieSession { [self] session in impersonate(form: form, session: session) }
+    }
+
+    private func impersonate(form: URLQuery, session: SessionState?) {
         let decision = service.evaluator.evaluateAdminEndpoint(
             session: session.map(Self.identity), now: service.shared.clock.unixSeconds())
         logger.info(

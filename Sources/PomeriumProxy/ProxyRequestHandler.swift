@@ -38,7 +38,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     /// `Set-Cookie` values to add to whatever response goes out (a refreshed or cleared session).
     var responseCookies: [String] = []
 
-    private var finished = false
+    private(set) var finished = false
     private var upstream: HTTPClientRequest?
     private var pendingBody: [[UInt8]] = []
     private var pendingEnd: HTTPHeaders?
@@ -50,7 +50,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     private var upstreamFinished = false
     /// Whether a task, a store read or an endpoint may still call this handler after its
     /// response, which keeps it out of reuse (see `prepareForNextRequest()`).
-    private var mayBeCalledLater = false
+    var mayBeCalledLater = false
     /// The fields of the last upstream head. Once the upstream request that carried them is gone,
     /// the next request on the connection builds its fields in their storage.
     private var forwardedFields = HTTPHeaders()

@@ -47,6 +47,30 @@ struct ProxySignOutTests {
         }
     }
 
+    @Test("user page rejects a signed-out cookie")
+    func signedOutCookieRejectedByEndpoints() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            let store = try MemoryStore(clock: SystemWallClock())
+            try await ProxyHarness.run(config: Self.config(echo: echo.baseURL), livenessStore: store) { proxy in
+                let session = proxy.session("alice@corp.test", audience: ["app.example.test"])
+                let key = SessionLiveness.storeKey(accessTokenID: session.accessTokenID)
+                try await store.set(key, value: [1], ttl: .seconds(3600))
+                let cookie = try proxy.cookieHeader(session)
+                let page = try await proxy.request(
+                    host: "app.example.test", path: "/.pomerium/", headers: [("Cookie", cookie)])
+                #expect(page.status == 200)
+
+                try await store.delete(key)
+                proxy.elapse(6)
+                let ended = try await proxy.request(
+                    host: "app.example.test", path: "/.pomerium/", headers: [("Cookie", cookie)])
+                #expect(ended.status == 302)
+                #expect(ended.headers["Set-Cookie"].contains { $0.hasPrefix("_pomerium=;") })
+                #expect(!String(decoding: ended.body, as: UTF8.self).contains("alice@corp.test"))
+            }
+        }
+    }
+
     @Test("sign-out in this process ends the session at once, and /verify agrees")
     func markedSignedOutRejectedAtOnce() async throws {
         try await Fixtures.withEchoUpstream { echo in
