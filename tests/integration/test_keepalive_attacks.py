@@ -6,8 +6,7 @@ header cache.
 Each test sends several requests over one raw TLS connection, sequentially or pipelined, mixing
 users, routes and failures, and checks what the upstream received and what the client got for
 every request. The upstream is a recording server in this module that reports each request's
-head, body and trailers. Every server runs on 127.0.0.1. Tests of open defects are marked
-xfail(strict=True) with the reason."""
+head, body and trailers. Every server runs on 127.0.0.1."""
 import base64
 import json
 import re
@@ -799,10 +798,6 @@ def test_access_log_per_sequential_request(stack, upstream):
 # Pipelined requests: the next request is in the server's buffer when the previous response ends.
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the second of two pipelined proxied requests never gets a response: responseEnded finishes "
-    "the response, the server starts the next request inside that call on the same handler, and "
-    "responseEnded then sets responder = nil, dropping the new request's responder"))
 def test_pipelined_proxied_requests_both_answered(stack, upstream):
     port = stack["port"]
     alice, admin = session_cookie(stack, "alice"), session_cookie(stack, "admin")
@@ -817,10 +812,6 @@ def test_pipelined_proxied_requests_both_answered(stack, upstream):
     assert assertion_email(second.echo()) == "admin@example.com"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a pipelined request after a local response steals the first request's body: finishResponse "
-    "starts the next request inside the first handler's call, and the server then delivers the "
-    "first request's remaining requestBody and requestEnd actions to the new handler"))
 def test_pipelined_body_stays_with_its_request(stack, upstream):
     """alice POSTs to a host that her session is not valid for, and pomerium responds with the
     sign-in redirect. admin's pipelined POST announces a body of the same length and sends it
@@ -841,11 +832,6 @@ def test_pipelined_body_stays_with_its_request(stack, upstream):
     assert all(secret not in record["body"] for record in upstream.received())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "request smuggling without a session: the body of a request that pomerium responds to itself is "
-    "written into the pipelined request's upstream body (stale requestBody actions reach the new "
-    "handler), and HTTPClientRequest.writeBody does not stop at Content-Length, so a whole request "
-    "with forged X-Pomerium-* headers reaches the upstream and its response goes to another user"))
 def test_pipelined_body_smuggling_blocked(stack, upstream):
     port = stack["port"]
     admin = session_cookie(stack, "admin")
@@ -871,10 +857,6 @@ def test_pipelined_body_smuggling_blocked(stack, upstream):
     assert assertion_email(response.echo()) == "admin@example.com"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the access log misattributes pipelined requests: respond() and responseEnded() call "
-    "writeAccessLog after the finishing call, which already reset the handler and started the next "
-    "request on it, so one of the two lines is lost or written with the other request's state"))
 @pytest.mark.parametrize("order", ["local-then-proxied", "proxied-then-local"])
 def test_pipelined_access_log_lines(stack, upstream, order):
     port = stack["port"]
@@ -954,10 +936,6 @@ def _respond_with_extra(connection, paths):
         connection.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HTTPClientConnection releases an upstream connection to the pool while its parser still holds "
-    "bytes after the response (an unsolicited second response), and the next request on it, of "
-    "another client, gets those bytes as its response"))
 def test_unsolicited_upstream_response_not_pooled(start_pomerium, oidc_provider):
     listener = socket.create_server(("127.0.0.1", 0))
     paths, stop = [], threading.Event()
@@ -991,9 +969,6 @@ def test_unsolicited_upstream_response_not_pooled(start_pomerium, oidc_provider)
         listener.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the trailer fields of a request that pomerium responds to itself reach the upstream as the "
-    "trailers of the next pipelined request: its stale requestEnd action goes to the new handler"))
 def test_pipelined_trailers_stay_with_their_request(stack, upstream):
     port = stack["port"]
     alice, admin = session_cookie(stack, "alice"), session_cookie(stack, "admin")
@@ -1126,10 +1101,6 @@ def test_dashboard_pages_alternating_users(stack, upstream):
     client.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the user page loads the session with cookieSession() in ProxyEndpoints, which checks the "
-    "cookie's audience and expiry but not SessionLiveness, so a signed-out cookie still shows the "
-    "user's claims and a fresh CSRF token, while proxied requests with it get the sign-in redirect"))
 def test_dashboard_rejects_signed_out_cookie(stack, upstream):
     """After sign-out, the copied route cookie no longer opens the user page on a kept connection."""
     port = stack["port"]
