@@ -54,6 +54,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     /// The fields of the last upstream head. Once the upstream request that carried them is gone,
     /// the next request on the connection builds its fields in their storage.
     private var forwardedFields = HTTPHeaders()
+    /// The fields of the last response head sent downstream, kept for the same reason: once the
+    /// server has written that head, the next response builds its fields in their storage.
+    private var responseFields = HTTPHeaders()
 
     /// The largest form body the proxy endpoints read.
     static let maximumFormSize = 64 * 1024
@@ -79,7 +82,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     /// normally on the direct path: no liveness read, refresh, endpoint or tunnel, whose
     /// completions could still reach it. A handler made with a request id draws a new one.
     /// Reuse keeps `forwardedFields` and the handler itself: with the dispatcher's reuse, about
-    /// 2,260 instructions and four allocations fewer per authenticated keep-alive request.
+    /// 2,260 instructions and four allocations fewer per authenticated keep-alive request. It keeps
+    /// `responseFields` too, for about 800 instructions and two allocations fewer.
     func prepareForNextRequest() -> Bool {
         guard finished, upstream == nil, !tunnel, !mayBeCalledLater, pendingEnd == nil, pendingBody.isEmpty,
             formConsumer == nil
@@ -586,9 +590,13 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         // The fields `Connection` names are hop-by-hop too, except those the fixed list has anyway
         // (upstreams mostly send `Connection: keep-alive`).
         let connectionNamed = UpstreamRequestBuilder.connectionNamedFields(upstreamHeaders)
-        // The kept fields are copied once, with room for what is added below.
-        var headers = upstreamHeaders.filtered(
-            reservingFields: policy.fields.count + 1 + responseCookies.count,
+        // The kept fields are copied once, with room for what is added below. They go into the
+        // storage of the last response's fields when the server no longer references that head,
+        // which gives what `filtered` gives without its two allocations.
+        var headers = HTTPHeaders()
+        swap(&headers, &responseFields)
+        headers.replaceFields(
+            withFieldsOf: upstreamHeaders, reservingFields: policy.fields.count + 1 + responseCookies.count,
             bytes: policy.byteCount + responseCookies.reduce(0) { $0 + $1.utf8.count + 10 }
         ) { name in
             if UpstreamRequestBuilder.isHopByHopName(name) || UpstreamRequestBuilder.isIdentityHeaderName(name)
@@ -603,6 +611,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         for cookie in responseCookies {
             headers.add(name: "Set-Cookie", value: cookie)
         }
+        responseFields = headers
         return headers
     }
 
