@@ -77,6 +77,33 @@ struct HandlerReuseTests {
         }
     }
 
+    /// The handler drops the request head once the response has ended, after the access log
+    /// line, so each line must still name its own request's path and agent.
+    @Test("keep-alive access log lines name own request")
+    func ownAccessLogLines() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            try await ProxyHarness.run(config: Self.config(echo: echo.baseURL)) { proxy in
+                let alice = try proxy.cookieHeader(proxy.session("alice@corp.test", audience: ["app.example.test"]))
+                let connection = try RawConnection(port: proxy.port)
+                for (path, agent) in [("/first", "agent-one"), ("/second", "agent-two"), ("/third", "")] {
+                    var request = "GET \(path) HTTP/1.1\r\nHost: app.example.test\r\nCookie: \(alice)\r\n"
+                    if !agent.isEmpty { request += "User-Agent: \(agent)\r\n" }
+                    let text = request + "\r\n"
+                    let head = try await onThread {
+                        connection.send(text)
+                        return connection.readResponse().head
+                    }
+                    #expect(head.hasPrefix("HTTP/1.1 200"), "\(path): \(head)")
+                    let line = try #require(proxy.logs.all.last { $0.message == "http-request" })
+                    #expect(line.metadata["method"] == .string("GET"))
+                    #expect(line.metadata["path"] == .string(path))
+                    #expect(line.metadata["user_agent"] == (agent.isEmpty ? nil : .string(agent)), "\(path)")
+                    #expect(line.metadata["email"] == .string("alice@corp.test"))
+                }
+            }
+        }
+    }
+
     @Test("keep-alive requests forward own fields")
     func ownFieldsPerRequest() async throws {
         try await Fixtures.withEchoUpstream { echo in
