@@ -593,9 +593,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         // The kept fields are copied once, with room for what is added below. They go into the
         // storage of the last response's fields when the server no longer references that head,
         // which gives what `filtered` gives without its two allocations.
-        var headers = HTTPHeaders()
-        swap(&headers, &responseFields)
-        headers.replaceFields(
+        responseFields.replaceFields(
             withFieldsOf: upstreamHeaders, reservingFields: policy.fields.count + 1 + responseCookies.count,
             bytes: policy.byteCount + responseCookies.reduce(0) { $0 + $1.utf8.count + 10 }
         ) { name in
@@ -607,12 +605,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             for candidate in connectionNamed where HTTPFieldName.matches(name, lowercase: candidate) { return false }
             return true
         }
-        policy.add(to: &headers, requestID: requestID)
+        policy.add(to: &responseFields, requestID: requestID)
         for cookie in responseCookies {
-            headers.add(name: "Set-Cookie", value: cookie)
+            responseFields.add(name: "Set-Cookie", value: cookie)
         }
-        responseFields = headers
-        return headers
+        return responseFields
     }
 
     // MARK: Upstream side
