@@ -142,10 +142,26 @@ final class CookieHeaderCache: Sendable {
 
     /// Returns the keyed hash of a header: its low bits pick the slot, and all 64 bits are the tag.
     private func keyedHash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        // `Hasher.combine(bytes:)` (Swift 6.3) loads aligned 8-byte words. When the bytes start at an
+        // address that is not a multiple of 8, each word is first merged with bytes left over from
+        // the one before, so a misaligned header is hashed from an aligned copy instead. The hash
+        // depends only on the bytes, never on their address. A 390-byte header 6 bytes past an
+        // aligned address measured about 600 instructions fewer per request with the copy
+        // (callgrind, whole authenticated request).
+        guard let base = bytes.baseAddress, Int(bitPattern: base) & 7 != 0 else {
+            return keyedHash(aligned: UnsafeRawBufferPointer(bytes))
+        }
+        return withUnsafeTemporaryAllocation(byteCount: bytes.count, alignment: 8) { copy in
+            copy.copyMemory(from: UnsafeRawBufferPointer(bytes))
+            return keyedHash(aligned: UnsafeRawBufferPointer(copy))
+        }
+    }
+
+    private func keyedHash(aligned bytes: UnsafeRawBufferPointer) -> UInt64 {
         var hasher = Hasher()
         hasher.combine(key.0)
         hasher.combine(key.1)
-        hasher.combine(bytes: UnsafeRawBufferPointer(bytes))
+        hasher.combine(bytes: bytes)
         return UInt64(UInt(bitPattern: hasher.finalize()))
     }
 }

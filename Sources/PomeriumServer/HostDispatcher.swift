@@ -34,16 +34,15 @@ public final class HostDispatcher: Sendable {
         DispatchingHandler(dispatcher: self, loop: loop)
     }
 
-    /// Returns the handler of the service that takes the request, or nil when the dispatcher
-    /// responded itself, and the services when the handler is their identified proxy's.
-    /// `spare` is the handler of the connection's previous request, already reset by its
-    /// `prepareForNextRequest()`, which also drew a new request id. `spareServices` is non-nil when
-    /// their identified proxy created it. The spare serves this request only when it is a proxy
-    /// request of the same services.
+    /// Chooses who takes the request: the connection's spare handler, a new handler of a service,
+    /// or the dispatcher itself, which then has responded.
+    /// `spareServices` identifies the services whose identified proxy created the connection's
+    /// spare handler: the handler of its previous request, already reset by its
+    /// `prepareForNextRequest()`, which also drew a new request id. It is nil when there is no
+    /// such spare. The spare serves this request only when it is a proxy request of the same services.
     fileprivate func start(
-        head: HTTPRequestHead, responder: HTTPResponder, loop: EventLoop, spare: (any HTTPRequestHandler)?,
-        spareServices: ServiceSet?
-    ) -> (handler: (any HTTPRequestHandler)?, proxyServices: ServiceSet?) {
+        head: HTTPRequestHead, responder: HTTPResponder, loop: EventLoop, spareServices: ObjectIdentifier?
+    ) -> Dispatch {
         let services = self.services
         func addResponseFields(_ requestID: String) {
             var extra = services.responseHeadersWithoutRequestID
@@ -63,7 +62,7 @@ public final class HostDispatcher: Sendable {
                 ])
             respondText(
                 responder, head: head, status: 400, body: "400 the request target and the Host header disagree\n")
-            return (nil, nil)
+            return .responded
         }
         let destination = TopLevelRouting.destination(
             method: head.method, path: head.path, authority: Self.authorityToMatch(head, services: services),
@@ -72,8 +71,8 @@ public final class HostDispatcher: Sendable {
             hasForwardedURI: services.forwardAuthHost != nil && head.headers.contains(name: "X-Forwarded-Uri")
                 && services.trustsForwardedHeaders(responder.remoteAddress),
             forwardAuthHost: services.forwardAuthHost)
-        if case .proxy = destination, services.identifiedProxy != nil, let spare, spareServices === services {
-            return (spare, services)
+        if case .proxy = destination, services.identifiedProxy != nil, spareServices == ObjectIdentifier(services) {
+            return .spare
         }
         // One id per request. A proxy handler that writes the response fields itself gets it from
         // its factory, and any other reads it back from `additionalHeaders` for its log lines and
@@ -94,10 +93,12 @@ public final class HostDispatcher: Sendable {
                 ])
         }
         if case .proxy = destination {
-            if let factory = services.identifiedProxy { return (factory(loop, requestID), services) }
+            if let factory = services.identifiedProxy {
+                return .handler(factory(loop, requestID), proxyServices: services)
+            }
             if let factory = services.plainProxy {
                 addResponseFields(requestID)
-                return (factory(loop), nil)
+                return .handler(factory(loop), proxyServices: nil)
             }
         }
         addResponseFields(requestID)
@@ -113,16 +114,16 @@ public final class HostDispatcher: Sendable {
         case .notFound:
             respondText(responder, head: head, status: 404, body: "404 page not found\n")
         case .authenticate:
-            if let factory = services.authenticate { return (factory(loop), nil) }
+            if let factory = services.authenticate { return .handler(factory(loop), proxyServices: nil) }
             respondText(responder, head: head, status: 404, body: "404 page not found\n")
         case .forwardAuth:
-            if let factory = services.forwardAuth { return (factory(loop), nil) }
+            if let factory = services.forwardAuth { return .handler(factory(loop), proxyServices: nil) }
             respondText(responder, head: head, status: 404, body: "404 page not found\n")
         case .proxy:
             // A set with a proxy returned its handler above.
             respondText(responder, head: head, status: 404, body: "404 page not found\n")
         }
-        return (nil, nil)
+        return .responded
     }
 
     /// Returns `head.authority` when it could name the authenticate or forward-auth host, else
@@ -189,6 +190,16 @@ public final class HostDispatcher: Sendable {
     }
 }
 
+/// The taker of a request, as `HostDispatcher.start` chose it.
+private enum Dispatch {
+    /// The connection's spare handler.
+    case spare
+    /// A new handler, and the services when it is their identified proxy's.
+    case handler(any HTTPRequestHandler, proxyServices: ServiceSet?)
+    /// No handler, because the dispatcher responded itself.
+    case responded
+}
+
 /// Routes one request. It responds to health, ping and 404 itself, or passes every event to the
 /// chosen service's handler.
 final class DispatchingHandler: HTTPRequestHandler {
@@ -205,12 +216,22 @@ final class DispatchingHandler: HTTPRequestHandler {
 
     func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
         // The previous request's handler, reset already, is offered for reuse; `start` keeps it
-        // only for another proxy request.
-        let (handler, services) = dispatcher.start(
-            head: head, responder: responder, loop: loop, spare: inner.take(), spareServices: proxyServices)
-        inner = handler
-        proxyServices = services
-        handler?.requestStarted(head, responder: responder)
+        // only for another proxy request. A reused spare stays in `inner`, and the services go to
+        // `start` as an identity. Moving the two references out and back cost 8 more reference
+        // count operations per request.
+        var spareServices: ObjectIdentifier?
+        if inner != nil, let proxyServices { spareServices = ObjectIdentifier(proxyServices) }
+        switch dispatcher.start(head: head, responder: responder, loop: loop, spareServices: spareServices) {
+        case .spare:
+            break
+        case .handler(let handler, let services):
+            inner = handler
+            proxyServices = services
+        case .responded:
+            inner = nil
+            proxyServices = nil
+        }
+        inner?.requestStarted(head, responder: responder)
     }
 
     /// Resets the inner handler and returns true in every case, because only the server calls this

@@ -74,22 +74,29 @@ public enum TopLevelRouting {
     /// As in v0.7, only `/verify` and `/` that carry a `uri` parameter (or, for Traefik, an
     /// `X-Forwarded-Uri` header) go to forward-auth; other requests for that host go on to the
     /// proxy, so the host may also be a route.
+    ///
+    /// `authenticateHost` and `query` are read only when a step needs them. Most requests have no
+    /// authority to match, and copying the two values cost four reference count operations.
     public static func destination(
         method: HTTPMethod, path: String, authority: (host: String, port: Int?)?,
-        authenticateHost: AuthenticateHost?, runsProxy: Bool,
-        query: String? = nil, hasForwardedURI: Bool = false, forwardAuthHost: AuthenticateHost? = nil
+        authenticateHost: @autoclosure () -> AuthenticateHost?, runsProxy: Bool,
+        query: @autoclosure () -> String? = nil, hasForwardedURI: Bool = false,
+        forwardAuthHost: AuthenticateHost? = nil
     ) -> TopLevelDestination {
         // The method is compared only for the two local paths: building the two constant methods
-        // and comparing them measured about 40 instructions per proxied request.
-        if path == "/healthz" { return isRead(method) ? .health : .methodNotAllowed }
-        if path == "/ping" { return isRead(method) ? .ping : .methodNotAllowed }
-        if let forwardAuthHost, let authority, path == "/verify" || path == "/",
-            hasForwardedURI || query.map(hasURIParameter) == true,
+        // and comparing them measured about 40 instructions per proxied request. The lengths are
+        // compared first, because `==` on two different short strings calls into the runtime.
+        let length = path.utf8.count
+        if length == 8 && path == "/healthz" { return isRead(method) ? .health : .methodNotAllowed }
+        if length == 5 && path == "/ping" { return isRead(method) ? .ping : .methodNotAllowed }
+        guard let authority else { return runsProxy ? .proxy : .notFound }
+        if let forwardAuthHost, path == "/verify" || path == "/",
+            hasForwardedURI || query().map(hasURIParameter) == true,
             forwardAuthHost.matches(host: authority.host, port: authority.port)
         {
             return .forwardAuth
         }
-        if let authenticateHost, let authority,
+        if let authenticateHost = authenticateHost(),
             authenticateHost.matches(host: authority.host, port: authority.port)
         {
             return .authenticate

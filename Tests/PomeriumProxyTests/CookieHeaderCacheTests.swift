@@ -48,6 +48,26 @@ struct CookieHeaderCacheTests {
         #expect([UInt8]().withUnsafeBufferPointer { cache.entry(forHeaderBytes: $0) } == nil)
     }
 
+    /// The hash of a misaligned header comes from an aligned copy, so a header must hit at every
+    /// offset from an aligned address, and a changed byte must miss at every offset.
+    @Test("lookups at every alignment")
+    func everyAlignment() {
+        let cache = CookieHeaderCache(capacity: 2048)
+        let stored = Self.entry(Self.browserHeader, email: "a@example.test")
+        cache.store(stored)
+        let header = Array(Self.browserHeader.utf8)
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: header.count + 8, alignment: 8)
+        defer { storage.deallocate() }
+        for offset in 0..<8 {
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: storage[offset..<(offset + header.count)])
+                .bindMemory(to: UInt8.self)
+            _ = bytes.initialize(from: header)
+            #expect(cache.entry(forHeaderBytes: UnsafeBufferPointer(bytes)) === stored, "at offset \(offset)")
+            bytes[bytes.count - 1] ^= 0x01
+            #expect(cache.entry(forHeaderBytes: UnsafeBufferPointer(bytes)) == nil, "at offset \(offset)")
+        }
+    }
+
     @Test("one changed byte misses", arguments: ["first", "middle", "last"])
     func singleByteChange(_ place: String) {
         let cache = CookieHeaderCache(capacity: 2048)

@@ -38,6 +38,72 @@ struct HandlerReuseTests {
         return Data(base64Encoded: base64).map { String(decoding: $0, as: UTF8.self) } ?? ""
     }
 
+    /// The handler builds each response head in the storage of the previous one. Echo responses
+    /// (JSON) alternate with `/size` responses (octet-stream) of other lengths, so a field or a
+    /// byte of an earlier head would show in a later one.
+    @Test("keep-alive responses carry own fields")
+    func ownResponseFieldsPerRequest() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            try await ProxyHarness.run(config: Self.config(echo: echo.baseURL)) { proxy in
+                let alice = try proxy.cookieHeader(proxy.session("alice@corp.test", audience: ["app.example.test"]))
+                let connection = try RawConnection(port: proxy.port)
+                var requestIDs: [String] = []
+                for path in ["/page", "/size/3", "/a-longer-page-path", "/size/12", "/page"] {
+                    let request = "GET \(path) HTTP/1.1\r\nHost: app.example.test\r\nCookie: \(alice)\r\n\r\n"
+                    let (head, body) = try await onThread {
+                        connection.send(request)
+                        let response = connection.readResponse()
+                        return (response.head, response.body)
+                    }
+                    #expect(head.hasPrefix("HTTP/1.1 200"), "\(path): \(head)")
+                    let lines = head.split(separator: "\r\n").dropFirst()
+                    func values(_ name: String) -> [String] {
+                        lines.compactMap { line in
+                            guard let colon = line.firstIndex(of: ":"), line[..<colon].lowercased() == name else {
+                                return nil
+                            }
+                            return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                        }
+                    }
+                    let expectedType = path.hasPrefix("/size/") ? "application/octet-stream" : "application/json"
+                    #expect(values("content-type") == [expectedType], "\(path): \(head)")
+                    #expect(values("content-length") == [String(body.count)], "\(path): \(head)")
+                    #expect(values("request-id").count == 1, "\(path): \(head)")
+                    requestIDs += values("request-id")
+                    #expect(lines.allSatisfy { $0.contains(":") }, "\(path): \(head)")
+                }
+                #expect(Set(requestIDs).count == 5, "\(requestIDs)")
+            }
+        }
+    }
+
+    /// The handler drops the request head once the response has ended, after the access log
+    /// line, so each line must still name its own request's path and agent.
+    @Test("keep-alive access log lines name own request")
+    func ownAccessLogLines() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            try await ProxyHarness.run(config: Self.config(echo: echo.baseURL)) { proxy in
+                let alice = try proxy.cookieHeader(proxy.session("alice@corp.test", audience: ["app.example.test"]))
+                let connection = try RawConnection(port: proxy.port)
+                for (path, agent) in [("/first", "agent-one"), ("/second", "agent-two"), ("/third", "")] {
+                    var request = "GET \(path) HTTP/1.1\r\nHost: app.example.test\r\nCookie: \(alice)\r\n"
+                    if !agent.isEmpty { request += "User-Agent: \(agent)\r\n" }
+                    let text = request + "\r\n"
+                    let head = try await onThread {
+                        connection.send(text)
+                        return connection.readResponse().head
+                    }
+                    #expect(head.hasPrefix("HTTP/1.1 200"), "\(path): \(head)")
+                    let line = try #require(proxy.logs.all.last { $0.message == "http-request" })
+                    #expect(line.metadata["method"] == .string("GET"))
+                    #expect(line.metadata["path"] == .string(path))
+                    #expect(line.metadata["user_agent"] == (agent.isEmpty ? nil : .string(agent)), "\(path)")
+                    #expect(line.metadata["email"] == .string("alice@corp.test"))
+                }
+            }
+        }
+    }
+
     @Test("keep-alive requests forward own fields")
     func ownFieldsPerRequest() async throws {
         try await Fixtures.withEchoUpstream { echo in

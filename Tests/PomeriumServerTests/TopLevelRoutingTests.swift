@@ -32,6 +32,18 @@ struct TopLevelRoutingTests {
         #expect(destination(.delete, "/ping") == .methodNotAllowed)
     }
 
+    /// The local paths are compared by length first, so paths one byte off in length or content
+    /// must still reach the services.
+    @Test("paths next to the local paths go on")
+    func nearLocalPaths() {
+        for path in ["/healthz/", "/health", "/healthy", "/Healthz", "/pin", "/pings", "/pinG", "/ping?", "//ping"] {
+            #expect(destination(.get, path) == .proxy, "\(path)")
+            #expect(destination(.get, path, host: "authenticate.example.test") == .authenticate, "\(path)")
+            #expect(destination(.get, path, host: nil) == .proxy, "\(path)")
+            #expect(destination(.get, path, host: nil, runsProxy: false) == .notFound, "\(path)")
+        }
+    }
+
     @Test("the authenticate host goes to the authenticate service, in any letter case")
     func authenticateHost() {
         #expect(destination(host: "authenticate.example.test") == .authenticate)
