@@ -64,15 +64,10 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         end = bytes.count
     }
 
-    /// Empties the list and returns its byte and entry arrays, for a parser to write the next
-    /// head's fields into when no other list still shares them (`FieldLineParser.parse`).
-    mutating func takeStorage() -> (bytes: [UInt8], entries: [Entry]) {
-        var storage: (bytes: [UInt8], entries: [Entry]) = ([], [])
-        swap(&storage.bytes, &bytes)
-        swap(&storage.entries, &entries)
-        end = 0
-        garbage = 0
-        return storage
+    /// Returns the byte and entry arrays, for a parser to write the next head's fields into when
+    /// no other list still shares them (`FieldLineParser.parse`).
+    consuming func takeStorage() -> (bytes: [UInt8], entries: [Entry]) {
+        (bytes, entries)
     }
 
     /// The capacity of the byte storage, for a parser deciding whether to keep it.
