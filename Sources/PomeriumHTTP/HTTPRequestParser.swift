@@ -183,7 +183,7 @@ public struct HTTPRequestParser: Sendable {
         let targetForm = try HTTPRequestTarget.parse(targetBytes, method: method)
         let version = try StartLineSyntax.parseVersion(afterMethod[(secondSpace + 1)...])
         let (headers, fields) = try FieldLineParser.parse(
-            scanner.lines[1...], in: bytes, base: base, checkValues: scanner.hasControlBytes,
+            scanner.table, from: 1, to: scanner.lineCount, in: bytes, base: base, checkValues: scanner.hasControlBytes,
             reusing: &spareHeaders)
         try checkHost(fields, version: version)
         // An origin-form target without a query is its path, so the path's string serves as both.

@@ -257,7 +257,7 @@ public struct HTTPResponseParser: Sendable {
             }
         }
         let (headers, fields) = try FieldLineParser.parse(
-            scanner.lines[1...], in: bytes, base: base, checkValues: scanner.hasControlBytes,
+            scanner.table, from: 1, to: scanner.lineCount, in: bytes, base: base, checkValues: scanner.hasControlBytes,
             reusing: &spareHeaders)
         return (HTTPResponseHead(status: status, reason: reason, version: version, headers: headers), fields)
     }

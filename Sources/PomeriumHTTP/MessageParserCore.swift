@@ -99,10 +99,13 @@ struct SectionScanner {
     var hasControlBytes: Bool { position.hasControlBytes }
     /// The lines found so far, without their CRLFs.
     var lines: ArraySlice<Range<Int>> { table[..<position.lineCount] }
-    /// The storage of `lines`, whose elements from `position.lineCount` on are placeholders. A scan
-    /// writes lines into it through a pointer, which checks that the storage is not shared once
-    /// per call, where `append` checked it once per line, about 50 instructions with the call.
-    private var table: [Range<Int>]
+    /// The number of lines found so far.
+    var lineCount: Int { position.lineCount }
+    /// The storage of `lines`, whose elements from `lineCount` on are placeholders. A scan writes
+    /// lines into it through a pointer, which checks that the storage is not shared once per call,
+    /// where `append` checked it once per line, about 50 instructions with the call. The parsers
+    /// pass the table itself to `FieldLineParser`, because building the `lines` slice retained it.
+    private(set) var table: [Range<Int>]
     private var position: Position
 
     init(hasStartLine: Bool) {
@@ -328,42 +331,49 @@ struct FramingFields {
 
 /// Field-line parsing shared by header and trailer sections (RFC 9112 §5).
 enum FieldLineParser {
-    /// Parses `lines` of `bytes` into fields. Rejects line folding, whitespace before the colon,
-    /// names that are not tokens and values with control characters other than HTAB. When
+    /// Parses the lines `lineTable[first..<end]` of `bytes` into fields. The table is passed whole
+    /// with bounds because a slice of it cost a retain and a release per head. Rejects line
+    /// folding, whitespace before the colon, names that are not tokens and values with control
+    /// characters other than HTAB. When
     /// `checkValues` is false, the caller has found no byte below 0x20 and no DEL in the lines
     /// (`SectionScanner.hasControlBytes`), so every value passes and none is checked.
     static func parse(
-        _ lines: ArraySlice<Range<Int>>, in bytes: [UInt8], base: Int, checkValues: Bool
+        _ lineTable: [Range<Int>], from first: Int, to end: Int, in bytes: [UInt8], base: Int, checkValues: Bool
     ) throws(HTTPParseError) -> (headers: HTTPHeaders, framing: FramingFields) {
         var spare: HTTPHeaders?
-        return try parse(lines, in: bytes, base: base, checkValues: checkValues, reusing: &spare)
+        return try parse(
+            lineTable, from: first, to: end, in: bytes, base: base, checkValues: checkValues, reusing: &spare)
     }
 
-    /// `parse(_:in:base:checkValues:)` writing the fields into the storage of `spare`, which is
-    /// left nil. A parser passes the headers of its previous head: once the receiver of that
+    /// `parse(_:from:to:in:base:checkValues:)` writing the fields into the storage of `spare`,
+    /// which is left nil. A parser passes the headers of its previous head: once the receiver of that
     /// head has released it, nothing else references the storage, and the next head of the connection
     /// allocates nothing (2 mallocs per head, 4 per proxied request). Storage still held elsewhere
     /// is never written: the arrays are replaced by fresh ones, as copy on write would. The spare
     /// is optional so that taking it leaves no empty arrays behind to release.
     static func parse(
-        _ lines: ArraySlice<Range<Int>>, in bytes: [UInt8], base: Int, checkValues: Bool,
+        _ lineTable: [Range<Int>], from first: Int, to end: Int, in bytes: [UInt8], base: Int, checkValues: Bool,
         reusing spare: inout HTTPHeaders?
     ) throws(HTTPParseError) -> (headers: HTTPHeaders, framing: FramingFields) {
-        guard let firstLine = lines.first, let lastLine = lines.last else { return (HTTPHeaders(), FramingFields()) }
+        guard first < end else { return (HTTPHeaders(), FramingFields()) }
+        let lineCount = end - first
+        let firstLine = lineTable[first]
+        let lastLine = lineTable[end - 1]
         // The section's bytes are copied once; the fields are ranges into the copy.
         let sectionStart = base + firstLine.lowerBound
         let sectionEnd = base + lastLine.upperBound
         var (sectionBytes, entries) = spare.take()?.takeStorage() ?? ([], [])
         // Too small a storage is dropped rather than emptied: emptying a shared array with its
         // capacity kept allocates a new one, which would then be grown.
-        if entries.capacity < lines.count { entries = [] }
+        if entries.capacity < lineCount { entries = [] }
         entries.removeAll(keepingCapacity: true)
-        entries.reserveCapacity(lines.count)
+        entries.reserveCapacity(lineCount)
         if sectionBytes.capacity < sectionEnd - sectionStart { sectionBytes = [] }
         sectionBytes.removeAll(keepingCapacity: true)
         var framing = FramingFields()
         let result: HTTPParseError.Kind? = bytes.withUnsafeBufferPointer { storage in
-            for line in lines {
+            for lineIndex in first..<end {
+                let line = lineTable[lineIndex]
                 let start = base + line.lowerBound
                 let end = base + line.upperBound
                 if ASCII.isWhitespace(storage[start]) { return .obsoleteLineFolding }
@@ -677,7 +687,7 @@ struct BodyDecoder {
                     let trailers: HTTPHeaders
                     do {
                         trailers = try FieldLineParser.parse(
-                            scanner.lines[...], in: buffer.bytes, base: buffer.readIndex,
+                            scanner.table, from: 0, to: scanner.lineCount, in: buffer.bytes, base: buffer.readIndex,
                             checkValues: scanner.hasControlBytes
                         ).headers
                     } catch {
