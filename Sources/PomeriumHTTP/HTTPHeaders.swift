@@ -27,6 +27,7 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
 
     /// One field: ranges of `bytes`. `isChecked` marks a field that the parser has already
     /// checked (the name is a token, the value has no control characters), so encoding skips the check.
+    @usableFromInline
     struct Entry: Sendable {
         var name: Range<Int>
         var value: Range<Int>
@@ -36,7 +37,7 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
     /// Names and values of the fields, and bytes of replaced or removed fields (see `garbage`),
     /// followed by spare zero bytes from `end` on.
     private(set) var bytes: [UInt8]
-    private(set) var entries: [Entry]
+    @usableFromInline private(set) var entries: [Entry]
     /// The end of the bytes in use; `bytes[end...]` is spare room for appending.
     private(set) var end = 0
     /// The number of bytes in `bytes` that no entry refers to; they are dropped once they dominate.
@@ -73,8 +74,12 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
     /// The capacity of the byte storage, for a parser deciding whether to keep it.
     var storageCapacity: Int { bytes.capacity }
 
-    public var startIndex: Int { entries.startIndex }
-    public var endIndex: Int { entries.endIndex }
+    // Inlinable, so that `isEmpty` and `count` in other modules compile to a read of the array
+    // instead of a call to `endIndex`. An authenticated request made five such calls.
+    @inlinable public var startIndex: Int { entries.startIndex }
+    @inlinable public var endIndex: Int { entries.endIndex }
+    @inlinable public var isEmpty: Bool { entries.isEmpty }
+    @inlinable public var count: Int { entries.count }
 
     public subscript(position: Int) -> Field {
         let entry = entries[position]
