@@ -54,9 +54,13 @@ struct ParserBuffer {
     /// Appends a socket read in one copy; the generic `append` would copy a raw buffer byte by byte.
     mutating func append(_ data: UnsafeRawBufferPointer) {
         if readIndex == bytes.count {
-            bytes.removeAll(keepingCapacity: true)
+            // Everything was consumed, so one replacement drops the old bytes and copies the new
+            // ones, where emptying the array and appending to it were two generic calls.
             readIndex = 0
-        } else if readIndex >= 4096 && readIndex * 2 >= bytes.count {
+            bytes.replaceSubrange(0..<bytes.count, with: data.assumingMemoryBound(to: UInt8.self))
+            return
+        }
+        if readIndex >= 4096 && readIndex * 2 >= bytes.count {
             bytes.removeSubrange(0..<readIndex)
             readIndex = 0
         }
@@ -369,7 +373,6 @@ enum FieldLineParser {
         entries.removeAll(keepingCapacity: true)
         entries.reserveCapacity(lineCount)
         if sectionBytes.capacity < sectionEnd - sectionStart { sectionBytes = [] }
-        sectionBytes.removeAll(keepingCapacity: true)
         var framing = FramingFields()
         let result: HTTPParseError.Kind? = bytes.withUnsafeBufferPointer { storage in
             for lineIndex in first..<end {
@@ -405,7 +408,10 @@ enum FieldLineParser {
                         name: (start - sectionStart)..<(colon - sectionStart),
                         value: (valueStart - sectionStart)..<(valueEnd - sectionStart), isChecked: true))
             }
-            sectionBytes.append(contentsOf: UnsafeBufferPointer(rebasing: storage[sectionStart..<sectionEnd]))
+            // One replacement drops the last head's bytes and copies these, where emptying the array
+            // and appending to it were two generic calls.
+            sectionBytes.replaceSubrange(
+                0..<sectionBytes.count, with: UnsafeBufferPointer(rebasing: storage[sectionStart..<sectionEnd]))
             return nil
         }
         if let result { throw HTTPParseError(result) }
