@@ -888,8 +888,8 @@ public enum HTTPFieldName {
     public static func hasPrefix(_ name: UnsafeBufferPointer<UInt8>, lowercase: [UInt8]) -> Bool {
         guard name.count >= lowercase.count else { return false }
         return lowercase.withUnsafeBufferPointer { expected in
-            for index in 0..<expected.count where ASCII.lowercased(name[index]) != expected[index] { return false }
-            return true
+            guard let nameStart = name.baseAddress, let expectedStart = expected.baseAddress else { return true }
+            return ByteMasks.lowercasedEquals(nameStart, expectedStart, count: expected.count)
         }
     }
 }

@@ -310,6 +310,46 @@ enum ByteMasks {
         return atLeastLower & ~aboveUpper & ~word & highBits
     }
 
+    /// Returns `word` with its ASCII uppercase letters lowercased and every other byte unchanged:
+    /// the mark of an uppercase letter, moved from bit 7 to bit 5, sets that letter's bit 5.
+    @inline(__always)
+    static func lowercased(_ word: UInt64) -> UInt64 {
+        word | bytes(word, in: UInt8(ascii: "A")...UInt8(ascii: "Z")) &>> 2
+    }
+
+    /// Returns whether the `count` bytes at `text`, with their ASCII uppercase letters lowercased,
+    /// equal the `count` bytes at `lowercase`. It compares eight bytes per step, and 4 to 7 bytes
+    /// as the two overlapping halves of one word. A byte loop with a fold per byte took about 170
+    /// instructions for `Content-Length`.
+    @inline(__always)
+    static func lowercasedEquals(_ text: UnsafePointer<UInt8>, _ lowercase: UnsafePointer<UInt8>, count: Int) -> Bool {
+        let actual = UnsafeRawPointer(text)
+        let expected = UnsafeRawPointer(lowercase)
+        if count >= 8 {
+            // The last word ends at the last byte and may overlap the one before it.
+            var offset = 0
+            while offset < count - 8 {
+                guard
+                    lowercased(actual.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                        == expected.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                else { return false }
+                offset += 8
+            }
+            return lowercased(actual.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self))
+                == expected.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+        }
+        if count >= 4 {
+            @inline(__always)
+            func halves(_ start: UnsafeRawPointer) -> UInt64 {
+                UInt64(start.loadUnaligned(as: UInt32.self))
+                    | UInt64(start.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)) << 32
+            }
+            return lowercased(halves(actual)) == halves(expected)
+        }
+        for index in 0..<count where ASCII.lowercased(text[index]) != lowercase[index] { return false }
+        return true
+    }
+
     /// Marks the ASCII letters, digits and hyphens of `word`: the bytes of nearly every field name.
     @inline(__always)
     static func plainNameBytes(_ word: UInt64) -> UInt64 {
