@@ -231,6 +231,13 @@ enum StartLineSyntax {
     /// Parses `HTTP/DIGIT.DIGIT` (RFC 9112 §2.3). Malformed text throws `invalidVersion`, and a
     /// major version other than 1 throws `unsupportedVersion`.
     static func parseVersion(_ bytes: ArraySlice<UInt8>) throws(HTTPParseError) -> HTTPVersion {
+        // Nearly every message is HTTP/1.1, which one comparison of the eight bytes as a word
+        // finds, where the byte checks below took about 70 instructions.
+        if bytes.count == 8
+            && UInt64(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }) == http11Word
+        {
+            return .http1_1
+        }
         let start = bytes.startIndex
         // Byte by byte: `starts(with: "HTTP/".utf8)` measured 250 instructions per head.
         guard bytes.count == 8, bytes[start] == UInt8(ascii: "H"), bytes[start + 1] == UInt8(ascii: "T"),
@@ -245,4 +252,8 @@ enum StartLineSyntax {
         guard major == UInt8(ascii: "1") else { throw HTTPParseError(.unsupportedVersion) }
         return HTTPVersion(major: 1, minor: Int(minor &- UInt8(ascii: "0")))
     }
+
+    /// The bytes `HTTP/1.1` as a little-endian word, the first byte lowest. A literal, because a
+    /// stored constant computed from the text was initialized lazily, with a call on every use.
+    private static var http11Word: UInt64 { 0x312E_312F_5054_5448 }
 }

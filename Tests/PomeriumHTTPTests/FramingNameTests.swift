@@ -75,3 +75,40 @@ struct FramingNameTests {
         #expect(!parser.isAwaitingUpgradeDecision)
     }
 }
+
+/// `StartLineSyntax.parseVersion` compares the eight bytes with `HTTP/1.1` as one word before
+/// checking them byte by byte. Changing any byte of `HTTP/1.1` to any value must give the result
+/// of the byte checks alone.
+@Suite("Parsers: version shortcut")
+struct VersionShortcutTests {
+    private static func reference(_ bytes: [UInt8]) -> Result<HTTPVersion, HTTPParseError> {
+        let prefix = Array("HTTP/".utf8)
+        guard bytes.count == 8, Array(bytes[0..<5]) == prefix, ASCII.isDigit(bytes[5]), bytes[6] == ASCII.dot,
+            ASCII.isDigit(bytes[7])
+        else { return .failure(HTTPParseError(.invalidVersion)) }
+        guard bytes[5] == UInt8(ascii: "1") else { return .failure(HTTPParseError(.unsupportedVersion)) }
+        return .success(HTTPVersion(major: 1, minor: Int(bytes[7] - UInt8(ascii: "0"))))
+    }
+
+    @Test("every byte of HTTP/1.1 changed to every value")
+    func everyChangedByte() throws {
+        let original = Array("HTTP/1.1".utf8)
+        var wrong: [String] = []
+        for position in 0..<original.count {
+            for value in UInt8.min...UInt8.max {
+                var bytes = original
+                bytes[position] = value
+                let parsed = Result { () throws(HTTPParseError) in try StartLineSyntax.parseVersion(bytes[...]) }
+                if parsed != Self.reference(bytes) { wrong.append("position \(position), byte \(value)") }
+            }
+        }
+        #expect(wrong.isEmpty, "\(wrong.prefix(8))")
+        #expect(try StartLineSyntax.parseVersion(original[...]) == .http1_1)
+    }
+
+    @Test("other lengths never take the shortcut", arguments: ["HTTP/1.1 ", "HTTP/1.", "HTTP/1.10"])
+    func otherLengths(text: String) {
+        let bytes = Array(text.utf8)
+        #expect(throws: HTTPParseError(.invalidVersion)) { try StartLineSyntax.parseVersion(bytes[...]) }
+    }
+}
