@@ -27,6 +27,7 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
 
     /// One field: ranges of `bytes`. `isChecked` marks a field that the parser has already
     /// checked (the name is a token, the value has no control characters), so encoding skips the check.
+    @usableFromInline
     struct Entry: Sendable {
         var name: Range<Int>
         var value: Range<Int>
@@ -36,7 +37,7 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
     /// Names and values of the fields, and bytes of replaced or removed fields (see `garbage`),
     /// followed by spare zero bytes from `end` on.
     private(set) var bytes: [UInt8]
-    private(set) var entries: [Entry]
+    @usableFromInline private(set) var entries: [Entry]
     /// The end of the bytes in use; `bytes[end...]` is spare room for appending.
     private(set) var end = 0
     /// The number of bytes in `bytes` that no entry refers to; they are dropped once they dominate.
@@ -64,22 +65,21 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         end = bytes.count
     }
 
-    /// Empties the list and returns its byte and entry arrays, for a parser to write the next
-    /// head's fields into when no other list still shares them (`FieldLineParser.parse`).
-    mutating func takeStorage() -> (bytes: [UInt8], entries: [Entry]) {
-        var storage: (bytes: [UInt8], entries: [Entry]) = ([], [])
-        swap(&storage.bytes, &bytes)
-        swap(&storage.entries, &entries)
-        end = 0
-        garbage = 0
-        return storage
+    /// Returns the byte and entry arrays, for a parser to write the next head's fields into when
+    /// no other list still shares them (`FieldLineParser.parse`).
+    consuming func takeStorage() -> (bytes: [UInt8], entries: [Entry]) {
+        (bytes, entries)
     }
 
     /// The capacity of the byte storage, for a parser deciding whether to keep it.
     var storageCapacity: Int { bytes.capacity }
 
-    public var startIndex: Int { entries.startIndex }
-    public var endIndex: Int { entries.endIndex }
+    // Inlinable, so that `isEmpty` and `count` in other modules compile to a read of the array
+    // instead of a call to `endIndex`. An authenticated request made five such calls.
+    @inlinable public var startIndex: Int { entries.startIndex }
+    @inlinable public var endIndex: Int { entries.endIndex }
+    @inlinable public var isEmpty: Bool { entries.isEmpty }
+    @inlinable public var count: Int { entries.count }
 
     public subscript(position: Int) -> Field {
         let entry = entries[position]
@@ -888,8 +888,8 @@ public enum HTTPFieldName {
     public static func hasPrefix(_ name: UnsafeBufferPointer<UInt8>, lowercase: [UInt8]) -> Bool {
         guard name.count >= lowercase.count else { return false }
         return lowercase.withUnsafeBufferPointer { expected in
-            for index in 0..<expected.count where ASCII.lowercased(name[index]) != expected[index] { return false }
-            return true
+            guard let nameStart = name.baseAddress, let expectedStart = expected.baseAddress else { return true }
+            return ByteMasks.lowercasedEquals(nameStart, expectedStart, count: expected.count)
         }
     }
 }

@@ -25,22 +25,26 @@ public struct HTTPResponseParser: Sendable {
         case error(HTTPParseError)
     }
 
+    /// The phase of the parser. As in `HTTPRequestParser`, the scanner and the decoder are stored
+    /// beside it, so that no call copies them out of an enum and back.
     private enum State {
-        case head(SectionScanner)
-        case body(BodyDecoder)
+        /// `scanner` is scanning a response head.
+        case head
+        /// `decoder` is decoding a body.
+        case body
         case upgraded
         case failed
     }
 
     public let limits: HTTPParserLimits
     private var buffer = ParserBuffer()
-    private var state: State = .head(SectionScanner(hasStartLine: true))
+    private var state = State.head
+    private var scanner = SectionScanner(hasStartLine: true)
+    private var decoder = BodyDecoder(framing: .none)
     private var inputClosed = false
-    /// The lines array of the last head's scanner, kept for the next one.
-    private var spareLines: [Range<Int>] = []
     /// The fields of the last head. The next head is written into their storage once no other
     /// list references it.
-    private var spareHeaders = HTTPHeaders()
+    private var spareHeaders: HTTPHeaders?
     private var pendingMethods: [HTTPMethod] = []
     private var pendingMethodIndex = 0
 
@@ -95,56 +99,56 @@ public struct HTTPResponseParser: Sendable {
 
     /// Returns the next event, or nil when more bytes are needed or the parser has stopped.
     public mutating func next() -> Event? {
-        while true {
-            switch state {
-            case .failed, .upgraded:
+        switch state {
+        case .failed, .upgraded:
+            return nil
+        case .head:
+            if buffer.readableCount > 0 && outstandingRequestCount == 0 {
+                return fail(.unexpectedResponse)
+            }
+            switch scanner.scan(buffer, limits: limits) {
+            case .incomplete:
+                if inputClosed && (buffer.readableCount > 0 || outstandingRequestCount > 0) {
+                    return fail(.incompleteMessage)
+                }
                 return nil
-            case .head(var scanner):
-                if buffer.readableCount > 0 && outstandingRequestCount == 0 {
-                    return fail(.unexpectedResponse)
-                }
-                // The state lets go of the scanner while it scans, so that its lines array is
-                // uniquely referenced and grows in place instead of being copied.
-                state = .failed
-                switch scanner.scan(buffer, limits: limits) {
-                case .incomplete:
-                    state = .head(scanner)
-                    if inputClosed && (buffer.readableCount > 0 || outstandingRequestCount > 0) {
-                        return fail(.incompleteMessage)
-                    }
-                    return nil
-                case .failed(let kind):
-                    return fail(kind == .requestLineTooLong ? .invalidStatusLine : kind)
-                case .complete(let length):
-                    do {
-                        let (head, fields) = try parseHead(scanner.lines, checkValues: scanner.hasControlBytes)
-                        spareLines = scanner.takeLines()
-                        spareHeaders = FieldLineParser.spare(from: head.headers)
-                        let event = try classify(head, fields: fields)
-                        buffer.readIndex += length
-                        return event
-                    } catch {
-                        return fail(error.kind)
-                    }
-                }
-            case .body(var decoder):
-                let step = decoder.step(&buffer, limits: limits, inputClosed: inputClosed)
-                switch step {
-                case .needMore:
-                    state = .body(decoder)
-                    return nil
-                case .failed(let kind):
-                    return fail(kind)
-                case .body(let bytes):
-                    state = .body(decoder)
-                    return .body(bytes)
-                case .end(let trailers):
-                    state = .head(SectionScanner(hasStartLine: true, reusing: &spareLines))
-                    if isCloseDelimited { state = .failed }
-                    return .end(trailers: trailers)
+            case .failed(let kind):
+                return fail(kind == .requestLineTooLong ? .invalidStatusLine : kind)
+            case .complete(let length):
+                do {
+                    let (head, fields) = try parseHead()
+                    spareHeaders = FieldLineParser.spare(from: head.headers)
+                    let event = try classify(head, fields: fields)
+                    buffer.readIndex += length
+                    return event
+                } catch {
+                    return fail(error.kind)
                 }
             }
+        case .body:
+            let step = decoder.step(&buffer, limits: limits, inputClosed: inputClosed)
+            switch consume step {
+            case .needMore:
+                return nil
+            case .failed(let kind):
+                return fail(kind)
+            case .body(let bytes):
+                return .body(bytes)
+            case .end(let trailers):
+                if isCloseDelimited {
+                    state = .failed
+                } else {
+                    startHead()
+                }
+                return .end(trailers: trailers)
+            }
         }
+    }
+
+    /// Starts scanning the next head, in the lines array of the last one.
+    private mutating func startHead() {
+        scanner.reset()
+        state = .head
     }
 
     /// Passes the next body bytes to `body` in place and returns true, for a fixed-length body,
@@ -152,10 +156,7 @@ public struct HTTPResponseParser: Sendable {
     /// `next()` yields the next event. The bytes equal those of the `.body` event that `next()`
     /// would return, without the array that the event allocates. `body` must not keep the pointer.
     public mutating func nextBodyBytes(_ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
-        guard case .body(var decoder) = state, let range = decoder.takeBodyRun(&buffer, limits: limits) else {
-            return false
-        }
-        state = .body(decoder)
+        guard case .body = state, let range = decoder.takeBodyRun(&buffer, limits: limits) else { return false }
         // A reference of its own, so that `body` may call back into this parser: a change to the
         // buffer then copies the storage instead of moving bytes under the pointer.
         let bytes = buffer.bytes
@@ -183,7 +184,7 @@ public struct HTTPResponseParser: Sendable {
             return .upgrade(head)
         }
         if head.isInformational {
-            state = .head(SectionScanner(hasStartLine: true, reusing: &spareLines))
+            startHead()
             return .informational(head)
         }
         let method = consumePendingMethod()
@@ -194,7 +195,8 @@ public struct HTTPResponseParser: Sendable {
         // RFC 9112 §6.3: a response to HEAD has no body, whatever its framing fields contain.
         let bodyFraming = method == .head ? .none : try bodyFraming(of: head, fields: fields)
         isCloseDelimited = bodyFraming == .closeDelimited
-        state = .body(BodyDecoder(framing: bodyFraming))
+        decoder = BodyDecoder(framing: bodyFraming)
+        state = .body
         return .head(head)
     }
 
@@ -224,12 +226,10 @@ public struct HTTPResponseParser: Sendable {
 
     /// Parses `HTTP-version SP 3DIGIT [SP reason-phrase]`. A missing space before an empty
     /// reason is accepted because common servers omit it.
-    private mutating func parseHead(_ lines: [Range<Int>], checkValues: Bool) throws(HTTPParseError) -> (
-        HTTPResponseHead, FramingFields
-    ) {
+    private mutating func parseHead() throws(HTTPParseError) -> (HTTPResponseHead, FramingFields) {
         let base = buffer.readIndex
         let bytes = buffer.bytes
-        let statusLine = lines[0]
+        let statusLine = scanner.lines[0]
         let line = bytes[(base + statusLine.lowerBound)..<(base + statusLine.upperBound)]
         guard line.count >= 12, line[line.startIndex + 8] == ASCII.space else {
             throw HTTPParseError(.invalidStatusLine)
@@ -262,7 +262,8 @@ public struct HTTPResponseParser: Sendable {
             }
         }
         let (headers, fields) = try FieldLineParser.parse(
-            lines[1...], in: bytes, base: base, checkValues: checkValues, reusing: &spareHeaders)
+            scanner.table, from: 1, to: scanner.lineCount, in: bytes, base: base, checkValues: scanner.hasControlBytes,
+            reusing: &spareHeaders)
         return (HTTPResponseHead(status: status, reason: reason, version: version, headers: headers), fields)
     }
 }
