@@ -107,7 +107,7 @@ struct HTTPClientTests {
         import socket, sys, threading
         server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(16)
         print(server.getsockname()[1], flush=True)
-        server.settimeout(10)
+        server.settimeout(60)
         def serve(conn):
             data = b""
             while b"\\r\\n\\r\\n" not in data:

@@ -66,7 +66,7 @@ struct ReverseProxyTests {
         import socket
         server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(4)
         print(server.getsockname()[1], flush=True)
-        server.settimeout(10)
+        server.settimeout(60)
         conn, _ = server.accept()
         data = b""
         while b"\\r\\n\\r\\n" not in data:
