@@ -42,14 +42,14 @@ public final class ManualWallClock: WallClock {
 /// A clock for measuring intervals in one process: seconds from an unspecified starting point,
 /// never set back or forward. Its readings mean nothing in another process or after a restart,
 /// so they must not be stored or sent. Times that leave the process come from a `WallClock`.
-public protocol MonotonicClock: Sendable {
+public protocol IntervalClock: Sendable {
     /// Seconds since the clock's starting point.
     func now() -> Double
 }
 
 /// The system's monotonic clock (`CLOCK_MONOTONIC`), which setting the system time does not move.
 /// It stops while the machine is suspended.
-public struct SystemMonotonicClock: MonotonicClock {
+public struct SystemIntervalClock: IntervalClock {
     public init() {}
 
     public func now() -> Double {
@@ -60,7 +60,7 @@ public struct SystemMonotonicClock: MonotonicClock {
 }
 
 /// A monotonic clock that keeps one reading until a test advances it.
-public final class ManualMonotonicClock: MonotonicClock {
+public final class ManualIntervalClock: IntervalClock {
     private let current: Mutex<Double>
 
     public init(now: Double = 1000) { current = Mutex(now) }

@@ -17,7 +17,7 @@ import Synchronization
 ///   warning is logged at most once per `failureGrace`; any other session gets `.unavailable`.
 /// - At most `capacity` entries are kept; the oldest inserted is dropped first.
 ///
-/// The intervals are measured with a `MonotonicClock`, so setting the system time back or forward
+/// The intervals are measured with a `IntervalClock`, so setting the system time back or forward
 /// changes no verdict. The times it reads stay in this process: the store holds only the global
 /// session's key, whose expiry the store keeps itself.
 public final class SessionLiveness: Sendable {
@@ -56,7 +56,7 @@ public final class SessionLiveness: Sendable {
     }
 
     private let store: any KeyValueStore
-    private let clock: any MonotonicClock
+    private let clock: any IntervalClock
     private let logger: Logger
     public let recheckInterval: Double
     public let failureGrace: Double
@@ -71,7 +71,7 @@ public final class SessionLiveness: Sendable {
     private static let serials = Atomic<UInt64>(0)
 
     public init(
-        store: any KeyValueStore, clock: any MonotonicClock, logger: Logger,
+        store: any KeyValueStore, clock: any IntervalClock, logger: Logger,
         recheckInterval: Double = SessionLiveness.defaultRecheckInterval,
         failureGrace: Double = SessionLiveness.defaultFailureGrace,
         capacity: Int = SessionLiveness.defaultCapacity

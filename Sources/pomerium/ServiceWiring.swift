@@ -62,7 +62,7 @@ struct ServiceWiring: Sendable {
         // Its recheck intervals use the monotonic clock, which setting the system time does not move.
         let liveness: SessionLiveness? =
             mode.runsAuthenticate && mode.runsProxy
-            ? SessionLiveness(store: store, clock: SystemMonotonicClock(), logger: proxyLogger) : nil
+            ? SessionLiveness(store: store, clock: SystemIntervalClock(), logger: proxyLogger) : nil
         let signingKeys = shared.signingKeys
         let build: ServiceSetBuilder = { (snapshot: ConfigSnapshot) throws -> ServiceSet in
             let options = snapshot.options

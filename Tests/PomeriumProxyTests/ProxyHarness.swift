@@ -85,7 +85,7 @@ final class ProxyHarness: @unchecked Sendable {
     let client: HTTPClient
     let clock: ManualWallClock
     /// The clock the sign-out check (`SessionLiveness`) measures its intervals with.
-    let livenessClock: ManualMonotonicClock
+    let livenessClock: ManualIntervalClock
     let logs: InMemoryLogHandler.Store
     let tokens: RouteSessionTokenCodec
     let cookies: SessionCookieCodec
@@ -97,7 +97,7 @@ final class ProxyHarness: @unchecked Sendable {
 
     private init(
         service: ProxyService, server: HTTPServer, client: HTTPClient, clock: ManualWallClock,
-        livenessClock: ManualMonotonicClock, logs: InMemoryLogHandler.Store, signer: IdentityAssertionSigner
+        livenessClock: ManualIntervalClock, logs: InMemoryLogHandler.Store, signer: IdentityAssertionSigner
     ) throws {
         self.service = service
         self.server = server
@@ -149,7 +149,7 @@ final class ProxyHarness: @unchecked Sendable {
     ) async throws -> T {
         let options = try options(config)
         let clock = ManualWallClock(now: SystemWallClock().now().rounded(.down))
-        let livenessClock = ManualMonotonicClock()
+        let livenessClock = ManualIntervalClock()
         let logs = InMemoryLogHandler.Store()
         var logger = Logger.inMemory(store: logs)
         logger.logLevel = infoLogs ? .info : .debug

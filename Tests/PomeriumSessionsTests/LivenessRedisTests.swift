@@ -12,8 +12,8 @@ struct LivenessRedisTests {
     @Test("sign-out on one replica ends the memo on another")
     func signOutOnAnotherReplica() async throws {
         try await Fixtures.withRedis { redis in
-            let clockA = ManualMonotonicClock()
-            let clockB = ManualMonotonicClock()
+            let clockA = ManualIntervalClock()
+            let clockB = ManualIntervalClock()
             let logs = InMemoryLogHandler.Store()
             let storeA = try RedisStore(address: "redis://127.0.0.1:\(redis.port)/0")
             let storeB = try RedisStore(address: "redis://127.0.0.1:\(redis.port)/0")

@@ -59,7 +59,7 @@ private protocol LivenessTestBed {
     /// The wall clock, which only the store reads, for the expiry of its keys.
     var wallClock: ManualWallClock { get }
     /// The clock that `SessionLiveness` measures its intervals with.
-    var clock: ManualMonotonicClock { get }
+    var clock: ManualIntervalClock { get }
     var logs: InMemoryLogHandler.Store { get }
 }
 
@@ -85,7 +85,7 @@ extension LivenessTestBed {
 
 @Suite struct SessionLivenessTests: LivenessTestBed {
     let wallClock = ManualWallClock()
-    let clock = ManualMonotonicClock()
+    let clock = ManualIntervalClock()
     let logs = InMemoryLogHandler.Store()
 
     @Test func liveSessionIsReadOnceThenServedFromMemory() async throws {
@@ -203,7 +203,7 @@ extension LivenessTestBed {
 
 @Suite struct LivenessMemoTests: LivenessTestBed {
     let wallClock = ManualWallClock()
-    let clock = ManualMonotonicClock()
+    let clock = ManualIntervalClock()
     let logs = InMemoryLogHandler.Store()
 
     @Test func memoAgreesWithTableOverTime() async throws {
@@ -310,7 +310,7 @@ extension LivenessTestBed {
 /// steps give with no jump.
 @Suite struct LivenessWallClockTests: LivenessTestBed {
     let wallClock = ManualWallClock()
-    let clock = ManualMonotonicClock()
+    let clock = ManualIntervalClock()
     let logs = InMemoryLogHandler.Store()
     static let jumps = [-3 * 3600.0, -0.5, 0.5, 3 * 3600.0]
 
