@@ -659,7 +659,10 @@ class MisbehavingUpstream:
     """An upstream whose behaviour depends on the request path, recording each request head:
     /early answers at once and then reads the body, /continue sends an unasked 100 Continue
     first, /close closes right after the response, /long/<delay> sends 6 bytes past the
-    Content-Length, after `delay` seconds; other paths answer with the path."""
+    Content-Length, after `delay` seconds, /hints sends a 103 first, /head-body and /no-content send
+    7 body bytes with a HEAD response or a 204, /both-framings sends Content-Length and chunked
+    framing together, /chunked-answer answers chunked, /short sends 10 of 100 announced bytes and
+    closes; other paths answer with the path."""
 
     def __init__(self):
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -708,6 +711,22 @@ class MisbehavingUpstream:
                 self.bodies.append(body)
                 if path.startswith("/continue"):
                     connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" + response)
+                elif path.startswith("/hints"):
+                    connection.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                                       + response)
+                elif path.startswith("/head-body") or path.startswith("/no-content"):
+                    # A HEAD response or a 204 has no body, whatever its Content-Length says.
+                    status = b"204 No Content" if path.startswith("/no-content") else b"200 OK"
+                    connection.sendall(b"HTTP/1.1 %s\r\nContent-Length: 7\r\n\r\nSTOLEN!" % status)
+                elif path.startswith("/chunked-answer"):
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                       b"%x\r\n%s\r\n0\r\n\r\n" % (len(answer), answer))
+                elif path.startswith("/short"):
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-part!")
+                    return
+                elif path.startswith("/both-framings"):
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                       b"6\r\nchunky\r\n0\r\n\r\n")
                 elif path.startswith("/close"):
                     connection.sendall(response)
                     return
@@ -811,3 +830,144 @@ def test_upstream_body_past_length_not_delivered(odd_upstream_port, delay):
     for index in range(8):
         later += plain_exchange(port, odd(f"/victim-{index}"), 1)
     assert later == [(200, f"answer /victim-{index}".encode()) for index in range(8)]
+
+
+def test_upstream_early_hints_then_pipelined(odd_upstream_port):
+    """A 103 from the upstream is not taken as the final response of its request."""
+    port, server = odd_upstream_port
+    bodies = plain_exchange(port, odd("/hints/1") + odd("/plain-after-hints"), 2)
+    assert bodies == [(200, b"answer /hints/1"), (200, b"answer /plain-after-hints")]
+
+
+@pytest.mark.parametrize("path,method", [("/head-body", "HEAD"), ("/no-content", "GET")])
+def test_upstream_bodiless_response_bytes_dropped(odd_upstream_port, path, method):
+    """Bytes after a HEAD response or a 204 are not a body: they never reach the client, the next
+    pipelined response or a later client's response."""
+    port, server = odd_upstream_port
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall((odd(path, method) + odd("/after-bodiless")).encode())
+        reader = _Reader(connection)
+        head = reader.read_until(b"\r\n\r\n")
+        assert head.split(b" ")[1] in (b"200", b"204"), head
+        rest = read_plain(reader, 1)
+    assert rest == [(200, b"answer /after-bodiless")]
+    later = []
+    for index in range(8):
+        later += plain_exchange(port, odd(f"/bodiless-victim-{index}"), 1)
+    assert later == [(200, f"answer /bodiless-victim-{index}".encode()) for index in range(8)]
+
+
+def test_upstream_conflicting_framing_not_pooled(odd_upstream_port):
+    """A response with Content-Length and chunked framing is either rejected or read as chunked,
+    and what remains of it never reaches a later client."""
+    port, server = odd_upstream_port
+    first = plain_exchange(port, odd("/both-framings"), 1)
+    assert first in ([(200, b"chunky")], [(502, first[0][1] if first else b"")]), first
+    later = []
+    for index in range(8):
+        later += plain_exchange(port, odd(f"/framing-victim-{index}"), 1)
+    assert later == [(200, f"answer /framing-victim-{index}".encode()) for index in range(8)]
+
+
+# -------------------------------------------------------------------------------------------------
+# Session state across a pipeline.
+
+
+def test_dashboard_pipeline_alternating_users(stack, upstream):
+    """User pages of alice, admin and no session, 30 in one write: each response shows only the
+    user of its own request, in order."""
+    port = stack["port"]
+    alice, admin = session_cookie(stack, "alice"), session_cookie(stack, "admin")
+    plan = [(alice, "alice@example.com"), (admin, "admin@example.com"), (None, None)] * 10
+    client = Client(stack, timeout=10)
+    client.send("".join(request("app", port, "/.pomerium/", cookie=cookie) for cookie, _ in plan))
+    responses = read_all(client, len(plan), deadline_seconds=20)
+    assert len(responses) == len(plan)
+    for index, ((_, email), response) in enumerate(zip(plan, responses)):
+        if email is None:
+            assert response.status == 302, (index, response)
+            assert b"@example.com" not in response.body
+            continue
+        assert response.status == 200, (index, response)
+        assert email.encode() in response.body, index
+        other = "admin@example.com" if email.startswith("alice") else "alice@example.com"
+        assert other.encode() not in response.body, index
+    client.close()
+
+
+def test_requests_pipelined_behind_sign_out(stack, upstream):
+    """The authenticate service's sign-out and requests with the signed-out cookie, pipelined on
+    one connection that used the cookie before: every request behind the sign-out is refused."""
+    from test_keepalive_attacks import fresh_login
+    port = stack["port"]
+    session, cookie = fresh_login(stack, "alice")
+    client = Client(stack)
+    client.send(request("app", port, "/warm", cookie=cookie) + request("app", port, "/.pomerium/sign_out", cookie=cookie))
+    assert client.read().status == 200
+    signed_out = client.read()
+    assert signed_out.status == 302, signed_out
+    location = urlsplit(signed_out.header("Location"))
+    assert location.hostname == "authenticate.example.test"
+    authenticate_cookie = "; ".join(f"{item.name}={item.value}" for item in session.cookies
+                                    if item.domain.startswith("authenticate"))
+    upstream.clear()
+    target = location.path + "?" + location.query
+    client.send(request("authenticate", port, target, cookie=authenticate_cookie)
+                + request("app", port, "/behind-sign-out", cookie=cookie)
+                + request("app", port, "/.pomerium/", cookie=cookie)
+                + request("app", port, "/behind-sign-out-2", cookie=cookie))
+    responses = read_all(client, 4, deadline_seconds=10)
+    assert len(responses) == 4
+    assert responses[0].status == 302, responses[0]
+    assert [response.status for response in responses[1:]] == [302, 302, 302]
+    assert b"alice@example.com" not in responses[2].body
+    assert upstream.received() == []
+    client.close()
+
+
+def read_until_closed(connection, seconds=5):
+    """Reads from a plain socket until the peer closes or `seconds` pass; returns the bytes."""
+    connection.settimeout(seconds)
+    received = b""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    except socket.timeout:
+        received += b"(timed out)"
+    except ConnectionResetError:
+        pass
+    return received
+
+
+def test_http10_close_delimited_response_ends_pipeline(odd_upstream_port):
+    """An HTTP/1.0 keep-alive client gets a chunked upstream response close-delimited, so the
+    connection closes after it and the request pipelined behind it is never forwarded."""
+    port, server = odd_upstream_port
+    first = "GET /chunked-answer HTTP/1.0\r\nHost: odd.example.test\r\nConnection: keep-alive\r\n\r\n"
+    behind = "GET /behind-close-delimited HTTP/1.0\r\nHost: odd.example.test\r\nConnection: keep-alive\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall((first + behind).encode())
+        received = read_until_closed(connection)
+    assert received.endswith(b"answer /chunked-answer"), received
+    assert received.count(b"HTTP/1.1 ") == 1, received
+    assert b"keep-alive" not in received.lower()
+    assert "/behind-close-delimited" not in server.paths
+
+
+def test_truncated_upstream_body_ends_pipeline(odd_upstream_port):
+    """The upstream announces 100 bytes, sends 10 and closes. The client connection closes without
+    more bytes, so the response of the request pipelined behind it is never read as the rest of
+    the body."""
+    port, server = odd_upstream_port
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall((odd("/short") + odd("/behind-short")).encode())
+        received = read_until_closed(connection)
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") or head.startswith(b"HTTP/1.1 502"), received
+    if head.startswith(b"HTTP/1.1 200"):
+        assert body == b"only-part!", received
+    assert b"answer /behind-short" not in received
