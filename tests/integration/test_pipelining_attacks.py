@@ -1,4 +1,4 @@
-"""Attacks on pipelined requests: long pipelines that pomerium answers itself, requests pipelined
+"""Attacks on pipelined requests: long pipelines of requests that pomerium responds to itself, requests pipelined
 behind early responses and cut-off bodies, HTTP/1.0 keep-alive, `Connection: close` in the middle
 of a pipeline, sessions from several sources on one connection, WebSocket upgrades, and upstreams
 that break the usual request and response order.
@@ -17,26 +17,15 @@ import pytest
 
 from harness import base_config, free_port
 from test_keepalive_attacks import (  # noqa: F401 (fixtures are used by name)
-    USERS, Client, _Reader, assertion_email, fields, identity_names, request, session_cookie, stack, upstream,
-    upstream_paths)
+    USERS, Client, _Reader, assertion_email, fields, request, session_cookie, stack, upstream, upstream_paths)
 
 
 # -------------------------------------------------------------------------------------------------
 # Helpers.
 
 
-def chunked_request(host, port, path, cookie=None, chunks=("mine",), trailers=(), headers=()):
-    """A POST with a chunked body made of `chunks` and the given trailer lines."""
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host}.example.test:{port}", "Transfer-Encoding: chunked"]
-    if cookie:
-        lines.append(f"Cookie: {cookie}")
-    lines += list(headers)
-    body = "".join(f"{len(chunk):x}\r\n{chunk}\r\n" for chunk in chunks)
-    return "\r\n".join(lines) + "\r\n\r\n" + body + "0\r\n" + "".join(f"{line}\r\n" for line in trailers) + "\r\n"
-
-
 def read_all(client, count, deadline_seconds=30):
-    """Reads up to `count` responses; stops early when pomerium closes or nothing comes in time."""
+    """Reads up to `count` responses. It stops early when pomerium closes or nothing comes in time."""
     responses = []
     deadline = time.monotonic() + deadline_seconds
     while len(responses) < count and time.monotonic() < deadline:
@@ -58,16 +47,12 @@ def alive(stack):
     return status == 200
 
 
-def records_for(upstream, path):
-    return [record for record in upstream.received() if record["path"] == path]
-
-
 # -------------------------------------------------------------------------------------------------
-# Long pipelines of requests that pomerium answers itself, mixed with proxied ones.
+# Long pipelines of requests that pomerium responds to itself, mixed with proxied ones.
 
 
 def local_step(port, index, alice):
-    """One request that pomerium answers itself, and a check of its response that identifies the
+    """One request that pomerium responds to itself, and a check of its response that identifies the
     request, so a reordered, dropped or duplicated response fails the check."""
     kind = index % 6
     if kind == 0:
@@ -88,7 +73,7 @@ def local_step(port, index, alice):
 
 
 def test_long_local_pipeline_in_order(stack, upstream):
-    """1200 requests that pomerium answers itself, in one write: each gets its own response, in
+    """1200 requests that pomerium responds to itself, in one write: each gets its own response, in
     order, and nothing reaches the upstream."""
     port = stack["port"]
     alice = session_cookie(stack, "alice")
@@ -110,7 +95,7 @@ def test_long_local_pipeline_in_order(stack, upstream):
 STALE_PAUSE = (
     "A request answered synchronously from its requestEnd action starts the next pipelined request "
     "inside that call. When more than 64 KiB were buffered, the outer action list still ends with the "
-    "pauseReading that the machine produced for the first request; it runs after the nested "
+    "pauseReading that the machine produced for the first request. It runs after the nested "
     "finishResponse has already resumed reading, so HTTPServerConnectionHandler stays paused while "
     "HTTPServerConnection believes reading is on, and no later finishResponse resumes it.")
 
@@ -172,8 +157,8 @@ def read_plain(reader, count):
 @pytest.mark.xfail(strict=True, reason=STALE_PAUSE)
 def test_ping_then_proxied_pipeline_not_stalled(plain_public):
     """200 requests of about 1 KB, /ping and a proxied request in turn, in one write (about
-    210 KB). Each gets its response. Before the fix the connection stopped after 184 responses,
-    and a request sent after the stall got no response either."""
+    210 KB). Each gets its response. On the failing build the connection stops after 184
+    responses, and a request sent after the stall gets no response either."""
     port, upstream = plain_public
     padding = "p" * 1000
     data = ""
@@ -227,8 +212,8 @@ def test_large_ping_pipelines_on_parallel_connections(stack, upstream):
 
 
 def early_requests(port, alice):
-    """Requests that pomerium answers before or without reading their body, each with the
-    secret body `body` and its expected status: (name, head lines, status)."""
+    """Requests that pomerium responds to before or without reading their body, as (name, head
+    lines, expected status). `early_body` gives each its body."""
     host = f"app.example.test:{port}"
     return [
         ("401 xhr", ["POST /xhr HTTP/1.1", f"Host: {host}", "X-Requested-With: XMLHttpRequest"], 401),
@@ -252,7 +237,7 @@ def early_body(name):
 
 
 def framed(head_lines, body, framing):
-    """The request bytes with `body` framed as `framing`; for "expect" the body follows at once."""
+    """The request bytes with `body` framed as `framing`. With "expect" the body follows at once."""
     head = "\r\n".join(head_lines)
     if framing == "length":
         return f"{head}\r\nContent-Length: {len(body)}\r\n\r\n{body}"
@@ -268,9 +253,9 @@ EARLY_NAMES = ["401 xhr", "403 denied", "405 method", "400 form", "403 csrf", "3
 @pytest.mark.parametrize("framing", ["length", "chunked", "expect"])
 @pytest.mark.parametrize("name", EARLY_NAMES)
 def test_early_response_then_pipelined_pieces(stack, upstream, name, framing):
-    """A whole request that pomerium answers early, with admin's chunked POST pipelined behind it
-    and its body sent later in pieces: admin's request reaches the upstream with exactly its own
-    body and trailers, and nothing of the first request is forwarded."""
+    """A whole request that pomerium responds to early, with admin's chunked POST pipelined behind
+    it and its body sent later in pieces. admin's request reaches the upstream with exactly its
+    own body and trailers, and nothing of the first request is forwarded."""
     port = stack["port"]
     alice, admin = session_cookie(stack, "alice"), session_cookie(stack, "admin")
     upstream.clear()
@@ -317,7 +302,7 @@ def test_form_too_large_then_pipelined(stack, upstream):
     try:
         second = client.read()
     except ConnectionError:
-        # Closing after an early response is allowed; forwarding the form is not.
+        # Closing after an early response is allowed, but forwarding the form is not.
         second = None
     if second is not None:
         assert second.status == 200, second
@@ -330,7 +315,7 @@ def test_form_too_large_then_pipelined(stack, upstream):
 
 @pytest.mark.parametrize("name", ["403 denied", "302 sign-in", "405 method", "401 xhr"])
 def test_cut_body_after_early_response(stack, upstream, name):
-    """A request announces 200 body bytes and sends 10, pomerium answers early, and the client then
+    """A request announces 200 body bytes and sends 10, pomerium responds early, and the client then
     sends a request with forged identity headers where the body should be: the connection closes
     and the hidden request never reaches the upstream. A new connection still works."""
     port = stack["port"]
@@ -522,8 +507,8 @@ def test_authorization_sources_mixed_with_cookies(stack, upstream):
 
 
 class UpgradeUpstream:
-    """An upstream that records each request head, answers Upgrade requests with 101 and then
-    echoes the tunnel's bytes with a prefix, and answers other requests with their path."""
+    """An upstream that records each request head, responds to Upgrade requests with 101 and then
+    echoes the tunnel's bytes with a prefix, and responds to other requests with their path."""
 
     def __init__(self):
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -657,12 +642,12 @@ def test_upgrade_pipelined_behind_request(socket_stack):
 
 class MisbehavingUpstream:
     """An upstream whose behaviour depends on the request path, recording each request head:
-    /early answers at once and then reads the body, /continue sends an unasked 100 Continue
+    /early responds at once and then reads the body, /continue sends an unasked 100 Continue
     first, /close closes right after the response, /long/<delay> sends 6 bytes past the
     Content-Length, after `delay` seconds, /hints sends a 103 first, /head-body and /no-content send
     7 body bytes with a HEAD response or a 204, /both-framings sends Content-Length and chunked
-    framing together, /chunked-answer answers chunked, /short sends 10 of 100 announced bytes and
-    closes; other paths answer with the path."""
+    framing together, /chunked-answer responds chunked, /short sends 10 of 100 announced bytes and
+    closes. Other paths get their path as the body."""
 
     def __init__(self):
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -786,7 +771,7 @@ def odd(path, method="GET", body=None):
     return "\r\n".join(lines) + "\r\n\r\n" + (body or "")
 
 
-def test_upstream_answers_before_body(odd_upstream_port):
+def test_upstream_responds_before_body(odd_upstream_port):
     """The upstream responds before it reads the body. The client gets that response, the next
     pipelined request gets its own, and the upstream reads each body whole."""
     port, server = odd_upstream_port
