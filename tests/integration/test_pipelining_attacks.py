@@ -956,3 +956,64 @@ def test_truncated_upstream_body_ends_pipeline(odd_upstream_port):
     if head.startswith(b"HTTP/1.1 200"):
         assert body == b"only-part!", received
     assert b"answer /behind-short" not in received
+
+
+def test_upstream_early_answer_mid_body(odd_upstream_port):
+    """The upstream responds while the client is still sending a 20000-byte body. The client gets
+    the response with Connection: close, and a request sent after the rest of the body is never
+    forwarded. Later clients get their own responses."""
+    port, server = odd_upstream_port
+    head = "POST /early-stream HTTP/1.1\r\nHost: odd.example.test\r\nContent-Length: 20000\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall((head + "a" * 5000).encode())
+        reader = _Reader(connection)
+        response_head = reader.read_until(b"\r\n\r\n")
+        assert response_head.startswith(b"HTTP/1.1 200"), response_head
+        assert b"connection: close" in response_head.lower()
+        try:
+            connection.sendall(("b" * 15000 + odd("/behind-early-stream")).encode())
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        received = reader.buffer + read_until_closed(connection)
+    assert b"answer /behind-early-stream" not in received
+    assert "/behind-early-stream" not in server.paths
+    later = []
+    for index in range(4):
+        later += plain_exchange(port, odd(f"/after-early-stream-{index}"), 1)
+    assert later == [(200, f"answer /after-early-stream-{index}".encode()) for index in range(4)]
+
+
+@pytest.mark.xfail(strict=True, reason=STALE_PAUSE)
+def test_slow_request_then_deep_ping_pipeline(plain_public):
+    """A slow proxied request with 4000 /ping requests (about 200 KB) pipelined behind it. Reading
+    pauses while the slow request runs, and when it ends the buffered pings are answered in one
+    nested chain of calls, which must not exhaust the event loop thread's stack. On the failing
+    build about 2700 responses arrive, then the connection stalls: each nested level performs the
+    pauseReading of its own action list after the deeper levels resumed reading."""
+    port, upstream = plain_public
+    ping = "GET /ping HTTP/1.1\r\nHost: public.example.test\r\n\r\n"
+    data = "GET /slow/1 HTTP/1.1\r\nHost: public.example.test\r\n\r\n" + ping * 4000
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(data.encode())
+        responses = read_plain(_Reader(connection), 4001)
+    assert len(responses) == 4001
+    assert json.loads(responses[0][1])["path"] == "/slow/1"
+    assert all(status == 200 and body.startswith(b"pomerium/") for status, body in responses[1:])
+    assert upstream_paths(upstream) == ["/slow/1"]
+
+
+def test_plain_ping_pipeline_of_30000(plain_public):
+    """30000 /ping requests of 31 bytes (about 930 KB) in one write over plain HTTP, where each
+    64 KiB read holds about 2100 requests that are answered in one nested chain of calls. Every
+    request gets its response and the process keeps serving."""
+    port, upstream = plain_public
+    count = 30000
+    data = b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\n" * count
+    assert len(data) == 31 * count
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as connection:
+        connection.sendall(data)
+        connection.shutdown(socket.SHUT_WR)
+        received = read_until_closed(connection, seconds=30)
+    assert received.count(b"HTTP/1.1 200 ") == count
+    assert not received.endswith(b"(timed out)")
+    assert plain_exchange(port, "GET /ping HTTP/1.1\r\nHost: a\r\n\r\n", 1)[0][0] == 200
