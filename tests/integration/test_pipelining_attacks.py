@@ -508,7 +508,8 @@ def test_authorization_sources_mixed_with_cookies(stack, upstream):
 
 class UpgradeUpstream:
     """An upstream that records each request head, responds to Upgrade requests with 101 and then
-    echoes the tunnel's bytes with a prefix, and responds to other requests with their path."""
+    echoes the tunnel's bytes with a prefix, and responds to other requests with their path.
+    Requests to /refuse get 403, with or without Upgrade."""
 
     def __init__(self):
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -542,6 +543,9 @@ class UpgradeUpstream:
                 text = head.decode("latin-1")
                 self.heads.append(text)
                 path = text.split(" ")[1]
+                if path.startswith("/refuse"):
+                    connection.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 7\r\n\r\nrefused")
+                    continue
                 if "upgrade: websocket" in text.lower():
                     connection.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                                        b"Connection: Upgrade\r\n"
@@ -633,6 +637,36 @@ def test_upgrade_pipelined_behind_request(socket_stack):
     head = next(text for text in heads if text.startswith("GET /socket-2 "))
     assert "alice@example.com" in head
     assert "admin@example.com" not in head
+    client.close()
+
+
+def test_refused_upgrade_keeps_http(socket_stack):
+    """The upstream refuses an upgrade with 403. The bytes pipelined behind the upgrade are parsed
+    as HTTP by pomerium: a request without a session and with forged identity headers gets the
+    sign-in redirect and never reaches the upstream, and a request with a session is forwarded
+    with its own identity."""
+    port = socket_stack["port"]
+    alice, admin = session_cookie(socket_stack, "alice"), session_cookie(socket_stack, "admin")
+    client = Client(socket_stack)
+    smuggled = request("app", port, "/smuggled", headers=["X-Pomerium-Claim-Email: admin@example.com",
+                                                          "X-Pomerium-Jwt-Assertion: forged"])
+    client.send(upgrade_request(port, "/refuse", alice) + smuggled + request("app", port, "/own", cookie=admin))
+    refused = client.read()
+    assert refused.status == 403, refused
+    assert refused.body == b"refused"
+    try:
+        behind = client.read()
+    except ConnectionError:
+        behind = None
+    heads = socket_stack["upstream"].heads
+    assert not any(text.startswith("GET /smuggled ") for text in heads)
+    if behind is not None:
+        assert behind.status == 302, behind
+        own = client.read()
+        assert own.body == b"plain /own"
+        own_head = next(text for text in heads if text.startswith("GET /own "))
+        assert "admin@example.com" in own_head
+        assert "alice@example.com" not in own_head
     client.close()
 
 
