@@ -1051,3 +1051,58 @@ def test_plain_ping_pipeline_of_30000(plain_public):
     assert received.count(b"HTTP/1.1 200 ") == count
     assert not received.endswith(b"(timed out)")
     assert plain_exchange(port, "GET /ping HTTP/1.1\r\nHost: a\r\n\r\n", 1)[0][0] == 200
+
+
+def test_expect_pipelined_behind_slow_request(plain_public):
+    """A POST with Expect: 100-continue and its body, pipelined behind a slow request: the first
+    bytes of the connection are the slow request's final response, not a 100 Continue for the
+    request behind it, and each request gets its own response."""
+    port, upstream = plain_public
+    data = ("GET /slow/0.5 HTTP/1.1\r\nHost: public.example.test\r\n\r\n"
+            "POST /expecting HTTP/1.1\r\nHost: public.example.test\r\nExpect: 100-continue\r\n"
+            "Content-Length: 5\r\n\r\nhello"
+            "GET /third HTTP/1.1\r\nHost: public.example.test\r\nConnection: close\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(data.encode())
+        received = read_until_closed(connection, seconds=10)
+    assert received.startswith(b"HTTP/1.1 200 "), received[:200]
+    first_end = received.index(b"/slow/0.5")
+    assert b"HTTP/1.1 100" not in received[:first_end]
+    reader = _Reader(None)
+    reader.buffer = received.replace(b"HTTP/1.1 100 Continue\r\n\r\n", b"")
+    responses = read_plain(reader, 3)
+    assert [json.loads(body)["path"] for _, body in responses] == ["/slow/0.5", "/expecting", "/third"]
+    assert json.loads(responses[1][1])["body"] == "hello"
+
+
+def test_signed_out_dashboard_cookie_clearing_stays(stack, upstream):
+    """User pages and proxied requests with a signed-out cookie, pipelined between admin's
+    requests: only the signed-out requests clear the session cookie, and admin's responses carry
+    no Set-Cookie and show admin's identity."""
+    from test_keepalive_attacks import fresh_login, sign_out
+    port = stack["port"]
+    session, stale = fresh_login(stack, "alice")
+    admin = session_cookie(stack, "admin")
+    sign_out(stack, session)
+    plan = [("/.pomerium/", stale), ("/.pomerium/", admin), ("/proxied/2", admin), ("/.pomerium/", stale),
+            ("/proxied/4", admin), ("/proxied/5", stale), ("/proxied/6", admin), ("/.pomerium/", admin)] * 2
+    client = Client(stack, timeout=10)
+    for repeat in range(2):
+        upstream.clear()
+        client.send("".join(request("app", port, path, cookie=cookie) for path, cookie in plan))
+        responses = read_all(client, len(plan), deadline_seconds=20)
+        assert len(responses) == len(plan), repeat
+        for index, ((path, cookie), response) in enumerate(zip(plan, responses)):
+            if cookie == stale:
+                assert response.status == 302, (repeat, index, response)
+                assert b"alice@example.com" not in response.body
+                continue
+            assert response.status == 200, (repeat, index, response)
+            assert response.all("Set-Cookie") == [], (repeat, index, response.headers)
+            if path.startswith("/proxied/"):
+                assert response.echo()["path"] == path
+                assert assertion_email(response.echo()) == "admin@example.com"
+            else:
+                assert b"admin@example.com" in response.body
+        assert len(upstream.received()) == 6, repeat
+    client.close()
