@@ -1106,3 +1106,45 @@ def test_signed_out_dashboard_cookie_clearing_stays(stack, upstream):
                 assert b"admin@example.com" in response.body
         assert len(upstream.received()) == 6, repeat
     client.close()
+
+
+def resident_megabytes(pid):
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) // 1024
+
+
+UNREAD_OUTPUT = (
+    "Responses to pipelined requests that pomerium answers itself are queued in the connection's "
+    "output buffer without limit while the client does not read them: StreamConnection only records "
+    "that the output passed its 256 KiB high-water mark, and neither it nor "
+    "HTTPServerConnectionHandler pauses reading then. maxPipelinedBytes bounds only the bytes "
+    "waiting behind an unfinished request, and each request of a synchronously answered chain is "
+    "finished before the next read.")
+
+
+@pytest.mark.xfail(strict=True, reason=UNREAD_OUTPUT)
+def test_unread_responses_bound_memory(start_pomerium, oidc_provider, upstream):
+    """A client pipelines 150000 requests for an unknown host (4 MB, each answered with a 404 page
+    of about 1 KB) and never reads. pomerium must stop reading once its output is backed up, so
+    its resident memory grows by less than 24 MB. The failing build grows by about 100 MB."""
+    port = free_port()
+    process = start_pomerium(base_config(port, issuer=oidc_provider, policy=[
+        {"from": "https://public.example.test", "to": upstream.url, "allow_public_unauthenticated_access": True}]),
+        wait_port=port)
+    target = process.process.pid
+    before = resident_megabytes(target)
+    single = b"GET / HTTP/1.1\r\nHost: unknown.example.test\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        deadline = time.monotonic() + 20
+        sent = 0
+        try:
+            while sent < 150_000 and time.monotonic() < deadline:
+                connection.sendall(single * 1000)
+                sent += 1000
+        except socket.timeout:
+            pass
+        time.sleep(1)
+        grown = resident_megabytes(target) - before
+    assert grown < 24, f"resident memory grew by {grown} MB after {sent} unread requests"
