@@ -157,7 +157,7 @@ def read_plain(reader, count):
 @pytest.mark.xfail(strict=True, reason=STALE_PAUSE)
 def test_ping_then_proxied_pipeline_not_stalled(plain_public):
     """200 requests of about 1 KB, /ping and a proxied request in turn, in one write (about
-    210 KB). Each gets its response. On the failing build the connection stops after 184
+    210 KB). Each gets its response. On the failing build the connection stops after 120 to 190
     responses, and a request sent after the stall gets no response either."""
     port, upstream = plain_public
     padding = "p" * 1000
@@ -1148,3 +1148,29 @@ def test_unread_responses_bound_memory(start_pomerium, oidc_provider, upstream):
         time.sleep(1)
         grown = resident_megabytes(target) - before
     assert grown < 24, f"resident memory grew by {grown} MB after {sent} unread requests"
+
+
+def test_access_log_lines_for_long_pipeline(stack, upstream):
+    """300 pipelined requests that pomerium responds to itself: every response has its own
+    Request-Id, and the log has exactly one http-request line for each, with that request's path."""
+    port = stack["port"]
+    alice = session_cookie(stack, "alice")
+    steps = [local_step(port, index, alice) for index in range(300)]
+    paths = [data.split(" ", 2)[1] for data, _ in steps]
+    client = Client(stack, timeout=10)
+    client.send("".join(data for data, _ in steps))
+    responses = read_all(client, len(steps), deadline_seconds=20)
+    client.close()
+    assert len(responses) == len(steps)
+    ids = [response.header("Request-Id") for response in responses]
+    assert len(set(ids)) == len(ids)
+    time.sleep(0.5)
+    lines = {}
+    for line in stack["process"].output().splitlines():
+        if '"http-request"' in line:
+            entry = json.loads(line)
+            lines.setdefault(entry.get("req_id"), []).append(entry)
+    for index, (request_id, path) in enumerate(zip(ids, paths)):
+        entries = lines.get(request_id, [])
+        assert len(entries) == 1, (index, path, entries)
+        assert entries[0]["path"] == path, (index, entries[0])
