@@ -1,7 +1,7 @@
-"""Attacks on pipelined requests: long pipelines of requests that pomerium responds to itself, requests pipelined
-behind early responses and cut-off bodies, HTTP/1.0 keep-alive, `Connection: close` in the middle
-of a pipeline, sessions from several sources on one connection, WebSocket upgrades, and upstreams
-that break the usual request and response order.
+"""Attacks on pipelined requests. They cover long pipelines of requests that pomerium responds to
+itself, requests pipelined behind early responses and cut-off bodies, HTTP/1.0 keep-alive and
+`Connection: close` in the middle of a pipeline. They also cover sessions from several sources on
+one connection, WebSocket upgrades, and upstreams that break the usual request and response order.
 
 Each test checks, for every request, what the upstream received and what the client got. The
 recording upstream, the client and the `stack` fixture come from test_keepalive_attacks.py. Every
@@ -641,10 +641,10 @@ def test_upgrade_pipelined_behind_request(socket_stack):
 
 
 def test_refused_upgrade_keeps_http(socket_stack):
-    """The upstream refuses an upgrade with 403. The bytes pipelined behind the upgrade are parsed
-    as HTTP by pomerium: a request without a session and with forged identity headers gets the
-    sign-in redirect and never reaches the upstream, and a request with a session is forwarded
-    with its own identity."""
+    """The upstream rejects an upgrade with 403, and pomerium parses the bytes pipelined behind
+    the upgrade as HTTP. A request without a session and with forged identity headers gets the
+    sign-in redirect and never reaches the upstream. A request with a session is forwarded with
+    its own identity."""
     port = socket_stack["port"]
     alice, admin = session_cookie(socket_stack, "alice"), session_cookie(socket_stack, "admin")
     client = Client(socket_stack)
@@ -734,7 +734,7 @@ class MisbehavingUpstream:
                     connection.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
                                        + response)
                 elif path.startswith("/head-body") or path.startswith("/no-content"):
-                    # A HEAD response or a 204 has no body, whatever its Content-Length says.
+                    # A HEAD response or a 204 has no body, whatever its Content-Length field contains.
                     status = b"204 No Content" if path.startswith("/no-content") else b"200 OK"
                     connection.sendall(b"HTTP/1.1 %s\r\nContent-Length: 7\r\n\r\nSTOLEN!" % status)
                 elif path.startswith("/chunked-answer"):
@@ -916,7 +916,7 @@ def test_dashboard_pipeline_alternating_users(stack, upstream):
 
 def test_requests_pipelined_behind_sign_out(stack, upstream):
     """The authenticate service's sign-out and requests with the signed-out cookie, pipelined on
-    one connection that used the cookie before: every request behind the sign-out is refused."""
+    one connection that used the cookie before: every request behind the sign-out is rejected."""
     from test_keepalive_attacks import fresh_login
     port = stack["port"]
     session, cookie = fresh_login(stack, "alice")
@@ -945,7 +945,7 @@ def test_requests_pipelined_behind_sign_out(stack, upstream):
 
 
 def read_until_closed(connection, seconds=5):
-    """Reads from a plain socket until the peer closes or `seconds` pass; returns the bytes."""
+    """Returns the bytes read from a plain socket until the peer closes or `seconds` pass."""
     connection.settimeout(seconds)
     received = b""
     deadline = time.monotonic() + seconds
@@ -992,7 +992,7 @@ def test_truncated_upstream_body_ends_pipeline(odd_upstream_port):
     assert b"answer /behind-short" not in received
 
 
-def test_upstream_early_answer_mid_body(odd_upstream_port):
+def test_upstream_early_response_mid_body(odd_upstream_port):
     """The upstream responds while the client is still sending a 20000-byte body. The client gets
     the response with Connection: close, and a request sent after the rest of the body is never
     forwarded. Later clients get their own responses."""
