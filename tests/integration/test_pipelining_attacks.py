@@ -1174,3 +1174,23 @@ def test_access_log_lines_for_long_pipeline(stack, upstream):
         entries = lines.get(request_id, [])
         assert len(entries) == 1, (index, path, entries)
         assert entries[0]["path"] == path, (index, entries[0])
+
+
+def test_unread_proxied_responses_bound_memory(start_pomerium, oidc_provider, upstream):
+    """A client pipelines 20 requests for 1 MB upstream responses and never reads. Backpressure
+    from the client connection stops the upstream reads, so resident memory grows by less than
+    24 MB and not every request reaches the upstream."""
+    port = free_port()
+    process = start_pomerium(base_config(port, issuer=oidc_provider, policy=[
+        {"from": "https://public.example.test", "to": upstream.url, "allow_public_unauthenticated_access": True}]),
+        wait_port=port)
+    upstream.clear()
+    before = resident_megabytes(process.process.pid)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        connection.sendall(b"GET /size/1000000 HTTP/1.1\r\nHost: public.example.test\r\n\r\n" * 20)
+        time.sleep(3)
+        grown = resident_megabytes(process.process.pid) - before
+        forwarded = len(upstream.received())
+    assert grown < 24, f"resident memory grew by {grown} MB"
+    assert forwarded < 20
