@@ -126,6 +126,10 @@ public struct HTTPServerConnection: Sendable {
 
     /// Whether no request is in progress and no bytes of the next one have arrived, the state in
     /// which an idle timeout may close the connection without losing a request.
+    /// Whether the machine asked for reading to pause (too many pipelined bytes wait behind the
+    /// current request) and has not asked for it to resume since.
+    public var isReadingPaused: Bool { readingPaused }
+
     public var isIdle: Bool {
         if case .idle = state { return parser.isIdle }
         return false

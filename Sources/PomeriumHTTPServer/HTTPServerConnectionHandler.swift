@@ -26,6 +26,10 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     private(set) var isTunnel = false
     var handlerPausedReading = false
     private var machinePausedReading = false
+    /// Set while the client does not read its responses and the stream's output is above its
+    /// high-water mark. Without it, a client that pipelines requests the server responds to
+    /// itself, and never reads, would grow the output buffer without bound.
+    private var outputPausedReading = false
     private var draining = false
     private var headWritten = false
 
@@ -99,6 +103,10 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
         machine.bytesReceived(bytes, into: &actions)
         perform(moving: &actions)
         giveBack(&actions)
+        if !stream.isWritable && !isClosed && !outputPausedReading {
+            outputPausedReading = true
+            updateReading()
+        }
     }
 
     func connectionDidReadEOF(_ connection: StreamConnection) {
@@ -119,6 +127,10 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
 
     func connectionDidDrain(_ connection: StreamConnection) {
+        if outputPausedReading {
+            outputPausedReading = false
+            updateReading()
+        }
         if isTunnel {
             noteTunnelActivity()
         } else if phase == .handling && headWritten {
@@ -202,11 +214,11 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
                 failed?.requestFailed(.malformedRequest(error))
             case .write(let bytes):
                 stream.write(bytes)
-            case .pauseReading:
-                machinePausedReading = true
-                updateReading()
-            case .resumeReading:
-                machinePausedReading = false
+            case .pauseReading, .resumeReading:
+                // The machine's flag, not the action's direction: a response finished in a
+                // nested call may have resumed reading after this action was produced, and
+                // pausing again then would stall the connection with requests still waiting.
+                machinePausedReading = machine.isReadingPaused
                 updateReading()
             case .close:
                 timer?.cancel()
@@ -242,7 +254,7 @@ final class HTTPServerConnectionHandler: StreamConnectionDelegate {
     }
 
     func updateReading() {
-        if handlerPausedReading || machinePausedReading {
+        if handlerPausedReading || machinePausedReading || outputPausedReading {
             stream.pauseReading()
         } else {
             stream.resumeReading()

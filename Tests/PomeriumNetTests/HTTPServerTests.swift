@@ -122,6 +122,28 @@ struct HTTPServerTests {
         #expect(violations.withLock { $0 } == 0)
     }
 
+    @Test("long pipeline of mixed responses never stalls")
+    func longMixedPipeline() async throws {
+        let makeHandler: @Sendable (EventLoop) -> any HTTPRequestHandler = { loop in NowOrLaterHandler(loop: loop) }
+        // A small pipelining limit makes the machine pause and resume reading many times. A
+        // request responded to in its own requestEnd call starts the next one inside that call, and
+        // a pause produced before it must not outlast the resume produced inside it.
+        let smallLimit: (inout HTTPServerConfiguration) -> Void = { $0.connection.maxPipelinedBytes = 4096 }
+        try await HTTPTesting.withServer(configure: smallLimit, makeHandler: makeHandler) { server in
+            let connection = try LoopbackConnection(port: server.localAddress.port)
+            let padding = String(repeating: "p", count: 1000)
+            var pipeline = ""
+            for index in 0..<200 {
+                let path = index % 2 == 0 ? "/now/\(index)" : "/later/\(index)"
+                pipeline += "GET \(path) HTTP/1.1\r\nHost: x\r\nX-Pad: \(padding)\r\n\r\n"
+            }
+            try connection.send(pipeline)
+            let text = connection.receive { $0.contains("/later/199 ok") }
+            #expect(text.components(separatedBy: "HTTP/1.1 200 OK").count - 1 == 200)
+            #expect(text.hasSuffix("/later/199 ok"))
+        }
+    }
+
     @Test("chunked request and response bodies")
     func chunkedBothWays() async throws {
         let streaming: @Sendable (EventLoop) -> any HTTPRequestHandler = { _ in
@@ -438,4 +460,33 @@ private final class FinishWatchingHandler: HTTPRequestHandler {
         if finishing { violation() }
         return true
     }
+}
+
+/// Responds to `/later` paths on the loop's next turn and to every other path at once, both
+/// from `requestEnded`.
+private final class NowOrLaterHandler: HTTPRequestHandler {
+    private let loop: EventLoop
+    private var responder: HTTPResponder?
+    private var path = ""
+
+    init(loop: EventLoop) {
+        self.loop = loop
+    }
+
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
+        self.responder = responder
+        path = head.path
+    }
+    func requestBody(_ bytes: [UInt8]) {}
+    func requestEnded(trailers: HTTPHeaders) {
+        guard let responder = responder.take() else { return }
+        let body = Array("\(path) ok".utf8)
+        if path.hasPrefix("/later") {
+            loop.deferToNextTick { responder.respond(status: 200, headers: [:], body: body) }
+        } else {
+            responder.respond(status: 200, headers: [:], body: body)
+        }
+    }
+    func requestFailed(_ error: HTTPServerError) {}
+    func prepareForNextRequest() -> Bool { false }
 }
