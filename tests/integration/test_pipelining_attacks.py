@@ -92,15 +92,6 @@ def test_long_local_pipeline_in_order(stack, upstream):
     assert alive(stack)
 
 
-STALE_PAUSE = (
-    "A request answered synchronously from its requestEnd action starts the next pipelined request "
-    "inside that call. When more than 64 KiB were buffered, the outer action list still ends with the "
-    "pauseReading that the machine produced for the first request. It runs after the nested "
-    "finishResponse has already resumed reading, so HTTPServerConnectionHandler stays paused while "
-    "HTTPServerConnection believes reading is on, and no later finishResponse resumes it.")
-
-
-@pytest.mark.xfail(strict=True, reason=STALE_PAUSE)
 def test_long_mixed_pipeline_answered(stack, upstream):
     """1200 requests in one write, every 40th of them proxied: each gets its own response, in
     order, and the upstream gets each proxied request once."""
@@ -154,7 +145,6 @@ def read_plain(reader, count):
     return responses
 
 
-@pytest.mark.xfail(strict=True, reason=STALE_PAUSE)
 def test_ping_then_proxied_pipeline_not_stalled(plain_public):
     """200 requests of about 1 KB, /ping and a proxied request in turn, in one write (about
     210 KB). Each gets its response. On the failing build the connection stops after 120 to 190
@@ -1017,7 +1007,6 @@ def test_upstream_early_response_mid_body(odd_upstream_port):
     assert later == [(200, f"answer /after-early-stream-{index}".encode()) for index in range(4)]
 
 
-@pytest.mark.xfail(strict=True, reason=STALE_PAUSE)
 def test_slow_request_then_deep_ping_pipeline(plain_public):
     """A slow proxied request with 4000 /ping requests (about 200 KB) pipelined behind it. Reading
     pauses while the slow request runs, and when it ends the buffered pings are answered in one
@@ -1114,16 +1103,6 @@ def resident_megabytes(pid):
     return int(line.split()[1]) // 1024
 
 
-UNREAD_OUTPUT = (
-    "Responses to pipelined requests that pomerium answers itself are queued in the connection's "
-    "output buffer without limit while the client does not read them: StreamConnection only records "
-    "that the output passed its 256 KiB high-water mark, and neither it nor "
-    "HTTPServerConnectionHandler pauses reading then. maxPipelinedBytes bounds only the bytes "
-    "waiting behind an unfinished request, and each request of a synchronously answered chain is "
-    "finished before the next read.")
-
-
-@pytest.mark.xfail(strict=True, reason=UNREAD_OUTPUT)
 def test_unread_responses_bound_memory(start_pomerium, oidc_provider, upstream):
     """A client pipelines 150000 requests for an unknown host (4 MB, each answered with a 404 page
     of about 1 KB) and never reads. pomerium must stop reading once its output is backed up, so
