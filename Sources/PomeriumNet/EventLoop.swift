@@ -214,11 +214,6 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
                 if slot < handlers.count, let handler = handlers[slot] {
                     handler.handleEvents(event.events)
                 }
-                // Output goes out after each event rather than after the whole batch: a response
-                // written early in a batch of 30 events would otherwise wait for the other 29,
-                // which lengthened the latency tail. Writes made while handling one event still
-                // leave in one call.
-                if !pendingFlushes.isEmpty { flushPending() }
             }
             runTimers()
             runDeferred()
@@ -244,7 +239,16 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
     private func runDeferred() {
         var rounds = 0
         while (!deferred.isEmpty || !pendingFlushes.isEmpty) && rounds < 16 {
-            if !pendingFlushes.isEmpty { flushPending() }
+            if !pendingFlushes.isEmpty {
+                // Swapped with a spare list, because emptying a copied list allocates new storage.
+                // Walking a local list, which no flush can change, retains no element.
+                var batch: [StreamConnection] = []
+                swap(&batch, &flushing)
+                swap(&batch, &pendingFlushes)
+                for connection in batch { connection.flushScheduledOutput() }
+                batch.removeAll(keepingCapacity: true)
+                swap(&batch, &flushing)
+            }
             if !deferred.isEmpty {
                 swap(&deferred, &running)
                 for job in running { job() }
@@ -252,17 +256,6 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
             }
             rounds += 1
         }
-    }
-
-    private func flushPending() {
-        // Swapped with a spare list, because emptying a copied list allocates new storage.
-        // Walking a local list, which no flush can change, retains no element.
-        var batch: [StreamConnection] = []
-        swap(&batch, &flushing)
-        swap(&batch, &pendingFlushes)
-        for connection in batch { connection.flushScheduledOutput() }
-        batch.removeAll(keepingCapacity: true)
-        swap(&batch, &flushing)
     }
 
     private func runTimers() {
