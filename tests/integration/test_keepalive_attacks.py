@@ -39,21 +39,15 @@ LARGE_FIELD_BYTES = 56 * 1024
 # Recording upstream.
 
 
-class RecordingUpstream:
-    """An HTTP/1.1 upstream on a raw socket that records every request it reads (method, target,
-    header fields in order, body bytes and trailer fields) and responds with them as JSON.
-
-    Paths: /status/<code> responds with that status, /slow/<seconds> waits first, /drop closes
-    the connection without a response, /size/<n> responds with n bytes of 'x'. It sends `100 Continue` when a
-    request expects it, and keeps each connection open until the peer closes it."""
+class ThreadedUpstream:
+    """A raw-socket upstream on 127.0.0.1 that serves each accepted connection on a thread of its
+    own with `_serve(connection)`, which subclasses define. A subclass sets its own state before
+    calling this `__init__`, because the accept thread starts here."""
 
     def __init__(self):
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.2)
         self.port = self.listener.getsockname()[1]
-        self.requests = []
-        self.connections = 0
-        self.lock = threading.Lock()
         self.stopping = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
@@ -67,13 +61,8 @@ class RecordingUpstream:
         self.thread.join(timeout=5)
         self.listener.close()
 
-    def received(self):
-        with self.lock:
-            return list(self.requests)
-
-    def clear(self):
-        with self.lock:
-            self.requests.clear()
+    def _accepted(self):
+        """Runs on the accept thread for each new connection, before it is served."""
 
     def _accept(self):
         while not self.stopping:
@@ -83,9 +72,38 @@ class RecordingUpstream:
                 continue
             except OSError:
                 return
-            with self.lock:
-                self.connections += 1
+            self._accepted()
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection):
+        raise NotImplementedError
+
+
+class RecordingUpstream(ThreadedUpstream):
+    """An HTTP/1.1 upstream on a raw socket that records every request it reads (method, target,
+    header fields in order, body bytes and trailer fields) and responds with them as JSON.
+
+    Paths: /status/<code> responds with that status, /slow/<seconds> waits first, /drop closes
+    the connection without a response, /size/<n> responds with n bytes of 'x'. It sends `100 Continue` when a
+    request expects it, and keeps each connection open until the peer closes it."""
+
+    def __init__(self):
+        self.requests = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        super().__init__()
+
+    def received(self):
+        with self.lock:
+            return list(self.requests)
+
+    def clear(self):
+        with self.lock:
+            self.requests.clear()
+
+    def _accepted(self):
+        with self.lock:
+            self.connections += 1
 
     def _serve(self, connection):
         connection.settimeout(30)
@@ -331,10 +349,9 @@ def stack(start_pomerium, server_certificate, oidc_provider, upstream):
              "allowed_domains": ["example.com"]},
         ])
     process = start_pomerium(config, wait_port=port, scheme="https")
-    return {"port": port, "ca": server_certificate[0], "process": process, "config": config}
-
-
-_sessions = {}
+    # "sessions" caches the route cookies of this pomerium process. A cache keyed by port alone
+    # handed a later test, whose process got the same free port, cookies of a gone process.
+    return {"port": port, "ca": server_certificate[0], "process": process, "config": config, "sessions": {}}
 
 
 def session_cookie(stack, user):
@@ -344,16 +361,17 @@ def session_cookie(stack, user):
 
 
 def login_on(stack, user, host):
-    key = (stack["port"], user, host)
-    if key not in _sessions:
+    sessions = stack["sessions"]
+    key = (user, host)
+    if key not in sessions:
         session = requests_session(stack)
         final, _ = support.login(session, f"https://{host}.example.test:{stack['port']}/", user)
         # The broken route's upstream refuses connections, so its sign-in ends in 502.
         assert final.status_code == (502 if host == "broken" else 200), final.text[:300]
         jar = [item for item in session.cookies if item.domain.startswith(host) and item.name.startswith("_pomerium")]
         assert jar, f"no route cookie for {host}"
-        _sessions[key] = "; ".join(f"{item.name}={item.value}" for item in jar)
-    return _sessions[key]
+        sessions[key] = "; ".join(f"{item.name}={item.value}" for item in jar)
+    return sessions[key]
 
 
 def requests_session(stack):

@@ -17,7 +17,7 @@ import pytest
 
 from harness import base_config, free_port
 from test_keepalive_attacks import (  # noqa: F401 (fixtures are used by name)
-    USERS, Client, _Reader, assertion_email, fields, request, session_cookie, stack, upstream, upstream_paths)
+    USERS, Client, ThreadedUpstream, _Reader, assertion_email, fields, request, session_cookie, stack, upstream, upstream_paths)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -496,34 +496,14 @@ def test_authorization_sources_mixed_with_cookies(stack, upstream):
 # WebSocket upgrades on a connection that carried other requests.
 
 
-class UpgradeUpstream:
+class UpgradeUpstream(ThreadedUpstream):
     """An upstream that records each request head, responds to Upgrade requests with 101 and then
     echoes the tunnel's bytes with a prefix, and responds to other requests with their path.
     Requests to /refuse get 403, with or without Upgrade."""
 
     def __init__(self):
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
         self.heads = []
-        self.stopping = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.stopping = True
-        self.thread.join(timeout=5)
-        self.listener.close()
-
-    def _accept(self):
-        while not self.stopping:
-            try:
-                connection, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, connection):
         connection.settimeout(10)
@@ -572,7 +552,7 @@ def socket_stack(start_pomerium, server_certificate, oidc_provider):
         ])
     process = start_pomerium(config, wait_port=port, scheme="https")
     yield {"port": port, "ca": server_certificate[0], "process": process, "config": config,
-           "upstream": upstream_server}
+           "upstream": upstream_server, "sessions": {}}
     upstream_server.stop()
 
 
@@ -664,7 +644,7 @@ def test_refused_upgrade_keeps_http(socket_stack):
 # Upstreams that break the usual order.
 
 
-class MisbehavingUpstream:
+class MisbehavingUpstream(ThreadedUpstream):
     """An upstream whose behaviour depends on the request path, recording each request head:
     /early responds at once and then reads the body, /continue sends an unasked 100 Continue
     first, /close closes right after the response, /long/<delay> sends 6 bytes past the
@@ -674,29 +654,9 @@ class MisbehavingUpstream:
     closes. Other paths get their path as the body."""
 
     def __init__(self):
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
         self.paths = []
         self.bodies = []
-        self.stopping = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.stopping = True
-        self.thread.join(timeout=5)
-        self.listener.close()
-
-    def _accept(self):
-        while not self.stopping:
-            try:
-                connection, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, connection):
         connection.settimeout(10)
