@@ -4,8 +4,8 @@ import Testing
 
 /// The section scanner writes lines into a table that starts with room for 16 and grows when a
 /// section has more. A scan that finds the table full stops at the CR of the line that did not
-/// fit and resumes there, so heads and trailers with more lines than the table has room for must parse
-/// as they do in one piece, wherever the input is split.
+/// fit and resumes there. Heads and trailers with more lines than the table has room for must
+/// therefore parse as they do in one piece, wherever the input is split.
 @Suite("Parsers: line table growth")
 struct LineTableTests {
     private static func fieldLines(_ count: Int, prefix: String) -> [(name: String, value: String)] {

@@ -37,7 +37,7 @@ private final class StalledTransport: IdentityHTTPTransport {
         await #expect(throws: IdentityError.timedOut(endpoint: "", seconds: 0)) {
             try await OIDCProvider.discover(configuration: configuration, transport: transport)
         }
-        // The transport never answers, so returning at all proves the 0.2 s timeout fired. The
+        // The transport never responds, so returning at all proves the 0.2 s timeout fired. The
         // wide margin absorbs a machine busy with parallel tests (5 s was once exceeded by 0.02 s).
         #expect(ContinuousClock.now - started < .seconds(20))
         var iterator = transport.cancellations.stream.makeAsyncIterator()

@@ -165,7 +165,7 @@ def test_ping_then_proxied_pipeline_not_stalled(plain_public):
 
 def test_large_ping_pipelines_on_parallel_connections(stack, upstream):
     """Three connections each send 20000 /ping requests (about 1 MB) at once. The nested starts of
-    synchronously answered requests do not crash the process, and every request gets one response."""
+    requests that get a synchronous response do not crash the process, and every request gets one response."""
     port = stack["port"]
     single = request("app", port, "/ping").encode()
     count = 20000
@@ -969,7 +969,7 @@ def test_upstream_early_response_mid_body(odd_upstream_port):
 
 def test_slow_request_then_deep_ping_pipeline(plain_public):
     """A slow proxied request with 4000 /ping requests (about 200 KB) pipelined behind it. Reading
-    pauses while the slow request runs, and when it ends the buffered pings are answered in one
+    pauses while the slow request runs, and when it ends the buffered pings get their responses in one
     nested chain of calls, which must not exhaust the event loop thread's stack. On the failing
     build about 2700 responses arrive, then the connection stalls: each nested level performs the
     pauseReading of its own action list after the deeper levels resumed reading."""
@@ -987,7 +987,7 @@ def test_slow_request_then_deep_ping_pipeline(plain_public):
 
 def test_plain_ping_pipeline_of_30000(plain_public):
     """30000 /ping requests of 31 bytes (about 930 KB) in one write over plain HTTP, where each
-    64 KiB read holds about 2100 requests that are answered in one nested chain of calls. Every
+    64 KiB read contains about 2100 requests that get their responses in one nested chain of calls. Every
     request gets its response and the process keeps serving."""
     port, upstream = plain_public
     count = 30000
@@ -1003,7 +1003,7 @@ def test_plain_ping_pipeline_of_30000(plain_public):
 
 
 def test_expect_pipelined_behind_slow_request(plain_public):
-    """A POST with Expect: 100-continue and its body, pipelined behind a slow request: the first
+    """A POST with Expect: 100-continue and its body, pipelined behind a slow request. The first
     bytes of the connection are the slow request's final response, not a 100 Continue for the
     request behind it, and each request gets its own response."""
     port, upstream = plain_public
@@ -1064,7 +1064,7 @@ def resident_megabytes(pid):
 
 
 def test_unread_responses_bound_memory(start_pomerium, oidc_provider, upstream):
-    """A client pipelines 150000 requests for an unknown host (4 MB, each answered with a 404 page
+    """A client pipelines 150000 requests for an unknown host (4 MB, each getting a 404 page
     of about 1 KB) and never reads. pomerium must stop reading once its output is backed up, so
     its resident memory grows by less than 24 MB. The failing build grows by about 100 MB."""
     port = free_port()
