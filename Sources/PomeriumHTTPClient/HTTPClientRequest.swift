@@ -45,18 +45,20 @@ public final class HTTPClientRequest {
         let hasLength = present.contentLength
         chunked =
             !hasLength && present.transferEncoding && head.headers.containsToken("chunked", name: "Transfer-Encoding")
-        self.head = head
-        self.upstream = upstream
-        self.loop = loop
-        self.timeouts = timeouts
-        self.client = client
-        self.delegate = delegate
         if hasLength {
             // A value that is not one plain number leaves -1, which no body fits.
             announcedBytesLeft = Self.announcedLength(head.headers) ?? -1
         } else if !chunked {
             requestComplete = true
         }
+        // The head is stored after its last read, so it moves into the request. Stored before a
+        // read, it was copied, which retained and released each of its buffers.
+        self.head = head
+        self.upstream = upstream
+        self.loop = loop
+        self.timeouts = timeouts
+        self.client = client
+        self.delegate = delegate
     }
 
     /// Returns the value of the single `Content-Length` field when it is plain decimal digits.
