@@ -235,6 +235,21 @@ public struct HTTPHeaders: Sendable, RandomAccessCollection, ExpressibleByDictio
         entries.append(Entry(name: nameStart..<valueStart, value: valueStart..<end, isChecked: true))
     }
 
+    /// Appends a field as `add(validatedName:value:)` does, with the value given as bytes, for a
+    /// caller that writes the value to a buffer instead of building a string.
+    public mutating func add(validatedName name: String, valueBytes: UnsafeRawBufferPointer) {
+        let nameStart = end
+        Self.withBytes(of: name) { nameBytes in
+            assert(Self.isValidName(nameBytes), "a header field name passed as validated is not a token")
+            appendBytes(nameBytes)
+        }
+        let valueStart = end
+        let value = valueBytes.assumingMemoryBound(to: UInt8.self)
+        assert(Self.isValidValue(value), "a header field value passed as validated is not valid")
+        appendBytes(value)
+        entries.append(Entry(name: nameStart..<valueStart, value: valueStart..<end, isChecked: true))
+    }
+
     /// Replaces every field named `validatedName` with one field, as `replaceOrAdd(name:value:)`
     /// does, for a name and value the caller vouches for as `add(validatedName:value:)` describes.
     /// The replaced field keeps its name spelling, which equals the token `validatedName` up to

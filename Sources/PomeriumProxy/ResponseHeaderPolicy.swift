@@ -62,6 +62,13 @@ final class ResponseHeaderPolicy: Sendable {
         headers.add(validatedName: RequestID.headerName, value: requestID)
     }
 
+    /// Appends the configured fields and a `Request-Id` whose value is `requestIDText`, the text
+    /// of an id from `RequestID.makeBits()` (see `RequestID.withText(of:_:)`).
+    func add(to headers: inout HTTPHeaders, requestIDText: UnsafeRawBufferPointer) {
+        headers.append(block)
+        headers.add(validatedName: RequestID.headerName, valueBytes: requestIDText)
+    }
+
     /// Sets the configured fields and `Request-Id: requestID` on `headers`, replacing fields of the
     /// same names.
     func apply(to headers: inout HTTPHeaders, requestID: String) {

@@ -47,6 +47,26 @@ struct RequestIDTests {
         #expect(Self.format((0..<16).map { 0x90 &+ $0 }) == "90919293-9495-9697-9899-9a9b9c9d9e9f")
     }
 
+    @Test("text in place matches format")
+    func textInPlace() {
+        let samples: [(UInt64, UInt64)] = [
+            (0, 0), (UInt64.max, UInt64.max), (0x0123_4567_89AB_CDEF, 0xFEDC_BA98_7654_3210),
+            RequestID.makeBits(), RequestID.makeBits(),
+        ]
+        for bits in samples {
+            let text = RequestID.withText(of: bits) { String(decoding: $0, as: UTF8.self) }
+            #expect(text == RequestID.format(bits))
+            #expect(text.utf8.count == RequestID.textByteCount)
+        }
+    }
+
+    @Test("drawn bits differ")
+    func drawnBitsDiffer() {
+        let first = RequestID.makeBits()
+        let second = RequestID.makeBits()
+        #expect(first != second)
+    }
+
     @Test("digit word order: high digit first")
     func digitWord() {
         let bytes: [UInt8] = [0x3C, 0x10, 0x5F, 0xA9]

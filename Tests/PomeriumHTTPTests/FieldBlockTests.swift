@@ -78,6 +78,20 @@ struct FieldBlockTests {
         #expect(throws: HTTPEncodingError(.invalidHeaderValue)) { try wire(unchecked) }
     }
 
+    @Test("value bytes add like a string")
+    func addsValueBytes() throws {
+        var fromBytes: HTTPHeaders = ["Host": "h.example.test"]
+        let text = Array("0a1b2c3d-0000-4e5f-a6b7-c8d9e0f1a2b3".utf8)
+        text.withUnsafeBytes { fromBytes.add(validatedName: "Request-Id", valueBytes: $0) }
+        fromBytes.add(validatedName: "X-Empty", valueBytes: UnsafeRawBufferPointer(start: nil, count: 0))
+        var fromString: HTTPHeaders = ["Host": "h.example.test"]
+        fromString.add(validatedName: "Request-Id", value: "0a1b2c3d-0000-4e5f-a6b7-c8d9e0f1a2b3")
+        fromString.add(validatedName: "X-Empty", value: "")
+        #expect(Array(fromBytes) == Array(fromString))
+        #expect(fromBytes.firstValue(name: "Request-Id")?.isValidated == true)
+        #expect(try wire(fromBytes) == wire(fromString))
+    }
+
     @Test("first value bytes read in place")
     func readsFirstValueBytes() {
         let headers: HTTPHeaders = ["Host": "h.example.test:8443", "host": "second", "X-Empty": ""]

@@ -75,6 +75,31 @@ struct RequestShortcutTests {
         }
     }
 
+    @Test("drawn request id in header and log")
+    func drawnRequestID() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            try await ProxyHarness.run(config: Self.config(echo: echo.baseURL)) { proxy in
+                let alice = proxy.session("alice@corp.test", audience: ["app.example.test"])
+                let cookie = try proxy.cookieHeader(alice)
+                var ids: [String] = []
+                for _ in 0..<2 {
+                    let allowed = try await proxy.request(
+                        host: "app.example.test", path: "/", headers: [("Cookie", cookie)])
+                    #expect(allowed.status == 200)
+                    let id = try #require(allowed.headers.first(name: "Request-Id"))
+                    #expect(id.utf8.count == 36)
+                    #expect(id.split(separator: "-").map(\.count) == [8, 4, 4, 4, 12])
+                    let logged = proxy.logs.all.filter {
+                        $0.message == "http-request" && $0.metadata["req_id"] == .string(id)
+                    }
+                    #expect(logged.count == 1)
+                    ids.append(id)
+                }
+                #expect(ids[0] != ids[1])
+            }
+        }
+    }
+
     @Test("info level logs denials only")
     func infoLevelDecisions() async throws {
         try await Fixtures.withEchoUpstream { echo in
