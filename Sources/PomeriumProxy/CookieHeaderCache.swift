@@ -45,6 +45,9 @@ final class CookieHeaderCache: Sendable {
         let header: String
         let cookies: [HTTPCookie]
         let session: SessionState
+        /// The proxy's facts for `session`, kept here so that a hit reads them without taking the
+        /// session's lock as `SessionState.derived(_:)` does.
+        let facts: SessionFacts
         /// The `Cookie` value the upstream gets (`UpstreamRequestBuilder.keptCookieHeader`).
         let keptCookieHeader: String?
 
@@ -52,6 +55,7 @@ final class CookieHeaderCache: Sendable {
             self.header = header
             self.cookies = cookies
             self.session = session
+            facts = session.derived(SessionFacts.init)
             self.keptCookieHeader = keptCookieHeader
         }
     }

@@ -193,11 +193,13 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         }
         let context = RouteContext(
             route: route, upstream: upstreamRoute, audienceHost: audienceHost, source: loaded?.source, host: hostValue,
-            path: normalizedPath)
+            path: normalizedPath, facts: session.map { loaded?.facts ?? $0.derived(SessionFacts.init) })
         // A session seen live moments ago, or no liveness check at all, decides at once, with no
         // closure to allocate. The head goes on as this call's argument: reading it back from
         // `self.head` copies its strings and arrays.
-        if let outcome = SessionLivenessGate.immediateOutcome(session, liveness: service.shared.liveness) {
+        if let outcome = SessionLivenessGate.immediateOutcome(
+            session, facts: context.facts, liveness: service.shared.liveness)
+        {
             livenessChecked(outcome, head: head, context: context, session: session)
             return
         }
@@ -223,10 +225,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     }
 
     /// Parses the request's cookies into `parsedCookies` and loads its session. A `Cookie` header
-    /// that gave a session before gives the same cookies and session from the cache.
+    /// that gave a session before gives the same cookies and session from the cache, with the
+    /// session's facts. The facts are nil for a session loaded the long way.
     private func loadSession(
         _ head: HTTPRequestHead, audienceHost: String
-    ) -> (session: SessionState, source: SessionLoader.Source)? {
+    ) -> (session: SessionState, source: SessionLoader.Source, facts: SessionFacts?)? {
         // The cache takes the one `Cookie` field a browser sends. Several fields take the long way.
         // The field's bytes are looked up where they lie in the head: building the header string
         // for every request cost about 600 instructions and an allocation.
@@ -241,7 +244,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             // `parsedCookies` stays empty: with the kept header known, the builder never reads
             // the cookies, and storing them cost a retain and a release.
             keptCookieHeader = .some(cached.keptCookieHeader)
-            return (cached.session, .cookie)
+            return (cached.session, .cookie, cached.facts)
         }
         let cookieHeader = singleField ? head.headers.first(name: "Cookie") : nil
         parsedCookies = CookieParser.parse(headers: head.headers)
@@ -258,7 +261,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
                     keptCookieHeader: UpstreamRequestBuilder.keptCookieHeader(
                         parsedCookies, cookieName: service.options.cookieName)))
         }
-        return loaded
+        return loaded.map { ($0.session, $0.source, nil) }
     }
 
     /// Goes on with the request once `SessionLivenessGate` decided.
@@ -285,6 +288,10 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         /// request read them without retaining the handler's copies.
         let host: String
         let path: String
+        /// The facts of the request's session (`SessionState.derived(_:)`), nil without a
+        /// session. They travel with the context because each lookup takes the session's lock.
+        /// A renewed session gets a context with its own facts.
+        var facts: SessionFacts?
     }
 
     // MARK: Decision
@@ -299,7 +306,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         let now = service.shared.clock.unixSeconds()
         let decision = service.evaluator.evaluate(
             route: context.route, host: context.host, path: context.path, isCORSPreflight: isCORSPreflight,
-            prepared: session.map(Self.preparedIdentity), now: now, foundByRouter: true)
+            prepared: context.facts?.identity, now: now, foundByRouter: true)
         logDecision(decision, routeID: context.route.id, session: session)
         switch decision.outcome {
         case .allow:
@@ -378,7 +385,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
                 if let renewal {
                     if let cookies = renewal.cookies { responseCookies = cookies }
                     guard let head else { return }
-                    decide(context, head: head, session: renewal.session, refreshed: true)
+                    var renewed = context
+                    renewed.facts = renewal.session.derived(SessionFacts.init)
+                    decide(renewed, head: head, session: renewal.session, refreshed: true)
                     return
                 }
                 if context.source == .cookie { responseCookies = (try? service.cookies.clearingHeaders()) ?? [] }
@@ -414,7 +423,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         let outgoing: HTTPRequestHead
         do {
             outgoing = try UpstreamRequestBuilder(service: service).build(
-                incoming: head, path: context.path, route: context.upstream, session: session, keepUpgrade: keepUpgrade,
+                incoming: head, path: context.path, route: context.upstream, session: session, facts: context.facts,
+                keepUpgrade: keepUpgrade,
                 applySetHeaders: !preflight,
                 removeBearer: removeBearer, cookies: cookies, keptCookieHeader: upstreamCookieHeader,
                 remoteAddress: responder.remoteAddress, clientAddress: clientAddress, isTLS: responder.isTLS,

@@ -42,11 +42,15 @@ enum SessionLivenessGate {
     /// Returns the outcome when it is known without a store read: always without a
     /// `SessionLiveness` or a session with an access token id, else when the in-memory entry
     /// decides. Returns nil when only a store read can tell, and `check` then does that read.
-    static func immediateOutcome(_ session: SessionState?, liveness: SessionLiveness?) -> Outcome? {
+    /// `facts` are the session's when the caller has them, else they are derived here.
+    @inline(__always)
+    static func immediateOutcome(
+        _ session: SessionState?, facts: SessionFacts? = nil, liveness: SessionLiveness?
+    ) -> Outcome? {
         guard let liveness, let session, session.hasAccessTokenID else { return .proceed }
         // For a session seen live moments ago, the session's memo gives the verdict without the id.
         let verdict = liveness.cached(
-            session.accessTokenID, memo: session.derived(SessionFacts.init).livenessMemo)
+            session.accessTokenID, memo: (facts ?? session.derived(SessionFacts.init)).livenessMemo)
         return verdict == .unknown ? nil : outcome(verdict)
     }
 

@@ -33,12 +33,14 @@ struct UpstreamRequestBuilder {
 
     /// Builds the upstream request like `build`, writing the fields into `headers`. Their storage
     /// is reused when no other list references it, so a handler that keeps the fields of its last
-    /// upstream head builds the next one without allocating.
+    /// upstream head builds the next one without allocating. `facts` are `session`'s, derived
+    /// here when the caller passes none.
     func build(
         incoming: HTTPRequestHead,
         path: String,
         route: UpstreamRoute,
         session: SessionState?,
+        facts: SessionFacts? = nil,
         keepUpgrade: Bool = true,
         applySetHeaders: Bool,
         removeBearer: Bool = false,
@@ -56,7 +58,7 @@ struct UpstreamRequestBuilder {
                 for: session, sessionID: session.hasAccessTokenID ? session.accessTokenID : session.subject,
                 route: route.id,
                 claimHeaders: service.claimHeaders.isEmpty ? nil : service.claimHeaders,
-                memo: session.derived(SessionFacts.init).identityHeaders)
+                memo: (facts ?? session.derived(SessionFacts.init)).identityHeaders)
         }
         let source = incoming.headers
         // One pass over the names finds the fields that need work. Most requests have none of

@@ -1,3 +1,4 @@
+import PomeriumAuthorize
 import PomeriumCore
 import PomeriumHTTP
 import PomeriumSessions
@@ -30,6 +31,13 @@ struct CookieHeaderCacheTests {
         #expect(cache.entry(for: header + "9") == nil)
         let sibling = "_pomerium=v1.Abcdefghijklmnopqrstuvwxyz0123456789"
         #expect(cache.entry(for: sibling) == nil)
+    }
+
+    @Test("entry keeps the session's facts")
+    func entryFacts() {
+        let entry = Self.entry("_pomerium=v1.facts", email: "a@example.test")
+        #expect(entry.facts === entry.session.derived(SessionFacts.init))
+        #expect(entry.facts.identity.identity == ProxyRequestHandler.identity(entry.session))
     }
 
     @Test("byte lookups match string lookups")
