@@ -259,10 +259,7 @@ public struct HTTPRequestHead: Hashable, Sendable {
     /// Whether the client asks for a persistent connection: HTTP/1.1 unless `Connection: close`,
     /// HTTP/1.0 only with `Connection: keep-alive` (RFC 9112 §9.3).
     public var keepAlive: Bool {
-        // `containsToken` compares the elements in place; `tokens(name:)` built a string for each.
-        guard headers.contains(name: "Connection") else { return version.isAtLeastHTTP11 }
-        if headers.containsToken("close", name: "Connection") { return false }
-        return version.isAtLeastHTTP11 || headers.containsToken("keep-alive", name: "Connection")
+        headers.allowsPersistence(isHTTP11OrLater: version.isAtLeastHTTP11)
     }
 
     /// Whether the request is a request to switch protocols: an `Upgrade` field named in `Connection`

@@ -273,9 +273,6 @@ extension HTTPResponseHead {
     /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`. A close-delimited body
     /// also ends the connection; `HTTPResponseParser.isCloseDelimited` reports that.
     public var keepAlive: Bool {
-        // `containsToken` compares the elements in place; `tokens(name:)` built a string for each.
-        guard headers.contains(name: "Connection") else { return version.isAtLeastHTTP11 }
-        if headers.containsToken("close", name: "Connection") { return false }
-        return version.isAtLeastHTTP11 || headers.containsToken("keep-alive", name: "Connection")
+        headers.allowsPersistence(isHTTP11OrLater: version.isAtLeastHTTP11)
     }
 }

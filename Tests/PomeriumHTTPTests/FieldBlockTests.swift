@@ -92,6 +92,32 @@ struct FieldBlockTests {
         #expect(try wire(fromBytes) == wire(fromString))
     }
 
+    @Test("persistence matches token lookups")
+    func persistenceMatchesTokens() {
+        let connectionFields: [[(name: String, value: String)]] = [
+            [], [("Connection", "keep-alive")], [("Connection", "close")], [("connection", "Keep-Alive")],
+            [("CONNECTION", " Close ")], [("Connection", "upgrade, close")], [("Connection", "keep-alive, close")],
+            [("Connection", "X-Drop"), ("Connection", "close")], [("Connection", ",, ,")], [("Connection", "")],
+            [("Connection", "closed")], [("Connection", "keep-alive2")], [("Connection", "clo se")],
+            [("Proxy-Connection", "close")], [("Connectio", "close")], [("Connection", "\tkeep-alive\t,x")],
+        ]
+        for fields in connectionFields {
+            var headers: HTTPHeaders = ["Host": "h.example.test"]
+            for field in fields { headers.add(name: field.name, value: field.value) }
+            let tokens = headers.tokens(name: "Connection")
+            for version in [HTTPVersion.http1_1, .http1_0] {
+                // The rule of RFC 9112 §9.3, spelt out with the token list.
+                let expected =
+                    !tokens.contains("close") && (version.isAtLeastHTTP11 || tokens.contains("keep-alive"))
+                let response = HTTPResponseHead(status: 200, version: version, headers: headers)
+                #expect(response.keepAlive == expected, "\(fields) \(version)")
+                let request = HTTPRequestHead(
+                    method: .get, validatedPath: "/", query: nil, version: version, headers: headers)
+                #expect(request.keepAlive == expected, "\(fields) \(version)")
+            }
+        }
+    }
+
     @Test("first value bytes read in place")
     func readsFirstValueBytes() {
         let headers: HTTPHeaders = ["Host": "h.example.test:8443", "host": "second", "X-Empty": ""]
