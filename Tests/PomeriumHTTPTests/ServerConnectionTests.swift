@@ -61,6 +61,20 @@ struct ServerConnectionTests {
         #expect(try connection.finishResponse().last == .close)
     }
 
+    @Test("handler framing fields in any case")
+    func handlerFieldsAnyCase() throws {
+        var connection = HTTPServerConnection()
+        _ = received(&connection, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        var head = okHead
+        head.headers.add(name: "transfer-ENCODING", value: "gzip")
+        head.headers.add(name: "CONNECTION", value: "upgrade, Close")
+        let text = written(try connection.writeHead(head))
+        #expect(!text.contains("gzip"))
+        #expect(!text.lowercased().contains("transfer-encoding"))
+        _ = try connection.writeBody(Array("ok".utf8))
+        #expect(try connection.finishResponse().last == .close)
+    }
+
     @Test("HTTP/1.0 closes by default")
     func http10Default() throws {
         var connection = HTTPServerConnection()
