@@ -133,7 +133,7 @@ struct UpstreamRequestBuilder {
             // them. The client's identity headers went above; a setting may have added one back.
             if applySetHeaders && route.setsIdentityHeader { Self.removeIdentityHeaders(&headers) }
             // The assertion, then the claim headers, checked once when the signer built them.
-            headers.append(identity.fields)
+            headers.append(identity)
         }
         let query = incoming.query.flatMap(Self.removingSessionParameter)
         let joinedPath = Self.joinedPath(base: route.to.path, path)
@@ -413,7 +413,13 @@ struct UpstreamRequestBuilder {
         guard trusted else {
             if let client { headers.add(validatedName: "X-Forwarded-For", value: client) }
             headers.add(validatedName: "X-Forwarded-Host", valueOfFirstFieldNamed: "Host")
-            headers.append(isTLS ? Self.forwardedHTTPS : Self.forwardedHTTP)
+            // Each branch passes its constant as it is: the conditional expression copied the chosen
+            // block, which retained and released both of its arrays.
+            if isTLS {
+                headers.append(Self.forwardedHTTPS)
+            } else {
+                headers.append(Self.forwardedHTTP)
+            }
             return
         }
         let originalHost = headers.firstValue(name: "Host")

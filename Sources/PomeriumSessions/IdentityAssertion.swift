@@ -215,6 +215,15 @@ public final class IdentityHeaders: Sendable {
     }
 }
 
+extension HTTPHeaders {
+    /// Appends the assertion field and the claim fields of `identity` (`IdentityHeaders.fields`).
+    /// Reading the fields here, from a parameter, passes them on without the retain and release
+    /// of each array that a caller holding `identity` in an optional paid.
+    public mutating func append(_ identity: IdentityHeaders) {
+        append(identity.fields)
+    }
+}
+
 /// The last identity headers of one session, kept by the caller with the session so a request
 /// with the same signer, route and claim plan skips the signer's shared cache (see
 /// `IdentityAssertionSigner.identityHeaders(for:sessionID:route:claimHeaders:memo:)`).
