@@ -128,7 +128,9 @@ struct UpstreamRequestBuilder {
                 }
             }
         }
-        if let identity {
+        // Moved out of the optional, which nothing reads afterwards: unwrapping a copy retained and
+        // released the headers object.
+        if let identity = consume identity {
             // The assertion and claim headers come last, so no client header or setting overrides
             // them. The client's identity headers went above; a setting may have added one back.
             if applySetHeaders && route.setsIdentityHeader { Self.removeIdentityHeaders(&headers) }
