@@ -183,17 +183,28 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             return
         }
 
-        let loaded = loadSession(head, audienceHost: audienceHost)
-        var session = loaded?.session
-        if loaded?.source == .cookie, let cookieSession = session, !cookieSession.audienceContains(audienceHost) {
+        // The loaded values move out of the result, which copying them out of it retained and
+        // released once more each.
+        var session: SessionState?
+        var facts: SessionFacts?
+        let source: SessionLoader.Source?
+        if let loaded = loadSession(head, audienceHost: audienceHost) {
+            facts = loaded.facts ?? loaded.session.derived(SessionFacts.init)
+            session = loaded.session
+            source = loaded.source
+        } else {
+            source = nil
+        }
+        if source == .cookie, let cookieSession = session, !cookieSession.audienceContains(audienceHost) {
             logger.debug(
                 "session cookie ignored: its audience does not include the request host",
                 metadata: ["req_id": .string(requestID), "host": .string(host)])
             session = nil
+            facts = nil
         }
         let context = RouteContext(
-            route: route, upstream: upstreamRoute, audienceHost: audienceHost, source: loaded?.source, host: hostValue,
-            path: normalizedPath, facts: session.map { loaded?.facts ?? $0.derived(SessionFacts.init) })
+            route: route, upstream: upstreamRoute, audienceHost: audienceHost, source: source, host: hostValue,
+            path: normalizedPath, facts: facts)
         // A session seen live moments ago, or no liveness check at all, decides at once, with no
         // closure to allocate. The head goes on as this call's argument: reading it back from
         // `self.head` copies its strings and arrays.
