@@ -183,8 +183,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             return
         }
 
-        // The loaded values move out of the result, which copying them out of it retained and
-        // released once more each.
+        // Unwrapping the result once moves its values out. Copying each out of the optional
+        // retained it, and releasing the optional released it again.
         var session: SessionState?
         var facts: SessionFacts?
         let source: SessionLoader.Source?
