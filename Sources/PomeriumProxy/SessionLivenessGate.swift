@@ -42,7 +42,9 @@ enum SessionLivenessGate {
     /// Returns the outcome when it is known without a store read: always without a
     /// `SessionLiveness` or a session with an access token id, else when the in-memory entry
     /// decides. Returns nil when only a store read can tell, and `check` then does that read.
-    /// `facts` are the session's when the caller has them, else they are derived here.
+    /// `facts` are the session's when the caller has them, else they are derived here. Inlined:
+    /// called as a function, it retained and released the session, facts and memo around the
+    /// memo check, about 150 instructions more per proxied request.
     @inline(__always)
     static func immediateOutcome(
         _ session: SessionState?, facts: SessionFacts? = nil, liveness: SessionLiveness?
