@@ -627,22 +627,29 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     private func upstreamResponseHeaders(_ upstreamHeaders: HTTPHeaders) -> HTTPHeaders {
         let policy = service.responseHeaderPolicy
         // The fields `Connection` names are hop-by-hop too, except those the fixed list has anyway
-        // (upstreams mostly send `Connection: keep-alive`).
-        let connectionNamed = UpstreamRequestBuilder.connectionNamedFields(upstreamHeaders)
+        // (upstreams mostly send `Connection: keep-alive`). Its options are read during the copy,
+        // and any field they name is removed afterwards: a lookup of `Connection` before the copy
+        // measured about 360 instructions more per response.
+        var connectionNamed: [[UInt8]] = []
         // The kept fields are copied once, with room for what is added below. They go into the
         // storage of the last response's fields when the server no longer references that head,
         // which gives what `filtered` gives without its two allocations.
         responseFields.replaceFields(
             withFieldsOf: upstreamHeaders, reservingFields: policy.fields.count + 1 + responseCookies.count,
             bytes: policy.byteCount + responseCookies.reduce(0) { $0 + $1.utf8.count + 10 }
-        ) { name in
-            if UpstreamRequestBuilder.isHopByHopName(name) || UpstreamRequestBuilder.isIdentityHeaderName(name)
-                || policy.isPolicyName(name)
-            {
+        ) { name, value in
+            if name.count == 10 && HTTPFieldName.matches(name, lowercase: "connection") {
+                UpstreamRequestBuilder.appendConnectionNames(of: value, to: &connectionNamed)
                 return false
             }
-            for candidate in connectionNamed where HTTPFieldName.matches(name, lowercase: candidate) { return false }
-            return true
+            return
+                !(UpstreamRequestBuilder.isHopByHopName(name) || UpstreamRequestBuilder.isIdentityHeaderName(name)
+                || policy.isPolicyName(name))
+        }
+        if !connectionNamed.isEmpty {
+            responseFields.removeFields(whereName: { name in
+                connectionNamed.contains { HTTPFieldName.matches(name, lowercase: $0) }
+            })
         }
         if let requestIDBits {
             RequestID.withText(of: requestIDBits) { policy.add(to: &responseFields, requestIDText: $0) }

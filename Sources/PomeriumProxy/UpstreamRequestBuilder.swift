@@ -235,7 +235,7 @@ struct UpstreamRequestBuilder {
     }
 
     /// Appends the names one `Connection` value lists, leaving out names of the fixed hop-by-hop list.
-    private static func appendConnectionNames(of bytes: UnsafeBufferPointer<UInt8>, to names: inout [[UInt8]]) {
+    static func appendConnectionNames(of bytes: UnsafeBufferPointer<UInt8>, to names: inout [[UInt8]]) {
         // The comma-separated elements, trimmed of spaces and tabs, empty ones skipped
         // (RFC 9110 section 5.6.1), lowercased.
         var start = 0

@@ -1,4 +1,6 @@
 import PomeriumHTTP
+import PomeriumHTTPServer
+import PomeriumNet
 import PomeriumSessions
 import PomeriumTestSupport
 import Testing
@@ -179,6 +181,38 @@ struct ProxyHeaderTests {
         }
     }
 
+    @Test("response fields Connection names are dropped")
+    func connectionNamedResponseFields() async throws {
+        let fields: [(name: String, value: String)] = [
+            ("X-Early", "e"), ("Connection", "keep-alive, X-Early"), ("connection", "x-LATE, Upgrade"),
+            ("X-Late", "l"), ("Keep-Alive", "timeout=5"), ("X-Kept", "k"), ("X-Pomerium-Jwt-Assertion", "forged"),
+            ("Content-Type", "text/plain"),
+        ]
+        try await FixedFieldsUpstream.with(fields: fields) { port in
+            let config = """
+                policy:
+                  - from: https://public.example.test
+                    to: http://127.0.0.1:\(port)
+                    allow_public_unauthenticated_access: true
+                """
+            try await ProxyHarness.run(config: config) { proxy in
+                // Twice, so the second response is built in the storage of the first.
+                for _ in 0..<2 {
+                    let response = try await proxy.request(host: "public.example.test", path: "/")
+                    #expect(response.status == 200)
+                    #expect(response.headers.first(name: "X-Early") == nil)
+                    #expect(response.headers.first(name: "X-Late") == nil)
+                    #expect(response.headers.first(name: "Keep-Alive") == nil)
+                    #expect(response.headers.first(name: "Connection") == nil)
+                    #expect(response.headers.first(name: "X-Pomerium-Jwt-Assertion") == nil)
+                    #expect(response.headers["X-Kept"] == ["k"])
+                    #expect(response.headers["Content-Type"] == ["text/plain"])
+                    #expect(response.headers.count(name: "Request-Id") == 1)
+                }
+            }
+        }
+    }
+
     @Test("path normalisation attacks cannot reach a protected path")
     func pathNormalisation() async throws {
         try await Fixtures.withEchoUpstream { echo in
@@ -205,6 +239,42 @@ struct ProxyHeaderTests {
                 let merged = try await proxy.request(host: "site.example.test", path: "/public//x/./y")
                 #expect(merged.echo?.path == "/public/x/y", "the upstream sees the path that policy saw")
             }
+        }
+    }
+}
+
+/// An upstream in the test process that responds to every request with fixed response fields.
+final class FixedFieldsUpstream: HTTPRequestHandler {
+    let fields: [(name: String, value: String)]
+
+    init(fields: [(name: String, value: String)]) { self.fields = fields }
+
+    func requestStarted(_ head: HTTPRequestHead, responder: HTTPResponder) {
+        responder.respond(status: 200, headers: HTTPHeaders(fields), body: Array("ok".utf8))
+    }
+
+    func requestBody(_ bytes: [UInt8]) {}
+    func requestEnded(trailers: HTTPHeaders) {}
+    func requestFailed(_ error: HTTPServerError) {}
+
+    /// Runs `body` with the upstream's port, the upstream serving on its own loop.
+    static func with<T>(
+        fields: [(name: String, value: String)], _ body: (Int) async throws -> T
+    ) async throws -> T {
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let server = try await HTTPServer(
+            group: group, configuration: HTTPServerConfiguration(address: try SocketAddress(parsing: "127.0.0.1:0"))
+        ) { _ in
+            FixedFieldsUpstream(fields: fields)
+        }
+        do {
+            let result = try await body(server.localAddress.port)
+            await server.shutdown(gracePeriod: 1)
+            return result
+        } catch {
+            await server.shutdown(gracePeriod: 1)
+            throw error
         }
     }
 }
