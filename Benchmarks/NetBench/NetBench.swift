@@ -13,6 +13,8 @@ import Synchronization
 ///   NetBench hello --listen 127.0.0.1:PORT [--loops N] [--tls-cert F --tls-key F]
 ///   NetBench proxy --listen 127.0.0.1:PORT --upstream http://127.0.0.1:UP [--loops N] [--tls-cert F --tls-key F]
 ///   NetBench auth --listen 127.0.0.1:PORT --upstream http://127.0.0.1:UP --cookie-file F [--loops N]
+/// Every mode takes `--output-delay-limit MICROSECONDS` (default 100), the maximum time output waits
+/// for the rest of an event batch. With 0, output leaves after each event.
 /// `auth` runs the proxy service with a session cookie for host `app.example.test` (see `AuthProxyBench`).
 /// Both run until SIGTERM or SIGINT, then shut down gracefully.
 ///
@@ -44,7 +46,7 @@ struct NetBench {
         guard let mode = arguments.first, ["hello", "proxy", "auth"].contains(mode) else {
             throw UsageError(
                 "usage: NetBench hello|proxy|auth --listen HOST:PORT [--upstream URL] [--loops N] "
-                    + "[--tls-cert FILE --tls-key FILE] [--cookie-file FILE]")
+                    + "[--tls-cert FILE --tls-key FILE] [--cookie-file FILE] [--output-delay-limit MICROSECONDS]")
         }
         var options: [String: String] = [:]
         var index = 1
@@ -61,11 +63,19 @@ struct NetBench {
             guard let count = Int(value), count > 0 else { throw UsageError("--loops must be a positive number") }
             return count
         }
+        let outputDelayLimit = try options["output-delay-limit"].map { value -> UInt64 in
+            guard let microseconds = UInt64(value), microseconds <= 1_000_000 else {
+                throw UsageError("--output-delay-limit must be a number of microseconds from 0 to 1000000")
+            }
+            return microseconds * 1000
+        }
         raiseDescriptorLimit()
         try SignalWatcher.blockSignals([SIGTERM, SIGINT])
         var logger = Logger(label: "netbench")
         logger.logLevel = .warning
-        let group = try EventLoopGroup(loopCount: loops, logger: logger)
+        let group = try EventLoopGroup(
+            loopCount: loops, outputDelayLimit: outputDelayLimit ?? EventLoopGroup.defaultOutputDelayLimit,
+            logger: logger)
         var tls: TLSServerContext?
         if let certificate = options["tls-cert"], let key = options["tls-key"] {
             tls = try TLSServerContext(

@@ -28,6 +28,11 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
     /// Connections with output to send after the current batch of events. A list of connections
     /// instead of closures in `deferred` saves a closure allocation per flush.
     private var pendingFlushes: [StreamConnection] = []
+    /// The maximum time, in nanoseconds, that output waits for the rest of its batch of events
+    /// (`EventLoopGroup.defaultOutputDelayLimit`).
+    let outputDelayLimit: UInt64
+    /// When the loop last sent the pending output, or woke up with none pending.
+    private var flushedAt: UInt64 = 0
     /// The lists `runDeferred` works through, kept to reuse their storage.
     private var flushing: [StreamConnection] = []
     private var running: [() -> Void] = []
@@ -48,8 +53,9 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
 
     public var description: String { "EventLoop(\(index))" }
 
-    init(index: Int, logger: Logger) throws {
+    init(index: Int, outputDelayLimit: UInt64, logger: Logger) throws {
         self.index = index
+        self.outputDelayLimit = outputDelayLimit
         self.logger = logger
         epoll = try Syscall.epollCreate()
         wakeDescriptor = try Syscall.eventfdCreate()
@@ -198,6 +204,7 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
             do {
                 count = try Syscall.epollWait(epoll, events, capacity, timeoutMilliseconds: timeout)
                 now = MonotonicClock.nanoseconds()
+                flushedAt = now
             } catch {
                 logger.critical("epoll_wait failed; stopping the loop", metadata: ["error": "\(error)"])
                 break
@@ -213,6 +220,17 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
                 let slot = Int(descriptor)
                 if slot < handlers.count, let handler = handlers[slot] {
                     handler.handleEvents(event.events)
+                }
+                // Output waits for the end of the batch, so that a busy loop sends it in fewer
+                // system calls and wakes each peer less often. A long batch would hold an early
+                // response for the whole batch and stretch the latency tail, so pending output
+                // leaves once it has waited `outputDelayLimit`.
+                if !pendingFlushes.isEmpty {
+                    let clock = MonotonicClock.nanoseconds()
+                    if clock &- flushedAt >= outputDelayLimit {
+                        flushPending()
+                        flushedAt = clock
+                    }
                 }
             }
             runTimers()
@@ -239,16 +257,7 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
     private func runDeferred() {
         var rounds = 0
         while (!deferred.isEmpty || !pendingFlushes.isEmpty) && rounds < 16 {
-            if !pendingFlushes.isEmpty {
-                // Swapped with a spare list, because emptying a copied list allocates new storage.
-                // Walking a local list, which no flush can change, retains no element.
-                var batch: [StreamConnection] = []
-                swap(&batch, &flushing)
-                swap(&batch, &pendingFlushes)
-                for connection in batch { connection.flushScheduledOutput() }
-                batch.removeAll(keepingCapacity: true)
-                swap(&batch, &flushing)
-            }
+            if !pendingFlushes.isEmpty { flushPending() }
             if !deferred.isEmpty {
                 swap(&deferred, &running)
                 for job in running { job() }
@@ -256,6 +265,17 @@ public final class EventLoop: @unchecked Sendable, CustomStringConvertible {
             }
             rounds += 1
         }
+    }
+
+    private func flushPending() {
+        // Swapped with a spare list, because emptying a copied list allocates new storage.
+        // Walking a local list, which no flush can change, retains no element.
+        var batch: [StreamConnection] = []
+        swap(&batch, &flushing)
+        swap(&batch, &pendingFlushes)
+        for connection in batch { connection.flushScheduledOutput() }
+        batch.removeAll(keepingCapacity: true)
+        swap(&batch, &flushing)
     }
 
     private func runTimers() {

@@ -5,6 +5,9 @@
 #
 #   wallclock.sh ours|auth|nginx NETBENCH_BINARY [SECONDS] [CONNECTIONS]
 #
+# NETBENCH_OPTIONS adds options to `NetBench proxy`, for example
+# NETBENCH_OPTIONS="--output-delay-limit 0" to send output after each event.
+#
 # The proxy and the upstream run on CPU 0 and wrk (one thread) on CPU 1. CPU time comes from
 # /proc (user plus system) of the proxy process, so it also counts the kernel's TCP work. The load
 # average is printed because other work on the machine moves these numbers.
@@ -22,7 +25,7 @@ taskset -c 0 "$binary" hello --listen "127.0.0.1:$upstream_port" --loops 1 >/dev
 upstream=$!
 wrk_headers=()
 if [ "$which" = ours ]; then
-  taskset -c 0 "$binary" proxy --listen "127.0.0.1:$proxy_port" \
+  taskset -c 0 "$binary" proxy --listen "127.0.0.1:$proxy_port" ${NETBENCH_OPTIONS:-} \
     --upstream "http://127.0.0.1:$upstream_port" --loops 1 >"$run/proxy.log" 2>&1 &
 elif [ "$which" = auth ]; then
   taskset -c 0 "$binary" auth --listen "127.0.0.1:$proxy_port" \
