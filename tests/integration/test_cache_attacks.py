@@ -1,0 +1,581 @@
+"""Attacks on the caches of the request path: the Cookie header cache (whole header value to
+session), the opened-cookie cache (sealed cookie text to session), the identity assertion cache
+with its per-session memo, and the session liveness memo.
+
+Each test tries to make a cache hand one user's identity, session or decision to a request that
+should not get it, or to keep a session working after a sign-out, an expiry, a failed refresh or
+a configuration reload that should end it. Every server runs on 127.0.0.1, and every loop is
+bounded in count and time. The recording upstream, the raw TLS client and the sign-in helpers
+come from test_keepalive_attacks.py."""
+import base64
+import json
+import subprocess
+import threading
+import time
+from urllib.parse import parse_qs, quote, urljoin, urlsplit
+
+import jwt
+import pytest
+
+from harness import base_config, free_port
+from test_keepalive_attacks import (  # noqa: F401 (fixtures are used by name)
+    USERS, Client, assertion_email, fields, requests_session, upstream, upstream_paths)
+
+import support  # noqa: E402 (test_keepalive_attacks put tests/e2e on sys.path)
+
+# A groups claim this long makes a session cookie that is split into chunk cookies, and a
+# Cookie header longer than the 4096 bytes the Cookie header cache stores.
+MANY_GROUPS = [f"group-with-a-fairly-long-name-{index:04d}" for index in range(150)]
+
+
+# -------------------------------------------------------------------------------------------------
+# Helpers.
+
+
+def ec_key_pem():
+    """A new P-256 private key as PEM bytes."""
+    return subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout"],
+                          capture_output=True, check=True, timeout=30).stdout
+
+
+def public_pem(private_pem):
+    return subprocess.run(["openssl", "ec", "-pubout"], input=private_pem, capture_output=True, check=True,
+                          timeout=30).stdout
+
+
+def request(host, port, path="/", cookie=None, headers=(), close=False):
+    """One GET request's bytes for `<host>.example.test:<port>`."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}.example.test:{port}"]
+    if cookie is not None:
+        lines.append(f"Cookie: {cookie}")
+    lines += list(headers)
+    if close:
+        lines.append("Connection: close")
+    return "\r\n".join(lines) + "\r\n\r\n"
+
+
+def exchange(stack, host, path="/", cookie=None, headers=(), client=None):
+    """Sends one request, on `client` or on a new connection, and returns the response."""
+    own = client is None
+    client = client or Client(stack, sni=f"{host}.example.test")
+    try:
+        client.send(request(host, stack["port"], path, cookie=cookie, headers=headers, close=own))
+        return client.read()
+    finally:
+        if own:
+            client.close()
+
+
+def assertion_of(response):
+    """The X-Pomerium-Jwt-Assertion the upstream got, or None."""
+    echo = response.echo()
+    if echo is None:
+        return None
+    values = fields(echo).get("x-pomerium-jwt-assertion", [])
+    assert len(values) <= 1, values
+    return values[0] if values else None
+
+
+def unverified_claims(token):
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def cleared_session_cookie(response):
+    """Whether the response expires the base session cookie."""
+    return any(value.startswith("_pomerium=;") and ("Max-Age=0" in value or "Max-Age=-" in value)
+               for value in response.all("Set-Cookie"))
+
+
+def cookie_value(session, host):
+    """The Cookie value that a `requests` session holds for `host` (product cookies only)."""
+    jar = [item for item in session.cookies if item.domain.startswith(host) and item.name.startswith("_pomerium")]
+    assert jar, f"no route cookie for {host}"
+    return "; ".join(f"{item.name}={item.value}" for item in jar)
+
+
+def login(stack, user, host="app"):
+    """Signs `user` in on `host` through the mock provider: (requests session, Cookie value).
+    Each call is a new sign-in with a session id of its own."""
+    session = requests_session(stack)
+    final, _ = support.login(session, f"https://{host}.example.test:{stack['port']}/", user)
+    assert final.status_code == 200, final.text[:300]
+    return session, cookie_value(session, host)
+
+
+def cached_login(stack, user, host="app"):
+    """The Cookie value of one sign-in of `user` on `host`, shared by the tests of one process."""
+    key = ("cookie", user, host)
+    if key not in stack["sessions"]:
+        stack["sessions"][key] = login(stack, user, host)[1]
+    return stack["sessions"][key]
+
+
+def programmatic_token(stack, session):
+    """The route token that the programmatic login of app.example.test gives `session`, which is
+    signed in at the authenticate service already. Nothing connects to the script's URI: the
+    redirect to it is the last hop read."""
+    base = f"https://app.example.test:{stack['port']}"
+    script_uri = "http://127.0.0.1:9/done"
+    sign_in = session.get(f"{base}/.pomerium/api/v1/login", params={"pomerium_redirect_uri": script_uri},
+                          timeout=10)
+    assert sign_in.status_code == 200, sign_in.text[:300]
+    response = session.get(sign_in.text.strip(), allow_redirects=False, timeout=10)
+    for _ in range(15):
+        location = urljoin(response.url, response.headers.get("Location", ""))
+        if location.startswith(script_uri):
+            return parse_qs(urlsplit(location).query)["pomerium_jwt"][0]
+        assert response.is_redirect, (response.status_code, response.text[:300])
+        response = session.get(location, allow_redirects=False, timeout=10)
+    raise AssertionError("the programmatic login did not reach the script's URI")
+
+
+def sign_out(stack, session):
+    """Signs the `requests` session out through the app route and the authenticate service."""
+    signed_out = session.get(f"https://app.example.test:{stack['port']}/.pomerium/sign_out", allow_redirects=False,
+                             timeout=10)
+    assert signed_out.status_code == 302
+    assert session.get(signed_out.headers["Location"], allow_redirects=False, timeout=10).status_code == 302
+
+
+def verify_url(stack, path="/", host="app"):
+    """The forward-auth /verify request path for a URL on `host`."""
+    return "/verify?uri=" + quote(f"https://{host}.example.test:{stack['port']}{path}", safe="")
+
+
+def forward_auth(stack, cookie, path="/", host="app", client=None):
+    return exchange(stack, "fwdauth", verify_url(stack, path, host), cookie=cookie, client=client)
+
+
+def write_config(stack, config):
+    stack["config_path"].write_text(json.dumps(config))
+    stack["config"] = config
+
+
+def wait_until(predicate, message, timeout=15):
+    support.wait_for(predicate, timeout, message)
+
+
+def make_config(port, certificate, issuer, upstream_url, signing_key, **extra):
+    def route(host, **more):
+        return {"from": f"https://{host}.example.test:{port}", "to": upstream_url, **more}
+
+    return base_config(
+        port, certificate=certificate, issuer=issuer,
+        authenticate_service_url=f"https://authenticate.example.test:{port}",
+        forward_auth_url=f"https://fwdauth.example.test:{port}",
+        idp_client_secret="cache-attacks-client-secret-3b7a",
+        signing_key=base64.b64encode(signing_key).decode(),
+        jwt_claims_headers=["email", "groups"],
+        policy=[
+            route("app", prefix="/admin", allowed_users=["admin@example.com"]),
+            route("app", allowed_domains=["example.com"]),
+            route("other", allowed_users=["admin@example.com"]),
+            route("public", allow_public_unauthenticated_access=True),
+        ],
+        **extra)
+
+
+# -------------------------------------------------------------------------------------------------
+# Fixtures.
+
+
+@pytest.fixture
+def stack(start_pomerium, server_certificate, oidc_provider, upstream, tmp_path):
+    """pomerium over TLS with two routes on one host that differ in policy, a route for admins
+    only, a public route, forward-auth, claim headers and a signing key from the config."""
+    for user, claims in USERS.items():
+        support.set_user_claims(oidc_provider, user, claims)
+    support.set_user_claims(oidc_provider, "many", {"email": "many@example.com", "groups": MANY_GROUPS})
+    upstream.clear()
+    port = free_port()
+    key = ec_key_pem()
+    config = make_config(port, server_certificate, oidc_provider, upstream.url, key)
+    process = start_pomerium(config, wait_port=port, scheme="https")
+    return {"port": port, "ca": server_certificate[0], "process": process, "config": config,
+            "config_path": tmp_path / "config.json", "signing_key": key, "sessions": {}}
+
+
+# -------------------------------------------------------------------------------------------------
+# One user's session never reaches another request.
+
+
+def test_churn_keeps_each_identity(stack, upstream):
+    """3,000 distinct Cookie headers of one user, more than the 2,048 slots of the Cookie header
+    cache, replace each other's slots. Another user's requests, sent between them, keep getting
+    that user's own identity, and each churn request gets its own kept cookie."""
+    alice, admin = cached_login(stack, "alice"), cached_login(stack, "admin")
+    client = Client(stack)
+    deadline = time.monotonic() + 120
+    for index in range(3000):
+        assert time.monotonic() < deadline, f"churn too slow, stopped at {index}"
+        if index % 250 == 0:
+            victim = exchange(stack, "app", f"/victim/{index}", cookie=f"{admin}; v={index % 2}", client=client)
+            assert victim.status == 200, (index, victim)
+            assert assertion_email(victim.echo()) == "admin@example.com", index
+            assert fields(victim.echo())["x-pomerium-claim-email"] == ["admin@example.com"], index
+            assert fields(victim.echo())["cookie"] == [f"v={index % 2}"], index
+        response = exchange(stack, "app", f"/churn/{index}", cookie=f"{alice}; n={index}", client=client)
+        assert response.status == 200, (index, response)
+        echo = response.echo()
+        assert echo["path"] == f"/churn/{index}"
+        assert assertion_email(echo) == "alice@example.com", index
+        assert fields(echo)["cookie"] == [f"n={index}"], index
+    for cookie, email in [(admin, "admin@example.com"), (alice, "alice@example.com")]:
+        response = exchange(stack, "app", "/after-churn", cookie=cookie, client=client)
+        assert assertion_email(response.echo()) == email
+    client.close()
+
+
+def test_parallel_users_never_swapped(stack, upstream):
+    """Two users send the same header shapes on two connections at once, so both threads hit and
+    fill the same caches concurrently. No response carries the other user's identity."""
+    cookies = {"alice": cached_login(stack, "alice"), "admin": cached_login(stack, "admin")}
+    failures = []
+
+    def run(user):
+        client = Client(stack, timeout=10)
+        deadline = time.monotonic() + 60
+        try:
+            for index in range(400):
+                if time.monotonic() > deadline:
+                    failures.append((user, "timed out", index))
+                    return
+                cookie = cookies[user] if index % 3 == 0 else f"{cookies[user]}; shared={index % 7}"
+                response = exchange(stack, "app", f"/{user}/{index}", cookie=cookie, client=client)
+                email = assertion_email(response.echo()) if response.status == 200 else None
+                if response.status != 200 or email != USERS[user]["email"]:
+                    failures.append((user, index, response.status, email))
+                    return
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=run, args=(user,)) for user in cookies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+
+
+@pytest.mark.parametrize("extra", [-2, -1, 0, 1, 2])
+def test_header_length_around_cache_limit(stack, upstream, extra):
+    """Cookie headers of 4,094 to 4,098 bytes, around the longest header the Cookie header cache
+    stores, each sent twice: the user and the kept cookie are the same on the miss and the hit,
+    and a second user's header of the same length is not confused with the first."""
+    limit = 4096
+    client = Client(stack)
+    for user in ("alice", "admin"):
+        session_cookie = cached_login(stack, user)
+        prefix = f"{session_cookie}; pad="
+        padding = "p" * (limit + extra - len(prefix))
+        header = prefix + padding
+        assert len(header) == limit + extra
+        for attempt in range(2):
+            response = exchange(stack, "app", f"/length/{extra}/{attempt}", cookie=header, client=client)
+            assert response.status == 200, (user, attempt, response)
+            assert assertion_email(response.echo()) == USERS[user]["email"], (user, attempt)
+            assert fields(response.echo())["cookie"] == [f"pad={padding}"], (user, attempt)
+    client.close()
+
+
+def test_header_variants_decide_by_own_content(stack, upstream):
+    """Headers that differ only in other cookies, their order, spacing or a duplicated session
+    cookie are separate cache keys; each gets the identity and kept cookies its own text gives,
+    on the first request and on the repeat."""
+    alice, admin = cached_login(stack, "alice"), cached_login(stack, "admin")
+    alice_value, admin_value = alice.split("=", 1)[1], admin.split("=", 1)[1]
+    cases = [
+        (f"theme=dark; {alice}", "alice@example.com", ["theme=dark"]),
+        (f"theme=dark; {admin}", "admin@example.com", ["theme=dark"]),
+        (f"{alice};theme=dark", "alice@example.com", ["theme=dark"]),
+        (f"{admin};theme=dark", "admin@example.com", ["theme=dark"]),
+        # The first session cookie that opens decides; both stay away from the upstream.
+        (f"_pomerium={alice_value}; _pomerium={admin_value}", "alice@example.com", None),
+        (f"_pomerium={admin_value}; _pomerium={alice_value}", "admin@example.com", None),
+        (f"_pomerium=v1.AAAA; _pomerium={admin_value}", "admin@example.com", None),
+        (f"_pomerium={alice_value}; _pomerium_1=stale; app=1", "alice@example.com", ["app=1"]),
+        (f"_pomerium={alice_value}x", None, None),
+        (f"_Pomerium={alice_value}", None, [f"_Pomerium={alice_value}"]),
+    ]
+    client = Client(stack)
+    for attempt in range(2):
+        for index, (cookie, email, kept) in enumerate(cases):
+            upstream.clear()
+            response = exchange(stack, "app", f"/variant/{attempt}/{index}", cookie=cookie, client=client)
+            if email is None:
+                assert response.status == 302, (attempt, index, response)
+                assert upstream.received() == [], (attempt, index)
+                continue
+            assert response.status == 200, (attempt, index, response)
+            assert assertion_email(response.echo()) == email, (attempt, index)
+            assert fields(response.echo()).get("cookie") == kept, (attempt, index)
+    client.close()
+
+
+def test_mixed_chunk_cookies_rejected(stack, upstream):
+    """Chunk cookies of two sign-ins of the same user are never joined into a session, before and
+    after each whole chunk set was opened (and so cached by its text)."""
+    first = cached_login(stack, "many")
+    second = login(stack, "many")[1]
+    assert len(first) > 4096 and "_pomerium_1=" in first
+    parts_first = dict(item.split("=", 1) for item in first.split("; "))
+    parts_second = dict(item.split("=", 1) for item in second.split("; "))
+    assert set(parts_first) == set(parts_second), (sorted(parts_first), sorted(parts_second))
+    mixed = dict(parts_first, _pomerium_1=parts_second["_pomerium_1"])
+    duplicated = "; ".join(f"{name}={value}" for name, value in parts_first.items()) + (
+        f"; _pomerium_1={parts_first['_pomerium_1']}")
+    missing = "; ".join(f"{name}={value}" for name, value in parts_first.items() if name != "_pomerium_1")
+    beyond = first + f"; _pomerium_{len(parts_first)}=extra"
+    client = Client(stack)
+    for attempt in range(2):
+        for name, cookie, expected in [
+                ("first", first, 200), ("second", second, 200),
+                ("mixed", "; ".join(f"{key}={value}" for key, value in mixed.items()), 302),
+                ("duplicated", duplicated, 302), ("missing", missing, 302), ("beyond", beyond, 302)]:
+            upstream.clear()
+            response = exchange(stack, "app", f"/chunks/{attempt}/{name}", cookie=cookie, client=client)
+            assert response.status == expected, (attempt, name, response)
+            if expected == 200:
+                assert assertion_email(response.echo()) == "many@example.com"
+            else:
+                assert upstream.received() == [], (attempt, name)
+    client.close()
+
+
+def test_one_header_on_routes_with_different_policies(stack, upstream):
+    """The same Cookie header, cached after its first use, goes to routes that differ in policy
+    and to forward-auth. Each decision is the route's own, and each assertion is valid for the
+    host it is sent to."""
+    alice, admin = cached_login(stack, "alice"), cached_login(stack, "admin")
+    client = Client(stack)
+    steps = [
+        ("app", "/", alice, 200, "alice@example.com"),
+        ("app", "/admin/x", alice, 403, None),
+        ("app", "/", admin, 200, "admin@example.com"),
+        ("app", "/admin/x", admin, 200, "admin@example.com"),
+        ("app", "/admin/y", alice, 403, None),
+        ("public", "/", alice, 200, None),
+        ("other", "/", admin, 302, None),
+        ("app", "/again", alice, 200, "alice@example.com"),
+    ]
+    for attempt in range(2):
+        for index, (host, path, cookie, status, email) in enumerate(steps):
+            upstream.clear()
+            response = exchange(stack, host, path, cookie=cookie, client=client)
+            assert response.status == status, (attempt, index, response)
+            if status != 200:
+                assert upstream.received() == [], (attempt, index)
+                continue
+            assertion = assertion_of(response)
+            if email is None:
+                assert assertion is None, (attempt, index)
+                assert fields(response.echo()).get("cookie") is None, (attempt, index)
+                continue
+            claims = unverified_claims(assertion)
+            assert claims["email"] == email, (attempt, index)
+            assert f"{host}.example.test:{stack['port']}" in claims["aud"], (attempt, index, claims["aud"])
+    for cookie, path, status in [(alice, "/admin/x", 403), (alice, "/", 200), (admin, "/admin/x", 200)]:
+        response = forward_auth(stack, cookie, path)
+        assert response.status == status, (path, response)
+        if status == 200:
+            claims = unverified_claims(response.header("X-Pomerium-Jwt-Assertion"))
+            assert claims["email"] == ("alice@example.com" if cookie == alice else "admin@example.com")
+    client.close()
+
+
+def test_token_sessions_not_cached_with_cookie_header(stack, upstream):
+    """A session from Authorization never enters the Cookie header cache under the request's
+    Cookie header: the same Cookie header alone afterwards has no session, and with another
+    user's token it gets that user."""
+    session, _ = login(stack, "admin")
+    admin_token = programmatic_token(stack, session)
+    alice_session, alice = login(stack, "alice")
+    alice_token = programmatic_token(stack, alice_session)
+    client = Client(stack)
+    steps = [
+        (["Cookie: theme=dark", f"Authorization: Bearer {admin_token}"], "admin@example.com"),
+        (["Cookie: theme=dark"], None),
+        (["Cookie: theme=dark", f"Authorization: Pomerium {alice_token}"], "alice@example.com"),
+        (["Cookie: theme=dark"], None),
+        ([f"Cookie: {alice}", f"Authorization: Bearer {admin_token}"], "alice@example.com"),
+        ([f"Cookie: {alice}"], "alice@example.com"),
+        (["Cookie: _pomerium=v1.AAAA", f"Authorization: Bearer {admin_token}"], None),
+        (["Cookie: _pomerium=v1.AAAA"], None),
+    ]
+    for attempt in range(2):
+        for index, (headers, email) in enumerate(steps):
+            upstream.clear()
+            response = exchange(stack, "app", f"/tokens/{attempt}/{index}", headers=headers, client=client)
+            if email is None:
+                assert response.status == 302, (attempt, index, response)
+                assert upstream.received() == [], (attempt, index)
+                continue
+            assert response.status == 200, (attempt, index, response)
+            assert assertion_email(response.echo()) == email, (attempt, index)
+    client.close()
+
+
+# -------------------------------------------------------------------------------------------------
+# Sign-out ends every cached copy of a session.
+
+
+def test_signed_out_session_rejected_everywhere(stack, upstream):
+    """After sign-out, the route cookie and the route token of that sign-in stop working on a
+    connection that used them, on new connections, on the user page and at forward-auth, though
+    every cache saw them live moments before."""
+    session, cookie = login(stack, "alice")
+    token = programmatic_token(stack, session)
+    kept = Client(stack)
+    checks = {
+        "proxy": lambda client=None: exchange(stack, "app", "/live", cookie=cookie, client=client),
+        "proxy-extra": lambda client=None: exchange(stack, "app", "/live", cookie=f"{cookie}; x=1", client=client),
+        "dashboard": lambda client=None: exchange(stack, "app", "/.pomerium/", cookie=cookie, client=client),
+        "forward-auth": lambda client=None: forward_auth(stack, cookie, "/live"),
+        "pomerium-token": lambda client=None: exchange(
+            stack, "app", "/live", headers=[f"Authorization: Pomerium {token}"], client=client),
+        "bearer-token": lambda client=None: exchange(
+            stack, "app", "/live", headers=[f"Authorization: Bearer {token}"], client=client),
+    }
+    for name, check in checks.items():
+        for _ in range(3):
+            assert check(kept).status == 200, name
+    sign_out(stack, session)
+    upstream.clear()
+    for name, check in checks.items():
+        for where, client in [("kept", kept), ("new", None)]:
+            response = check(client)
+            if name == "forward-auth":
+                assert response.status == 401, (name, where, response)
+            else:
+                assert response.status == 302, (name, where, response)
+            assert response.header("X-Pomerium-Jwt-Assertion") is None
+            if name in ("proxy", "dashboard", "forward-auth"):
+                assert cleared_session_cookie(response), (name, where, response.headers)
+            assert b"alice@example.com" not in response.body, (name, where)
+    assert upstream.received() == []
+    kept.close()
+
+
+def test_sign_out_ends_other_sign_ins_only_for_that_session(stack, upstream):
+    """Two sign-ins of the same user share the assertion cache's route entries by user but not by
+    session: signing one out leaves the other working, and the signed-out one stays out."""
+    first_session, first = login(stack, "alice")
+    _, second = login(stack, "alice")
+    client = Client(stack)
+    for cookie in (first, second, first, second):
+        assert exchange(stack, "app", "/both", cookie=cookie, client=client).status == 200
+    sign_out(stack, first_session)
+    assert exchange(stack, "app", "/first", cookie=first, client=client).status == 302
+    response = exchange(stack, "app", "/second", cookie=second, client=client)
+    assert response.status == 200
+    assert assertion_email(response.echo()) == "alice@example.com"
+    assert exchange(stack, "app", "/first-again", cookie=first, client=client).status == 302
+    client.close()
+
+
+# -------------------------------------------------------------------------------------------------
+# Configuration reloads end what the old configuration allowed.
+
+
+def reloaded(stack, config, probe, message):
+    """Writes `config` and waits until `probe()` is true on new connections."""
+    write_config(stack, config)
+    wait_until(probe, message)
+
+
+def test_cookie_secret_reload_ends_cached_sessions(stack, upstream):
+    """A new cookie_secret ends sessions sealed with the old one, although the Cookie header cache,
+    the opened-cookie cache and the memos all hold them, on a kept connection and a new one."""
+    alice = cached_login(stack, "alice")
+    kept = Client(stack)
+    for _ in range(3):
+        assert exchange(stack, "app", "/warm", cookie=alice, client=kept).status == 200
+        assert forward_auth(stack, alice).status == 200
+    config = dict(stack["config"], cookie_secret=base64.b64encode(b"n" * 32).decode())
+    reloaded(stack, config, lambda: exchange(stack, "app", "/probe", cookie=alice).status == 302,
+             "the cookie_secret reload")
+    upstream.clear()
+    assert exchange(stack, "app", "/after", cookie=alice, client=kept).status == 302
+    assert exchange(stack, "app", "/.pomerium/", cookie=alice, client=kept).status == 302
+    assert forward_auth(stack, alice).status == 401
+    assert upstream.received() == []
+    kept.close()
+
+
+def test_cookie_name_reload_ends_cached_sessions(stack, upstream):
+    """A new cookie_name ends sessions under the old name, which is also bound into each sealed
+    cookie, on a kept connection whose header the cache holds."""
+    alice = cached_login(stack, "alice")
+    kept = Client(stack)
+    for _ in range(3):
+        assert exchange(stack, "app", "/warm", cookie=alice, client=kept).status == 200
+    config = dict(stack["config"], cookie_name="_renamed")
+    reloaded(stack, config, lambda: exchange(stack, "app", "/probe", cookie=alice).status == 302,
+             "the cookie_name reload")
+    renamed = alice.replace("_pomerium=", "_renamed=", 1)
+    upstream.clear()
+    assert exchange(stack, "app", "/after", cookie=alice, client=kept).status == 302
+    assert exchange(stack, "app", "/after-renamed", cookie=renamed, client=kept).status == 302
+    assert upstream.received() == []
+    kept.close()
+
+
+def test_signing_key_reload_resigns_cached_assertions(stack, upstream):
+    """After signing_key changes, a session whose assertion is cached and memoised gets an
+    assertion signed with the new key, with the new key's kid, on a kept connection."""
+    alice = cached_login(stack, "alice")
+    kept = Client(stack)
+    before = [assertion_of(exchange(stack, "app", "/warm", cookie=alice, client=kept)) for _ in range(3)]
+    assert len(set(before)) == 1
+    old_kid = jwt.get_unverified_header(before[0])["kid"]
+    jwt.decode(before[0], public_pem(stack["signing_key"]), algorithms=["ES256"],
+               options={"verify_aud": False})
+    new_key = ec_key_pem()
+    config = dict(stack["config"], signing_key=base64.b64encode(new_key).decode())
+
+    def new_kid_served():
+        served = assertion_of(exchange(stack, "app", "/probe", cookie=alice))
+        return jwt.get_unverified_header(served)["kid"] != old_kid
+
+    reloaded(stack, config, new_kid_served, "the signing_key reload")
+    for path in ("/after", "/after-again"):
+        assertion = assertion_of(exchange(stack, "app", path, cookie=alice, client=kept))
+        assert jwt.get_unverified_header(assertion)["kid"] != old_kid
+        claims = jwt.decode(assertion, public_pem(new_key), algorithms=["ES256"], options={"verify_aud": False})
+        assert claims["email"] == "alice@example.com"
+    forwarded = forward_auth(stack, alice).header("X-Pomerium-Jwt-Assertion")
+    jwt.decode(forwarded, public_pem(new_key), algorithms=["ES256"], options={"verify_aud": False})
+    kept.close()
+
+
+def test_claim_headers_reload_applies_to_cached_sessions(stack, upstream):
+    """A changed jwt_claims_headers list applies to a session whose claim headers are cached and
+    memoised; removed claims stop reaching the upstream."""
+    alice = cached_login(stack, "alice")
+    kept = Client(stack)
+    for _ in range(3):
+        echo = exchange(stack, "app", "/warm", cookie=alice, client=kept).echo()
+        assert fields(echo)["x-pomerium-claim-groups"] == ["devs"]
+    config = dict(stack["config"], jwt_claims_headers=["name"])
+    reloaded(stack, config,
+             lambda: "x-pomerium-claim-name" in fields(exchange(stack, "app", "/probe", cookie=alice).echo()),
+             "the jwt_claims_headers reload")
+    for path in ("/after", "/after-again"):
+        received = fields(exchange(stack, "app", path, cookie=alice, client=kept).echo())
+        assert received["x-pomerium-claim-name"] == ["Alice"]
+        assert "x-pomerium-claim-email" not in received
+        assert "x-pomerium-claim-groups" not in received
+    kept.close()
+
+
+def test_policy_reload_applies_to_forward_auth(stack, upstream):
+    """A policy change reaches forward-auth decisions for a cookie that was allowed and cached."""
+    alice = cached_login(stack, "alice")
+    for _ in range(3):
+        assert forward_auth(stack, alice, "/doc").status == 200
+    config = json.loads(json.dumps(stack["config"]))
+    config["policy"][1] = {key: value for key, value in config["policy"][1].items() if key != "allowed_domains"}
+    config["policy"][1]["allowed_users"] = ["admin@example.com"]
+    reloaded(stack, config, lambda: forward_auth(stack, alice, "/doc").status == 403, "the policy reload")
+    assert exchange(stack, "app", "/doc", cookie=alice).status == 403
