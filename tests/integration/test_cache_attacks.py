@@ -9,6 +9,7 @@ bounded in count and time. The recording upstream, the raw TLS client and the si
 come from test_keepalive_attacks.py."""
 import base64
 import json
+import re
 import subprocess
 import threading
 import time
@@ -16,6 +17,7 @@ from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
 import jwt
 import pytest
+import requests
 
 from harness import base_config, free_port
 from test_keepalive_attacks import (  # noqa: F401 (fixtures are used by name)
@@ -166,6 +168,7 @@ def make_config(port, certificate, issuer, upstream_url, signing_key, **extra):
         idp_client_secret="cache-attacks-client-secret-3b7a",
         signing_key=base64.b64encode(signing_key).decode(),
         jwt_claims_headers=["email", "groups"],
+        administrators=["admin@example.com"],
         policy=[
             route("app", prefix="/admin", allowed_users=["admin@example.com"]),
             route("app", allowed_domains=["example.com"]),
@@ -579,3 +582,124 @@ def test_policy_reload_applies_to_forward_auth(stack, upstream):
     config["policy"][1]["allowed_users"] = ["admin@example.com"]
     reloaded(stack, config, lambda: forward_auth(stack, alice, "/doc").status == 403, "the policy reload")
     assert exchange(stack, "app", "/doc", cookie=alice).status == 403
+
+
+def impersonate(stack, session, email):
+    """Submits the user page's impersonation form for `email` as the signed-in administrator of
+    `session`, follows the sign-in round trip and returns the new route Cookie value."""
+    base = f"https://app.example.test:{stack['port']}"
+    page = session.get(f"{base}/.pomerium/", timeout=10)
+    assert page.status_code == 200, page.text[:300]
+    token = re.search(r'name="pomerium_csrf" value="([^"]+)"', page.text).group(1)
+    posted = session.post(f"{base}/.pomerium/admin/impersonate", allow_redirects=False, timeout=10, data={
+        "pomerium_csrf": token, "pomerium_impersonate_action": "set", "pomerium_impersonate_email": email,
+        "pomerium_impersonate_groups": ""})
+    assert posted.status_code == 302, posted.text[:300]
+    final, _ = support.follow(session, posted)
+    assert final.status_code == 200, final.text[:300]
+    return cookie_value(session, "app")
+
+
+def test_administrators_reload_ends_cached_impersonation(stack, upstream):
+    """An impersonating session whose decision inputs and assertion are cached is forbidden once
+    a reload removes its user from administrators, on a kept connection and at forward-auth."""
+    session, admin = login(stack, "admin")
+    impersonating = impersonate(stack, session, "alice@example.com")
+    assert impersonating != admin
+    kept = Client(stack)
+    for _ in range(3):
+        response = exchange(stack, "app", "/as-alice", cookie=impersonating, client=kept)
+        assert response.status == 200, response
+        claims = unverified_claims(assertion_of(response))
+        assert claims["email"] == "admin@example.com"
+        assert claims["impersonate_email"] == "alice@example.com"
+        assert exchange(stack, "app", "/admin/as-alice", cookie=impersonating, client=kept).status == 403
+        assert forward_auth(stack, impersonating).status == 200
+    config = dict(stack["config"], administrators=[])
+    reloaded(stack, config, lambda: exchange(stack, "app", "/probe", cookie=impersonating).status == 403,
+             "the administrators reload")
+    upstream.clear()
+    assert exchange(stack, "app", "/after", cookie=impersonating, client=kept).status == 403
+    assert forward_auth(stack, impersonating).status == 403
+    assert upstream.received() == []
+    response = exchange(stack, "app", "/admin/own", cookie=admin, client=kept)
+    assert response.status == 200
+    assert "impersonate_email" not in unverified_claims(assertion_of(response))
+    kept.close()
+
+
+# -------------------------------------------------------------------------------------------------
+# Expiry and failed refresh end cached sessions.
+
+# Lifetime of the short-lived provider's tokens, so route sessions expire within a test.
+# It is above the authenticate service's 60-second refresh margin, so sign-in does not refresh
+# the tokens at once; the mock provider's refreshed tokens last an hour.
+TOKEN_SECONDS = 70
+
+
+@pytest.fixture
+def short_provider(tmp_path):
+    """oidc-provider-mock whose tokens expire after TOKEN_SECONDS; yields its issuer URL."""
+    port = free_port()
+    group = support.ProcessGroup(tmp_path)
+    try:
+        group.start("short-provider", [support.VENV / "oidc-provider-mock", "--host", "127.0.0.1", "--port", port,
+                                       "--token-max-age", TOKEN_SECONDS],
+                    env={"NO_COLOR": "1", "PYTHONWARNINGS": "ignore"}, port=port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        group.stop_all()
+
+
+@pytest.fixture
+def short_stack(start_pomerium, server_certificate, short_provider, upstream, tmp_path):
+    for user, claims in USERS.items():
+        support.set_user_claims(short_provider, user, claims)
+    upstream.clear()
+    port = free_port()
+    key = ec_key_pem()
+    config = make_config(port, server_certificate, short_provider, upstream.url, key)
+    process = start_pomerium(config, wait_port=port, scheme="https")
+    return {"port": port, "ca": server_certificate[0], "process": process, "config": config,
+            "config_path": tmp_path / "config.json", "signing_key": key, "sessions": {},
+            "provider": short_provider}
+
+
+def test_expiry_and_failed_refresh_end_cached_sessions(short_stack, upstream):
+    """Two users' sessions expire while every cache holds them. The user whose tokens the provider
+    still accepts is renewed by backend refresh and gets a new assertion; the user whose tokens
+    were revoked is sent to sign in with the cookie cleared, on the proxy, the user page and
+    forward-auth, and nothing reaches the upstream for that user."""
+    stack = short_stack
+    _, alice = login(stack, "alice")
+    _, admin = login(stack, "admin")
+    kept = Client(stack)
+    first = {}
+    for cookie, name in [(alice, "alice"), (admin, "admin")]:
+        for _ in range(3):
+            response = exchange(stack, "app", "/fresh", cookie=cookie, client=kept)
+            assert response.status == 200
+            first[name] = unverified_claims(assertion_of(response))
+        assert forward_auth(stack, cookie).status == 200
+    requests.post(f"{stack['provider']}/users/alice/revoke-tokens", timeout=10).raise_for_status()
+    expiry = max(claims["exp"] for claims in first.values())
+    assert expiry - time.time() < TOKEN_SECONDS + 5
+    time.sleep(max(0.0, expiry - time.time()) + 1.5)
+
+    upstream.clear()
+    for where, client in [("kept", kept), ("new", None)]:
+        response = exchange(stack, "app", "/expired", cookie=alice, client=client)
+        assert response.status == 302, (where, response)
+        assert cleared_session_cookie(response), (where, response.headers)
+        assert exchange(stack, "app", "/.pomerium/", cookie=alice, client=client).status == 302, where
+    assert forward_auth(stack, alice).status == 401
+    assert upstream.received() == []
+
+    renewed = exchange(stack, "app", "/renewed", cookie=admin, client=kept)
+    assert renewed.status == 200, renewed
+    claims = unverified_claims(assertion_of(renewed))
+    assert claims["email"] == "admin@example.com"
+    assert claims["exp"] > time.time() + 60
+    assert claims["ati"] == first["admin"]["ati"]
+    assert any(value.startswith("_pomerium=v1") for value in renewed.all("Set-Cookie")), renewed.headers
+    kept.close()
