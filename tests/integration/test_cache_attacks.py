@@ -703,3 +703,79 @@ def test_expiry_and_failed_refresh_end_cached_sessions(short_stack, upstream):
     assert claims["ati"] == first["admin"]["ati"]
     assert any(value.startswith("_pomerium=v1") for value in renewed.all("Set-Cookie")), renewed.headers
     kept.close()
+
+
+# -------------------------------------------------------------------------------------------------
+# Cache bounds under many sessions.
+
+PREFIX_ROUTES = 500
+
+
+@pytest.fixture
+def wide_stack(start_pomerium, server_certificate, oidc_provider, upstream, tmp_path):
+    """pomerium with PREFIX_ROUTES prefix routes on app.example.test whose upstream refuses
+    connections, so a request signs its assertion and ends in a quick 502, and a catch-all
+    route to the recording upstream for sign-in."""
+    for user, claims in USERS.items():
+        support.set_user_claims(oidc_provider, user, claims)
+    port = free_port()
+    closed = free_port()
+    routes = [{"from": f"https://app.example.test:{port}", "to": f"http://127.0.0.1:{closed}", "prefix": f"/r{index}/",
+               "allowed_domains": ["example.com"]} for index in range(PREFIX_ROUTES)]
+    routes.append({"from": f"https://app.example.test:{port}", "to": upstream.url, "allowed_domains": ["example.com"]})
+    config = base_config(
+        port, certificate=server_certificate, issuer=oidc_provider,
+        authenticate_service_url=f"https://authenticate.example.test:{port}",
+        idp_client_secret="cache-attacks-wide-secret-90c4", policy=routes)
+    process = start_pomerium(config, wait_port=port, scheme="https")
+    return {"port": port, "ca": server_certificate[0], "process": process, "config": config, "sessions": {}}
+
+
+def pipelined_statuses(stack, client, cookie, paths):
+    """Sends one GET per path in one write and returns the statuses in order."""
+    client.send("".join(request("app", stack["port"], path, cookie=cookie) for path in paths))
+    return [client.read().status for _ in paths]
+
+
+def rss_kib(process):
+    for line in open(f"/proc/{process.process.pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS line")
+
+
+# A groups claim of this size still fits the six session cookie chunks: a 20 KB Cookie header.
+LARGE_GROUPS = [f"group-with-a-fairly-long-name-{index:04d}" for index in range(400)]
+# The most the assertion cache may grow by while it takes the entries of one test below. The
+# Cookie header cache, for comparison, is bounded at about 24 MiB by its header length limit.
+ASSERTION_CACHE_BUDGET_KIB = 128 * 1024
+
+
+@pytest.mark.xfail(strict=True, reason="the assertion cache is bounded by entry count (50,000), not by bytes: "
+                   "about 20 KiB per entry for a 400-group session, so about 1 GiB when full")
+def test_assertion_cache_memory_bounded(wide_stack, upstream, oidc_provider):
+    """A user with a large groups claim fills the assertion cache with 15,000 (session, route)
+    pairs, 30 sign-ins times 500 routes. The process grows by at most
+    ASSERTION_CACHE_BUDGET_KIB, counted from after the first 1,000 pairs."""
+    stack = wide_stack
+    support.set_user_claims(oidc_provider, "large", {"email": "large@example.com", "groups": LARGE_GROUPS})
+    cookies = [login(stack, "large")[1] for _ in range(32)]
+    assert len(cookies[0]) > 16_000
+    client = Client(stack, timeout=30)
+    deadline = time.monotonic() + 180
+
+    def fill(cookie):
+        for start in range(0, PREFIX_ROUTES, 50):
+            assert time.monotonic() < deadline, "filling the assertion cache took too long"
+            paths = [f"/r{index}/fill" for index in range(start, start + 50)]
+            assert pipelined_statuses(stack, client, cookie, paths) == [502] * len(paths)
+
+    for cookie in cookies[:2]:
+        fill(cookie)
+    base = rss_kib(stack["process"])
+    for cookie in cookies[2:]:
+        fill(cookie)
+    grown = rss_kib(stack["process"]) - base
+    client.close()
+    print(f"assertion cache growth: {grown} KiB for {30 * PREFIX_ROUTES} entries")
+    assert grown <= ASSERTION_CACHE_BUDGET_KIB, grown
