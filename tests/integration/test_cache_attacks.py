@@ -477,6 +477,30 @@ def test_sign_out_ends_other_sign_ins_only_for_that_session(stack, upstream):
     client.close()
 
 
+@pytest.mark.xfail(strict=True, reason="the authenticate service opens a route cookie as its global session "
+                   "cookie (same key, name and format), so one route's cookie signs its holder in on every route")
+def test_route_cookie_not_accepted_as_global_session(stack, upstream):
+    """A route cookie of app.example.test, which a forward-auth application or any holder of that
+    cookie can read, is presented to the authenticate service as its own session cookie. The
+    authenticate service must not treat it as the user's global session and mint a session for
+    another route; the holder must be sent to the identity provider instead."""
+    port = stack["port"]
+    _, admin_app = login(stack, "admin")
+    holder = requests_session(stack)
+    start = holder.get(f"https://other.example.test:{port}/", allow_redirects=False, timeout=10)
+    assert start.status_code == 302
+    assert start.headers["Location"].startswith(f"https://authenticate.example.test:{port}/.pomerium/sign_in?")
+    for item in admin_app.split("; "):
+        name, value = item.split("=", 1)
+        holder.cookies.set(name, value, domain="authenticate.example.test", path="/")
+    answer = holder.get(start.headers["Location"], allow_redirects=False, timeout=10)
+    assert answer.status_code == 302
+    assert not answer.headers["Location"].startswith(f"https://other.example.test:{port}/"), (
+        "the authenticate service minted a session for other.example.test from an app.example.test cookie")
+    final, _ = support.follow(holder, answer)
+    assert "admin@example.com" not in final.text
+
+
 # -------------------------------------------------------------------------------------------------
 # Configuration reloads end what the old configuration allowed.
 
