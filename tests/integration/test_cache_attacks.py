@@ -114,8 +114,13 @@ def cached_login(stack, user, host="app"):
 
 def programmatic_token(stack, session):
     """The route token that the programmatic login of app.example.test gives `session`, which is
-    signed in at the authenticate service already. Nothing connects to the script's URI: the
-    redirect to it is the last hop read."""
+    signed in at the authenticate service already."""
+    return programmatic_tokens(stack, session)[0]
+
+
+def programmatic_tokens(stack, session):
+    """The route token and the refresh token that the programmatic login of app.example.test
+    gives `session`. Nothing connects to the script's URI: the redirect to it is the last hop read."""
     base = f"https://app.example.test:{stack['port']}"
     script_uri = "http://127.0.0.1:9/done"
     sign_in = session.get(f"{base}/.pomerium/api/v1/login", params={"pomerium_redirect_uri": script_uri},
@@ -125,7 +130,8 @@ def programmatic_token(stack, session):
     for _ in range(15):
         location = urljoin(response.url, response.headers.get("Location", ""))
         if location.startswith(script_uri):
-            return parse_qs(urlsplit(location).query)["pomerium_jwt"][0]
+            query = parse_qs(urlsplit(location).query)
+            return query["pomerium_jwt"][0], query["pomerium_refresh_token"][0]
         assert response.is_redirect, (response.status_code, response.text[:300])
         response = session.get(location, allow_redirects=False, timeout=10)
     raise AssertionError("the programmatic login did not reach the script's URI")
@@ -428,7 +434,7 @@ def test_signed_out_session_rejected_everywhere(stack, upstream):
     connection that used them, on new connections, on the user page and at forward-auth, though
     every cache saw them live moments before."""
     session, cookie = login(stack, "alice")
-    token = programmatic_token(stack, session)
+    token, refresh_token = programmatic_tokens(stack, session)
     kept = Client(stack)
     checks = {
         "proxy": lambda client=None: exchange(stack, "app", "/live", cookie=cookie, client=client),
@@ -439,6 +445,7 @@ def test_signed_out_session_rejected_everywhere(stack, upstream):
             stack, "app", "/live", headers=[f"Authorization: Pomerium {token}"], client=client),
         "bearer-token": lambda client=None: exchange(
             stack, "app", "/live", headers=[f"Authorization: Bearer {token}"], client=client),
+        "query-token": lambda client=None: exchange(stack, "app", f"/live?pomerium_session={token}", client=client),
     }
     for name, check in checks.items():
         for _ in range(3):
@@ -458,6 +465,39 @@ def test_signed_out_session_rejected_everywhere(stack, upstream):
             assert b"alice@example.com" not in response.body, (name, where)
     assert upstream.received() == []
     kept.close()
+
+
+def test_signed_out_global_session_not_reopened(stack, upstream):
+    """After sign-out, the authenticate service's own session cookie, opened and cached before,
+    and the programmatic refresh token of that sign-in no longer give a session: a sign-in with
+    the old cookie goes to the identity provider, and the refresh is refused."""
+    port = stack["port"]
+    session, _ = login(stack, "alice")
+    _, refresh_token = programmatic_tokens(stack, session)
+    global_cookies = [(item.name, item.value) for item in session.cookies
+                      if item.domain.startswith("authenticate") and item.name.startswith("_pomerium")
+                      and item.name != "_pomerium_csrf"]
+    assert global_cookies
+    refresh_url = f"https://authenticate.example.test:{port}/api/v1/refresh"
+    refresh_headers = {"Authorization": f"Pomerium {refresh_token}"}
+
+    def sign_in_with_old_cookie():
+        browser = requests_session(stack)
+        start = browser.get(f"https://app.example.test:{port}/", allow_redirects=False, timeout=10)
+        for name, value in global_cookies:
+            browser.cookies.set(name, value, domain="authenticate.example.test", path="/")
+        return browser.get(start.headers["Location"], allow_redirects=False, timeout=10)
+
+    for _ in range(2):
+        assert sign_in_with_old_cookie().headers["Location"].startswith(f"https://app.example.test:{port}/")
+        refreshed = session.get(refresh_url, headers=refresh_headers, timeout=10)
+        assert refreshed.status_code == 200, refreshed.text[:300]
+    sign_out(stack, session)
+    for _ in range(2):
+        answer = sign_in_with_old_cookie()
+        assert answer.status_code == 302
+        assert answer.headers["Location"].startswith(stack["config"]["idp_provider_url"]), answer.headers["Location"]
+        assert requests_session(stack).get(refresh_url, headers=refresh_headers, timeout=10).status_code == 401
 
 
 def test_sign_out_ends_other_sign_ins_only_for_that_session(stack, upstream):
@@ -526,6 +566,31 @@ def test_cookie_secret_reload_ends_cached_sessions(stack, upstream):
     assert exchange(stack, "app", "/after", cookie=alice, client=kept).status == 302
     assert exchange(stack, "app", "/.pomerium/", cookie=alice, client=kept).status == 302
     assert forward_auth(stack, alice).status == 401
+    assert upstream.received() == []
+    kept.close()
+
+
+def test_shared_secret_reload_ends_cached_tokens(stack, upstream):
+    """A new shared_secret ends route tokens signed with the old one, after each was accepted on
+    a kept connection, in every place a script can send one."""
+    session, _ = login(stack, "alice")
+    token = programmatic_token(stack, session)
+    sources = {
+        "pomerium": {"headers": [f"Authorization: Pomerium {token}"]},
+        "bearer": {"headers": [f"Authorization: Bearer {token}"]},
+    }
+    kept = Client(stack)
+    for _ in range(3):
+        for source in sources.values():
+            assert exchange(stack, "app", "/warm", client=kept, **source).status == 200
+        assert exchange(stack, "app", f"/warm?pomerium_session={token}", client=kept).status == 200
+    config = dict(stack["config"], shared_secret=base64.b64encode(b"s" * 32).decode())
+    reloaded(stack, config, lambda: exchange(stack, "app", "/probe", **sources["bearer"]).status == 302,
+             "the shared_secret reload")
+    upstream.clear()
+    for name, source in sources.items():
+        assert exchange(stack, "app", "/after", client=kept, **source).status == 302, name
+    assert exchange(stack, "app", f"/after?pomerium_session={token}", client=kept).status == 302
     assert upstream.received() == []
     kept.close()
 
