@@ -573,6 +573,36 @@ def test_sign_in_flood_keeps_idle_sessions(stack, upstream):
     assert assertion_email(response.echo()) == "alice@example.com"
 
 
+@pytest.mark.xfail(strict=True, reason="unauthenticated sign-in starts evict the login flows (nonce and PKCE "
+                   "verifier) of users who are signing in at the same time from the 10 MiB in-memory store, so "
+                   "their callbacks fail with 400")
+def test_sign_in_flood_keeps_pending_login(stack, upstream):
+    """A user opens the identity provider's login form, and a client without any session then
+    replays one signed sign-in URL 60,000 times. The user's login still completes afterwards."""
+    port = stack["port"]
+    browser = requests_session(stack)
+    page, _ = support.follow(browser, browser.get(f"https://app.example.test:{port}/", allow_redirects=False,
+                                                  timeout=10))
+    form = support._LoginForm()
+    form.feed(page.text)
+    assert form.action is not None, page.text[:300]
+    start = exchange(stack, "app", "/anonymous")
+    location = urlsplit(start.header("Location"))
+    sign_in = f"GET {location.path}?{location.query} HTTP/1.1\r\nHost: authenticate.example.test:{port}\r\n\r\n"
+    client = Client(stack, sni="authenticate.example.test", timeout=30)
+    deadline = time.monotonic() + 90
+    for batch in range(300):
+        assert time.monotonic() < deadline, f"the sign-in starts took too long, stopped at batch {batch}"
+        client.send(sign_in * 200)
+        statuses = {client.read().status for _ in range(200)}
+        assert statuses == {302}, statuses
+    client.close()
+    posted = browser.post(urljoin(page.url, form.action), data={"sub": "alice"}, allow_redirects=False, timeout=10)
+    final, _ = support.follow(browser, posted)
+    assert final.status_code == 200, final.text[:300]
+    assert assertion_email(json.loads(final.text)) == "alice@example.com"
+
+
 # -------------------------------------------------------------------------------------------------
 # Configuration reloads end what the old configuration allowed.
 
