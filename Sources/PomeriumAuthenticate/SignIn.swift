@@ -202,8 +202,21 @@ extension AuthenticateService {
         {
             return (session, false)
         }
-        if let session = sessionCookies.session(fromCookies: request.cookies) { return (session, true) }
+        if let session = sessionCookies.session(
+            fromCookies: request.cookies.map { HTTPCookie(name: $0.name, value: $0.value) }, where: Self.isGlobalSession
+        ) {
+            return (session, true)
+        }
         return nil
+    }
+
+    /// Whether a session opened from a cookie is a global session, which this service wrote, and
+    /// not a route session, which the proxy seals with the same key and name. A route session
+    /// always names its hosts in `aud` and carries no identity-provider tokens. A client that reads
+    /// a route cookie (an application behind forward-auth sees its visitors' cookies) must not get
+    /// route sessions for other hosts from it.
+    static func isGlobalSession(_ session: SessionState) -> Bool {
+        session.audience.isEmpty && session.oauthToken != nil
     }
 
     /// Returns the token of an `Authorization: Pomerium <token>` header. The type word is case-insensitive.

@@ -519,8 +519,6 @@ def test_sign_out_spares_other_sign_in(stack, upstream):
     client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="the authenticate service opens a route cookie as its global session "
-                   "cookie (same key, name and format), so one route's cookie signs its holder in on every route")
 def test_route_cookie_not_accepted_as_global_session(stack, upstream):
     """A route cookie of app.example.test, which a forward-auth application or any holder of that
     cookie can read, is presented to the authenticate service as its own session cookie. The
