@@ -36,6 +36,8 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
 
     let provider: any IdentityProvider
     let store: any KeyValueStore
+    /// The store of started logins (`loginFlowStore` of `init`).
+    let loginFlows: any KeyValueStore
     let clock: any WallClock
     let logger: Logger
     let keySet: AssertionKeySet?
@@ -62,6 +64,9 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
     ///   - singleFlight: runs one refresh per session at a time; defaults to one over `store` with
     ///     a 60-second lease and a 40-second wait.
     ///   - liveness: the proxy's `SessionLiveness` when both services run in this process.
+    ///   - loginFlowStore: where the nonce and PKCE verifier of a started login wait for the
+    ///     callback; defaults to `store`. Sign-in starts need no account, so an in-memory session
+    ///     store gets a separate one, and a flood of logins cannot evict users' sessions.
     /// - Throws: `PomeriumError` when `authenticate_service_url` is missing or a secret is invalid.
     public init(
         options: Options,
@@ -72,7 +77,8 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
         logger: Logger = Logger(label: "pomerium.authenticate"),
         replayGuard: (any StateReplayGuard)? = nil,
         singleFlight: SingleFlight? = nil,
-        liveness: SessionLiveness? = nil
+        liveness: SessionLiveness? = nil,
+        loginFlowStore: (any KeyValueStore)? = nil
     ) throws {
         guard let authenticateURL = options.authenticateServiceURL else {
             throw PomeriumError(
@@ -88,6 +94,7 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
         storeTTL = options.cookieExpire > .zero ? options.cookieExpire : .seconds(14 * 3600)
         self.provider = provider
         self.store = store
+        self.loginFlows = loginFlowStore ?? store
         self.clock = clock
         self.logger = logger
         self.keySet = keySet

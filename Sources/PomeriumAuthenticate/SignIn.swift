@@ -274,18 +274,18 @@ extension AuthenticateService {
         if let codeVerifier { members.append(("code_verifier", .string(codeVerifier))) }
         let key = try Self.loginFlowKey(state: state)
         let sealed = try sealer.sealValue(JSONWriter.encode(.object(JSONObject(members))), key: key)
-        try await store.set(key, value: sealed, ttl: .seconds(Self.loginFlowLifetime))
+        try await loginFlows.set(key, value: sealed, ttl: .seconds(Self.loginFlowLifetime))
     }
 
     /// Takes the nonce and PKCE verifier of a login out of the store, so each is used once. The
     /// store lock on the key, left to expire, makes the take single-use across instances too.
     func takeLoginFlow(state: String) async throws -> (nonce: String, codeVerifier: String?)? {
         let key = try Self.loginFlowKey(state: state)
-        guard try await store.acquireLock(key, owner: LockOwner(), ttl: .seconds(Self.loginFlowLifetime)) else {
+        guard try await loginFlows.acquireLock(key, owner: LockOwner(), ttl: .seconds(Self.loginFlowLifetime)) else {
             return nil
         }
-        guard let sealed = try await store.get(key) else { return nil }
-        try await store.delete(key)
+        guard let sealed = try await loginFlows.get(key) else { return nil }
+        try await loginFlows.delete(key)
         guard let plaintext = sealer.openValue(sealed, key: key),
             let object = try? JSONParser.parseObject(plaintext),
             let nonce = object["nonce"]?.stringValue

@@ -10,6 +10,21 @@ public enum SessionStoreFactory {
         public let description: String
     }
 
+    /// The byte budget of the in-memory store of started logins: 4 MiB, about 10,000 logins of
+    /// about 400 bytes each, started within the 10 minutes a login may take.
+    public static let loginFlowByteBudget = 4 * 1024 * 1024
+
+    /// Returns where the authenticate service keeps started logins. With `autocache` that is a
+    /// separate in-memory store, because anyone can start a login without an account, and logins
+    /// that share the sessions' byte budget would evict signed-in users' sessions. A Redis or LMDB
+    /// store keeps them, so that the callback may reach another instance than the sign-in did.
+    public static func loginFlowStore(options: Options, sessionStore: any KeyValueStore) -> any KeyValueStore {
+        guard options.cacheStore == .autocache, let store = try? MemoryStore(byteBudget: loginFlowByteBudget) else {
+            return sessionStore
+        }
+        return store
+    }
+
     /// `autocache` → in-memory LRU, `bolt` → an LMDB file at `cache_store_path`, `redis` → Redis at
     /// `cache_store_address` (over TLS for `rediss://`). A Redis store is checked with PING before
     /// the process serves, so a wrong password or CA stops the start with the setting to fix.

@@ -293,3 +293,57 @@ final class StubProvider: IdentityProvider {
         #expect(second == nil)
     }
 }
+
+/// Tests that started logins wait in their own store, so that logins started without an account cannot
+/// evict the sessions of signed-in users.
+@Suite struct SeparateLoginStoreTests {
+    @Test("login start writes only the login store")
+    func loginStartWritesLoginStore() async throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let sessions = try MemoryStore(clock: clock)
+        let logins = try MemoryStore(clock: clock)
+        let service = try AuthenticateService(
+            options: try AuthenticateHarness.options(port: 8443, idpPort: 9), provider: StubProvider(),
+            store: sessions, clock: clock, logger: Logger.inMemory(store: InMemoryLogHandler.Store()),
+            loginFlowStore: logins)
+        var query = URLQuery()
+        query.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
+        let target = try ServiceUnitTests.signed(
+            service, path: AuthenticateService.signInPath, query: query, clock: clock)
+        for _ in 0..<3 {
+            let response = await service.handle(ServiceUnitTests.request(target))
+            #expect(response.status == 302)
+        }
+        #expect(sessions.statistics.entryCount == 0)
+        #expect(logins.statistics.entryCount == 3)
+    }
+
+    @Test("login flood keeps a stored session")
+    func loginFloodKeepsSession() async throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let sessions = try MemoryStore(byteBudget: 16 * 1024, clock: clock)
+        let logins = try MemoryStore(byteBudget: 16 * 1024, clock: clock)
+        let service = try AuthenticateService(
+            options: try AuthenticateHarness.options(port: 8443, idpPort: 9), provider: StubProvider(),
+            store: sessions, clock: clock, logger: Logger.inMemory(store: InMemoryLogHandler.Store()),
+            loginFlowStore: logins)
+        var session = SessionState()
+        session.subject = "bob"
+        session.accessTokenID = "bob-session"
+        session.oauthToken = OAuthToken(accessToken: "a", expiry: 1_800_000_000)
+        try await service.saveStoredSession(session)
+        var query = URLQuery()
+        query.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
+        let target = try ServiceUnitTests.signed(
+            service, path: AuthenticateService.signInPath, query: query, clock: clock)
+        // 200 logins of about 400 bytes each overflow a 16 KiB budget several times.
+        for _ in 0..<200 {
+            let response = await service.handle(ServiceUnitTests.request(target))
+            #expect(response.status == 302)
+        }
+        #expect(logins.statistics.evictionCount > 0)
+        #expect(sessions.statistics.evictionCount == 0)
+        let stored = try await service.loadStoredSession(accessTokenID: "bob-session")
+        #expect(stored?.subject == "bob")
+    }
+}

@@ -541,9 +541,6 @@ def test_route_cookie_not_accepted_as_global_session(stack, upstream):
     assert "admin@example.com" not in final.text
 
 
-@pytest.mark.xfail(strict=True, reason="each unauthenticated sign-in start stores a login flow in the 10 MiB "
-                   "in-memory session store; 30,000 to 40,000 of them evict idle users' global sessions, and the "
-                   "liveness check then treats those users as signed out")
 def test_sign_in_flood_keeps_idle_sessions(stack, upstream):
     """A client without any session replays one signed sign-in URL 60,000 times on one connection.
     In a measured run, 40,000 starts took about 13 seconds and were enough. Each start redirects to the identity provider. A user who
@@ -571,9 +568,6 @@ def test_sign_in_flood_keeps_idle_sessions(stack, upstream):
     assert assertion_email(response.echo()) == "alice@example.com"
 
 
-@pytest.mark.xfail(strict=True, reason="unauthenticated sign-in starts evict the login flows (nonce and PKCE "
-                   "verifier) of users who are signing in at the same time from the 10 MiB in-memory store, so "
-                   "their callbacks fail with 400")
 def test_sign_in_flood_keeps_pending_login(stack, upstream):
     """A user opens the identity provider's login form, and a client without any session then
     replays one signed sign-in URL 60,000 times. The user's login still completes afterwards."""
