@@ -1043,9 +1043,6 @@ def slow_refresh_provider(tmp_path):
         group.stop_all()
 
 
-@pytest.mark.xfail(strict=True, reason="a provider refresh that is in flight while the user signs out saves the "
-                   "refreshed global session back to the store after sign-out deleted it, so the session is live "
-                   "again once the process forgets the sign-out, for example after a restart")
 def test_refresh_racing_sign_out_stays_ended(start_pomerium, server_certificate, slow_refresh_provider, upstream,
                                              tmp_path):
     """A copy of the browser's cookies starts a sign-in on another route, which makes the
