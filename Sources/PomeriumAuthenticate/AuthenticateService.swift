@@ -36,8 +36,10 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
 
     let provider: any IdentityProvider
     let store: any KeyValueStore
-    /// The store of started logins (`loginFlowStore` of `init`).
+    /// The store of completed-login locks (`loginFlowStore` of `init`).
     let loginFlows: any KeyValueStore
+    /// The key that derives each login's nonce and PKCE verifier from its state.
+    let loginSecretKey: HMACKey
     let clock: any WallClock
     let logger: Logger
     let keySet: AssertionKeySet?
@@ -64,9 +66,9 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
     ///   - singleFlight: runs one refresh per session at a time; defaults to one over `store` with
     ///     a 60-second lease and a 40-second wait.
     ///   - liveness: the proxy's `SessionLiveness` when both services run in this process.
-    ///   - loginFlowStore: where the nonce and PKCE verifier of a started login wait for the
-    ///     callback; defaults to `store`. Sign-in starts need no account, so an in-memory session
-    ///     store gets a separate one, and a flood of logins cannot evict users' sessions.
+    ///   - loginFlowStore: where a completed login's lock stays, so that its state is accepted once;
+    ///     defaults to `store`. An in-memory session store gets a separate one, so that a flood of
+    ///     callbacks cannot evict users' sessions.
     /// - Throws: `PomeriumError` when `authenticate_service_url` is missing or a secret is invalid.
     public init(
         options: Options,
@@ -95,6 +97,7 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
         self.provider = provider
         self.store = store
         self.loginFlows = loginFlowStore ?? store
+        loginSecretKey = try HMACKey(key: options.cookieSecret, digest: .sha256)
         self.clock = clock
         self.logger = logger
         self.keySet = keySet

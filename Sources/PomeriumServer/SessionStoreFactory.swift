@@ -10,14 +10,15 @@ public enum SessionStoreFactory {
         public let description: String
     }
 
-    /// The byte budget of the in-memory store of started logins: 4 MiB, about 10,000 logins of
-    /// about 400 bytes each, started within the 10 minutes a login may take.
+    /// The byte budget of the in-memory login store: 4 MiB. It keeps only the locks of completed
+    /// logins, which take no budget, so the budget matters only if a later change stores more.
     public static let loginFlowByteBudget = 4 * 1024 * 1024
 
-    /// Returns where the authenticate service keeps started logins. With `autocache` that is a
-    /// separate in-memory store, because anyone can start a login without an account, and logins
-    /// that share the sessions' byte budget would evict signed-in users' sessions. A Redis or LMDB
-    /// store keeps them, so that the callback may reach another instance than the sign-in did.
+    /// Returns where the authenticate service locks each completed login's state, so that a state
+    /// is accepted once. With `autocache` that is a separate in-memory store: anyone can complete
+    /// the OAuth callback of a login they started, and its entries must not share the budget of
+    /// signed-in users' sessions. A Redis or LMDB store is used as it is, so that another instance
+    /// sees the lock.
     public static func loginFlowStore(options: Options, sessionStore: any KeyValueStore) -> any KeyValueStore {
         guard options.cacheStore == .autocache, let store = try? MemoryStore(byteBudget: loginFlowByteBudget) else {
             return sessionStore
