@@ -36,6 +36,10 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
 
     let provider: any IdentityProvider
     let store: any KeyValueStore
+    /// The store of completed-login locks (`loginFlowStore` of `init`).
+    let loginFlows: any KeyValueStore
+    /// The key that derives each login's nonce and PKCE verifier from its state.
+    let loginSecretKey: HMACKey
     let clock: any WallClock
     let logger: Logger
     let keySet: AssertionKeySet?
@@ -62,6 +66,9 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
     ///   - singleFlight: runs one refresh per session at a time; defaults to one over `store` with
     ///     a 60-second lease and a 40-second wait.
     ///   - liveness: the proxy's `SessionLiveness` when both services run in this process.
+    ///   - loginFlowStore: where a completed login's lock stays, so that its state is accepted once;
+    ///     defaults to `store`. An in-memory session store gets a separate one, so that a flood of
+    ///     callbacks cannot evict users' sessions.
     /// - Throws: `PomeriumError` when `authenticate_service_url` is missing or a secret is invalid.
     public init(
         options: Options,
@@ -72,7 +79,8 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
         logger: Logger = Logger(label: "pomerium.authenticate"),
         replayGuard: (any StateReplayGuard)? = nil,
         singleFlight: SingleFlight? = nil,
-        liveness: SessionLiveness? = nil
+        liveness: SessionLiveness? = nil,
+        loginFlowStore: (any KeyValueStore)? = nil
     ) throws {
         guard let authenticateURL = options.authenticateServiceURL else {
             throw PomeriumError(
@@ -88,6 +96,8 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
         storeTTL = options.cookieExpire > .zero ? options.cookieExpire : .seconds(14 * 3600)
         self.provider = provider
         self.store = store
+        self.loginFlows = loginFlowStore ?? store
+        loginSecretKey = try HMACKey(key: options.cookieSecret, digest: .sha256)
         self.clock = clock
         self.logger = logger
         self.keySet = keySet

@@ -69,13 +69,33 @@ extension AuthenticateService {
         return session
     }
 
+    /// Returns the store key that records the sign-out of the session `accessTokenID`.
+    static func signOutMarkerKey(accessTokenID: String) -> String { "signed-out/" + accessTokenID }
+
+    /// Writes the global session to the store, unless it was signed out.
+    ///
+    /// A refresh or an impersonation change loads the session, waits (on the provider, say) and
+    /// saves it. A sign-out in that wait would be undone by the save, so sign-out leaves a marker
+    /// before it deletes, and a save checks for the marker after it writes. Whichever order the
+    /// store applies the four steps in, the session ends deleted.
+    ///
+    /// - Throws: `AuthenticateError.sessionNotFound` when the session was signed out.
     func saveStoredSession(_ session: SessionState) async throws {
         let key = Self.storeKey(accessTokenID: session.accessTokenID)
         try await store.set(key, value: try sealer.sealForStore(session, key: key), ttl: storeTTL)
+        if try await store.get(Self.signOutMarkerKey(accessTokenID: session.accessTokenID)) != nil {
+            try await store.delete(key)
+            logger.info(
+                "session not saved: it was signed out meanwhile", metadata: ["ati": .string(session.accessTokenID)])
+            throw AuthenticateError.sessionNotFound
+        }
     }
 
-    func deleteStoredSession(accessTokenID: String) async throws {
+    /// Ends the global session `accessTokenID`: marks it signed out for as long as a session may
+    /// live in the store, then deletes it (see `saveStoredSession`).
+    func endStoredSession(accessTokenID: String) async throws {
         guard !accessTokenID.isEmpty, accessTokenID.utf8.count <= 128 else { return }
+        try await store.set(Self.signOutMarkerKey(accessTokenID: accessTokenID), value: [1], ttl: storeTTL)
         try await store.delete(Self.storeKey(accessTokenID: accessTokenID))
     }
 

@@ -202,8 +202,21 @@ extension AuthenticateService {
         {
             return (session, false)
         }
-        if let session = sessionCookies.session(fromCookies: request.cookies) { return (session, true) }
+        if let session = sessionCookies.session(
+            fromCookies: request.cookies.map { HTTPCookie(name: $0.name, value: $0.value) }, where: Self.isGlobalSession
+        ) {
+            return (session, true)
+        }
         return nil
+    }
+
+    /// Whether a session opened from a cookie is a global session, which this service wrote, and
+    /// not a route session, which the proxy seals with the same key and name. A route session
+    /// always names its hosts in `aud` and carries no identity-provider tokens. A client that reads
+    /// a route cookie (an application behind forward-auth receives its visitors' cookies) must not get
+    /// route sessions for other hosts from it.
+    static func isGlobalSession(_ session: SessionState) -> Bool {
+        session.audience.isEmpty && session.oauthToken != nil
     }
 
     /// Returns the token of an `Authorization: Pomerium <token>` header. The type word is case-insensitive.
@@ -236,13 +249,7 @@ extension AuthenticateService {
             path: Self.signInPath)
         returnURL.query = query.encodedSortedByName
         let state = try oauthState.makeState(returnURL: returnURL.description, secret: csrf.secret)
-        let authorization: AuthorizationRequest
-        do {
-            authorization = try provider.makeAuthorizationRequest(state: state)
-        } catch {
-            throw EndpointFailure(500, "the login request could not be built: \(error.code)", reason: error.code)
-        }
-        try await saveLoginFlow(state: state, nonce: authorization.nonce, codeVerifier: authorization.codeVerifier)
+        let authorization = try authorizationRequest(state: state)
 
         var setCookies: [String] = []
         if let cookie = csrf.setCookie { setCookies.append(cookie) }
@@ -256,27 +263,38 @@ extension AuthenticateService {
         return "login-flow/" + Base64.urlUnpadded.encode(digest)
     }
 
-    private func saveLoginFlow(state: String, nonce: String, codeVerifier: String?) async throws {
-        var members: [(key: String, value: JSONValue)] = [("nonce", .string(nonce))]
-        if let codeVerifier { members.append(("code_verifier", .string(codeVerifier))) }
-        let key = try Self.loginFlowKey(state: state)
-        let sealed = try sealer.sealValue(JSONWriter.encode(.object(JSONObject(members))), key: key)
-        try await store.set(key, value: sealed, ttl: .seconds(Self.loginFlowLifetime))
+    /// Builds the provider's authorization request for `state`, with the nonce and PKCE verifier
+    /// derived from it: HMAC-SHA-256 under the cookie secret, one label each. The callback derives
+    /// them again from the state it gets back, so starting a login stores nothing, and a flood of
+    /// starts cannot evict other logins or sessions. Without the cookie secret the values cannot be
+    /// computed from the state, which the browser and the provider see.
+    func authorizationRequest(state: String) throws -> AuthorizationRequest {
+        let nonce: [UInt8]
+        let verifier: [UInt8]
+        do {
+            nonce = try loginSecretKey.authenticate(Array(("pomerium-login-nonce\n" + state).utf8))
+            verifier = try loginSecretKey.authenticate(Array(("pomerium-login-pkce-verifier\n" + state).utf8))
+        } catch {
+            throw EndpointFailure(500, "the login request could not be built: \(error)", reason: "login-secrets")
+        }
+        do {
+            return try provider.makeAuthorizationRequest(
+                state: state, nonce: Base64.urlUnpadded.encode(nonce), codeVerifier: Base64.urlUnpadded.encode(verifier)
+            )
+        } catch {
+            throw EndpointFailure(500, "the login request could not be built: \(error.code)", reason: error.code)
+        }
     }
 
-    /// Takes the nonce and PKCE verifier of a login out of the store, so each is used once. The
-    /// store lock on the key, left to expire, makes the take single-use across instances too.
+    /// Returns the nonce and PKCE verifier of the login that `state` started, once: a lock on the
+    /// state's key, left to expire, makes a second callback with the same state fail, at other
+    /// instances too when the store is shared.
     func takeLoginFlow(state: String) async throws -> (nonce: String, codeVerifier: String?)? {
         let key = try Self.loginFlowKey(state: state)
-        guard try await store.acquireLock(key, owner: LockOwner(), ttl: .seconds(Self.loginFlowLifetime)) else {
+        guard try await loginFlows.acquireLock(key, owner: LockOwner(), ttl: .seconds(Self.loginFlowLifetime)) else {
             return nil
         }
-        guard let sealed = try await store.get(key) else { return nil }
-        try await store.delete(key)
-        guard let plaintext = sealer.openValue(sealed, key: key),
-            let object = try? JSONParser.parseObject(plaintext),
-            let nonce = object["nonce"]?.stringValue
-        else { return nil }
-        return (nonce, object["code_verifier"]?.stringValue)
+        let request = try authorizationRequest(state: state)
+        return (request.nonce, request.codeVerifier)
     }
 }

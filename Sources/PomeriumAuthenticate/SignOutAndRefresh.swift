@@ -25,7 +25,7 @@ extension AuthenticateService {
             let accessTokenID = presented.session.accessTokenID
             liveness?.markSignedOut(accessTokenID)
             let stored = try await loadStoredSession(accessTokenID: accessTokenID)
-            try await deleteStoredSession(accessTokenID: accessTokenID)
+            try await endStoredSession(accessTokenID: accessTokenID)
             await revoke(stored ?? presented.session, requestID: request.requestID)
             logger.info(
                 "user signed out",

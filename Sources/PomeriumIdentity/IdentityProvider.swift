@@ -2,8 +2,11 @@
 /// the generic OpenID Connect flow, and provider-specific types (google, azure, ...) can wrap it and
 /// add their group fetchers.
 public protocol IdentityProvider: Sendable {
-    /// Prepares the redirect to the provider's login page for the caller's `state`.
-    func makeAuthorizationRequest(state: String) throws(IdentityError) -> AuthorizationRequest
+    /// Prepares the redirect to the provider's login page for the caller's `state`, with the
+    /// caller's `nonce` and PKCE `codeVerifier` (43 to 128 unreserved characters). The result
+    /// carries the verifier only when the provider is sent a PKCE challenge.
+    func makeAuthorizationRequest(state: String, nonce: String, codeVerifier: String) throws(IdentityError)
+        -> AuthorizationRequest
 
     /// Redeems the authorization code from the callback and returns the validated identity.
     func authenticate(code: String, codeVerifier: String?, nonce: String) async throws(IdentityError)
@@ -50,4 +53,13 @@ public struct RefreshedSession: Sendable, Equatable {
 public enum TokenTypeHint: String, Sendable {
     case accessToken = "access_token"
     case refreshToken = "refresh_token"
+}
+
+extension IdentityProvider {
+    /// Prepares the redirect to the provider's login page with a random nonce and PKCE verifier.
+    public func makeAuthorizationRequest(state: String) throws(IdentityError) -> AuthorizationRequest {
+        try makeAuthorizationRequest(
+            state: state, nonce: try AuthorizationSecrets.randomToken(),
+            codeVerifier: try AuthorizationSecrets.randomToken())
+    }
 }

@@ -127,9 +127,17 @@ public struct SessionCookieCodec: Sendable {
 
     /// Opens the session from the request's parsed cookies, as `session(fromCookies:)` does.
     public func session(fromCookies cookies: [HTTPCookie]) -> SessionState? {
+        session(fromCookies: cookies) { _ in true }
+    }
+
+    /// Opens the first session from the request's parsed cookies that `accept` admits, trying every
+    /// cookie with the base name in header order. The authenticate service admits only global
+    /// sessions, because a route cookie under a shared `cookie_domain` has the same name and sealing.
+    public func session(fromCookies cookies: [HTTPCookie], where accept: (SessionState) -> Bool) -> SessionState? {
         for cookie in cookies where cookie.name == settings.name {
             do {
-                return try open(base: cookie.value, cookies: cookies)
+                let session = try open(base: cookie.value, cookies: cookies)
+                if accept(session) { return session }
             } catch let rejection as SessionRejection {
                 logger.logRejection(rejection)
             } catch {

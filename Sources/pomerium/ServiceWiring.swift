@@ -63,6 +63,7 @@ struct ServiceWiring: Sendable {
         let liveness: SessionLiveness? =
             mode.runsAuthenticate && mode.runsProxy
             ? SessionLiveness(store: store, clock: SystemIntervalClock(), logger: proxyLogger) : nil
+        let loginFlowStore = SessionStoreFactory.loginFlowStore(options: options, sessionStore: store)
         let signingKeys = shared.signingKeys
         let build: ServiceSetBuilder = { (snapshot: ConfigSnapshot) throws -> ServiceSet in
             let options = snapshot.options
@@ -75,7 +76,8 @@ struct ServiceWiring: Sendable {
             if let provider {
                 authenticate = try AuthenticateService(
                     options: options, provider: provider, store: store, keySet: keys?.keySet, clock: clock,
-                    logger: authenticateLogger, replayGuard: replayGuard, liveness: liveness)
+                    logger: authenticateLogger, replayGuard: replayGuard, liveness: liveness,
+                    loginFlowStore: loginFlowStore)
             }
             var proxy: ProxyService?
             if mode.runsProxy, let signer = keys?.signer, let keySet = keys?.keySet {

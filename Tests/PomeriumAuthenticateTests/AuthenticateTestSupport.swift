@@ -84,8 +84,10 @@ final class RecordingProvider: IdentityProvider {
 
     var revocationHints: [String] { revoked.withLock { $0 } }
 
-    func makeAuthorizationRequest(state: String) throws(IdentityError) -> AuthorizationRequest {
-        try inner.makeAuthorizationRequest(state: state)
+    func makeAuthorizationRequest(state: String, nonce: String, codeVerifier: String) throws(IdentityError)
+        -> AuthorizationRequest
+    {
+        try inner.makeAuthorizationRequest(state: state, nonce: nonce, codeVerifier: codeVerifier)
     }
 
     func authenticate(code: String, codeVerifier: String?, nonce: String) async throws(IdentityError)

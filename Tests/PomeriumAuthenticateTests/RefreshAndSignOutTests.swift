@@ -254,6 +254,38 @@ import Testing
         }
     }
 
+    @Test("save after sign-out leaves it signed out")
+    func saveAfterSignOutKeepsSignedOut() async throws {
+        try await AuthenticateHarness.run { harness in
+            let (browser, accessTokenID) = try await Self.signedIn(harness, subject: "bob")
+            // A refresh or impersonation change loaded the session before the sign-out below.
+            let loaded = try #require(try await harness.service.loadStoredSession(accessTokenID: accessTokenID))
+
+            var query = URLQuery()
+            query.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
+            let response = try await browser.request(
+                try harness.signed(path: AuthenticateService.signOutPath, query: query))
+            #expect(response.status == 302)
+
+            await #expect(throws: AuthenticateError.sessionNotFound) {
+                try await harness.service.saveStoredSession(loaded)
+            }
+            #expect(try await harness.service.loadStoredSession(accessTokenID: accessTokenID) == nil)
+        }
+    }
+
+    @Test("save of a live session is kept")
+    func saveOfLiveSessionKept() async throws {
+        try await AuthenticateHarness.run { harness in
+            let (_, accessTokenID) = try await Self.signedIn(harness, subject: "bob")
+            var loaded = try #require(try await harness.service.loadStoredSession(accessTokenID: accessTokenID))
+            loaded.impersonateEmail = "alice@example.test"
+            try await harness.service.saveStoredSession(loaded)
+            let stored = try await harness.service.loadStoredSession(accessTokenID: accessTokenID)
+            #expect(stored?.impersonateEmail == "alice@example.test")
+        }
+    }
+
     @Test func revocationFailureDoesNotFailSignOut() async throws {
         try await AuthenticateHarness.run(failsRevocation: true) { harness in
             let (browser, _) = try await Self.signedIn(harness, subject: "bob")

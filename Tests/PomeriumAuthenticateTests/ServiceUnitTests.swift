@@ -1,6 +1,7 @@
 import Foundation
 import PomeriumConfig
 import PomeriumCore
+import PomeriumCrypto
 import PomeriumHTTP
 import PomeriumHTTPClient
 import PomeriumLogging
@@ -14,10 +15,12 @@ import Testing
 
 /// A provider that never reaches the network: fixed authorization URLs and a refusing token endpoint.
 final class StubProvider: IdentityProvider {
-    func makeAuthorizationRequest(state: String) throws(IdentityError) -> AuthorizationRequest {
+    func makeAuthorizationRequest(state: String, nonce: String, codeVerifier: String) throws(IdentityError)
+        -> AuthorizationRequest
+    {
         AuthorizationRequest(
             url: "https://idp.example.test/authorize?state=" + PercentEncoding.encode(state, as: .queryComponent),
-            state: state, nonce: "stub-nonce", codeVerifier: "stub-verifier")
+            state: state, nonce: nonce, codeVerifier: codeVerifier)
     }
 
     func authenticate(code: String, codeVerifier: String?, nonce: String) async throws(IdentityError)
@@ -286,10 +289,104 @@ final class StubProvider: IdentityProvider {
         let location = try HTTPURL(parsing: try #require(response.location))
         let state = try #require(URLQuery(parsingLeniently: location.query ?? "").value(for: "state"))
 
+        let started = try service.authorizationRequest(state: state)
         let first = try await service.takeLoginFlow(state: state)
-        #expect(first?.nonce == "stub-nonce")
-        #expect(first?.codeVerifier == "stub-verifier")
+        #expect(first?.nonce == started.nonce)
+        #expect(first?.codeVerifier == started.codeVerifier)
+        #expect(first?.nonce.utf8.count == 43)
         let second = try await service.takeLoginFlow(state: state)
         #expect(second == nil)
+    }
+}
+
+/// Tests that starting a login stores nothing, and that the lock a completed login leaves goes to
+/// the login store, so that logins cannot evict the sessions of signed-in users.
+@Suite struct SeparateLoginStoreTests {
+    static func service(sessions: MemoryStore, logins: MemoryStore, clock: ManualWallClock) throws
+        -> AuthenticateService
+    {
+        try AuthenticateService(
+            options: try AuthenticateHarness.options(port: 8443, idpPort: 9), provider: StubProvider(), store: sessions,
+            clock: clock,
+            logger: Logger.inMemory(store: InMemoryLogHandler.Store()), loginFlowStore: logins)
+    }
+
+    static func startTarget(_ service: AuthenticateService, clock: ManualWallClock) throws -> String {
+        var query = URLQuery()
+        query.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
+        return try ServiceUnitTests.signed(service, path: AuthenticateService.signInPath, query: query, clock: clock)
+    }
+
+    @Test("login start stores nothing")
+    func loginStartStoresNothing() async throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let sessions = try MemoryStore(clock: clock)
+        let logins = try MemoryStore(clock: clock)
+        let service = try Self.service(sessions: sessions, logins: logins, clock: clock)
+        let target = try Self.startTarget(service, clock: clock)
+        for _ in 0..<3 {
+            let response = await service.handle(ServiceUnitTests.request(target))
+            #expect(response.status == 302)
+        }
+        #expect(sessions.statistics.entryCount == 0)
+        #expect(logins.statistics.entryCount == 0)
+    }
+
+    @Test("completed login locks the login store")
+    func completedLoginLocksLoginStore() async throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let sessions = try MemoryStore(clock: clock)
+        let logins = try MemoryStore(clock: clock)
+        let service = try Self.service(sessions: sessions, logins: logins, clock: clock)
+        let response = await service.handle(ServiceUnitTests.request(try Self.startTarget(service, clock: clock)))
+        let location = try HTTPURL(parsing: try #require(response.location))
+        let state = try #require(URLQuery(parsingLeniently: location.query ?? "").value(for: "state"))
+        #expect(try await service.takeLoginFlow(state: state) != nil)
+        // Another instance that shares only the session store still accepts the state once, and
+        // one that shares the login store does not.
+        let sharingSessions = try Self.service(sessions: sessions, logins: try MemoryStore(clock: clock), clock: clock)
+        #expect(try await sharingSessions.takeLoginFlow(state: state) != nil)
+        let sharingLogins = try Self.service(sessions: try MemoryStore(clock: clock), logins: logins, clock: clock)
+        #expect(try await sharingLogins.takeLoginFlow(state: state) == nil)
+    }
+
+    @Test("login secrets are keyed per state")
+    func loginSecretsKeyedPerState() throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let service = try Self.service(
+            sessions: try MemoryStore(clock: clock), logins: try MemoryStore(clock: clock), clock: clock)
+        let one = try service.authorizationRequest(state: "state-one")
+        let again = try service.authorizationRequest(state: "state-one")
+        let two = try service.authorizationRequest(state: "state-two")
+        #expect(one.nonce == again.nonce)
+        #expect(one.codeVerifier == again.codeVerifier)
+        #expect(one.nonce != two.nonce)
+        #expect(one.codeVerifier != two.codeVerifier)
+        #expect(one.nonce != one.codeVerifier)
+        // The values are HMACs under the cookie secret, which the browser and provider never see.
+        let key = try HMACKey(key: AuthenticateHarness.cookieSecret, digest: .sha256)
+        let nonce = try key.authenticate(Array("pomerium-login-nonce\nstate-one".utf8))
+        #expect(one.nonce == Base64.urlUnpadded.encode(nonce))
+    }
+
+    @Test("login flood keeps a stored session")
+    func loginFloodKeepsSession() async throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let sessions = try MemoryStore(byteBudget: 16 * 1024, clock: clock)
+        let service = try Self.service(sessions: sessions, logins: sessions, clock: clock)
+        var session = SessionState()
+        session.subject = "bob"
+        session.accessTokenID = "bob-session"
+        session.oauthToken = OAuthToken(accessToken: "a", expiry: 1_800_000_000)
+        try await service.saveStoredSession(session)
+        let target = try Self.startTarget(service, clock: clock)
+        // 200 stored logins of about 400 bytes each would overflow the 16 KiB budget several times.
+        for _ in 0..<200 {
+            let response = await service.handle(ServiceUnitTests.request(target))
+            #expect(response.status == 302)
+        }
+        #expect(sessions.statistics.evictionCount == 0)
+        let stored = try await service.loadStoredSession(accessTokenID: "bob-session")
+        #expect(stored?.subject == "bob")
     }
 }

@@ -97,4 +97,42 @@ import Testing
         let provider = try await TestIssuer().provider()
         #expect(throws: IdentityError.invalidArgument("")) { try provider.makeAuthorizationRequest(state: "") }
     }
+
+    @Test("caller's nonce and verifier are used")
+    func callerSecretsUsed() async throws {
+        let provider = try await TestIssuer().provider()
+        let verifier = String(repeating: "v", count: 42) + "~"
+        let request = try provider.makeAuthorizationRequest(state: "s", nonce: "caller-nonce", codeVerifier: verifier)
+        let query = FormFields.query(of: request.url)
+        #expect(request.nonce == "caller-nonce")
+        #expect(query["nonce"] == "caller-nonce")
+        #expect(request.codeVerifier == verifier)
+        #expect(query["code_challenge"] == Base64.urlUnpadded.encode(try Digest.sha256(Array(verifier.utf8))))
+    }
+
+    @Test("invalid caller verifier is rejected")
+    func invalidVerifierRejected() async throws {
+        let provider = try await TestIssuer().provider()
+        for verifier in [
+            String(repeating: "a", count: 42), String(repeating: "a", count: 129),
+            String(repeating: "a", count: 42) + "+",
+        ] {
+            #expect(throws: IdentityError.invalidArgument(""), "\(verifier.count) characters") {
+                try provider.makeAuthorizationRequest(state: "s", nonce: "n", codeVerifier: verifier)
+            }
+        }
+        #expect(throws: IdentityError.invalidArgument("")) {
+            try provider.makeAuthorizationRequest(
+                state: "s", nonce: "", codeVerifier: String(repeating: "a", count: 43))
+        }
+    }
+
+    @Test("verifier is ignored without PKCE")
+    func verifierIgnoredWithoutPKCE() async throws {
+        let issuer = try TestIssuer(discoveryOverrides: ["code_challenge_methods_supported": ["plain"]])
+        let provider = try await issuer.provider()
+        let request = try provider.makeAuthorizationRequest(state: "s", nonce: "n", codeVerifier: "short")
+        #expect(request.codeVerifier == nil)
+        #expect(FormFields.query(of: request.url)["code_challenge"] == nil)
+    }
 }

@@ -2,6 +2,7 @@ import Foundation
 import PomeriumConfig
 import PomeriumLogging
 import PomeriumServer
+import PomeriumSessions
 import PomeriumTestSupport
 import Testing
 
@@ -67,5 +68,46 @@ import Testing
         #expect(
             messages.contains { $0.contains("cache_store_address") && $0.contains("unknown parameter \"tls_ca\"") },
             "\(messages)")
+    }
+}
+
+/// Tests which store keeps started logins for each `cache_store`.
+@Suite struct LoginFlowStoreChoiceTests {
+    static func options(_ storeLines: String) throws -> Options {
+        let text = """
+            insecure_server: true
+            authenticate_service_url: https://authenticate.example.test
+            idp_provider: oidc
+            idp_provider_url: http://127.0.0.1:5556
+            idp_client_id: client
+            idp_client_secret: secret
+            cookie_secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=
+            shared_secret: ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=
+            \(storeLines)
+            policy:
+              - from: https://app.example.test
+                to: http://127.0.0.1:8000
+                allow_public_unauthenticated_access: true
+            """
+        let result = ConfigLoader.load(text: text, format: .yaml)
+        try #require(result.isValid, "configuration errors: \(result.errors)")
+        return result.options
+    }
+
+    @Test("autocache gets a separate login store")
+    func autocacheSeparate() throws {
+        let sessions = try MemoryStore()
+        let logins = SessionStoreFactory.loginFlowStore(
+            options: try Self.options("cache_store: autocache"), sessionStore: sessions)
+        #expect(logins as AnyObject !== sessions)
+        #expect(logins is MemoryStore)
+    }
+
+    @Test("shared stores keep started logins")
+    func sharedStoreKeepsLogins() throws {
+        let sessions = try MemoryStore()
+        let options = try Self.options("cache_store: bolt\ncache_store_path: /tmp/unused-sessions.db")
+        let logins = SessionStoreFactory.loginFlowStore(options: options, sessionStore: sessions)
+        #expect(logins as AnyObject === sessions)
     }
 }

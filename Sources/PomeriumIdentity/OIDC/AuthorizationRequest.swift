@@ -8,7 +8,7 @@ public struct AuthorizationRequest: Sendable, Equatable {
     public let url: String
     /// The `state` value the caller supplied.
     public let state: String
-    /// The random `nonce` that the ID token must echo.
+    /// The `nonce` that the ID token must echo.
     public let nonce: String
     /// The PKCE code verifier, or nil when PKCE is off.
     public let codeVerifier: String?
@@ -23,6 +23,22 @@ enum AuthorizationSecrets {
             return Base64.urlUnpadded.encode(try SecureRandom.bytes(32))
         } catch {
             throw .cryptographyFailed("generating random bytes failed: \(error)")
+        }
+    }
+
+    /// Returns whether `verifier` is a valid PKCE code verifier: 43 to 128 characters of letters,
+    /// digits, `-`, `.`, `_` and `~` (RFC 7636 section 4.1).
+    static func isValidVerifier(_ verifier: String) -> Bool {
+        let bytes = verifier.utf8
+        guard (43...128).contains(bytes.count) else { return false }
+        return bytes.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"):
+                true
+            default: false
+            }
         }
     }
 

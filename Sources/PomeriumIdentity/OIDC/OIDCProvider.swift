@@ -156,9 +156,11 @@ public final class OIDCProvider: IdentityProvider {
             && (metadata.codeChallengeMethods.isEmpty || metadata.codeChallengeMethods.contains("S256"))
     }
 
-    public func makeAuthorizationRequest(state: String) throws(IdentityError) -> AuthorizationRequest {
+    public func makeAuthorizationRequest(state: String, nonce: String, codeVerifier: String) throws(IdentityError)
+        -> AuthorizationRequest
+    {
         guard !state.isEmpty else { throw .invalidArgument("the OAuth state must not be empty") }
-        let nonce = try AuthorizationSecrets.randomToken()
+        guard !nonce.isEmpty else { throw .invalidArgument("the nonce must not be empty") }
         var parameters: [(name: String, value: String)] = [
             ("client_id", configuration.clientID),
             ("redirect_uri", configuration.redirectURL),
@@ -169,10 +171,12 @@ public final class OIDCProvider: IdentityProvider {
         ]
         var verifierValue: String?
         if sendsPKCE {
-            let verifier = try AuthorizationSecrets.randomToken()
-            parameters.append(("code_challenge", try AuthorizationSecrets.codeChallenge(verifier: verifier)))
+            guard AuthorizationSecrets.isValidVerifier(codeVerifier) else {
+                throw .invalidArgument("the PKCE code verifier must be 43 to 128 unreserved characters")
+            }
+            parameters.append(("code_challenge", try AuthorizationSecrets.codeChallenge(verifier: codeVerifier)))
             parameters.append(("code_challenge_method", "S256"))
-            verifierValue = verifier
+            verifierValue = codeVerifier
         }
         parameters += configuration.kind.defaults.authorizationParameters
         return AuthorizationRequest(
