@@ -65,18 +65,17 @@ public final class IdentityAssertionSigner: Sendable {
         var chargedBytes = 0
     }
 
-    /// The default for `maximumBytes`: 32 MiB. A typical entry, a 1 KiB assertion and the claims
-    /// of a session with a few groups, is charged about 3 KiB, so about 11,000 entries fit, and
-    /// smaller ones reach the 50,000-entry count limit first. An entry of a session with 400
-    /// groups is charged about 55 KiB, so about 600 fit, where 50,000 of them would take an
-    /// estimated 1 GiB or more.
+    /// The default for `maximumBytes`: 32 MiB. An entry of a session with a few groups (a 700-byte
+    /// assertion and its claims) is charged about 2 KiB, so about 16,000 such entries fit. An
+    /// entry of a session with 400 groups is charged about 54 KiB, so about 600 fit, where 50,000
+    /// of them would take an estimated 1 GiB or more.
     public static let defaultMaximumBytes = 32 << 20
 
     /// Creates a signer for a P-256 key.
     ///
     /// - Parameters:
-    ///   - capacity: the maximum number of cached assertions; the oldest are evicted first.
-    ///   - maximumBytes: the maximum estimated memory of the cached assertions, in bytes; the
+    ///   - capacity: the maximum number of cached assertions. The oldest are evicted first.
+    ///   - maximumBytes: the maximum estimated memory of the cached assertions, in bytes. The
     ///     oldest are evicted first.
     ///   - refreshMargin: seconds before the session's `exp` at which a cached assertion is signed again.
     public init(

@@ -10,12 +10,12 @@ import Synchronization
 /// `charge(cookieBytes:session:)`), so that many large cookies, such as the chunked cookies of
 /// users with hundreds of groups, cannot grow the process without limit. The oldest stored entries
 /// are evicted first until both limits hold. An entry whose charge exceeds `maximumEntryBytes` is
-/// not stored, so a single store never evicts more than a sixteenth of the cache.
+/// not stored, so no single entry takes more than a sixteenth of the byte limit.
 final class OpenedCookieCache: Sendable {
-    /// The default for `maximumBytes`: 16 MiB. Typical sessions, a cookie of about 400 bytes
-    /// charged about 3 KiB, reach the 4,096-entry count limit first (about 12 MiB). Sessions at
-    /// the six-chunk cookie limit (a 20 KiB cookie, about 400 groups) are charged about 100 KiB,
-    /// so the cache holds about 160 of them instead of 4,096 (about 400 MiB).
+    /// The default for `maximumBytes`: 16 MiB. A typical session, with a cookie of about 600
+    /// bytes, is charged about 3 KiB, so the 4,096-entry count limit applies first (at about
+    /// 11 MiB). A session near the six-chunk cookie limit (a 20 KiB cookie, 400 groups) is
+    /// charged about 93 KiB, so about 170 fit instead of 4,096 (about 370 MiB).
     static let defaultMaximumBytes = 16 << 20
 
     private struct Entries {
@@ -39,7 +39,7 @@ final class OpenedCookieCache: Sendable {
         self.maximumBytes = max(0, maximumBytes)
     }
 
-    /// The largest charge of a stored entry.
+    /// The maximum charge of an entry that is stored. A larger entry is skipped.
     var maximumEntryBytes: Int { maximumBytes / 16 }
 
     func session(for text: [UInt8]) -> SessionState? {

@@ -64,7 +64,7 @@ struct AssertionTests {
         #expect(try signer.assertion(for: session, sessionID: "s1", route: "app") != other)
     }
 
-    @Test("the count limit evicts the oldest assertions")
+    @Test("count limit evicts oldest assertions")
     func bounded() throws {
         let signer = try signer(capacity: 10)
         let session = SessionFixtures.sampleSession()
@@ -78,7 +78,7 @@ struct AssertionTests {
         #expect(try signer.assertion(for: session, sessionID: "s49", route: "app") != first[39])
     }
 
-    @Test("the byte limit evicts the oldest assertions")
+    @Test("byte limit evicts oldest assertions")
     func byteLimitEvicts() throws {
         let session = SessionFixtures.sampleSession()
         let probe = try signer()
@@ -99,7 +99,7 @@ struct AssertionTests {
         #expect(try signer.assertion(for: session, sessionID: "s29", route: "app") != first[19])
     }
 
-    @Test("larger claims are charged more")
+    @Test("larger claims charged more")
     func largerClaimsChargedMore() throws {
         let small = try signer()
         _ = try small.assertion(for: SessionFixtures.sampleSession(groups: 3), sessionID: "s1", route: "app")
@@ -109,7 +109,7 @@ struct AssertionTests {
         #expect(large.cachedBytes > small.cachedBytes + 400 * 16)
     }
 
-    @Test("claim headers rendered later are charged")
+    @Test("later claim headers charged")
     func renderedClaimsCharged() throws {
         let signer = try signer()
         let session = SessionFixtures.sampleSession(groups: 50).routeSession
@@ -121,7 +121,7 @@ struct AssertionTests {
         #expect(signer.cachedBytes > unrendered + 50 * 7)
     }
 
-    @Test("a signed-again assertion replaces its charge")
+    @Test("re-signed assertion replaces charge")
     func resignedReplacesCharge() throws {
         let signer = try signer()
         let session = SessionFixtures.sampleSession()
@@ -135,7 +135,7 @@ struct AssertionTests {
         #expect(signer.cachedBytes == charge)
     }
 
-    @Test("evicted keys are released in bounded time")
+    @Test("evicted slots stay bounded")
     func evictedKeysReleased() throws {
         let session = SessionFixtures.sampleSession()
         let probe = try signer()

@@ -251,7 +251,7 @@ struct OpenedCookieCacheLimitTests {
         return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
     }
 
-    /// A distinct 100-byte cookie text for `index`, ending in its number as a tag would.
+    /// Returns a distinct 100-byte cookie text for `index`, ending in its number as a tag would.
     func text(_ index: Int) -> [UInt8] {
         let tail = Array(padded(index).utf8)
         return Array(repeating: UInt8(ascii: "c"), count: 100 - tail.count) + tail
@@ -263,7 +263,7 @@ struct OpenedCookieCacheLimitTests {
         return session
     }
 
-    @Test("the byte limit evicts the oldest entries")
+    @Test("byte limit evicts oldest entries")
     func byteLimitEvicts() {
         let charge = OpenedCookieCache.charge(cookieBytes: 100, session: session(0))
         let cache = OpenedCookieCache(capacity: 1000, maximumBytes: 20 * charge + charge / 2)
@@ -280,7 +280,7 @@ struct OpenedCookieCacheLimitTests {
         }
     }
 
-    @Test("the count limit holds under a large byte limit")
+    @Test("count limit still holds")
     func countLimitHolds() {
         let cache = OpenedCookieCache(capacity: 5, maximumBytes: 1 << 30)
         for index in 0..<12 {
@@ -292,7 +292,7 @@ struct OpenedCookieCacheLimitTests {
         #expect(cache.session(for: text(11))?.id == session(11).id)
     }
 
-    @Test("a hit returns the stored session itself")
+    @Test("hit returns stored session")
     func hitReturnsSameSession() {
         let cache = OpenedCookieCache(capacity: 4)
         let stored = session(1)
@@ -303,7 +303,7 @@ struct OpenedCookieCacheLimitTests {
         #expect(cache.session(for: text(2)) == nil)
     }
 
-    @Test("a cookie stored twice is charged once")
+    @Test("repeated store charged once")
     func storedTwiceChargedOnce() {
         let cache = OpenedCookieCache(capacity: 4)
         cache.store(session(1), for: text(1))
@@ -312,7 +312,7 @@ struct OpenedCookieCacheLimitTests {
         #expect(cache.chargedBytes == OpenedCookieCache.charge(cookieBytes: 100, session: session(1)))
     }
 
-    @Test("an entry above a sixteenth of the byte limit is not stored")
+    @Test("oversized entry not stored")
     func largeEntrySkipped() {
         let small = OpenedCookieCache.charge(cookieBytes: 100, session: session(0))
         let cache = OpenedCookieCache(capacity: 100, maximumBytes: 16 * small)
@@ -325,7 +325,7 @@ struct OpenedCookieCacheLimitTests {
         #expect(cache.session(for: text(2))?.id == session(2).id)
     }
 
-    @Test("evicted cookie bytes are released")
+    @Test("evicted cookie bytes released")
     func evictedKeysReleased() {
         let charge = OpenedCookieCache.charge(cookieBytes: 100, session: session(0))
         let cache = OpenedCookieCache(capacity: 4096, maximumBytes: 20 * charge)
@@ -337,7 +337,7 @@ struct OpenedCookieCacheLimitTests {
         #expect(cache.evictedSlotCount <= 64)
     }
 
-    @Test("a limit of 0 turns the cache off")
+    @Test("zero limit turns cache off")
     func zeroLimitsTurnOff() {
         for cache in [OpenedCookieCache(capacity: 0), OpenedCookieCache(capacity: 10, maximumBytes: 0)] {
             cache.store(session(1), for: text(1))
@@ -346,7 +346,7 @@ struct OpenedCookieCacheLimitTests {
         }
     }
 
-    @Test("a cookie of five or more chunks is cached under the default limits")
+    @Test("chunked cookie cached by default")
     func chunkedCookieCached() throws {
         let codec = try SessionCookieCodec(
             cookieSecret: SessionFixtures.cookieSecret, settings: CookieSettings(),
@@ -361,7 +361,7 @@ struct OpenedCookieCacheLimitTests {
         #expect(codec.openedCacheCount == 1)
     }
 
-    /// The name-value pairs of `Set-Cookie` lines.
+    /// Returns the name-value pairs of `Set-Cookie` lines.
     func cookies(from headers: [String]) -> [(String, String)] {
         headers.map { header in
             let pair = header.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
