@@ -10,6 +10,11 @@ import Synchronization
 /// of microseconds, so each assertion is cached per (session id, route) until `refreshMargin`
 /// seconds before the session expires, and a request with a cached assertion only pays a
 /// dictionary lookup under a lock.
+///
+/// The cache is bounded by `capacity` entries and by `maximumBytes` of estimated memory, because
+/// one entry of a session with hundreds of groups keeps tens of KiB alive. When either limit is
+/// exceeded, the oldest stored entries are evicted first, at a cost that does not grow with the
+/// number of entries.
 public final class IdentityAssertionSigner: Sendable {
     public static let headerName = "X-Pomerium-Jwt-Assertion"
 
@@ -21,6 +26,7 @@ public final class IdentityAssertionSigner: Sendable {
     private let clock: any WallClock
     private let refreshMargin: Int64
     private let capacity: Int
+    private let maximumBytes: Int
     private let cache = Mutex(Cache())
     /// A number that no other signer in this process has, so a memo (`IdentityHeadersMemo`) never
     /// mistakes a new signer for a released one that had the same address.
@@ -39,6 +45,8 @@ public final class IdentityAssertionSigner: Sendable {
         let validUntil: Int64
         /// The claim headers of `session` under one `jwt_claims_headers` plan, once rendered.
         var claimHeaders: RenderedClaimHeaders?
+        /// The estimated memory this entry keeps alive, in bytes (see `charge(of:key:)`).
+        var charge = 0
     }
 
     /// Claim header values rendered for one plan, so a request with a cached assertion copies the
@@ -50,18 +58,30 @@ public final class IdentityAssertionSigner: Sendable {
 
     private struct Cache {
         var entries: [CacheKey: Entry] = [:]
+        /// The keys of `entries` from `head` on, oldest first. An evicted slot is replaced by an
+        /// empty key at once, and the evicted prefix is dropped once it is longer than the rest.
         var insertionOrder: [CacheKey] = []
         var head = 0
+        var chargedBytes = 0
     }
+
+    /// The default for `maximumBytes`: 32 MiB. An entry of a session with a few groups (a 700-byte
+    /// assertion and its claims) is charged about 2 KiB, so about 16,000 such entries fit. An
+    /// entry of a session with 400 groups is charged about 54 KiB, so about 600 fit, where 50,000
+    /// of them would take an estimated 1 GiB or more.
+    public static let defaultMaximumBytes = 32 << 20
 
     /// Creates a signer for a P-256 key.
     ///
     /// - Parameters:
-    ///   - capacity: the most cached assertions; the oldest are dropped first.
+    ///   - capacity: the maximum number of cached assertions. The oldest are evicted first.
+    ///   - maximumBytes: the maximum estimated memory of the cached assertions, in bytes. The
+    ///     oldest are evicted first.
     ///   - refreshMargin: seconds before the session's `exp` at which a cached assertion is signed again.
-    public init(signingKey: ECPrivateKey, clock: any WallClock, capacity: Int = 50_000, refreshMargin: Int64 = 60)
-        throws
-    {
+    public init(
+        signingKey: ECPrivateKey, clock: any WallClock, capacity: Int = 50_000,
+        maximumBytes: Int = IdentityAssertionSigner.defaultMaximumBytes, refreshMargin: Int64 = 60
+    ) throws {
         guard signingKey.curve == .p256 else {
             throw KeyError("signing_key must be an EC key on P-256 for ES256; found \(signingKey.curve.rawValue)")
         }
@@ -72,6 +92,7 @@ public final class IdentityAssertionSigner: Sendable {
         self.clock = clock
         self.refreshMargin = refreshMargin
         self.capacity = max(1, capacity)
+        self.maximumBytes = max(0, maximumBytes)
     }
 
     /// Returns the assertion for `session` on `route`, from the cache when the same claims were
@@ -145,8 +166,12 @@ public final class IdentityAssertionSigner: Sendable {
             if let plan, cachesClaims {
                 let rendered = RenderedClaimHeaders(plan: plan, headers: claims)
                 cache.withLock { cache in
-                    guard let entry = cache.entries[key], entry.assertion == cached.assertion else { return }
-                    cache.entries[key]?.claimHeaders = rendered
+                    guard var entry = cache.entries[key], entry.assertion == cached.assertion else { return }
+                    entry.claimHeaders = rendered
+                    entry.charge = Self.charge(of: entry, key: key)
+                    cache.chargedBytes += entry.charge - (cache.entries[key]?.charge ?? 0)
+                    cache.entries[key] = entry
+                    evictIfFull(&cache)
                 }
             }
             return (
@@ -160,13 +185,17 @@ public final class IdentityAssertionSigner: Sendable {
         let result = IdentityHeaders(assertion: assertion, claimHeaders: claims)
         guard let expiry = session.expiry, expiry - refreshMargin > now else { return (result, nil) }
         let rendered = cachesClaims ? plan.map { RenderedClaimHeaders(plan: $0, headers: claims) } : nil
-        let entry = Entry(
+        var entry = Entry(
             assertion: assertion, session: routeSession, validUntil: expiry - refreshMargin, claimHeaders: rendered)
+        entry.charge = Self.charge(of: entry, key: key)
         cache.withLock { cache in
-            if cache.entries.updateValue(entry, forKey: key) == nil {
+            if let replaced = cache.entries.updateValue(entry, forKey: key) {
+                cache.chargedBytes -= replaced.charge
+            } else {
                 cache.insertionOrder.append(key)
             }
-            evictIfFull(&cache, now: now)
+            cache.chargedBytes += entry.charge
+            evictIfFull(&cache)
         }
         return (result, reusable ? expiry - refreshMargin : nil)
     }
@@ -174,18 +203,46 @@ public final class IdentityAssertionSigner: Sendable {
     /// The number of cached assertions.
     public var cachedCount: Int { cache.withLock { $0.entries.count } }
 
-    private func evictIfFull(_ cache: inout Cache, now: Int64) {
-        guard cache.entries.count > capacity else { return }
-        cache.entries = cache.entries.filter { $0.value.validUntil > now }
-        while cache.entries.count > capacity, cache.head < cache.insertionOrder.count {
-            cache.entries[cache.insertionOrder[cache.head]] = nil
+    /// The sum of the cached assertions' charges, in bytes.
+    var cachedBytes: Int { cache.withLock { $0.chargedBytes } }
+
+    /// The number of evicted slots at the front of the order list, for tests of its bound.
+    var evictedSlotCount: Int { cache.withLock { $0.head } }
+
+    /// Evicts the oldest entries until both limits hold. Each eviction costs one dictionary
+    /// removal, and an entry that was stored once is evicted once, so the work per stored entry
+    /// does not depend on how many entries there are. An expired entry is evicted in its turn or
+    /// replaced when its key is signed again.
+    private func evictIfFull(_ cache: inout Cache) {
+        while cache.entries.count > capacity || cache.chargedBytes > maximumBytes,
+            cache.head < cache.insertionOrder.count
+        {
+            let oldest = cache.insertionOrder[cache.head]
+            cache.insertionOrder[cache.head] = CacheKey(sessionID: "", route: "")
             cache.head += 1
+            if let evicted = cache.entries.removeValue(forKey: oldest) {
+                cache.chargedBytes -= evicted.charge
+            }
         }
-        // Compact the order list once its consumed prefix dominates.
-        if cache.head > capacity {
-            cache.insertionOrder = cache.insertionOrder[cache.head...].filter { cache.entries[$0] != nil }
+        // Moving the live keys to the front costs one step per key, and it happens only after at
+        // least as many evictions, so it adds a constant to each eviction.
+        if cache.head > 64, cache.head > cache.insertionOrder.count - cache.head {
+            cache.insertionOrder.removeFirst(cache.head)
             cache.head = 0
         }
+    }
+
+    /// Returns the estimated memory an entry keeps alive, in bytes: the assertion, the claims of
+    /// its session, the rendered claim headers, the key and about 128 bytes for the entry itself
+    /// and its dictionary slot. Entries of one session on several routes share the claims, but
+    /// each is charged for them in full, because any one of them can be the last to hold them.
+    private static func charge(of entry: Entry, key: CacheKey) -> Int {
+        var size = 128 + SessionState.heapSize(of: entry.assertion) + entry.session.estimatedMemorySize
+        size += SessionState.heapSize(of: key.sessionID) + SessionState.heapSize(of: key.route)
+        for header in entry.claimHeaders?.headers ?? [] {
+            size += 16 + SessionState.heapSize(of: header.name) + SessionState.heapSize(of: header.value)
+        }
+        return size
     }
 }
 

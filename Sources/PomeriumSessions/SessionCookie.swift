@@ -24,13 +24,16 @@ public struct SessionCookieCodec: Sendable {
     private static let chunkedPrefix = Array("v1c".utf8)
 
     /// Creates a codec for the decoded `cookie_secret`, which must be 32 bytes. Up to
-    /// `openedCacheCapacity` opened sessions are kept by cookie text (0 turns the cache off).
+    /// `openedCacheCapacity` opened sessions, and at most `openedCacheMaximumBytes` of their
+    /// estimated memory (16 MiB by default), are kept by cookie text. A 0 for either turns the
+    /// cache off.
     public init(
         cookieSecret: [UInt8],
         settings: CookieSettings,
         clock: any WallClock,
         logger: Logger,
-        openedCacheCapacity: Int = 4096
+        openedCacheCapacity: Int = 4096,
+        openedCacheMaximumBytes: Int = 16 << 20
     ) throws {
         guard cookieSecret.count == 32 else {
             throw PomeriumError(
@@ -44,7 +47,7 @@ public struct SessionCookieCodec: Sendable {
         self.settings = settings
         self.clock = clock
         self.logger = logger
-        self.openedCache = OpenedCookieCache(capacity: max(0, openedCacheCapacity))
+        self.openedCache = OpenedCookieCache(capacity: openedCacheCapacity, maximumBytes: openedCacheMaximumBytes)
     }
 
     // MARK: Writing

@@ -64,13 +64,89 @@ struct AssertionTests {
         #expect(try signer.assertion(for: session, sessionID: "s1", route: "app") != other)
     }
 
-    @Test("the cache is bounded")
+    @Test("count limit evicts oldest assertions")
     func bounded() throws {
         let signer = try signer(capacity: 10)
-        for index in 0..<50 {
-            _ = try signer.assertion(for: SessionFixtures.sampleSession(), sessionID: "s\(index)", route: "app")
+        let session = SessionFixtures.sampleSession()
+        var first: [String] = []
+        for index in 10..<60 {
+            first.append(try signer.assertion(for: session, sessionID: "s\(index)", route: "app"))
         }
-        #expect(signer.cachedCount <= 10)
+        #expect(signer.cachedCount == 10)
+        #expect(try signer.assertion(for: session, sessionID: "s59", route: "app") == first[49])
+        #expect(try signer.assertion(for: session, sessionID: "s50", route: "app") == first[40])
+        #expect(try signer.assertion(for: session, sessionID: "s49", route: "app") != first[39])
+    }
+
+    @Test("byte limit evicts oldest assertions")
+    func byteLimitEvicts() throws {
+        let session = SessionFixtures.sampleSession()
+        let probe = try signer()
+        _ = try probe.assertion(for: session, sessionID: "s10", route: "app")
+        let charge = probe.cachedBytes
+        #expect(charge > 1000)
+        let signer = try IdentityAssertionSigner(
+            signingKey: key, clock: clock, capacity: 1000, maximumBytes: 10 * charge + charge / 2)
+        var first: [String] = []
+        for index in 10..<40 {
+            first.append(try signer.assertion(for: session, sessionID: "s\(index)", route: "app"))
+        }
+        #expect(signer.cachedCount == 10)
+        #expect(signer.cachedBytes == 10 * charge)
+        for index in 30..<40 {
+            #expect(try signer.assertion(for: session, sessionID: "s\(index)", route: "app") == first[index - 10])
+        }
+        #expect(try signer.assertion(for: session, sessionID: "s29", route: "app") != first[19])
+    }
+
+    @Test("larger claims charged more")
+    func largerClaimsChargedMore() throws {
+        let small = try signer()
+        _ = try small.assertion(for: SessionFixtures.sampleSession(groups: 3), sessionID: "s1", route: "app")
+        let large = try signer()
+        _ = try large.assertion(for: SessionFixtures.sampleSession(groups: 400), sessionID: "s1", route: "app")
+        // Each of 400 groups adds its text to the claims and, base64url encoded, to the assertion.
+        #expect(large.cachedBytes > small.cachedBytes + 400 * 16)
+    }
+
+    @Test("later claim headers charged")
+    func renderedClaimsCharged() throws {
+        let signer = try signer()
+        let session = SessionFixtures.sampleSession(groups: 50).routeSession
+        _ = try signer.identityHeaders(for: session, sessionID: "s1", route: "app", claimHeaders: nil)
+        let unrendered = signer.cachedBytes
+        let plan = ClaimHeaderPlan(names: ["email", "groups"])
+        _ = try signer.identityHeaders(for: session, sessionID: "s1", route: "app", claimHeaders: plan)
+        #expect(signer.cachedCount == 1)
+        #expect(signer.cachedBytes > unrendered + 50 * 7)
+    }
+
+    @Test("re-signed assertion replaces charge")
+    func resignedReplacesCharge() throws {
+        let signer = try signer()
+        let session = SessionFixtures.sampleSession()
+        _ = try signer.assertion(for: session, sessionID: "s1", route: "app")
+        let charge = signer.cachedBytes
+        var changed = session
+        changed.email = "other@example.test"
+        _ = try signer.assertion(for: changed, sessionID: "s1", route: "app")
+        _ = try signer.assertion(for: session, sessionID: "s1", route: "app")
+        #expect(signer.cachedCount == 1)
+        #expect(signer.cachedBytes == charge)
+    }
+
+    @Test("evicted slots stay bounded")
+    func evictedKeysReleased() throws {
+        let session = SessionFixtures.sampleSession()
+        let probe = try signer()
+        _ = try probe.assertion(for: session, sessionID: "s100", route: "app")
+        let signer = try IdentityAssertionSigner(
+            signingKey: key, clock: clock, capacity: 50_000, maximumBytes: 5 * probe.cachedBytes)
+        for index in 100..<400 {
+            _ = try signer.assertion(for: session, sessionID: "s\(index)", route: "app")
+        }
+        #expect(signer.cachedCount == 5)
+        #expect(signer.evictedSlotCount <= 64)
     }
 
     @Test("concurrent use returns valid assertions")

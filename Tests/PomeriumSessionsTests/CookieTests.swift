@@ -243,6 +243,133 @@ struct CookieCacheTests {
     }
 }
 
+@Suite("Opened-cookie cache limits")
+struct OpenedCookieCacheLimitTests {
+    /// Returns `index` in decimal, padded with zeros to eight digits.
+    func padded(_ index: Int) -> String {
+        let digits = String(index)
+        return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
+    }
+
+    /// Returns a distinct 100-byte cookie text for `index`, ending in its number as a tag would.
+    func text(_ index: Int) -> [UInt8] {
+        let tail = Array(padded(index).utf8)
+        return Array(repeating: UInt8(ascii: "c"), count: 100 - tail.count) + tail
+    }
+
+    func session(_ index: Int, groups: Int = 3) -> SessionState {
+        var session = SessionFixtures.sampleSession(groups: groups).routeSession
+        session.id = "session-" + padded(index)
+        return session
+    }
+
+    @Test("byte limit evicts oldest entries")
+    func byteLimitEvicts() {
+        let charge = OpenedCookieCache.charge(cookieBytes: 100, session: session(0))
+        let cache = OpenedCookieCache(capacity: 1000, maximumBytes: 20 * charge + charge / 2)
+        for index in 0..<30 {
+            cache.store(session(index), for: text(index))
+        }
+        #expect(cache.count == 20)
+        #expect(cache.chargedBytes == 20 * charge)
+        for index in 0..<10 {
+            #expect(cache.session(for: text(index)) == nil, "entry \(index)")
+        }
+        for index in 10..<30 {
+            #expect(cache.session(for: text(index))?.id == session(index).id, "entry \(index)")
+        }
+    }
+
+    @Test("count limit still holds")
+    func countLimitHolds() {
+        let cache = OpenedCookieCache(capacity: 5, maximumBytes: 1 << 30)
+        for index in 0..<12 {
+            cache.store(session(index), for: text(index))
+        }
+        #expect(cache.count == 5)
+        #expect(cache.session(for: text(6)) == nil)
+        #expect(cache.session(for: text(7))?.id == session(7).id)
+        #expect(cache.session(for: text(11))?.id == session(11).id)
+    }
+
+    @Test("hit returns stored session")
+    func hitReturnsSameSession() {
+        let cache = OpenedCookieCache(capacity: 4)
+        let stored = session(1)
+        cache.store(stored, for: text(1))
+        let hit = cache.session(for: text(1))
+        #expect(hit == stored)
+        #expect(hit?.isSameStorage(as: stored) == true)
+        #expect(cache.session(for: text(2)) == nil)
+    }
+
+    @Test("repeated store charged once")
+    func storedTwiceChargedOnce() {
+        let cache = OpenedCookieCache(capacity: 4)
+        cache.store(session(1), for: text(1))
+        cache.store(session(1), for: text(1))
+        #expect(cache.count == 1)
+        #expect(cache.chargedBytes == OpenedCookieCache.charge(cookieBytes: 100, session: session(1)))
+    }
+
+    @Test("oversized entry not stored")
+    func largeEntrySkipped() {
+        let small = OpenedCookieCache.charge(cookieBytes: 100, session: session(0))
+        let cache = OpenedCookieCache(capacity: 100, maximumBytes: 16 * small)
+        let large = session(1, groups: 200)
+        #expect(OpenedCookieCache.charge(cookieBytes: 100, session: large) > cache.maximumEntryBytes)
+        cache.store(large, for: text(1))
+        #expect(cache.count == 0)
+        #expect(cache.session(for: text(1)) == nil)
+        cache.store(session(2), for: text(2))
+        #expect(cache.session(for: text(2))?.id == session(2).id)
+    }
+
+    @Test("evicted cookie bytes released")
+    func evictedKeysReleased() {
+        let charge = OpenedCookieCache.charge(cookieBytes: 100, session: session(0))
+        let cache = OpenedCookieCache(capacity: 4096, maximumBytes: 20 * charge)
+        for index in 0..<500 {
+            cache.store(session(index), for: text(index))
+        }
+        #expect(cache.count == 20)
+        #expect(cache.orderedKeyBytes == 20 * 100)
+        #expect(cache.evictedSlotCount <= 64)
+    }
+
+    @Test("zero limit turns cache off")
+    func zeroLimitsTurnOff() {
+        for cache in [OpenedCookieCache(capacity: 0), OpenedCookieCache(capacity: 10, maximumBytes: 0)] {
+            cache.store(session(1), for: text(1))
+            #expect(cache.count == 0)
+            #expect(cache.session(for: text(1)) == nil)
+        }
+    }
+
+    @Test("chunked cookie cached by default")
+    func chunkedCookieCached() throws {
+        let codec = try SessionCookieCodec(
+            cookieSecret: SessionFixtures.cookieSecret, settings: CookieSettings(),
+            clock: ManualWallClock(now: SessionFixtures.now), logger: .inMemory(store: .init()))
+        var large = SessionFixtures.sampleSession().routeSession
+        large.groups = (0..<360).map { "group-with-a-fairly-long-name-" + padded($0) }
+        let sent = cookies(from: try codec.setCookieHeaders(for: large).filter { !$0.contains("Max-Age=0") })
+        #expect(sent.count >= 5)
+        #expect(codec.session(fromCookies: sent) == large)
+        #expect(codec.openedCacheCount == 1)
+        #expect(codec.session(fromCookies: sent) == large)
+        #expect(codec.openedCacheCount == 1)
+    }
+
+    /// Returns the name-value pairs of `Set-Cookie` lines.
+    func cookies(from headers: [String]) -> [(String, String)] {
+        headers.map { header in
+            let pair = header.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
+            return (String(pair[0]), pair.count > 1 ? String(pair[1]) : "")
+        }
+    }
+}
+
 @Suite("Opened-cookie cache key")
 struct OpenedCookieKeyTests {
     @Test("keys with the same length and suffix hash alike but are equal only when every byte is")
