@@ -21,7 +21,9 @@
 # stop before each row), RETRIES (2), ROUNDS (3: the variants and netcore parts measure their rows
 # that many times and report medians, while the peers part runs the harness once), PEERS_BASE_PORT (18100), BASE_PORT (18200 for variants,
 # +100 for netcore), DOC (docs/benchmarks.md, or DOC= for none), FWD_AUTH (1: also measure nginx
-# auth_request in front of pomerium's forward-auth endpoint; 0: leave that row out). Servers run
+# auth_request in front of pomerium's forward-auth endpoint; 0: leave that row out),
+# NETBENCH_OPTIONS (more options for the netcore part's `NetBench proxy`, such as
+# "--output-delay-limit 0"). Servers run
 # on CPU 0 and wrk on the other CPUs. Everything listens on 127.0.0.1; every process started here
 # is stopped on exit. Exit status 1 when a conformance check failed or a row is marked BAD.
 set -euo pipefail
@@ -384,9 +386,11 @@ bench_netcore() {
     -keyout "$RUN/tls/key.pem" -out "$RUN/tls/cert.pem" 2>/dev/null
   start upstream "$UP_PORT" "$SHARED/upstream/start.sh"
   start nginx-plain "$PLAIN_PORT" "$SHARED/peers/nginx-plain/start.sh"
-  start proxy "$proxy_port" "$ROOT/.build/release/NetBench" proxy --loops 1 \
+  # shellcheck disable=SC2086 # NETBENCH_OPTIONS is a list of options.
+  start proxy "$proxy_port" "$ROOT/.build/release/NetBench" proxy --loops 1 ${NETBENCH_OPTIONS:-} \
     --listen "127.0.0.1:$proxy_port" --upstream "http://127.0.0.1:$UP_PORT"
-  start proxy-tls "$proxy_tls_port" "$ROOT/.build/release/NetBench" proxy --loops 1 \
+  # shellcheck disable=SC2086
+  start proxy-tls "$proxy_tls_port" "$ROOT/.build/release/NetBench" proxy --loops 1 ${NETBENCH_OPTIONS:-} \
     --listen "127.0.0.1:$proxy_tls_port" --upstream "http://127.0.0.1:$UP_PORT" \
     --tls-cert "$RUN/tls/cert.pem" --tls-key "$RUN/tls/key.pem"
   local targets="$RUN/netcore.tsv"

@@ -13,7 +13,7 @@ import Synchronization
 ///   NetBench hello --listen 127.0.0.1:PORT [--loops N] [--tls-cert F --tls-key F]
 ///   NetBench proxy --listen 127.0.0.1:PORT --upstream http://127.0.0.1:UP [--loops N] [--tls-cert F --tls-key F]
 ///   NetBench auth --listen 127.0.0.1:PORT --upstream http://127.0.0.1:UP --cookie-file F [--loops N]
-/// Every mode takes `--output-delay-limit MICROSECONDS` (default 100), the maximum time output waits
+/// Every mode takes `--output-delay-limit MICROSECONDS` (default 1000), the maximum time output waits
 /// for the rest of an event batch. With 0, output leaves after each event.
 /// `auth` runs the proxy service with a session cookie for host `app.example.test` (see `AuthProxyBench`).
 /// Both run until SIGTERM or SIGINT, then shut down gracefully.

@@ -14,9 +14,12 @@ public final class EventLoopGroup: Sendable {
     public static var defaultLoopCount: Int { max(1, Int(CLinux_available_cpu_count())) }
 
     /// The maximum time output waits for the rest of its loop's batch of events, in nanoseconds
-    /// (100 µs). Sending after the whole batch costs fewer system calls and wake-ups than sending
-    /// after each event, and the limit keeps a long batch from delaying an early response by all of it.
-    public static let defaultOutputDelayLimit: UInt64 = 100_000
+    /// (1 ms). Sending after the whole batch costs fewer system calls and wake-ups than sending
+    /// after each event, and the limit keeps a long batch (many TLS handshakes, say) from delaying
+    /// an early response by all of it. NOTE: 100 µs measured no better p99 for the plain proxy hop
+    /// than batch-only sending and cost about 3% more CPU per request, so the limit is set where a
+    /// typical batch of keep-alive requests never reaches it.
+    public static let defaultOutputDelayLimit: UInt64 = 1_000_000
 
     /// Starts `loopCount` loops (default `defaultLoopCount`). `outputDelayLimit` is in nanoseconds.
     public init(
