@@ -52,7 +52,12 @@ extension AuthenticateService {
             }.filter { !$0.isEmpty }
             session.impersonateEmail = email.isEmpty && groups.isEmpty ? nil : email
             session.impersonateGroups = email.isEmpty && groups.isEmpty ? nil : groups
-            try await saveStoredSession(session)
+            do {
+                try await saveStoredSession(session)
+            } catch AuthenticateError.sessionNotFound {
+                // A sign-out of this session landed after it was loaded, so it no longer counts.
+                return try await startLogin(request)
+            }
             changed = true
             // The audit line names the administrator and whom they now act as; emails and group
             // names are identities, not credentials.

@@ -155,6 +155,24 @@ import Testing
         }
     }
 
+    @Test("impersonation after sign-out starts a login")
+    func impersonationAfterSignOutStartsLogin() async throws {
+        try await AuthenticateHarness.run { harness in
+            try await harness.presetUser("admin", claims: ["email": "admin@example.test"])
+            let (browser, accessTokenID) = try await Self.signedIn(harness, subject: "admin")
+            // The marker a sign-out writes before it deletes: a sign-out that is half done.
+            try await harness.service.store.set(
+                AuthenticateService.signOutMarkerKey(accessTokenID: accessTokenID), value: [1], ttl: .seconds(60))
+            let impersonate = try await browser.request(
+                try harness.signInURL(extra: [
+                    ("pomerium_impersonate_action", "set"), ("pomerium_impersonate_email", "user@example.test"),
+                ]))
+            #expect(impersonate.status == 302)
+            #expect(impersonate.location?.hasPrefix(harness.idpBase) == true)
+            #expect(try await harness.service.loadStoredSession(accessTokenID: accessTokenID) == nil)
+        }
+    }
+
     @Test func impersonationNeedsAdministrator() async throws {
         try await AuthenticateHarness.run { harness in
             let (browser, _) = try await Self.signedIn(harness, subject: "bob")
