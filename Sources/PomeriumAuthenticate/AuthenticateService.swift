@@ -36,8 +36,9 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
 
     let provider: any IdentityProvider
     let store: any KeyValueStore
-    /// The store of completed-login locks (`loginFlowStore` of `init`).
-    let loginFlows: any KeyValueStore
+    /// The store of completed-login locks (`loginFlowStore` of `init`), or nil when the in-process
+    /// replay guard alone keeps each state single-use.
+    let loginFlows: (any KeyValueStore)?
     /// The key that derives each login's nonce and PKCE verifier from its state.
     let loginSecretKey: HMACKey
     let clock: any WallClock
@@ -66,9 +67,11 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
     ///   - singleFlight: runs one refresh per session at a time; defaults to one over `store` with
     ///     a 60-second lease and a 40-second wait.
     ///   - liveness: the proxy's `SessionLiveness` when both services run in this process.
-    ///   - loginFlowStore: where a completed login's lock stays, so that its state is accepted once;
-    ///     defaults to `store`. An in-memory session store gets a separate one, so that a flood of
-    ///     callbacks cannot evict users' sessions.
+    ///   - loginFlowStore: where a completed login's lock stays, so that its state is accepted once
+    ///     by every instance that shares the store; defaults to `store`.
+    ///   - locksLogins: whether callbacks lock their state in `loginFlowStore`. A single process
+    ///     (the `autocache` store) turns it off: its replay guard already accepts each state once,
+    ///     with a bounded table, and store locks would grow with every callback for 10 minutes.
     /// - Throws: `PomeriumError` when `authenticate_service_url` is missing or a secret is invalid.
     public init(
         options: Options,
@@ -80,7 +83,8 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
         replayGuard: (any StateReplayGuard)? = nil,
         singleFlight: SingleFlight? = nil,
         liveness: SessionLiveness? = nil,
-        loginFlowStore: (any KeyValueStore)? = nil
+        loginFlowStore: (any KeyValueStore)? = nil,
+        locksLogins: Bool = true
     ) throws {
         guard let authenticateURL = options.authenticateServiceURL else {
             throw PomeriumError(
@@ -96,7 +100,7 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
         storeTTL = options.cookieExpire > .zero ? options.cookieExpire : .seconds(14 * 3600)
         self.provider = provider
         self.store = store
-        self.loginFlows = loginFlowStore ?? store
+        self.loginFlows = locksLogins ? loginFlowStore ?? store : nil
         loginSecretKey = try HMACKey(key: options.cookieSecret, digest: .sha256)
         self.clock = clock
         self.logger = logger

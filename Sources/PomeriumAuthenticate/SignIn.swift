@@ -195,8 +195,12 @@ extension AuthenticateService {
         return (stored, candidate.fromCookie)
     }
 
-    /// Returns the session the request carries, without checking the store.
-    func presentedSession(_ request: AuthenticateRequest) -> (session: SessionState, fromCookie: Bool)? {
+    /// Returns the session the request carries, without checking the store. A route session in
+    /// the cookie counts only with `admittingRouteCookie`, which sign-out sets: ending a session
+    /// grants nothing, and under a shared `cookie_domain` the browser may hold only a route cookie.
+    func presentedSession(_ request: AuthenticateRequest, admittingRouteCookie: Bool = false) -> (
+        session: SessionState, fromCookie: Bool
+    )? {
         if let token = request.query.value(for: "pomerium_programmatic_token"),
             let session = sealer.session(fromRefreshToken: token)
         {
@@ -208,14 +212,15 @@ extension AuthenticateService {
             return (session, false)
         }
         if let session = sessionCookies.session(
-            fromCookies: request.cookies.map { HTTPCookie(name: $0.name, value: $0.value) }, where: Self.isGlobalSession
+            fromCookies: request.cookies.map { HTTPCookie(name: $0.name, value: $0.value) },
+            where: { admittingRouteCookie || Self.isGlobalSession($0) }
         ) {
             return (session, true)
         }
         return nil
     }
 
-    /// Whether a session opened from a cookie is a global session, which this service wrote, and
+    /// Returns whether a session opened from a cookie is a global session, which this service wrote, and
     /// not a route session, which the proxy seals with the same key and name. A route session
     /// always names its hosts in `aud` and carries no identity-provider tokens. A client that reads
     /// a route cookie (an application behind forward-auth receives its visitors' cookies) must not get
@@ -293,11 +298,13 @@ extension AuthenticateService {
 
     /// Returns the nonce and PKCE verifier of the login that `state` started, once: a lock on the
     /// state's key, left to expire, makes a second callback with the same state fail, at other
-    /// instances too when the store is shared.
+    /// instances too when the store is shared. Without `loginFlows` the replay guard that
+    /// `openState` applies first is the only check.
     func takeLoginFlow(state: String) async throws -> (nonce: String, codeVerifier: String?)? {
         let key = try Self.loginFlowKey(state: state)
-        guard try await loginFlows.acquireLock(key, owner: LockOwner(), ttl: .seconds(Self.loginFlowLifetime)) else {
-            return nil
+        if let loginFlows {
+            guard try await loginFlows.acquireLock(key, owner: LockOwner(), ttl: .seconds(Self.loginFlowLifetime))
+            else { return nil }
         }
         let request = try authorizationRequest(state: state)
         return (request.nonce, request.codeVerifier)

@@ -20,7 +20,7 @@ extension AuthenticateService {
         }
 
         var hadSession = false
-        if let presented = presentedSession(request) {
+        if let presented = presentedSession(request, admittingRouteCookie: true) {
             hadSession = true
             let accessTokenID = presented.session.accessTokenID
             liveness?.markSignedOut(accessTokenID)

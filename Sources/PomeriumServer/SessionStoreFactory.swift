@@ -10,20 +10,12 @@ public enum SessionStoreFactory {
         public let description: String
     }
 
-    /// The byte budget of the in-memory login store: 4 MiB. It keeps only the locks of completed
-    /// logins, which take no budget, so the budget matters only if a later change stores more.
-    public static let loginFlowByteBudget = 4 * 1024 * 1024
-
-    /// Returns where the authenticate service locks each completed login's state, so that a state
-    /// is accepted once. With `autocache` that is a separate in-memory store: anyone can complete
-    /// the OAuth callback of a login they started, and its entries must not share the budget of
-    /// signed-in users' sessions. A Redis or LMDB store is used as it is, so that another instance
-    /// sees the lock.
-    public static func loginFlowStore(options: Options, sessionStore: any KeyValueStore) -> any KeyValueStore {
-        guard options.cacheStore == .autocache, let store = try? MemoryStore(byteBudget: loginFlowByteBudget) else {
-            return sessionStore
-        }
-        return store
+    /// Returns whether the authenticate service locks each completed login's state in the session
+    /// store. Only a shared store (Redis, or an LMDB file that several processes open) needs it: a
+    /// callback may reach another instance than the one whose replay guard saw the state. With
+    /// `autocache` one process serves every login, and its replay guard suffices.
+    public static func locksLogins(options: Options) -> Bool {
+        options.cacheStore != .autocache
     }
 
     /// `autocache` → in-memory LRU, `bolt` → an LMDB file at `cache_store_path`, `redis` → Redis at

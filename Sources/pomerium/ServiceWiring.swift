@@ -63,7 +63,7 @@ struct ServiceWiring: Sendable {
         let liveness: SessionLiveness? =
             mode.runsAuthenticate && mode.runsProxy
             ? SessionLiveness(store: store, clock: SystemIntervalClock(), logger: proxyLogger) : nil
-        let loginFlowStore = SessionStoreFactory.loginFlowStore(options: options, sessionStore: store)
+        let locksLogins = SessionStoreFactory.locksLogins(options: options)
         let signingKeys = shared.signingKeys
         let build: ServiceSetBuilder = { (snapshot: ConfigSnapshot) throws -> ServiceSet in
             let options = snapshot.options
@@ -77,7 +77,7 @@ struct ServiceWiring: Sendable {
                 authenticate = try AuthenticateService(
                     options: options, provider: provider, store: store, keySet: keys?.keySet, clock: clock,
                     logger: authenticateLogger, replayGuard: replayGuard, liveness: liveness,
-                    loginFlowStore: loginFlowStore)
+                    locksLogins: locksLogins)
             }
             var proxy: ProxyService?
             if mode.runsProxy, let signer = keys?.signer, let keySet = keys?.keySet {

@@ -350,6 +350,24 @@ final class StubProvider: IdentityProvider {
         #expect(try await sharingLogins.takeLoginFlow(state: state) == nil)
     }
 
+    @Test("without login locks the store stays untouched")
+    func withoutLoginLocks() async throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let sessions = try MemoryStore(clock: clock)
+        let service = try AuthenticateService(
+            options: try AuthenticateHarness.options(port: 8443, idpPort: 9), provider: StubProvider(),
+            store: sessions, clock: clock, logger: Logger.inMemory(store: InMemoryLogHandler.Store()),
+            locksLogins: false)
+        let response = await service.handle(ServiceUnitTests.request(try Self.startTarget(service, clock: clock)))
+        let location = try HTTPURL(parsing: try #require(response.location))
+        let state = try #require(URLQuery(parsingLeniently: location.query ?? "").value(for: "state"))
+        // The callback's replay guard, which runs before this, is what rejects a second use.
+        #expect(try await service.takeLoginFlow(state: state) != nil)
+        #expect(try await service.takeLoginFlow(state: state) != nil)
+        let locking = try Self.service(sessions: sessions, logins: sessions, clock: clock)
+        #expect(try await locking.takeLoginFlow(state: state) != nil)
+    }
+
     @Test("login secrets are keyed per state")
     func loginSecretsKeyedPerState() throws {
         let clock = ManualWallClock(now: 1_700_000_000)

@@ -71,7 +71,7 @@ import Testing
     }
 }
 
-/// Tests which store keeps started logins for each `cache_store`.
+/// Tests which `cache_store` settings lock completed logins in the store.
 @Suite struct LoginFlowStoreChoiceTests {
     static func options(_ storeLines: String) throws -> Options {
         let text = """
@@ -94,20 +94,16 @@ import Testing
         return result.options
     }
 
-    @Test("autocache gets a separate login store")
-    func autocacheSeparate() throws {
-        let sessions = try MemoryStore()
-        let logins = SessionStoreFactory.loginFlowStore(
-            options: try Self.options("cache_store: autocache"), sessionStore: sessions)
-        #expect(logins as AnyObject !== sessions)
-        #expect(logins is MemoryStore)
+    @Test("autocache takes no login locks")
+    func autocacheTakesNoLocks() throws {
+        #expect(!SessionStoreFactory.locksLogins(options: try Self.options("cache_store: autocache")))
     }
 
-    @Test("shared stores keep started logins")
-    func sharedStoreKeepsLogins() throws {
-        let sessions = try MemoryStore()
-        let options = try Self.options("cache_store: bolt\ncache_store_path: /tmp/unused-sessions.db")
-        let logins = SessionStoreFactory.loginFlowStore(options: options, sessionStore: sessions)
-        #expect(logins as AnyObject === sessions)
+    @Test("shared stores lock logins")
+    func sharedStoresLockLogins() throws {
+        let bolt = try Self.options("cache_store: bolt\ncache_store_path: /tmp/unused-sessions.db")
+        #expect(SessionStoreFactory.locksLogins(options: bolt))
+        let redis = try Self.options("cache_store: redis\ncache_store_address: 127.0.0.1:6379")
+        #expect(SessionStoreFactory.locksLogins(options: redis))
     }
 }
