@@ -6,6 +6,7 @@ Each test either shows that a fix holds against a way around it or that a legiti
 works with the fix in place. Every server runs on 127.0.0.1, and every loop is bounded in count
 and time. The stack, sign-in and raw-request helpers come from test_cache_attacks.py."""
 import re
+import subprocess
 import threading
 import time
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -14,7 +15,7 @@ import pytest
 
 from harness import free_port
 from test_cache_attacks import (  # noqa: F401 (fixtures are used by name)
-    MANY_GROUPS, USERS, assertion_email, cached_login, cookie_value, ec_key_pem, exchange, login, make_config,
+    REFRESH_DELAY_SECONDS, slow_refresh_provider, MANY_GROUPS, USERS, assertion_email, cached_login, cookie_value, ec_key_pem, exchange, login, make_config,
     requests_session, sign_out, stack, unverified_claims, upstream, upstream_paths)
 
 import support  # noqa: E402 (test_keepalive_attacks put tests/e2e on sys.path)
@@ -261,3 +262,174 @@ def test_sign_out_with_route_cookie_only_ends_session(stack, upstream):
     sign_out(stack, session)
     after = exchange(stack, "app", "/after", cookie=copy)
     assert after.status == 302, after
+
+
+# -------------------------------------------------------------------------------------------------
+# Two processes that share one Redis store.
+
+
+@pytest.fixture
+def redis_address(tmp_path):
+    """A redis-server on a free 127.0.0.1 port without persistence; yields host:port."""
+    port = free_port()
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no", "--dir", str(tmp_path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        support.wait_for(lambda: support.port_open(port), 10, "redis-server did not start")
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_shared_redis_refresh_racing_sign_out(start_pomerium, server_certificate, slow_refresh_provider, upstream,
+                                              redis_address, tmp_path):
+    """Processes A and B share one Redis store. A copy of the user's browser signs in on B's
+    second route, so B refreshes the session at the slow provider and saves it, while the user
+    signs out at A. Afterwards A's route cookie and the route session that B handed out are
+    both rejected, on both processes."""
+    provider = slow_refresh_provider.url
+    for user, claims in USERS.items():
+        support.set_user_claims(provider, user, claims)
+    stacks = []
+    for name in ("a", "b"):
+        port = free_port()
+        config = make_config(port, server_certificate, provider, upstream.url, ec_key_pem(), cache_store="redis",
+                             cache_store_address=redis_address)
+        process = start_pomerium(config, name=f"config-{name}.json", wait_port=port, scheme="https")
+        stacks.append({"port": port, "ca": server_certificate[0], "process": process, "config": config,
+                       "sessions": {}})
+    a, b = stacks
+    session, admin = login(a, "admin")
+    assert exchange(a, "app", "/before", cookie=admin).status == 200
+    copy = requests_session(b)
+    for item in session.cookies:
+        copy.cookies.set(item.name, item.value, domain=item.domain, path=item.path)
+    start = copy.get(app_url(b, host="other"), allow_redirects=False, timeout=10)
+    assert start.status_code == 302
+    results = {}
+
+    def sign_in_at_b():
+        response = copy.get(start.headers["Location"], allow_redirects=False, timeout=30)
+        results["status"] = response.status_code
+        results["location"] = response.headers.get("Location", "")
+
+    racer = threading.Thread(target=sign_in_at_b)
+    racer.start()
+    time.sleep(REFRESH_DELAY_SECONDS / 3)
+    sign_out(a, session)
+    racer.join(timeout=30)
+    assert not racer.is_alive()
+    assert results["status"] == 302, results
+    assert exchange(a, "app", "/after-sign-out", cookie=admin).status == 302
+
+    # Whatever B handed out during the race must not open B's route either.
+    if "/.pomerium/callback" in results["location"]:
+        copy.get(results["location"], allow_redirects=False, timeout=10)
+    handed_out = [item for item in copy.cookies if item.domain.startswith("other") and item.name == "_pomerium"]
+    upstream.clear()
+    for item in handed_out:
+        response = exchange(b, "other", "/after-race", cookie=f"_pomerium={item.value}")
+        assert response.status == 302, response
+    assert upstream.received() == []
+    # B has not seen A's route cookie before, and its store lookup must find the sign-out.
+    b_cookie = exchange(b, "app", "/a-cookie-at-b", cookie=admin)
+    assert b_cookie.status in (302, 403), b_cookie
+
+
+def test_shared_redis_sign_in_after_sign_out(start_pomerium, server_certificate, oidc_provider, upstream,
+                                            redis_address):
+    """With a shared Redis store, a user who signed out at A signs in again at B and gets a
+    working session, although A wrote the sign-out marker of the old session."""
+    for user, claims in USERS.items():
+        support.set_user_claims(oidc_provider, user, claims)
+    stacks = []
+    for name in ("a", "b"):
+        port = free_port()
+        config = make_config(port, server_certificate, oidc_provider, upstream.url, ec_key_pem(),
+                             cache_store="redis", cache_store_address=redis_address)
+        process = start_pomerium(config, name=f"config-{name}.json", wait_port=port, scheme="https")
+        stacks.append({"port": port, "ca": server_certificate[0], "process": process, "config": config,
+                       "sessions": {}})
+    a, b = stacks
+    session, alice = login(a, "alice")
+    sign_out(a, session)
+    assert exchange(a, "app", "/old", cookie=alice).status == 302
+    final, _ = support.login(session, app_url(b, path="/again"), "alice")
+    assert final.status_code == 200, final.text[:300]
+    assert assertion_email(final.json()) == "alice@example.com"
+
+
+# -------------------------------------------------------------------------------------------------
+# Byte limits of the opened-cookie and assertion caches.
+
+# Users with groups claims of their own, each large enough for a chunked session cookie.
+LARGE_USERS = {f"large{index}": [f"user{index}-group-with-a-fairly-long-name-{group:04d}" for group in range(300)]
+               for index in range(6)}
+
+
+def assertion_of_echo(echo):
+    values = [value for name, value in echo["headers"] if name.lower() == "x-pomerium-jwt-assertion"]
+    assert len(values) == 1, values
+    return unverified_claims(values[0])
+
+
+def test_eviction_keeps_each_large_identity(stack, upstream, oidc_provider):
+    """Six users with large groups claims of their own send requests in parallel while a seventh
+    mints hundreds of large route cookies, far more than the 16 MiB opened-cookie cache holds, so
+    entries are evicted throughout. Every response carries its own user's email and groups, in
+    the assertion and in the claim header."""
+    for user, groups in LARGE_USERS.items():
+        support.set_user_claims(oidc_provider, user, {"email": f"{user}@example.com", "groups": groups})
+    support.set_user_claims(oidc_provider, "churn", {"email": "churn@example.com", "groups": MANY_GROUPS * 2})
+    cookies = {user: login(stack, user)[1] for user in LARGE_USERS}
+    assert all(len(cookie) > 8000 for cookie in cookies.values())
+    churn_session, _ = login(stack, "churn")
+    failures = []
+    stop = threading.Event()
+    deadline = time.monotonic() + 60
+
+    def victim(user):
+        index = 0
+        while not stop.is_set() and time.monotonic() < deadline and index < 400:
+            response = exchange(stack, "app", f"/{user}/{index}", cookie=cookies[user])
+            index += 1
+            if response.status != 200:
+                failures.append((user, index, response.status))
+                return
+            echo = response.echo()
+            claims = assertion_of_echo(echo)
+            header = [value for name, value in echo["headers"] if name.lower() == "x-pomerium-claim-groups"]
+            if claims["email"] != f"{user}@example.com" or claims.get("groups") != LARGE_USERS[user]:
+                failures.append((user, index, claims["email"], (claims.get("groups") or [])[:1]))
+                return
+            if len(header) != 1 or LARGE_USERS[user][-1] not in header[0] or "churn" in header[0]:
+                failures.append((user, index, "claim header", [value[:80] for value in header]))
+                return
+
+    threads = [threading.Thread(target=victim, args=(user,)) for user in LARGE_USERS]
+    for thread in threads:
+        thread.start()
+    minted = 0
+    url = app_url(stack, path="/churn")
+    try:
+        while minted < 600 and time.monotonic() < deadline and not failures:
+            for item in list(churn_session.cookies):
+                if item.domain.startswith("app") and item.name != "_pomerium_signin":
+                    churn_session.cookies.clear(item.domain, item.path, item.name)
+            final, _ = support.follow(churn_session, churn_session.get(url, allow_redirects=False, timeout=10))
+            assert final.status_code == 200, final.text[:300]
+            assert assertion_email(final.json()) == "churn@example.com"
+            minted += 1
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    assert minted >= 450, f"only {minted} cookies minted in 60 s"
+    for user, cookie in cookies.items():
+        response = exchange(stack, "app", "/after-churn", cookie=cookie)
+        assert response.status == 200, (user, response)
+        assert assertion_of_echo(response.echo())["groups"] == LARGE_USERS[user]
