@@ -5,11 +5,13 @@ marker that later saves check, and the opened-cookie and assertion caches have b
 Each test either shows that a fix holds against a way around it or that a legitimate flow still
 works with the fix in place. Every server runs on 127.0.0.1, and every loop is bounded in count
 and time. The stack, sign-in and raw-request helpers come from test_cache_attacks.py."""
+import base64
+import json
 import re
 import subprocess
 import threading
 import time
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
 
@@ -51,7 +53,6 @@ def with_query(url, **changes):
     parts = urlsplit(url)
     query = {name: values[0] for name, values in parse_qs(parts.query).items()}
     query.update(changes)
-    from urllib.parse import urlencode
     return parts._replace(query=urlencode(query)).geturl()
 
 
@@ -155,6 +156,103 @@ def test_route_cookie_as_pomerium_authorization_rejected(stack, upstream):
         assert response.status_code == 302, response.status_code
         assert response.headers["Location"].startswith(stack["config"]["idp_provider_url"]), response.headers[
             "Location"]
+
+
+def test_login_across_cookie_secret_reload(stack, upstream):
+    """A login whose state was sealed under the old cookie_secret and whose callback arrives after
+    a reload is rejected with a 400 that sets no session, and the same browser's next login, with
+    a state under the new secret, completes."""
+    session = requests_session(stack)
+    callback = provider_redirect(session, app_url(stack, path="/before-reload"), "alice")
+    alice = cached_login(stack, "admin")
+    config = dict(stack["config"], cookie_secret=base64.b64encode(b"r" * 32).decode())
+    stack["config_path"].write_text(json.dumps(config))
+    support.wait_for(lambda: exchange(stack, "app", "/probe", cookie=alice).status == 302, 15,
+                     "the cookie_secret reload")
+    stale = session.get(callback, allow_redirects=False, timeout=10)
+    assert stale.status_code == 400, (stale.status_code, stale.text[:300])
+    assert not any(value.startswith("_pomerium=") and "Max-Age=0" not in value
+                   for value in stale.raw.headers.getlist("Set-Cookie"))
+    final, _ = support.login(session, app_url(stack, path="/after-reload"), "alice")
+    assert final.status_code == 200, final.text[:300]
+    assert final.json()["path"] == "/after-reload"
+    assert assertion_email(final.json()) == "alice@example.com"
+
+
+def rss_kib(process):
+    for line in open(f"/proc/{process.process.pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS line")
+
+
+def flood_logins(stack, count, send_callbacks):
+    """Starts `count` logins in one attacker browser and, with `send_callbacks`, sends each state
+    to the callback with an invented code. Returns the attacker's session, the process growth in
+    KiB counted from after 50 warm-up rounds, the callback statuses and the states."""
+    attacker = requests_session(stack)
+    to_authenticate = attacker.get(app_url(stack, path="/flood"), allow_redirects=False, timeout=10)
+    sign_in = to_authenticate.headers["Location"]
+    callback = f"https://authenticate.example.test:{stack['port']}/oauth2/callback"
+    deadline = time.monotonic() + 60
+
+    def one_round(index):
+        started = attacker.get(sign_in, allow_redirects=False, timeout=10)
+        assert started.status_code == 302, started.status_code
+        state = parse_qs(urlsplit(started.headers["Location"]).query)["state"][0]
+        if not send_callbacks:
+            return state, None
+        response = attacker.get(callback, params={"state": state, "code": f"invented-{index}"},
+                                allow_redirects=False, timeout=10)
+        return state, response.status_code
+
+    for index in range(50):
+        one_round(index)
+    base = rss_kib(stack["process"])
+    statuses, states = {}, []
+    for index in range(count):
+        assert time.monotonic() < deadline, f"the flood took too long, stopped at {index}"
+        state, status = one_round(index)
+        states.append(state)
+        statuses[status] = statuses.get(status, 0) + 1
+    return attacker, rss_kib(stack["process"]) - base, statuses, states
+
+
+def test_sign_in_start_flood_stores_nothing(stack, upstream):
+    """6,000 login starts without callbacks grow the process by at most 2 MiB: a start keeps no
+    nonce, verifier or lock on the server."""
+    _, grown, _, _ = flood_logins(stack, 6000, send_callbacks=False)
+    print(f"sign-in start flood growth: {grown} KiB for 6,000 starts")
+    assert grown <= 2 * 1024, grown
+
+
+def test_callback_flood_states_used_once(stack, upstream):
+    """An attacker starts 1,500 logins in its own browser and sends each state to the callback
+    with an invented code. Each callback is rejected by the provider's token endpoint, each state
+    is used up by its callback, and a real user's login still completes."""
+    attacker, _, statuses, states = flood_logins(stack, 1500, send_callbacks=True)
+    assert statuses == {401: 1500}, statuses
+    callback = f"https://authenticate.example.test:{stack['port']}/oauth2/callback"
+    for state in (states[0], states[-1]):
+        again = attacker.get(callback, params={"state": state, "code": "another"}, allow_redirects=False, timeout=10)
+        assert again.status_code == 400, again.status_code
+    victim = requests_session(stack)
+    final, _ = support.login(victim, app_url(stack, path="/victim"), "alice")
+    assert final.status_code == 200, final.text[:300]
+    assert assertion_email(final.json()) == "alice@example.com"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "each callback leaves a 10-minute lock on its state in the memory store's lease table, which has "
+    "no count or byte limit: about 1.8 KiB per callback, so memory grows with the attacker's request "
+    "rate times 10 minutes"))
+def test_callback_flood_memory_bounded(stack, upstream):
+    """8,000 callbacks with states that the attacker started itself and invented codes grow the
+    process by at most 4 MiB."""
+    _, grown, statuses, _ = flood_logins(stack, 8000, send_callbacks=True)
+    print(f"callback flood growth: {grown} KiB for 8,000 callbacks")
+    assert statuses == {401: 8000}, statuses
+    assert grown <= 4 * 1024, grown
 
 
 # -------------------------------------------------------------------------------------------------
