@@ -17,8 +17,9 @@ import pytest
 
 from harness import free_port
 from test_cache_attacks import (  # noqa: F401 (fixtures are used by name)
-    REFRESH_DELAY_SECONDS, slow_refresh_provider, MANY_GROUPS, USERS, assertion_email, cached_login, cookie_value, ec_key_pem, exchange, login, make_config,
-    requests_session, sign_out, stack, unverified_claims, upstream, upstream_paths)
+    MANY_GROUPS, REFRESH_DELAY_SECONDS, USERS, assertion_email, cached_login, cookie_value, ec_key_pem, exchange,
+    login, make_config, programmatic_tokens, requests_session, sign_out, slow_refresh_provider, stack,
+    unverified_claims, upstream, upstream_paths)
 
 import support  # noqa: E402 (test_keepalive_attacks put tests/e2e on sys.path)
 
@@ -457,6 +458,59 @@ def test_shared_redis_sign_in_after_sign_out(start_pomerium, server_certificate,
     final, _ = support.login(session, app_url(b, path="/again"), "alice")
     assert final.status_code == 200, final.text[:300]
     assert assertion_email(final.json()) == "alice@example.com"
+
+
+def test_shared_redis_programmatic_refresh_racing_sign_out(start_pomerium, server_certificate,
+                                                          slow_refresh_provider, upstream, redis_address):
+    """Processes A and B share one Redis store. A script's refresh at B waits for the slow
+    provider while the user signs out at A. The refresh then fails, or whatever it returned is
+    rejected: its route token gets no response from the route's upstream, and its refresh token
+    and the old one are rejected at both processes."""
+    provider = slow_refresh_provider.url
+    for user, claims in USERS.items():
+        support.set_user_claims(provider, user, claims)
+    stacks = []
+    for name in ("a", "b"):
+        port = free_port()
+        config = make_config(port, server_certificate, provider, upstream.url, ec_key_pem(), cache_store="redis",
+                             cache_store_address=redis_address)
+        process = start_pomerium(config, name=f"config-{name}.json", wait_port=port, scheme="https")
+        stacks.append({"port": port, "ca": server_certificate[0], "process": process, "config": config,
+                       "sessions": {}})
+    a, b = stacks
+    session, _ = login(a, "alice")
+    route_token, refresh_token = programmatic_tokens(a, session)
+    assert exchange(a, "app", "/script", headers=[f"Authorization: Pomerium {route_token}"]).status == 200
+    results = {}
+
+    def refresh_at_b():
+        response = requests_session(b).get(f"https://authenticate.example.test:{b['port']}/api/v1/refresh",
+                                           headers={"Authorization": f"Pomerium {refresh_token}"}, timeout=30)
+        results["status"] = response.status_code
+        results["body"] = response.json() if response.status_code == 200 else None
+
+    racer = threading.Thread(target=refresh_at_b)
+    racer.start()
+    time.sleep(REFRESH_DELAY_SECONDS / 3)
+    sign_out(a, session)
+    racer.join(timeout=30)
+    assert not racer.is_alive()
+    print(f"refresh racing sign-out: {results['status']}")
+    assert results["status"] in (200, 401), results
+    upstream.clear()
+    tokens = [refresh_token]
+    if results["body"]:
+        tokens.append(results["body"]["refresh_token"])
+        response = exchange(a, "app", "/after-race", headers=[f"Authorization: Pomerium {results['body']['jwt']}"])
+        assert response.status in (302, 401), response
+    assert exchange(a, "app", "/old-token", headers=[f"Authorization: Pomerium {route_token}"]).status in (302, 401)
+    assert upstream.received() == []
+    for stack in (a, b):
+        for token in tokens:
+            refreshed = requests_session(stack).get(
+                f"https://authenticate.example.test:{stack['port']}/api/v1/refresh",
+                headers={"Authorization": f"Pomerium {token}"}, timeout=30)
+            assert refreshed.status_code == 401, (stack["port"], refreshed.status_code)
 
 
 # -------------------------------------------------------------------------------------------------
