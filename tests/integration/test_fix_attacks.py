@@ -1,6 +1,8 @@
-"""Attacks on four fixes: the authenticate service accepts only a global session from its cookie,
-a login start stores nothing and its state is accepted once at the callback, sign-out writes a
-marker that later saves check, and the opened-cookie and assertion caches have byte limits.
+"""Attacks on four fixes of the sign-in, sign-out and cache code.
+
+The authenticate service accepts only a global session from its cookie. A login start stores
+nothing, and its state is accepted once at the callback. Sign-out writes a marker that later
+saves check. The opened-cookie and assertion caches have byte limits.
 
 Each test either shows that a fix holds against a way around it or that a legitimate flow still
 works with the fix in place. Every server runs on 127.0.0.1, and every loop is bounded in count
@@ -15,7 +17,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
 
-from harness import free_port
+from harness import base_config, free_port
 from test_cache_attacks import (  # noqa: F401 (fixtures are used by name)
     MANY_GROUPS, REFRESH_DELAY_SECONDS, USERS, assertion_email, cached_login, cookie_value, ec_key_pem, exchange,
     login, make_config, programmatic_tokens, requests_session, sign_out, slow_refresh_provider, stack,
@@ -125,9 +127,9 @@ def test_parallel_tab_logins_complete(stack, upstream):
 
 
 def test_parallel_tab_retry_link_works(stack, upstream):
-    """Both tabs' callbacks at the authenticate service succeed (each state is used once, in the
-    browser that started it), and the retry link of the tab that the route rejected leads to its
-    page with the session that the other tab stored."""
+    """Both tabs' callbacks at the authenticate service succeed, because each state is used once
+    in the browser that started it. The retry link of the tab that the route rejected then leads
+    to its page with the session that the other tab stored."""
     session = requests_session(stack)
     first = provider_redirect(session, app_url(stack, path="/tab-one"), "alice")
     second = provider_redirect(session, app_url(stack, path="/tab-two"), "alice")
@@ -245,7 +247,7 @@ def test_callback_flood_states_used_once(stack, upstream):
 
 @pytest.mark.xfail(strict=True, reason=(
     "each callback leaves a 10-minute lock on its state in the memory store's lease table, which has "
-    "no count or byte limit: about 1.8 KiB per callback, so memory grows with the attacker's request "
+    "no count or byte limit: about 1.9 KiB per callback, so memory grows with the attacker's request "
     "rate times 10 minutes"))
 def test_callback_flood_memory_bounded(stack, upstream):
     """8,000 callbacks with states that the attacker started itself and invented codes grow the
@@ -585,3 +587,75 @@ def test_eviction_keeps_each_large_identity(stack, upstream, oidc_provider):
         response = exchange(stack, "app", "/after-churn", cookie=cookie)
         assert response.status == 200, (user, response)
         assert assertion_of_echo(response.echo())["groups"] == LARGE_USERS[user]
+
+
+# Prefix routes of the assertion eviction test. Six large-group users make 1,200 (session, route)
+# pairs with an assertion of about 18 KB each, which by that estimate is more than the 32 MiB
+# assertion cache holds once its per-entry overhead is counted. The test does not observe evictions.
+PREFIX_ROUTES = 200
+
+
+@pytest.fixture
+def prefix_stack(start_pomerium, server_certificate, oidc_provider, upstream):
+    """pomerium with PREFIX_ROUTES prefix routes on one host, all to the recording upstream, and
+    the email and groups claim headers."""
+    for user, groups in LARGE_USERS.items():
+        support.set_user_claims(oidc_provider, user, {"email": f"{user}@example.com", "groups": groups})
+    port = free_port()
+    routes = [{"from": f"https://app.example.test:{port}", "to": upstream.url, "prefix": f"/r{index}/",
+               "allowed_domains": ["example.com"]} for index in range(PREFIX_ROUTES)]
+    routes.append({"from": f"https://app.example.test:{port}", "to": upstream.url, "allowed_domains": ["example.com"]})
+    config = base_config(
+        port, certificate=server_certificate, issuer=oidc_provider,
+        authenticate_service_url=f"https://authenticate.example.test:{port}",
+        idp_client_secret="fix-attacks-prefix-secret-51d2", jwt_claims_headers=["email", "groups"], policy=routes)
+    process = start_pomerium(config, wait_port=port, scheme="https")
+    return {"port": port, "ca": server_certificate[0], "process": process, "config": config, "sessions": {}}
+
+
+def test_assertion_eviction_keeps_each_identity(prefix_stack, upstream):
+    """Six users with large groups claims walk PREFIX_ROUTES routes twice, in parallel, so the
+    assertion cache fills past its limit while entries are signed and read. Every assertion names its
+    own user, groups and host, and each user's claim header carries only that user's groups."""
+    from test_keepalive_attacks import Client
+    stack = prefix_stack
+    cookies = {user: login(stack, user)[1] for user in LARGE_USERS}
+    failures = []
+    deadline = time.monotonic() + 60
+
+    def walk(user):
+        client = Client(stack, timeout=10)
+        try:
+            for attempt in range(2):
+                for index in range(PREFIX_ROUTES):
+                    if time.monotonic() > deadline:
+                        failures.append((user, "timed out", attempt, index))
+                        return
+                    path = f"/r{index}/{user}/{attempt}"
+                    response = exchange(stack, "app", path, cookie=cookies[user], client=client)
+                    if response.status != 200:
+                        failures.append((user, attempt, index, response.status))
+                        return
+                    echo = response.echo()
+                    claims = assertion_of_echo(echo)
+                    header = [value for name, value in echo["headers"] if name.lower() == "x-pomerium-claim-groups"]
+                    if echo["path"] != path or claims["email"] != f"{user}@example.com":
+                        failures.append((user, attempt, index, echo["path"], claims["email"]))
+                        return
+                    if claims.get("groups") != LARGE_USERS[user] or f"app.example.test:{stack['port']}" not in str(
+                            claims["aud"]):
+                        failures.append((user, attempt, index, "groups or audience", claims["aud"]))
+                        return
+                    if len(header) != 1 or LARGE_USERS[user][-1] not in header[0]:
+                        failures.append((user, attempt, index, "claim header"))
+                        return
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=walk, args=(user,)) for user in LARGE_USERS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
