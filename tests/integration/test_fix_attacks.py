@@ -515,6 +515,61 @@ def test_shared_redis_programmatic_refresh_racing_sign_out(start_pomerium, serve
             assert refreshed.status_code == 401, (stack["port"], refreshed.status_code)
 
 
+def test_impersonation_racing_sign_out_bolt(start_pomerium, server_certificate, slow_refresh_provider,
+                                           upstream, tmp_path):
+    """With the bolt store, an administrator's impersonation change, which makes the authenticate
+    service refresh the session at the slow provider and save it, races the same user's
+    sign-out from a copy of the browser. Afterwards neither the old route cookie nor whatever
+    the impersonation handed out opens the route, before and after a restart."""
+    provider = slow_refresh_provider.url
+    for user, claims in USERS.items():
+        support.set_user_claims(provider, user, claims)
+    port = free_port()
+    config = make_config(port, server_certificate, provider, upstream.url, ec_key_pem(), cache_store="bolt",
+                         cache_store_path=str(tmp_path / "sessions.db"))
+    process = start_pomerium(config, wait_port=port, scheme="https")
+    stack = {"port": port, "ca": server_certificate[0], "process": process, "config": config, "sessions": {}}
+    session, admin = login(stack, "admin")
+    page = session.get(app_url(stack, path="/.pomerium/"), timeout=10)
+    assert page.status_code == 200, page.text[:300]
+    csrf = re.search(r'name="pomerium_csrf" value="([^"]+)"', page.text).group(1)
+    copy = requests_session(stack)
+    for item in session.cookies:
+        copy.cookies.set(item.name, item.value, domain=item.domain, path=item.path)
+    results = {}
+
+    def impersonate():
+        posted = session.post(app_url(stack, path="/.pomerium/admin/impersonate"), allow_redirects=False, timeout=30,
+                              data={"pomerium_csrf": csrf, "pomerium_impersonate_action": "set",
+                                    "pomerium_impersonate_email": "alice@example.com",
+                                    "pomerium_impersonate_groups": ""})
+        results["posted"] = posted.status_code
+        if posted.is_redirect:
+            final, hops = support.follow(session, posted)
+            results["final"] = final.status_code
+
+    racer = threading.Thread(target=impersonate)
+    racer.start()
+    time.sleep(REFRESH_DELAY_SECONDS / 3)
+    sign_out(stack, copy)
+    racer.join(timeout=40)
+    assert not racer.is_alive()
+    print(f"impersonation racing sign-out: {results}")
+    handed_out = [f"{item.name}={item.value}" for item in session.cookies
+                  if item.domain.startswith("app") and item.name.startswith("_pomerium")
+                  and item.name != "_pomerium_signin"]
+    upstream.clear()
+    for attempt in ("before-restart", "after-restart"):
+        if attempt == "after-restart":
+            stack["process"].stop()
+            stack["process"] = start_pomerium(config, name="config-restarted.json", wait_port=port, scheme="https")
+        assert exchange(stack, "app", f"/{attempt}/old", cookie=admin).status == 302, attempt
+        if handed_out:
+            response = exchange(stack, "app", f"/{attempt}/handed-out", cookie="; ".join(handed_out))
+            assert response.status == 302, (attempt, response)
+    assert upstream.received() == []
+
+
 # -------------------------------------------------------------------------------------------------
 # Byte limits of the opened-cookie and assertion caches.
 
