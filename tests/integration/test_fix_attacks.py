@@ -246,9 +246,8 @@ def test_callback_flood_states_used_once(stack, upstream):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "each callback leaves a 10-minute lock on its state in the memory store's lease table, which has "
-    "no count or byte limit: about 1.9 KiB per callback, so memory grows with the attacker's request "
-    "rate times 10 minutes"))
+    "the process grows about 1.9 KiB per callback with a state the attacker started, without limit: each "
+    "callback leaves a 10-minute lock in the memory store's lease table, which has no count or byte limit"))
 def test_callback_flood_memory_bounded(stack, upstream):
     """8,000 callbacks with states that the attacker started itself and invented codes grow the
     process by at most 4 MiB."""
