@@ -188,15 +188,32 @@ extension ProxyRequestHandler {
             respondError(400, "The redirect target is not allowed.")
             return
         }
+        // The route session's id goes along in the signed URL, so that the authenticate service
+        // ends the session even when the browser has no cookie there.
+        var parameters = [(name: "pomerium_redirect_uri", value: target)]
+        if let accessTokenID = signOutAccessTokenID() {
+            parameters.append((name: "pomerium_session_access_token_id", value: accessTokenID))
+        }
         do {
-            let url = try service.signedAuthenticateURL(
-                path: "/.pomerium/sign_out", parameters: [("pomerium_redirect_uri", target)])
+            let url = try service.signedAuthenticateURL(path: "/.pomerium/sign_out", parameters: parameters)
             responseCookies = try service.cookies.clearingHeaders()
             respond(.redirect(to: url))
         } catch {
             logger.error("sign-out failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])
             respondError(500, "Signing out failed.")
         }
+    }
+
+    /// Returns the session id of the route cookie for this host, expired or not: sign-out ends the
+    /// global session behind it, which may outlive the route session.
+    private func signOutAccessTokenID() -> String? {
+        guard let head else { return nil }
+        let cookies = CookieParser.parse(headers: head.headers).map { (name: $0.name, value: $0.value) }
+        guard let session = service.cookies.session(fromCookies: cookies),
+            session.audience.contains(Self.audienceHost(requestHost: host, scheme: publicScheme)),
+            !session.accessTokenID.isEmpty
+        else { return nil }
+        return session.accessTokenID
     }
 
     private func isSignOutTarget(_ text: String) -> Bool {

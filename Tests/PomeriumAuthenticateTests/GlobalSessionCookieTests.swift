@@ -68,4 +68,39 @@ import Testing
             #expect(again.location?.hasPrefix(harness.idpBase) == true)
         }
     }
+
+    @Test("sign-out ends the session the proxy names")
+    func signOutEndsNamedSession() async throws {
+        try await AuthenticateHarness.run { harness in
+            let browser = harness.makeBrowser()
+            let final = try await harness.login(browser, subject: "bob")
+            let (route, _) = try harness.routeSession(from: try #require(final.location))
+            var query = URLQuery()
+            query.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
+            query.append(name: "pomerium_session_access_token_id", value: route.accessTokenID)
+            let response = try await harness.makeBrowser().request(
+                try harness.signed(path: AuthenticateService.signOutPath, query: query))
+            #expect(response.status == 302)
+            #expect(harness.provider.revocationHints == ["refresh_token"])
+            #expect(try await harness.service.loadStoredSession(accessTokenID: route.accessTokenID) == nil)
+            let again = try await browser.request(try harness.signInURL())
+            #expect(again.location?.hasPrefix(harness.idpBase) == true)
+        }
+    }
+
+    @Test("unsigned sign-out names no session")
+    func unsignedSignOutNamesNoSession() async throws {
+        try await AuthenticateHarness.run { harness in
+            let browser = harness.makeBrowser()
+            let final = try await harness.login(browser, subject: "bob")
+            let (route, _) = try harness.routeSession(from: try #require(final.location))
+            var query = URLQuery()
+            query.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
+            query.append(name: "pomerium_session_access_token_id", value: route.accessTokenID)
+            let response = try await harness.makeBrowser().request(
+                harness.authenticateBase + AuthenticateService.signOutPath + "?" + query.encoded)
+            #expect(response.status == 400)
+            #expect(try await harness.service.loadStoredSession(accessTokenID: route.accessTokenID) != nil)
+        }
+    }
 }

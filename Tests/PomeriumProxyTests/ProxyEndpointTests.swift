@@ -273,6 +273,28 @@ struct ProxyEndpointTests {
         }
     }
 
+    @Test("sign-out names the route cookie's session")
+    func signOutNamesSession() async throws {
+        try await ProxyHarness.run(config: Self.config) { proxy in
+            let alice = proxy.session("alice@corp.test", audience: ["app.example.test"])
+            let named = try await proxy.request(
+                host: "app.example.test", path: "/.pomerium/sign_out",
+                headers: [("Cookie", try proxy.cookieHeader(alice))])
+            let location = try #require(named.location)
+            try proxy.urlSigner.validate(try HTTPURL(parsing: location))
+            let query = try ProxyHarness.query(of: location)
+            #expect(query.value(for: "pomerium_session_access_token_id") == alice.accessTokenID)
+
+            // A cookie for another host names nothing here.
+            let bob = proxy.session("bob@corp.test", audience: ["other.example.test"])
+            let foreign = try await proxy.request(
+                host: "app.example.test", path: "/.pomerium/sign_out",
+                headers: [("Cookie", try proxy.cookieHeader(bob))])
+            let foreignQuery = try ProxyHarness.query(of: try #require(foreign.location))
+            #expect(foreignQuery.value(for: "pomerium_session_access_token_id") == nil)
+        }
+    }
+
     @Test("dashboard forms require the session's CSRF token")
     func dashboardCSRF() async throws {
         try await ProxyHarness.run(config: Self.config) { proxy in
