@@ -24,15 +24,17 @@ extension AuthenticateService {
         if let presented = presentedSession(request, admittingRouteCookie: true) {
             hadSession = true
             ended = presented.session.accessTokenID
-            try await endSession(presented.session.accessTokenID, presented: presented.session, request: request)
+            let stored = try await loadStoredSession(accessTokenID: presented.session.accessTokenID)
+            try await endSession(
+                presented.session.accessTokenID, revoking: stored ?? presented.session, request: request)
         }
         // The proxy names the route cookie's session in the signed URL, because the browser may
-        // hold no cookie at this host (it was cleared, or never stored).
+        // have no cookie at this host (it was cleared, or never stored).
         if let named = request.query.value(for: "pomerium_session_access_token_id"), !named.isEmpty, named != ended,
             let stored = try await loadStoredSession(accessTokenID: named)
         {
             hadSession = true
-            try await endSession(named, presented: stored, request: request)
+            try await endSession(named, revoking: stored, request: request)
         }
 
         var setCookies = try sessionCookies.clearingHeaders()
@@ -91,20 +93,19 @@ extension AuthenticateService {
         }
     }
 
-    // MARK: Refresh endpoints
-
     /// Ends the global session `accessTokenID`: marks it signed out in this process and in the
-    /// store, deletes it, and revokes its token at the provider.
-    private func endSession(_ accessTokenID: String, presented: SessionState, request: AuthenticateRequest)
+    /// store, deletes it, and revokes the token of `session` at the provider.
+    private func endSession(_ accessTokenID: String, revoking session: SessionState, request: AuthenticateRequest)
         async throws
     {
         liveness?.markSignedOut(accessTokenID)
-        let stored = try await loadStoredSession(accessTokenID: accessTokenID)
         try await endStoredSession(accessTokenID: accessTokenID)
-        await revoke(stored ?? presented, requestID: request.requestID)
+        await revoke(session, requestID: request.requestID)
         logger.info(
             "user signed out", metadata: ["request_id": .string(request.requestID), "ati": .string(accessTokenID)])
     }
+
+    // MARK: Refresh endpoints
 
     /// `/.pomerium/refresh` (signed): backend refresh for a proxy in another process. Returns
     /// `200 application/jwt` with a route session for `pomerium_session_audience`.

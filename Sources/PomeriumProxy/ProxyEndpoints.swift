@@ -101,11 +101,7 @@ extension ProxyRequestHandler {
     /// Loads the route session from the cookie only, checked for this host's audience, as the
     /// dashboard and its forms require.
     private func cookieSession() -> SessionState? {
-        guard let head else { return nil }
-        let cookies = CookieParser.parse(headers: head.headers).map { (name: $0.name, value: $0.value) }
-        guard let session = service.cookies.session(fromCookies: cookies) else { return nil }
-        let audienceHost = Self.audienceHost(requestHost: host, scheme: publicScheme)
-        guard session.audience.contains(audienceHost) else { return nil }
+        guard let session = cookieSessionForThisHost() else { return nil }
         let now = service.shared.clock.unixSeconds()
         if let expiry = session.expiry, now >= expiry { return nil }
         if let notBefore = session.notBefore, now < notBefore { return nil }
@@ -204,15 +200,20 @@ extension ProxyRequestHandler {
         }
     }
 
-    /// Returns the session id of the route cookie for this host, expired or not: sign-out ends the
-    /// global session behind it, which may outlive the route session.
-    private func signOutAccessTokenID() -> String? {
+    /// Returns the route session of the cookie whose audience names this host, expired or not.
+    private func cookieSessionForThisHost() -> SessionState? {
         guard let head else { return nil }
         let cookies = CookieParser.parse(headers: head.headers).map { (name: $0.name, value: $0.value) }
         guard let session = service.cookies.session(fromCookies: cookies),
-            session.audience.contains(Self.audienceHost(requestHost: host, scheme: publicScheme)),
-            !session.accessTokenID.isEmpty
+            session.audience.contains(Self.audienceHost(requestHost: host, scheme: publicScheme))
         else { return nil }
+        return session
+    }
+
+    /// Returns the session id of the route cookie for this host, expired or not: sign-out ends the
+    /// global session behind it, which may outlive the route session.
+    private func signOutAccessTokenID() -> String? {
+        guard let session = cookieSessionForThisHost(), !session.accessTokenID.isEmpty else { return nil }
         return session.accessTokenID
     }
 
