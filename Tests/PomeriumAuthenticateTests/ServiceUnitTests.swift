@@ -373,18 +373,18 @@ final class StubProvider: IdentityProvider {
         let clock = ManualWallClock(now: 1_700_000_000)
         let service = try Self.service(
             sessions: try MemoryStore(clock: clock), logins: try MemoryStore(clock: clock), clock: clock)
-        let one = try service.authorizationRequest(state: "state-one")
+        let first = try service.authorizationRequest(state: "state-one")
         let again = try service.authorizationRequest(state: "state-one")
-        let two = try service.authorizationRequest(state: "state-two")
-        #expect(one.nonce == again.nonce)
-        #expect(one.codeVerifier == again.codeVerifier)
-        #expect(one.nonce != two.nonce)
-        #expect(one.codeVerifier != two.codeVerifier)
-        #expect(one.nonce != one.codeVerifier)
+        let second = try service.authorizationRequest(state: "state-two")
+        #expect(first.nonce == again.nonce)
+        #expect(first.codeVerifier == again.codeVerifier)
+        #expect(first.nonce != second.nonce)
+        #expect(first.codeVerifier != second.codeVerifier)
+        #expect(first.nonce != first.codeVerifier)
         // The values are HMACs under the cookie secret, which the browser and provider never see.
         let key = try HMACKey(key: AuthenticateHarness.cookieSecret, digest: .sha256)
         let nonce = try key.authenticate(Array("pomerium-login-nonce\nstate-one".utf8))
-        #expect(one.nonce == Base64.urlUnpadded.encode(nonce))
+        #expect(first.nonce == Base64.urlUnpadded.encode(nonce))
     }
 
     @Test("login flood keeps a stored session")

@@ -9,6 +9,11 @@ import Testing
 /// Opening the Redis store from a configuration file's settings, against a real `redis-server`.
 @Suite(.serialized) struct SessionStoreFactoryTests {
     static func options(cacheStoreAddress: String) throws -> Options {
+        try options(storeLines: "cache_store: redis\ncache_store_address: \"\(cacheStoreAddress)\"")
+    }
+
+    /// Loads a valid all-in-one configuration whose store settings are `storeLines`.
+    static func options(storeLines: String) throws -> Options {
         let text = """
             insecure_server: true
             address: 127.0.0.1:0
@@ -19,8 +24,7 @@ import Testing
             idp_client_secret: secret
             cookie_secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=
             shared_secret: ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=
-            cache_store: redis
-            cache_store_address: "\(cacheStoreAddress)"
+            \(storeLines)
             policy:
               - from: https://app.example.test
                 to: http://127.0.0.1:8000
@@ -73,37 +77,20 @@ import Testing
 
 /// Tests which `cache_store` settings lock completed logins in the store.
 @Suite struct LoginFlowStoreChoiceTests {
-    static func options(_ storeLines: String) throws -> Options {
-        let text = """
-            insecure_server: true
-            authenticate_service_url: https://authenticate.example.test
-            idp_provider: oidc
-            idp_provider_url: http://127.0.0.1:5556
-            idp_client_id: client
-            idp_client_secret: secret
-            cookie_secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=
-            shared_secret: ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=
-            \(storeLines)
-            policy:
-              - from: https://app.example.test
-                to: http://127.0.0.1:8000
-                allow_public_unauthenticated_access: true
-            """
-        let result = ConfigLoader.load(text: text, format: .yaml)
-        try #require(result.isValid, "configuration errors: \(result.errors)")
-        return result.options
-    }
-
     @Test("autocache takes no login locks")
     func autocacheTakesNoLocks() throws {
-        #expect(!SessionStoreFactory.locksLogins(options: try Self.options("cache_store: autocache")))
+        #expect(
+            !SessionStoreFactory.locksLogins(
+                options: try SessionStoreFactoryTests.options(storeLines: "cache_store: autocache")))
     }
 
     @Test("shared stores lock logins")
     func sharedStoresLockLogins() throws {
-        let bolt = try Self.options("cache_store: bolt\ncache_store_path: /tmp/unused-sessions.db")
+        let bolt = try SessionStoreFactoryTests.options(
+            storeLines: "cache_store: bolt\ncache_store_path: /tmp/unused-sessions.db")
         #expect(SessionStoreFactory.locksLogins(options: bolt))
-        let redis = try Self.options("cache_store: redis\ncache_store_address: 127.0.0.1:6379")
+        let redis = try SessionStoreFactoryTests.options(
+            storeLines: "cache_store: redis\ncache_store_address: 127.0.0.1:6379")
         #expect(SessionStoreFactory.locksLogins(options: redis))
     }
 }

@@ -660,8 +660,9 @@ def test_eviction_keeps_each_large_identity(stack, upstream, oidc_provider):
 
 
 # Prefix routes of the assertion eviction test. Six large-group users make 1,200 (session, route)
-# pairs with an assertion of an estimated 19 KB each (300 groups of about 47 bytes, base64url), which
-# by that estimate is more than the 32 MiB assertion cache stores once its per-entry overhead is counted. The test does not observe evictions.
+# pairs, each with an assertion of an estimated 19 KB (300 groups of about 47 bytes, base64url).
+# With the per-entry overhead, that estimate is more than the 32 MiB assertion cache stores.
+# The test does not observe evictions.
 PREFIX_ROUTES = 200
 
 
