@@ -91,6 +91,8 @@ extension AuthenticateService {
             EndpointFailure(502, "the identity provider sent an invalid response", reason: error.code)
         case .invalidIDToken, .userInfoSubjectMismatch:
             EndpointFailure(401, "the identity provider's ID token was rejected", reason: error.code)
+        case .oauthError(let response) where response.isProviderFailure:
+            EndpointFailure(502, "the identity provider is failing; try again later", reason: error.code)
         case .oauthError:
             EndpointFailure(401, "the identity provider did not accept the login; start again", reason: error.code)
         default:

@@ -78,6 +78,12 @@ extension NodeDecoder {
             listenAddress($0, key: "http_redirect_addr")
         }
         options.metricsAddress = settings["metrics_address"].flatMap { listenAddress($0, key: "metrics_address") }
+        if let node = settings["metrics_address"], let address = options.metricsAddress {
+            warning(
+                "metrics_address", node.location,
+                "this build serves no Prometheus metrics, so nothing listens on \(address); remove the setting or scrape another source"
+            )
+        }
     }
 
     private mutating func decodeSecretsAndCookies(_ settings: [String: ConfigNode], into options: inout Options) {
@@ -306,6 +312,9 @@ extension NodeDecoder {
         if let node = settings["tracing_provider"], let value = nonEmptyText(node, key: "tracing_provider") {
             if let provider = TracingProvider(rawValue: value.lowercased()) {
                 options.tracingProvider = provider
+                warning(
+                    "tracing_provider", node.location,
+                    "this build exports no traces, so nothing is sent to \(provider.rawValue); remove the setting")
             } else {
                 error(
                     "tracing_provider", node.location,

@@ -214,6 +214,13 @@ public struct OAuthErrorResponse: Sendable, Equatable, CustomStringConvertible {
         self.errorDescription = errorDescription
     }
 
+    /// Whether the provider failed rather than refused the request: a 5xx status, or the codes
+    /// `server_error` and `temporarily_unavailable`, which some providers also send from the token
+    /// endpoint. Trying again later can succeed.
+    public var isProviderFailure: Bool {
+        status >= 500 || code == .other("server_error") || code == .other("temporarily_unavailable")
+    }
+
     public var description: String {
         var text = "identity provider at \(endpoint) returned error \(code) (HTTP \(status))"
         if let errorDescription { text += ": \(errorDescription)" }

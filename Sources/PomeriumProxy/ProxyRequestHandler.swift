@@ -620,8 +620,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         }
     }
 
-    /// Returns an upstream response's fields without the hop-by-hop fields, every identity header
-    /// and the fields of the `headers` setting, followed by the setting, `Request-Id` and pending
+    /// Returns an upstream response's fields without the hop-by-hop fields, every identity header,
+    /// every `Set-Cookie` of a product cookie and the fields of the `headers` setting, followed by the setting, `Request-Id` and pending
     /// cookies. Copying the list and removing fields in place measured fewer instructions than
     /// copying the kept fields one by one.
     private func upstreamResponseHeaders(_ upstreamHeaders: HTTPHeaders) -> HTTPHeaders {
@@ -638,9 +638,19 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             withFieldsOf: upstreamHeaders, reservingFields: policy.fields.count + 1 + responseCookies.count,
             bytes: policy.byteCount + responseCookies.reduce(0) { $0 + $1.utf8.count + 10 }
         ) { name, value in
-            if name.count == 10 && HTTPFieldName.matches(name, lowercase: "connection") {
-                UpstreamRequestBuilder.appendConnectionNames(of: value, to: &connectionNamed)
-                return false
+            if name.count == 10 {
+                if HTTPFieldName.matches(name, lowercase: "connection") {
+                    UpstreamRequestBuilder.appendConnectionNames(of: value, to: &connectionNamed)
+                    return false
+                }
+                // An application must not set the product's cookies: under a shared
+                // `cookie_domain` a planted session cookie would sign the browser in as someone
+                // else at every route.
+                if HTTPFieldName.matches(name, lowercase: "set-cookie") {
+                    return !service.options.cookieName.withUTF8Bytes {
+                        UpstreamRequestBuilder.setsProductCookie(value, cookieName: $0)
+                    }
+                }
             }
             return
                 !(UpstreamRequestBuilder.isHopByHopName(name) || UpstreamRequestBuilder.isIdentityHeaderName(name)

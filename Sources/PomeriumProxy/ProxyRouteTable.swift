@@ -154,7 +154,10 @@ final class ProxyRouteTable: Sendable {
         // NOTE: the timeout bounds each wait for upstream bytes, not the whole exchange, so a
         // response that keeps streaming is never cut; a slow trickle can outlast `timeout`.
         let read = route.allowWebsockets ? 0 : seconds
-        let timeouts = HTTPClientTimeouts(connect: min(10, max(seconds, 1)), read: read, write: 30)
+        // Connecting takes at least 1 s and at most 10 s; `timeout: 0` (no limit) connects with the
+        // most, not the least.
+        let connect = seconds > 0 ? min(10, max(seconds, 1)) : 10
+        let timeouts = HTTPClientTimeouts(connect: connect, read: read, write: 30)
         let headers = route.setRequestHeaders.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
         return UpstreamRoute(
             id: id, from: route.from, to: to, upstream: upstream, hostHeader: upstream.authority, timeouts: timeouts,

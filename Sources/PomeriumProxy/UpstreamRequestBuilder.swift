@@ -367,6 +367,17 @@ struct UpstreamRequestBuilder {
         return suffix.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
     }
 
+    /// Returns whether a `Set-Cookie` value sets a product cookie of `cookieName`. Browsers take
+    /// the cookie's name from before the first `=` and trim spaces and tabs. A value without `=`
+    /// sets a cookie with an empty name.
+    static func setsProductCookie(_ value: UnsafeBufferPointer<UInt8>, cookieName: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard var end = value.firstIndex(of: UInt8(ascii: "=")) else { return false }
+        var start = 0
+        while start < end, value[start] == UInt8(ascii: " ") || value[start] == UInt8(ascii: "\t") { start += 1 }
+        while end > start, value[end - 1] == UInt8(ascii: " ") || value[end - 1] == UInt8(ascii: "\t") { end -= 1 }
+        return isProductCookie(UnsafeBufferPointer(rebasing: value[start..<end]), cookieName: cookieName)
+    }
+
     /// Removes `Authorization: Pomerium <token>`, the product's own credential, which the upstream
     /// must not be able to replay, and `Bearer` when it carried the route session. Any other
     /// `Authorization` header belongs to the application and stays.

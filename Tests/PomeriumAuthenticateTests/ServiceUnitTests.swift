@@ -241,6 +241,20 @@ final class StubProvider: IdentityProvider {
         #expect(ClientIdentityTransport.map(.responseTooLarge(10)) == .responseTooLarge)
     }
 
+    @Test(
+        "a failing provider at the code exchange is a 502, a refused login a 401",
+        arguments: [
+            (503, "temporarily_unavailable", 502), (500, "invalid_grant", 502), (400, "server_error", 502),
+            (400, "temporarily_unavailable", 502), (400, "invalid_grant", 401), (401, "invalid_client", 401),
+        ])
+    func codeExchangeFailuresMapped(status: Int, code: String, expected: Int) {
+        let error = IdentityError.oauthError(
+            OAuthErrorResponse(
+                endpoint: "https://idp.test/token", status: status, code: OAuthErrorCode(code),
+                errorDescription: nil))
+        #expect(AuthenticateService.loginFailure(error).status == expected)
+    }
+
     @Test func transportReportsRefusedConnection() async throws {
         let group = try EventLoopGroup(loopCount: 1)
         defer { group.shutdown() }

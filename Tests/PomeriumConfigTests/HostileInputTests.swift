@@ -301,6 +301,21 @@ import Testing
                 pem: Array("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----".utf8)) == nil)
     }
 
+    @Test func unservedObservabilitySettingsWarn() throws {
+        let result = try TestConfig.loadBase(
+            "metrics_address: 127.0.0.1:9090\ntracing_provider: jaeger\n"
+                + "tracing_jaeger_collector_endpoint: http://127.0.0.1:14268/api/traces\n")
+        #expect(result.isValid, "\(result.summary)")
+        #expect(
+            result.warnings.contains { $0.key == "metrics_address" && $0.message.contains("127.0.0.1:9090") },
+            "\(result.summary)")
+        #expect(result.warnings.contains { $0.key == "tracing_provider" }, "\(result.summary)")
+        #expect(
+            try TestConfig.loadBase("").warnings.allSatisfy {
+                !["metrics_address", "tracing_provider"].contains($0.key)
+            })
+    }
+
     @Test func futureCertificateWarns() throws {
         let result = try TestConfig.loadBase(
             "certificate: \(TestConfig.base64(TestMaterial.futureCertificate))\n"

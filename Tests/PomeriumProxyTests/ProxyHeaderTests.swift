@@ -213,6 +213,28 @@ struct ProxyHeaderTests {
         }
     }
 
+    @Test("an upstream cannot set the product's cookies")
+    func upstreamProductCookiesDropped() async throws {
+        let fields: [(name: String, value: String)] = [
+            ("Set-Cookie", "_pomerium=planted; Domain=example.test; Path=/"), ("set-cookie", " _pomerium_2=planted"),
+            ("SET-COOKIE", "_pomerium_csrf=planted"), ("Set-Cookie", "_pomerium_signin=planted"),
+            ("Set-Cookie", "app=kept; Path=/"), ("Set-Cookie", "_pomerium_app=kept"),
+        ]
+        try await FixedFieldsUpstream.with(fields: fields) { port in
+            let config = """
+                policy:
+                  - from: https://public.example.test
+                    to: http://127.0.0.1:\(port)
+                    allow_public_unauthenticated_access: true
+                """
+            try await ProxyHarness.run(config: config) { proxy in
+                let response = try await proxy.request(host: "public.example.test", path: "/")
+                #expect(response.status == 200)
+                #expect(response.headers["Set-Cookie"] == ["app=kept; Path=/", "_pomerium_app=kept"])
+            }
+        }
+    }
+
     @Test("path normalisation attacks cannot reach a protected path")
     func pathNormalisation() async throws {
         try await Fixtures.withEchoUpstream { echo in

@@ -327,6 +327,22 @@ struct ProxyUpstreamTests {
         }
     }
 
+    @Test(
+        "the route timeout bounds connecting to 1-10 s, and no limit connects with 10 s",
+        arguments: [("0", 10.0), ("500ms", 1.0), ("3s", 3.0), ("30s", 10.0)])
+    func connectTimeouts(timeout: String, connect: Double) throws {
+        let options = try ProxyHarness.options(
+            """
+            policy:
+              - from: https://app.example.test
+                to: http://127.0.0.1:9
+                timeout: \(timeout)
+                allow_public_unauthenticated_access: true
+            """)
+        let table = try ProxyRouteTable(policy: options.policy)
+        #expect(table.upstreams["policy[0]"]?.timeouts.connect == connect)
+    }
+
     @Test("reconfigured service keeps the shared signer")
     func reconfigure() async throws {
         try await ProxyHarness.run(config: "policy: []") { proxy in

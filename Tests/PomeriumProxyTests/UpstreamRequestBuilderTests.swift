@@ -18,6 +18,20 @@ struct UpstreamRequestBuilderNameTests {
         #expect(UpstreamRequestBuilder.isProductCookie(name, cookieName: "_pomerium") == expected)
     }
 
+    @Test(
+        "a Set-Cookie value names a product cookie by what comes before its first equals sign",
+        arguments: [
+            ("_pomerium=x; Domain=example.test; Path=/", true), (" \t_pomerium_2 =x", true), ("_pomerium_csrf=", true),
+            ("_pomerium_signin=a=b", true), ("_pomerium_app=x", false), ("app=_pomerium", false), ("_pomerium", false),
+            ("=_pomerium", false), ("_Pomerium=x", false), ("", false), ("_pomerium x=y", false),
+        ])
+    func productSetCookies(value: String, expected: Bool) {
+        let matched = value.withUTF8Bytes { value in
+            "_pomerium".withUTF8Bytes { UpstreamRequestBuilder.setsProductCookie(value, cookieName: $0) }
+        }
+        #expect(matched == expected)
+    }
+
     @Test("every hop-by-hop name in any letter case, and nothing else")
     func hopByHopNames() {
         for name in HTTPHeaders.hopByHopFieldNames {
