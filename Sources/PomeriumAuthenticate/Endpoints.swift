@@ -30,6 +30,15 @@ extension AuthenticateService {
         } catch let failure as EndpointFailure {
             response = errorResponse(status: failure.status, detail: failure.detail, request: request)
             reason = failure.reason
+        } catch let failure as StoreError where failure.kind == .unavailable || failure.kind == .timeout {
+            // The proxy answers the same outage with 503: the user can try again in a moment.
+            response = errorResponse(
+                status: 503, detail: "the session store is unavailable; try again in a moment", request: request)
+            response.headers.replaceOrAdd(name: "Retry-After", value: "5")
+            reason = "store-\(failure.kind.rawValue)"
+            logger.error(
+                "authenticate request failed: the session store is unavailable",
+                metadata: ["request_id": .string(request.requestID), "error": .string(failure.description)])
         } catch {
             response = errorResponse(status: 500, detail: "internal error", request: request)
             reason = "internal"

@@ -38,6 +38,18 @@ final class StubProvider: IdentityProvider {
     func endSessionURL(idTokenHint: String?, postLogoutRedirectURL: String?, state: String?) -> String? { nil }
 }
 
+/// A session store that cannot be reached, as Redis is while it restarts.
+struct UnreachableStore: KeyValueStore {
+    static let failure = StoreError(.unavailable, "connection refused")
+    func get(_ key: String) async throws(StoreError) -> [UInt8]? { throw Self.failure }
+    func set(_ key: String, value: [UInt8], ttl: Duration) async throws(StoreError) { throw Self.failure }
+    func delete(_ key: String) async throws(StoreError) { throw Self.failure }
+    func acquireLock(_ name: String, owner: LockOwner, ttl: Duration) async throws(StoreError) -> Bool {
+        throw Self.failure
+    }
+    func releaseLock(_ name: String, owner: LockOwner) async throws(StoreError) -> Bool { throw Self.failure }
+}
+
 /// The service's endpoints called directly, without a server or a provider.
 @Suite struct ServiceUnitTests {
     static func makeService(clock: ManualWallClock = ManualWallClock(now: 1_700_000_000)) throws -> AuthenticateService
@@ -163,6 +175,20 @@ final class StubProvider: IdentityProvider {
         #expect(
             AuthenticateService.escapeHTML("<a href=\"x\">'&'</a>")
                 == "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;")
+    }
+
+    @Test func unreachableStoreAnswers503() async throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let service = try AuthenticateService(
+            options: try AuthenticateHarness.options(port: 8443, idpPort: 9), provider: StubProvider(),
+            store: UnreachableStore(), clock: clock, logger: Logger.inMemory(store: InMemoryLogHandler.Store()))
+        var query = URLQuery()
+        query.append(name: "pomerium_redirect_uri", value: "https://app.example.test/")
+        query.append(name: "pomerium_session_access_token_id", value: "a-session")
+        let target = try Self.signed(service, path: AuthenticateService.signOutPath, query: query, clock: clock)
+        let response = await service.handle(Self.request(target))
+        #expect(response.status == 503)
+        #expect(response.headers.first(name: "Retry-After") == "5")
     }
 
     @Test func wrongMethodRejected() async throws {
