@@ -60,6 +60,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     private var formConsumer: ((URLQuery) -> Void)?
     private var formBytes: [UInt8] = []
     private var tunnel = false
+    /// The next grant check of an open tunnel (see `checkTunnelGrant`).
+    private var tunnelCheck: LoopTimer?
     private var clientFinished = false
     private var upstreamFinished = false
     /// Whether a task, a store read or an endpoint may still call this handler after its
@@ -538,6 +540,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     // of plugging into its decision hook; a fix in one must be made in the other until they merge.
     func requestFailed(_ error: HTTPServerError) {
         finished = true
+        tunnelCheck?.cancel()
+        tunnelCheck = nil
         upstream?.cancel()
         upstream = nil
         if status == 0 { status = 499 }
@@ -720,6 +724,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         guard !finished else { return }
         if tunnel {
             finished = true
+            tunnelCheck?.cancel()
+            tunnelCheck = nil
             responder?.abort()
             writeAccessLog()
             return
@@ -757,6 +763,57 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         if let upgrade { headers.add(name: "Upgrade", value: upgrade) }
         responder.writeHead(HTTPResponseHead(status: 101, reason: head.reason, headers: headers))
         if !initialBytes.isEmpty { responder.tunnelWrite(initialBytes) }
+        scheduleTunnelCheck()
+    }
+
+    /// Checks again, after `tunnelCheckInterval`, what allowed the tunnel's request.
+    private func scheduleTunnelCheck() {
+        tunnelCheck = loop.schedule(after: service.shared.tunnelCheckInterval) { [self] in
+            tunnelCheck = nil
+            checkTunnelGrant()
+        }
+    }
+
+    /// Ends an open tunnel whose request would no longer be allowed: the policy of the
+    /// configuration in effect denies its session (a reload removed the grant, or the route or
+    /// its `allow_websockets`), or the user signed out. The expiry of the route session does not
+    /// end it: the global session behind it, which the liveness check reads, decides how long
+    /// the user stays signed in.
+    private func checkTunnelGrant() {
+        guard tunnel, !finished else { return }
+        let current = service.shared.currentService.service ?? service
+        let session = identityForLog
+        var allowed = false
+        if let (route, upstreamRoute, _) = current.table.route(host: host, path: path), upstreamRoute.allowWebsockets {
+            let decision = current.evaluator.evaluate(
+                route: route, host: host, path: path, isCORSPreflight: false,
+                prepared: session.map(Self.preparedIdentity), now: service.shared.clock.unixSeconds(),
+                foundByRouter: true)
+            allowed = decision.isAllowed || (session != nil && decision.reason == .sessionExpired)
+            if !allowed { logDecision(decision, routeID: route.id, session: session) }
+        }
+        guard allowed else {
+            endTunnel("the policy no longer allows the tunnel's request")
+            return
+        }
+        SessionLivenessGate.check(session, liveness: current.shared.liveness, loop: loop) { [self] outcome in
+            guard tunnel, !finished else { return }
+            switch outcome {
+            case .proceed, .unavailable: scheduleTunnelCheck()
+            case .signedOut: endTunnel("the tunnel's session was signed out")
+            }
+        }
+    }
+
+    /// Closes both sides of the tunnel at once.
+    private func endTunnel(_ reason: String) {
+        logger.info("tunnel closed", metadata: ["req_id": .string(requestID), "reason": .string(reason)])
+        finished = true
+        responder?.abort()
+        responder = nil
+        upstream?.cancel()
+        upstream = nil
+        writeAccessLog()
     }
 
     func tunnelReceived(_ bytes: [UInt8], request: HTTPClientRequest) {
@@ -776,6 +833,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     private func closeTunnelIfDone() {
         guard clientFinished && upstreamFinished else { return }
         finished = true
+        tunnelCheck?.cancel()
+        tunnelCheck = nil
         responder?.closeTunnel()
         upstream?.cancel()
         upstream = nil

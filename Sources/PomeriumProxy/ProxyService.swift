@@ -21,6 +21,10 @@ public struct ProxySharedState: Sendable {
     public let clock: any WallClock
     /// Ends route sessions whose global session was signed out; nil in a proxy-only process.
     public let liveness: SessionLiveness?
+    /// The service of the configuration in effect, shared by the services of every snapshot.
+    public let currentService: CurrentProxyService
+    /// How often an open WebSocket tunnel checks that its session is still live and allowed.
+    public let tunnelCheckInterval: Double
 
     public init(
         signer: IdentityAssertionSigner,
@@ -29,7 +33,9 @@ public struct ProxySharedState: Sendable {
         client: HTTPClient,
         logger: Logger,
         clock: any WallClock,
-        liveness: SessionLiveness? = nil
+        liveness: SessionLiveness? = nil,
+        currentService: CurrentProxyService = CurrentProxyService(),
+        tunnelCheckInterval: Double = 2
     ) {
         self.signer = signer
         self.keySet = keySet
@@ -38,6 +44,8 @@ public struct ProxySharedState: Sendable {
         self.logger = logger
         self.clock = clock
         self.liveness = liveness
+        self.currentService = currentService
+        self.tunnelCheckInterval = tunnelCheckInterval
     }
 }
 

@@ -65,6 +65,7 @@ struct ServiceWiring: Sendable {
             ? SessionLiveness(store: store, clock: SystemIntervalClock(), logger: proxyLogger) : nil
         let locksLogins = SessionStoreFactory.locksLogins(options: options)
         let signingKeys = shared.signingKeys
+        let currentProxy = CurrentProxyService()
         let build: ServiceSetBuilder = { (snapshot: ConfigSnapshot) throws -> ServiceSet in
             let options = snapshot.options
             // The start already loaded the first snapshot's key; a reload reads signing_key again.
@@ -86,7 +87,7 @@ struct ServiceWiring: Sendable {
                     options: options,
                     shared: ProxySharedState(
                         signer: signer, keySet: keySet, refresher: refresher, client: client,
-                        logger: proxyLogger, clock: clock, liveness: liveness))
+                        logger: proxyLogger, clock: clock, liveness: liveness, currentService: currentProxy))
             }
             let authenticateHost = options.authenticateServiceURL.map {
                 AuthenticateHost(scheme: $0.scheme, host: $0.host, port: $0.port)
@@ -111,6 +112,8 @@ struct ServiceWiring: Sendable {
                     "assertion signing key changed; the JWKS lists the new key and, until the next change, the old one",
                     metadata: ["kid": .string(keys.signer.keyID), "generation": .string("\(snapshot.generation)")])
             }
+            // Nothing below throws, so the listener serves this set from now on.
+            if let proxy { currentProxy.install(proxy) }
             return ServiceSet(
                 authenticateHost: authenticateHost,
                 authenticate: authenticateFactory,

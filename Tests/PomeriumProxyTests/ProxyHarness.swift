@@ -145,6 +145,7 @@ final class ProxyHarness: @unchecked Sendable {
         dispatchedRequestID: String? = nil,
         assignedRequestID: String? = nil,
         infoLogs: Bool = false,
+        tunnelCheckInterval: Double = 2,
         _ body: (ProxyHarness) async throws -> T
     ) async throws -> T {
         let options = try options(config)
@@ -160,8 +161,10 @@ final class ProxyHarness: @unchecked Sendable {
         let shared = ProxySharedState(
             signer: signer, keySet: try AssertionKeySet(current: signer.publicKey), refresher: refresher,
             client: client, logger: logger, clock: clock,
-            liveness: livenessStore.map { SessionLiveness(store: $0, clock: livenessClock, logger: logger) })
+            liveness: livenessStore.map { SessionLiveness(store: $0, clock: livenessClock, logger: logger) },
+            tunnelCheckInterval: tunnelCheckInterval)
         let service = try ProxyService(options: options, shared: shared)
+        shared.currentService.install(service)
         let server = try await HTTPServer(
             group: group, configuration: HTTPServerConfiguration(address: try SocketAddress(parsing: "127.0.0.1:0"))
         ) { loop -> any HTTPRequestHandler in
@@ -325,7 +328,11 @@ final class RawConnection: @unchecked Sendable {
     func send(_ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, bytes.count - offset) }
+            // MSG_NOSIGNAL: a write after the proxy closed the connection fails instead of
+            // raising SIGPIPE in the test process.
+            let written = bytes.withUnsafeBytes {
+                Glibc.send(descriptor, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            }
             guard written > 0 else { return }
             offset += written
         }

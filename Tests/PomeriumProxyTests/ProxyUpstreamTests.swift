@@ -1,5 +1,7 @@
 import Foundation
+import PomeriumCore
 import PomeriumHTTP
+import PomeriumNet
 import PomeriumSessions
 import PomeriumTestSupport
 import Testing
@@ -53,6 +55,107 @@ struct ProxyUpstreamTests {
                 let refused = try await Self.webSocketExchange(
                     port: proxy.port, host: "plain.example.test", cookie: cookie)
                 #expect(refused.head.hasPrefix("HTTP/1.1 400"))
+            }
+        }
+    }
+
+    static func tunnelConfig(socket: String, users: String) -> String {
+        """
+        policy:
+          - from: https://ws.example.test
+            to: \(socket)
+            allowed_users: [\(users)]
+            allow_websockets: true
+        """
+    }
+
+    /// Opens a tunnel with `cookie`, echoes one message, runs `change` and returns whether the
+    /// proxy closed the tunnel within a second. Meanwhile a message goes through every 100 ms,
+    /// so an open tunnel has echoed across several checks.
+    static func tunnelClosed(port: Int, cookie: String, change: @Sendable () async throws -> Void) async throws
+        -> Bool
+    {
+        let connection = try await onThread {
+            let connection = try RawConnection(port: port)
+            connection.send(
+                "GET /chat HTTP/1.1\r\nHost: ws.example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                    + "Cookie: \(cookie)\r\n\r\n")
+            return connection
+        }
+        let opened = try await onThread { () -> Bool in
+            guard connection.readResponse().head.hasPrefix("HTTP/1.1 101") else { return false }
+            connection.send(RawConnection.textFrame("hello"))
+            return connection.read(count: 7) == [0x81, 5] + Array("hello".utf8)
+        }
+        #expect(opened)
+        try await change()
+        return try await onThread {
+            for _ in 0..<10 {
+                usleep(100_000)
+                connection.send(RawConnection.textFrame("again"))
+                if connection.read(count: 7) != [0x81, 5] + Array("again".utf8) { return true }
+            }
+            return false
+        }
+    }
+
+    @Test("a reload that removes the user's grant closes the user's open tunnel")
+    func tunnelEndsWithGrant() async throws {
+        try await Fixtures.withWebSocketEcho { socket in
+            try await ProxyHarness.run(
+                config: Self.tunnelConfig(socket: socket.baseURL, users: "alice@corp.test"), tunnelCheckInterval: 0.05
+            ) { proxy in
+                let cookie = try proxy.cookieHeader(proxy.session("alice@corp.test", audience: ["ws.example.test"]))
+                let revoked = try ProxyHarness.options(
+                    Self.tunnelConfig(socket: socket.baseURL, users: "bob@corp.test"))
+                let next = try proxy.service.reconfigured(options: revoked)
+                let closed = try await Self.tunnelClosed(port: proxy.port, cookie: cookie) {
+                    proxy.service.shared.currentService.install(next)
+                }
+                // The listener's service set holds the service in effect; here the test does.
+                withExtendedLifetime(next) {}
+                #expect(closed)
+                #expect(proxy.logs.all.contains { $0.message == "tunnel closed" })
+            }
+        }
+    }
+
+    @Test("a reload that keeps the user's grant keeps the open tunnel")
+    func tunnelKeptWithGrant() async throws {
+        try await Fixtures.withWebSocketEcho { socket in
+            try await ProxyHarness.run(
+                config: Self.tunnelConfig(socket: socket.baseURL, users: "alice@corp.test"), tunnelCheckInterval: 0.05
+            ) { proxy in
+                let cookie = try proxy.cookieHeader(proxy.session("alice@corp.test", audience: ["ws.example.test"]))
+                let kept = try ProxyHarness.options(
+                    Self.tunnelConfig(socket: socket.baseURL, users: "alice@corp.test, bob@corp.test"))
+                let next = try proxy.service.reconfigured(options: kept)
+                let closed = try await Self.tunnelClosed(port: proxy.port, cookie: cookie) {
+                    proxy.service.shared.currentService.install(next)
+                }
+                // The listener's service set holds the service in effect; here the test does.
+                withExtendedLifetime(next) {}
+                #expect(!closed)
+            }
+        }
+    }
+
+    @Test("signing out closes the user's open tunnel")
+    func tunnelEndsWithSignOut() async throws {
+        try await Fixtures.withWebSocketEcho { socket in
+            let store = try MemoryStore(clock: SystemWallClock())
+            try await ProxyHarness.run(
+                config: Self.tunnelConfig(socket: socket.baseURL, users: "alice@corp.test"), livenessStore: store,
+                tunnelCheckInterval: 0.05
+            ) { proxy in
+                let session = proxy.session("alice@corp.test", audience: ["ws.example.test"])
+                try await store.set(
+                    SessionLiveness.storeKey(accessTokenID: session.accessTokenID), value: [1], ttl: .seconds(3600))
+                let closed = try await Self.tunnelClosed(port: proxy.port, cookie: try proxy.cookieHeader(session)) {
+                    proxy.service.shared.liveness?.markSignedOut(session.accessTokenID)
+                }
+                #expect(closed)
             }
         }
     }
