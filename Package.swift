@@ -63,7 +63,9 @@ let package = Package(
         ),
         .target(
             name: "PomeriumConfig",
-            dependencies: ["CYAML", "CLinux", "PomeriumCore", "PomeriumCrypto", "PomeriumLogging"],
+            dependencies: [
+                "CYAML", "CLinux", "PomeriumAuthorize", "PomeriumCore", "PomeriumCrypto", "PomeriumLogging",
+            ],
             swiftSettings: swiftSettings
         ),
 

@@ -34,8 +34,7 @@ public struct PolicyEvaluator: Sendable {
                 problems.append(
                     PomeriumError(
                         .administratorInvalid,
-                        "administrators entry \"\(entry)\" is not an email address; write it as local@domain with "
-                            + "exactly one \"@\" and no spaces"
+                        "administrators entry \"\(entry)\" is not an email address; " + PolicyEntrySyntax.addressFix
                     ))
             }
         }

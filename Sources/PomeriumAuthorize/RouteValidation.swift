@@ -96,20 +96,19 @@ extension RoutePolicy {
                 problems.append(
                     PomeriumError(
                         .routeAllowedUserInvalid,
-                        "\(route): allowed_users entry \"\(user)\" is not an email address; write it as local@domain "
-                            + "with exactly one \"@\" and no spaces"
+                        "\(route): allowed_users entry \"\(user)\" is not an email address; "
+                            + PolicyEntrySyntax.addressFix
                     ))
             }
         }
 
         var domains: [String] = []
         for domain in definition.allowedDomains {
-            if domain.isEmpty || domain.contains("@") || domain.containsWhitespaceOrControl {
+            if !PolicyEntrySyntax.isDomain(domain) {
                 problems.append(
                     PomeriumError(
                         .routeAllowedDomainInvalid,
-                        "\(route): allowed_domains entry \"\(domain)\" is invalid; write the bare domain, such as "
-                            + "example.com, without \"@\" or spaces"
+                        "\(route): allowed_domains entry \"\(domain)\" is invalid; " + PolicyEntrySyntax.domainFix
                     ))
             } else {
                 domains.append(domain.asciiLowercased)

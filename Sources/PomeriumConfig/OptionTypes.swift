@@ -180,6 +180,7 @@ public struct RedisAddress: Sendable, Hashable {
                 database = index
             }
             let useTLS = text.hasPrefix("rediss://")
+            var seen: Set<String> = []
             for item in components.queryItems ?? [] {
                 guard queryParameters.contains(item.name) else {
                     return .failure(
@@ -190,6 +191,20 @@ public struct RedisAddress: Sendable, Hashable {
                 if item.name.hasPrefix("tls_") && !useTLS {
                     return .failure(AddressError("\(item.name) applies only to TLS; change the scheme to rediss://"))
                 }
+                // The store refuses these too; here `-validate` and a reload find them.
+                guard seen.insert(item.name).inserted else {
+                    return .failure(AddressError("parameter \(item.name) is given twice; keep one"))
+                }
+                guard let value = item.value, !value.isEmpty else {
+                    return .failure(AddressError("parameter \(item.name) is empty; set a value"))
+                }
+                if item.name == "tls_skip_verify", !["true", "1", "false", "0"].contains(value.lowercased()) {
+                    return .failure(
+                        AddressError("tls_skip_verify \"\(ValueParsing.excerpt(value))\" is not true or false"))
+                }
+            }
+            if seen.contains("tls_cert_file") != seen.contains("tls_key_file") {
+                return .failure(AddressError("tls_cert_file and tls_key_file go together; set both or neither"))
             }
             if let item = components.queryItems?.first(where: { $0.name == "db" }), let value = item.value {
                 guard let index = Int(value), index >= 0 else {

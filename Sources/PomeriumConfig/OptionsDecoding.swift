@@ -1,4 +1,5 @@
 import Foundation
+import PomeriumAuthorize
 import PomeriumCrypto
 
 /// Values generated once per process when the configuration leaves them out. A reload reuses them,
@@ -24,8 +25,13 @@ extension NodeDecoder {
         decodeObservability(settings, into: &options)
         decodeCertificates(settings, into: &options)
 
-        if let value = node("administrators").flatMap({ list($0, key: "administrators") }) {
+        if let administrators = node("administrators"), let value = list(administrators, key: "administrators") {
             options.administrators = value
+            for entry in value where !PolicyEntrySyntax.isAddress(entry) {
+                error(
+                    "administrators", administrators.location,
+                    "entry \"\(ValueParsing.excerpt(entry))\" is not an email address; \(PolicyEntrySyntax.addressFix)")
+            }
         }
         if let claimsNode = node("jwt_claims_headers"), let value = list(claimsNode, key: "jwt_claims_headers") {
             for claim in value where !ValueParsing.isToken(claim) {

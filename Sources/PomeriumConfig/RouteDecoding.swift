@@ -1,4 +1,5 @@
 import Foundation
+import PomeriumAuthorize
 import PomeriumCrypto
 
 extension NodeDecoder {
@@ -131,6 +132,18 @@ extension NodeDecoder {
         let users = fields["allowed_users"].flatMap { list($0, key: field("allowed_users")) } ?? []
         let groups = fields["allowed_groups"].flatMap { list($0, key: field("allowed_groups")) } ?? []
         let domains = fields["allowed_domains"].flatMap { list($0, key: field("allowed_domains")) } ?? []
+        for user in users where !PolicyEntrySyntax.isAddress(user) {
+            error(
+                field("allowed_users"), fields["allowed_users"]?.location ?? node.location,
+                "entry \"\(ValueParsing.excerpt(user))\" is not an email address; \(PolicyEntrySyntax.addressFix)")
+            hasErrors = true
+        }
+        for domain in domains where !PolicyEntrySyntax.isDomain(domain) {
+            error(
+                field("allowed_domains"), fields["allowed_domains"]?.location ?? node.location,
+                "entry \"\(ValueParsing.excerpt(domain))\" is invalid; \(PolicyEntrySyntax.domainFix)")
+            hasErrors = true
+        }
         let isPublic =
             fields["allow_public_unauthenticated_access"].flatMap {
                 bool($0, key: field("allow_public_unauthenticated_access"))

@@ -128,6 +128,32 @@ struct MessageCase: Sendable, CustomTestStringConvertible {
             name: "redis address with bad scheme", yaml: "cache_store: redis\ncache_store_address: http://redis:6379",
             key: "cache_store_address", fragment: "redis://", lineMarker: "cache_store_address:"),
         MessageCase(
+            name: "redis address with a parameter twice",
+            yaml: "cache_store: redis\ncache_store_address: 'redis://redis:6379?db=1&db=2'", key: "cache_store_address",
+            fragment: "db is given twice", lineMarker: "cache_store_address:"),
+        MessageCase(
+            name: "redis client certificate without key",
+            yaml: "cache_store: redis\ncache_store_address: 'rediss://redis:6379?tls_cert_file=/etc/hostname'",
+            key: "cache_store_address", fragment: "tls_key_file go together", lineMarker: "cache_store_address:"),
+        MessageCase(
+            name: "redis tls_skip_verify not a boolean",
+            yaml: "cache_store: redis\ncache_store_address: 'rediss://redis:6379?tls_skip_verify=maybe'",
+            key: "cache_store_address", fragment: "tls_skip_verify \"maybe\" is not true or false",
+            lineMarker: "cache_store_address:"),
+        MessageCase(
+            name: "allowed_users entry not an address",
+            yaml: "policy:\n  - from: https://a.example.test\n    to: http://127.0.0.1:1\n    allowed_users: [alice]",
+            key: "policy[0].allowed_users", fragment: "entry \"alice\" is not an email address",
+            lineMarker: "allowed_users:"),
+        MessageCase(
+            name: "allowed_domains entry with @",
+            yaml:
+                "policy:\n  - from: https://a.example.test\n    to: http://127.0.0.1:1\n    allowed_domains: ['@a.test']",
+            key: "policy[0].allowed_domains", fragment: "entry \"@a.test\" is invalid", lineMarker: "allowed_domains:"),
+        MessageCase(
+            name: "administrators entry not an address", yaml: "administrators: [admin]", key: "administrators",
+            fragment: "entry \"admin\" is not an email address", lineMarker: "administrators:"),
+        MessageCase(
             name: "unknown idp_provider", yaml: "idp_provider: github", key: "idp_provider", fragment: "GitHub arrived",
             lineMarker: "idp_provider:"),
         MessageCase(
