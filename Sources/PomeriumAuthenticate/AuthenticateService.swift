@@ -116,8 +116,14 @@ public final class AuthenticateService: RouteSessionRefresher, Sendable {
             sameSite: Self.sameSite(options.cookieSameSite)
         )
         signer = try URLSigner(sharedSecret: options.sharedSecret, clock: clock, logger: logger)
+        // The global session cookie is host-only even under `cookie_domain`. With the parent
+        // domain the route cookies share its name, and each would replace it, so every route
+        // change would need a login at the provider. A host-only cookie is another cookie to the
+        // browser, sent to the authenticate host next to the route cookie.
+        var globalCookieSettings = cookieSettings
+        globalCookieSettings.domain = nil
         sessionCookies = try SessionCookieCodec(
-            cookieSecret: options.cookieSecret, settings: cookieSettings, clock: clock, logger: logger)
+            cookieSecret: options.cookieSecret, settings: globalCookieSettings, clock: clock, logger: logger)
         oauthState = try OAuthStateCodec(
             cookieSecret: options.cookieSecret,
             settings: cookieSettings,

@@ -177,6 +177,18 @@ struct UnreachableStore: KeyValueStore {
                 == "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;")
     }
 
+    @Test func globalSessionCookieIsHostOnlyUnderCookieDomain() throws {
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let service = try AuthenticateService(
+            options: try AuthenticateHarness.options(port: 8443, idpPort: 9, extraYAML: "cookie_domain: example.test"),
+            provider: StubProvider(), store: try MemoryStore(clock: clock), clock: clock,
+            logger: Logger.inMemory(store: InMemoryLogHandler.Store()))
+        #expect(service.sessionCookies.settings.domain == nil)
+        let cleared = try service.sessionCookies.clearingHeaders()
+        #expect(!cleared.isEmpty)
+        #expect(cleared.allSatisfy { !$0.lowercased().contains("domain=") })
+    }
+
     @Test func unreachableStoreAnswers503() async throws {
         let clock = ManualWallClock(now: 1_700_000_000)
         let service = try AuthenticateService(

@@ -325,10 +325,6 @@ def parent_domain_stack(start_pomerium, server_certificate, oidc_provider, upstr
             "config_path": tmp_path / "config.json", "sessions": {}}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "with cookie_domain shared by the authenticate host and the routes, each route's cookie replaces the "
-    "global session cookie, which the authenticate service now rejects, so every route change needs a "
-    "new login at the identity provider"))
 def test_parent_cookie_domain_route_hops(parent_domain_stack, upstream):
     """With one cookie for all hosts, a user signs in on one route, then opens a second route and
     goes back to the first. Each hop ends at the upstream without a redirect loop, as the right
