@@ -110,9 +110,6 @@ def test_state_from_other_browser_rejected(stack, upstream):
     assert assertion_email(final.json()) == "alice@example.com"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the route's one sign-in binding cookie is overwritten by the second tab's login and cleared by its "
-    "callback, so the first tab's route callback returns 400 although its authenticate callback succeeded"))
 def test_parallel_tab_logins_complete(stack, upstream):
     """Two logins started in one browser before either finishes (two tabs) both complete, in
     either order of their callbacks, each landing on its own page."""
@@ -245,9 +242,6 @@ def test_callback_flood_states_used_once(stack, upstream):
     assert assertion_email(final.json()) == "alice@example.com"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "callbacks still grow the process by about 1.7 KiB each (13,348 KiB for 8,000) with the store lock gone "
-    "under autocache; the OAuth state replay guard holds up to 100,000 states, and the rest is not isolated"))
 def test_callback_flood_memory_bounded(stack, upstream):
     """8,000 callbacks with states that the attacker started itself and invented codes grow the
     process by at most 4 MiB."""
