@@ -23,8 +23,12 @@ public enum Deadline {
                 }
                 // A cancelled `Task.sleep` would keep its wake-up job for the whole timeout. A flood of
                 // quick provider errors turns that into megabytes, so the timer is a `OneShotTimer`.
+                // Its expiry goes through a task, as the operation's result does. When busy threads
+                // delay both, the result that was queued first still wins.
                 let timer = OneShotTimer(seconds: seconds) {
-                    if outcome.finish(.failure(IdentityTransportError.timedOut)) { work.cancel() }
+                    Task {
+                        if outcome.finish(.failure(IdentityTransportError.timedOut)) { work.cancel() }
+                    }
                 }
                 outcome.onFinish { timer.cancel() }
                 outcome.onCancel { work.cancel() }
