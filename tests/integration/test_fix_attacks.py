@@ -139,6 +139,23 @@ def test_parallel_tab_retry_link_works(stack, upstream):
     assert assertion_email(retry.json()) == "alice@example.com"
 
 
+def test_sign_in_start_flood_keeps_browser_working(stack, upstream):
+    """40 sign-ins started in one browser without a callback leave a small sign-in cookie with the
+    newest 8 entries, and that browser's next login still completes."""
+    session = requests_session(stack)
+    for index in range(40):
+        started = session.get(app_url(stack, path=f"/start/{index}"), allow_redirects=False, timeout=10)
+        assert started.status_code == 302, (index, started.status_code)
+    values = [item.value for item in session.cookies if item.name == "_pomerium_signin"]
+    assert len(values) == 1, values
+    assert len(values[0].split("~")) == 8, values[0]
+    assert len(values[0]) <= 415, len(values[0])
+    final, _ = support.login(session, app_url(stack, path="/after-flood"), "alice")
+    assert final.status_code == 200, final.text[:300]
+    assert final.json()["path"] == "/after-flood"
+    assert assertion_email(final.json()) == "alice@example.com"
+
+
 def test_route_cookie_as_pomerium_authorization_rejected(stack, upstream):
     """A route cookie's value sent to the authenticate service as `Authorization: Pomerium` is no
     refresh token: the signed sign-in link then starts a login at the provider instead of
