@@ -45,7 +45,8 @@ public struct ClientIdentityTransport: IdentityHTTPTransport {
         let timeouts = HTTPClientTimeouts(connect: timeout, read: timeout, write: timeout)
         let response: HTTPClientResponse
         do {
-            response = try await withDeadline(seconds: timeout) {
+            // The client's timeouts apply to each phase, so the deadline limits the whole exchange.
+            response = try await Deadline.run(seconds: timeout) {
                 try await client.send(
                     head, body: request.body, to: upstream, timeouts: timeouts,
                     maxResponseSize: request.maximumResponseBytes)
@@ -69,25 +70,6 @@ public struct ClientIdentityTransport: IdentityHTTPTransport {
         case .invalidUpstream(let reason): .unsupportedURL(reason: reason)
         case .cancelled: .connectionFailed(reason: "the request was cancelled")
         case .invalidRequestBody(let reason): .connectionFailed(reason: reason)
-        }
-    }
-
-    /// Runs `body`, throwing `HTTPClientError.readTimeout` when it takes longer than `seconds` in
-    /// total, because the client's timeouts apply per phase rather than to the whole exchange.
-    private func withDeadline<Value: Sendable>(
-        seconds: Double, _ body: @escaping @Sendable () async throws -> Value
-    ) async throws -> Value {
-        try await withThrowingTaskGroup(of: Value?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                throw HTTPClientError.readTimeout
-            }
-            return value
         }
     }
 }

@@ -334,10 +334,11 @@ final class ForwardAuthHandler: HTTPRequestHandler {
         // for the route host, which the ingress passes on, must match.
         let binding = query.value(for: SignInBinding.parameter)
         let signInBinding = SignInBinding(settings: service.cookies.settings, clock: service.shared.clock)
+        var acceptance: SignInBinding.Acceptance?
         if binding != nil {
             let cookies = head.map { CookieParser.parse(headers: $0.headers).map { (name: $0.name, value: $0.value) } }
             do throws(SignInBinding.Failure) {
-                try signInBinding.check(binding: binding, cookies: cookies ?? [])
+                acceptance = try signInBinding.check(binding: binding, cookies: cookies ?? [])
             } catch {
                 logger.info(
                     "sign-in callback rejected: not bound to this browser",
@@ -348,7 +349,9 @@ final class ForwardAuthHandler: HTTPRequestHandler {
         }
         do {
             responseCookies = try service.cookies.setCookieHeaders(for: session)
-            if binding != nil { responseCookies.append(try signInBinding.clearingHeader()) }
+            if let acceptance {
+                responseCookies.append(try signInBinding.setCookieHeader(keeping: acceptance.remainingEntries))
+            }
         } catch {
             logger.error(
                 "storing the session cookie failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])

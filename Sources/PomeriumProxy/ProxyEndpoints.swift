@@ -273,6 +273,7 @@ extension ProxyRequestHandler {
         }
 
         let programmatic = query.value(for: "pomerium_programmatic") == "true"
+        var acceptance: SignInBinding.Acceptance?
         if programmatic {
             guard service.programmaticRedirectHosts.contains(redirectURL.host.lowercased()) else {
                 respondError(400, "The redirect target is not allowed.")
@@ -285,7 +286,8 @@ extension ProxyRequestHandler {
                 respondError(400, "The redirect target is not allowed.")
                 return
             }
-            guard checkSignInBinding(query.value(for: SignInBinding.parameter), head: head) else {
+            acceptance = checkSignInBinding(query.value(for: SignInBinding.parameter), head: head)
+            guard acceptance != nil else {
                 respondError(
                     400, "This sign-in link was used already or was started in another browser. Sign in again.",
                     retryURL: redirectURL.description)
@@ -294,10 +296,15 @@ extension ProxyRequestHandler {
         }
         do {
             // A programmatic login's tokens go to the script's loopback listener only. Its callback
-            // URL is not bound to a browser, so it must not sign the browser in to the route.
-            responseCookies =
-                programmatic
-                ? [] : try service.cookies.setCookieHeaders(for: session) + [signInBinding.clearingHeader()]
+            // URL is not bound to a browser, so it must not sign the browser in to the route. A
+            // browser's callback removes its own sign-in from the cookie and keeps other tabs' ones.
+            if let acceptance {
+                responseCookies =
+                    try service.cookies.setCookieHeaders(for: session)
+                    + [signInBinding.setCookieHeader(keeping: acceptance.remainingEntries)]
+            } else {
+                responseCookies = []
+            }
         } catch {
             logger.error(
                 "storing the session cookie failed", metadata: ["req_id": .string(requestID), "error": "\(error)"])
@@ -325,28 +332,27 @@ extension ProxyRequestHandler {
 
     var signInBinding: SignInBinding { SignInBinding(settings: service.cookies.settings, clock: service.shared.clock) }
 
-    /// Starts binding a sign-in to this browser: queues the sign-in cookie when a new one is needed
+    /// Starts binding a sign-in to this browser: queues the sign-in cookie with a new entry added
     /// and returns the parameter for the signed sign-in URL.
     func signInBindingParameter() throws -> (name: String, value: String) {
         let cookies =
             head.map { CookieParser.parse(headers: $0.headers).map { (name: $0.name, value: $0.value) } } ?? []
         let start = try signInBinding.start(cookies: cookies)
-        if let setCookie = start.setCookie { responseCookies.append(setCookie) }
+        responseCookies.append(start.setCookie)
         return (SignInBinding.parameter, start.binding)
     }
 
-    /// Returns whether the callback's binding matches this browser's sign-in cookie, and logs the
-    /// reason when it does not.
-    private func checkSignInBinding(_ binding: String?, head: HTTPRequestHead) -> Bool {
+    /// Checks the callback's binding against this browser's sign-in cookie. Returns nil, and logs
+    /// the reason, when it does not match.
+    private func checkSignInBinding(_ binding: String?, head: HTTPRequestHead) -> SignInBinding.Acceptance? {
         let cookies = CookieParser.parse(headers: head.headers).map { (name: $0.name, value: $0.value) }
         do throws(SignInBinding.Failure) {
-            try signInBinding.check(binding: binding, cookies: cookies)
-            return true
+            return try signInBinding.check(binding: binding, cookies: cookies)
         } catch {
             logger.info(
                 "sign-in callback rejected: not bound to this browser",
                 metadata: ["req_id": .string(requestID), "reason": .string("\(error)")])
-            return false
+            return nil
         }
     }
 

@@ -229,7 +229,7 @@ struct ForwardAuthEndpointTests {
     func boundCallback() async throws {
         try await ProxyHarness.run(config: Self.config, forwardAuth: true) { proxy in
             let session = proxy.session("alice@corp.test", audience: ["app.example.test"])
-            let value = "\(proxy.clock.unixSeconds()).route-host-nonce"
+            let value = "\(proxy.clock.unixSeconds()).routeHostNonce" + String(repeating: "A", count: 18)
             let callback = try Self.callbackURL(
                 proxy, token: try proxy.token(session), redirect: "https://app.example.test/a",
                 origin: "https://app.example.test", boundTo: value)
@@ -243,6 +243,14 @@ struct ForwardAuthEndpointTests {
             #expect(
                 accepted.headers["Set-Cookie"].first?.hasPrefix("_pomerium=v1") == true, "nginx passes only the first")
             #expect(accepted.headers["Set-Cookie"].contains { $0.hasPrefix("_pomerium_signin=;") })
+
+            // Another tab's pending sign-in stays in the cookie.
+            let otherTab = "\(proxy.clock.unixSeconds()).otherTab" + String(repeating: "B", count: 24)
+            let withOtherTab = try await Self.verify(
+                proxy, callback, cookie: "_pomerium_signin=\(otherTab)~\(value)", path: "/")
+            #expect(withOtherTab.status == 302)
+            let signIn = withOtherTab.headers["Set-Cookie"].first { $0.hasPrefix("_pomerium_signin=") }
+            #expect(signIn.flatMap(ProxyHarness.cookiePair) == "_pomerium_signin=\(otherTab)")
         }
     }
 

@@ -22,7 +22,7 @@ struct ProxyEndpointTests {
     /// The sign-in cookie of a browser that started a sign-in at the harness clock's current time,
     /// as a `Cookie` header and as the value that callback URLs are bound to.
     static func signInCookie(_ proxy: ProxyHarness) -> (header: (String, String), value: String) {
-        let value = "\(proxy.clock.unixSeconds()).test-browser-nonce"
+        let value = "\(proxy.clock.unixSeconds()).testBrowserNonce" + String(repeating: "A", count: 16)
         return (("Cookie", "_pomerium_signin=\(value)"), value)
     }
 
@@ -146,12 +146,45 @@ struct ProxyEndpointTests {
             let query = try ProxyHarness.query(of: try #require(response.location))
             #expect(query.value(for: SignInBinding.parameter) == (try SignInBinding.binding(for: String(value))))
 
-            // A browser that already started a sign-in keeps its cookie, so parallel tabs both finish.
+            // A second tab's sign-in adds its own entry and keeps the first tab's, so both finish.
             let again = try await proxy.request(
                 host: "app.example.test", path: "/other", headers: [("Cookie", "_pomerium_signin=\(value)")])
-            #expect(again.headers["Set-Cookie"].isEmpty)
+            let againSetCookie = try #require(again.headers["Set-Cookie"].first { $0.hasPrefix("_pomerium_signin=") })
+            let againValue = try #require(ProxyHarness.cookiePair(againSetCookie)).dropFirst("_pomerium_signin=".count)
+            let entries = againValue.split(separator: "~").map(String.init)
+            #expect(entries.count == 2)
+            #expect(entries.first == String(value))
             let againQuery = try ProxyHarness.query(of: try #require(again.location))
-            #expect(againQuery.value(for: SignInBinding.parameter) == query.value(for: SignInBinding.parameter))
+            #expect(againQuery.value(for: SignInBinding.parameter) == (try SignInBinding.binding(for: entries[1])))
+            #expect(againQuery.value(for: SignInBinding.parameter) != query.value(for: SignInBinding.parameter))
+        }
+    }
+
+    @Test("callback removes only its own sign-in from the cookie")
+    func callbackKeepsOtherTabs() async throws {
+        try await ProxyHarness.run(config: Self.config) { proxy in
+            let token = try proxy.token(proxy.session("alice@corp.test", audience: ["app.example.test"]))
+            let now = proxy.clock.unixSeconds()
+            let tabOne = "\(now).tabOne" + String(repeating: "1", count: 26)
+            let tabTwo = "\(now).tabTwo" + String(repeating: "2", count: 26)
+            let both = ("Cookie", "_pomerium_signin=\(tabOne)~\(tabTwo)")
+            let second = try Self.callbackTarget(
+                proxy, token: token, redirect: "https://app.example.test/two", boundTo: tabTwo)
+            let completed = try await proxy.request(host: "app.example.test", path: second, headers: [both])
+            #expect(completed.status == 302)
+            #expect(completed.location == "https://app.example.test/two")
+            let signIn = try #require(completed.headers["Set-Cookie"].first { $0.hasPrefix("_pomerium_signin=") })
+            #expect(ProxyHarness.cookiePair(signIn) == "_pomerium_signin=\(tabOne)")
+
+            let first = try Self.callbackTarget(
+                proxy, token: token, redirect: "https://app.example.test/one", boundTo: tabOne)
+            let remaining = ("Cookie", "_pomerium_signin=\(tabOne)")
+            let replayed = try await proxy.request(host: "app.example.test", path: second, headers: [remaining])
+            #expect(replayed.status == 400, "the second tab's link works once")
+            let alsoCompleted = try await proxy.request(host: "app.example.test", path: first, headers: [remaining])
+            #expect(alsoCompleted.status == 302)
+            #expect(alsoCompleted.location == "https://app.example.test/one")
+            #expect(alsoCompleted.headers["Set-Cookie"].contains { $0.hasPrefix("_pomerium_signin=;") })
         }
     }
 

@@ -337,4 +337,53 @@ struct TokenCallbackAndStateTests {
         clock.advance(by: 11)
         #expect(guardStore.markUsed("a", expiresAt: Int64(SessionFixtures.now) + 100))
     }
+
+    @Test("a full replay guard drops the oldest nonce first")
+    func replayGuardDropsOldest() {
+        let guardStore = InMemoryStateReplayGuard(capacity: 2, clock: clock)
+        let expiry = Int64(SessionFixtures.now) + 60
+        #expect(guardStore.markUsed("first", expiresAt: expiry))
+        #expect(guardStore.markUsed("second", expiresAt: expiry))
+        #expect(guardStore.markUsed("third", expiresAt: expiry))
+        #expect(!guardStore.markUsed("second", expiresAt: expiry))
+        #expect(!guardStore.markUsed("third", expiresAt: expiry))
+        #expect(guardStore.count == 2)
+    }
+
+    @Test("the replay guard keeps every live nonce until it expires")
+    func replayGuardKeepsLiveNonces() {
+        let guardStore = InMemoryStateReplayGuard(clock: clock)
+        let now = Int64(SessionFixtures.now)
+        for index in 0..<5000 {
+            #expect(guardStore.markUsed("short-\(index)", expiresAt: now + 10))
+        }
+        for index in 0..<100 {
+            #expect(guardStore.markUsed("long-\(index)", expiresAt: now + 600))
+        }
+        #expect(!guardStore.markUsed("short-0", expiresAt: now + 10))
+        #expect(!guardStore.markUsed("short-4999", expiresAt: now + 10))
+        #expect(guardStore.count == 5100)
+
+        // Once the first 5,000 expire, the next call drops them and shrinks the storage, and the
+        // 100 live nonces are still rejected.
+        clock.advance(by: 11)
+        #expect(guardStore.markUsed("after", expiresAt: now + 600))
+        #expect(guardStore.count == 101)
+        for index in 0..<100 {
+            #expect(!guardStore.markUsed("long-\(index)", expiresAt: now + 600))
+        }
+        #expect(guardStore.markUsed("short-0", expiresAt: now + 600))
+    }
+
+    @Test("an expired nonce behind a live one is accepted again")
+    func replayGuardExpiryOutOfOrder() {
+        let guardStore = InMemoryStateReplayGuard(clock: clock)
+        let now = Int64(SessionFixtures.now)
+        #expect(guardStore.markUsed("late", expiresAt: now + 100))
+        #expect(guardStore.markUsed("early", expiresAt: now + 10))
+        clock.advance(by: 11)
+        #expect(guardStore.markUsed("early", expiresAt: now + 100))
+        #expect(!guardStore.markUsed("early", expiresAt: now + 100))
+        #expect(!guardStore.markUsed("late", expiresAt: now + 100))
+    }
 }

@@ -80,6 +80,29 @@ def test_login_dashboard_and_sign_out(browser, stack, provider, artifacts):
     assert browser.find_elements(By.NAME, "sub")
 
 
+def test_two_tabs_sign_in_in_either_order(browser, stack, provider):
+    """Two tabs of one browser start sign-in to the same route before either finishes. Each adds
+    its own entry to the route's sign-in cookie, so both complete, the later-started tab first,
+    and each lands on its own page."""
+    app = stack()
+    first_target, second_target = app.url("app", "/tab/one"), app.url("app", "/tab/two")
+    browser.get(first_target)
+    wait_until(browser, lambda d: d.current_url.startswith(provider), "the first tab at the provider")
+    first_tab = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    browser.get(second_target)
+    log_in_at_provider(browser, provider, "alice")
+    wait_until(browser, lambda d: d.current_url == second_target, f"the return to {second_target}")
+    assert "alice@example.com" in browser.find_element(By.TAG_NAME, "body").text
+
+    browser.switch_to.window(first_tab)
+    log_in_at_provider(browser, provider, "alice")
+    wait_until(browser, lambda d: d.current_url == first_target, f"the return to {first_target}")
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "Hello from the demo upstream" in body
+    assert "alice@example.com" in body
+
+
 def test_user_outside_the_policy_sees_the_403_page(browser, stack, provider, artifacts):
     app = stack()
     browser.get(app.url("app", "/"))

@@ -1,11 +1,12 @@
+import PomeriumCore
 import Synchronization
 
-/// Runs an operation with a time limit enforced here as well as in the transport, so a transport
-/// that misses its own timeout (for example a stalled TLS handshake) still cannot hold a login open.
-enum Deadline {
+/// Runs an operation with an overall time limit that applies even when the operation misses its own
+/// timeouts (for example in a stalled TLS handshake), so a provider call cannot hold a login open.
+public enum Deadline {
     /// Returns the result of `operation`, or throws `IdentityTransportError.timedOut` after `seconds`.
     /// On timeout the operation's task is cancelled and its late result is dropped.
-    static func run<T: Sendable>(
+    public static func run<T: Sendable>(
         seconds: Double,
         _ operation: @escaping @Sendable () async throws -> T
     ) async throws -> T {
@@ -20,10 +21,13 @@ enum Deadline {
                         outcome.finish(.failure(error))
                     }
                 }
-                let timer = Task {
-                    try? await Task.sleep(for: .seconds(seconds))
-                    if !Task.isCancelled && outcome.finish(.failure(IdentityTransportError.timedOut)) {
-                        work.cancel()
+                // A cancelled `Task.sleep` would keep its wake-up job for the whole timeout. A flood of
+                // quick provider errors turns that into megabytes, so the timer is a `OneShotTimer`.
+                // Its expiry goes through a task, as the operation's result does. When busy threads
+                // delay both, the result that was queued first still wins.
+                let timer = OneShotTimer(seconds: seconds) {
+                    Task {
+                        if outcome.finish(.failure(IdentityTransportError.timedOut)) { work.cancel() }
                     }
                 }
                 outcome.onFinish { timer.cancel() }
