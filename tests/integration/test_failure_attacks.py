@@ -299,3 +299,210 @@ def test_parallel_hanging_requests_leave_others_served(hostile_stack):
     for thread in threads:
         thread.join(timeout=15)
     assert results == [504] * 20, results
+
+
+# -------------------------------------------------------------------------------------------------
+# Upstream TLS settings fail closed.
+
+
+def openssl(*arguments):
+    subprocess.run(["openssl", *arguments], check=True, capture_output=True, timeout=30)
+
+
+def make_ca(folder, name):
+    cert, key = folder / f"{name}.pem", folder / f"{name}-key.pem"
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+            "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign", "-keyout", str(key), "-out", str(cert))
+    return cert, key
+
+
+def make_leaf(folder, name, ca, subject_alt_name, usage):
+    cert, key, request = folder / f"{name}.pem", folder / f"{name}-key.pem", folder / f"{name}.csr"
+    extensions = folder / f"{name}.ext"
+    extensions.write_text(f"subjectAltName={subject_alt_name}\nextendedKeyUsage={usage}\n")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(request))
+    openssl("x509", "-req", "-in", str(request), "-CA", str(ca[0]), "-CAkey", str(ca[1]), "-CAcreateserial",
+            "-days", "2", "-extfile", str(extensions), "-out", str(cert))
+    return cert, key
+
+
+class TLSUpstream:
+    """An HTTPS upstream on 127.0.0.1 that records the SNI of each handshake and responds with
+    JSON naming the client certificate's common name (None without one). `client_ca` asks for a client
+    certificate; `require_client` makes one mandatory."""
+
+    def __init__(self, cert, key, client_ca=None, require_client=False):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(str(cert), str(key))
+        if client_ca is not None:
+            self.context.load_verify_locations(str(client_ca))
+            self.context.verify_mode = ssl.CERT_REQUIRED if require_client else ssl.CERT_OPTIONAL
+        self.server_names = []
+        self.handshakes = 0
+        self.lock = threading.Lock()
+        self.context.sni_callback = self._record_sni
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return f"https://127.0.0.1:{self.port}"
+
+    def _record_sni(self, connection, server_name, context):
+        with self.lock:
+            self.server_names.append(server_name)
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(timeout=5)
+        self.listener.close()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                connection, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection):
+        connection.settimeout(10)
+        try:
+            tls = self.context.wrap_socket(connection, server_side=True)
+        except (OSError, ssl.SSLError):
+            connection.close()
+            return
+        with self.lock:
+            self.handshakes += 1
+        peer = tls.getpeercert()
+        common_name = None
+        if peer:
+            common_name = dict(item[0] for item in peer["subject"]).get("commonName")
+        reader = _Reader(tls)
+        try:
+            while not self.stopping:
+                head = reader.read_until(b"\r\n\r\n")
+                if head is None:
+                    return
+                payload = json.dumps({"client": common_name,
+                                      "path": head.decode("latin-1").split(" ", 2)[1]}).encode()
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                            + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+        except OSError:
+            return
+        finally:
+            tls.close()
+
+
+@pytest.fixture(scope="module")
+def upstream_pki(tmp_path_factory):
+    """Two server CAs (the right one and a wrong one), a server certificate for
+    upstream.internal only (no IP address), and a client CA with a client certificate."""
+    folder = tmp_path_factory.mktemp("upstream-pki")
+    right, wrong, clients = make_ca(folder, "right-ca"), make_ca(folder, "wrong-ca"), make_ca(folder, "client-ca")
+    server = make_leaf(folder, "upstream.internal", right, "DNS:upstream.internal", "serverAuth")
+    client = make_leaf(folder, "pomerium-client", clients, "DNS:pomerium-client", "clientAuth")
+    return {"right": right, "wrong": wrong, "clients": clients, "server": server, "client": client}
+
+
+@pytest.fixture
+def tls_upstreams(upstream_pki):
+    """One upstream that asks for (but does not need) a client certificate, one that needs it."""
+    optional = TLSUpstream(*upstream_pki["server"], client_ca=upstream_pki["clients"][0])
+    required = TLSUpstream(*upstream_pki["server"], client_ca=upstream_pki["clients"][0], require_client=True)
+    yield optional, required
+    optional.stop()
+    required.stop()
+
+
+@pytest.fixture
+def tls_stack(start_pomerium, oidc_provider, upstream_pki, tls_upstreams):
+    optional, required = tls_upstreams
+    right_ca, wrong_ca = str(upstream_pki["right"][0]), str(upstream_pki["wrong"][0])
+    client_cert, client_key = (str(path) for path in upstream_pki["client"])
+
+    def route(name, to, **settings):
+        return {"from": f"https://{name}.example.test", "to": to, "allow_public_unauthenticated_access": True,
+                "timeout": "5s", **settings}
+
+    port = free_port()
+    config = base_config(port, issuer=oidc_provider, policy=[
+        route("default", optional.url),
+        route("right", optional.url, tls_custom_ca_file=right_ca, tls_server_name="upstream.internal"),
+        route("right-inline", optional.url, tls_server_name="upstream.internal",
+              tls_custom_ca=base64.b64encode(upstream_pki["right"][0].read_bytes()).decode()),
+        route("no-name", optional.url, tls_custom_ca_file=right_ca),
+        route("other-name", optional.url, tls_custom_ca_file=right_ca, tls_server_name="other.internal"),
+        route("wrong", optional.url, tls_custom_ca_file=wrong_ca, tls_server_name="upstream.internal"),
+        route("skip", optional.url, tls_skip_verify=True),
+        route("client", optional.url, tls_custom_ca_file=right_ca, tls_server_name="upstream.internal",
+              tls_client_cert_file=client_cert, tls_client_key_file=client_key),
+        route("required-none", required.url, tls_custom_ca_file=right_ca, tls_server_name="upstream.internal"),
+        route("required-client", required.url, tls_custom_ca_file=right_ca, tls_server_name="upstream.internal",
+              tls_client_cert_file=client_cert, tls_client_key_file=client_key),
+    ])
+    process = start_pomerium(config, wait_port=port)
+    return {"port": port, "process": process, "optional": optional, "required": required}
+
+
+def upstream_report(stack, name):
+    """(status, the upstream's JSON report or None) for GET / on `<name>.example.test`."""
+    status, _, body = plain_get(stack["port"], "/", host=f"{name}.example.test")
+    if status != 200:
+        return status, None
+    return status, json.loads(body)
+
+
+@pytest.mark.parametrize("name", ["default", "no-name", "other-name", "wrong"])
+def test_unverified_upstream_certificate_gets_502(tls_stack, name):
+    status, report = upstream_report(tls_stack, name)
+    assert status == 502, report
+
+
+@pytest.mark.parametrize("name", ["right", "right-inline", "skip"])
+def test_trusted_upstream_certificate_served(tls_stack, name):
+    status, report = upstream_report(tls_stack, name)
+    assert status == 200
+    assert report["client"] is None
+
+
+def test_server_name_sent_as_sni(tls_stack):
+    assert upstream_report(tls_stack, "right")[0] == 200
+    assert tls_stack["optional"].server_names == ["upstream.internal"]
+
+
+def test_wrong_ca_after_skip_verify_not_pooled(tls_stack):
+    """Two routes to one upstream address: after the skip-verify route leaves a kept-alive
+    connection, the route with the wrong CA must still fail instead of reusing it."""
+    for _ in range(3):
+        assert upstream_report(tls_stack, "skip")[0] == 200
+        assert upstream_report(tls_stack, "wrong")[0] == 502
+        assert upstream_report(tls_stack, "other-name")[0] == 502
+
+
+def test_client_certificate_not_lent_to_other_routes(tls_stack):
+    """The client-certificate route's kept-alive connection carries its identity; a route to the
+    same upstream without a client certificate must not reuse it."""
+    for _ in range(3):
+        status, report = upstream_report(tls_stack, "client")
+        assert status == 200
+        assert report["client"] == "pomerium-client"
+        status, report = upstream_report(tls_stack, "right")
+        assert status == 200
+        assert report["client"] is None, "the route without a client certificate reused its connection"
+
+
+def test_required_client_certificate(tls_stack):
+    assert upstream_report(tls_stack, "required-none")[0] == 502
+    status, report = upstream_report(tls_stack, "required-client")
+    assert status == 200
+    assert report["client"] == "pomerium-client"
+    assert upstream_report(tls_stack, "required-none")[0] == 502
