@@ -623,11 +623,12 @@ def url(stack, host, path="/"):
     return f"https://{host}.example.test:{stack['port']}{path}"
 
 
-def sign_in(stack, user, host="app"):
-    """A `requests` session signed in as `user` through the mock provider on `host`."""
+def sign_in(stack, user, host="app", expect=200):
+    """A `requests` session signed in as `user` through the mock provider on `host`, whose
+    upstream answers the final plain GET with `expect`."""
     session = requests_session(stack)
     final, _ = support.login(session, url(stack, host), user)
-    assert final.status_code == 200, (final.status_code, final.text[:300])
+    assert final.status_code == expect, (final.status_code, final.text[:300])
     return session
 
 
@@ -916,3 +917,260 @@ def test_provider_down_or_slow_during_refresh(make_stack, provider_front):
     assert result["admin"] == (200, "/slow"), result
     assert 3.5 < result["elapsed"] < 10, result
     assert alive(stack)
+
+
+# -------------------------------------------------------------------------------------------------
+# Configuration reloads while requests run.
+
+RELOAD_SECONDS = 10
+
+
+def rewrite_config(stack, config, name="config.json"):
+    """Replaces the config file by rename, as editors and ConfigMaps do."""
+    path = stack["config_path"].with_name(name)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(config) if isinstance(config, dict) else config)
+    os.replace(temporary, path)
+
+
+def reloads(stack):
+    return stack["process"].output().count('"config reloaded"')
+
+
+def without_user(config, email):
+    """A copy of `config` whose routes no longer list `email`."""
+    copy = json.loads(json.dumps(config))
+    for route in copy["policy"]:
+        if email in route.get("allowed_users", []):
+            route["allowed_users"].remove(email)
+    return copy
+
+
+def test_revoked_grant_applies_to_existing_session(make_stack):
+    """A reload that removes alice from the route denies her existing session on the next
+    request, also on a connection kept alive from before the reload, while admin keeps access."""
+    stack = make_stack()
+    alice = route_cookie(sign_in(stack, "alice"))
+    admin = route_cookie(sign_in(stack, "admin"))
+    kept = requests_session(stack)
+    for _ in range(3):
+        assert kept.get(url(stack, "app"), headers={"Cookie": alice}, allow_redirects=False, timeout=10).status_code \
+            == 200
+    before = reloads(stack)
+    rewrite_config(stack, without_user(stack["config"], "alice@example.com"))
+    support.wait_for(lambda: reloads(stack) > before, RELOAD_SECONDS, "reload applied")
+    assert kept.get(url(stack, "app"), headers={"Cookie": alice}, allow_redirects=False, timeout=10).status_code \
+        == 403
+    assert fetch(stack, "app", alice)[0] == 403
+    assert fetch(stack, "app", admin) == (200, "/")
+
+
+def test_invalid_reload_logs_key_and_file(make_stack):
+    """A reload to an invalid file keeps the running routes and names the key and the file."""
+    stack = make_stack()
+    alice = route_cookie(sign_in(stack, "alice"))
+    broken = dict(stack["config"], cookie_secret="c2hvcnQ=")
+    rewrite_config(stack, json.dumps(broken, indent=1))
+    support.wait_for(lambda: "config reload rejected" in stack["process"].output(), RELOAD_SECONDS, "rejected")
+    lines = [json.loads(line) for line in stack["process"].output().splitlines()
+             if line.startswith("{") and "config reload:" in line]
+    assert any(line.get("key") == "cookie_secret" and "config.json:" in line.get("source", "") for line in lines), \
+        lines
+    assert all("c2hvcnQ=" not in json.dumps(line) for line in lines)
+    assert fetch(stack, "app", alice) == (200, "/")
+
+
+def test_deleted_config_keeps_serving_then_reloads(make_stack):
+    stack = make_stack()
+    alice = route_cookie(sign_in(stack, "alice"))
+    stack["config_path"].unlink()
+    time.sleep(1.5)
+    assert alive(stack)
+    assert fetch(stack, "app", alice) == (200, "/")
+    before = reloads(stack)
+    rewrite_config(stack, without_user(stack["config"], "alice@example.com"))
+    support.wait_for(lambda: reloads(stack) > before, RELOAD_SECONDS, "reload after the file came back")
+    assert fetch(stack, "app", alice)[0] == 403
+
+
+def test_reload_storm_under_traffic(make_stack):
+    """Twenty rewrites alternating between two upstream paths while a client keeps requesting:
+    every response is a 200 from one of the two configurations, and the last one wins."""
+    stack = make_stack()
+    alice = route_cookie(sign_in(stack, "alice"))
+    stop = threading.Event()
+    seen = []
+
+    def traffic():
+        session = requests_session(stack)
+        while not stop.is_set() and len(seen) < 2000:
+            response = session.get(url(stack, "app", "/x"), headers={"Cookie": alice}, allow_redirects=False,
+                                   timeout=10)
+            seen.append((response.status_code, response.text))
+
+    thread = threading.Thread(target=traffic)
+    thread.start()
+    upstream = stack["config"]["policy"][0]["to"]
+    try:
+        for index in range(20):
+            config = json.loads(json.dumps(stack["config"]))
+            config["policy"][0]["to"] = f"{upstream}/{'one' if index % 2 else 'two'}"
+            rewrite_config(stack, config)
+            time.sleep(0.15)
+    finally:
+        time.sleep(3)
+        stop.set()
+        thread.join(timeout=20)
+    assert alive(stack)
+    assert seen, "no request completed"
+    assert set(seen) <= {(200, "/x"), (200, "/one/x"), (200, "/two/x")}, set(seen)
+    assert fetch(stack, "app", alice, path="/x") == (200, "/one/x")
+
+
+# -------------------------------------------------------------------------------------------------
+# WebSockets.
+
+
+@pytest.fixture
+def websocket_upstream(tmp_path):
+    port = free_port()
+    group = support.ProcessGroup(tmp_path)
+    try:
+        group.start("websocket-echo", [support.VENV / "python", support.ROOT / "tests/fixtures/websocket_echo.py",
+                                       "--port", port], port=port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        group.stop_all()
+
+
+class RefusingUpstream(ThreadedUpstream):
+    """Answers every upgrade request with 403 and a body, as a server that refuses the upgrade."""
+
+    def _serve(self, connection):
+        connection.settimeout(10)
+        try:
+            if _Reader(connection).read_until(b"\r\n\r\n") is None:
+                return
+            connection.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 7\r\nConnection: close\r\n\r\nrefused")
+        except OSError:
+            return
+        finally:
+            connection.close()
+
+
+@pytest.fixture
+def refusing_upstream():
+    server = RefusingUpstream()
+    yield server
+    server.stop()
+
+
+def open_websocket(stack, host, cookie=None):
+    """A websockets client connection to wss://<host>.example.test:<port>/ws over 127.0.0.1."""
+    from websockets.sync.client import connect
+    context = ssl.create_default_context(cafile=str(stack["ca"]))
+    raw = socket.create_connection(("127.0.0.1", stack["port"]), timeout=10)
+    headers = {"Cookie": cookie} if cookie else {}
+    return connect(url(stack, host, "/ws").replace("https://", "wss://"), sock=raw, ssl=context,
+                   server_hostname=f"{host}.example.test", additional_headers=headers, open_timeout=10)
+
+
+def upgrade_status(stack, host, cookie=None):
+    """Sends a WebSocket upgrade request on a raw TLS connection: (status, body bytes so far)."""
+    context = ssl.create_default_context(cafile=str(stack["ca"]))
+    with socket.create_connection(("127.0.0.1", stack["port"]), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=f"{host}.example.test") as tls:
+            lines = [f"GET /ws HTTP/1.1", f"Host: {host}.example.test:{stack['port']}", "Connection: Upgrade",
+                     "Upgrade: websocket", "Sec-WebSocket-Version: 13",
+                     "Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)).decode()]
+            if cookie:
+                lines.append(f"Cookie: {cookie}")
+            tls.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            reader = _Reader(tls)
+            head = reader.read_until(b"\r\n\r\n")
+            assert head is not None, "pomerium closed the connection without a response"
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            return status, (reader.read_exactly(length) if length else b"")
+
+
+def websocket_routes(stack_port, websocket_url, refusing_url):
+    def route(host, to, **more):
+        return {"from": f"https://{host}.example.test:{stack_port}", "to": to, **more}
+
+    return [
+        route("ws", websocket_url, allowed_users=["alice@example.com", "admin@example.com"], allow_websockets=True),
+        route("nows", websocket_url, allowed_users=["alice@example.com"]),
+        route("refuse", refusing_url, allowed_users=["alice@example.com"], allow_websockets=True),
+    ]
+
+
+@pytest.fixture
+def websocket_stack(start_pomerium, server_certificate, oidc_provider, echo_upstream, websocket_upstream,
+                    refusing_upstream, tmp_path):
+    for user, claims in USERS.items():
+        support.set_user_claims(oidc_provider, user, claims)
+    port = free_port()
+    config = tls_config(port, server_certificate, oidc_provider, echo_upstream.url)
+    config["policy"] += websocket_routes(port, websocket_upstream, refusing_upstream.url)
+    process = start_pomerium(config, wait_port=port, scheme="https")
+    return {"port": port, "ca": server_certificate[0], "process": process, "config": config,
+            "config_path": tmp_path / "config.json"}
+
+
+def test_websocket_with_session_echoes(websocket_stack):
+    alice = route_cookie(sign_in(websocket_stack, "alice", host="ws", expect=426), host="ws")
+    with open_websocket(websocket_stack, "ws", alice) as connection:
+        for index in range(5):
+            connection.send(f"message {index}")
+            assert connection.recv(timeout=5) == f"message {index}"
+        connection.send(b"\x00" * 200000)
+        assert connection.recv(timeout=5) == b"\x00" * 200000
+
+
+def test_websocket_without_session_not_upgraded(websocket_stack):
+    assert upgrade_status(websocket_stack, "ws")[0] == 302
+    assert upgrade_status(websocket_stack, "ws", "_pomerium=v1.forged")[0] == 302
+
+
+def test_websocket_denied_user_not_upgraded(websocket_stack):
+    support.set_user_claims(websocket_stack["config"]["idp_provider_url"], "mallory",
+                            {"email": "mallory@other.test", "groups": []})
+    mallory = route_cookie(sign_in_denied(websocket_stack, "mallory", "ws"), host="ws")
+    assert upgrade_status(websocket_stack, "ws", mallory)[0] == 403
+
+
+def sign_in_denied(stack, user, host):
+    """Signs in a user whom the route denies; returns the session holding the route cookie."""
+    session = requests_session(stack)
+    final, _ = support.login(session, url(stack, host), user)
+    assert final.status_code == 403, final.status_code
+    return session
+
+
+def test_websocket_route_without_flag_refused(websocket_stack):
+    alice = route_cookie(sign_in(websocket_stack, "alice", host="nows", expect=426), host="nows")
+    assert upgrade_status(websocket_stack, "nows", alice)[0] == 400
+
+
+def test_upstream_refusing_upgrade_passes_its_answer(websocket_stack):
+    alice = route_cookie(sign_in(websocket_stack, "alice", host="refuse", expect=403), host="refuse")
+    assert upgrade_status(websocket_stack, "refuse", alice) == (403, b"refused")
+    assert fetch(websocket_stack, "refuse", alice)[0] == 403
+
+
+def test_websocket_upgrade_after_grant_revoked(websocket_stack):
+    """A reload that removes alice from the route denies her next upgrade. The connection she
+    opened before the reload is a request already running, which the reload leaves alone."""
+    alice = route_cookie(sign_in(websocket_stack, "alice", host="ws", expect=426), host="ws")
+    with open_websocket(websocket_stack, "ws", alice) as connection:
+        connection.send("before")
+        assert connection.recv(timeout=5) == "before"
+    before = reloads(websocket_stack)
+    rewrite_config(websocket_stack, without_user(websocket_stack["config"], "alice@example.com"))
+    support.wait_for(lambda: reloads(websocket_stack) > before, RELOAD_SECONDS, "reload applied")
+    assert upgrade_status(websocket_stack, "ws", alice)[0] == 403
