@@ -1174,3 +1174,159 @@ def test_websocket_upgrade_after_grant_revoked(websocket_stack):
     rewrite_config(websocket_stack, without_user(websocket_stack["config"], "alice@example.com"))
     support.wait_for(lambda: reloads(websocket_stack) > before, RELOAD_SECONDS, "reload applied")
     assert upgrade_status(websocket_stack, "ws", alice)[0] == 403
+
+
+# -------------------------------------------------------------------------------------------------
+# Forward-auth: routes on one host that differ by path, and unlisted hosts.
+
+# Paths that an application resolves to /admin (after decoding, dot-segment removal, slash
+# merging or dropping a path parameter), in the raw form nginx puts into $request_uri.
+ADMIN_PATH_VARIANTS = [
+    "/admin", "/admin/", "/admin/x", "//admin", "/./admin", "/x/../admin", "/x/..//admin", "/%61dmin",
+    "/%2e%2e/admin", "/x/%2e%2e/admin", "/x/.%2e/admin", "/admin%2f", "/x%2f..%2fadmin", "/admin;x=1",
+    "/admin?x", "/admin#x", "/x/..;/admin", "/.%2fadmin",
+]
+
+
+def test_verify_path_variants_of_admin_route(make_stack):
+    """alice may use app but not its /admin prefix. No spelling of /admin in `uri` may let
+    /verify answer 200 for her."""
+    stack = make_stack()
+    port = stack["port"]
+    config = json.loads(json.dumps(stack["config"]))
+    app = f"https://app.example.test:{port}"
+    config["forward_auth_url"] = f"https://fwdauth.example.test:{port}"
+    config["policy"] = [
+        {"from": app, "to": config["policy"][0]["to"], "prefix": "/admin", "allowed_users": ["admin@example.com"]},
+    ] + config["policy"]
+    before = reloads(stack)
+    rewrite_config(stack, config)
+    support.wait_for(lambda: reloads(stack) > before, RELOAD_SECONDS, "reload applied")
+    alice = route_cookie(sign_in(stack, "alice"))
+    session = requests_session(stack)
+
+    def verify(path, encoded):
+        target = app + path
+        query = "uri=" + (urllib.parse.quote(target, safe="") if encoded else target)
+        response = session.get(url(stack, "fwdauth", "/verify?" + query), headers={"Cookie": alice},
+                               allow_redirects=False, timeout=10)
+        return response.status_code
+
+    assert verify("/other", encoded=True) == 200
+    allowed = [(path, encoded) for path in ADMIN_PATH_VARIANTS for encoded in (True, False)
+               if verify(path, encoded) == 200]
+    assert allowed == [], allowed
+
+
+def test_verify_unlisted_host_denied(make_stack):
+    """A valid session checked against a host, port or name spelling that no route lists gets
+    403, and the forward-auth sign-in page gets 404 for it."""
+    stack = make_stack(forward_auth_url="https://fwdauth.example.test")
+    alice = route_cookie(sign_in(stack, "alice"))
+    session = requests_session(stack)
+    port = stack["port"]
+    for target in [f"https://unlisted.example.test:{port}/", "https://app.example.test/",
+                   f"https://app.example.test:{port + 1}/", f"https://app.example.test.:{port}/",
+                   f"https://app.example.test@unlisted.example.test:{port}/"]:
+        encoded = urllib.parse.quote(target, safe="")
+        response = session.get(url(stack, "fwdauth", "/verify?uri=" + encoded), headers={"Cookie": alice},
+                               allow_redirects=False, timeout=10)
+        assert response.status_code in (400, 403), (target, response.status_code)
+        response = session.get(url(stack, "fwdauth", "/?uri=" + encoded), headers={"Cookie": alice},
+                               allow_redirects=False, timeout=10)
+        assert response.status_code in (400, 404), (target, response.status_code)
+
+
+# -------------------------------------------------------------------------------------------------
+# Forward-auth through a real nginx with the example configuration.
+
+
+def nginx_block(pomerium_port, nginx_port, upstream_port):
+    """config/examples/forward-auth/nginx.conf for plain HTTP on loopback."""
+    from test_forward_auth import example_for_loopback
+    return example_for_loopback(pomerium_port, nginx_port, upstream_port)
+
+
+@pytest.fixture
+def nginx_stack(start_pomerium, oidc_provider, echo_upstream, tmp_path):
+    """pomerium over plain HTTP answering the example nginx, which protects app.example.test on
+    its own port. On that host, /admin is for admin only and the rest for example.com users."""
+    from test_forward_auth import nginx_main_config
+    for user, claims in USERS.items():
+        support.set_user_claims(oidc_provider, user, claims)
+    port, nginx_port = free_port(), free_port()
+    app = f"http://app.example.test:{nginx_port}"
+    config = base_config(
+        port, issuer=oidc_provider, cookie_secure=False,
+        authenticate_service_url=f"http://authenticate.example.test:{port}",
+        forward_auth_url=f"http://fwdauth.example.test:{port}",
+        policy=[{"from": app, "to": "http://127.0.0.1:9", "prefix": "/admin", "allowed_users": ["admin@example.com"]},
+                {"from": app, "to": "http://127.0.0.1:9", "allowed_domains": ["example.com"]}])
+    process = start_pomerium(config, wait_port=port)
+    folder = tmp_path / "nginx"
+    folder.mkdir()
+    (folder / "nginx.conf").write_text(nginx_main_config(folder, nginx_block(port, nginx_port, echo_upstream.port)))
+    group = support.ProcessGroup(tmp_path)
+    try:
+        group.start("nginx", [shutil.which("nginx") or "/usr/sbin/nginx", "-c", folder / "nginx.conf", "-p", folder,
+                              "-e", folder / "error.log"], port=nginx_port)
+        yield {"port": port, "nginx_port": nginx_port, "app": app, "process": process}
+    finally:
+        group.stop_all()
+
+
+def nginx_sign_in(stack, user):
+    """Signs `user` in through nginx; returns the app cookie header value."""
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["Accept"] = "text/html"
+    final, _ = support.login(session, stack["app"] + "/start", user)
+    assert final.status_code == 200 and final.text == "/start", (final.status_code, final.text[:300])
+    cookies = [item for item in session.cookies if item.domain.startswith("app") and item.name.startswith("_pomerium")]
+    assert cookies
+    return "; ".join(f"{item.name}={item.value}" for item in cookies)
+
+
+def raw_get(port, target, host, cookie=None):
+    """One GET with the target byte for byte: (status, body)."""
+    lines = [f"GET {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    if cookie:
+        lines.append(f"Cookie: {cookie}")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        received = b""
+        while len(received) < 1_000_000 and (chunk := connection.recv(65536)):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_nginx_admin_path_variants_stay_denied(nginx_stack):
+    """Through nginx, alice reaches the application but no raw spelling of /admin: nginx passes
+    $request_uri unnormalised to both the check and the application."""
+    alice = nginx_sign_in(nginx_stack, "alice")
+    host = f"app.example.test:{nginx_stack['nginx_port']}"
+    assert raw_get(nginx_stack["nginx_port"], "/other", host, alice) == (200, b"/other")
+    reached = []
+    for path in ADMIN_PATH_VARIANTS:
+        status, body = raw_get(nginx_stack["nginx_port"], path, host, alice)
+        if status == 200:
+            reached.append((path, body))
+    assert reached == [], reached
+    admin = nginx_sign_in(nginx_stack, "admin")
+    assert raw_get(nginx_stack["nginx_port"], "/admin/x", host, admin) == (200, b"/admin/x")
+
+
+def test_nginx_forwarded_headers_from_client_ignored(nginx_stack):
+    """A client's X-Forwarded-Uri and -Host cannot move the check from /admin to another path."""
+    alice = nginx_sign_in(nginx_stack, "alice")
+    host = f"app.example.test:{nginx_stack['nginx_port']}"
+    lines = [f"GET /admin HTTP/1.1", f"Host: {host}", "Connection: close", f"Cookie: {alice}",
+             "X-Forwarded-Uri: /other", f"X-Forwarded-Host: {host}", "X-Forwarded-Proto: http"]
+    with socket.create_connection(("127.0.0.1", nginx_stack["nginx_port"]), timeout=10) as connection:
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    assert int(received.split(b" ", 2)[1]) == 403, received[:300]
+
