@@ -44,7 +44,8 @@ class HostileUpstream(ThreadedUpstream):
     /bad-length sends `Content-Length: abc`; /two-lengths sends two different Content-Length
     fields; /garbage sends a line that is no status line; /obs-fold folds a header value over
     two lines; /nul-value sends a NUL byte inside a header value; /late/<seconds> waits before
-    the response head; /trickle sends six chunks half a second apart; /stall sends one chunk and
+    the response head; /unasked-101 switches protocols on a plain request and then sends a
+    response of its own; /hints-flood sends 2000 103 responses before the 200; /trickle sends six chunks half a second apart; /stall sends one chunk and
     then stalls for five seconds; /ok responds normally. Every request head is recorded."""
 
     def __init__(self):
@@ -98,6 +99,14 @@ class HostileUpstream(ThreadedUpstream):
             send("HTTP/1.1 200 OK\r\nX-Folded: first\r\n Set-Cookie: injected=1\r\nContent-Length: 2\r\n\r\nok")
         elif path == "/nul-value":
             send("HTTP/1.1 200 OK\r\nX-Nul: a\x00b\r\nContent-Length: 2\r\n\r\nok")
+        elif path == "/unasked-101":
+            send("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                 "HTTP/1.1 200 OK\r\nX-Smuggled: yes\r\nContent-Length: 8\r\n\r\nsmuggled")
+            time.sleep(1)
+        elif path == "/hints-flood":
+            for _ in range(2000):
+                send("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+            send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         elif path.startswith("/late/"):
             time.sleep(float(path.split("/")[2]))
             send("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate")
@@ -194,6 +203,38 @@ def test_nul_in_upstream_header_not_forwarded(hostile_stack):
     status, headers, _ = plain_get(hostile_stack["port"], "/nul-value")
     assert status in (200, 502)
     assert all("\x00" not in value for _, value in headers)
+    assert_serving(hostile_stack)
+
+
+def test_unasked_switching_protocols_not_tunnelled(hostile_stack):
+    """A 101 to a request that asked for no upgrade must not turn the client connection into a
+    tunnel: the upstream's bytes after it would reach the client as a response of their own."""
+    with socket.create_connection(("127.0.0.1", hostile_stack["port"]), timeout=10) as client:
+        client.sendall(b"GET /unasked-101 HTTP/1.1\r\nHost: app.example.test\r\n\r\n")
+        received = b""
+        deadline = time.monotonic() + 3
+        client.settimeout(0.5)
+        while time.monotonic() < deadline:
+            try:
+                chunk = client.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    assert not received.startswith(b"HTTP/1.1 101"), received[:300]
+    assert b"X-Smuggled" not in received, received[:300]
+    assert received.startswith(b"HTTP/1.1 502"), received[:300]
+    assert_serving(hostile_stack)
+
+
+def test_early_hints_flood_bounded(hostile_stack):
+    """2000 interim responses before the final one: either passed on or dropped, but the final
+    response arrives and the process stays up."""
+    status, _, body = plain_get(hostile_stack["port"], "/hints-flood")
+    assert status in (200, 502)
     assert_serving(hostile_stack)
 
 
