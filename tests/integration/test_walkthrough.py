@@ -129,26 +129,54 @@ def test_validate_problem_line_format(pomerium_binary, tmp_path):
     assert code == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "-validate reports the configuration as valid (exit 0) when allowed_users, allowed_domains or "
-    "administrators hold entries that are not email addresses or bare domains, while starting "
-    "the same file exits 1 with those entries named"))
-@pytest.mark.parametrize("setting", [
-    "    allowed_users: [alice]",
-    "    allowed_domains: ['@example.com']",
-    "    allowed_domains: [example.com]\nadministrators: [admin]",
-])
-def test_validate_reports_malformed_allow_lists(pomerium_binary, tmp_path, setting):
-    path = tmp_path / "config.yaml"
-    path.write_text("\n".join([
+def config_with(setting, issuer="http://127.0.0.1:9"):
+    """A valid YAML config with `setting` appended after the one route's fields."""
+    return "\n".join([
         "address: 127.0.0.1:0", "insecure_server: true",
         "authenticate_service_url: https://authenticate.example.test",
-        "idp_provider: oidc", "idp_provider_url: http://127.0.0.1:9", "idp_client_id: client",
+        "idp_provider: oidc", f"idp_provider_url: {issuer}", "idp_client_id: client",
         "idp_client_secret: secret", f"cookie_secret: {SECRET}",
-        "policy:", "  - from: https://app.example.test", "    to: http://127.0.0.1:9", setting, ""]))
+        "policy:", "  - from: https://app.example.test", "    to: http://127.0.0.1:9", setting, ""])
+
+
+# Settings that -validate accepts although starting the same file exits 1, with the text that
+# the start's error names. Nothing listens on the Redis port: the address is checked before the
+# store connects.
+REJECTED_ONLY_AT_START = [
+    ("    allowed_users: [alice]", 'allowed_users entry "alice"'),
+    ("    allowed_domains: ['@example.com']", 'allowed_domains entry "@example.com"'),
+    ("    allowed_domains: [example.com]\nadministrators: [admin]", 'administrators entry "admin"'),
+    ("    allowed_domains: [example.com]\ncache_store: redis\n"
+     "cache_store_address: 'redis://127.0.0.1:9?db=1&db=2'", "parameter db is given twice"),
+    ("    allowed_domains: [example.com]\ncache_store: redis\n"
+     "cache_store_address: 'rediss://127.0.0.1:9?tls_cert_file=/etc/hostname'", "tls_key_file"),
+    ("    allowed_domains: [example.com]\ncache_store: redis\n"
+     "cache_store_address: 'rediss://127.0.0.1:9?tls_skip_verify=maybe'", 'tls_skip_verify "maybe"'),
+]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "-validate exits 0 for allowed_users, allowed_domains or administrators entries that are not "
+    "email addresses or bare domains, and for a cache_store_address with a repeated parameter, a "
+    "client certificate without its key or a non-boolean tls_skip_verify, while starting the "
+    "same file exits 1 naming them"))
+@pytest.mark.parametrize("setting, named", REJECTED_ONLY_AT_START)
+def test_validate_reports_what_start_rejects(pomerium_binary, tmp_path, setting, named):
+    path = tmp_path / "config.yaml"
+    path.write_text(config_with(setting))
     code, output = run(pomerium_binary, "-config", str(path), "-validate")
     assert code == 1, output
     assert any(line.startswith("error: ") and f"{path.name}:" in line for line in problems(output)), output
+
+
+@pytest.mark.parametrize("setting, named", REJECTED_ONLY_AT_START)
+def test_start_rejects_what_validate_misses(pomerium_binary, oidc_provider, tmp_path, setting, named):
+    """The settings of the test above do stop the start, naming the value."""
+    path = tmp_path / "config.yaml"
+    path.write_text(config_with(setting, issuer=oidc_provider))
+    code, output = run(pomerium_binary, "-config", str(path))
+    assert code == 1, output
+    assert named in output.strip().splitlines()[-1], output
 
 
 def test_environment_wins_over_file(pomerium_binary, tmp_path):
@@ -388,3 +416,46 @@ def test_path_normalised_before_upstream(running):
     body = json.loads(received.partition(b"\r\n\r\n")[2])
     assert body["target"] == "/a/c"
     assert get(running, "public", "/a%2Fb").status_code == 400
+
+
+# -------------------------------------------------------------------------------------------------
+# WebSocket timeouts: the route `timeout` does not apply, `timeout_idle` does.
+
+
+@pytest.fixture
+def websocket_echo(tmp_path):
+    port = free_port()
+    group = support.ProcessGroup(tmp_path)
+    try:
+        group.start("websocket-echo", [support.VENV / "python", ROOT / "tests/fixtures/websocket_echo.py",
+                                       "--port", port], port=port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        group.stop_all()
+
+
+def websocket(port, ca, host):
+    from websockets.sync.client import connect
+    context = ssl.create_default_context(cafile=str(ca))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return connect(f"wss://{host}.example.test:{port}/ws", sock=raw, ssl=context,
+                   server_hostname=f"{host}.example.test", open_timeout=10)
+
+
+def test_websocket_timeouts(start_pomerium, server_certificate, oidc_provider, websocket_echo):
+    """configuration.md: websocket routes never time out (the route `timeout` is 1 s here), and
+    `timeout_idle` (2 s here) closes an upgraded connection with no bytes in either direction."""
+    port = free_port()
+    config = base_config(port, certificate=server_certificate, issuer=oidc_provider, timeout_idle="2s", policy=[
+        {"from": f"https://ws.example.test:{port}", "to": websocket_echo, "timeout": "1s",
+         "allow_websockets": True, "allow_public_unauthenticated_access": True}])
+    start_pomerium(config, wait_port=port, scheme="https")
+    with websocket(port, server_certificate[0], "ws") as connection:
+        for index in range(4):
+            time.sleep(1.2)
+            connection.send(f"after quiet {index}")
+            assert connection.recv(timeout=5) == f"after quiet {index}"
+        time.sleep(3.5)
+        with pytest.raises(Exception):
+            connection.send("after idle")
+            connection.recv(timeout=3)
