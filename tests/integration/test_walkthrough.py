@@ -473,3 +473,61 @@ def test_unbuilt_metrics_setting_reported(start_pomerium, oidc_provider):
     served = support.port_open(metrics_port)
     output = process.output()
     assert served or ("metrics_address" in output and "tracing_provider" in output), output[-2000:]
+
+
+# -------------------------------------------------------------------------------------------------
+# forward-auth.md, with the endpoints called directly.
+
+
+@pytest.fixture
+def forward_auth(start_pomerium, server_certificate, oidc_provider):
+    for user, claims in USERS.items():
+        support.set_user_claims(oidc_provider, user, claims)
+    port = free_port()
+    config = base_config(
+        port, certificate=server_certificate, issuer=oidc_provider,
+        authenticate_service_url=f"https://authenticate.example.test:{port}",
+        forward_auth_url=f"https://fwdauth.example.test:{port}", jwt_claims_headers=["email"],
+        policy=[{"from": f"https://app.example.test:{port}", "to": "http://127.0.0.1:9",
+                 "allowed_domains": ["example.com"]}])
+    process = start_pomerium(config, wait_port=port, scheme="https")
+    stack = {"port": port, "ca": server_certificate[0], "process": process}
+    session = requests_session(stack)
+    final, _ = support.login(session, f"https://app.example.test:{port}/", "alice")
+    assert final.status_code == 502  # signed in; the route's upstream is closed
+    stack["cookie"] = "; ".join(f"{item.name}={item.value}" for item in session.cookies
+                                if item.domain.startswith("app") and item.name.startswith("_pomerium"))
+    return stack
+
+
+def test_forward_auth_endpoints_as_documented(forward_auth):
+    port = forward_auth["port"]
+    session = requests_session(forward_auth)
+    base = f"https://fwdauth.example.test:{port}"
+    app = f"https://app.example.test:{port}"
+    cookie = {"Cookie": forward_auth["cookie"]}
+
+    allowed = session.get(f"{base}/verify?uri={app}/a?b=1&c=2", headers=cookie, allow_redirects=False, timeout=10)
+    assert allowed.status_code == 200
+    assert allowed.text == f"Access to app.example.test:{port} is allowed."
+    assert allowed.headers["X-Pomerium-Claim-Email"] == "alice@example.com"
+    assert allowed.headers["X-Pomerium-Jwt-Assertion"].count(".") == 2
+
+    posted = session.post(f"{base}/verify?uri={app}/", headers=cookie, allow_redirects=False, timeout=10)
+    assert posted.status_code == 200, "the method of the check must not matter"
+    assert session.get(f"{base}/verify?auth_status=403&uri={app}/", headers=cookie, allow_redirects=False,
+                       timeout=10).status_code == 403
+    assert session.get(f"{base}/verify?uri={app}/", allow_redirects=False, timeout=10).status_code == 401
+    assert session.get(f"{base}/verify?uri=/relative", headers=cookie, allow_redirects=False,
+                       timeout=10).status_code == 400
+
+    sign_in = session.get(f"{base}/?uri={app}/a?b=1&c=2", allow_redirects=False, timeout=10)
+    assert sign_in.status_code == 302
+    assert "b%3D1%26c%3D2" in sign_in.headers["Location"], sign_in.headers["Location"]
+    assert session.get(f"{base}/?uri={app}/", headers={"X-Requested-With": "XMLHttpRequest"},
+                       allow_redirects=False, timeout=10).status_code == 401
+    unknown = f"https://unknown.example.test:{port}/"
+    assert session.get(f"{base}/?uri={unknown}", headers=cookie, allow_redirects=False,
+                       timeout=10).status_code == 404
+    assert session.get(f"{base}/verify?uri={unknown}", headers=cookie, allow_redirects=False,
+                       timeout=10).status_code == 403
