@@ -1408,3 +1408,59 @@ def test_unservable_reload_logged_as_rejected(make_stack):
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert any(line.get("key") == "policy[0].allowed_users" and "config.json" in line.get("source", "")
                for line in lines), [line for line in lines if line.get("level") == "error"]
+
+
+def test_rotated_ca_file_applies_to_pooled_connections(start_pomerium, oidc_provider, upstream_pki, tls_upstreams,
+                                                       tmp_path):
+    """The route's CA file is replaced by one that does not sign the upstream's certificate. The
+    kept-alive connection verified under the old CA must not carry the next request."""
+    optional, _ = tls_upstreams
+    ca_file = tmp_path / "upstream-ca.pem"
+    shutil.copyfile(upstream_pki["right"][0], ca_file)
+    port = free_port()
+    config = base_config(port, issuer=oidc_provider, policy=[
+        {"from": "https://app.example.test", "to": optional.url, "allow_public_unauthenticated_access": True,
+         "tls_custom_ca_file": str(ca_file), "tls_server_name": "upstream.internal"}])
+    process = start_pomerium(config, wait_port=port)
+    stack = {"port": port, "process": process}
+    for _ in range(3):
+        assert plain_get(port, "/")[0] == 200
+    handshakes = optional.handshakes
+    before = reloads(stack)
+    temporary = tmp_path / "upstream-ca.pem.tmp"
+    shutil.copyfile(upstream_pki["wrong"][0], temporary)
+    os.replace(temporary, ca_file)
+    support.wait_for(lambda: reloads(stack) > before, RELOAD_SECONDS, "reload after the CA file changed")
+    statuses = [plain_get(port, "/")[0] for _ in range(3)]
+    assert statuses == [502, 502, 502], (statuses, optional.handshakes - handshakes)
+
+
+def websocket_still_echoes(connection):
+    try:
+        connection.send("still open?")
+        return connection.recv(timeout=3) == "still open?"
+    except Exception:  # noqa: BLE001 (any failure means the connection is gone)
+        return False
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "an open WebSocket outlives a reload that removes the user's grant and the user's sign-out: "
+    "it keeps relaying until a side closes it or it is idle for timeout_idle"))
+@pytest.mark.parametrize("ending", ["revoked", "signed-out"])
+def test_open_websocket_ends_with_its_grant(websocket_stack, ending):
+    session = sign_in(websocket_stack, "alice", host="ws", expect=426)
+    alice = route_cookie(session, host="ws")
+    with open_websocket(websocket_stack, "ws", alice) as connection:
+        connection.send("before")
+        assert connection.recv(timeout=5) == "before"
+        if ending == "revoked":
+            before = reloads(websocket_stack)
+            rewrite_config(websocket_stack, without_user(websocket_stack["config"], "alice@example.com"))
+            support.wait_for(lambda: reloads(websocket_stack) > before, RELOAD_SECONDS, "reload applied")
+        else:
+            assert session.get(url(websocket_stack, "ws", "/.pomerium/sign_out"), timeout=10).status_code == 200
+            assert fetch(websocket_stack, "ws", alice)[0] == 302
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline and websocket_still_echoes(connection):
+            time.sleep(0.5)
+        assert not websocket_still_echoes(connection)
