@@ -1464,3 +1464,31 @@ def test_open_websocket_ends_with_its_grant(websocket_stack, ending):
         while time.monotonic() < deadline and websocket_still_echoes(connection):
             time.sleep(0.5)
         assert not websocket_still_echoes(connection)
+
+
+def test_silent_provider_at_callback_times_out(make_stack, provider_front):
+    """A token endpoint that does not respond within pomerium's 30-second provider timeout:
+    the callback ends with a gateway error after about that long, and meanwhile a public
+    request is not held up."""
+    stack = make_stack(issuer=provider_front.url)
+    session, callback = login_until_callback(stack, "alice")
+    provider_front.mode = "slow"
+    provider_front.delay = 40
+    result = {}
+
+    def complete_callback():
+        started = time.monotonic()
+        result["status"] = session.get(callback, allow_redirects=False, timeout=60).status_code
+        result["elapsed"] = time.monotonic() - started
+
+    thread = threading.Thread(target=complete_callback)
+    thread.start()
+    time.sleep(1)
+    started = time.monotonic()
+    assert fetch(stack, "public", path="/meanwhile") == (200, "/meanwhile")
+    assert time.monotonic() - started < 1
+    thread.join(timeout=60)
+    provider_front.mode = "pass"
+    assert result["status"] in (502, 504), result
+    assert 25 < result["elapsed"] < 36, result
+    assert alive(stack)
