@@ -324,6 +324,26 @@ def test_assertion_never_reaches_the_browser(running):
     assert "X-Pomerium-Jwt-Assertion" not in response.headers
 
 
+def test_product_cookies_stripped_toward_upstream(running):
+    """compatibility.md: only the product's cookies are removed from the upstream's Cookie."""
+    cookies = "_pomerium=a; _pomerium_2=b; _pomerium_csrf=c; _pomerium_signin=d; _pomerium_app=e; app=f"
+    report = Report(get(running, "public", headers={"Cookie": cookies}))
+    assert report.values("Cookie") == ["_pomerium_app=e; app=f"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Set-Cookie fields from the upstream that name the product's cookies (_pomerium, its chunks, "
+    "_pomerium_csrf, _pomerium_signin) reach the browser, so an application behind one route can "
+    "plant its own sealed session, with Domain= for every route under a shared cookie_domain"))
+def test_upstream_cannot_set_product_cookies(running):
+    planted = ["_pomerium=planted; Domain=example.test; Path=/", "_pomerium_2=planted", "_pomerium_csrf=planted",
+               "_pomerium_signin=planted", "app=kept"]
+    query = "&".join("respond=" + requests.utils.quote(f"Set-Cookie: {value}", safe="") for value in planted)
+    response = get(running, "public", "/?" + query)
+    assert response.status_code == 200
+    assert response.raw.headers.getlist("Set-Cookie") == ["app=kept"]
+
+
 def test_claim_headers_reach_the_upstream(running):
     report = Report(get(running, "app", "/", session=running["alice"]))
     assert report.values("X-Pomerium-Claim-Email") == ["alice@example.com"]
