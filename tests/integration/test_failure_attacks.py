@@ -45,7 +45,7 @@ class HostileUpstream(ThreadedUpstream):
     fields; /garbage sends a line that is no status line; /obs-fold folds a header value over
     two lines; /nul-value sends a NUL byte inside a header value; /late/<seconds> waits before
     the response head; /unasked-101 switches protocols on a plain request and then sends a
-    response of its own; /hints-flood sends 2000 103 responses before the 200; /trickle sends six chunks half a second apart; /stall sends one chunk and
+    response of its own; /chunked-cut closes after the first chunk; /hints-flood sends 2000 103 responses before the 200; /trickle sends six chunks half a second apart; /stall sends one chunk and
     then stalls for five seconds; /ok responds normally. Every request head is recorded."""
 
     def __init__(self):
@@ -103,6 +103,8 @@ class HostileUpstream(ThreadedUpstream):
             send("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
                  "HTTP/1.1 200 OK\r\nX-Smuggled: yes\r\nContent-Length: 8\r\n\r\nsmuggled")
             time.sleep(1)
+        elif path == "/chunked-cut":
+            send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
         elif path == "/hints-flood":
             for _ in range(2000):
                 send("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
@@ -249,6 +251,28 @@ def test_truncated_body_cuts_client_connection(hostile_stack):
         response.read()
     assert len(cut.value.partial) == 1000
     connection.close()
+    assert_serving(hostile_stack)
+
+
+def test_cut_chunked_body_not_terminated(hostile_stack):
+    """An upstream that closes after the first chunk: the client must not get the terminating
+    zero-length chunk, which would make the cut response look complete, and the connection ends."""
+    with socket.create_connection(("127.0.0.1", hostile_stack["port"]), timeout=10) as client:
+        client.sendall(b"GET /chunked-cut HTTP/1.1\r\nHost: app.example.test\r\n\r\n")
+        received = b""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                chunk = client.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200"), received[:200]
+    assert b"first" in received
+    assert not received.endswith(b"0\r\n\r\n"), received[-50:]
+    assert time.monotonic() < deadline, "the client connection stayed open after the upstream closed"
     assert_serving(hostile_stack)
 
 
@@ -452,6 +476,49 @@ def upstream_pki(tmp_path_factory):
     server = make_leaf(folder, "upstream.internal", right, "DNS:upstream.internal", "serverAuth")
     client = make_leaf(folder, "pomerium-client", clients, "DNS:pomerium-client", "clientAuth")
     return {"right": right, "wrong": wrong, "clients": clients, "server": server, "client": client}
+
+
+def make_expired_leaf(folder, ca):
+    """A certificate for upstream.internal signed by `ca` that expired a day ago: (cert, key)."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca_cert = x509.load_pem_x509_certificate(ca[0].read_bytes())
+    ca_key = serialization.load_pem_private_key(ca[1].read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "upstream.internal")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=3))
+        .not_valid_after(now - datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("upstream.internal")]), critical=False)
+        .sign(ca_key, hashes.SHA256()))
+    cert_path, key_path = folder / "expired.pem", folder / "expired-key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_expired_upstream_certificate_gets_502(start_pomerium, oidc_provider, upstream_pki, tmp_path):
+    """The right CA signed the upstream's certificate, but it has expired."""
+    upstream = TLSUpstream(*make_expired_leaf(tmp_path, upstream_pki["right"]))
+    try:
+        port = free_port()
+        start_pomerium(base_config(port, issuer=oidc_provider, policy=[
+            {"from": "https://app.example.test", "to": upstream.url, "allow_public_unauthenticated_access": True,
+             "tls_custom_ca_file": str(upstream_pki["right"][0]), "tls_server_name": "upstream.internal"}]),
+            wait_port=port)
+        assert plain_get(port, "/")[0] == 502
+    finally:
+        upstream.stop()
 
 
 @pytest.fixture
