@@ -1640,3 +1640,36 @@ def test_slow_handshake_within_route_timeout(start_pomerium, oidc_provider, upst
         assert time.monotonic() - started < 1.8
     finally:
         upstream.stop()
+
+
+@pytest.mark.parametrize("replacement", ["fifo", "device", "directory"])
+def test_config_replaced_by_special_file(start_pomerium, oidc_provider, tmp_path, replacement):
+    """The config file is replaced by a FIFO, a link to /dev/zero or a directory. The reload must
+    reject it without blocking on it, keep serving, and apply the next valid file."""
+    port = free_port()
+    config = base_config(port, issuer=oidc_provider, headers={"X-Generation": "one"})
+    process = start_pomerium(config, wait_port=port)
+    path = tmp_path / "config.json"
+    special = tmp_path / "special"
+    if replacement == "fifo":
+        os.mkfifo(special)
+    elif replacement == "device":
+        special.symlink_to("/dev/zero")
+    else:
+        special.mkdir()
+    if replacement == "directory":
+        path.unlink()
+        special.rename(path)
+    else:
+        os.replace(special, path)
+    support.wait_for(lambda: "config reload rejected" in process.output(), RELOAD_SECONDS, "reload rejected")
+    reasons = [line.lower() for line in process.output().splitlines() if "cannot read config file" in line]
+    assert any(replacement in line for line in reasons), reasons
+    assert plain_get(port, "/healthz")[0] == 200
+    if replacement == "directory":
+        path.rmdir()
+    temporary = tmp_path / "config.json.tmp"
+    temporary.write_text(json.dumps(dict(config, headers={"X-Generation": "two"})))
+    os.replace(temporary, path)
+    support.wait_for(lambda: dict(plain_get(port, "/healthz")[1]).get("X-Generation") == "two", RELOAD_SECONDS,
+                     f"the valid file applied after the {replacement}:\n{process.output()[-2000:]}")
