@@ -997,15 +997,24 @@ def test_provider_failure_at_callback_then_recovery(make_stack, provider_front, 
 def test_provider_down_or_slow_during_refresh(make_stack, provider_front):
     """Route sessions expire after the provider's 30-second tokens. With the token endpoint
     down, the expired session is not served: the cookie is cleared and the user is sent to sign
-    in, and nothing reaches the upstream. With the token endpoint slow, only that session waits:
+    in, and nothing reaches the upstream. An expired global session sends its browser to the
+    provider's login instead of into a new route. With the token endpoint slow, only that session waits:
     a public request and a session that needs no refresh are answered at once."""
     stack = make_stack(issuer=provider_front.url)
     alice = route_cookie(sign_in(stack, "alice"))
-    admin = route_cookie(sign_in(stack, "admin"))
+    admin_session = sign_in(stack, "admin")
+    admin = route_cookie(admin_session)
     expires = time.monotonic() + 31
     time.sleep(max(0.0, expires - time.monotonic()))
 
     provider_front.mode = "down"
+    # admin's global session at the authenticate service has expired too: a first visit to
+    # another route must not turn it into a route session without a refresh.
+    hop = admin_session.get(url(stack, "admin", "/other-route"), allow_redirects=False, timeout=40)
+    last, hops = support.follow(admin_session, hop)
+    assert last.url.startswith(provider_front.url + "/oauth2/authorize"), hops
+    assert not [item for item in admin_session.cookies if item.domain.startswith("admin")]
+
     response = requests_session(stack).get(url(stack, "app", "/down"), headers={"Cookie": alice},
                                            allow_redirects=False, timeout=40)
     assert response.status_code == 302, (response.status_code, response.text[:300])
