@@ -36,17 +36,27 @@ ROUTE_TIMEOUT_SECONDS = 1
 
 
 class HostileUpstream(ThreadedUpstream):
-    """A raw-socket upstream whose response depends on the request path:
+    """A raw-socket upstream whose response depends on the request path. Every request head is
+    recorded.
 
-    /hang reads the request and never responds; /reset resets the connection (RST);
-    /close closes without a response; /partial announces 100000 bytes, sends 1000 and closes;
-    /huge-head sends a 2 MiB response head; /many-fields sends 20000 short header fields;
-    /bad-length sends `Content-Length: abc`; /two-lengths sends two different Content-Length
-    fields; /garbage sends a line that is no status line; /obs-fold folds a header value over
-    two lines; /nul-value sends a NUL byte inside a header value; /late/<seconds> waits before
-    the response head; /unasked-101 switches protocols on a plain request and then sends a
-    response of its own; /chunked-cut closes after the first chunk; /hints-flood sends 2000 103 responses before the 200; /trickle sends six chunks half a second apart; /stall sends one chunk and
-    then stalls for five seconds; /ok responds normally. Every request head is recorded."""
+    /hang          reads the request and never responds
+    /reset         resets the connection (RST)
+    /close         closes without a response
+    /partial       announces 100000 bytes, sends 1000 and closes
+    /chunked-cut   closes after the first chunk
+    /huge-head     sends a 2 MiB response head
+    /many-fields   sends 20000 short header fields
+    /bad-length    sends `Content-Length: abc`
+    /two-lengths   sends two different Content-Length fields
+    /garbage       sends a line that is no status line
+    /obs-fold      folds a header value over two lines
+    /nul-value     sends a NUL byte inside a header value
+    /unasked-101   switches protocols on a plain request, then sends a response of its own
+    /hints-flood   sends 2000 103 responses before the 200
+    /late/<s>      waits <s> seconds before the response head
+    /trickle       sends six chunks half a second apart
+    /stall         sends one chunk, then stalls for five seconds
+    anything else  responds `ok`"""
 
     def __init__(self):
         self.heads = []
