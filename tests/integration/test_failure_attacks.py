@@ -723,12 +723,13 @@ def tls_config(port, certificate, issuer, upstream_url, **extra):
 
 @pytest.fixture
 def make_stack(start_pomerium, server_certificate, oidc_provider, echo_upstream, tmp_path):
-    """A factory: make_stack(**settings) starts pomerium over TLS and returns its description."""
+    """A factory: make_stack(port=None, **settings) starts pomerium over TLS and returns its
+    description."""
     for user, claims in USERS.items():
         support.set_user_claims(oidc_provider, user, claims)
 
-    def make(issuer=oidc_provider, **extra):
-        port = free_port()
+    def make(issuer=oidc_provider, port=None, **extra):
+        port = port or free_port()
         config = tls_config(port, server_certificate, issuer, echo_upstream.url, **extra)
         process = start_pomerium(config, wait_port=port, scheme="https")
         return {"port": port, "ca": server_certificate[0], "process": process, "config": config,
@@ -1692,3 +1693,39 @@ def test_config_replaced_by_special_file(start_pomerium, oidc_provider, tmp_path
     os.replace(temporary, path)
     support.wait_for(lambda: dict(plain_get(port, "/healthz")[1]).get("X-Generation") == "two", RELOAD_SECONDS,
                      f"the valid file applied after the {replacement}:\n{process.output()[-2000:]}")
+
+
+def test_bolt_store_survives_killed_process(make_stack, tmp_path):
+    """pomerium is killed with SIGKILL while sign-ins write to the LMDB store. The process
+    restarted on the same port opens the same file, and sessions saved before the kill work."""
+    store = tmp_path / "sessions.db"
+    stack = make_stack(cache_store="bolt", cache_store_path=str(store))
+    alice = route_cookie(sign_in(stack, "alice"))
+    stop = threading.Event()
+    completed = []
+
+    def sign_ins():
+        while not stop.is_set() and len(completed) < 50:
+            try:
+                session = requests_session(stack)
+                final, _ = support.login(session, url(stack, "app"), "admin")
+            except (requests.RequestException, AssertionError):
+                return
+            completed.append((final.status_code, route_cookie(session)))
+
+    thread = threading.Thread(target=sign_ins)
+    thread.start()
+    time.sleep(1.5)
+    stack["process"].process.send_signal(signal.SIGKILL)
+    stack["process"].process.wait(timeout=10)
+    stop.set()
+    thread.join(timeout=30)
+    assert completed, "no sign-in finished before the kill"
+    assert {status for status, _ in completed} == {200}
+
+    restarted = make_stack(cache_store="bolt", cache_store_path=str(store), port=stack["port"])
+    assert fetch(restarted, "app", alice) == (200, "/")
+    assert fetch(restarted, "app", completed[-1][1]) == (200, "/")
+    failures = [line for line in restarted["process"].output().splitlines()
+                if '"level":"error"' in line or '"level":"fatal"' in line]
+    assert failures == []
