@@ -152,12 +152,16 @@ REJECTED_ONLY_AT_START = [
 ]
 
 
+REJECTED_IDS = ["allowed-users", "allowed-domains", "administrators", "redis-repeated-db",
+                "redis-cert-without-key", "redis-skip-verify-value"]
+
+
 @pytest.mark.xfail(strict=True, reason=(
     "-validate exits 0 for allowed_users, allowed_domains or administrators entries that are not "
     "email addresses or bare domains, and for a cache_store_address with a repeated parameter, a "
     "client certificate without its key or a non-boolean tls_skip_verify, while starting the "
     "same file exits 1 naming them"))
-@pytest.mark.parametrize("setting, named", REJECTED_ONLY_AT_START)
+@pytest.mark.parametrize("setting, named", REJECTED_ONLY_AT_START, ids=REJECTED_IDS)
 def test_validate_reports_what_start_rejects(pomerium_binary, tmp_path, setting, named):
     path = tmp_path / "config.yaml"
     path.write_text(config_with(setting))
@@ -166,7 +170,7 @@ def test_validate_reports_what_start_rejects(pomerium_binary, tmp_path, setting,
     assert any(line.startswith("error: ") and f"{path.name}:" in line for line in problems(output)), output
 
 
-@pytest.mark.parametrize("setting, named", REJECTED_ONLY_AT_START)
+@pytest.mark.parametrize("setting, named", REJECTED_ONLY_AT_START, ids=REJECTED_IDS)
 def test_start_rejects_what_validate_misses(pomerium_binary, oidc_provider, tmp_path, setting, named):
     """The settings of the test above do stop the start, naming the value."""
     path = tmp_path / "config.yaml"
