@@ -1729,3 +1729,56 @@ def test_bolt_store_survives_killed_process(make_stack, tmp_path):
     failures = [line for line in restarted["process"].output().splitlines()
                 if '"level":"error"' in line or '"level":"fatal"' in line]
     assert failures == []
+
+
+class IdleClosingUpstream(ThreadedUpstream):
+    """Keeps each connection open after a response (no `Connection: close`), but closes it when
+    no new request arrives within `idle` seconds, as servers with a short keep-alive timeout do.
+    `idle` 0 closes right after each response."""
+
+    def __init__(self, idle):
+        self.idle = idle
+        self.connections_served = 0
+        super().__init__()
+
+    def _serve(self, connection):
+        self.connections_served += 1
+        reader = _Reader(connection)
+        try:
+            while not self.stopping:
+                connection.settimeout(self.idle or 5)
+                try:
+                    head = reader.read_until(b"\r\n\r\n")
+                except socket.timeout:
+                    return
+                if head is None:
+                    return
+                path = head.decode("latin-1").split(" ", 2)[1].encode()
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(path)).encode() + b"\r\n\r\n"
+                                   + path)
+                if self.idle == 0:
+                    return
+        except OSError:
+            return
+        finally:
+            connection.close()
+
+
+@pytest.mark.parametrize("idle", [0, 0.3])
+def test_upstream_closing_idle_connections(start_pomerium, oidc_provider, idle):
+    """An upstream that closes kept-alive connections after each response, or after 0.3 s idle:
+    requests spaced around that idle time get 200, never a 502 from a connection the upstream
+    closed while it sat in the pool."""
+    upstream = IdleClosingUpstream(idle)
+    try:
+        port = free_port()
+        start_pomerium(base_config(port, issuer=oidc_provider, policy=[
+            {"from": "https://app.example.test", "to": upstream.url, "allow_public_unauthenticated_access": True}]),
+            wait_port=port)
+        statuses = []
+        for index in range(12):
+            statuses.append(plain_get(port, f"/{index}")[0])
+            time.sleep(0.28 + 0.01 * (index % 5))
+        assert statuses == [200] * 12, statuses
+    finally:
+        upstream.stop()
