@@ -807,6 +807,31 @@ def test_redis_killed_and_restarted_under_traffic(make_stack, redis_server):
     assert alive(stack)
 
 
+def test_unseen_session_during_outage_gets_503(make_stack, redis_server):
+    """compatibility.md: while the store fails, a session that was not seen live in the last
+    minute gets 503 and keeps its cookie. The browser stops right after the route's callback
+    set the cookie, so no proxied request has checked the session yet."""
+    stack = make_stack(cache_store="redis", cache_store_address=redis_server.address)
+    session, callback = login_until_callback(stack, "alice")
+    response = session.get(callback, allow_redirects=False, timeout=10)
+    for _ in range(6):
+        target = urllib.parse.urljoin(response.url, response.headers["Location"])
+        if target == url(stack, "app"):
+            break
+        response = session.get(target, allow_redirects=False, timeout=10)
+    assert target == url(stack, "app"), target
+    alice = route_cookie(session)
+    redis_server.kill()
+    response = requests_session(stack).get(url(stack, "app"), headers={"Cookie": alice}, allow_redirects=False,
+                                           timeout=10)
+    assert response.status_code == 503
+    assert "Set-Cookie" not in response.headers
+    # The restarted Redis is empty, so the session is gone: sign in again, not 503 any more.
+    redis_server.start()
+    support.wait_for(lambda: fetch(stack, "app", alice)[0] != 503, 15, "store back")
+    assert fetch(stack, "app", alice)[0] == 302
+
+
 @pytest.mark.xfail(strict=True, reason=(
     "a store failure in the authenticate service (callback or sign-out with Redis down) falls "
     "through to the generic 500 'internal error' page, while the proxy answers the same outage "
