@@ -834,7 +834,7 @@ def test_unseen_session_during_outage_gets_503(make_stack, redis_server):
 
 @pytest.mark.xfail(strict=True, reason=(
     "a store failure in the authenticate service (callback or sign-out with Redis down) falls "
-    "through to the generic 500 'internal error' page, while the proxy answers the same outage "
+    "through to the generic 500 'internal error' page, while the proxy responds to the same outage "
     "with 503; the user is not told that the service is unavailable for a while"))
 def test_store_outage_at_callback_is_503(make_stack, redis_server):
     stack = make_stack(cache_store="redis", cache_store_address=redis_server.address)
@@ -1012,11 +1012,11 @@ def login_until_callback(stack, user, host="app"):
 @pytest.mark.parametrize("mode", [
     "down",
     pytest.param("error", marks=pytest.mark.xfail(strict=True, reason=(
-        "a 503 from the provider's token endpoint is answered 401 (as a rejected grant) instead of "
+        "a 503 from the provider's token endpoint ends the callback with 401 (as a rejected grant), not "
         "502, so the user is told to sign in again while the provider is failing"))),
 ])
 def test_provider_failure_at_callback_then_recovery(make_stack, provider_front, mode):
-    """The provider fails between the user's login there and the callback: the callback answers
+    """The provider fails between the user's login there and the callback: the callback returns
     502 and sets no session, and a later sign-in works without a restart of pomerium."""
     stack = make_stack(issuer=provider_front.url)
     session, callback = login_until_callback(stack, "alice")
@@ -1034,8 +1034,9 @@ def test_provider_down_or_slow_during_refresh(make_stack, provider_front):
     """Route sessions expire after the provider's 30-second tokens. With the token endpoint
     down, the expired session is not served: the cookie is cleared and the user is sent to sign
     in, and nothing reaches the upstream. An expired global session sends its browser to the
-    provider's login instead of into a new route. With the token endpoint slow, only that session waits:
-    a public request and a session that needs no refresh are answered at once."""
+    provider's login instead of into a new route. With the token endpoint slow, only that
+    session waits: a public request and a session that needs no refresh get their responses at
+    once."""
     stack = make_stack(issuer=provider_front.url)
     alice = route_cookie(sign_in(stack, "alice"))
     admin_session = sign_in(stack, "admin")
@@ -1117,14 +1118,14 @@ def test_revoked_grant_applies_to_existing_session(make_stack):
     stack = make_stack()
     alice = route_cookie(sign_in(stack, "alice"))
     admin = route_cookie(sign_in(stack, "admin"))
-    kept = requests_session(stack)
+    kept_alive = requests_session(stack)
     for _ in range(3):
-        assert kept.get(url(stack, "app"), headers={"Cookie": alice}, allow_redirects=False, timeout=10).status_code \
+        assert kept_alive.get(url(stack, "app"), headers={"Cookie": alice}, allow_redirects=False, timeout=10).status_code \
             == 200
     before = reloads(stack)
     rewrite_config(stack, without_user(stack["config"], "alice@example.com"))
     support.wait_for(lambda: reloads(stack) > before, RELOAD_SECONDS, "reload applied")
-    assert kept.get(url(stack, "app"), headers={"Cookie": alice}, allow_redirects=False, timeout=10).status_code \
+    assert kept_alive.get(url(stack, "app"), headers={"Cookie": alice}, allow_redirects=False, timeout=10).status_code \
         == 403
     assert fetch(stack, "app", alice)[0] == 403
     assert fetch(stack, "app", admin) == (200, "/")
@@ -1263,14 +1264,14 @@ def upgrade_status(stack, host, cookie=None):
             return status, (reader.read_exactly(length) if length else b"")
 
 
-def websocket_routes(stack_port, websocket_url, refusing_url):
+def websocket_routes(stack_port, websocket_url, rejecting_url):
     def route(host, to, **more):
         return {"from": f"https://{host}.example.test:{stack_port}", "to": to, **more}
 
     return [
         route("ws", websocket_url, allowed_users=["alice@example.com", "admin@example.com"], allow_websockets=True),
         route("nows", websocket_url, allowed_users=["alice@example.com"]),
-        route("refuse", refusing_url, allowed_users=["alice@example.com"], allow_websockets=True),
+        route("refuse", rejecting_url, allowed_users=["alice@example.com"], allow_websockets=True),
     ]
 
 
