@@ -603,7 +603,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         let original = "\(scheme)://\(host)\(target)"
         do {
             let url = try service.signedAuthenticateURL(
-                path: "/.pomerium/sign_in",
+                path: ProxyService.signInPath,
                 parameters: [("pomerium_redirect_uri", original), try signInBindingParameter()])
             respond(.redirect(to: url))
         } catch {
