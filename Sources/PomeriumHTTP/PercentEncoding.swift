@@ -27,11 +27,12 @@ public enum PercentEncoding {
     /// instructions per byte.
     public static func append(_ text: String, as component: Component, to output: inout [UInt8]) {
         var text = text
+        let literal = literalTable(component)
         text.withUTF8 { bytes in
             var literalStart = 0
             for index in bytes.indices {
                 let byte = bytes[index]
-                if shouldKeep(byte, in: component) { continue }
+                if literal[Int(byte)] { continue }
                 if literalStart < index {
                     output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[literalStart..<index]))
                 }
@@ -47,6 +48,19 @@ public enum PercentEncoding {
             if literalStart < bytes.count {
                 output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[literalStart...]))
             }
+        }
+    }
+
+    /// The results of `shouldKeep` for every byte value, one table per component.
+    private static let queryComponentLiterals = (0...255).map { shouldKeep(UInt8($0), in: .queryComponent) }
+    private static let pathSegmentLiterals = (0...255).map { shouldKeep(UInt8($0), in: .pathSegment) }
+    private static let pathLiterals = (0...255).map { shouldKeep(UInt8($0), in: .path) }
+
+    private static func literalTable(_ component: Component) -> [Bool] {
+        switch component {
+        case .queryComponent: return queryComponentLiterals
+        case .pathSegment: return pathSegmentLiterals
+        case .path: return pathLiterals
         }
     }
 
