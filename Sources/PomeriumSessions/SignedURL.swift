@@ -67,8 +67,10 @@ public struct URLSigner: Sendable {
         var pairs: [(name: String, value: String)] = []
         pairs.reserveCapacity(parameters.count + 2)
         for parameter in parameters where !Self.isSigningParameter(parameter.name) { pairs.append(parameter) }
-        pairs.append((URLSigner.issuedParameter, String(issued)))
-        pairs.append((URLSigner.expiryParameter, String(expiry)))
+        let issuedText = String(issued)
+        let expiryText = String(expiry)
+        pairs.append((URLSigner.issuedParameter, issuedText))
+        pairs.append((URLSigner.expiryParameter, expiryText))
 
         // Go's `url.Values.Encode` sorts by name and keeps each name's values in order, which is
         // what a stable sort by name gives. An insertion sort is stable and the lists are short.
@@ -94,7 +96,9 @@ public struct URLSigner: Sendable {
             PercentEncoding.append(pair.value, as: .queryComponent, to: &text)
         }
 
-        let times = Array("\(issued) \(expiry)".utf8)
+        var times = Array(issuedText.utf8)
+        times.append(UInt8(ascii: " "))
+        times.append(contentsOf: expiryText.utf8)
         let mac = try text.withUnsafeBytes { url in
             try times.withUnsafeBytes { suffix in try key.authenticate(parts: [url, suffix]) }
         }
