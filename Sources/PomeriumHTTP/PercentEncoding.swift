@@ -17,18 +17,51 @@ public enum PercentEncoding {
     public static func encode(_ text: String, as component: Component) -> String {
         var output: [UInt8] = []
         output.reserveCapacity(text.utf8.count)
-        for byte in text.utf8 {
-            if shouldKeep(byte, in: component) {
-                output.append(byte)
-            } else if byte == ASCII.space && component == .queryComponent {
-                output.append(ASCII.plus)
-            } else {
-                output.append(ASCII.percent)
-                output.append(ASCII.hexDigitsUppercase[Int(byte >> 4)])
-                output.append(ASCII.hexDigitsUppercase[Int(byte & 0x0F)])
+        append(text, as: component, to: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Appends the encoding of `text` as `component` to `output`, for callers that build a whole
+    /// URL in one buffer instead of joining encoded strings.
+    /// Runs of literal bytes are copied whole: appending byte by byte measured about 80
+    /// instructions per byte.
+    public static func append(_ text: String, as component: Component, to output: inout [UInt8]) {
+        var text = text
+        let literal = literalTable(component)
+        text.withUTF8 { bytes in
+            var literalStart = 0
+            for index in bytes.indices {
+                let byte = bytes[index]
+                if literal[Int(byte)] { continue }
+                if literalStart < index {
+                    output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[literalStart..<index]))
+                }
+                literalStart = index + 1
+                if byte == ASCII.space && component == .queryComponent {
+                    output.append(ASCII.plus)
+                } else {
+                    output.append(ASCII.percent)
+                    output.append(ASCII.hexDigitsUppercase[Int(byte >> 4)])
+                    output.append(ASCII.hexDigitsUppercase[Int(byte & 0x0F)])
+                }
+            }
+            if literalStart < bytes.count {
+                output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[literalStart...]))
             }
         }
-        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// The results of `shouldKeep` for every byte value, one table per component.
+    private static let queryComponentLiterals = (0...255).map { shouldKeep(UInt8($0), in: .queryComponent) }
+    private static let pathSegmentLiterals = (0...255).map { shouldKeep(UInt8($0), in: .pathSegment) }
+    private static let pathLiterals = (0...255).map { shouldKeep(UInt8($0), in: .path) }
+
+    private static func literalTable(_ component: Component) -> [Bool] {
+        switch component {
+        case .queryComponent: return queryComponentLiterals
+        case .pathSegment: return pathSegmentLiterals
+        case .path: return pathLiterals
+        }
     }
 
     private static func shouldKeep(_ byte: UInt8, in component: Component) -> Bool {

@@ -259,7 +259,7 @@ final class ForwardAuthHandler: HTTPRequestHandler {
             parameters.append(("pomerium_forward_auth", forwardAuthURL.host))
         }
         do {
-            let url = try service.signedAuthenticateURL(path: "/.pomerium/sign_in", parameters: parameters)
+            let url = try service.signedAuthenticateURL(path: ProxyService.signInPath, parameters: parameters)
             respond(.redirect(to: url))
         } catch {
             logger.error(

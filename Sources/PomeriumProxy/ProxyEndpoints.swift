@@ -374,7 +374,7 @@ extension ProxyRequestHandler {
         }
         do {
             let signed = try service.signedAuthenticateURL(
-                path: "/.pomerium/sign_in",
+                path: ProxyService.signInPath,
                 parameters: [
                     ("pomerium_callback_uri", "\(publicScheme)://\(host)/.pomerium/callback/"),
                     ("pomerium_programmatic", "true"), ("pomerium_redirect_uri", url.description),
@@ -419,7 +419,7 @@ extension ProxyRequestHandler {
         identityForLog = session
         do {
             let url = try service.signedAuthenticateURL(
-                path: "/.pomerium/sign_in",
+                path: ProxyService.signInPath,
                 parameters: [
                     ("pomerium_impersonate_action", form.value(for: "pomerium_impersonate_action") ?? "set"),
                     ("pomerium_impersonate_email", form.value(for: "pomerium_impersonate_email") ?? ""),

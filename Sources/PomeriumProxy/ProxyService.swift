@@ -80,6 +80,9 @@ public final class ProxyService: Sendable {
     let authenticateAudienceHost: String
     let authenticateHostKey: HostAndPort?
     let programmaticRedirectHosts: Set<String>
+    /// The base of the authenticate URL of `signInPath`, or nil when that URL does not parse, so
+    /// that each redirect reports the parse error.
+    let signInURLBase: SignedURLBase?
 
     /// Builds the service for `options`.
     ///
@@ -122,6 +125,9 @@ public final class ProxyService: Sendable {
             host: authenticate.host, port: authenticate.port, scheme: authenticate.scheme)
         authenticateHostKey = HostAndPort(parsing: authenticate.authority)
         programmaticRedirectHosts = Set(options.programmaticRedirectDomains.map { $0.lowercased() })
+        signInURLBase = (try? HTTPURL(parsing: authenticateOrigin + Self.signInPath)).flatMap { url in
+            url.query == nil && url.fragment == nil ? SignedURLBase(url) : nil
+        }
 
         for shadowing in table.router.shadowedRoutes {
             shared.logger.warning(
@@ -167,13 +173,33 @@ public final class ProxyService: Sendable {
         return headers.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
     }
 
-    /// Returns the signed authenticate URL for `path` with `parameters` in its query.
+    /// Returns the signed authenticate URL for `path` with `parameters` in its query. The URL
+    /// is built in one buffer (`URLSigner.sign(base:parameters:)`), with the same text as
+    /// `generalSignedAuthenticateURL`. The sign-in URL's base is parsed once, at start.
     func signedAuthenticateURL(path: String, parameters: [(name: String, value: String)]) throws -> String {
+        if path == Self.signInPath, let signInURLBase {
+            return try urlSigner.sign(base: signInURLBase, parameters: parameters)
+        }
+        let url = try HTTPURL(parsing: authenticateOrigin + path)
+        // A path with its own query or fragment would merge with the parameters, so it takes the
+        // general builder.
+        guard url.query == nil, url.fragment == nil else {
+            return try generalSignedAuthenticateURL(path: path, parameters: parameters)
+        }
+        return try urlSigner.sign(base: SignedURLBase(url), parameters: parameters)
+    }
+
+    /// Returns the signed authenticate URL built through `URLQuery`, `HTTPURL` and
+    /// `URLSigner.sign(_:)`.
+    func generalSignedAuthenticateURL(path: String, parameters: [(name: String, value: String)]) throws -> String {
         var query = URLQuery()
         for parameter in parameters { query.append(name: parameter.name, value: parameter.value) }
         let url = try HTTPURL(parsing: authenticateOrigin + path + "?" + query.encoded)
         return try urlSigner.sign(url).description
     }
+
+    /// The authenticate path that sign-in redirects go to.
+    static let signInPath = "/.pomerium/sign_in"
 }
 
 /// Tokens for the dashboard's forms (sign-out and impersonation): an HMAC of the session's

@@ -56,6 +56,81 @@ public struct URLSigner: Sendable {
         return signed
     }
 
+    /// Returns `base` with a signed query of `parameters`: the same text as
+    /// `sign(HTTPURL(parsing: base + "?" + <parameters form-encoded in order>)).description`,
+    /// built in one buffer. The general path decodes the query it was given, sorts it through a
+    /// dictionary and encodes it twice, which measured about 200,000 instructions per sign-in
+    /// redirect. Parameters named like the signature parameters are replaced, as there.
+    public func sign(base: SignedURLBase, parameters: [(name: String, value: String)]) throws -> String {
+        let issued = clock.unixSeconds()
+        let expiry = issued + URLSigner.validity
+        var pairs: [(name: String, value: String)] = []
+        pairs.reserveCapacity(parameters.count + 2)
+        for parameter in parameters where !Self.isSigningParameter(parameter.name) { pairs.append(parameter) }
+        let issuedText = String(issued)
+        let expiryText = String(expiry)
+        pairs.append((URLSigner.issuedParameter, issuedText))
+        pairs.append((URLSigner.expiryParameter, expiryText))
+
+        // Go's `url.Values.Encode` sorts by name and keeps each name's values in order, which is
+        // what a stable sort by name gives. An insertion sort is stable and the lists are short.
+        for index in pairs.indices.dropFirst() {
+            var position = index
+            while position > 0, Self.precedes(pairs[index].name, pairs[position - 1].name) { position -= 1 }
+            if position != index { pairs.insert(pairs.remove(at: index), at: position) }
+        }
+
+        var text = base.text
+        text.reserveCapacity(
+            text.count + 120 + pairs.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count * 3 + 2 })
+        text.append(UInt8(ascii: "?"))
+        // Where the signature pair goes: before the first name that sorts after it.
+        var signatureOffset: Int?
+        for (index, pair) in pairs.enumerated() {
+            if index > 0 { text.append(UInt8(ascii: "&")) }
+            if signatureOffset == nil, Self.precedes(URLSigner.signatureParameter, pair.name) {
+                signatureOffset = text.count
+            }
+            PercentEncoding.append(pair.name, as: .queryComponent, to: &text)
+            text.append(UInt8(ascii: "="))
+            PercentEncoding.append(pair.value, as: .queryComponent, to: &text)
+        }
+
+        var times = Array(issuedText.utf8)
+        times.append(UInt8(ascii: " "))
+        times.append(contentsOf: expiryText.utf8)
+        let mac = try text.withUnsafeBytes { url in
+            try times.withUnsafeBytes { suffix in try key.authenticate(parts: [url, suffix]) }
+        }
+
+        var signature: [UInt8] = []
+        signature.reserveCapacity(URLSigner.signatureParameter.utf8.count + 80)
+        PercentEncoding.append(URLSigner.signatureParameter, as: .queryComponent, to: &signature)
+        signature.append(UInt8(ascii: "="))
+        PercentEncoding.append(Base64.url.encode(mac), as: .queryComponent, to: &signature)
+        if let signatureOffset {
+            signature.append(UInt8(ascii: "&"))
+            text.insert(contentsOf: signature, at: signatureOffset)
+        } else {
+            text.append(UInt8(ascii: "&"))
+            text.append(contentsOf: signature)
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    private static func isSigningParameter(_ name: String) -> Bool {
+        name == URLSigner.issuedParameter || name == URLSigner.expiryParameter || name == URLSigner.signatureParameter
+    }
+
+    /// Returns whether `a` sorts before `b` by UTF-8 bytes, as `URLQuery.encodedSortedByName` sorts.
+    private static func precedes(_ a: String, _ b: String) -> Bool {
+        var a = a
+        var b = b
+        // Compares the contiguous bytes, because the generic comparison of the two views cost about
+        // 7,000 instructions per sign-in URL.
+        return a.withUTF8 { left in b.withUTF8 { right in left.lexicographicallyPrecedes(right) } }
+    }
+
     private func mac(url: String, issued: Int64, expiry: Int64) throws -> [UInt8] {
         try key.authenticate(Array("\(url)\(issued) \(expiry)".utf8))
     }
@@ -121,5 +196,19 @@ public struct URLSigner: Sendable {
             text == "0" || !text.hasPrefix("0")
         else { return nil }
         return Int64(text)
+    }
+}
+
+/// The text of a URL up to its query, for `URLSigner.sign(base:parameters:)`: the
+/// `HTTPURL.description` of a URL without query and fragment.
+public struct SignedURLBase: Sendable {
+    let text: [UInt8]
+
+    /// Makes the base of `url`, leaving out its query and fragment.
+    public init(_ url: HTTPURL) {
+        var bare = url
+        bare.query = nil
+        bare.fragment = nil
+        text = Array(bare.description.utf8)
     }
 }
