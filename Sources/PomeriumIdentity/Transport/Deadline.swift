@@ -15,22 +15,25 @@ public enum Deadline {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 outcome.install(continuation)
                 let work = Task {
+                    // The time limit starts when the operation does: when busy threads delay the
+                    // start, that delay does not count against the provider. A cancelled
+                    // `Task.sleep` would keep its wake-up job for the whole timeout, and a flood of
+                    // quick provider errors turns that into megabytes, so the timer is a
+                    // `OneShotTimer`. Its expiry goes through a task of the operation's priority,
+                    // as the operation's result does, so of two queued outcomes the first wins.
+                    let priority = Task.currentPriority
+                    let timer = OneShotTimer(seconds: seconds) {
+                        Task(priority: priority) { outcome.finish(.failure(IdentityTransportError.timedOut)) }
+                    }
+                    outcome.onFinish { timer.cancel() }
                     do {
                         outcome.finish(.success(try await operation()))
                     } catch {
                         outcome.finish(.failure(error))
                     }
                 }
-                // A cancelled `Task.sleep` would keep its wake-up job for the whole timeout. A flood of
-                // quick provider errors turns that into megabytes, so the timer is a `OneShotTimer`.
-                // Its expiry goes through a task, as the operation's result does. When busy threads
-                // delay both, the result that was queued first still wins.
-                let timer = OneShotTimer(seconds: seconds) {
-                    Task {
-                        if outcome.finish(.failure(IdentityTransportError.timedOut)) { work.cancel() }
-                    }
-                }
-                outcome.onFinish { timer.cancel() }
+                // After a timeout the operation is cancelled; after its own result this does nothing.
+                outcome.onFinish { work.cancel() }
                 outcome.onCancel { work.cancel() }
             }
         } onCancel: {
