@@ -231,7 +231,7 @@ final class HTTPClientConnection: StreamConnectionDelegate {
         guard let request else { return }
         self.request = nil
         if isTunnel {
-            request.tunnelUpstreamFinished()
+            request.tunnelUpstreamClosed()
             request.tunnelClosed()
             return
         }

@@ -247,6 +247,11 @@ public final class HTTPClientRequest {
 
     func tunnelUpstreamFinished() { delegate?.tunnelUpstreamFinished(self) }
 
+    func tunnelUpstreamClosed() {
+        delegate?.tunnelUpstreamFinished(self)
+        delegate?.tunnelUpstreamClosed(self)
+    }
+
     func tunnelClosed() {
         finished = true
         delegate = nil

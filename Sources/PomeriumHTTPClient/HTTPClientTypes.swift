@@ -202,6 +202,9 @@ public protocol HTTPClientDelegate: AnyObject {
     func upgraded(_ head: HTTPResponseHead, initialBytes: [UInt8], request: HTTPClientRequest)
     func tunnelReceived(_ bytes: [UInt8], request: HTTPClientRequest)
     func tunnelUpstreamFinished(_ request: HTTPClientRequest)
+    /// The tunnel's upstream connection closed in both directions, after `tunnelUpstreamFinished`:
+    /// nothing more reaches the upstream. By default nothing more happens.
+    func tunnelUpstreamClosed(_ request: HTTPClientRequest)
 }
 
 extension HTTPClientDelegate {
@@ -212,4 +215,5 @@ extension HTTPClientDelegate {
     public func upgraded(_ head: HTTPResponseHead, initialBytes: [UInt8], request: HTTPClientRequest) {}
     public func tunnelReceived(_ bytes: [UInt8], request: HTTPClientRequest) {}
     public func tunnelUpstreamFinished(_ request: HTTPClientRequest) {}
+    public func tunnelUpstreamClosed(_ request: HTTPClientRequest) {}
 }

@@ -837,6 +837,15 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         closeTunnelIfDone()
     }
 
+    /// With the upstream connection gone, what the client sends can no longer arrive, so the
+    /// client side closes too once the upstream's bytes are out. Waiting for the client's end
+    /// instead would keep a client whose reading was paused until `timeout_idle`.
+    func tunnelUpstreamClosed(_ request: HTTPClientRequest) {
+        guard !finished else { return }
+        clientFinished = true
+        closeTunnelIfDone()
+    }
+
     private func closeTunnelIfDone() {
         guard clientFinished && upstreamFinished else { return }
         finished = true

@@ -1864,7 +1864,6 @@ def tunnel_stack(start_pomerium, oidc_provider):
          "allow_websockets": True}]), wait_port=port)
     yield {"port": port, "process": process, "upstream": upstream}
     upstream.stop()
-    # A graceful stop waits 10 s for the tunnel that the xfail test below leaves open.
     process.stop(sig=signal.SIGKILL)
 
 
@@ -1880,11 +1879,9 @@ def test_tunnel_to_stalled_upstream_bounded(tunnel_stack):
     assert grown < 32 * 1024, f"RSS grew by {grown >> 10} MiB"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "after the upstream of a stalled tunnel closes with data unread, pomerium half-closes the "
-    "client side (FIN-WAIT-2, about 1.5 MB unread in its receive queue) but keeps the socket "
-    "until timeout_idle (5 minutes by default) or shutdown, which then waits 10 s for it"))
 def test_tunnel_closed_when_both_peers_gone(tunnel_stack):
+    """After the client and then the upstream of a stalled tunnel close, pomerium closes both
+    sockets at once, not after timeout_idle."""
     client, _ = open_stalled_tunnel(tunnel_stack["port"])
     client.close()
     tunnel_stack["upstream"].stop()
