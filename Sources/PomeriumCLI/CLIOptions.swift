@@ -78,7 +78,7 @@ public struct CLIOptions: Sendable, Equatable {
 
         Options:
           --cacert FILE           trust only the CA certificates in FILE (PEM)
-          --insecure              skip TLS certificate checks (self-signed demo servers only)
+          -k, --insecure          skip TLS certificate checks (self-signed demo servers only)
           --resolve HOST:PORT:ADDRESS
                                   connect to ADDRESS for HOST:PORT, keeping the name for TLS and
                                   Host; repeatable
@@ -89,7 +89,7 @@ public struct CLIOptions: Sendable, Equatable {
           --cache-dir DIR         keep tokens in DIR (default $XDG_CACHE_HOME/pomerium-cli,
                                   else ~/.cache/pomerium-cli)
           --no-cache              neither read nor write cached tokens
-          --verbose               report each step on standard error
+          -v, --verbose           report each step on standard error
           --version               print the version, then exit
           -h, --help              print this text, then exit
 

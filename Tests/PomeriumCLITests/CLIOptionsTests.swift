@@ -4,6 +4,12 @@ import Testing
 
 @Suite("command line")
 struct CLIOptionsTests {
+    @Test(
+        "the help lists every short option the parser accepts", arguments: ["-k", "-v", "-h", "-X", "-H", "-d", "-i"])
+    func helpListsShortOption(option: String) {
+        #expect(CLIOptions.usage.contains("  \(option), --"))
+    }
+
     @Test("login with every connection option")
     func loginOptions() throws {
         let options = try CLIOptions.parse([
