@@ -31,7 +31,7 @@ extension AuthenticateService {
             response = errorResponse(status: failure.status, detail: failure.detail, request: request)
             reason = failure.reason
         } catch let failure as StoreError where failure.kind == .unavailable || failure.kind == .timeout {
-            // The proxy answers the same outage with 503: the user can try again in a moment.
+            // The proxy responds to the same outage with 503, so the user can try again in a moment.
             response = errorResponse(
                 status: 503, detail: "the session store is unavailable; try again in a moment", request: request)
             response.headers.replaceOrAdd(name: "Retry-After", value: "5")

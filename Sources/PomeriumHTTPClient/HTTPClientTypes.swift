@@ -202,8 +202,8 @@ public protocol HTTPClientDelegate: AnyObject {
     func upgraded(_ head: HTTPResponseHead, initialBytes: [UInt8], request: HTTPClientRequest)
     func tunnelReceived(_ bytes: [UInt8], request: HTTPClientRequest)
     func tunnelUpstreamFinished(_ request: HTTPClientRequest)
-    /// The tunnel's upstream connection closed in both directions, after `tunnelUpstreamFinished`:
-    /// nothing more reaches the upstream. By default nothing more happens.
+    /// Reports that the tunnel's upstream connection closed in both directions, after
+    /// `tunnelUpstreamFinished`, so nothing more reaches the upstream. The default does nothing.
     func tunnelUpstreamClosed(_ request: HTTPClientRequest)
 }
 

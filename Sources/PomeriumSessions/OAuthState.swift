@@ -14,8 +14,8 @@ public protocol StateReplayGuard: Sendable {
 /// An in-process replay guard with a bounded number of entries.
 ///
 /// Each entry is the first 16 bytes of the nonce's SHA-256 digest and its expiry, whatever the
-/// nonce's length: 24 bytes in the table and 16 in the insertion-order list, plus their spare room
-/// (valgrind massif measured about 90 bytes per entry at 3,000 entries). Entries leave in insertion
+/// nonce's length. That is 24 bytes in the table and 16 in the insertion-order list, plus their
+/// spare room. Valgrind massif measured about 90 bytes per entry at 3,000 entries. Entries leave in insertion
 /// order once expired. Because a state reaches the guard only while its timestamp is less than 5 minutes old
 /// and its expiry is at most 10 minutes away, every kept entry was added in the last 10 minutes.
 /// When `capacity` entries are live, the oldest is dropped: a dropped nonce could be replayed, so

@@ -4,7 +4,7 @@ import Testing
 @testable import PomeriumProxy
 
 /// `ProxyPages.prefersJSON` decides from the bytes for fields that never mention JSON, and parses
-/// the others. Both ways must give the documented answer.
+/// the others. Both ways must give the documented result.
 @Suite("JSON preference")
 struct PrefersJSONTests {
     @Test(

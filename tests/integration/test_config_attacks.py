@@ -319,7 +319,7 @@ def test_realistic_v07_config_validates(pomerium_binary, tmp_path, certificates)
     path = write(tmp_path, "config.yaml", to_yaml(realistic_settings(certificates)))
     result, seconds = validate(pomerium_binary, path)
     assert result.returncode == 0, output_of(result)
-    # This build serves no metrics and exports no traces, and says so.
+    # This build serves no metrics and exports no traces, so each setting gives a warning.
     problems = problems_of(result)
     assert [line.split(": ")[0] for line in problems] == ["warning", "warning"], problems
     assert any(": metrics_address: " in line for line in problems), problems

@@ -833,8 +833,8 @@ def test_unseen_session_during_outage_gets_503(make_stack, redis_server):
 
 
 def test_store_outage_at_callback_is_503(make_stack, redis_server):
-    """With Redis down, the authenticate service answers the callback with 503, as the proxy
-    answers the same outage, and not with a generic 500."""
+    """With Redis down, the authenticate service responds to the callback with 503, as the proxy
+    does for the same outage, and not with a generic 500."""
     stack = make_stack(cache_store="redis", cache_store_address=redis_server.address)
     session, callback = login_until_callback(stack, "alice")
     redis_server.kill()

@@ -163,8 +163,9 @@ def test_validate_reports_what_start_rejects(pomerium_binary, tmp_path, setting,
     path.write_text(config_with(setting))
     code, output = run(pomerium_binary, "-config", str(path), "-validate")
     assert code == 1, output
-    assert any(line.startswith("error: ") and f"{path.name}:" in line and named in line
-               for line in problems(output)), output
+    errors = [line for line in problems(output) if line.startswith("error: ") and f"{path.name}:" in line]
+    assert errors, output
+    assert any(named in line for line in errors), output
 
 
 @pytest.mark.parametrize("setting, named", REJECTED_SETTINGS, ids=REJECTED_IDS)
@@ -478,7 +479,8 @@ def test_websocket_timeouts(start_pomerium, server_certificate, oidc_provider, w
 
 
 def test_unbuilt_metrics_setting_reported(start_pomerium, oidc_provider):
-    """This build serves no metrics and exports no traces; the start says so, naming the keys."""
+    """This build serves no metrics and exports no traces, and the start logs a warning that names
+    the keys."""
     port, metrics_port = free_port(), free_port()
     config = base_config(port, issuer=oidc_provider, metrics_address=f"127.0.0.1:{metrics_port}",
                          tracing_provider="jaeger", tracing_jaeger_collector_endpoint="http://127.0.0.1:9/api/traces")
