@@ -236,14 +236,22 @@ struct NodeDecoder {
     /// directory, a device or a file over the size limit is reported with its reason and not read.
     mutating func fileContents(_ node: ConfigNode, key: String) -> [UInt8]? {
         guard let path = nonEmptyText(node, key: key) else { return nil }
+        return fileContents(path: path, key: key, location: node.location)
+    }
+
+    /// Reads a file whose path comes from inside a setting's value (a parameter of
+    /// `cache_store_address`); `label` names the parameter in the messages.
+    mutating func fileContents(
+        path: String, key: String, location: SourceLocation, label: String = "file"
+    ) -> [UInt8]? {
         referencedFiles.append(path)
         if let reason = ConfigLoader.unreadableReason(path) {
-            error(key, node.location, "file \"\(path)\" \(reason); fix the path or the file's permissions")
+            error(key, location, "\(label) \"\(path)\" \(reason); fix the path or the file's permissions")
             return nil
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
-            error(key, node.location, "file \"\(path)\" \(reason); fix the path or the file's permissions")
+            error(key, location, "\(label) \"\(path)\" \(reason); fix the path or the file's permissions")
             return nil
         }
         return [UInt8](data)

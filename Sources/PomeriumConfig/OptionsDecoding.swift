@@ -304,6 +304,7 @@ extension NodeDecoder {
         switch RedisAddress.parse(address, password: options.cacheStorePassword) {
         case .success(let redis):
             options.redis = redis
+            if redis.useTLS { checkRedisTLSFiles(address, location: node.location) }
             if options.cacheStorePassword != nil, address.contains("@") {
                 warning(
                     "cache_store_password", settings["cache_store_password"]?.location ?? node.location,
@@ -312,6 +313,33 @@ extension NodeDecoder {
         case .failure(let failure):
             error("cache_store_address", node.location, "is not a Redis address: \(failure.reason)")
         }
+    }
+
+    /// Loads the CA and client certificate files that a `rediss://` address names, as the Redis
+    /// store does when it starts, so that `-validate` and a reload reject a file the start would
+    /// stop on. The messages name the parameter and the path, never the address, which may hold a
+    /// password.
+    private mutating func checkRedisTLSFiles(_ address: String, location: SourceLocation) {
+        let items = URLComponents(string: address)?.queryItems ?? []
+        func path(_ name: String) -> String? { items.first { $0.name == name }?.value }
+        let key = "cache_store_address"
+        if let caPath = path("tls_ca_file"),
+            let pem = fileContents(path: caPath, key: key, location: location, label: "tls_ca_file")
+        {
+            do throws(ConfigKeyCheckError) {
+                try ConfigKeyCheck.validateCertificateAuthorities(pem: pem)
+            } catch {
+                self.error(
+                    key, location, "tls_ca_file \"\(caPath)\" is not a valid CA certificate list: \(error.reason)")
+            }
+        }
+        guard let certificatePath = path("tls_cert_file"), let keyPath = path("tls_key_file") else { return }
+        let certificatePEM = fileContents(path: certificatePath, key: key, location: location, label: "tls_cert_file")
+        let keyPEM = fileContents(path: keyPath, key: key, location: location, label: "tls_key_file")
+        guard let certificatePEM, let keyPEM else { return }
+        _ = checkedPair(
+            certificatePEM: certificatePEM, keyPEM: keyPEM, key: key, location: location,
+            files: "tls_cert_file \"\(certificatePath)\" and tls_key_file \"\(keyPath)\": ")
     }
 
     private mutating func decodeObservability(_ settings: [String: ConfigNode], into options: inout Options) {

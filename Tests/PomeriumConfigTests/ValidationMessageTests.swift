@@ -136,6 +136,28 @@ struct MessageCase: Sendable, CustomTestStringConvertible {
             yaml: "cache_store: redis\ncache_store_address: 'rediss://redis:6379?tls_cert_file=/etc/hostname'",
             key: "cache_store_address", fragment: "tls_key_file go together", lineMarker: "cache_store_address:"),
         MessageCase(
+            name: "redis CA file missing",
+            yaml: "cache_store: redis\ncache_store_address: 'rediss://redis:6379?tls_ca_file=/nonexistent/ca.pem'",
+            key: "cache_store_address", fragment: "tls_ca_file \"/nonexistent/ca.pem\" does not exist",
+            lineMarker: "cache_store_address:"),
+        MessageCase(
+            name: "redis CA file not a certificate",
+            yaml: "cache_store: redis\ncache_store_address: 'rediss://redis:6379?tls_ca_file=/etc/hostname'",
+            key: "cache_store_address", fragment: "tls_ca_file \"/etc/hostname\" is not a valid CA certificate list",
+            lineMarker: "cache_store_address:"),
+        MessageCase(
+            name: "redis client certificate that does not load",
+            yaml:
+                "cache_store: redis\ncache_store_address: 'rediss://redis:6379?tls_cert_file=/etc/hostname&tls_key_file=/etc/hostname'",
+            key: "cache_store_address", fragment: "the certificate and key do not load",
+            lineMarker: "cache_store_address:"),
+        MessageCase(
+            name: "redis client key file missing",
+            yaml:
+                "cache_store: redis\ncache_store_address: 'rediss://redis:6379?tls_cert_file=/etc/hostname&tls_key_file=/nonexistent/k.pem'",
+            key: "cache_store_address", fragment: "tls_key_file \"/nonexistent/k.pem\" does not exist",
+            lineMarker: "cache_store_address:"),
+        MessageCase(
             name: "redis tls_skip_verify not a boolean",
             yaml: "cache_store: redis\ncache_store_address: 'rediss://redis:6379?tls_skip_verify=maybe'",
             key: "cache_store_address", fragment: "tls_skip_verify \"maybe\" is not true or false",
@@ -343,6 +365,30 @@ struct MessageCase: Sendable, CustomTestStringConvertible {
         #expect(problem.message.contains(certificate))
         #expect(problem.message.contains(key))
         #expect(problem.description.contains("certificate_file: "))
+    }
+
+    @Test func redisTLSFilesThatLoadPassAndMismatchedOnesAreNamed() throws {
+        let authority = try TestConfig.write(TestMaterial.serverCertificate, name: "redis-ca.pem")
+        let certificate = try TestConfig.write(TestMaterial.serverCertificate, name: "redis-client.crt")
+        let key = try TestConfig.write(TestMaterial.serverKey, name: "redis-client.key")
+        let otherKey = try TestConfig.write(TestMaterial.otherKey, name: "redis-other.key")
+        func load(_ keyFile: String) throws -> ConfigLoadResult {
+            let address =
+                "rediss://:secret-pw@redis:6379/0?tls_ca_file=\(authority)&tls_cert_file=\(certificate)&tls_key_file=\(keyFile)"
+            let text =
+                SettingDefaultsTests.base(without: ["cache_store", "cache_store_address"])
+                + "cache_store: redis\ncache_store_address: '\(address)'\n"
+            return try TestConfig.load(text)
+        }
+        let good = try load(key)
+        #expect(good.problems(for: "cache_store_address").isEmpty, "\(good.summary)")
+        #expect(good.inputs.referencedFiles.keys.contains(authority))
+        let mismatched = try load(otherKey)
+        let problem = try #require(mismatched.problems(for: "cache_store_address").first, "\(mismatched.summary)")
+        #expect(problem.severity == .error)
+        #expect(problem.message.contains("does not match"))
+        #expect(problem.message.contains(otherKey))
+        #expect(!problem.description.contains("secret-pw"))
     }
 
     @Test func everyErrorIsReportedInOnePass() throws {
