@@ -47,6 +47,7 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         // No pkgConfig: hiredis's .pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM drops with a warning.
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         // Linux headers that Glibc's module map leaves out: epoll, eventfd, timerfd, inotify, accept4.
@@ -155,7 +156,7 @@ let package = Package(
         .target(
             name: "PomeriumProxy",
             dependencies: [
-                "PomeriumAuthorize", "PomeriumConfig", "PomeriumSessions", "PomeriumReverseProxy",
+                "CXXHash", "PomeriumAuthorize", "PomeriumConfig", "PomeriumSessions", "PomeriumReverseProxy",
                 "PomeriumHTTPServer", "PomeriumHTTPClient", "PomeriumHTTP", "PomeriumNet", "PomeriumCrypto",
                 "PomeriumCore", "PomeriumLogging",
             ],
@@ -210,7 +211,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SystemLibraryTests",
-            dependencies: ["COpenSSL", "CNghttp2", "CYAML", "CLMDB", "CHiredis", "CLinux"],
+            dependencies: ["COpenSSL", "CNghttp2", "CYAML", "CLMDB", "CHiredis", "CXXHash", "CLinux"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "PomeriumLoggingTests", dependencies: ["PomeriumLogging"], swiftSettings: swiftSettings),

@@ -140,8 +140,8 @@ struct CookieHeaderCacheTests {
         #expect(slots.count > 48)
     }
 
-    @Test("each cache has its own key")
-    func keyPerCache() {
+    @Test("each cache has its own seed")
+    func seedPerCache() {
         // Eight headers in the same slots of two caches of 2,048 slots: odds of 2^-88 by chance.
         let first = CookieHeaderCache(capacity: 2048)
         let second = CookieHeaderCache(capacity: 2048)

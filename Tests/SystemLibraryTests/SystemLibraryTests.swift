@@ -3,6 +3,7 @@ import CLMDB
 import CLinux
 import CNghttp2
 import COpenSSL
+import CXXHash
 import CYAML
 import Glibc
 import Testing
@@ -80,6 +81,14 @@ import Testing
         defer { freeReplyObject(parsed) }
         #expect(object.pointee.type == REDIS_REPLY_STATUS)
         #expect(String(cString: object.pointee.str) == "PONG")
+    }
+
+    @Test func xxHashGivesTheXXH3ReferenceValue() {
+        #expect(XXH_versionNumber() >= 800)
+        // The empty input's XXH3 64-bit hash with seed 0, from xxHash's own test vectors.
+        #expect(XXH3_64bits(nil, 0) == 0x2D06_8005_38D3_94C2)
+        let input = Array("pomerium".utf8)
+        #expect(XXH3_64bits_withSeed(input, input.count, 1) != XXH3_64bits_withSeed(input, input.count, 2))
     }
 
     @Test func linuxHeadersGiveEpollAndEventfd() {
