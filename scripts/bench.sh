@@ -18,8 +18,9 @@
 # sessions: the per-request cost of opening a session cookie and attaching a cached assertion.
 #
 # Knobs: DURATION (10s), WARMUP (2s), CONNS (32), QUIET_WAIT (90 s of waiting for other load to
-# stop before each row), RETRIES (2), ROUNDS (3: the variants and netcore parts measure their rows
-# that many times and report medians, while the peers part runs the harness once), PEERS_BASE_PORT (18100), BASE_PORT (18200 for variants,
+# stop before each row), RETRIES (2), ROUNDS (3: the peers part runs the harness that many times,
+# and the variants and netcore parts measure their rows that many times; all three report
+# medians), PEERS_BASE_PORT (18100), BASE_PORT (18200 for variants,
 # +100 for netcore), DOC (docs/benchmarks.md, or DOC= for none), FWD_AUTH (1: also measure nginx
 # auth_request in front of pomerium's forward-auth endpoint; 0: leave that row out),
 # NETBENCH_OPTIONS (more options for the netcore part's `NetBench proxy`, such as
@@ -172,7 +173,7 @@ secrets() {
 
 bench_peers() {
   secrets
-  local base="${PEERS_BASE_PORT:-18100}" log="$RUN/peers-run.log" harness_run fwd=() writer_options=""
+  local base="${PEERS_BASE_PORT:-18100}" harness_run fwd=() writer_options="" round log tables=() logs=()
   if [ "$FWD_AUTH" = 1 ]; then
     # nginx auth_request on BASE+31 asks the product's /verify on the application's own Host; a
     # 401 sends the browser to the product's sign-in with the same URL.
@@ -180,17 +181,28 @@ bench_peers() {
     fwd=(PRODUCT_FWD_AUTH_PATH="/verify?uri=\$scheme://\$http_host\$request_uri"
       PRODUCT_FWD_SIGNIN="http://127.0.0.1:$((base + 40))/?uri=\$scheme://\$http_host\$request_uri")
   fi
-  echo "== peers: ../shared/bench/run.sh with pomerium as the product (log in $log)"
-  env BASE_PORT="$base" PRODUCT_NAME=pomerium PRODUCT_IDENTITY=pomerium PRODUCT_CHECK_ADMIN=1 \
-    PRODUCT_CMD="exec '$ROOT/scripts/bench-pomerium.sh' \"\$RUN/pomerium.yaml\" \"\$PRODUCT_PORT\" $writer_options" \
-    "${fwd[@]}" "$SHARED/run.sh" 2>&1 | tee "$log"
-  harness_run="$(sed -n 's/^== starting (run dir \(.*\))$/\1/p' "$log")"
-  [ -f "$harness_run/table.txt" ] || { echo "bench: the harness printed no table; see $log" >&2; exit 1; }
-  cp "$harness_run/table.txt" "$RUN/peers-table.txt"
-  local conformance failed
-  conformance="$(grep '^conformance:' "$log" || echo 'conformance: not run')"
-  failed="$(grep '^FAIL' "$log" || true)"
-  [ "$conformance" = "conformance: 0 target(s) with failures" ] || STATUS=1
+  # One harness run measures each row once. The nginx row alone moved by about 20% between two
+  # runs on a 2-CPU virtual machine, so the harness runs ROUNDS times and the table shows medians.
+  for round in $(seq "$ROUNDS"); do
+    log="$RUN/peers-run-$round.log"
+    echo "== peers: round $round of $ROUNDS: ../shared/bench/run.sh with pomerium as the product (log in $log)"
+    env BASE_PORT="$base" PRODUCT_NAME=pomerium PRODUCT_IDENTITY=pomerium PRODUCT_CHECK_ADMIN=1 \
+      PRODUCT_CMD="exec '$ROOT/scripts/bench-pomerium.sh' \"\$RUN/pomerium.yaml\" \"\$PRODUCT_PORT\" $writer_options" \
+      "${fwd[@]}" "$SHARED/run.sh" 2>&1 | tee "$log"
+    harness_run="$(sed -n 's/^== starting (run dir \(.*\))$/\1/p' "$log")"
+    [ -f "$harness_run/table.txt" ] || { echo "bench: the harness printed no table; see $log" >&2; exit 1; }
+    cp "$harness_run/table.txt" "$RUN/peers-table-$round.txt"
+    tables+=("$RUN/peers-table-$round.txt")
+    logs+=("$log")
+  done
+  "$PY" "$ROOT/scripts/bench_doc.py" median "$RUN/peers-table.txt" "${tables[@]}"
+  local clean failed passed failures
+  # A run is clean when the harness ends its checks with this line.
+  clean="$(cat "${logs[@]}" | grep -c '^conformance: 0 target(s) with failures$' || true)"
+  failed="$(grep -h '^FAIL' "${logs[@]}" || true)"
+  passed="$(cat "${logs[@]}" | grep -cE '^ok ' || true)"
+  failures="$(cat "${logs[@]}" | grep -c '^FAIL' || true)"
+  [ "$failures" = 0 ] && [ "$clean" = "$ROUNDS" ] || STATUS=1
   grep -q ' BAD$' "$RUN/peers-table.txt" && STATUS=1
 
   local section="$RUN/peers.md"
@@ -198,11 +210,13 @@ bench_peers() {
   {
     echo "Harness: the shared peer harness \`run.sh\`, with \`scripts/bench-pomerium.sh\` as"
     echo "\`PRODUCT_CMD\`: the release binary, in-memory sessions, \`log_level: warn\` (no access log,"
-    echo "like the peers). Ratios are to the nginx plain proxy of the same run. One pomerium process"
-    echo "serves one listener, so pomerium's TLS row is in the next table, as a process of its own."
-    echo "Versions: $(grep '^versions:' "$log" | cut -d' ' -f2-)."
+    echo "like the peers). The harness ran $ROUNDS times in a row; each row shows the median of its"
+    echo "$ROUNDS measurements, and ratios are to the median of the nginx plain proxy. One pomerium"
+    echo "process serves one listener, so pomerium's TLS row is in the next table, as a process of its own."
+    echo "Versions: $(grep -h '^versions:' "${logs[0]}" | cut -d' ' -f2-)."
     echo
-    echo "Conformance: $(grep -cE '^ok ' "$log") checks passed, $(grep -c '^FAIL' "$log" || true) failed ($conformance)."
+    echo "Conformance: over the $ROUNDS runs, $passed checks passed and $failures failed; $clean of the"
+    echo "$ROUNDS runs reported no target with failures."
     if [ -n "$failed" ]; then
       echo
       echo '```'
@@ -214,6 +228,15 @@ bench_peers() {
       --tls-ref "TLS nginx plain proxy"
     echo
     echo "$TABLE_NOTES"
+    echo
+    echo "Each run's ratios to the nginx row of the same run:"
+    echo
+    "$PY" "$ROOT/scripts/bench_doc.py" rounds "${tables[@]}" --ref "nginx plain proxy" \
+      --tls-ref "TLS nginx plain proxy"
+    echo
+    echo "Pomerium with a session against Apache mod_auth_openidc with a session, run by run:"
+    echo
+    "$PY" "$ROOT/scripts/bench_doc.py" multiple "pomerium, cookie" "apache oidc, cookie" "${tables[@]}"
     echo
     if [ "$FWD_AUTH" = 1 ]; then
       echo "\"nginx auth_req>pomerium\": the harness's nginx \`auth_request\` asks pomerium's"
@@ -227,7 +250,7 @@ bench_peers() {
       echo "The row \"nginx auth_req>pomerium\" is off (FWD_AUTH=0)."
     fi
     echo
-    echo "The harness's own table (ratios to the direct upstream):"
+    echo "The medians in the harness's own format (ratios to the direct upstream):"
     echo
     echo '```'
     cat "$RUN/peers-table.txt"

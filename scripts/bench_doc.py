@@ -17,6 +17,9 @@ usage:
   bench_doc.py rounds TABLE.txt [TABLE.txt ...] --ref NAME [--tls-ref NAME]
       Prints a Markdown table of each row's req/s ratio to the reference row of the same
       round, one column per round, and the median of those ratios.
+  bench_doc.py multiple NAME_A NAME_B TABLE.txt [TABLE.txt ...]
+      Prints a Markdown table of row NAME_A's req/s as a multiple of row NAME_B's, one column
+      per table (round), and the median of those multiples.
   bench_doc.py section DOC NAME FILE
       Replaces the text between <!-- bench:NAME:begin --> and <!-- bench:NAME:end --> in DOC
       with the contents of FILE; appends both markers and the text when DOC has none.
@@ -177,6 +180,25 @@ def rounds_table(args):
         print(f"| {name} | {cells} | {median_of(ratios):.2f} |")
 
 
+def multiple(args):
+    name_a, name_b, paths = args[0], args[1], args[2:]
+    if not paths:
+        sys.exit("bench_doc.py: multiple needs two row names and at least one table")
+    names, rounds = read_rounds(paths)
+    for name in (name_a, name_b):
+        if name not in names:
+            sys.exit(f"bench_doc.py: no row named \"{name}\" in {paths[0]}")
+    values = []
+    for rows in rounds:
+        by_name = {r["name"]: r for r in rows}
+        values.append(by_name[name_a]["rps"] / by_name[name_b]["rps"])
+    header = " | ".join(f"round {n}" for n in range(1, len(paths) + 1))
+    print(f"| req/s of \"{name_a}\" / \"{name_b}\" | {header} | median |")
+    print("|---|" + "---:|" * (len(paths) + 1))
+    cells = " | ".join(f"{value:.2f}x" for value in values)
+    print(f"| multiple | {cells} | {median_of(values):.2f}x |")
+
+
 def section(args):
     doc, name, source = args
     text = open(doc).read()
@@ -205,7 +227,7 @@ def redis(args):
 
 if __name__ == "__main__":
     commands = {"table": table, "compare": compare, "median": median, "rounds": rounds_table,
-                "section": section, "redis": redis}
+                "multiple": multiple, "section": section, "redis": redis}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]](sys.argv[2:])
