@@ -47,9 +47,7 @@ extension AuthenticateService {
                 throw EndpointFailure(403, "only administrators may impersonate other users", reason: "not-admin")
             }
             let email = query.value(for: "pomerium_impersonate_email") ?? ""
-            let groups = (query.value(for: "pomerium_impersonate_groups") ?? "").split(separator: ",").map {
-                String($0).filter { $0 != " " }
-            }.filter { !$0.isEmpty }
+            let groups = Self.impersonationGroups(query.value(for: "pomerium_impersonate_groups") ?? "")
             session.impersonateEmail = email.isEmpty && groups.isEmpty ? nil : email
             session.impersonateGroups = email.isEmpty && groups.isEmpty ? nil : groups
             do {
@@ -225,6 +223,17 @@ extension AuthenticateService {
     /// always names its hosts in `aud` and carries no identity-provider tokens. A client that reads
     /// a route cookie (an application behind forward-auth receives its visitors' cookies) must not get
     /// route sessions for other hosts from it.
+    /// Splits the dashboard's comma-separated group list, trimming spaces and tabs around each name
+    /// and dropping empty names. Spaces inside a name stay, because group names may contain them.
+    static func impersonationGroups(_ text: String) -> [String] {
+        text.split(separator: ",").map { name in
+            var trimmed = Substring(name)
+            while let first = trimmed.first, first == " " || first == "\t" { trimmed = trimmed.dropFirst() }
+            while let last = trimmed.last, last == " " || last == "\t" { trimmed = trimmed.dropLast() }
+            return String(trimmed)
+        }.filter { !$0.isEmpty }
+    }
+
     static func isGlobalSession(_ session: SessionState) -> Bool {
         session.audience.isEmpty && session.oauthToken != nil
     }

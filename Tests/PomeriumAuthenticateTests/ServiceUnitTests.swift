@@ -266,6 +266,13 @@ struct UnreachableStore: KeyValueStore {
         #expect(AuthenticateService.pomeriumAuthorization(["Authorization": "Pomerium "]) == nil)
     }
 
+    @Test func impersonationGroupsKeepInnerSpaces() {
+        #expect(AuthenticateService.impersonationGroups("Team A, ops") == ["Team A", "ops"])
+        #expect(AuthenticateService.impersonationGroups(" Domain Admins\t,, devs ") == ["Domain Admins", "devs"])
+        #expect(AuthenticateService.impersonationGroups(" , ").isEmpty)
+        #expect(AuthenticateService.impersonationGroups("").isEmpty)
+    }
+
     @Test func transportErrorsMapped() {
         #expect(ClientIdentityTransport.map(.connectFailed("refused")) == .connectionFailed(reason: "refused"))
         #expect(ClientIdentityTransport.map(.resolveFailed("no")) == .connectionFailed(reason: "no"))

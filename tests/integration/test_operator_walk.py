@@ -409,6 +409,17 @@ def impersonate(stack, session, email, groups):
     return final
 
 
+def test_impersonated_group_with_space(walk):
+    """Impersonating a group whose name has a space (`Team A`: a provider's `groups` claim may
+    hold such names) grants what that group grants, and the assertion names it as written."""
+    admin = fresh_login(walk, "admin")
+    impersonate(walk, admin, "", "Team A, ops")
+    team = walk.get("team", session=admin, allow_redirects=True)
+    assert team.status_code == 200, "the impersonated group Team A is allowed on the team route"
+    claims = jwt.decode(Report(team).values("X-Pomerium-Jwt-Assertion")[0], options={"verify_signature": False})
+    assert claims["impersonate_groups"] == ["Team A", "ops"]
+
+
 def test_impersonation_changes_policy_not_identity_headers(walk):
     """compatibility.md: only the impersonated identity is evaluated; the assertion and the claim
     headers keep the administrator's own identity and add the impersonated one."""
