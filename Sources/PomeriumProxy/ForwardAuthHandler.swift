@@ -203,6 +203,8 @@ final class ForwardAuthHandler: HTTPRequestHandler {
         if let session { metadata["email"] = .string(session.email) }
         if decision.isAllowed {
             logger.debug("authorize", metadata: metadata)
+        } else if decision.outcome == .denyForbidden {
+            logger.warning("authorize", metadata: metadata)
         } else {
             logger.info("authorize", metadata: metadata)
         }

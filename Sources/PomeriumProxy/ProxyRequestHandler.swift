@@ -346,10 +346,13 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     private func logDecision(_ decision: Decision, routeID: String, session: SessionState?) {
         // The metadata is built inside the log call's autoclosure, so a level that drops the line
         // costs no dictionary. An allowed request at a level above debug does not even copy the
-        // logger.
+        // logger. A denial of a signed-in user is a warning, as in v0.7, so `log_level: warn` keeps
+        // it. A request without a valid session is only sent to sign in, so it stays at info.
         if decision.isAllowed {
             guard service.logLevel.level <= .debug else { return }
             logger.debug("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
+        } else if decision.outcome == .denyForbidden {
+            logger.warning("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
         } else {
             logger.info("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
         }

@@ -149,6 +149,7 @@ struct ProxyPolicyTests {
                 #expect(decisions.first?.metadata["reason"] == "no-allow-rule-matched")
                 #expect(decisions.first?.metadata["decision"] == "deny")
                 #expect(decisions.first?.metadata["route"] == "policy[0]")
+                #expect(decisions.first?.level == .warning, "log_level warn keeps denials")
                 let access = proxy.logs.all.filter { $0.message == "http-request" }
                 #expect(access.count == 1)
                 #expect(access.first?.metadata["path"] == "/secret")

@@ -548,6 +548,22 @@ def test_headers_disable_and_replace(pomerium_binary, server_certificate, users,
 # The access log and the authorization log.
 
 
+def test_authorization_log_lines(walk):
+    """v0.7 logged denials at warn with the reason, so `log_level: warn` still shows them."""
+    mallory = walk.login("mallory")
+    denied = walk.get("app", session=mallory)
+    assert denied.status_code == 403
+    request_id = denied.headers["Request-Id"]
+    assert wait_until(lambda: any(line.get("req_id") == request_id and line.get("message") == "authorize"
+                                  for line in json_lines(walk.process)))
+    [line] = [line for line in json_lines(walk.process)
+              if line.get("req_id") == request_id and line.get("message") == "authorize"]
+    assert line["decision"] == "deny"
+    assert line["email"] == "mallory@other.test"
+    assert line["reason"] == "no-allow-rule-matched"
+    assert line["level"] == "warn", line
+
+
 SECRET_PARAMETERS = {"state", "code", "nonce", "code_challenge", "pomerium_session_encrypted", "pomerium_signature",
                      "pomerium_jwt", "pomerium_refresh_token", "pomerium_signin_binding"}
 
