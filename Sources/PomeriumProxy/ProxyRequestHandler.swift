@@ -872,12 +872,13 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         logger.debug("http-request", metadata: accessLogMetadata(head, elapsed: elapsed))
     }
 
-    /// The fields of the `http-request` line, built only when the logger keeps debug lines.
+    /// The fields of the `http-request` line, built only when the logger keeps debug lines. The
+    /// status, size and duration are JSON numbers, as v0.7 wrote them, so log queries can compare them.
     private func accessLogMetadata(_ head: HTTPRequestHead, elapsed: Double) -> Logger.Metadata {
         var metadata: Logger.Metadata = [
             "method": .string(head.method.rawValue), "host": .string(host),
-            "path": .string(path.isEmpty ? "(invalid)" : path), "status": .string(String(status)),
-            "duration_ms": .string(String(format3(elapsed))), "size": .string(String(bytesSent)),
+            "path": .string(path.isEmpty ? "(invalid)" : path), "status": .stringConvertible(status),
+            "duration_ms": .stringConvertible(format3(elapsed)), "size": .stringConvertible(bytesSent),
             "req_id": .string(requestID), "service": "proxy",
         ]
         if let clientAddress { metadata["ip"] = .string(clientAddress) }
@@ -885,6 +886,7 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         if let identity = identityForLog {
             metadata["email"] = .string(identity.email)
             if let user = identity.user { metadata["user"] = .string(user) }
+            if !identity.groups.isEmpty { metadata["groups"] = .array(identity.groups.map { .string($0) }) }
         }
         return metadata
     }

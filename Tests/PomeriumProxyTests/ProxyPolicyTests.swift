@@ -153,7 +153,7 @@ struct ProxyPolicyTests {
                 let access = proxy.logs.all.filter { $0.message == "http-request" }
                 #expect(access.count == 1)
                 #expect(access.first?.metadata["path"] == "/secret")
-                #expect(access.first?.metadata["status"] == "403")
+                #expect(access.first?.metadata["status"] == .stringConvertible(403))
                 #expect(access.first?.metadata["email"] == nil)
                 for entry in proxy.logs.all {
                     #expect(!entry.jsonLine.contains("token=abc"))
@@ -183,7 +183,8 @@ struct ProxyPolicyTests {
     func tokenSources() async throws {
         try await Fixtures.withEchoUpstream { echo in
             try await ProxyHarness.run(config: Self.config(echo: echo.baseURL)) { proxy in
-                let token = try proxy.token(proxy.session("alice@corp.test", audience: Self.hosts))
+                let token = try proxy.token(
+                    proxy.session("alice@corp.test", groups: ["Team A", "ops"], audience: Self.hosts))
                 let pomerium = try await proxy.request(
                     host: "users.example.test", path: "/", headers: [("Authorization", "Pomerium " + token)])
                 #expect(pomerium.status == 200)
@@ -203,8 +204,9 @@ struct ProxyPolicyTests {
                 #expect(access.count == 4)
                 #expect(access.last?.metadata["path"] == "/list")
                 #expect(access.last?.metadata["email"] == "alice@corp.test")
-                #expect(access.last?.metadata["status"] == "200")
+                #expect(access.last?.metadata["status"] == .stringConvertible(200))
                 #expect(access.last?.metadata["ip"] == "127.0.0.1")
+                #expect(access.last?.metadata["groups"] == ["Team A", "ops"])
                 for entry in proxy.logs.all {
                     #expect(!entry.jsonLine.contains(String(token.suffix(20))), "no token in the log")
                 }

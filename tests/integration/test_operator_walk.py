@@ -548,16 +548,48 @@ def test_headers_disable_and_replace(pomerium_binary, server_certificate, users,
 # The access log and the authorization log.
 
 
+def log_line(stack, request_id, message):
+    """The one log line with `message` for the request whose `Request-Id` is `request_id`."""
+    def matching():
+        return [line for line in json_lines(stack.process)
+                if line.get("req_id") == request_id and line.get("message") == message]
+
+    assert wait_until(lambda: matching()), f"no {message} line with req_id {request_id}"
+    [line] = matching()
+    return line
+
+
+def test_access_log_fields(walk):
+    """The `http-request` line of a proxied request carries the fields that v0.7 logged, with
+    numbers as JSON numbers: duration (as `duration_ms`), size, status, method, service, host,
+    path, ip, user_agent, req_id, and the user's email and groups. It never carries the query."""
+    alice = walk.login("alice")
+    response = walk.get("app", f"/logged?key={QUERY_SECRET}", session=alice,
+                        headers={"User-Agent": "operator-walk-agent",
+                                 "Referer": f"https://web.example.test/from?key={QUERY_SECRET}"})
+    assert response.status_code == 200
+    line = log_line(walk, response.headers["Request-Id"], "http-request")
+    assert line["level"] == "debug"
+    assert line["method"] == "GET"
+    assert line["host"] == walk.host("app")
+    assert line["path"] == "/logged"
+    assert line["ip"] == "127.0.0.1"
+    assert line["user_agent"] == "operator-walk-agent"
+    assert line["email"] == "alice@example.com"
+    assert line["service"] == "proxy"
+    assert line["status"] == 200, line
+    assert isinstance(line["size"], int), line
+    assert isinstance(line["duration_ms"], (int, float)), line
+    assert line.get("groups") == ["devs"], line
+    assert "referer" not in line, "a Referer carries another page's query"
+
+
 def test_authorization_log_lines(walk):
     """v0.7 logged denials at warn with the reason, so `log_level: warn` still shows them."""
     mallory = walk.login("mallory")
     denied = walk.get("app", session=mallory)
     assert denied.status_code == 403
-    request_id = denied.headers["Request-Id"]
-    assert wait_until(lambda: any(line.get("req_id") == request_id and line.get("message") == "authorize"
-                                  for line in json_lines(walk.process)))
-    [line] = [line for line in json_lines(walk.process)
-              if line.get("req_id") == request_id and line.get("message") == "authorize"]
+    line = log_line(walk, denied.headers["Request-Id"], "authorize")
     assert line["decision"] == "deny"
     assert line["email"] == "mallory@other.test"
     assert line["reason"] == "no-allow-rule-matched"
