@@ -38,7 +38,7 @@ extension AuthenticateService {
         } catch {
             logger.info(
                 "session refresh failed; sending the user to the identity provider",
-                metadata: ["request_id": .string(request.requestID), "error": .string(String(describing: error))])
+                metadata: ["req_id": .string(request.requestID), "error": .string(String(describing: error))])
             return try await startLogin(request)
         }
         var changed = session != loaded.session
@@ -62,7 +62,7 @@ extension AuthenticateService {
             logger.info(
                 "impersonation changed",
                 metadata: [
-                    "request_id": .string(request.requestID), "ati": .string(session.accessTokenID),
+                    "req_id": .string(request.requestID), "ati": .string(session.accessTokenID),
                     "active": .string(session.impersonateEmail == nil ? "no" : "yes"),
                     "email": .string(session.email),
                     "impersonate_email": .string(session.impersonateEmail ?? ""),
@@ -102,7 +102,7 @@ extension AuthenticateService {
         logger.debug(
             "route session issued",
             metadata: [
-                "request_id": .string(request.requestID), "ati": .string(session.accessTokenID),
+                "req_id": .string(request.requestID), "ati": .string(session.accessTokenID),
                 "route": .string(targets.callback.hostAndPort),
             ])
         return Self.redirect(to: signed.description, setCookies: setCookies)
@@ -187,7 +187,7 @@ extension AuthenticateService {
         guard let stored = try await loadStoredSession(accessTokenID: candidate.session.accessTokenID) else {
             logger.debug(
                 "session not in the store; treating the request as signed out",
-                metadata: ["request_id": .string(request.requestID)])
+                metadata: ["req_id": .string(request.requestID)])
             return nil
         }
         return (stored, candidate.fromCookie)
@@ -273,7 +273,7 @@ extension AuthenticateService {
         var setCookies: [String] = []
         if let cookie = csrf.setCookie { setCookies.append(cookie) }
         if sessionCookies.hasCookie(in: request.cookies) { setCookies += try sessionCookies.clearingHeaders() }
-        logger.debug("login started at the identity provider", metadata: ["request_id": .string(request.requestID)])
+        logger.debug("login started at the identity provider", metadata: ["req_id": .string(request.requestID)])
         return Self.redirect(to: authorization.url, setCookies: setCookies)
     }
 

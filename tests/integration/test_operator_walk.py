@@ -584,6 +584,20 @@ def test_access_log_fields(walk):
     assert "referer" not in line, "a Referer carries another page's query"
 
 
+def test_authenticate_access_log_line(walk):
+    """Requests to the authenticate host get an `http-request` line with the proxy's field
+    names, so one log query finds every request by `req_id`."""
+    response = walk.get("authenticate", f"/.pomerium/sign_in?key={QUERY_SECRET}",
+                        headers={"User-Agent": "operator-walk-authenticate"})
+    assert response.status_code == 400
+    line = log_line(walk, response.headers["Request-Id"], "http-request")
+    assert line["service"] == "authenticate"
+    assert line["host"] == walk.host("authenticate")
+    assert line["path"] == "/.pomerium/sign_in"
+    assert line["status"] == 400
+    assert line["user_agent"] == "operator-walk-authenticate"
+
+
 def test_authorization_log_lines(walk):
     """v0.7 logged denials at warn with the reason, so `log_level: warn` still shows them."""
     mallory = walk.login("mallory")
