@@ -10,6 +10,7 @@ import json
 import re
 import socket
 import ssl
+import subprocess
 import time
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, quote, urlsplit
@@ -204,6 +205,74 @@ def test_example_config_yaml_serves_its_routes(pomerium_binary, server_certifica
             assert connection.recv(timeout=5) == "hello"
     finally:
         process.stop()
+
+
+def split_example(name, port, replacements, tmp_path):
+    """config/examples/split/NAME.yaml with its address, hosts, upstreams and paths on this machine."""
+    text = (ROOT / f"config/examples/split/{name}.yaml").read_text()
+    text = text.replace('address: ":443"', f'address: "127.0.0.1:{port}"')
+    text = text.replace("/var/lib/pomerium/", f"{tmp_path}/")
+    for old, new in replacements.items():
+        text = text.replace(old, new)
+    assert "corp.example.com" not in text and ".internal" not in text, text
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_split_examples_sign_in(pomerium_binary, server_certificate, users, reporting_upstream, tmp_path):
+    """config/examples/README.md: split/authenticate.yaml and split/proxy.yaml run, each with
+    its own file and the same SHARED_SECRET and COOKIE_SECRET, and sign a user in together."""
+    authenticate_port, proxy_port = free_port(), free_port()
+    hosts = {"https://authenticate.corp.example.com": f"https://authenticate.example.test:{authenticate_port}",
+             ".corp.example.com": f".example.test:{proxy_port}",
+             "https://pomerium-authorize.internal:443": "http://127.0.0.1:9",
+             "https://pomerium-cache.internal:443": "http://127.0.0.1:9",
+             "http://httpbin:8000": reporting_upstream.url, "http://static-site:8080": reporting_upstream.url,
+             "https://login.example.com": users}
+    environment = {
+        "COOKIE_SECRET": support.COOKIE_SECRET, "SHARED_SECRET": support.SHARED_SECRET,
+        "IDP_CLIENT_SECRET": CLIENT_SECRET,
+        "CERTIFICATE": base64.b64encode(server_certificate[0].read_bytes()).decode(),
+        "CERTIFICATE_KEY": base64.b64encode(server_certificate[1].read_bytes()).decode(),
+    }
+    processes = []
+    try:
+        for name, port in (("authenticate", authenticate_port), ("proxy", proxy_port)):
+            process = Pomerium(pomerium_binary, split_example(name, port, hosts, tmp_path), env=environment,
+                               cwd=tmp_path)
+            processes.append(process)
+            process.wait_ready(port, scheme="https")
+        stack = Stack(processes[1], proxy_port, server_certificate[0], None, {})
+        alice = stack.browser()
+        final, _ = support.login(alice, stack.url("httpbin", "/get"), "alice")
+        assert final.status_code == 200, final.text[:300]
+        report = Report(final)
+        assert report.values("X-Pomerium-Claim-Email") == ["alice@example.com"]
+        assert len(report.values("X-Pomerium-Jwt-Assertion")) == 1
+        assert stack.get("public").status_code == 200
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def test_split_authenticate_without_routes_warns(pomerium_binary, tmp_path):
+    """A v0.7 authenticate service ignored `policy`. Here it redirects only to route hosts, so a
+    split authenticate config without routes would answer every sign-in with 400, and -validate
+    says so."""
+    text = (ROOT / "config/examples/split/authenticate.yaml").read_text()
+    path = tmp_path / "authenticate.yaml"
+    path.write_text(text[:text.index("# The routes")])
+    environment = {"PATH": "/usr/bin:/bin", "COOKIE_SECRET": support.COOKIE_SECRET,
+                   "SHARED_SECRET": support.SHARED_SECRET, "IDP_CLIENT_SECRET": CLIENT_SECRET,
+                   "INSECURE_SERVER": "true", "GRPC_INSECURE": "true"}
+    result = subprocess.run([str(pomerium_binary), "-config", str(path), "-validate"], capture_output=True,
+                            text=True, env=environment, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    warnings = [line for line in (result.stdout + result.stderr).splitlines()
+                if line.startswith("warning:") and "policy" in line]
+    assert len(warnings) == 1, result.stdout + result.stderr
+    assert "copy the proxy's policy" in warnings[0]
 
 
 # -------------------------------------------------------------------------------------------------
