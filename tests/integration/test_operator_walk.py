@@ -506,6 +506,9 @@ def test_impersonation_changes_policy_not_identity_headers(walk):
     cleared = Report(walk.get("app", session=admin))
     claims = jwt.decode(cleared.values("X-Pomerium-Jwt-Assertion")[0], options={"verify_signature": False})
     assert "impersonate_email" not in claims
+    # configuration.md, as in v0.7: the form changes the route session of the host it was sent
+    # from, and another host keeps the route session it has until it expires.
+    assert walk.get("bob", session=admin).status_code == 200, "bob's host keeps the impersonating session"
 
 
 # -------------------------------------------------------------------------------------------------
