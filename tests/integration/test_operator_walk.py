@@ -593,6 +593,14 @@ def test_error_statuses(walk):
         assert "X-Pomerium-Jwt-Assertion" not in response.headers
 
 
+def test_path_route_matches_exactly(walk):
+    """configuration.md: `path` must equal the request path; other paths of the host are unknown."""
+    assert walk.get("exact", "/only").status_code == 200
+    assert walk.get("exact", "/only/").status_code == 404
+    assert walk.get("exact", "/only/more").status_code == 404
+    assert walk.get("exact", "/").status_code == 404
+
+
 def test_headers_disable_and_replace(pomerium_binary, server_certificate, users, reporting_upstream, tmp_path):
     """configuration.md: a `disable` key clears the response headers; a configured header
     replaces the upstream's header of the same name."""
