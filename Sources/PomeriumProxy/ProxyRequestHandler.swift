@@ -883,6 +883,10 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         ]
         if let clientAddress { metadata["ip"] = .string(clientAddress) }
         if let agent = head.headers.first(name: "User-Agent") { metadata["user_agent"] = .string(agent) }
+        // Behind a load balancer `ip` is the balancer's address and the client's is in this field.
+        // As in v0.7 it is logged as sent, whether or not the peer is in `trusted_proxies`.
+        let forwardedFor = head.headers["X-Forwarded-For"]
+        if !forwardedFor.isEmpty { metadata["X-Forwarded-For"] = .array(forwardedFor.map { .string($0) }) }
         if let identity = identityForLog {
             metadata["email"] = .string(identity.email)
             if let user = identity.user { metadata["user"] = .string(user) }

@@ -197,7 +197,8 @@ struct ProxyPolicyTests {
                     host: "public.example.test", path: "/", headers: [("Authorization", "Bearer app-token")])
                 #expect(application.echo?.values("Authorization") == ["Bearer app-token"])
                 let query = try await proxy.request(
-                    host: "users.example.test", path: "/list?a=1&pomerium_session=\(token)&b=2")
+                    host: "users.example.test", path: "/list?a=1&pomerium_session=\(token)&b=2",
+                    headers: [("X-Forwarded-For", "203.0.113.7")])
                 #expect(query.status == 200)
                 #expect(query.echo?.path == "/list?a=1&b=2")
                 let access = proxy.logs.all.filter { $0.message == "http-request" }
@@ -207,6 +208,7 @@ struct ProxyPolicyTests {
                 #expect(access.last?.metadata["status"] == .stringConvertible(200))
                 #expect(access.last?.metadata["ip"] == "127.0.0.1")
                 #expect(access.last?.metadata["groups"] == ["Team A", "ops"])
+                #expect(access.last?.metadata["X-Forwarded-For"] == ["203.0.113.7"])
                 for entry in proxy.logs.all {
                     #expect(!entry.jsonLine.contains(String(token.suffix(20))), "no token in the log")
                 }

@@ -645,7 +645,7 @@ def test_access_log_fields(walk):
     path, ip, user_agent, req_id, and the user's email and groups. It never carries the query."""
     alice = walk.login("alice")
     response = walk.get("app", f"/logged?key={QUERY_SECRET}", session=alice,
-                        headers={"User-Agent": "operator-walk-agent",
+                        headers={"User-Agent": "operator-walk-agent", "X-Forwarded-For": "203.0.113.7",
                                  "Referer": f"https://web.example.test/from?key={QUERY_SECRET}"})
     assert response.status_code == 200
     line = log_line(walk, response.headers["Request-Id"], "http-request")
@@ -661,6 +661,7 @@ def test_access_log_fields(walk):
     assert isinstance(line["size"], int), line
     assert isinstance(line["duration_ms"], (int, float)), line
     assert line.get("groups") == ["devs"], line
+    assert line.get("X-Forwarded-For") == ["203.0.113.7"], "behind a load balancer, the client's address"
     assert "referer" not in line, "a Referer carries another page's query"
 
 
