@@ -47,7 +47,7 @@ extension AuthenticateService {
             logger.warning(
                 "login failed at the identity provider",
                 metadata: [
-                    "request_id": .string(request.requestID), "error": .string(error.code),
+                    "req_id": .string(request.requestID), "error": .string(error.code),
                     "detail": .string(error.description),
                 ])
             throw Self.loginFailure(error)
@@ -62,7 +62,7 @@ extension AuthenticateService {
         logger.info(
             "user signed in",
             metadata: [
-                "request_id": .string(request.requestID), "ati": .string(session.accessTokenID),
+                "req_id": .string(request.requestID), "ati": .string(session.accessTokenID),
                 "sub": .string(session.subject),
             ])
         let signed = try signer.sign(returnURL)

@@ -38,13 +38,13 @@ extension AuthenticateService {
             reason = "store-\(failure.kind.rawValue)"
             logger.error(
                 "authenticate request failed: the session store is unavailable",
-                metadata: ["request_id": .string(request.requestID), "error": .string(failure.description)])
+                metadata: ["req_id": .string(request.requestID), "error": .string(failure.description)])
         } catch {
             response = errorResponse(status: 500, detail: "internal error", request: request)
             reason = "internal"
             logger.error(
                 "authenticate request failed",
-                metadata: ["request_id": .string(request.requestID), "error": .string(String(describing: error))])
+                metadata: ["req_id": .string(request.requestID), "error": .string(String(describing: error))])
         }
         response.headers.replaceOrAdd(name: "Content-Security-Policy", value: Self.contentSecurityPolicy)
         response.headers.replaceOrAdd(name: "Referrer-Policy", value: "same-origin")
@@ -55,16 +55,22 @@ extension AuthenticateService {
         if !response.headers.contains(name: "Cache-Control") {
             response.headers.add(name: "Cache-Control", value: "no-store")
         }
-        // Only the path is logged: the query carries states, codes and signed session payloads.
+        // The access line has the proxy's message and field names. Only the path is logged: the
+        // query carries states, codes and signed session payloads.
         let level: Logger.Level = response.status >= 500 ? .warning : .debug
         logger.log(
             level: level,
-            "authenticate request",
-            metadata: [
-                "request_id": .string(request.requestID), "method": .string(request.method.rawValue),
-                "path": .string(String(request.path.prefix(256))), "status": .string(String(response.status)),
-                "reason": .string(reason),
-            ])
+            "http-request",
+            metadata: {
+                var metadata: Logger.Metadata = [
+                    "req_id": .string(request.requestID), "method": .string(request.method.rawValue),
+                    "host": .string(request.host), "path": .string(String(request.path.prefix(256))),
+                    "status": .stringConvertible(response.status), "size": .stringConvertible(response.body.count),
+                    "reason": .string(reason), "service": "authenticate",
+                ]
+                if let agent = request.headers.first(name: "User-Agent") { metadata["user_agent"] = .string(agent) }
+                return metadata
+            }())
         return response
     }
 

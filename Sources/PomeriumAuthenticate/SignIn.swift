@@ -38,7 +38,7 @@ extension AuthenticateService {
         } catch {
             logger.info(
                 "session refresh failed; sending the user to the identity provider",
-                metadata: ["request_id": .string(request.requestID), "error": .string(String(describing: error))])
+                metadata: ["req_id": .string(request.requestID), "error": .string(String(describing: error))])
             return try await startLogin(request)
         }
         var changed = session != loaded.session
@@ -47,9 +47,7 @@ extension AuthenticateService {
                 throw EndpointFailure(403, "only administrators may impersonate other users", reason: "not-admin")
             }
             let email = query.value(for: "pomerium_impersonate_email") ?? ""
-            let groups = (query.value(for: "pomerium_impersonate_groups") ?? "").split(separator: ",").map {
-                String($0).filter { $0 != " " }
-            }.filter { !$0.isEmpty }
+            let groups = Self.impersonationGroups(query.value(for: "pomerium_impersonate_groups") ?? "")
             session.impersonateEmail = email.isEmpty && groups.isEmpty ? nil : email
             session.impersonateGroups = email.isEmpty && groups.isEmpty ? nil : groups
             do {
@@ -64,7 +62,7 @@ extension AuthenticateService {
             logger.info(
                 "impersonation changed",
                 metadata: [
-                    "request_id": .string(request.requestID), "ati": .string(session.accessTokenID),
+                    "req_id": .string(request.requestID), "ati": .string(session.accessTokenID),
                     "active": .string(session.impersonateEmail == nil ? "no" : "yes"),
                     "email": .string(session.email),
                     "impersonate_email": .string(session.impersonateEmail ?? ""),
@@ -104,7 +102,7 @@ extension AuthenticateService {
         logger.debug(
             "route session issued",
             metadata: [
-                "request_id": .string(request.requestID), "ati": .string(session.accessTokenID),
+                "req_id": .string(request.requestID), "ati": .string(session.accessTokenID),
                 "route": .string(targets.callback.hostAndPort),
             ])
         return Self.redirect(to: signed.description, setCookies: setCookies)
@@ -189,7 +187,7 @@ extension AuthenticateService {
         guard let stored = try await loadStoredSession(accessTokenID: candidate.session.accessTokenID) else {
             logger.debug(
                 "session not in the store; treating the request as signed out",
-                metadata: ["request_id": .string(request.requestID)])
+                metadata: ["req_id": .string(request.requestID)])
             return nil
         }
         return (stored, candidate.fromCookie)
@@ -225,6 +223,17 @@ extension AuthenticateService {
     /// always names its hosts in `aud` and carries no identity-provider tokens. A client that reads
     /// a route cookie (an application behind forward-auth receives its visitors' cookies) must not get
     /// route sessions for other hosts from it.
+    /// Splits the dashboard's comma-separated group list, trimming spaces and tabs around each name
+    /// and dropping empty names. Spaces inside a name stay, because group names may contain them.
+    static func impersonationGroups(_ text: String) -> [String] {
+        text.split(separator: ",").map { name in
+            var trimmed = Substring(name)
+            while let first = trimmed.first, first == " " || first == "\t" { trimmed = trimmed.dropFirst() }
+            while let last = trimmed.last, last == " " || last == "\t" { trimmed = trimmed.dropLast() }
+            return String(trimmed)
+        }.filter { !$0.isEmpty }
+    }
+
     static func isGlobalSession(_ session: SessionState) -> Bool {
         session.audience.isEmpty && session.oauthToken != nil
     }
@@ -264,7 +273,7 @@ extension AuthenticateService {
         var setCookies: [String] = []
         if let cookie = csrf.setCookie { setCookies.append(cookie) }
         if sessionCookies.hasCookie(in: request.cookies) { setCookies += try sessionCookies.clearingHeaders() }
-        logger.debug("login started at the identity provider", metadata: ["request_id": .string(request.requestID)])
+        logger.debug("login started at the identity provider", metadata: ["req_id": .string(request.requestID)])
         return Self.redirect(to: authorization.url, setCookies: setCookies)
     }
 

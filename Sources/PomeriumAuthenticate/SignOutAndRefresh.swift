@@ -69,12 +69,12 @@ extension AuthenticateService {
             try await provider.revoke(token: value, hint: hint)
         } catch .revocationNotSupported {
             logger.debug(
-                "the identity provider offers no token revocation", metadata: ["request_id": .string(requestID)])
+                "the identity provider offers no token revocation", metadata: ["req_id": .string(requestID)])
         } catch {
             logger.warning(
                 "token revocation failed at sign-out",
                 metadata: [
-                    "request_id": .string(requestID), "error": .string(error.code),
+                    "req_id": .string(requestID), "error": .string(error.code),
                     "detail": .string(error.description),
                 ])
         }
@@ -102,7 +102,7 @@ extension AuthenticateService {
         try await endStoredSession(accessTokenID: accessTokenID)
         await revoke(session, requestID: request.requestID)
         logger.info(
-            "user signed out", metadata: ["request_id": .string(request.requestID), "ati": .string(accessTokenID)])
+            "user signed out", metadata: ["req_id": .string(request.requestID), "ati": .string(accessTokenID)])
     }
 
     // MARK: Refresh endpoints

@@ -127,6 +127,14 @@ extension NodeDecoder {
         if mode.runsProxy, options.policy.isEmpty, Self.isAbsent(settings["policy"]) {
             warning("policy", .defaultValue, "has no routes, so every host except the service hosts answers 404")
         }
+        // A v0.7 authenticate service ignored the routes. Here its redirect targets must be route
+        // hosts, so a split authenticate service without them rejects every sign-in.
+        if mode == .authenticate, options.policy.isEmpty, Self.isAbsent(settings["policy"]) {
+            warning(
+                "policy", .defaultValue,
+                "has no routes, so the authenticate service answers every sign-in and sign-out with 400 "
+                    + "(it redirects only to route hosts); copy the proxy's policy into this file")
+        }
     }
 
     private mutating func validateIdentityProvider(

@@ -203,6 +203,8 @@ final class ForwardAuthHandler: HTTPRequestHandler {
         if let session { metadata["email"] = .string(session.email) }
         if decision.isAllowed {
             logger.debug("authorize", metadata: metadata)
+        } else if decision.outcome == .denyForbidden {
+            logger.warning("authorize", metadata: metadata)
         } else {
             logger.info("authorize", metadata: metadata)
         }
@@ -400,8 +402,8 @@ final class ForwardAuthHandler: HTTPRequestHandler {
         let elapsed = Double(MonotonicClock.nanoseconds() &- startedAt) / 1_000_000
         var metadata: Logger.Metadata = [
             "method": .string(head.method.rawValue), "host": .string(head.headers.first(name: "Host") ?? ""),
-            "path": .string(head.path), "status": .string(String(status)), "target": .string(targetForLog),
-            "duration_ms": .string(String((elapsed * 1000).rounded() / 1000)), "req_id": .string(requestID),
+            "path": .string(head.path), "status": .stringConvertible(status), "target": .string(targetForLog),
+            "duration_ms": .stringConvertible((elapsed * 1000).rounded() / 1000), "req_id": .string(requestID),
             "service": "forward-auth",
         ]
         if let identityForLog { metadata["email"] = .string(identityForLog) }

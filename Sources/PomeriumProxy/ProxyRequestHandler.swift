@@ -346,10 +346,13 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     private func logDecision(_ decision: Decision, routeID: String, session: SessionState?) {
         // The metadata is built inside the log call's autoclosure, so a level that drops the line
         // costs no dictionary. An allowed request at a level above debug does not even copy the
-        // logger.
+        // logger. A denial of a signed-in user is a warning, as in v0.7, so `log_level: warn` keeps
+        // it. A request without a valid session is only sent to sign in, so it stays at info.
         if decision.isAllowed {
             guard service.logLevel.level <= .debug else { return }
             logger.debug("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
+        } else if decision.outcome == .denyForbidden {
+            logger.warning("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
         } else {
             logger.info("authorize", metadata: decisionMetadata(decision, routeID: routeID, session: session))
         }
@@ -869,19 +872,25 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         logger.debug("http-request", metadata: accessLogMetadata(head, elapsed: elapsed))
     }
 
-    /// The fields of the `http-request` line, built only when the logger keeps debug lines.
+    /// The fields of the `http-request` line, built only when the logger keeps debug lines. The
+    /// status, size and duration are JSON numbers, as v0.7 wrote them, so log queries can compare them.
     private func accessLogMetadata(_ head: HTTPRequestHead, elapsed: Double) -> Logger.Metadata {
         var metadata: Logger.Metadata = [
             "method": .string(head.method.rawValue), "host": .string(host),
-            "path": .string(path.isEmpty ? "(invalid)" : path), "status": .string(String(status)),
-            "duration_ms": .string(String(format3(elapsed))), "size": .string(String(bytesSent)),
+            "path": .string(path.isEmpty ? "(invalid)" : path), "status": .stringConvertible(status),
+            "duration_ms": .stringConvertible(format3(elapsed)), "size": .stringConvertible(bytesSent),
             "req_id": .string(requestID), "service": "proxy",
         ]
         if let clientAddress { metadata["ip"] = .string(clientAddress) }
         if let agent = head.headers.first(name: "User-Agent") { metadata["user_agent"] = .string(agent) }
+        // Behind a load balancer `ip` is the balancer's address and the client's is in this field.
+        // As in v0.7 it is logged as sent, whether or not the peer is in `trusted_proxies`.
+        let forwardedFor = head.headers["X-Forwarded-For"]
+        if !forwardedFor.isEmpty { metadata["X-Forwarded-For"] = .array(forwardedFor.map { .string($0) }) }
         if let identity = identityForLog {
             metadata["email"] = .string(identity.email)
             if let user = identity.user { metadata["user"] = .string(user) }
+            if !identity.groups.isEmpty { metadata["groups"] = .array(identity.groups.map { .string($0) }) }
         }
         return metadata
     }

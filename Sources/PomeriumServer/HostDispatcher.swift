@@ -57,7 +57,8 @@ public final class HostDispatcher: Sendable {
             logger.debug(
                 "http-request",
                 metadata: [
-                    "req_id": .string(requestID), "method": .string(head.method.rawValue), "status": "400",
+                    "req_id": .string(requestID), "method": .string(head.method.rawValue),
+                    "status": .stringConvertible(400),
                     "reason": "the absolute-form target names another host than the Host header",
                 ])
             respondText(

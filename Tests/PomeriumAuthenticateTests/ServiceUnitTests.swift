@@ -171,6 +171,25 @@ struct UnreachableStore: KeyValueStore {
         #expect(!text.contains("Try again"))
     }
 
+    @Test func accessLineNamedLikeProxy() async throws {
+        let logs = InMemoryLogHandler.Store()
+        let clock = ManualWallClock(now: 1_700_000_000)
+        let service = try AuthenticateService(
+            options: try AuthenticateHarness.options(port: 8443, idpPort: 9), provider: StubProvider(),
+            store: try MemoryStore(clock: clock), clock: clock, logger: Logger.inMemory(store: logs))
+        _ = await service.handle(
+            Self.request(
+                "/.pomerium/sign_in?secret-query=1", headers: [("X-Request-Id", "req-7"), ("User-Agent", "agent")]))
+        let line = try #require(logs.all.first { $0.message == "http-request" })
+        #expect(line.metadata["req_id"] == "req-7")
+        #expect(line.metadata["service"] == "authenticate")
+        #expect(line.metadata["host"] == "authn.example.test:8443")
+        #expect(line.metadata["path"] == "/.pomerium/sign_in")
+        #expect(line.metadata["status"] == .stringConvertible(400))
+        #expect(line.metadata["user_agent"] == "agent")
+        #expect(!line.jsonLine.contains("secret-query"))
+    }
+
     @Test func errorPageEscapesHTML() {
         #expect(
             AuthenticateService.escapeHTML("<a href=\"x\">'&'</a>")
@@ -264,6 +283,13 @@ struct UnreachableStore: KeyValueStore {
         #expect(AuthenticateService.pomeriumAuthorization(["Authorization": "pomerium abc"]) == "abc")
         #expect(AuthenticateService.pomeriumAuthorization(["Authorization": "Bearer abc"]) == nil)
         #expect(AuthenticateService.pomeriumAuthorization(["Authorization": "Pomerium "]) == nil)
+    }
+
+    @Test func impersonationGroupsKeepInnerSpaces() {
+        #expect(AuthenticateService.impersonationGroups("Team A, ops") == ["Team A", "ops"])
+        #expect(AuthenticateService.impersonationGroups(" Domain Admins\t,, devs ") == ["Domain Admins", "devs"])
+        #expect(AuthenticateService.impersonationGroups(" , ").isEmpty)
+        #expect(AuthenticateService.impersonationGroups("").isEmpty)
     }
 
     @Test func transportErrorsMapped() {

@@ -37,6 +37,17 @@ import Testing
         #expect(result.problems(for: "shared_secret").first?.severity == .error)
     }
 
+    @Test func authenticateModeWithoutRoutesWarns() throws {
+        let text = TestConfig.baseYAML + "services: authenticate\ncache_service_url: https://c.example.test\n"
+        let warning = try #require(try TestConfig.load(text).problems(for: "policy").first)
+        #expect(warning.severity == .warning)
+        #expect(warning.message.contains("copy the proxy's policy"))
+        let withRoutes =
+            text + "policy:\n  - from: https://app.example.test\n    to: http://127.0.0.1:9\n"
+            + "    allow_public_unauthenticated_access: true\n"
+        #expect(try TestConfig.load(withRoutes).problems(for: "policy") == [])
+    }
+
     @Test func generatedSecretIsStableAcrossLoads() throws {
         let text = SettingDefaultsTests.base(without: ["shared_secret"])
         let first = try TestConfig.load(text).options

@@ -149,10 +149,11 @@ struct ProxyPolicyTests {
                 #expect(decisions.first?.metadata["reason"] == "no-allow-rule-matched")
                 #expect(decisions.first?.metadata["decision"] == "deny")
                 #expect(decisions.first?.metadata["route"] == "policy[0]")
+                #expect(decisions.first?.level == .warning, "log_level warn keeps denials")
                 let access = proxy.logs.all.filter { $0.message == "http-request" }
                 #expect(access.count == 1)
                 #expect(access.first?.metadata["path"] == "/secret")
-                #expect(access.first?.metadata["status"] == "403")
+                #expect(access.first?.metadata["status"] == .stringConvertible(403))
                 #expect(access.first?.metadata["email"] == nil)
                 for entry in proxy.logs.all {
                     #expect(!entry.jsonLine.contains("token=abc"))
@@ -182,7 +183,8 @@ struct ProxyPolicyTests {
     func tokenSources() async throws {
         try await Fixtures.withEchoUpstream { echo in
             try await ProxyHarness.run(config: Self.config(echo: echo.baseURL)) { proxy in
-                let token = try proxy.token(proxy.session("alice@corp.test", audience: Self.hosts))
+                let token = try proxy.token(
+                    proxy.session("alice@corp.test", groups: ["Team A", "ops"], audience: Self.hosts))
                 let pomerium = try await proxy.request(
                     host: "users.example.test", path: "/", headers: [("Authorization", "Pomerium " + token)])
                 #expect(pomerium.status == 200)
@@ -195,15 +197,18 @@ struct ProxyPolicyTests {
                     host: "public.example.test", path: "/", headers: [("Authorization", "Bearer app-token")])
                 #expect(application.echo?.values("Authorization") == ["Bearer app-token"])
                 let query = try await proxy.request(
-                    host: "users.example.test", path: "/list?a=1&pomerium_session=\(token)&b=2")
+                    host: "users.example.test", path: "/list?a=1&pomerium_session=\(token)&b=2",
+                    headers: [("X-Forwarded-For", "203.0.113.7")])
                 #expect(query.status == 200)
                 #expect(query.echo?.path == "/list?a=1&b=2")
                 let access = proxy.logs.all.filter { $0.message == "http-request" }
                 #expect(access.count == 4)
                 #expect(access.last?.metadata["path"] == "/list")
                 #expect(access.last?.metadata["email"] == "alice@corp.test")
-                #expect(access.last?.metadata["status"] == "200")
+                #expect(access.last?.metadata["status"] == .stringConvertible(200))
                 #expect(access.last?.metadata["ip"] == "127.0.0.1")
+                #expect(access.last?.metadata["groups"] == ["Team A", "ops"])
+                #expect(access.last?.metadata["X-Forwarded-For"] == ["203.0.113.7"])
                 for entry in proxy.logs.all {
                     #expect(!entry.jsonLine.contains(String(token.suffix(20))), "no token in the log")
                 }
