@@ -48,6 +48,7 @@ let package = Package(
             providers: [.apt(["liblmdb-dev"])]
         ),
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
+        .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         // No pkgConfig: hiredis's .pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM drops with a warning.
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         // Linux headers that Glibc's module map leaves out: epoll, eventfd, timerfd, inotify, accept4.
@@ -149,7 +150,8 @@ let package = Package(
 
         // MARK: Policy
 
-        .target(name: "PomeriumAuthorize", dependencies: ["PomeriumCore"], swiftSettings: hotPathSwiftSettings),
+        .target(
+            name: "PomeriumAuthorize", dependencies: ["CPCRE2", "PomeriumCore"], swiftSettings: hotPathSwiftSettings),
 
         // MARK: Proxy
 
@@ -211,7 +213,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SystemLibraryTests",
-            dependencies: ["COpenSSL", "CNghttp2", "CYAML", "CLMDB", "CHiredis", "CXXHash", "CLinux"],
+            dependencies: ["COpenSSL", "CNghttp2", "CYAML", "CLMDB", "CHiredis", "CXXHash", "CPCRE2", "CLinux"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "PomeriumLoggingTests", dependencies: ["PomeriumLogging"], swiftSettings: swiftSettings),

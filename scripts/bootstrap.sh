@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 packages=(
-  libssl-dev libnghttp2-dev libyaml-dev liblmdb-dev libhiredis-dev libxxhash-dev pkg-config
+  libssl-dev libnghttp2-dev libyaml-dev liblmdb-dev libhiredis-dev libxxhash-dev libpcre2-dev pkg-config
   redis-server nginx curl openssl procps python3-venv chromium chromium-driver
 )
 missing=()

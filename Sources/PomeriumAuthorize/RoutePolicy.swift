@@ -115,7 +115,13 @@ public final class RoutePolicy: Sendable {
         return requestHost.port == nil || requestHost.port == scheme.defaultPort
     }
 
+    /// Matches `path` against the route's `regex`; a route without one matches every path.
+    public func regexResult(_ path: String) -> PathRegexResult {
+        regex?.match(path) ?? .match
+    }
+
     /// Returns whether every path matcher that is set accepts `path`, which the HTTP layer has already normalised.
+    /// A `regex` match that stopped at its limit counts as no match.
     public func matchesPath(_ path: String) -> Bool {
         if let exact = self.path, !path.hasSameBytes(as: exact) {
             return false
@@ -170,36 +176,5 @@ public final class RoutePolicy: Sendable {
         }
         guard let requestHost = HostAndPort(parsing: hostHeader) else { return false }
         return matchesHost(requestHost) && matchesPath(path)
-    }
-}
-
-/// A `regex` path matcher, compiled once when the route is built.
-///
-/// `Regex` is not declared `Sendable`, but a compiled `Regex` is immutable and its lazily lowered program is
-/// published with an atomic compare-and-exchange in the standard library's string-processing module, so concurrent
-/// matching is safe. The initializer forces that lowering, so the first request pays no compile cost.
-final class CompiledPathRegex: @unchecked Sendable {
-    private let regex: Regex<AnyRegexOutput>
-
-    init(_ pattern: String) throws {
-        if pattern.isEmpty {
-            throw EmptyPatternError()
-        }
-        // Unicode-scalar semantics make `.` match one code point, as Go's RE2 did for Pomerium v0.8.
-        regex = try Regex<AnyRegexOutput>(pattern).matchingSemantics(.unicodeScalar)
-        _ = matchesWhole("/")
-    }
-
-    /// Returns whether the whole of `path` matches. A matching error counts as no match.
-    ///
-    /// NOTE: Swift's `Regex` engine backtracks, so a pattern with nested quantifiers such as `(a+)+$` can take time
-    /// exponential in the path length. The patterns come from the operator, the paths from clients; the HTTP layer's
-    /// request-line limit is what bounds the cost.
-    func matchesWhole(_ path: String) -> Bool {
-        (try? regex.wholeMatch(in: path)) != nil
-    }
-
-    private struct EmptyPatternError: Error, CustomStringConvertible {
-        var description: String { "the pattern is empty" }
     }
 }

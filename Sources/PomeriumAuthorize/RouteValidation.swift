@@ -59,7 +59,7 @@ extension RoutePolicy {
 
         guard let pattern = definition.regex else { return nil }
         do {
-            return try CompiledPathRegex(pattern)
+            return try CompiledPathRegex(pattern, routeID: definition.id)
         } catch {
             problems.append(
                 PomeriumError(

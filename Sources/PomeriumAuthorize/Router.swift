@@ -49,7 +49,8 @@ public struct Router: Sendable {
 
     /// The result of a lookup, with the work it took.
     public struct Lookup: Sendable {
-        /// The first matching route, or nil when no route matched (the proxy then returns 404 "route unknown").
+        /// The first matching route, or nil when no route matched (the proxy then returns 404 "route unknown"). A
+        /// route whose `regex` match stopped at its limit also ends the lookup with nil.
         public let route: RoutePolicy?
         /// The index of `route` in `routes`.
         public let index: Int?
@@ -150,7 +151,14 @@ public struct Router: Sendable {
                                 Self.bytesEqual(pathBytes, storage, matcher.prefixStart, matcher.prefixCount)
                             else { continue }
                         }
-                        if matcher.hasRegex && !routes[index].matchesPath(path) { continue }
+                        if matcher.hasRegex {
+                            switch routes[index].regexResult(path) {
+                            case .match: break
+                            case .noMatch: continue
+                            // A later route may be broader, so the lookup ends without a route.
+                            case .undecided: return nil
+                            }
+                        }
                         return index
                     }
                     return nil

@@ -127,6 +127,39 @@ struct RouterTests {
         #expect(lookup.pathMatcherEvaluations == 1)
     }
 
+    /// `^/admin/(a+)+$` backtracks exponentially on a run of `a` that ends in another byte (Swift's
+    /// `Regex` took 50 s on 22 bytes with `^/(a+)+$`). The match stops at its limit instead, and the
+    /// lookup must not go on to the broader catch-all route after it.
+    @Test("regex past its limit selects no route")
+    func regexLimitEndsLookup() throws {
+        let router = try Router(definitions: [
+            RouteDefinition(id: "admins", host: "a.example.test", regex: "^/admin/(a+)+$"),
+            RouteDefinition(id: "everyone", host: "a.example.test"),
+        ])
+        let hostile = "/admin/" + String(repeating: "a", count: 64) + "b"
+        #expect(router.routes[0].regexResult(hostile) == .undecided)
+        #expect(router.lookup(host: "a.example.test", path: hostile).route == nil)
+        #expect(!router.routes[0].matches(host: "a.example.test", path: hostile))
+        // Paths the pattern decides quickly still route as before.
+        #expect(router.route(host: "a.example.test", path: "/admin/aaaa")?.id == "admins")
+        #expect(router.route(host: "a.example.test", path: "/admin/b")?.id == "everyone")
+    }
+
+    @Test(
+        "regex syntax of RE2 routes",
+        arguments: [
+            ("^/v\\d+/.*", "/v2/users", true),
+            // RE2's \\d is ASCII only, so an Arabic-Indic digit is no digit.
+            ("^/v\\d+/.*", "/v\u{0662}/users", false),
+            ("(?i)/ADMIN/.*", "/admin/x", true),
+            ("/(?:api|web)/[^/]+?", "/web/page", true),
+            ("/caf.", "/caf\u{E9}", true),
+        ])
+    func re2Syntax(_ pattern: String, _ path: String, _ matches: Bool) throws {
+        let router = try Router(definitions: [RouteDefinition(id: "r", host: "a.example.test", regex: pattern)])
+        #expect((router.route(host: "a.example.test", path: path) != nil) == matches)
+    }
+
     @Test("http and https routes on one host")
     func mixedSchemes() throws {
         let router = try Router(definitions: [

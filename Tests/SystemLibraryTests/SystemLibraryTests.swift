@@ -3,6 +3,7 @@ import CLMDB
 import CLinux
 import CNghttp2
 import COpenSSL
+import CPCRE2
 import CXXHash
 import CYAML
 import Glibc
@@ -89,6 +90,20 @@ import Testing
         #expect(XXH3_64bits(nil, 0) == 0x2D06_8005_38D3_94C2)
         let input = Array("pomerium".utf8)
         #expect(XXH3_64bits_withSeed(input, input.count, 1) != XXH3_64bits_withSeed(input, input.count, 2))
+    }
+
+    @Test func pcre2CompilesAndMatches() throws {
+        var errorCode: Int32 = 0
+        var errorOffset = 0
+        let pattern = Array("^a+$".utf8)
+        let code = try #require(pcre2_compile_8(pattern, pattern.count, 0, &errorCode, &errorOffset, nil))
+        defer { pcre2_code_free_8(code) }
+        let data = try #require(pcre2_match_data_create_8(1, nil))
+        defer { pcre2_match_data_free_8(data) }
+        let subject = Array("aaa".utf8)
+        #expect(pcre2_match_8(code, subject, subject.count, 0, 0, data, nil) > 0)
+        let other = Array("ab".utf8)
+        #expect(pcre2_match_8(code, other, other.count, 0, 0, data, nil) == PCRE2_ERROR_NOMATCH)
     }
 
     @Test func linuxHeadersGiveEpollAndEventfd() {

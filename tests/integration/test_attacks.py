@@ -322,3 +322,37 @@ def test_request_trailers_cannot_carry_identity_headers(start_pomerium, oidc_pro
     assert b"forged.token.value" not in forwarded
     assert b"mallory@example.com" not in forwarded
     assert b"203.0.113.7" not in forwarded
+
+
+def test_backtracking_regex_path_gets_no_route(start_pomerium, oidc_provider, echo_upstream):
+    """A route regex with nested quantifiers backtracks exponentially on a run of `a` that ends
+    in another byte. The match stops at its limit: the request gets 404 at once rather than
+    holding an event loop, falls through to no broader route, the other routes keep serving, and
+    the warning is logged once for many such requests."""
+    port = free_port()
+    config = base_config(
+        port, issuer=oidc_provider, log_level="info",
+        policy=[
+            {"from": f"http://app.example.test:{port}", "to": echo_upstream, "regex": "^/admin/(a+)+$",
+             "allowed_users": ["admin@example.com"]},
+            {"from": f"http://app.example.test:{port}", "to": echo_upstream,
+             "allow_public_unauthenticated_access": True},
+        ])
+    process = start_pomerium(config, wait_port=port)
+    session = requests.Session()
+    session.trust_env = False
+    base = f"http://app.example.test:{port}"
+    hostile = "/admin/" + "a" * 200 + "b"
+    for _ in range(20):
+        response = session.get(base + hostile, timeout=10, allow_redirects=False)
+        assert response.status_code == 404
+        assert "aaaa" not in response.text
+    # The catch-all still serves, and a path the regex decides quickly reaches the admin route.
+    public = session.get(base + "/public", timeout=10)
+    assert public.status_code == 200
+    admin = session.get(base + "/admin/aaaa", timeout=10, allow_redirects=False)
+    assert admin.status_code == 302
+    support.wait_for(lambda: "route regex stopped" in process.output(), 10, "the regex warning")
+    warnings = [line for line in process.output().splitlines() if "route regex stopped" in line]
+    assert len(warnings) == 1
+    assert hostile not in warnings[0]
