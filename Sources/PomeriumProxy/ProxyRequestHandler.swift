@@ -325,9 +325,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         case .allow:
             let identified = decision.reason != .publicRoute && decision.reason != .corsPreflight
             if identified, let session { identityForLog = session }
+            // A Bearer route token is the product's credential on public routes and preflights
+            // too: the upstream there could replay it on the host's other routes.
             forward(
                 context, head: head, session: identified ? session : nil, preflight: decision.reason == .corsPreflight,
-                removeBearer: identified && context.source == .authorizationBearer)
+                removeBearer: context.source == .authorizationBearer)
         case .denyUnauthenticated:
             // Expired tokens from any source are renewed: v0.7 let scripts keep sending an
             // expired `Authorization: Pomerium` token while the global session lives.

@@ -194,12 +194,16 @@ struct ProxyPolicyTests {
                 let application = try await proxy.request(
                     host: "public.example.test", path: "/", headers: [("Authorization", "Bearer app-token")])
                 #expect(application.echo?.values("Authorization") == ["Bearer app-token"])
+                let publicBearer = try await proxy.request(
+                    host: "public.example.test", path: "/", headers: [("Authorization", "Bearer " + token)])
+                #expect(publicBearer.status == 200)
+                #expect(publicBearer.echo?.values("Authorization") == [], "nor on a public route")
                 let query = try await proxy.request(
                     host: "users.example.test", path: "/list?a=1&pomerium_session=\(token)&b=2")
                 #expect(query.status == 200)
                 #expect(query.echo?.path == "/list?a=1&b=2")
                 let access = proxy.logs.all.filter { $0.message == "http-request" }
-                #expect(access.count == 4)
+                #expect(access.count == 5)
                 #expect(access.last?.metadata["path"] == "/list")
                 #expect(access.last?.metadata["email"] == "alice@corp.test")
                 #expect(access.last?.metadata["status"] == "200")
