@@ -310,12 +310,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     // MARK: Decision
 
     private func decide(_ context: RouteContext, head: HTTPRequestHead, session: SessionState?, refreshed: Bool) {
-        // Only an OPTIONS request can be a CORS preflight, so other methods skip the two lookups.
-        let isCORSPreflight =
-            head.method == .options
-            && AccessRequest.isCORSPreflight(
-                method: head.method.rawValue, origin: head.headers.first(name: "Origin"),
-                accessControlRequestMethod: head.headers.first(name: "Access-Control-Request-Method"))
+        // Only an OPTIONS request can be a CORS preflight, so other methods skip the lookups.
+        let isCORSPreflight = head.method == .options && Self.isCORSPreflight(head)
         let now = service.shared.clock.unixSeconds()
         let decision = service.evaluator.evaluate(
             route: context.route, host: context.host, path: context.path, isCORSPreflight: isCORSPreflight,
@@ -907,6 +903,25 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         guard head.method != .connect else { return false }
         let offered = head.headers.tokens(name: "Upgrade")
         return !offered.isEmpty && offered.allSatisfy { $0.lowercased() == "h2c" }
+    }
+
+    /// Returns whether `head` is a CORS preflight that `cors_allow_preflight` lets through without
+    /// a session: `OPTIONS` with non-empty `Origin` and `Access-Control-Request-Method`, as
+    /// `AccessRequest.isCORSPreflight` checks, and also without a body and without an upgrade.
+    /// Browsers send neither with a preflight. Let through, a body would reach the upstream
+    /// unauthenticated, and an `Upgrade` would open a tunnel until the next grant check.
+    static func isCORSPreflight(_ head: HTTPRequestHead) -> Bool {
+        guard
+            AccessRequest.isCORSPreflight(
+                method: head.method.rawValue, origin: head.headers.first(name: "Origin"),
+                accessControlRequestMethod: head.headers.first(name: "Access-Control-Request-Method"))
+        else { return false }
+        if head.isUpgradeRequest || head.headers.contains(name: "Transfer-Encoding") { return false }
+        // The parser accepted only plain digits here, so any digit but 0 announces a body.
+        if let length = head.headers.first(name: "Content-Length") {
+            return length.utf8.allSatisfy { $0 == UInt8(ascii: "0") }
+        }
+        return true
     }
 
     static func dispatchedRequestID(_ responder: HTTPResponder) -> String? {

@@ -224,6 +224,7 @@ struct ProxyPolicyTests {
                     to: \(echo.baseURL)
                     allowed_users: [alice@corp.test]
                     cors_allow_preflight: true
+                    allow_websockets: true
                     set_request_headers:
                       X-Set: route
                 """
@@ -241,6 +242,20 @@ struct ProxyPolicyTests {
                 #expect(preflight.echo?.values("X-Set") == [], "preflights skip set_request_headers")
                 let plainOptions = try await proxy.request(.options, host: "api.example.test", path: "/items")
                 #expect(plainOptions.status == 302)
+                let origin = [("Origin", "https://app.example.test"), ("Access-Control-Request-Method", "PUT")]
+                let withBody = try await proxy.request(
+                    .options, host: "api.example.test", path: "/items", headers: origin, body: Array("data".utf8))
+                #expect(withBody.status == 302, "a preflight never has a body")
+                let upgrade = try await proxy.request(
+                    .options, host: "api.example.test", path: "/items",
+                    headers: origin + [
+                        ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"),
+                        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                    ])
+                #expect(upgrade.status == 302, "a preflight is never an upgrade")
+                let emptyBody = try await proxy.request(
+                    .options, host: "api.example.test", path: "/items", headers: origin + [("Content-Length", "0")])
+                #expect(emptyBody.status == 200)
             }
         }
     }
