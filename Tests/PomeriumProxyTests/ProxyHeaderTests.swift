@@ -213,6 +213,27 @@ struct ProxyHeaderTests {
         }
     }
 
+    @Test("Connection options cannot remove Host or Content-Length")
+    func connectionCannotNameHostOrLength() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            try await ProxyHarness.run(config: Self.config(echo: echo.baseURL)) { proxy in
+                for option in ["Host", "keep-alive, HOST", "Content-Length, host"] {
+                    let response = try await proxy.request(
+                        .post, host: "kept.example.test", path: "/form", headers: [("Connection", option)],
+                        body: Array("a=1&b=2".utf8))
+                    #expect(response.status == 200)
+                    let answer = try #require(response.echo)
+                    #expect(answer.values("Host") == ["kept.example.test"], "\(option)")
+                    #expect(answer.values("X-Forwarded-Host") == ["kept.example.test"], "\(option)")
+                    #expect(answer.values("Content-Length") == ["7"], "\(option)")
+                }
+                let named = try await proxy.request(
+                    host: "public.example.test", path: "/", headers: [("Connection", "X-Drop"), ("X-Drop", "1")])
+                #expect(named.echo?.values("X-Drop") == [], "other fields that Connection names are still removed")
+            }
+        }
+    }
+
     @Test("an upstream cannot set the product's cookies")
     func upstreamProductCookiesDropped() async throws {
         let fields: [(name: String, value: String)] = [
