@@ -184,6 +184,10 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             respondError(404, "\(host) route unknown")
             return
         }
+        if service.table.parametersChangeRoute(host: hostValue, path: normalizedPath, route: route) {
+            respondError(400, "The request path is invalid.")
+            return
+        }
 
         // Unwrapping the result once moves its values out. Copying each out of the optional
         // retained it, and releasing the optional released it again.

@@ -46,6 +46,7 @@ def stack(start_pomerium, server_certificate, oidc_provider, upstream, upgrade_u
         jwt_claims_headers=["email"],
         policy=[
             route("app", prefix="/admin", allowed_users=["admin@example.com"]),
+            route("app", prefix="/secret/", allowed_users=["admin@example.com"]),
             route("app", path="/exact", allowed_users=["admin@example.com"]),
             route("app", regex="/r/[a-z]+", allowed_users=["admin@example.com"]),
             route("app", prefix="/pub", allow_public_unauthenticated_access=True),
@@ -126,6 +127,14 @@ ALICE_PATHS = [
     ("/pub/%c0%ae%c0%ae/admin", 200, "/pub/%C0%AE%C0%AE/admin"),
     ("/pub#/../admin", 400, None),
     ("/pub/x", 200, "/pub/x"),
+    # A servlet container removes `;` parameters before it maps the path, and serves this one
+    # as /secret/page, which the /secret/ route protects.
+    ("/secret;x/page", 400, None),
+    ("/secret;/page", 400, None),
+    ("/secret/page;jsessionid=1", 403, None),
+    ("/page;jsessionid=1", 200, "/page;jsessionid=1"),
+    ("/secret;x", 200, "/secret;x"),
+    ("/secret%3Bx/page", 200, "/secret%3Bx/page"),
 ]
 
 
