@@ -521,7 +521,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             return
         }
         var trailers = trailers
-        UpstreamRequestBuilder.removeTrustedFields(fromTrailers: &trailers)
+        // The route is looked up again only for the rare request with trailers.
+        let settingNames = service.table.route(host: host, path: path)?.upstream.setRequestHeaders.map(\.name) ?? []
+        UpstreamRequestBuilder.removeTrustedFields(fromTrailers: &trailers, settingNames: settingNames)
         relayRequestEnd(trailers: trailers)
     }
 

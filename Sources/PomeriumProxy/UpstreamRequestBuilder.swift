@@ -304,12 +304,21 @@ struct UpstreamRequestBuilder {
     }
 
     /// Removes the request trailer fields an upstream could take for the proxy's own: identity,
-    /// forwarding and hop-by-hop fields. Servers that merge trailers into the header section would
-    /// otherwise see an identity or a client address that the client wrote.
-    static func removeTrustedFields(fromTrailers trailers: inout HTTPHeaders) {
+    /// forwarding and hop-by-hop fields, `Host`, `Content-Length`, `Cookie`, `Authorization`, and
+    /// the names the route's `set_request_headers` sets (`settingNames`). Servers that merge
+    /// trailers into the header section would otherwise see an identity, a client address, a
+    /// credential or a setting's value that the client wrote.
+    static func removeTrustedFields(fromTrailers trailers: inout HTTPHeaders, settingNames: [String] = []) {
         guard !trailers.isEmpty else { return }
         trailers.removeFields(whereName: { name in
-            isIdentityHeaderName(name) || isForwardingHeaderName(name) || isHopByHopName(name)
+            if isIdentityHeaderName(name) || isForwardingHeaderName(name) || isHopByHopName(name) { return true }
+            if equalsLowercase(name, "host") || equalsLowercase(name, "content-length")
+                || equalsLowercase(name, "cookie") || equalsLowercase(name, "authorization")
+            {
+                return true
+            }
+            // Setting names are tokens, so `lowercased()` changes only ASCII letters.
+            return settingNames.contains { HTTPFieldName.matches(name, lowercase: Array($0.lowercased().utf8)) }
         })
     }
 

@@ -52,7 +52,8 @@ def stack(start_pomerium, server_certificate, oidc_provider, upstream, upgrade_u
             route("app", prefix="/pub", allow_public_unauthenticated_access=True),
             route("app", allowed_domains=["example.com"]),
             route("other", allowed_users=["admin@example.com"]),
-            route("kept", allowed_domains=["example.com"], preserve_host_header=True),
+            route("kept", allowed_domains=["example.com"], preserve_host_header=True,
+                  set_request_headers={"X-Route-Tenant": "tenant-of-kept"}),
             route("cors", allowed_domains=["example.com"], cors_allow_preflight=True),
             {"from": f"https://ws.example.test:{port}", "to": f"http://127.0.0.1:{upgrade_upstream.port}",
              "allowed_domains": ["example.com"], "cors_allow_preflight": True, "allow_websockets": True},
@@ -309,6 +310,24 @@ def test_connection_option_cannot_remove_identity(stack, upstream):
     assert received["x-pomerium-claim-email"] == ["alice@example.com"]
     assert received["x-forwarded-for"] == ["127.0.0.1"]
     assert received["x-forwarded-proto"] == ["https"]
+
+
+def test_trailers_cannot_override_head_fields(stack, upstream):
+    """An upstream that merges trailers into the header section must not see a setting's value,
+    a Host, a length or a credential that the client wrote there. Other trailer fields pass."""
+    port = stack["port"]
+    alice = login_on(stack, "alice", "kept")
+    upstream.clear()
+    data = (f"POST /trailers HTTP/1.1\r\nHost: kept.example.test:{port}\r\nCookie: {alice}\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n"
+            "X-Route-Tenant: tenant-of-mallory\r\nhost: evil.example.test\r\nContent-Length: 999\r\n"
+            "Cookie: _pomerium=planted\r\nAuthorization: Basic bWFsbG9yeTpw\r\nX-Checksum: abc\r\n\r\n")
+    response = send(stack, data, host="kept")
+    assert response.status == 200, response
+    echo = response.echo()
+    assert echo["body"] == "hello"
+    assert fields(echo)["x-route-tenant"] == ["tenant-of-kept"]
+    assert echo["trailers"] == [["X-Checksum", "abc"]]
 
 
 def test_duplicate_session_cookies(stack, upstream):
