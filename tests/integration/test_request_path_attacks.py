@@ -546,3 +546,30 @@ def test_preflight_with_body_needs_session(stack, upstream):
     assert empty.status == 200, empty
     time.sleep(0.1)
     assert upstream_paths(upstream) == ["/empty"]
+
+
+# -------------------------------------------------------------------------------------------------
+# Routes for one name that differ by scheme.
+
+
+@pytest.mark.xfail(strict=True, reason="a Host without a port matches both a portless http:// and a portless "
+                                       "https:// route, and the first decides whatever scheme the connection uses; "
+                                       "only routes shadowed on every Host key are reported at load")
+def test_tls_request_not_decided_by_http_route(start_pomerium, server_certificate, oidc_provider, upstream):
+    """A browser omits :443 from Host, so over TLS the http:// route's public grant decided
+    requests that the https:// route of the same name restricts, and no warning named it."""
+    port = free_port()
+    config = base_config(port, certificate=server_certificate, issuer=oidc_provider,
+                         authenticate_service_url=f"https://authenticate.example.test:{port}",
+                         policy=[
+                             {"from": "http://app.example.test", "to": upstream.url,
+                              "allow_public_unauthenticated_access": True},
+                             {"from": "https://app.example.test", "to": upstream.url,
+                              "allowed_users": ["admin@example.com"]},
+                         ])
+    start_pomerium(config, wait_port=port, scheme="https")
+    stack = {"port": port, "ca": server_certificate[0]}
+    explicit = send(stack, "GET /x HTTP/1.1\r\nHost: app.example.test:443\r\nConnection: close\r\n\r\n")
+    assert explicit.status == 302, explicit
+    portless = send(stack, "GET /x HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n")
+    assert portless.status == 302, portless
