@@ -119,6 +119,26 @@ public enum PathNormalization {
         }
     }
 
+    /// Returns `path` without the `;` parameters of its segments, or nil when it has none:
+    /// `/admin;v=1/page` becomes `/admin/page`, the path a servlet container such as Tomcat maps.
+    /// For a normalised path the result is normalised too, because `normalize` rejects an empty,
+    /// `.` or `..` segment before `;`.
+    public static func removingParameters(_ path: String) -> String? {
+        guard path.utf8.contains(ASCII.semicolon) else { return nil }
+        var output: [UInt8] = []
+        output.reserveCapacity(path.utf8.count)
+        var inParameters = false
+        for byte in path.utf8 {
+            if byte == ASCII.slash {
+                inParameters = false
+            } else if byte == ASCII.semicolon {
+                inParameters = true
+            }
+            if !inParameters { output.append(byte) }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
     private static func apply(
         _ segment: [UInt8], isLast: Bool, mergeSlashes: Bool, to segments: inout [[UInt8]], trailingSlash: inout Bool
     ) {
@@ -171,8 +191,8 @@ public enum PathNormalization {
         if hadEncodedDot && (output == [ASCII.dot] || output == [ASCII.dot, ASCII.dot]) {
             throw PathNormalizationError(.encodedDotSegment)
         }
-        // NOTE: parameters on a named segment (`/admin;x/page`) are kept. A route with prefix
-        // `/admin/` does not match that path, while a container that removes parameters serves `/admin/page`.
+        // Parameters on a named segment (`/admin;x/page`) are kept. A container that removes them
+        // serves `/admin/page`, so the proxy rejects such a path when `removingParameters` gives it another route.
         if let semicolon = output.firstIndex(of: ASCII.semicolon) {
             let name = output[..<semicolon]
             if name.isEmpty || name.elementsEqual([ASCII.dot]) || name.elementsEqual([ASCII.dot, ASCII.dot]) {

@@ -109,6 +109,10 @@ final class ForwardAuthHandler: HTTPRequestHandler {
             respondError(endpoint == .verify ? 403 : 404, "\(authority) route unknown")
             return
         }
+        if service.table.parametersChangeRoute(host: authority, path: path, route: route) {
+            respondError(400, "The path of the URL to check is invalid.")
+            return
+        }
         let audienceHost = AudienceHost.format(host: target.host, port: target.port, scheme: target.scheme)
         let cookies = CookieParser.parse(headers: head.headers).map { (name: $0.name, value: $0.value) }
         var session = service.cookies.session(fromCookies: cookies)

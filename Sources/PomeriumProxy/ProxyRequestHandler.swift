@@ -184,6 +184,10 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             respondError(404, "\(host) route unknown")
             return
         }
+        if service.table.parametersChangeRoute(host: hostValue, path: normalizedPath, route: route) {
+            respondError(400, "The request path is invalid.")
+            return
+        }
 
         // Unwrapping the result once moves its values out. Copying each out of the optional
         // retained it, and releasing the optional released it again.
@@ -310,12 +314,8 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
     // MARK: Decision
 
     private func decide(_ context: RouteContext, head: HTTPRequestHead, session: SessionState?, refreshed: Bool) {
-        // Only an OPTIONS request can be a CORS preflight, so other methods skip the two lookups.
-        let isCORSPreflight =
-            head.method == .options
-            && AccessRequest.isCORSPreflight(
-                method: head.method.rawValue, origin: head.headers.first(name: "Origin"),
-                accessControlRequestMethod: head.headers.first(name: "Access-Control-Request-Method"))
+        // Only an OPTIONS request can be a CORS preflight, so other methods skip the lookups.
+        let isCORSPreflight = head.method == .options && Self.isCORSPreflight(head)
         let now = service.shared.clock.unixSeconds()
         let decision = service.evaluator.evaluate(
             route: context.route, host: context.host, path: context.path, isCORSPreflight: isCORSPreflight,
@@ -325,9 +325,11 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         case .allow:
             let identified = decision.reason != .publicRoute && decision.reason != .corsPreflight
             if identified, let session { identityForLog = session }
+            // A Bearer route token is the product's credential on public routes and preflights
+            // too: the upstream there could replay it on the host's other routes.
             forward(
                 context, head: head, session: identified ? session : nil, preflight: decision.reason == .corsPreflight,
-                removeBearer: identified && context.source == .authorizationBearer)
+                removeBearer: context.source == .authorizationBearer)
         case .denyUnauthenticated:
             // Expired tokens from any source are renewed: v0.7 let scripts keep sending an
             // expired `Authorization: Pomerium` token while the global session lives.
@@ -522,7 +524,9 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
             return
         }
         var trailers = trailers
-        UpstreamRequestBuilder.removeTrustedFields(fromTrailers: &trailers)
+        // The route is looked up again only for the rare request with trailers.
+        let settingNames = service.table.route(host: host, path: path)?.upstream.setRequestHeaders.map(\.name) ?? []
+        UpstreamRequestBuilder.removeTrustedFields(fromTrailers: &trailers, settingNames: settingNames)
         relayRequestEnd(trailers: trailers)
     }
 
@@ -914,6 +918,25 @@ final class ProxyRequestHandler: HTTPRequestHandler, HTTPClientDelegate {
         guard head.method != .connect else { return false }
         let offered = head.headers.tokens(name: "Upgrade")
         return !offered.isEmpty && offered.allSatisfy { $0.lowercased() == "h2c" }
+    }
+
+    /// Returns whether `head` is a CORS preflight that `cors_allow_preflight` lets through without
+    /// a session: `OPTIONS` with non-empty `Origin` and `Access-Control-Request-Method`, as
+    /// `AccessRequest.isCORSPreflight` checks, and also without a body and without an upgrade.
+    /// Browsers send neither with a preflight. Let through, a body would reach the upstream
+    /// unauthenticated, and an `Upgrade` would open a tunnel until the next grant check.
+    static func isCORSPreflight(_ head: HTTPRequestHead) -> Bool {
+        guard
+            AccessRequest.isCORSPreflight(
+                method: head.method.rawValue, origin: head.headers.first(name: "Origin"),
+                accessControlRequestMethod: head.headers.first(name: "Access-Control-Request-Method"))
+        else { return false }
+        if head.isUpgradeRequest || head.headers.contains(name: "Transfer-Encoding") { return false }
+        // The parser accepted only plain digits here, so any digit but 0 announces a body.
+        if let length = head.headers.first(name: "Content-Length") {
+            return length.utf8.allSatisfy { $0 == UInt8(ascii: "0") }
+        }
+        return true
     }
 
     static func dispatchedRequestID(_ responder: HTTPResponder) -> String? {

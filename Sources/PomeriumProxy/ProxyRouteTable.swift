@@ -107,6 +107,14 @@ final class ProxyRouteTable: Sendable {
         return (policy, upstreamsInOrder[index], audienceHost)
     }
 
+    /// Returns whether removing the `;` parameters from `path` gives another route than `route`,
+    /// or none. A servlet container removes them before it maps the path, so `/admin;x/page` would
+    /// reach the upstream of the catch-all route as `/admin/page`, which an `/admin/` route protects.
+    func parametersChangeRoute(host: String, path: String, route: RoutePolicy) -> Bool {
+        guard let withoutParameters = PathNormalization.removingParameters(path) else { return false }
+        return router.route(host: host, path: withoutParameters) !== route
+    }
+
     /// Returns whether some route's `from` matches `host`, the request's `Host` value.
     func isRouteHost(_ host: String) -> Bool {
         guard let key = HostAndPort(parsing: host) else { return false }

@@ -234,7 +234,10 @@ struct UpstreamRequestBuilder {
         return names
     }
 
-    /// Appends the names one `Connection` value lists, leaving out names of the fixed hop-by-hop list.
+    /// Appends the names one `Connection` value lists, leaving out names of the fixed hop-by-hop list
+    /// and `Host` and `Content-Length`. Removing those two would forward a request without the Host
+    /// that RFC 9112 section 3.2 requires (a virtual-host upstream then serves its default site),
+    /// or send the head without the body the client sent with it.
     static func appendConnectionNames(of bytes: UnsafeBufferPointer<UInt8>, to names: inout [[UInt8]]) {
         // The comma-separated elements, trimmed of spaces and tabs, empty ones skipped
         // (RFC 9110 section 5.6.1), lowercased.
@@ -247,7 +250,9 @@ struct UpstreamRequestBuilder {
             while lower < upper, bytes[lower] == 0x20 || bytes[lower] == 0x09 { lower += 1 }
             while upper > lower, bytes[upper - 1] == 0x20 || bytes[upper - 1] == 0x09 { upper -= 1 }
             let element = UnsafeBufferPointer(rebasing: bytes[lower..<upper])
-            if !element.isEmpty && !isHopByHopName(element) {
+            if !element.isEmpty && !isHopByHopName(element) && !equalsLowercase(element, "host")
+                && !equalsLowercase(element, "content-length")
+            {
                 names.append(element.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
             }
             start = end + 1
@@ -299,12 +304,21 @@ struct UpstreamRequestBuilder {
     }
 
     /// Removes the request trailer fields an upstream could take for the proxy's own: identity,
-    /// forwarding and hop-by-hop fields. Servers that merge trailers into the header section would
-    /// otherwise see an identity or a client address that the client wrote.
-    static func removeTrustedFields(fromTrailers trailers: inout HTTPHeaders) {
+    /// forwarding and hop-by-hop fields, `Host`, `Content-Length`, `Cookie`, `Authorization`, and
+    /// the names the route's `set_request_headers` sets (`settingNames`). Servers that merge
+    /// trailers into the header section would otherwise see an identity, a client address, a
+    /// credential or a setting's value that the client wrote.
+    static func removeTrustedFields(fromTrailers trailers: inout HTTPHeaders, settingNames: [String] = []) {
         guard !trailers.isEmpty else { return }
         trailers.removeFields(whereName: { name in
-            isIdentityHeaderName(name) || isForwardingHeaderName(name) || isHopByHopName(name)
+            if isIdentityHeaderName(name) || isForwardingHeaderName(name) || isHopByHopName(name) { return true }
+            if equalsLowercase(name, "host") || equalsLowercase(name, "content-length")
+                || equalsLowercase(name, "cookie") || equalsLowercase(name, "authorization")
+            {
+                return true
+            }
+            // Setting names are tokens, so `lowercased()` changes only ASCII letters.
+            return settingNames.contains { HTTPFieldName.matches(name, lowercase: Array($0.lowercased().utf8)) }
         })
     }
 

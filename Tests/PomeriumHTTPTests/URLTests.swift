@@ -257,4 +257,14 @@ struct PathNormalizationTests {
             #expect(try PathNormalization.normalize(once) == once)
         }
     }
+
+    @Test(
+        "parameters removed as a servlet container removes them",
+        arguments: [
+            ("/admin;x/page", "/admin/page"), ("/a;b;c/d;e", "/a/d"), ("/page;jsessionid=1", "/page"),
+            ("/a;x/", "/a/"), ("/a%3Bx/b", nil), ("/plain/path", nil), ("/", nil),
+        ])
+    func parametersRemoved(_ input: String, _ expected: String?) {
+        #expect(PathNormalization.removingParameters(input) == expected)
+    }
 }

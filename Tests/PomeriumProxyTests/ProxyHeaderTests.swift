@@ -213,6 +213,27 @@ struct ProxyHeaderTests {
         }
     }
 
+    @Test("Connection options cannot remove Host or Content-Length")
+    func connectionCannotNameHostOrLength() async throws {
+        try await Fixtures.withEchoUpstream { echo in
+            try await ProxyHarness.run(config: Self.config(echo: echo.baseURL)) { proxy in
+                for option in ["Host", "keep-alive, HOST", "Content-Length, host"] {
+                    let response = try await proxy.request(
+                        .post, host: "kept.example.test", path: "/form", headers: [("Connection", option)],
+                        body: Array("a=1&b=2".utf8))
+                    #expect(response.status == 200)
+                    let answer = try #require(response.echo)
+                    #expect(answer.values("Host") == ["kept.example.test"], "\(option)")
+                    #expect(answer.values("X-Forwarded-Host") == ["kept.example.test"], "\(option)")
+                    #expect(answer.values("Content-Length") == ["7"], "\(option)")
+                }
+                let named = try await proxy.request(
+                    host: "public.example.test", path: "/", headers: [("Connection", "X-Drop"), ("X-Drop", "1")])
+                #expect(named.echo?.values("X-Drop") == [], "other fields that Connection names are still removed")
+            }
+        }
+    }
+
     @Test("an upstream cannot set the product's cookies")
     func upstreamProductCookiesDropped() async throws {
         let fields: [(name: String, value: String)] = [
@@ -245,14 +266,21 @@ struct ProxyHeaderTests {
                     to: \(echo.baseURL)
                     allowed_users: [root@corp.test]
                   - from: https://site.example.test
+                    prefix: /secret/
+                    to: \(echo.baseURL)
+                    allowed_users: [root@corp.test]
+                  - from: https://site.example.test
                     to: \(echo.baseURL)
                     allow_public_unauthenticated_access: true
                 """
             try await ProxyHarness.run(config: config) { proxy in
+                // A servlet container serves `/secret;x/page` as `/secret/page`, which the
+                // `/secret/` route protects, so parameters that change the route get 400.
                 let cases: [(String, Int)] = [
                     ("/admin", 302), ("//admin", 302), ("/public/../admin", 302), ("/./admin/", 302),
                     ("/%2e%2e/admin", 400), ("/public/%2e%2e/admin", 400), ("/admin%2Fx", 400), ("/%61dmin", 302),
-                    ("/public/.%2e/admin", 400), ("/public", 200),
+                    ("/public/.%2e/admin", 400), ("/public", 200), ("/secret;x/page", 400), ("/secret/a;x/b", 302),
+                    ("/public;jsessionid=1", 200), ("/secret;x", 200), ("/secret%3Bx/page", 200),
                 ]
                 for (path, status) in cases {
                     let response = try await proxy.request(host: "site.example.test", path: path)

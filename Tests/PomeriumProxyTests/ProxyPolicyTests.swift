@@ -196,13 +196,17 @@ struct ProxyPolicyTests {
                 let application = try await proxy.request(
                     host: "public.example.test", path: "/", headers: [("Authorization", "Bearer app-token")])
                 #expect(application.echo?.values("Authorization") == ["Bearer app-token"])
+                let publicBearer = try await proxy.request(
+                    host: "public.example.test", path: "/", headers: [("Authorization", "Bearer " + token)])
+                #expect(publicBearer.status == 200)
+                #expect(publicBearer.echo?.values("Authorization") == [], "nor on a public route")
                 let query = try await proxy.request(
                     host: "users.example.test", path: "/list?a=1&pomerium_session=\(token)&b=2",
                     headers: [("X-Forwarded-For", "203.0.113.7")])
                 #expect(query.status == 200)
                 #expect(query.echo?.path == "/list?a=1&b=2")
                 let access = proxy.logs.all.filter { $0.message == "http-request" }
-                #expect(access.count == 4)
+                #expect(access.count == 5)
                 #expect(access.last?.metadata["path"] == "/list")
                 #expect(access.last?.metadata["email"] == "alice@corp.test")
                 #expect(access.last?.metadata["status"] == .stringConvertible(200))
@@ -225,6 +229,7 @@ struct ProxyPolicyTests {
                     to: \(echo.baseURL)
                     allowed_users: [alice@corp.test]
                     cors_allow_preflight: true
+                    allow_websockets: true
                     set_request_headers:
                       X-Set: route
                 """
@@ -242,6 +247,20 @@ struct ProxyPolicyTests {
                 #expect(preflight.echo?.values("X-Set") == [], "preflights skip set_request_headers")
                 let plainOptions = try await proxy.request(.options, host: "api.example.test", path: "/items")
                 #expect(plainOptions.status == 302)
+                let origin = [("Origin", "https://app.example.test"), ("Access-Control-Request-Method", "PUT")]
+                let withBody = try await proxy.request(
+                    .options, host: "api.example.test", path: "/items", headers: origin, body: Array("data".utf8))
+                #expect(withBody.status == 302, "a preflight never has a body")
+                let upgrade = try await proxy.request(
+                    .options, host: "api.example.test", path: "/items",
+                    headers: origin + [
+                        ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"),
+                        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                    ])
+                #expect(upgrade.status == 302, "a preflight is never an upgrade")
+                let emptyBody = try await proxy.request(
+                    .options, host: "api.example.test", path: "/items", headers: origin + [("Content-Length", "0")])
+                #expect(emptyBody.status == 200)
             }
         }
     }

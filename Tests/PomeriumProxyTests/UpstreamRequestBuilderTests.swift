@@ -102,6 +102,20 @@ struct UpstreamRequestBuilderNameTests {
         #expect(FieldValidity.isValue(text))
     }
 
+    @Test("request trailers lose the fields the proxy decides in the head")
+    func trailerFields() {
+        var trailers = HTTPHeaders([
+            ("X-Pomerium-Jwt-Assertion", "forged"), ("x_forwarded_for", "203.0.113.1"), ("TE", "trailers"),
+            ("Host", "evil.example.test"), ("content-length", "99"), ("Cookie", "_pomerium=v1.x"),
+            ("Authorization", "Pomerium token"), ("X-Tenant", "other"), ("x-tenant", "other"), ("X-Checksum", "abc"),
+        ])
+        UpstreamRequestBuilder.removeTrustedFields(fromTrailers: &trailers, settingNames: ["X-Tenant"])
+        #expect(trailers.map(\.name) == ["X-Checksum"])
+        var kept = HTTPHeaders([("X-Tenant", "other")])
+        UpstreamRequestBuilder.removeTrustedFields(fromTrailers: &kept)
+        #expect(kept.map(\.name) == ["X-Tenant"], "a field no setting names stays")
+    }
+
     static func check(_ name: String, _ predicate: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
         withBytes(name, predicate)
     }

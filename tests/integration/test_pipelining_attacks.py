@@ -415,20 +415,20 @@ def test_connection_close_mid_pipeline(stack, upstream, closing):
 # Sessions from several sources on one connection.
 
 
-_tokens = {}
-
-
-def route_token(stack, user):
-    """Signs `user` in through the programmatic login of app.example.test and returns the route
+def route_token(stack, user, host="app"):
+    """Signs `user` in through the programmatic login of `host`.example.test and returns the route
     session token that the callback hands to the script's redirect URI. Nothing connects to that
     URI: the redirect to it is the last hop read."""
-    key = (stack["port"], user)
-    if key in _tokens:
-        return _tokens[key]
+    # Cached with the stack, as the sign-in cookies are: a later process on the same free port
+    # would not know the cached token's session.
+    tokens = stack.setdefault("tokens", {})
+    key = (user, host)
+    if key in tokens:
+        return tokens[key]
     import support
     from test_keepalive_attacks import requests_session
     session = requests_session(stack)
-    base = f"https://app.example.test:{stack['port']}"
+    base = f"https://{host}.example.test:{stack['port']}"
     script_uri = "http://127.0.0.1:9/done"
     sign_in = session.get(f"{base}/.pomerium/api/v1/login", params={"pomerium_redirect_uri": script_uri},
                           timeout=10)
@@ -443,7 +443,7 @@ def route_token(stack, user):
         location = urljoin(response.url, response.headers.get("Location", ""))
         if location.startswith(script_uri):
             token = parse_qs(urlsplit(location).query)["pomerium_jwt"][0]
-            _tokens[key] = token
+            tokens[key] = token
             return token
         assert response.is_redirect, (response.status_code, response.text[:300])
         response = session.get(location, allow_redirects=False, timeout=10)
