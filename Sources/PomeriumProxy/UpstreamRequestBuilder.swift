@@ -287,11 +287,21 @@ struct UpstreamRequestBuilder {
         return true
     }
 
-    /// Returns whether `name` is `X-Forwarded-*`, `Forwarded` or `X-Real-Ip`, in any letter case
-    /// and with `_` for `-`. Only a trusted hop may send these fields.
+    /// Returns whether `name` is `X-Forwarded-*`, `Forwarded`, `X-Real-Ip`, `X-Client-IP`,
+    /// `True-Client-IP`, `X-Original-URL` or `X-Rewrite-URL`, in any letter case and with `_` for
+    /// `-`. Only a trusted hop may send these fields.
     static func isForwardingHeaderName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
-        hasNormalizedPrefix(name, "x-forwarded-")
-            || (name.count == 9 && (hasNormalizedPrefix(name, "forwarded") || hasNormalizedPrefix(name, "x-real-ip")))
+        if hasNormalizedPrefix(name, "x-forwarded-") { return true }
+        switch name.count {
+        case 9: return hasNormalizedPrefix(name, "forwarded") || hasNormalizedPrefix(name, "x-real-ip")
+        case 11: return hasNormalizedPrefix(name, "x-client-ip")
+        // `X-Original-URL` and `X-Rewrite-URL` replace the request path in frameworks that honour
+        // them (Symfony, IIS URL Rewrite), so a client's copy could reach a path other than the
+        // one authorized.
+        case 13: return hasNormalizedPrefix(name, "x-rewrite-url")
+        case 14: return hasNormalizedPrefix(name, "x-original-url") || hasNormalizedPrefix(name, "true-client-ip")
+        default: return false
+        }
     }
 
     /// Removes every copy of the identity headers: `X-Pomerium-Jwt-Assertion`, `X-Pomerium-Claim-*`

@@ -51,11 +51,15 @@ struct UpstreamRequestBuilderNameTests {
 
     @Test("forwarding names in any letter case and with underscores")
     func forwardingNames() {
-        for name in ["X-Forwarded-For", "x_forwarded_host", "X-FORWARDED-PROTO", "Forwarded", "X-Real-Ip", "x_real_ip"]
-        {
+        let names = [
+            "X-Forwarded-For", "x_forwarded_host", "X-FORWARDED-PROTO", "Forwarded", "X-Real-Ip", "x_real_ip",
+            "X-Original-URL", "x_rewrite_url", "True-Client-IP", "X-Client-IP",
+        ]
+        for name in names {
             #expect(Self.check(name, UpstreamRequestBuilder.isForwardingHeaderName), "\(name)")
         }
-        for name in ["X-Forwarded", "Forwarded-For", "X-Real-Ips", "X-Real", "Host"] {
+        for name in ["X-Forwarded", "Forwarded-For", "X-Real-Ips", "X-Real", "Host", "X-Original-URLs", "X-Client-IPs"]
+        {
             #expect(!Self.check(name, UpstreamRequestBuilder.isForwardingHeaderName), "\(name)")
         }
     }
