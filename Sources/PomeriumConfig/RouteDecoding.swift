@@ -240,21 +240,39 @@ extension NodeDecoder {
         return value
     }
 
-    /// Warns about routes that an earlier route with the same matchers hides.
+    /// Warns about routes that an earlier route with the same matchers hides, on every `Host` value
+    /// or only on a `Host` without a port.
     private mutating func checkOverlaps(_ routes: [(route: Route, location: SourceLocation)]) {
         var seen: [String: Int] = [:]
+        // Routes whose `from` has no port or its scheme's default port, by host and path matchers.
+        var seenWithoutPort: [String: Int] = [:]
         for (index, entry) in routes.enumerated() {
             let route = entry.route
-            let signature = [
-                route.from.scheme, route.from.authority, route.prefix ?? "", route.path ?? "", route.regex ?? "",
-            ].joined(separator: "\u{0}")
+            let matchers = [route.prefix ?? "", route.path ?? "", route.regex ?? ""]
+            let signature = ([route.from.scheme, route.from.authority] + matchers).joined(separator: "\u{0}")
             if let earlier = seen[signature] {
                 warning(
                     "policy", entry.location,
                     "two routes match the same requests (from \(route.from.text)); only the earlier one "
                         + "(route \(earlier + 1) of the valid routes) is used, so merge or remove this one")
-            } else {
-                seen[signature] = index
+                continue
+            }
+            seen[signature] = index
+            let defaultPort = route.from.scheme == "https" ? 443 : 80
+            guard route.from.port == nil || route.from.port == defaultPort else { continue }
+            // A `Host` without a port matches the portless http:// and https:// routes of a name
+            // alike, so the earlier one decides such requests whatever the connection's scheme.
+            let portless = ([route.from.host] + matchers).joined(separator: "\u{0}")
+            if let earlier = seenWithoutPort[portless], routes[earlier].route.from.scheme != route.from.scheme {
+                let other = routes[earlier].route.from
+                warning(
+                    "policy", entry.location,
+                    "requests for \(route.from.host) without a port in Host (as browsers send them) go to the "
+                        + "earlier route from \(other.text) (route \(earlier + 1) of the valid routes), whatever "
+                        + "their scheme; this route from \(route.from.text) decides only requests whose Host ends "
+                        + "in :\(defaultPort). Use one scheme for the name, or give the routes different names")
+            } else if seenWithoutPort[portless] == nil {
+                seenWithoutPort[portless] = index
             }
         }
     }

@@ -310,6 +310,19 @@ struct MessageCase: Sendable, CustomTestStringConvertible {
             severity: .warning,
             fragment: "allows nobody", lineMarker: "- from:"),
         MessageCase(
+            name: "http and https routes of one name",
+            yaml: """
+                policy:
+                  - from: http://a.example.test
+                    to: http://127.0.0.1:1
+                    allow_public_unauthenticated_access: true
+                  - from: https://a.example.test:443
+                    to: http://127.0.0.1:2
+                    allowed_users: [b@example.test]
+                """,
+            key: "policy", severity: .warning, fragment: "decides only requests whose Host ends in :443",
+            lineMarker: "to: http://127.0.0.1:1"),
+        MessageCase(
             name: "duplicate route",
             yaml: """
                 policy:
