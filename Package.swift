@@ -151,7 +151,8 @@ let package = Package(
         // MARK: Policy
 
         .target(
-            name: "PomeriumAuthorize", dependencies: ["CPCRE2", "PomeriumCore"], swiftSettings: hotPathSwiftSettings),
+            name: "PomeriumAuthorize", dependencies: ["CPCRE2", "PomeriumCore", "PomeriumLogging"],
+            swiftSettings: hotPathSwiftSettings),
 
         // MARK: Proxy
 
