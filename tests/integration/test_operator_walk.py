@@ -214,7 +214,8 @@ def split_example(name, port, replacements, tmp_path):
     text = text.replace("/var/lib/pomerium/", f"{tmp_path}/")
     for old, new in replacements.items():
         text = text.replace(old, new)
-    assert "corp.example.com" not in text and ".internal" not in text, text
+    assert "corp.example.com" not in text, text
+    assert ".internal" not in text, text
     path = tmp_path / f"{name}.yaml"
     path.write_text(text)
     return path
@@ -258,8 +259,8 @@ def test_split_examples_sign_in(pomerium_binary, server_certificate, users, repo
 
 def test_split_authenticate_without_routes_warns(pomerium_binary, tmp_path):
     """A v0.7 authenticate service ignored `policy`. Here it redirects only to route hosts, so a
-    split authenticate config without routes would answer every sign-in with 400, and -validate
-    says so."""
+    split authenticate config without routes would reject every sign-in with 400, and -validate
+    warns about it."""
     text = (ROOT / "config/examples/split/authenticate.yaml").read_text()
     path = tmp_path / "authenticate.yaml"
     path.write_text(text[:text.index("# The routes")])
@@ -427,8 +428,8 @@ def test_dashboard_shows_the_session(walk):
     assert page.headers["Content-Type"].startswith("text/html")
     assert page.headers["Cache-Control"] == "no-store"
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
-    for shown in ("alice@example.com", "devs", "Alice", walk.host("authenticate"), walk.host("app"), "Expires"):
-        assert shown in page.text, shown
+    for expected_text in ("alice@example.com", "devs", "Alice", walk.host("authenticate"), walk.host("app"), "Expires"):
+        assert expected_text in page.text, expected_text
     forms = Forms(page.text).forms
     assert set(forms) == {"/.pomerium/sign_out"}, "only administrators get the impersonation form"
     assert forms["/.pomerium/sign_out"]["pomerium_csrf"]
